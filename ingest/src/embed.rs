@@ -1,0 +1,260 @@
+//! The embedding model: fastembed over an ONNX Runtime library loaded at run time.
+//!
+//! A model folder holds `model.onnx`, the four tokenizer JSON files fastembed reads and,
+//! optionally, `zhiku-model.json` (id, dims, prefixes). Two sessions are kept: one for
+//! ingestion batches and one for queries, so a search never waits behind a 32-passage batch.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use std::sync::{Mutex, OnceLock};
+
+use fastembed::{InitOptionsUserDefined, Pooling, QuantizationMode, TextEmbedding, TokenizerFiles, UserDefinedEmbeddingModel};
+use serde::{Deserialize, Serialize};
+
+use crate::split::TokenCount;
+use crate::{Error, Result};
+
+/// What we know about an embedding model; from `zhiku-model.json` when the folder has one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    /// Stable id recorded in each knowledge base (e.g. `multilingual-e5-small`).
+    pub id: String,
+    /// Vector dimensions.
+    pub dims: usize,
+    /// Prepended to questions (e5: `query: `).
+    #[serde(default)]
+    pub query_prefix: String,
+    /// Prepended to chunks (e5: `passage: `).
+    #[serde(default)]
+    pub passage_prefix: String,
+    /// The model's token window.
+    #[serde(default = "default_max_tokens")]
+    pub max_tokens: usize,
+}
+
+fn default_max_tokens() -> usize {
+    512
+}
+
+/// Where the model and the runtime are, and how to run them.
+#[derive(Debug, Clone)]
+pub struct EmbedderConfig {
+    /// Folder with `model.onnx` and the tokenizer files.
+    pub model_dir: PathBuf,
+    /// Path of `libonnxruntime.so`.
+    pub ort_library: PathBuf,
+    /// ONNX Runtime intra-op threads per session (0 = all cores).
+    pub threads: usize,
+    /// Passages per ONNX run.
+    pub batch_size: usize,
+}
+
+/// Embeds passages and queries; shared by ingestion and search.
+pub struct Embedder {
+    info: ModelInfo,
+    passages: Mutex<TextEmbedding>,
+    queries: Mutex<TextEmbedding>,
+    tokenizer: tokenizers::Tokenizer,
+    batch_size: usize,
+}
+
+impl std::fmt::Debug for Embedder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Embedder").field("info", &self.info).finish_non_exhaustive()
+    }
+}
+
+/// The ONNX Runtime library can be loaded once per process; its environment lives as long.
+static ORT_ENV: OnceLock<std::result::Result<ort::environment::Environment, String>> = OnceLock::new();
+
+fn init_ort(library: &Path) -> Result<ort::environment::Environment> {
+    let loaded = ORT_ENV.get_or_init(|| {
+        if !library.is_file() {
+            return Err(format!(
+                "ONNX Runtime library not found at {} (run ./scripts/run or set ZHIKU_ORT_LIBRARY)",
+                library.display()
+            ));
+        }
+        ort::init_from(library)
+            .map_err(|e| format!("cannot load ONNX Runtime from {}: {e}", library.display()))?
+            .with_name("zhiku")
+            .build()
+            .map_err(|e| format!("cannot start ONNX Runtime from {}: {e}", library.display()))
+    });
+    match loaded {
+        Ok(env) => Ok(env.clone()),
+        Err(e) => Err(Error::Model(e.clone())),
+    }
+}
+
+fn read(dir: &Path, name: &str) -> Result<Vec<u8>> {
+    let path = dir.join(name);
+    std::fs::read(&path).map_err(|e| {
+        Error::Model(format!(
+            "cannot read {} ({e}); fetch the models with ./scripts/run or point models_dir at a model folder",
+            path.display()
+        ))
+    })
+}
+
+impl Embedder {
+    /// Load the model in `config.model_dir` with the runtime in `config.ort_library`.
+    pub fn load(config: &EmbedderConfig) -> Result<Self> {
+        let env = init_ort(&config.ort_library)?;
+        let dir = &config.model_dir;
+        let onnx = read(dir, "model.onnx")?;
+        let files = TokenizerFiles {
+            tokenizer_file: read(dir, "tokenizer.json")?,
+            config_file: read(dir, "config.json")?,
+            special_tokens_map_file: read(dir, "special_tokens_map.json")?,
+            tokenizer_config_file: read(dir, "tokenizer_config.json")?,
+        };
+        let tokenizer = tokenizers::Tokenizer::from_bytes(&files.tokenizer_file)
+            .map_err(|e| Error::Model(format!("tokenizer.json in {}: {e}", dir.display())))?;
+        let mut info = read_info(dir)?;
+        let session = |onnx: Vec<u8>| -> Result<TextEmbedding> {
+            let model = UserDefinedEmbeddingModel::new(onnx, files.clone())
+                .with_pooling(Pooling::Mean)
+                .with_quantization(QuantizationMode::None);
+            let mut options = InitOptionsUserDefined::new()
+                .with_environment(env.clone())
+                .with_max_length(info.max_tokens);
+            if config.threads > 0 {
+                options = options.with_intra_threads(config.threads);
+            }
+            TextEmbedding::try_new_from_user_defined(model, options)
+                .map_err(|e| Error::Model(format!("cannot start {}: {e}", dir.display())))
+        };
+        let mut queries = session(onnx.clone())?;
+        let passages = session(onnx)?;
+        let probe = queries
+            .embed(["probe"], None)
+            .map_err(|e| Error::Model(format!("test embedding failed: {e}")))?;
+        let dims = probe.first().map(Vec::len).unwrap_or(0);
+        if info.dims == 0 {
+            info.dims = dims;
+        } else if info.dims != dims {
+            return Err(Error::Model(format!(
+                "zhiku-model.json says {} dimensions but the model produces {dims}",
+                info.dims
+            )));
+        }
+        Ok(Self {
+            info,
+            passages: Mutex::new(passages),
+            queries: Mutex::new(queries),
+            tokenizer,
+            batch_size: config.batch_size.max(1),
+        })
+    }
+
+    /// The model's id, dimensions and prefixes.
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    /// Embed a question (with the query prefix).
+    pub fn embed_query(&self, query: &str) -> Result<Vec<f32>> {
+        let text = format!("{}{}", self.info.query_prefix, query);
+        let mut session = self.queries.lock().map_err(|_| Error::Model("query session poisoned".into()))?;
+        session
+            .embed([text], Some(1))
+            .map_err(|e| Error::Model(e.to_string()))?
+            .pop()
+            .ok_or_else(|| Error::Model("no vector returned".into()))
+    }
+
+    /// Embed a raw text as given, no prefix (for `/v1/embeddings`).
+    pub fn embed_raw(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
+        let mut session = self.queries.lock().map_err(|_| Error::Model("query session poisoned".into()))?;
+        session.embed(texts, Some(self.batch_size)).map_err(|e| Error::Model(e.to_string()))
+    }
+
+    /// Embed passages (with the passage prefix), in input order.
+    ///
+    /// Identical texts are embedded once, and batches are formed from texts of similar
+    /// length so little of each batch is padding; `on_batch(done, total)` reports progress.
+    pub fn embed_passages(&self, texts: &[String], mut on_batch: impl FnMut(usize, usize)) -> Result<Vec<Vec<f32>>> {
+        let mut unique: Vec<&str> = Vec::new();
+        let mut slot_of: HashMap<&str, usize> = HashMap::new();
+        let slots: Vec<usize> = texts
+            .iter()
+            .map(|t| {
+                *slot_of.entry(t.as_str()).or_insert_with(|| {
+                    unique.push(t.as_str());
+                    unique.len() - 1
+                })
+            })
+            .collect();
+        let mut order: Vec<usize> = (0..unique.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(unique[i].len()));
+        let mut vectors: Vec<Vec<f32>> = vec![Vec::new(); unique.len()];
+        let mut done = 0;
+        for batch in order.chunks(self.batch_size) {
+            let inputs: Vec<String> = batch
+                .iter()
+                .map(|&i| format!("{}{}", self.info.passage_prefix, unique[i]))
+                .collect();
+            let out = {
+                let mut session = self
+                    .passages
+                    .lock()
+                    .map_err(|_| Error::Model("passage session poisoned".into()))?;
+                session.embed(inputs, Some(batch.len())).map_err(|e| Error::Model(e.to_string()))?
+            };
+            for (&i, v) in batch.iter().zip(out) {
+                vectors[i] = v;
+            }
+            done += batch.len();
+            on_batch(done, unique.len());
+        }
+        Ok(slots.into_iter().map(|s| vectors[s].clone()).collect())
+    }
+
+    /// The model's tokenizer, without truncation, for sizing chunks.
+    pub fn tokens(&self) -> &dyn TokenCount {
+        self
+    }
+}
+
+impl TokenCount for Embedder {
+    fn count(&self, text: &str) -> usize {
+        self.tokenizer
+            .encode_fast(text, false)
+            .map(|e| e.len())
+            // A tokenizer failure must not lose text: fall back to a character count,
+            // which over-estimates for CJK and so keeps chunks within the window.
+            .unwrap_or_else(|_| text.chars().count())
+    }
+}
+
+fn read_info(dir: &Path) -> Result<ModelInfo> {
+    let path = dir.join("zhiku-model.json");
+    if path.is_file() {
+        let bytes = std::fs::read(&path)?;
+        return serde_json::from_slice(&bytes).map_err(|e| Error::Model(format!("{}: {e}", path.display())));
+    }
+    // A folder without our description: name it after the folder and probe the dimensions;
+    // e5 models need their prefixes, which their names announce.
+    let id = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "embedding-model".into());
+    let is_e5 = id.to_lowercase().contains("e5");
+    Ok(ModelInfo {
+        dims: 0,
+        query_prefix: if is_e5 { "query: ".into() } else { String::new() },
+        passage_prefix: if is_e5 { "passage: ".into() } else { String::new() },
+        max_tokens: default_max_tokens(),
+        id,
+    })
+}
+
+/// Cosine similarity of two vectors of equal length.
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if na == 0.0 || nb == 0.0 { 0.0 } else { dot / (na * nb) }
+}

@@ -1,0 +1,195 @@
+//! What a file really is, decided from its bytes.
+//!
+//! Names lie (a PNG renamed `.pdf`, a `.txt` that is an executable), so magic bytes decide
+//! first; the extension only tells the text formats apart, which have no magic of their own.
+
+use std::io::Cursor;
+
+use super::{DocKind, accepted_list};
+use crate::{Error, Result};
+
+/// Extensions whose content is plain text in some syntax.
+const TEXT_EXTENSIONS: &[&str] = &["csv", "html", "htm", "md", "markdown", "txt"];
+
+/// How far into a file a PDF header may start (Acrobat's own tolerance).
+const PDF_HEADER_WINDOW: usize = 1024;
+
+/// How much of a text file is looked at to tell text from binary.
+const TEXT_SAMPLE_BYTES: usize = 64 * 1024;
+
+/// Decide the kind from the content first (magic bytes), using the file name's extension
+/// only to tell text formats apart.
+///
+/// Errors: [`Error::Empty`] for no bytes or only whitespace; [`Error::Unsupported`] for
+/// known binary types, zips that are neither DOCX nor XLSX, binary data and content that
+/// contradicts a binary extension (a `.pdf` that isn't a PDF); [`Error::Corrupt`] for a
+/// `.docx`/`.xlsx` whose zip directory can't be read.
+pub fn detect_kind(file_name: &str, bytes: &[u8]) -> Result<DocKind> {
+    let ext = extension(file_name);
+    let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(Error::Empty);
+    }
+    if is_pdf(bytes, ext.as_deref()) {
+        return Ok(DocKind::Pdf);
+    }
+    if is_zip(bytes) {
+        return zip_kind(bytes, ext.as_deref());
+    }
+    if let Some(kind) = infer::get(bytes).filter(|t| t.matcher_type() != infer::MatcherType::Text) {
+        return Err(unsupported(kind.mime_type()));
+    }
+    if !looks_like_text(bytes) {
+        return Err(unsupported("binary data"));
+    }
+    Ok(match ext.as_deref() {
+        Some("md" | "markdown") => DocKind::Markdown,
+        Some("html" | "htm") => DocKind::Html,
+        Some("csv") => DocKind::Csv,
+        // Text under a binary format's name: a `.pdf` that says "hello" is not a broken PDF.
+        Some("pdf" | "docx" | "xlsx") => return Err(unsupported("text/plain")),
+        _ if starts_like_html(body) => DocKind::Html,
+        _ => DocKind::Text,
+    })
+}
+
+fn unsupported(detected: &str) -> Error {
+    Error::Unsupported { detected: detected.to_owned(), accepted: accepted_list() }
+}
+
+/// The lowercase extension, if the name has one.
+fn extension(file_name: &str) -> Option<String> {
+    let base = file_name.rsplit(['/', '\\']).next().unwrap_or(file_name);
+    let (stem, ext) = base.rsplit_once('.')?;
+    (!stem.is_empty() && !ext.is_empty()).then(|| ext.to_ascii_lowercase())
+}
+
+/// `%PDF-` at the start, after whitespace/BOM/NUL padding, or (unless the name says it is a
+/// text format, where the string may just be quoted) after any junk in the first 1 KB.
+fn is_pdf(bytes: &[u8], ext: Option<&str>) -> bool {
+    let window = bytes.get(..PDF_HEADER_WINDOW + 5).unwrap_or(bytes);
+    let Some(at) = window.windows(5).position(|w| w == b"%PDF-") else {
+        return false;
+    };
+    let padding_only = window[..at].iter().all(|b| b.is_ascii_whitespace() || matches!(b, 0 | 0xEF | 0xBB | 0xBF | 0xFE | 0xFF));
+    padding_only || !ext.is_some_and(|e| TEXT_EXTENSIONS.contains(&e))
+}
+
+fn is_zip(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(b"PK\x05\x06") || bytes.starts_with(b"PK\x07\x08")
+}
+
+/// DOCX and XLSX are zips told apart by their main part.
+fn zip_kind(bytes: &[u8], ext: Option<&str>) -> Result<DocKind> {
+    let archive = match zip::ZipArchive::new(Cursor::new(bytes)) {
+        Ok(archive) => archive,
+        Err(e) => {
+            return Err(match ext {
+                Some(kind @ ("docx" | "xlsx")) => Error::Corrupt { kind: kind.to_owned(), detail: e.to_string() },
+                _ => unsupported("application/zip"),
+            });
+        }
+    };
+    if archive.index_for_name("word/document.xml").is_some() {
+        Ok(DocKind::Docx)
+    } else if archive.index_for_name("xl/workbook.xml").is_some() {
+        Ok(DocKind::Xlsx)
+    } else {
+        Err(unsupported("application/zip"))
+    }
+}
+
+/// Text has no NULs (unless it is UTF-16 with a BOM) and almost no C0 control bytes.
+fn looks_like_text(bytes: &[u8]) -> bool {
+    if bytes.starts_with(b"\xFF\xFE") || bytes.starts_with(b"\xFE\xFF") {
+        return true;
+    }
+    if bytes.contains(&0) {
+        return false;
+    }
+    let sample = bytes.get(..TEXT_SAMPLE_BYTES).unwrap_or(bytes);
+    let controls = sample.iter().filter(|&&b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x0c | 0x1b)).count();
+    controls * 20 <= sample.len()
+}
+
+fn starts_like_html(body: &[u8]) -> bool {
+    let start = body.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(body.len());
+    let head = body.get(start..start + 14).unwrap_or(&body[start..]).to_ascii_lowercase();
+    head.starts_with(b"<!doctype html") || head.starts_with(b"<html")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn detected(result: Result<DocKind>) -> String {
+        match result {
+            Err(Error::Unsupported { detected, .. }) => detected,
+            other => panic!("expected Unsupported, got {other:?}"),
+        }
+    }
+
+    fn zip_with(names: &[&str]) -> Vec<u8> {
+        let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        for name in names {
+            writer.start_file(*name, zip::write::SimpleFileOptions::default()).unwrap();
+            writer.write_all(b"<x/>").unwrap();
+        }
+        writer.finish().unwrap().into_inner()
+    }
+
+    #[test]
+    fn pdf_magic_wins_over_the_name() {
+        assert_eq!(detect_kind("report.txt", b"%PDF-1.7\n...").unwrap(), DocKind::Pdf);
+        assert_eq!(detect_kind("x", b"\xEF\xBB\xBF \r\n%PDF-1.4").unwrap(), DocKind::Pdf);
+        assert_eq!(detect_kind("x.pdf", b"junk junk %PDF-1.4").unwrap(), DocKind::Pdf);
+        // A note that quotes the header is still a note.
+        assert_eq!(detect_kind("notes.md", b"PDFs start with %PDF-1.7").unwrap(), DocKind::Markdown);
+    }
+
+    #[test]
+    fn zips_are_told_apart_by_their_main_part() {
+        assert_eq!(detect_kind("a.bin", &zip_with(&["word/document.xml"])).unwrap(), DocKind::Docx);
+        assert_eq!(detect_kind("a.docx", &zip_with(&["xl/workbook.xml"])).unwrap(), DocKind::Xlsx);
+        assert_eq!(detected(detect_kind("a.docx", &zip_with(&["a.txt"]))), "application/zip");
+        assert!(matches!(detect_kind("a.docx", b"PK\x03\x04broken"), Err(Error::Corrupt { .. })));
+        assert_eq!(detected(detect_kind("a.zip", b"PK\x03\x04broken")), "application/zip");
+    }
+
+    #[test]
+    fn binary_types_are_named() {
+        let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01";
+        assert_eq!(detected(detect_kind("chart.pdf", png)), "image/png");
+        assert_eq!(detected(detect_kind("x.txt", b"MZ\x90\0\x03\0\0\0")), "application/vnd.microsoft.portable-executable");
+        assert_eq!(detected(detect_kind("x.txt", b"abc\0def")), "binary data");
+        assert_eq!(detected(detect_kind("x.txt", &[1u8, 2, 3, 4, 5, 6, b'a'])), "binary data");
+    }
+
+    #[test]
+    fn text_kinds_come_from_the_extension() {
+        assert_eq!(detect_kind("a.MD", b"# hi").unwrap(), DocKind::Markdown);
+        assert_eq!(detect_kind("a.markdown", b"hi").unwrap(), DocKind::Markdown);
+        assert_eq!(detect_kind("a.htm", b"<p>hi").unwrap(), DocKind::Html);
+        assert_eq!(detect_kind("a.csv", b"a,b\n1,2").unwrap(), DocKind::Csv);
+        assert_eq!(detect_kind("a.txt", "你好".as_bytes()).unwrap(), DocKind::Text);
+        assert_eq!(detect_kind("README", b"hi").unwrap(), DocKind::Text);
+        assert_eq!(detect_kind("page", b"  <!DOCTYPE html><p>x").unwrap(), DocKind::Html);
+        assert_eq!(detect_kind("a.txt", b"\xFF\xFEh\0i\0").unwrap(), DocKind::Text);
+        assert_eq!(detected(detect_kind("a.pdf", b"hello")), "text/plain");
+    }
+
+    #[test]
+    fn nothing_is_empty() {
+        assert!(matches!(detect_kind("a.pdf", b""), Err(Error::Empty)));
+        assert!(matches!(detect_kind("a.txt", b"\xEF\xBB\xBF \r\n\t"), Err(Error::Empty)));
+    }
+
+    #[test]
+    fn extensions() {
+        assert_eq!(extension("dir.v2/Report.PDF").as_deref(), Some("pdf"));
+        assert_eq!(extension(".bashrc"), None);
+        assert_eq!(extension("noext"), None);
+    }
+}

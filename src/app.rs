@@ -1,0 +1,143 @@
+//! `AppState`: the services built once from [`Config`], shared by the server and the CLI.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use ingest::embed::{Embedder, EmbedderConfig};
+use ingest::extract::ExtractLimits;
+use ingest::jobs::JobQueue;
+use ingest::pipeline::Pipeline;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::services::indexing::{IndexRegistry, IndexingSink};
+use crate::services::knowledge::KnowledgeService;
+use crate::services::search::SearchService;
+use crate::store::Store;
+
+/// Everything a request or a command needs.
+#[derive(Clone)]
+pub struct AppState {
+    /// Configuration.
+    pub config: Arc<Config>,
+    /// Database.
+    pub store: Store,
+    /// Job queue.
+    pub queue: JobQueue,
+    /// Index registry.
+    pub indexes: Arc<IndexRegistry>,
+    /// KBs, documents, chunks.
+    pub knowledge: Arc<KnowledgeService>,
+    /// Hit testing.
+    pub search: Arc<SearchService>,
+    /// Pipeline (embedder + limits).
+    pub pipeline: Pipeline,
+    /// The admin token in force.
+    pub admin_token: Arc<str>,
+}
+
+/// Load the embedding model the config names.
+pub fn load_embedder(config: &Config) -> Result<Embedder> {
+    Embedder::load(&EmbedderConfig {
+        model_dir: config.embedding_model_dir(),
+        ort_library: config.ort_library(),
+        threads: config.embedding.threads,
+        batch_size: config.embedding.batch_size,
+    })
+    .map_err(|e| Error::ModelUnavailable(e.to_string()))
+}
+
+impl AppState {
+    /// Open the database, load the model and build the services. `read_only` when another
+    /// process (the server) owns the indexes.
+    pub async fn build(config: Config, admin_token: String, read_only: bool) -> Result<Self> {
+        let store = Store::open(&config.database_path()).await?;
+        let embedder = Arc::new(tokio::task::spawn_blocking({
+            let c = config.clone();
+            move || load_embedder(&c)
+        })
+        .await??);
+        let queue = JobQueue::new(store.pool.clone(), config.ingest.max_attempts);
+        let indexes = Arc::new(IndexRegistry::new(
+            store.clone(),
+            config.data_dir.clone(),
+            &config.search,
+            read_only,
+        ));
+        let pipeline = Pipeline {
+            embedder: embedder.clone(),
+            limits: ExtractLimits {
+                timeout_ms: config.ingest.extract_timeout_ms,
+                max_uncompressed_bytes: config.ingest.max_uncompressed_bytes,
+                max_archive_entries: config.ingest.max_archive_entries,
+            },
+        };
+        let knowledge = Arc::new(KnowledgeService {
+            store: store.clone(),
+            indexes: indexes.clone(),
+            queue: queue.clone(),
+            pipeline: pipeline.clone(),
+            data_dir: config.data_dir.clone(),
+            max_upload_bytes: config.ingest.max_upload_bytes,
+        });
+        let search = Arc::new(SearchService {
+            store: store.clone(),
+            indexes: indexes.clone(),
+            embedder,
+            config: config.search.clone(),
+        });
+        Ok(Self {
+            config: Arc::new(config),
+            store,
+            queue,
+            indexes,
+            knowledge,
+            search,
+            pipeline,
+            admin_token: admin_token.into(),
+        })
+    }
+
+    /// The sink ingestion workers write through.
+    pub fn sink(&self) -> IndexingSink {
+        IndexingSink {
+            store: self.store.clone(),
+            indexes: self.indexes.clone(),
+            data_dir: self.config.data_dir.clone(),
+        }
+    }
+}
+
+/// The admin token: from config, or the one stored in the data dir, or a new one (stored,
+/// and returned with `true` so the caller can print it once).
+pub fn admin_token(config: &Config) -> Result<(String, bool)> {
+    if !config.admin_token.is_empty() {
+        return Ok((config.admin_token.clone(), false));
+    }
+    let path = config.data_dir.join("admin_token");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let t = existing.trim();
+        if !t.is_empty() {
+            return Ok((t.to_string(), false));
+        }
+    }
+    std::fs::create_dir_all(&config.data_dir)?;
+    let token = format!("zk-admin-{}", hex::encode(rand::random::<[u8; 24]>()));
+    write_private(&path, &token)?;
+    Ok((token, true))
+}
+
+fn write_private(path: &Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut f = options.open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    Ok(())
+}

@@ -1,0 +1,76 @@
+//! `zhiku doctor`: what this installation has — models and their sizes, the ONNX Runtime
+//! library, threads, GPU offload, the data dir — and whether the model loads.
+
+use std::path::Path;
+use std::time::Instant;
+
+use clap::Args;
+use serde_json::json;
+
+use super::print_json;
+use crate::app::load_embedder;
+use crate::config::Config;
+use crate::error::Result;
+use crate::lock::DataDirLock;
+
+/// Arguments of `zhiku doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn size(path: &Path) -> Option<u64> {
+    std::fs::metadata(path).ok().map(|m| m.len())
+}
+
+fn describe(path: &Path) -> String {
+    match size(path) {
+        Some(n) => format!("{} ({:.1} MB)", path.display(), n as f64 / 1e6),
+        None => format!("{} (MISSING)", path.display()),
+    }
+}
+
+pub(super) async fn run(config: Config, args: DoctorArgs) -> Result<()> {
+    let model_dir = config.embedding_model_dir();
+    let files = ["model.onnx", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "config.json"];
+    let ort = config.ort_library();
+    let started = Instant::now();
+    let c = config.clone();
+    let loaded = tokio::task::spawn_blocking(move || load_embedder(&c)).await?;
+    let load_ms = started.elapsed().as_millis();
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let server_running = DataDirLock::try_acquire(&config.data_dir)?.is_none();
+    let db = config.database_path();
+    let report = json!({
+        "embedding_model_dir": model_dir.display().to_string(),
+        "embedding_files": files.iter().map(|f| json!({"file": f, "bytes": size(&model_dir.join(f))})).collect::<Vec<_>>(),
+        "ort_library": ort.display().to_string(),
+        "ort_library_bytes": size(&ort),
+        "embedding_loaded": loaded.as_ref().map(|e| json!({"id": e.info().id, "dims": e.info().dims, "load_ms": load_ms})).map_err(|e| e.to_string()),
+        "cpu_threads": threads,
+        "embedding_threads": if config.embedding.threads == 0 { threads } else { config.embedding.threads },
+        "gpu_offload": "none: embeddings run on the CPU (ONNX Runtime CPU provider)",
+        "data_dir": config.data_dir.display().to_string(),
+        "database_bytes": size(&db),
+        "server_running": server_running,
+    });
+    if args.json {
+        return print_json(&report);
+    }
+    println!("embedding model  {}", model_dir.display());
+    for f in files {
+        println!("  {}", describe(&model_dir.join(f)));
+    }
+    println!("onnx runtime     {}", describe(&ort));
+    match &loaded {
+        Ok(e) => println!("model loads      ok: {} ({} dims) in {load_ms} ms", e.info().id, e.info().dims),
+        Err(e) => println!("model loads      FAILED: {e}"),
+    }
+    println!("threads          {threads} cores; embedding uses {}", report["embedding_threads"]);
+    println!("gpu offload      none (embeddings run on the CPU)");
+    println!("data dir         {} (database {})", config.data_dir.display(), describe(&db));
+    println!("server           {}", if server_running { "running on this data dir" } else { "not running" });
+    loaded.map(|_| ())
+}

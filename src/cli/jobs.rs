@@ -1,0 +1,44 @@
+//! `zhiku jobs`: the ingestion queue.
+
+use clap::Args;
+
+use super::{print_json, reader_state};
+use crate::config::Config;
+use crate::error::Result;
+
+/// Arguments of `zhiku jobs`.
+#[derive(Debug, Args)]
+pub struct JobsArgs {
+    /// How many (newest first).
+    #[arg(long, default_value_t = 50)]
+    limit: i64,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(super) async fn run(config: Config, args: JobsArgs) -> Result<()> {
+    let (state, _lock) = reader_state(config).await?;
+    let jobs = state.queue.list(None, args.limit).await?;
+    if args.json {
+        return print_json(&jobs);
+    }
+    if jobs.is_empty() {
+        println!("no jobs");
+    }
+    for j in jobs {
+        let doc = state.store.document(None, &j.document_id).await.ok();
+        let name = doc.map(|d| d.name).unwrap_or_else(|| "(deleted)".into());
+        let error = j.error_message.map(|e| format!("  {e}")).unwrap_or_default();
+        println!(
+            "{:>6}  {:<10} {:>3.0}%  tries {}  {}{}",
+            j.job_id,
+            format!("{:?}", j.status).to_lowercase(),
+            j.progress * 100.0,
+            j.attempts,
+            name,
+            error
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,101 @@
+//! The admin CLI: one subcommand per file, each calling the same services as HTTP.
+//!
+//! Commands that only read (`kb list`, `search`, `jobs`, `doctor`) work beside a running
+//! server; commands that write indexes (`ingest`, `reindex`, `kb delete`) take the data dir
+//! lock and say clearly when the server holds it.
+
+mod doctor;
+mod ingest_files;
+mod jobs;
+mod kb;
+mod reindex;
+mod search;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::app::{AppState, admin_token};
+use crate::config::Config;
+use crate::error::Result;
+use crate::lock::DataDirLock;
+
+/// zhiku: local knowledge bases with hybrid search (and, soon, bots that answer from them).
+#[derive(Debug, Parser)]
+#[command(name = "zhiku", version, about)]
+pub struct Cli {
+    /// A config file layered over the defaults (env ZHIKU_* still wins).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server and the ingestion workers.
+    Serve,
+    /// Create, list or delete knowledge bases.
+    #[command(subcommand)]
+    Kb(kb::KbCommand),
+    /// Ingest files or folders into a knowledge base (the same pipeline as uploads).
+    Ingest(ingest_files::IngestArgs),
+    /// Search a knowledge base (hit testing).
+    Search(search::SearchArgs),
+    /// Show the ingestion queue.
+    Jobs(jobs::JobsArgs),
+    /// Rebuild BM25 and vector indexes from SQLite (optionally re-embedding).
+    Reindex(reindex::ReindexArgs),
+    /// Check models, runtime, data dir and indexes.
+    Doctor(doctor::DoctorArgs),
+}
+
+/// Run a parsed command.
+pub async fn run(cli: Cli) -> Result<()> {
+    let config = Config::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Serve => crate::server::serve(config).await,
+        Command::Kb(cmd) => kb::run(config, cmd).await,
+        Command::Ingest(args) => ingest_files::run(config, args).await,
+        Command::Search(args) => search::run(config, args).await,
+        Command::Jobs(args) => jobs::run(config, args).await,
+        Command::Reindex(args) => reindex::run(config, args).await,
+        Command::Doctor(args) => doctor::run(config, args).await,
+    }
+}
+
+/// State for a command that writes: holds the data dir lock for as long as it lives.
+pub(crate) async fn writer_state(config: Config) -> Result<(AppState, DataDirLock)> {
+    let lock = DataDirLock::acquire(&config.data_dir)?;
+    let (token, _) = admin_token(&config)?;
+    Ok((AppState::build(config, token, false).await?, lock))
+}
+
+/// State for a command that reads: beside a running server it reads its indexes without
+/// writing them.
+pub(crate) async fn reader_state(config: Config) -> Result<(AppState, Option<DataDirLock>)> {
+    let lock = DataDirLock::try_acquire(&config.data_dir)?;
+    let read_only = lock.is_none();
+    let token = config.admin_token.clone();
+    Ok((AppState::build(config, token, read_only).await?, lock))
+}
+
+/// Print a value as pretty JSON.
+pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| crate::error::Error::Internal(e.to_string()))?;
+    println!("{text}");
+    Ok(())
+}
+
+/// A progress bar in zhiku's style.
+pub(crate) fn progress_bar(total: u64, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(total);
+    let style = indicatif::ProgressStyle::with_template("{spinner} {msg:<12} [{bar:30}] {pos}/{len} {elapsed_precise}")
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_message(what.to_string());
+    bar
+}

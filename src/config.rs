@@ -1,0 +1,179 @@
+//! The one configuration: `config.toml` compiled in as defaults, an optional `--config`
+//! file over it, then `ZHIKU_*` environment variables (`__` nests: `ZHIKU_INGEST__WORKERS`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+const DEFAULTS: &str = include_str!("../config.toml");
+
+/// Everything zhiku can be told; see `config.toml` for what each key means.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// HTTP listen address.
+    pub bind: String,
+    /// Data directory (SQLite, files, indexes).
+    pub data_dir: PathBuf,
+    /// Models directory.
+    pub models_dir: PathBuf,
+    /// Admin bearer token; empty = generate and store on first start.
+    pub admin_token: String,
+    /// Embedding model settings.
+    pub embedding: EmbeddingConfig,
+    /// Ingestion settings.
+    pub ingest: IngestConfig,
+    /// Search settings.
+    pub search: SearchConfig,
+}
+
+/// `[embedding]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddingConfig {
+    /// Model folder name under `models_dir`, or a path.
+    pub model: String,
+    /// ONNX Runtime library path; empty = the one `./scripts/run` fetches.
+    pub ort_library: String,
+    /// Threads per ONNX session (0 = all cores).
+    pub threads: usize,
+    /// Passages per batch.
+    pub batch_size: usize,
+}
+
+/// `[ingest]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Concurrent jobs.
+    pub workers: usize,
+    /// Upload size cap.
+    pub max_upload_bytes: u64,
+    /// Extraction time limit.
+    pub extract_timeout_ms: u64,
+    /// Zip container cap on uncompressed bytes.
+    pub max_uncompressed_bytes: u64,
+    /// Zip container cap on entries.
+    pub max_archive_entries: usize,
+    /// Crash-interrupted attempts before a job fails.
+    pub max_attempts: i64,
+}
+
+/// `[search]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchConfig {
+    /// Default number of results.
+    pub top_k: usize,
+    /// Candidates per retriever.
+    pub candidates: usize,
+    /// RRF constant.
+    pub rrf_k: f32,
+    /// HNSW ef at query time.
+    pub hnsw_ef_search: usize,
+    /// HNSW max connections per node.
+    pub hnsw_max_connections: usize,
+    /// HNSW ef at build time.
+    pub hnsw_ef_construction: usize,
+    /// Save the vector index after this many new points.
+    pub hnsw_save_every_points: usize,
+}
+
+impl Config {
+    /// Defaults < `file` < environment.
+    pub fn load(file: Option<&Path>) -> Result<Self> {
+        let mut figment = Figment::from(Toml::string(DEFAULTS));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(Error::Config(format!("config file {} not found", path.display())));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        Self::from_figment(figment.merge(Env::prefixed("ZHIKU_").split("__")))
+    }
+
+    fn from_figment(figment: Figment) -> Result<Self> {
+        let config: Config = figment.extract().map_err(|e| Error::Config(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<()> {
+        self.bind
+            .parse::<SocketAddr>()
+            .map_err(|e| Error::Config(format!("bind = {:?} is not host:port ({e})", self.bind)))?;
+        if self.ingest.workers == 0 {
+            return Err(Error::Config("ingest.workers must be at least 1".into()));
+        }
+        if self.search.top_k == 0 || self.search.candidates == 0 {
+            return Err(Error::Config("search.top_k and search.candidates must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    /// The embedding model folder.
+    pub fn embedding_model_dir(&self) -> PathBuf {
+        let model = Path::new(&self.embedding.model);
+        if model.is_absolute() || model.components().count() > 1 {
+            model.to_path_buf()
+        } else {
+            self.models_dir.join(model)
+        }
+    }
+
+    /// The ONNX Runtime library file.
+    pub fn ort_library(&self) -> PathBuf {
+        if self.embedding.ort_library.is_empty() {
+            self.models_dir.join("onnxruntime").join("libonnxruntime.so.1.31.1")
+        } else {
+            PathBuf::from(&self.embedding.ort_library)
+        }
+    }
+
+    /// The SQLite database file.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("zhiku.db")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_config_parses() {
+        let c = Config::from_figment(Figment::from(Toml::string(DEFAULTS))).unwrap();
+        assert_eq!(c.bind, "127.0.0.1:8080");
+        assert_eq!(c.search.rrf_k, 60.0);
+        assert_eq!(c.embedding_model_dir(), PathBuf::from("models/multilingual-e5-small"));
+    }
+
+    #[test]
+    fn environment_overrides_nested_keys() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("ZHIKU_BIND", "127.0.0.1:9999");
+            jail.set_env("ZHIKU_INGEST__WORKERS", "4");
+            jail.set_env("ZHIKU_ADMIN_TOKEN", "secret");
+            let c = Config::load(None).unwrap();
+            assert_eq!(c.bind, "127.0.0.1:9999");
+            assert_eq!(c.ingest.workers, 4);
+            assert_eq!(c.admin_token, "secret");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_values_are_reported() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("ZHIKU_BIND", "nowhere");
+            let err = Config::load(None).unwrap_err().to_string();
+            assert!(err.contains("not host:port"), "{err}");
+            Ok(())
+        });
+    }
+}

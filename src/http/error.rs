@@ -1,0 +1,61 @@
+//! Turning [`Error`] into HTTP: one JSON shape, `{"error": {code, message, type}}`
+//! (OpenAI-like), with the status chosen by the error's code. Internal errors are logged
+//! here, once, and answered without their details.
+
+use axum::Json;
+use axum::extract::FromRequest;
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::error::Error;
+
+/// The HTTP status for an error code.
+pub fn status_of(error: &Error) -> StatusCode {
+    match error.code() {
+        "invalid_input" | "invalid_settings" | "config" => StatusCode::BAD_REQUEST,
+        "unauthorized" => StatusCode::UNAUTHORIZED,
+        "not_found" => StatusCode::NOT_FOUND,
+        "conflict" | "model_mismatch" => StatusCode::CONFLICT,
+        "payload_too_large" | "too_large" => StatusCode::PAYLOAD_TOO_LARGE,
+        "unsupported_type" => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "busy" | "model_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
+        "empty" | "encrypted" | "no_text" | "corrupt" | "extractor_panicked" | "timed_out" => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = status_of(&self);
+        let message = if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
+            tracing::error!(code = self.code(), error = %self, "request failed");
+            "internal error; see the server log".to_string()
+        } else {
+            self.to_string()
+        };
+        let kind = if status.is_client_error() { "invalid_request_error" } else { "server_error" };
+        let body = json!({"error": {"code": self.code(), "message": message, "type": kind}});
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(axum::http::header::WWW_AUTHENTICATE, axum::http::HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+/// `Json` whose rejections use our error shape.
+#[derive(Debug, FromRequest)]
+#[from_request(via(axum::Json), rejection(Error))]
+pub struct AppJson<T>(pub T);
+
+impl From<JsonRejection> for Error {
+    fn from(rejection: JsonRejection) -> Self {
+        Error::InvalidInput(format!("invalid JSON body: {}", rejection.body_text()))
+    }
+}

@@ -1,0 +1,43 @@
+//! The HTTP API: one router per resource, merged here, with the admin guard over `/api`.
+
+pub mod auth;
+pub mod documents;
+pub mod error;
+pub mod jobs;
+pub mod knowledge;
+
+use axum::http::{HeaderName, Request};
+use axum::routing::get;
+use axum::{Json, Router, middleware};
+use serde_json::json;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::app::AppState;
+use crate::error::Error;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole application router.
+pub fn router(state: AppState) -> Router {
+    let max_body = state.config.ingest.max_upload_bytes as usize + 1024 * 1024;
+    let api = Router::new()
+        .merge(knowledge::router())
+        .merge(documents::router(max_body))
+        .merge(jobs::router())
+        .fallback(|| async { Error::not_found("API route") })
+        .layer(middleware::from_fn_with_state(state.clone(), auth::require_admin));
+    Router::new()
+        .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
+        .nest("/api", api)
+        .fallback(|| async { Error::not_found("page") })
+        .with_state(state)
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                let id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+                tracing::info_span!("http_request", request_id = %id, method = %request.method(), path = %request.uri().path())
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}

@@ -1,0 +1,23 @@
+//! zhiku: a local-first knowledge-base service. A tour, in the order data flows:
+//!
+//! - [`cli`] and [`server`] are the two ways in; both build an [`app::AppState`] from the
+//!   one [`config::Config`].
+//! - [`http`] is the JSON API (one router per resource, admin guard over `/api`).
+//! - [`services`] is what zhiku does: knowledge bases, documents and chunks, keeping
+//!   indexes in step, and search. HTTP and CLI call the same functions.
+//! - [`retrieval`] holds the derived indexes: BM25 with jieba (tantivy) and HNSW vectors,
+//!   and their fusion.
+//! - [`store`] is SQLite, the source of truth. The `ingest` crate turns files into
+//!   embedded chunks and owns the durable job queue.
+//! - [`error`] is the one error type; [`lock`] keeps one writer per data dir.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod lock;
+pub mod retrieval;
+pub mod server;
+pub mod services;
+pub mod store;

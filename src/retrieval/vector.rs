@@ -1,0 +1,271 @@
+//! Semantic retrieval: an HNSW graph (hnsw_rs) per knowledge base, keyed by chunk `seq`.
+//!
+//! hnsw_rs cannot delete points. Keying by `seq` (bumped on every chunk change) makes a
+//! stale point harmless: its seq no longer exists in SQLite, so the search service drops
+//! it. `zhiku reindex` compacts the graph. The graph lives in memory and is dumped to disk
+//! every so often; after a crash the points newer than the dump are replayed from SQLite.
+
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+
+use hnsw_rs::prelude::{AnnT, Distance, Hnsw, HnswIo};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Cosine distance for L2-normalised vectors, clamped at 0 (hnsw_rs's `DistDot` asserts
+/// on the tiny negative values rounding gives for identical vectors).
+#[derive(Default, Clone, Copy, Debug)]
+pub struct UnitCosine;
+
+impl Distance<f32> for UnitCosine {
+    fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
+        let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+        (1.0 - dot).max(0.0)
+    }
+}
+
+/// Graph parameters.
+#[derive(Debug, Clone, Copy)]
+pub struct HnswParams {
+    /// Max connections per node.
+    pub max_connections: usize,
+    /// Build breadth.
+    pub ef_construction: usize,
+}
+
+/// What is saved beside the graph.
+#[derive(Debug, Serialize, Deserialize)]
+struct Meta {
+    dims: usize,
+    applied_seq: i64,
+    points: usize,
+}
+
+const BASENAME: &str = "hnsw";
+const MAX_LAYERS: usize = 16;
+
+/// The vector index of one KB.
+pub struct VectorIndex {
+    dir: PathBuf,
+    dims: usize,
+    params: HnswParams,
+    graph: RwLock<Hnsw<'static, f32, UnitCosine>>,
+    applied_seq: AtomicI64,
+    points: AtomicUsize,
+    unsaved_points: AtomicUsize,
+}
+
+fn new_graph(params: HnswParams, capacity: usize) -> Hnsw<'static, f32, UnitCosine> {
+    Hnsw::new(params.max_connections, capacity.max(10_000), MAX_LAYERS, params.ef_construction, UnitCosine)
+}
+
+impl VectorIndex {
+    /// Open the saved graph in `dir`, or start an empty one when there is none (or it is
+    /// unreadable: SQLite has everything to rebuild it, which the caller then does).
+    pub fn open(dir: &Path, dims: usize, params: HnswParams) -> Result<Self> {
+        let old = dir.with_extension("old");
+        if !dir.exists() && old.exists() {
+            // A save was interrupted between its two renames: the previous graph is whole.
+            std::fs::rename(&old, dir)?;
+        }
+        let loaded = match Self::load(dir, dims) {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "vector index unreadable; it will be rebuilt from SQLite");
+                None
+            }
+        };
+        let (graph, meta) = loaded.unwrap_or_else(|| {
+            (
+                new_graph(params, 0),
+                Meta {
+                    dims,
+                    applied_seq: 0,
+                    points: 0,
+                },
+            )
+        });
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            dims,
+            params,
+            graph: RwLock::new(graph),
+            applied_seq: AtomicI64::new(meta.applied_seq),
+            points: AtomicUsize::new(meta.points),
+            unsaved_points: AtomicUsize::new(0),
+        })
+    }
+
+    fn load(dir: &Path, dims: usize) -> Result<Option<(Hnsw<'static, f32, UnitCosine>, Meta)>> {
+        let meta_path = dir.join("meta.json");
+        if !meta_path.is_file() {
+            return Ok(None);
+        }
+        let meta: Meta = serde_json::from_slice(&std::fs::read(&meta_path)?)
+            .map_err(|e| Error::Index(format!("{}: {e}", meta_path.display())))?;
+        if meta.dims != dims {
+            return Err(Error::Index(format!("saved graph has {} dims, expected {dims}", meta.dims)));
+        }
+        if meta.points == 0 {
+            return Ok(None);
+        }
+        // The loaded graph borrows from its reader; without mmap it owns all its data, so the
+        // small reader is leaked to give the graph a 'static lifetime (once per load).
+        let reader: &'static mut HnswIo = Box::leak(Box::new(HnswIo::new(dir, BASENAME)));
+        let graph = reader
+            .load_hnsw::<f32, UnitCosine>()
+            .map_err(|e| Error::Index(format!("cannot load {}: {e}", dir.display())))?;
+        Ok(Some((graph, meta)))
+    }
+
+    /// The highest chunk seq applied.
+    pub fn applied_seq(&self) -> i64 {
+        self.applied_seq.load(Ordering::SeqCst)
+    }
+
+    /// Points in the graph, stale ones included.
+    pub fn points(&self) -> usize {
+        self.points.load(Ordering::SeqCst)
+    }
+
+    /// Add `(seq, vector)` points and move the mark to `applied_seq`.
+    pub fn insert(&self, points: &[(i64, Vec<f32>)], applied_seq: i64) -> Result<()> {
+        if let Some((_, v)) = points.iter().find(|(_, v)| v.len() != self.dims) {
+            return Err(Error::Index(format!("vector of {} dims in a {}-dim index", v.len(), self.dims)));
+        }
+        let graph = self.graph.read().map_err(|_| Error::Index("vector index poisoned".into()))?;
+        let data: Vec<(&Vec<f32>, usize)> = points.iter().map(|(seq, v)| (v, *seq as usize)).collect();
+        if data.len() > 64 {
+            graph.parallel_insert(&data);
+        } else {
+            for (v, id) in data {
+                graph.insert((v.as_slice(), id));
+            }
+        }
+        self.points.fetch_add(points.len(), Ordering::SeqCst);
+        self.unsaved_points.fetch_add(points.len(), Ordering::SeqCst);
+        self.applied_seq.fetch_max(applied_seq, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Move the mark without new points (the changes were deletions).
+    pub fn advance(&self, applied_seq: i64) {
+        self.applied_seq.fetch_max(applied_seq, Ordering::SeqCst);
+    }
+
+    /// Nearest points to `query`: (seq, cosine similarity), best first.
+    pub fn search(&self, query: &[f32], limit: usize, ef_search: usize) -> Result<Vec<(i64, f32)>> {
+        if self.points() == 0 || limit == 0 {
+            return Ok(Vec::new());
+        }
+        if query.len() != self.dims {
+            return Err(Error::Index(format!("query of {} dims in a {}-dim index", query.len(), self.dims)));
+        }
+        let graph = self.graph.read().map_err(|_| Error::Index("vector index poisoned".into()))?;
+        let hits = graph.search(query, limit, ef_search.max(limit));
+        Ok(hits.into_iter().map(|n| (n.d_id as i64, 1.0 - n.distance)).collect())
+    }
+
+    /// Points added since the last save.
+    pub fn unsaved_points(&self) -> usize {
+        self.unsaved_points.load(Ordering::SeqCst)
+    }
+
+    /// Write the graph and its mark to disk: into a fresh folder, then swapped in by rename,
+    /// so a crash leaves either the old or the new graph whole.
+    pub fn save(&self) -> Result<()> {
+        let graph = self.graph.write().map_err(|_| Error::Index("vector index poisoned".into()))?;
+        let points = self.points();
+        let meta = Meta {
+            dims: self.dims,
+            applied_seq: self.applied_seq(),
+            points,
+        };
+        let tmp = self.dir.with_extension("tmp");
+        let old = self.dir.with_extension("old");
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp)?;
+        }
+        std::fs::create_dir_all(&tmp)?;
+        if points > 0 {
+            graph
+                .file_dump(&tmp, BASENAME)
+                .map_err(|e| Error::Index(format!("cannot save vector index: {e}")))?;
+        }
+        let meta_bytes = serde_json::to_vec(&meta).map_err(|e| Error::Index(e.to_string()))?;
+        std::fs::write(tmp.join("meta.json"), meta_bytes)?;
+        sync_dir(&tmp)?;
+        if self.dir.exists() {
+            if old.exists() {
+                std::fs::remove_dir_all(&old)?;
+            }
+            std::fs::rename(&self.dir, &old)?;
+        }
+        std::fs::rename(&tmp, &self.dir)?;
+        if old.exists() {
+            std::fs::remove_dir_all(&old)?;
+        }
+        self.unsaved_points.store(0, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Start over with an empty graph (before a rebuild).
+    pub fn clear(&self, expected_points: usize) -> Result<()> {
+        let mut graph = self.graph.write().map_err(|_| Error::Index("vector index poisoned".into()))?;
+        *graph = new_graph(self.params, expected_points);
+        self.points.store(0, Ordering::SeqCst);
+        self.applied_seq.store(0, Ordering::SeqCst);
+        self.unsaved_points.store(0, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        std::fs::File::open(entry?.path())?.sync_all()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(v: &[f32]) -> Vec<f32> {
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.iter().map(|x| x / n).collect()
+    }
+
+    const PARAMS: HnswParams = HnswParams {
+        max_connections: 16,
+        ef_construction: 100,
+    };
+
+    #[test]
+    fn nearest_point_survives_save_and_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vectors");
+        let idx = VectorIndex::open(&path, 3, PARAMS).unwrap();
+        idx.insert(&[(1, unit(&[1.0, 0.0, 0.0])), (2, unit(&[0.0, 1.0, 0.0])), (3, unit(&[1.0, 1.0, 0.0]))], 3)
+            .unwrap();
+        // Identical vectors must not trip the distance (rounding can make 1 - dot negative).
+        idx.insert(&[(4, unit(&[1.0, 0.0, 0.0]))], 4).unwrap();
+        let hits = idx.search(&unit(&[0.9, 0.1, 0.0]), 2, 16).unwrap();
+        assert!(hits[0].0 == 1 || hits[0].0 == 4, "{hits:?}");
+        idx.save().unwrap();
+        let again = VectorIndex::open(&path, 3, PARAMS).unwrap();
+        assert_eq!(again.applied_seq(), 4);
+        assert_eq!(again.points(), 4);
+        let hits = again.search(&unit(&[0.0, 1.0, 0.1]), 1, 16).unwrap();
+        assert_eq!(hits[0].0, 2);
+    }
+
+    #[test]
+    fn wrong_dimensions_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let idx = VectorIndex::open(&dir.path().join("v"), 3, PARAMS).unwrap();
+        assert!(idx.insert(&[(1, vec![1.0, 0.0])], 1).is_err());
+    }
+}

@@ -1,0 +1,366 @@
+//! Keeping each KB's indexes in step with SQLite, and the [`ingest::pipeline::ChunkSink`]
+//! that stores a processed document.
+//!
+//! Catch-up is the only way indexes change: read chunk rows with `seq` above the index's
+//! mark, apply them, move the mark. It runs after every write, at start-up, and on open,
+//! so a crash at any point is repaired by the next catch-up.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use ingest::jobs::Job;
+use ingest::pipeline::{ChunkSink, ProcessedDocument, SourceDocument};
+use tracing::{info, warn};
+
+use crate::config::SearchConfig;
+use crate::error::{Error, Result};
+use crate::retrieval::bm25::Bm25Change;
+use crate::retrieval::vector::HnswParams;
+use crate::retrieval::{self, KbIndexes};
+use crate::store::Store;
+use crate::store::chunks::NewChunk;
+
+/// Rows read from SQLite per catch-up step.
+const CATCH_UP_PAGE: i64 = 2_000;
+
+/// Open indexes of all KBs, by KB id.
+pub struct IndexRegistry {
+    store: Store,
+    data_dir: PathBuf,
+    params: HnswParams,
+    save_every_points: usize,
+    read_only: bool,
+    open: RwLock<HashMap<String, Arc<KbIndexes>>>,
+}
+
+/// Result of comparing a KB's indexes with SQLite.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Consistency {
+    /// Live chunks in SQLite.
+    pub sqlite_chunks: usize,
+    /// Documents in the BM25 index.
+    pub bm25_docs: usize,
+    /// Live chunks whose current seq is in the vector index.
+    pub vector_hits: usize,
+    /// Whether BM25 holds exactly the live chunk ids.
+    pub bm25_matches: bool,
+}
+
+impl IndexRegistry {
+    /// A registry over `data_dir`; `read_only` for a CLI reading beside a running server
+    /// (catch-up then happens in memory only).
+    pub fn new(store: Store, data_dir: PathBuf, search: &SearchConfig, read_only: bool) -> Self {
+        Self {
+            store,
+            data_dir,
+            params: HnswParams {
+                max_connections: search.hnsw_max_connections,
+                ef_construction: search.hnsw_ef_construction,
+            },
+            save_every_points: search.hnsw_save_every_points,
+            read_only,
+            open: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The indexes of a KB, opened and caught up on first use.
+    pub async fn get(&self, kb_id: &str) -> Result<Arc<KbIndexes>> {
+        if let Some(found) = self.open.read().map_err(poisoned)?.get(kb_id) {
+            return Ok(found.clone());
+        }
+        let kb = self.store.kb(kb_id).await?;
+        let dir = retrieval::kb_dir(&self.data_dir, kb_id);
+        let (params, read_only) = (self.params, self.read_only);
+        let dims = kb.embedding_dims as usize;
+        let opened = tokio::task::spawn_blocking(move || KbIndexes::open_current(&dir, dims, params, read_only)).await??;
+        let indexes = {
+            let mut open = self.open.write().map_err(poisoned)?;
+            open.entry(kb_id.to_string()).or_insert_with(|| Arc::new(opened)).clone()
+        };
+        self.catch_up_indexes(kb_id, &indexes).await?;
+        Ok(indexes)
+    }
+
+    /// Apply SQLite changes newer than the indexes' marks.
+    pub async fn catch_up(&self, kb_id: &str) -> Result<()> {
+        let indexes = self.get(kb_id).await?;
+        self.catch_up_indexes(kb_id, &indexes).await
+    }
+
+    async fn catch_up_indexes(&self, kb_id: &str, indexes: &Arc<KbIndexes>) -> Result<()> {
+        let _guard = indexes.apply_lock.lock().await;
+        let started = Instant::now();
+        if self.read_only {
+            indexes.bm25.refresh()?;
+        }
+        let bm25_mark = indexes.bm25.applied_seq()?;
+        let mut from = bm25_mark.min(indexes.vectors.applied_seq());
+        let mut applied = 0usize;
+        loop {
+            let rows = self.store.changes_since(kb_id, from, CATCH_UP_PAGE).await?;
+            let Some(last) = rows.last().map(|r| r.seq) else { break };
+            applied += rows.len();
+            let idx = indexes.clone();
+            let read_only = self.read_only;
+            tokio::task::spawn_blocking(move || -> Result<()> {
+                let vector_mark = idx.vectors.applied_seq();
+                let changes: Vec<Bm25Change> = rows
+                    .iter()
+                    .filter(|r| r.seq > bm25_mark)
+                    .map(|r| match r.is_live {
+                        true => Bm25Change::Upsert { chunk_id: r.chunk_id, text: r.text.clone() },
+                        false => Bm25Change::Remove { chunk_id: r.chunk_id },
+                    })
+                    .collect();
+                // The CLI beside a running server must not take tantivy's writer lock; it
+                // reads the server's commits instead.
+                if !changes.is_empty() && !read_only {
+                    idx.bm25.apply(&changes, last)?;
+                }
+                let points: Vec<(i64, Vec<f32>)> = rows
+                    .iter()
+                    .filter(|r| r.seq > vector_mark && r.is_live)
+                    .map(|r| (r.seq, r.vector()))
+                    .collect();
+                idx.vectors.insert(&points, last)?;
+                idx.vectors.advance(last);
+                Ok(())
+            })
+            .await??;
+            from = last;
+        }
+        if !self.read_only && indexes.vectors.unsaved_points() >= self.save_every_points {
+            let idx = indexes.clone();
+            tokio::task::spawn_blocking(move || idx.vectors.save()).await??;
+        }
+        if applied > 0 {
+            info!(kb_id, applied, elapsed_ms = started.elapsed().as_millis() as u64, "indexes caught up");
+        }
+        Ok(())
+    }
+
+    /// Save every open vector index that has unsaved points (shutdown, idle).
+    pub async fn save_all(&self) -> Result<()> {
+        if self.read_only {
+            return Ok(());
+        }
+        let all: Vec<Arc<KbIndexes>> = self.open.read().map_err(poisoned)?.values().cloned().collect();
+        for idx in all {
+            let _guard = idx.apply_lock.lock().await;
+            if idx.vectors.unsaved_points() > 0 {
+                let i = idx.clone();
+                tokio::task::spawn_blocking(move || i.vectors.save()).await??;
+            }
+        }
+        Ok(())
+    }
+
+    /// Forget a KB's open indexes and remove its folder (the KB was deleted).
+    pub async fn drop_kb(&self, kb_id: &str) -> Result<()> {
+        self.open.write().map_err(poisoned)?.remove(kb_id);
+        let dir = retrieval::kb_dir(&self.data_dir, kb_id);
+        if dir.exists() {
+            tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await??;
+        }
+        Ok(())
+    }
+
+    /// Build fresh indexes for a KB from SQLite in a new generation and switch to it.
+    /// `progress(done, total)` is called as chunks are added.
+    pub async fn rebuild(&self, kb_id: &str, mut progress: impl FnMut(usize, usize)) -> Result<usize> {
+        if self.read_only {
+            return Err(Error::Busy("cannot rebuild indexes while the server is running".into()));
+        }
+        let kb = self.store.kb(kb_id).await?;
+        let total = kb.chunk_count as usize;
+        let dir = retrieval::kb_dir(&self.data_dir, kb_id);
+        let current = retrieval::current_generation(&dir)?;
+        let generation = current + 1;
+        // Hold the old generation's lock so no catch-up runs against it meanwhile.
+        let old = self.get(kb_id).await.ok();
+        let _guard = match &old {
+            Some(o) => Some(o.apply_lock.lock().await),
+            None => None,
+        };
+        let mark = self.store.max_seq().await?;
+        let (d, params, dims) = (dir.clone(), self.params, kb.embedding_dims as usize);
+        let fresh = Arc::new(
+            tokio::task::spawn_blocking(move || -> Result<KbIndexes> {
+                let gen_dir = d.join(format!("gen-{generation}"));
+                if gen_dir.exists() {
+                    std::fs::remove_dir_all(&gen_dir)?;
+                }
+                KbIndexes::open(&d, generation, dims, params)
+            })
+            .await??,
+        );
+        let mut after = 0i64;
+        let mut done = 0usize;
+        loop {
+            let rows = self.store.live_chunks_page(kb_id, after, CATCH_UP_PAGE).await?;
+            let Some(last) = rows.last().map(|r| r.chunk_id) else { break };
+            after = last;
+            done += rows.len();
+            let idx = fresh.clone();
+            tokio::task::spawn_blocking(move || -> Result<()> {
+                let changes: Vec<Bm25Change> = rows
+                    .iter()
+                    .map(|r| Bm25Change::Upsert { chunk_id: r.chunk_id, text: r.text.clone() })
+                    .collect();
+                idx.bm25.apply(&changes, 0)?;
+                let points: Vec<(i64, Vec<f32>)> = rows.iter().map(|r| (r.seq, r.vector())).collect();
+                idx.vectors.insert(&points, 0)?;
+                Ok(())
+            })
+            .await??;
+            progress(done, total.max(done));
+        }
+        let idx = fresh.clone();
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            idx.bm25.apply(&[], mark)?;
+            idx.vectors.advance(mark);
+            idx.vectors.save()?;
+            retrieval::make_current(&dir, generation)
+        })
+        .await??;
+        drop(_guard);
+        self.open.write().map_err(poisoned)?.remove(kb_id);
+        self.store.purge_tombstones(kb_id).await?;
+        // Changes made during the rebuild (seq > mark) are applied on the next get().
+        self.catch_up(kb_id).await?;
+        Ok(done)
+    }
+
+    /// Compare a KB's indexes with SQLite (tests and `zhiku doctor`).
+    pub async fn check(&self, kb_id: &str) -> Result<Consistency> {
+        let indexes = self.get(kb_id).await?;
+        let live = self.store.live_chunk_ids(kb_id).await?;
+        let bm25_ids = {
+            let idx = indexes.clone();
+            tokio::task::spawn_blocking(move || idx.bm25.all_chunk_ids()).await??
+        };
+        let live_rows = self.store.live_chunks(kb_id, &live, false).await?;
+        let mut vector_hits = 0;
+        for row in &live_rows {
+            let v: Vec<(i64, Vec<u8>)> = sqlx::query_as("SELECT seq, embedding FROM chunk WHERE chunk_id = ?")
+                .bind(row.chunk_id)
+                .fetch_all(&self.store.pool)
+                .await?;
+            if let Some((seq, blob)) = v.first() {
+                let vector = crate::store::blob_to_vector(blob);
+                let hits = indexes.vectors.search(&vector, 10, 64)?;
+                if hits.iter().any(|(s, _)| s == seq) {
+                    vector_hits += 1;
+                }
+            }
+        }
+        Ok(Consistency {
+            sqlite_chunks: live.len(),
+            bm25_docs: bm25_ids.len(),
+            vector_hits,
+            bm25_matches: bm25_ids == live,
+        })
+    }
+}
+
+fn poisoned<T>(_: T) -> Error {
+    Error::Internal("index registry lock poisoned".into())
+}
+
+/// Stores processed documents and indexes them: the server's side of the pipeline.
+pub struct IndexingSink {
+    /// Database.
+    pub store: Store,
+    /// Indexes.
+    pub indexes: Arc<IndexRegistry>,
+    /// Data dir (stored files are relative to it).
+    pub data_dir: PathBuf,
+}
+
+impl IndexingSink {
+    async fn fetch_source(&self, job: &Job) -> Result<SourceDocument> {
+        let doc = self.store.document(None, &job.document_id).await?;
+        let kb = self.store.kb(&doc.kb_id).await?;
+        let split_json = doc.split_json.as_deref().unwrap_or(&kb.split_json);
+        let clean_json = doc.clean_json.as_deref().unwrap_or(&kb.clean_json);
+        let path = self.data_dir.join(&doc.file_path);
+        let bytes = tokio::fs::read(&path)
+            .await
+            .map_err(|e| Error::Internal(format!("stored file {} is missing: {e}", path.display())))?;
+        Ok(SourceDocument {
+            name: doc.name,
+            bytes: bytes.into(),
+            split: serde_json::from_str(split_json).map_err(|e| Error::InvalidInput(e.to_string()))?,
+            clean: serde_json::from_str(clean_json).map_err(|e| Error::InvalidInput(e.to_string()))?,
+        })
+    }
+
+    async fn store_document(&self, job: &Job, doc: ProcessedDocument) -> Result<()> {
+        let chunks: Vec<NewChunk<'_>> = doc
+            .chunks
+            .iter()
+            .map(|c| NewChunk {
+                ordinal: i64::from(c.draft.ordinal),
+                page: c.draft.page.map(i64::from),
+                start_byte: c.draft.start_byte as i64,
+                end_byte: c.draft.end_byte as i64,
+                text: &c.draft.text,
+                token_count: c.draft.token_count as i64,
+                text_sha256: &c.text_sha256,
+                vector: &c.vector,
+            })
+            .collect();
+        self.store
+            .replace_document_chunks(&job.document_id, doc.kind.as_str(), doc.page_count.map(i64::from), &chunks)
+            .await?;
+        self.indexes.catch_up(&job.kb_id).await
+    }
+}
+
+fn to_ingest(e: Error) -> ingest::Error {
+    match e {
+        Error::Ingest(inner) => inner,
+        Error::Database(db) => ingest::Error::Database(db),
+        Error::Io(io) => ingest::Error::Io(io),
+        other => ingest::Error::Sink(other.to_string()),
+    }
+}
+
+impl ChunkSink for IndexingSink {
+    async fn fetch(&self, job: &Job) -> ingest::Result<SourceDocument> {
+        self.fetch_source(job).await.map_err(to_ingest)
+    }
+
+    async fn started(&self, job: &Job) -> ingest::Result<()> {
+        self.store
+            .set_document_status(&job.document_id, "processing", None)
+            .await
+            .map_err(to_ingest)
+    }
+
+    async fn known_vectors(&self, job: &Job, text_sha256: &[String]) -> ingest::Result<HashMap<String, Vec<f32>>> {
+        self.store
+            .vectors_by_text_sha256(&job.kb_id, text_sha256)
+            .await
+            .map_err(to_ingest)
+    }
+
+    async fn write(&self, job: &Job, doc: ProcessedDocument) -> ingest::Result<()> {
+        self.store_document(job, doc).await.map_err(to_ingest)
+    }
+
+    async fn failed(&self, job: &Job, error: &ingest::Error) -> ingest::Result<()> {
+        let message = error.to_string();
+        if let Err(e) = self
+            .store
+            .set_document_status(&job.document_id, "failed", Some((error.code(), &message)))
+            .await
+        {
+            warn!(error = %e, "cannot record the failure on the document");
+            return Err(to_ingest(e));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,605 @@
+//! Knowledge bases, documents and chunks: what users create, upload, list, edit and delete.
+//!
+//! An upload is stored under a fresh UUID (written to a `.part` file, fsynced, renamed)
+//! before the document row and its job are inserted in one transaction, so a crash never
+//! leaves a job without its file.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ingest::clean::CleanSettings;
+use ingest::embed::Embedder;
+use ingest::extract::{ACCEPTED_EXTENSIONS, detect_kind};
+use ingest::jobs::JobQueue;
+use ingest::pipeline::{Pipeline, SourceDocument, sha256_hex};
+use ingest::split::{ChunkDraft, SplitSettings};
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt;
+use tracing::instrument;
+
+use super::indexing::IndexRegistry;
+use crate::error::{Error, Result};
+use crate::store::Store;
+use crate::store::chunks::ChunkRow;
+use crate::store::documents::{DocumentRow, NewDocument};
+use crate::store::kbs::{KbRow, NewKb};
+
+/// The knowledge service.
+pub struct KnowledgeService {
+    /// Database.
+    pub store: Store,
+    /// Indexes.
+    pub indexes: Arc<IndexRegistry>,
+    /// Queue (to wake workers).
+    pub queue: JobQueue,
+    /// Pipeline (for previews and chunk edits).
+    pub pipeline: Pipeline,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Upload cap.
+    pub max_upload_bytes: u64,
+}
+
+/// A knowledge base as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct KbView {
+    /// Id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Default split settings.
+    pub split: SplitSettings,
+    /// Default clean settings.
+    pub clean: CleanSettings,
+    /// Embedding model the vectors come from.
+    pub embedding_model: String,
+    /// Its dimensions.
+    pub embedding_dims: i64,
+    /// Documents.
+    pub document_count: i64,
+    /// Live chunks.
+    pub chunk_count: i64,
+    /// Created.
+    pub created_at: String,
+    /// Updated.
+    pub updated_at: String,
+}
+
+impl TryFrom<KbRow> for KbView {
+    type Error = Error;
+    fn try_from(k: KbRow) -> Result<Self> {
+        Ok(Self {
+            split: serde_json::from_str(&k.split_json).map_err(|e| Error::Internal(e.to_string()))?,
+            clean: serde_json::from_str(&k.clean_json).map_err(|e| Error::Internal(e.to_string()))?,
+            id: k.kb_id,
+            name: k.name,
+            description: k.description,
+            embedding_model: k.embedding_model,
+            embedding_dims: k.embedding_dims,
+            document_count: k.document_count,
+            chunk_count: k.chunk_count,
+            created_at: k.created_at,
+            updated_at: k.updated_at,
+        })
+    }
+}
+
+/// Body of `POST /api/kbs` and `zhiku kb create`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKb {
+    /// Unique name.
+    pub name: String,
+    /// Description.
+    #[serde(default)]
+    pub description: String,
+    /// Split settings (auto when absent).
+    #[serde(default)]
+    pub split: Option<SplitSettings>,
+    /// Clean settings (defaults when absent).
+    #[serde(default)]
+    pub clean: Option<CleanSettings>,
+}
+
+/// Body of `PATCH /api/kbs/{kb}`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateKb {
+    /// New name.
+    pub name: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+    /// New default split settings.
+    pub split: Option<SplitSettings>,
+    /// New default clean settings.
+    pub clean: Option<CleanSettings>,
+}
+
+/// A document as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DocumentView {
+    /// Id.
+    pub id: String,
+    /// KB id.
+    pub kb_id: String,
+    /// File name.
+    pub name: String,
+    /// Detected kind.
+    pub kind: Option<String>,
+    /// Size.
+    pub bytes: i64,
+    /// queued | processing | indexed | failed.
+    pub status: String,
+    /// Why it failed.
+    pub error: Option<ErrorView>,
+    /// Whether retrieval may return it.
+    pub enabled: bool,
+    /// Chunks.
+    pub chunk_count: i64,
+    /// Pages.
+    pub pages: Option<i64>,
+    /// Latest job.
+    pub job_id: Option<i64>,
+    /// Current job stage while processing.
+    pub stage: Option<String>,
+    /// Job progress 0..1.
+    pub progress: Option<f64>,
+    /// Uploaded.
+    pub created_at: String,
+    /// Updated.
+    pub updated_at: String,
+}
+
+/// An error code and message.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorView {
+    /// Stable code.
+    pub code: String,
+    /// Human-readable reason.
+    pub message: String,
+}
+
+impl From<DocumentRow> for DocumentView {
+    fn from(d: DocumentRow) -> Self {
+        Self {
+            error: d.error_code.map(|code| ErrorView {
+                code,
+                message: d.error_message.unwrap_or_default(),
+            }),
+            id: d.document_id,
+            kb_id: d.kb_id,
+            name: d.name,
+            kind: d.kind,
+            bytes: d.bytes,
+            status: d.status,
+            enabled: d.is_enabled,
+            chunk_count: d.chunk_count,
+            pages: d.page_count,
+            job_id: d.job_id,
+            stage: d.job_stage.filter(|_| d.job_status.as_deref() == Some("processing")),
+            progress: d.job_progress,
+            created_at: d.created_at,
+            updated_at: d.updated_at,
+        }
+    }
+}
+
+/// What happened to one uploaded file.
+#[derive(Debug, Clone, Serialize)]
+pub struct UploadOutcome {
+    /// Document id (the existing one for a duplicate).
+    pub id: String,
+    /// File name.
+    pub name: String,
+    /// queued, or the existing document's status for a duplicate.
+    pub status: String,
+    /// Job id (absent for a duplicate).
+    pub job_id: Option<i64>,
+    /// True when the same bytes were already in the KB.
+    pub duplicate: bool,
+}
+
+/// Per-upload overrides of the KB's settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct UploadSettings {
+    /// Split settings for these files.
+    pub split: Option<SplitSettings>,
+    /// Clean settings for these files.
+    pub clean: Option<CleanSettings>,
+}
+
+/// A chunk of a split preview.
+#[derive(Debug, Clone, Serialize)]
+pub struct PreviewChunk {
+    /// Position.
+    pub ordinal: u32,
+    /// Page.
+    pub page: Option<u32>,
+    /// Text.
+    pub text: String,
+    /// Tokens.
+    pub token_count: usize,
+}
+
+impl From<ChunkDraft> for PreviewChunk {
+    fn from(c: ChunkDraft) -> Self {
+        Self {
+            ordinal: c.ordinal,
+            page: c.page,
+            text: c.text,
+            token_count: c.token_count,
+        }
+    }
+}
+
+/// Characters allowed in a KB name.
+fn validate_name(name: &str) -> Result<()> {
+    let trimmed = name.trim();
+    if trimmed.is_empty() || trimmed.chars().count() > 100 {
+        return Err(Error::InvalidInput("name must be 1 to 100 characters".into()));
+    }
+    if trimmed.chars().any(char::is_control) {
+        return Err(Error::InvalidInput("name must not contain control characters".into()));
+    }
+    Ok(())
+}
+
+fn to_json<T: Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| Error::Internal(e.to_string()))
+}
+
+impl KnowledgeService {
+    fn embedder(&self) -> &Arc<Embedder> {
+        &self.pipeline.embedder
+    }
+
+    /// Check that a KB's vectors come from the configured model.
+    pub fn check_model(&self, kb: &KbRow) -> Result<()> {
+        let info = self.embedder().info();
+        if kb.embedding_model != info.id || kb.embedding_dims as usize != info.dims {
+            return Err(Error::ModelMismatch {
+                kb: kb.name.clone(),
+                built_with: kb.embedding_model.clone(),
+                built_dims: kb.embedding_dims as usize,
+                configured: info.id.clone(),
+                configured_dims: info.dims,
+            });
+        }
+        Ok(())
+    }
+
+    /// Create a KB.
+    #[instrument(skip_all, fields(name = %req.name))]
+    pub async fn create_kb(&self, req: CreateKb) -> Result<KbView> {
+        validate_name(&req.name)?;
+        let split = req.split.unwrap_or_default();
+        split.validate()?;
+        let clean = req.clean.unwrap_or_default();
+        let info = self.embedder().info();
+        let row = self
+            .store
+            .insert_kb(&NewKb {
+                name: req.name.trim(),
+                description: &req.description,
+                split_json: &to_json(&split)?,
+                clean_json: &to_json(&clean)?,
+                embedding_model: &info.id,
+                embedding_dims: info.dims as i64,
+            })
+            .await?;
+        row.try_into()
+    }
+
+    /// All KBs.
+    pub async fn list_kbs(&self) -> Result<Vec<KbView>> {
+        self.store.list_kbs().await?.into_iter().map(KbView::try_from).collect()
+    }
+
+    /// One KB by id or name.
+    pub async fn kb(&self, id_or_name: &str) -> Result<KbView> {
+        self.store.kb(id_or_name).await?.try_into()
+    }
+
+    /// Edit a KB.
+    pub async fn update_kb(&self, id_or_name: &str, req: UpdateKb) -> Result<KbView> {
+        let kb = self.store.kb(id_or_name).await?;
+        if let Some(name) = &req.name {
+            validate_name(name)?;
+        }
+        if let Some(split) = &req.split {
+            split.validate()?;
+        }
+        let split = req.split.as_ref().map(to_json).transpose()?;
+        let clean = req.clean.as_ref().map(to_json).transpose()?;
+        self.store
+            .update_kb(
+                &kb.kb_id,
+                req.name.as_deref().map(str::trim),
+                req.description.as_deref(),
+                split.as_deref(),
+                clean.as_deref(),
+            )
+            .await?
+            .try_into()
+    }
+
+    /// Delete a KB with everything in it.
+    #[instrument(skip_all, fields(kb = id_or_name))]
+    pub async fn delete_kb(&self, id_or_name: &str) -> Result<()> {
+        let kb = self.store.kb(id_or_name).await?;
+        let files = self.store.delete_kb(&kb.kb_id).await?;
+        self.indexes.drop_kb(&kb.kb_id).await?;
+        for f in files {
+            let _ = tokio::fs::remove_file(self.data_dir.join(f)).await;
+        }
+        Ok(())
+    }
+
+    /// Accept one file into a KB: check it, store it, queue its job.
+    #[instrument(skip_all, fields(kb = id_or_name, name = file_name, bytes = bytes.len()))]
+    pub async fn upload(
+        &self,
+        id_or_name: &str,
+        file_name: &str,
+        bytes: Vec<u8>,
+        settings: &UploadSettings,
+    ) -> Result<UploadOutcome> {
+        let kb = self.store.kb(id_or_name).await?;
+        self.check_model(&kb)?;
+        let name = display_name(file_name);
+        if bytes.len() as u64 > self.max_upload_bytes {
+            return Err(Error::PayloadTooLarge {
+                limit_bytes: self.max_upload_bytes,
+            });
+        }
+        // Reject what we can never read now, with the accepted list; deeper problems
+        // (encrypted, scanned, damaged) are found by the job and reported on the document.
+        if let Err(e @ ingest::Error::Unsupported { .. }) = detect_kind(&name, &bytes) {
+            return Err(Error::UnsupportedType(e.to_string()));
+        }
+        if let Some(split) = &settings.split {
+            split.validate()?;
+        }
+        let sha256 = sha256_hex(&bytes);
+        if let Some(existing) = self.store.document_by_sha256(&kb.kb_id, &sha256).await? {
+            return Ok(UploadOutcome {
+                id: existing.document_id,
+                name,
+                status: existing.status,
+                job_id: None,
+                duplicate: true,
+            });
+        }
+        let document_id = uuid::Uuid::new_v4().to_string();
+        let file_path = format!("files/{document_id}");
+        self.write_file(&file_path, &bytes).await?;
+        let split = settings.split.as_ref().map(to_json).transpose()?;
+        let clean = settings.clean.as_ref().map(to_json).transpose()?;
+        let inserted = self
+            .store
+            .insert_document(&NewDocument {
+                document_id: &document_id,
+                kb_id: &kb.kb_id,
+                name: &name,
+                bytes: bytes.len() as i64,
+                sha256: &sha256,
+                file_path: &file_path,
+                split_json: split.as_deref(),
+                clean_json: clean.as_deref(),
+            })
+            .await;
+        let job_id = match inserted {
+            Ok(job_id) => job_id,
+            Err(e) => {
+                let _ = tokio::fs::remove_file(self.data_dir.join(&file_path)).await;
+                if let Error::Conflict(_) = e
+                    && let Some(existing) = self.store.document_by_sha256(&kb.kb_id, &sha256).await?
+                {
+                    // Lost a race with the same file uploaded at the same moment.
+                    return Ok(UploadOutcome {
+                        id: existing.document_id,
+                        name,
+                        status: existing.status,
+                        job_id: None,
+                        duplicate: true,
+                    });
+                }
+                return Err(e);
+            }
+        };
+        self.queue.notify();
+        Ok(UploadOutcome {
+            id: document_id,
+            name,
+            status: "queued".into(),
+            job_id: Some(job_id),
+            duplicate: false,
+        })
+    }
+
+    async fn write_file(&self, relative: &str, bytes: &[u8]) -> Result<()> {
+        let path = self.data_dir.join(relative);
+        if let Some(parent) = path.parent() {
+            tokio::fs::create_dir_all(parent).await?;
+        }
+        let part = path.with_extension("part");
+        let mut file = tokio::fs::File::create(&part).await?;
+        file.write_all(bytes).await?;
+        file.sync_all().await?;
+        drop(file);
+        tokio::fs::rename(&part, &path).await?;
+        Ok(())
+    }
+
+    /// Documents of a KB.
+    pub async fn list_documents(&self, id_or_name: &str, offset: i64, limit: i64) -> Result<Vec<DocumentView>> {
+        let kb = self.store.kb(id_or_name).await?;
+        Ok(self
+            .store
+            .list_documents(&kb.kb_id, offset, limit)
+            .await?
+            .into_iter()
+            .map(DocumentView::from)
+            .collect())
+    }
+
+    /// One document.
+    pub async fn document(&self, id_or_name: &str, document_id: &str) -> Result<DocumentView> {
+        let kb = self.store.kb(id_or_name).await?;
+        Ok(self.store.document(Some(&kb.kb_id), document_id).await?.into())
+    }
+
+    /// Enable or disable a document for retrieval.
+    pub async fn set_document_enabled(&self, id_or_name: &str, document_id: &str, enabled: bool) -> Result<DocumentView> {
+        let kb = self.store.kb(id_or_name).await?;
+        self.store.document(Some(&kb.kb_id), document_id).await?;
+        self.store.set_document_enabled(document_id, enabled).await?;
+        self.indexes.catch_up(&kb.kb_id).await?;
+        self.document(&kb.kb_id, document_id).await
+    }
+
+    /// Delete a document and its chunks.
+    #[instrument(skip_all, fields(document_id))]
+    pub async fn delete_document(&self, id_or_name: &str, document_id: &str) -> Result<()> {
+        let kb = self.store.kb(id_or_name).await?;
+        self.store.document(Some(&kb.kb_id), document_id).await?;
+        let file = self.store.delete_document(document_id).await?;
+        let _ = tokio::fs::remove_file(self.data_dir.join(file)).await;
+        self.indexes.catch_up(&kb.kb_id).await
+    }
+
+    /// A page of a document's chunks, with the total.
+    pub async fn chunks(
+        &self,
+        id_or_name: &str,
+        document_id: &str,
+        query: Option<&str>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<ChunkRow>, i64)> {
+        let kb = self.store.kb(id_or_name).await?;
+        self.store.document(Some(&kb.kb_id), document_id).await?;
+        self.store.list_chunks(document_id, query, offset, limit).await
+    }
+
+    /// Edit a chunk's text (re-embedded) and/or enabled flag.
+    pub async fn update_chunk(
+        &self,
+        id_or_name: &str,
+        document_id: &str,
+        chunk_id: i64,
+        text: Option<String>,
+        enabled: Option<bool>,
+    ) -> Result<ChunkRow> {
+        let kb = self.store.kb(id_or_name).await?;
+        self.store.document(Some(&kb.kb_id), document_id).await?;
+        self.store.chunk(document_id, chunk_id).await?;
+        let new_text = match text {
+            Some(t) => {
+                let t = t.trim().to_string();
+                if t.is_empty() {
+                    return Err(Error::InvalidInput("chunk text must not be empty".into()));
+                }
+                self.check_model(&kb)?;
+                let embedder = self.embedder().clone();
+                let input = vec![t.clone()];
+                let (vector, tokens) = tokio::task::spawn_blocking(move || -> ingest::Result<(Vec<f32>, usize)> {
+                    let tokens = embedder.tokens().count(&input[0]);
+                    let v = embedder.embed_passages(&input, |_, _| {})?.pop().unwrap_or_default();
+                    Ok((v, tokens))
+                })
+                .await??;
+                if tokens > ingest::split::MAX_CHUNK_TOKENS {
+                    return Err(Error::InvalidInput(format!(
+                        "the chunk has {tokens} tokens; the limit is {}",
+                        ingest::split::MAX_CHUNK_TOKENS
+                    )));
+                }
+                Some((t, tokens, vector))
+            }
+            None => None,
+        };
+        let sha = new_text.as_ref().map(|(t, _, _)| sha256_hex(t.as_bytes()));
+        let text_arg = new_text
+            .as_ref()
+            .zip(sha.as_deref())
+            .map(|((t, n, v), h)| (t.as_str(), *n as i64, h, v.as_slice()));
+        self.store.update_chunk(chunk_id, text_arg, enabled).await?;
+        self.indexes.catch_up(&kb.kb_id).await?;
+        self.store.chunk(document_id, chunk_id).await
+    }
+
+    /// Delete a chunk.
+    pub async fn delete_chunk(&self, id_or_name: &str, document_id: &str, chunk_id: i64) -> Result<()> {
+        let kb = self.store.kb(id_or_name).await?;
+        self.store.document(Some(&kb.kb_id), document_id).await?;
+        self.store.chunk(document_id, chunk_id).await?;
+        self.store.delete_chunk(chunk_id).await?;
+        self.indexes.catch_up(&kb.kb_id).await
+    }
+
+    /// Extract, clean and split a file as an upload would, saving nothing.
+    pub async fn split_preview(
+        &self,
+        id_or_name: &str,
+        file_name: &str,
+        bytes: Vec<u8>,
+        settings: UploadSettings,
+    ) -> Result<Vec<PreviewChunk>> {
+        let kb = self.store.kb(id_or_name).await?;
+        if bytes.len() as u64 > self.max_upload_bytes {
+            return Err(Error::PayloadTooLarge {
+                limit_bytes: self.max_upload_bytes,
+            });
+        }
+        let split = match settings.split {
+            Some(s) => s,
+            None => serde_json::from_str(&kb.split_json).map_err(|e| Error::Internal(e.to_string()))?,
+        };
+        let clean = match settings.clean {
+            Some(c) => c,
+            None => serde_json::from_str(&kb.clean_json).map_err(|e| Error::Internal(e.to_string()))?,
+        };
+        let source = SourceDocument {
+            name: display_name(file_name),
+            bytes: bytes.into(),
+            split,
+            clean,
+        };
+        let pipeline = self.pipeline.clone();
+        let (_, chunks) = tokio::task::spawn_blocking(move || pipeline.chunk(&source)).await??;
+        Ok(chunks.into_iter().map(PreviewChunk::from).collect())
+    }
+}
+
+/// The last path component of a client-supplied name, without control characters: a
+/// file name is display text, never a path.
+pub fn display_name(file_name: &str) -> String {
+    let base = file_name.rsplit(['/', '\\']).next().unwrap_or_default();
+    let clean: String = base.chars().filter(|c| !c.is_control()).collect::<String>().trim().to_string();
+    if clean.is_empty() || clean == "." || clean == ".." {
+        "untitled.txt".into()
+    } else {
+        clean.chars().take(200).collect()
+    }
+}
+
+/// The accepted extensions, for error messages.
+pub fn accepted_types() -> String {
+    ACCEPTED_EXTENSIONS.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_file_names_are_never_paths() {
+        assert_eq!(display_name("../../etc/passwd"), "passwd");
+        assert_eq!(display_name("C:\\x\\报告.pdf"), "报告.pdf");
+        assert_eq!(display_name(".."), "untitled.txt");
+        assert_eq!(display_name("a\u{0}b.txt"), "ab.txt");
+    }
+}

@@ -1,0 +1,268 @@
+//! Hit testing and the retrieval step of chat: full-text and semantic search run side by
+//! side, stale or disabled hits are dropped against SQLite, and the rankings are fused.
+//!
+//! What `min_score` means depends on the mode, because each mode reports its own score:
+//! - `fulltext`: the raw BM25 score (unbounded; ~5–30 for a good match of a short query).
+//! - `semantic`: cosine similarity of the query and chunk vectors (-1..1; e5 puts related
+//!   text around 0.8–0.9 and unrelated text around 0.7, so useful thresholds are ~0.8).
+//! - `hybrid` (RRF): the fused score normalised to 0..1, where 1.0 means ranked first by
+//!   both retrievers and ~0.5 means ranked first by one and missed by the other.
+//! - `hybrid` with `semantic_weight`: `w · cosine + (1 − w) · bm25 / best_bm25`, in 0..1.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use ingest::embed::Embedder;
+use serde::{Deserialize, Serialize};
+use tracing::instrument;
+
+use super::indexing::IndexRegistry;
+use crate::config::SearchConfig;
+use crate::error::{Error, Result};
+use crate::retrieval::fusion::{Fusion, Hit, fuse};
+use crate::store::Store;
+
+/// Which retrievers to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchMode {
+    /// BM25 only.
+    Fulltext,
+    /// Vectors only.
+    Semantic,
+    /// Both, fused.
+    #[default]
+    Hybrid,
+}
+
+/// A search request (`POST /api/kbs/{kb}/search`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchRequest {
+    /// The question.
+    pub query: String,
+    /// Retrievers.
+    #[serde(default)]
+    pub mode: SearchMode,
+    /// Results wanted.
+    pub top_k: Option<usize>,
+    /// Drop results scoring below this (see the module docs for its meaning per mode).
+    pub min_score: Option<f32>,
+    /// Use weighted fusion with this semantic weight instead of RRF.
+    pub semantic_weight: Option<f32>,
+}
+
+/// Each retriever's rank (from 1) of a result.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ranks {
+    /// BM25 rank.
+    pub fulltext: Option<usize>,
+    /// Vector rank.
+    pub semantic: Option<usize>,
+}
+
+/// Each retriever's raw score of a result.
+#[derive(Debug, Clone, Serialize)]
+pub struct RawScores {
+    /// BM25 score.
+    pub bm25: Option<f32>,
+    /// Cosine similarity.
+    pub cosine: Option<f32>,
+}
+
+/// One result.
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchResult {
+    /// Chunk id.
+    pub chunk_id: i64,
+    /// Document id.
+    pub document_id: String,
+    /// Document name.
+    pub document_name: String,
+    /// Page.
+    pub page: Option<i64>,
+    /// Text.
+    pub text: String,
+    /// The score of the mode used.
+    pub score: f32,
+    /// Ranks.
+    pub ranks: Ranks,
+    /// Raw scores.
+    pub raw: RawScores,
+}
+
+/// Where the time went.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SearchTimings {
+    /// Query embedding.
+    pub embed_ms: f64,
+    /// BM25 search.
+    pub fulltext_ms: f64,
+    /// Vector search.
+    pub semantic_ms: f64,
+    /// Filtering, fusion and loading results.
+    pub fuse_ms: f64,
+    /// All of it.
+    pub total_ms: f64,
+}
+
+/// The answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchResponse {
+    /// Results, best first.
+    pub results: Vec<SearchResult>,
+    /// Mode used.
+    pub mode: SearchMode,
+    /// Timings.
+    pub timings_ms: SearchTimings,
+}
+
+/// The search service.
+pub struct SearchService {
+    /// Database.
+    pub store: Store,
+    /// Indexes.
+    pub indexes: Arc<IndexRegistry>,
+    /// Query embedder.
+    pub embedder: Arc<Embedder>,
+    /// Defaults.
+    pub config: SearchConfig,
+}
+
+fn ms(since: Instant) -> f64 {
+    (since.elapsed().as_secs_f64() * 1e5).round() / 100.0
+}
+
+impl SearchService {
+    /// Search one KB.
+    #[instrument(skip_all, fields(kb = id_or_name, mode = ?req.mode))]
+    pub async fn search(&self, id_or_name: &str, req: &SearchRequest) -> Result<SearchResponse> {
+        let started = Instant::now();
+        let query = req.query.trim();
+        if query.is_empty() {
+            return Err(Error::InvalidInput("query must not be empty".into()));
+        }
+        if query.chars().count() > 2_000 {
+            return Err(Error::InvalidInput("query must be at most 2000 characters".into()));
+        }
+        let top_k = req.top_k.unwrap_or(self.config.top_k);
+        if top_k == 0 || top_k > 100 {
+            return Err(Error::InvalidInput("top_k must be between 1 and 100".into()));
+        }
+        let fusion = match req.semantic_weight {
+            Some(w) => Fusion::Weighted { semantic_weight: w },
+            None => Fusion::Rrf { k: self.config.rrf_k },
+        };
+        fusion.validate()?;
+        let kb = self.store.kb(id_or_name).await?;
+        let info = self.embedder.info();
+        let use_semantic = req.mode != SearchMode::Fulltext;
+        if use_semantic && (kb.embedding_model != info.id || kb.embedding_dims as usize != info.dims) {
+            return Err(Error::ModelMismatch {
+                kb: kb.name,
+                built_with: kb.embedding_model,
+                built_dims: kb.embedding_dims as usize,
+                configured: info.id.clone(),
+                configured_dims: info.dims,
+            });
+        }
+        let indexes = self.indexes.get(&kb.kb_id).await?;
+        let candidates = self.config.candidates.max(top_k);
+        let mut timings = SearchTimings::default();
+
+        let fulltext = async {
+            if req.mode == SearchMode::Semantic {
+                return Ok((Vec::new(), 0.0));
+            }
+            let idx = indexes.clone();
+            let q = query.to_string();
+            let t = Instant::now();
+            let hits = tokio::task::spawn_blocking(move || idx.bm25.search(&q, candidates)).await??;
+            Ok::<_, Error>((hits, ms(t)))
+        };
+        let semantic = async {
+            if !use_semantic {
+                return Ok((Vec::new(), 0.0, 0.0));
+            }
+            let embedder = self.embedder.clone();
+            let q = query.to_string();
+            let t = Instant::now();
+            let vector = tokio::task::spawn_blocking(move || embedder.embed_query(&q)).await??;
+            let embed_ms = ms(t);
+            let idx = indexes.clone();
+            let ef = self.config.hnsw_ef_search;
+            let t = Instant::now();
+            // Ask for extra points: some may be stale versions of edited or deleted chunks.
+            let hits = tokio::task::spawn_blocking(move || idx.vectors.search(&vector, candidates * 2, ef)).await??;
+            Ok::<_, Error>((hits, embed_ms, ms(t)))
+        };
+        let ((bm25_hits, fulltext_ms), (vector_hits, embed_ms, semantic_ms)) = tokio::try_join!(fulltext, semantic)?;
+        timings.fulltext_ms = fulltext_ms;
+        timings.embed_ms = embed_ms;
+        timings.semantic_ms = semantic_ms;
+
+        let fuse_started = Instant::now();
+        let ids: Vec<i64> = bm25_hits.iter().map(|h| h.0).collect();
+        let seqs: Vec<i64> = vector_hits.iter().map(|h| h.0).collect();
+        let mut rows = HashMap::new();
+        for c in self.store.live_chunks(&kb.kb_id, &ids, false).await? {
+            rows.insert(c.chunk_id, c);
+        }
+        let by_seq = self.store.live_chunks(&kb.kb_id, &seqs, true).await?;
+        let chunk_of_seq: HashMap<i64, i64> = by_seq.iter().map(|c| (c.seq, c.chunk_id)).collect();
+        for c in by_seq {
+            rows.insert(c.chunk_id, c);
+        }
+        let ft: Vec<Hit> = bm25_hits
+            .iter()
+            .filter(|(id, _)| rows.contains_key(id))
+            .map(|&(chunk_id, score)| Hit { chunk_id, score })
+            .take(candidates)
+            .collect();
+        let sem: Vec<Hit> = vector_hits
+            .iter()
+            .filter_map(|&(seq, score)| chunk_of_seq.get(&seq).map(|&chunk_id| Hit { chunk_id, score }))
+            .take(candidates)
+            .collect();
+        let fused = fuse(&ft, &sem, fusion)?;
+        let results: Vec<SearchResult> = fused
+            .into_iter()
+            .map(|f| {
+                let score = match req.mode {
+                    SearchMode::Fulltext => f.bm25.unwrap_or(0.0),
+                    SearchMode::Semantic => f.cosine.unwrap_or(0.0),
+                    SearchMode::Hybrid => f.score,
+                };
+                (f, score)
+            })
+            .filter(|(_, score)| req.min_score.is_none_or(|min| *score >= min))
+            .take(top_k)
+            .filter_map(|(f, score)| {
+                rows.remove(&f.chunk_id).map(|c| SearchResult {
+                    chunk_id: c.chunk_id,
+                    document_id: c.document_id,
+                    document_name: c.document_name,
+                    page: c.page,
+                    text: c.text,
+                    score,
+                    ranks: Ranks {
+                        fulltext: f.fulltext_rank,
+                        semantic: f.semantic_rank,
+                    },
+                    raw: RawScores {
+                        bm25: f.bm25,
+                        cosine: f.cosine,
+                    },
+                })
+            })
+            .collect();
+        timings.fuse_ms = ms(fuse_started);
+        timings.total_ms = ms(started);
+        Ok(SearchResponse {
+            results,
+            mode: req.mode,
+            timings_ms: timings,
+        })
+    }
+}

@@ -1,0 +1,372 @@
+//! The `chunk` table: writes that replace a document's chunks, edits, and the reads the
+//! indexes and the search service need.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use sqlx::FromRow;
+
+use super::{Store, blob_to_vector, vector_to_blob};
+use crate::error::{Error, Result};
+
+/// A chunk as users see it.
+#[derive(Debug, Clone, Serialize, FromRow)]
+pub struct ChunkRow {
+    /// Id.
+    pub chunk_id: i64,
+    /// KB.
+    pub kb_id: String,
+    /// Document.
+    pub document_id: String,
+    /// Position in the document.
+    pub ordinal: i64,
+    /// Page (paged kinds).
+    pub page: Option<i64>,
+    /// Start offset in the page/section text.
+    pub start_byte: i64,
+    /// End offset.
+    pub end_byte: i64,
+    /// Text.
+    pub text: String,
+    /// Embedding tokens.
+    pub token_count: i64,
+    /// Enabled by the user.
+    pub is_enabled: bool,
+    /// Change sequence.
+    pub seq: i64,
+}
+
+/// A chunk for search results: with its document's name.
+#[derive(Debug, Clone, Serialize, FromRow)]
+pub struct LiveChunk {
+    /// Id.
+    pub chunk_id: i64,
+    /// Document.
+    pub document_id: String,
+    /// Document name.
+    pub document_name: String,
+    /// Page.
+    pub page: Option<i64>,
+    /// Position in the document.
+    pub ordinal: i64,
+    /// Text.
+    pub text: String,
+    /// Change sequence.
+    pub seq: i64,
+}
+
+/// A row as the index catch-up sees it.
+#[derive(Debug, Clone, FromRow)]
+pub struct ChunkChange {
+    /// Id.
+    pub chunk_id: i64,
+    /// Sequence.
+    pub seq: i64,
+    /// Text.
+    pub text: String,
+    /// Vector bytes.
+    pub embedding: Vec<u8>,
+    /// Whether it should be retrievable.
+    pub is_live: bool,
+}
+
+impl ChunkChange {
+    /// The vector.
+    pub fn vector(&self) -> Vec<f32> {
+        blob_to_vector(&self.embedding)
+    }
+}
+
+/// A chunk to store.
+#[derive(Debug, Clone)]
+pub struct NewChunk<'a> {
+    /// Position.
+    pub ordinal: i64,
+    /// Page.
+    pub page: Option<i64>,
+    /// Start offset.
+    pub start_byte: i64,
+    /// End offset.
+    pub end_byte: i64,
+    /// Text.
+    pub text: &'a str,
+    /// Tokens.
+    pub token_count: i64,
+    /// sha256 of text.
+    pub text_sha256: &'a str,
+    /// Vector.
+    pub vector: &'a [f32],
+}
+
+/// Liveness: not deleted, enabled, and its document exists and is enabled.
+const LIVE: &str = "(c.is_deleted = 0 AND c.is_enabled = 1 AND d.is_enabled = 1)";
+
+impl Store {
+    /// Replace a document's chunks and mark it indexed, in one transaction. Earlier chunks
+    /// (from an interrupted attempt, or a re-ingest) become tombstones, so re-running a job
+    /// never duplicates chunks.
+    pub async fn replace_document_chunks(
+        &self,
+        document_id: &str,
+        kind: &str,
+        page_count: Option<i64>,
+        chunks: &[NewChunk<'_>],
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let kb: Option<(String,)> = sqlx::query_as("SELECT kb_id FROM document WHERE document_id = ?")
+            .bind(document_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some((kb_id,)) = kb else {
+            return Err(Error::not_found(format!("document '{document_id}' (deleted while processing)")));
+        };
+        Store::bump_document_chunks(&mut tx, document_id, true).await?;
+        let first = Store::reserve_seqs(&mut tx, chunks.len() as i64).await?;
+        for (i, c) in chunks.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO chunk (kb_id, document_id, ordinal, page, start_byte, end_byte, text, token_count,
+                                    text_sha256, embedding, seq)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&kb_id)
+            .bind(document_id)
+            .bind(c.ordinal)
+            .bind(c.page)
+            .bind(c.start_byte)
+            .bind(c.end_byte)
+            .bind(c.text)
+            .bind(c.token_count)
+            .bind(c.text_sha256)
+            .bind(vector_to_blob(c.vector))
+            .bind(first + i as i64)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "UPDATE document SET status = 'indexed', kind = ?, page_count = ?, chunk_count = ?,
+                error_code = NULL, error_message = NULL, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+             WHERE document_id = ?",
+        )
+        .bind(kind)
+        .bind(page_count)
+        .bind(chunks.len() as i64)
+        .bind(document_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Stored vectors of this KB for these text hashes.
+    pub async fn vectors_by_text_sha256(&self, kb_id: &str, hashes: &[String]) -> Result<HashMap<String, Vec<f32>>> {
+        let mut out = HashMap::new();
+        for batch in hashes.chunks(500) {
+            let marks = vec!["?"; batch.len()].join(",");
+            let sql = format!(
+                "SELECT text_sha256, embedding FROM chunk WHERE kb_id = ? AND is_deleted = 0 AND text_sha256 IN ({marks})"
+            );
+            let mut q = sqlx::query_as::<_, (String, Vec<u8>)>(&sql).bind(kb_id);
+            for h in batch {
+                q = q.bind(h);
+            }
+            for (h, blob) in q.fetch_all(&self.pool).await? {
+                out.entry(h).or_insert_with(|| blob_to_vector(&blob));
+            }
+        }
+        Ok(out)
+    }
+
+    /// A document's chunks in order, paged; `query` filters by substring.
+    pub async fn list_chunks(
+        &self,
+        document_id: &str,
+        query: Option<&str>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<ChunkRow>, i64)> {
+        let pattern = query.filter(|q| !q.is_empty()).map(|q| format!("%{q}%"));
+        let rows = sqlx::query_as(
+            "SELECT chunk_id, kb_id, document_id, ordinal, page, start_byte, end_byte, text, token_count,
+                    is_enabled, seq
+               FROM chunk WHERE document_id = ?1 AND is_deleted = 0 AND (?2 IS NULL OR text LIKE ?2)
+              ORDER BY ordinal LIMIT ?3 OFFSET ?4",
+        )
+        .bind(document_id)
+        .bind(&pattern)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
+        let (total,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM chunk WHERE document_id = ?1 AND is_deleted = 0 AND (?2 IS NULL OR text LIKE ?2)",
+        )
+        .bind(document_id)
+        .bind(&pattern)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((rows, total))
+    }
+
+    /// One live (not deleted) chunk of a document.
+    pub async fn chunk(&self, document_id: &str, chunk_id: i64) -> Result<ChunkRow> {
+        sqlx::query_as(
+            "SELECT chunk_id, kb_id, document_id, ordinal, page, start_byte, end_byte, text, token_count,
+                    is_enabled, seq
+               FROM chunk WHERE chunk_id = ? AND document_id = ? AND is_deleted = 0",
+        )
+        .bind(chunk_id)
+        .bind(document_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("chunk {chunk_id}")))
+    }
+
+    /// Edit a chunk (new text with its vector, and/or enabled flag); it gets a new seq.
+    pub async fn update_chunk(
+        &self,
+        chunk_id: i64,
+        text: Option<(&str, i64, &str, &[f32])>,
+        enabled: Option<bool>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let seq = Store::reserve_seqs(&mut tx, 1).await?;
+        let (text, tokens, sha, blob) = match text {
+            Some((t, n, h, v)) => (Some(t), Some(n), Some(h), Some(vector_to_blob(v))),
+            None => (None, None, None, None),
+        };
+        sqlx::query(
+            "UPDATE chunk SET text = COALESCE(?, text), token_count = COALESCE(?, token_count),
+                text_sha256 = COALESCE(?, text_sha256), embedding = COALESCE(?, embedding),
+                is_enabled = COALESCE(?, is_enabled), seq = ?,
+                updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+             WHERE chunk_id = ? AND is_deleted = 0",
+        )
+        .bind(text)
+        .bind(tokens)
+        .bind(sha)
+        .bind(blob)
+        .bind(enabled)
+        .bind(seq)
+        .bind(chunk_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Delete one chunk (tombstone with a new seq) and update its document's count.
+    pub async fn delete_chunk(&self, chunk_id: i64) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let seq = Store::reserve_seqs(&mut tx, 1).await?;
+        sqlx::query("UPDATE chunk SET is_deleted = 1, seq = ? WHERE chunk_id = ?")
+            .bind(seq)
+            .bind(chunk_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE document SET chunk_count = (SELECT COUNT(*) FROM chunk WHERE document_id = document.document_id
+                AND is_deleted = 0)
+             WHERE document_id = (SELECT document_id FROM chunk WHERE chunk_id = ?)",
+        )
+        .bind(chunk_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Changes of a KB after `seq`, oldest first, at most `limit`.
+    pub async fn changes_since(&self, kb_id: &str, seq: i64, limit: i64) -> Result<Vec<ChunkChange>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT c.chunk_id, c.seq, c.text, c.embedding, COALESCE({LIVE}, 0) AS is_live
+               FROM chunk c LEFT JOIN document d ON d.document_id = c.document_id
+              WHERE c.kb_id = ? AND c.seq > ? ORDER BY c.seq LIMIT ?"
+        ))
+        .bind(kb_id)
+        .bind(seq)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Live chunks of a KB after `after_chunk_id` (for rebuilds), at most `limit`.
+    pub async fn live_chunks_page(&self, kb_id: &str, after_chunk_id: i64, limit: i64) -> Result<Vec<ChunkChange>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT c.chunk_id, c.seq, c.text, c.embedding, 1 AS is_live
+               FROM chunk c JOIN document d ON d.document_id = c.document_id
+              WHERE c.kb_id = ? AND c.chunk_id > ? AND {LIVE} ORDER BY c.chunk_id LIMIT ?"
+        ))
+        .bind(kb_id)
+        .bind(after_chunk_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The highest seq in use.
+    pub async fn max_seq(&self) -> Result<i64> {
+        let (v,): (i64,) = sqlx::query_as("SELECT value FROM counter WHERE name = 'chunk_seq'")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(v)
+    }
+
+    /// Live chunks among `ids` (chunk ids when `by_seq` is false, seqs otherwise).
+    pub async fn live_chunks(&self, kb_id: &str, ids: &[i64], by_seq: bool) -> Result<Vec<LiveChunk>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let column = if by_seq { "c.seq" } else { "c.chunk_id" };
+        let marks = vec!["?"; ids.len()].join(",");
+        let sql = format!(
+            "SELECT c.chunk_id, c.document_id, d.name AS document_name, c.page, c.ordinal, c.text, c.seq
+               FROM chunk c JOIN document d ON d.document_id = c.document_id
+              WHERE c.kb_id = ? AND {column} IN ({marks}) AND {LIVE}"
+        );
+        let mut q = sqlx::query_as::<_, LiveChunk>(&sql).bind(kb_id);
+        for id in ids {
+            q = q.bind(id);
+        }
+        Ok(q.fetch_all(&self.pool).await?)
+    }
+
+    /// Ids of all live chunks of a KB, sorted (consistency checks).
+    pub async fn live_chunk_ids(&self, kb_id: &str) -> Result<Vec<i64>> {
+        let rows: Vec<(i64,)> = sqlx::query_as(&format!(
+            "SELECT c.chunk_id FROM chunk c JOIN document d ON d.document_id = c.document_id
+              WHERE c.kb_id = ? AND {LIVE} ORDER BY c.chunk_id"
+        ))
+        .bind(kb_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
+    /// Remove tombstones of a KB (after a full rebuild no index refers to them).
+    pub async fn purge_tombstones(&self, kb_id: &str) -> Result<u64> {
+        Ok(sqlx::query(
+            "DELETE FROM chunk WHERE kb_id = ? AND (is_deleted = 1
+                OR document_id NOT IN (SELECT document_id FROM document))",
+        )
+        .bind(kb_id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
+    /// Replace the vectors of chunks (re-embedding), giving them new seqs.
+    pub async fn set_chunk_vectors(&self, updates: &[(i64, Vec<f32>)]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let first = Store::reserve_seqs(&mut tx, updates.len() as i64).await?;
+        for (i, (chunk_id, v)) in updates.iter().enumerate() {
+            sqlx::query("UPDATE chunk SET embedding = ?, seq = ? WHERE chunk_id = ?")
+                .bind(vector_to_blob(v))
+                .bind(first + i as i64)
+                .bind(chunk_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,229 @@
+//! The `document` table (and enqueueing its job in the same transaction).
+
+use serde::Serialize;
+use sqlx::FromRow;
+
+use super::Store;
+use crate::error::{Error, Result};
+
+/// A document row joined with its latest job.
+#[derive(Debug, Clone, Serialize, FromRow)]
+pub struct DocumentRow {
+    /// Id (UUID).
+    pub document_id: String,
+    /// Its KB.
+    pub kb_id: String,
+    /// File name as uploaded.
+    pub name: String,
+    /// Detected kind.
+    pub kind: Option<String>,
+    /// Size.
+    pub bytes: i64,
+    /// sha256 of the bytes.
+    pub sha256: String,
+    /// Stored file, relative to the data dir.
+    pub file_path: String,
+    /// queued | processing | indexed | failed.
+    pub status: String,
+    /// Failure code.
+    pub error_code: Option<String>,
+    /// Failure reason.
+    pub error_message: Option<String>,
+    /// Whether retrieval may return it.
+    pub is_enabled: bool,
+    /// Chunks stored.
+    pub chunk_count: i64,
+    /// Pages (paged kinds).
+    pub page_count: Option<i64>,
+    /// Per-upload split settings.
+    pub split_json: Option<String>,
+    /// Per-upload clean settings.
+    pub clean_json: Option<String>,
+    /// Upload time.
+    pub created_at: String,
+    /// Last change.
+    pub updated_at: String,
+    /// Latest job id.
+    pub job_id: Option<i64>,
+    /// Latest job's status.
+    pub job_status: Option<String>,
+    /// Latest job's stage.
+    pub job_stage: Option<String>,
+    /// Latest job's progress.
+    pub job_progress: Option<f64>,
+}
+
+const SELECT: &str = "SELECT d.*, j.job_id AS job_id, j.status AS job_status, j.stage AS job_stage,
+        j.progress AS job_progress
+   FROM document d
+   LEFT JOIN ingest_job j ON j.job_id = (SELECT MAX(job_id) FROM ingest_job WHERE document_id = d.document_id)";
+
+/// A new document.
+#[derive(Debug, Clone)]
+pub struct NewDocument<'a> {
+    /// Id chosen by the caller (the file is stored under it first).
+    pub document_id: &'a str,
+    /// KB.
+    pub kb_id: &'a str,
+    /// Display name.
+    pub name: &'a str,
+    /// Size.
+    pub bytes: i64,
+    /// sha256.
+    pub sha256: &'a str,
+    /// Stored file path.
+    pub file_path: &'a str,
+    /// Per-upload split settings JSON.
+    pub split_json: Option<&'a str>,
+    /// Per-upload clean settings JSON.
+    pub clean_json: Option<&'a str>,
+}
+
+impl Store {
+    /// Insert a document and its ingestion job in one transaction; returns the job id.
+    /// The same bytes already in the KB is a [`Error::Conflict`] naming the existing document.
+    pub async fn insert_document(&self, doc: &NewDocument<'_>) -> Result<i64> {
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO document (document_id, kb_id, name, bytes, sha256, file_path, split_json, clean_json)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(doc.document_id)
+        .bind(doc.kb_id)
+        .bind(doc.name)
+        .bind(doc.bytes)
+        .bind(doc.sha256)
+        .bind(doc.file_path)
+        .bind(doc.split_json)
+        .bind(doc.clean_json)
+        .execute(&mut *tx)
+        .await;
+        if let Err(sqlx::Error::Database(db)) = &inserted
+            && db.is_unique_violation()
+        {
+            return Err(Error::Conflict("duplicate".into()));
+        }
+        inserted?;
+        let job_id = ingest::jobs::JobQueue::enqueue(&mut tx, doc.document_id, doc.kb_id).await?;
+        tx.commit().await?;
+        Ok(job_id)
+    }
+
+    /// The document with these bytes in this KB, if any.
+    pub async fn document_by_sha256(&self, kb_id: &str, sha256: &str) -> Result<Option<DocumentRow>> {
+        Ok(sqlx::query_as(&format!("{SELECT} WHERE d.kb_id = ? AND d.sha256 = ?"))
+            .bind(kb_id)
+            .bind(sha256)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// Documents of a KB, newest first.
+    pub async fn list_documents(&self, kb_id: &str, offset: i64, limit: i64) -> Result<Vec<DocumentRow>> {
+        Ok(sqlx::query_as(&format!(
+            "{SELECT} WHERE d.kb_id = ? ORDER BY d.created_at DESC, d.name LIMIT ? OFFSET ?"
+        ))
+        .bind(kb_id)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// One document (of `kb_id` when given).
+    pub async fn document(&self, kb_id: Option<&str>, document_id: &str) -> Result<DocumentRow> {
+        sqlx::query_as(&format!("{SELECT} WHERE d.document_id = ? AND (? IS NULL OR d.kb_id = ?)"))
+            .bind(document_id)
+            .bind(kb_id)
+            .bind(kb_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("document '{document_id}'")))
+    }
+
+    /// Set a document's status (and error) as its job moves.
+    pub async fn set_document_status(
+        &self,
+        document_id: &str,
+        status: &str,
+        error: Option<(&str, &str)>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE document SET status = ?, error_code = ?, error_message = ?,
+                updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+             WHERE document_id = ?",
+        )
+        .bind(status)
+        .bind(error.map(|e| e.0))
+        .bind(error.map(|e| e.1))
+        .bind(document_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Enable or disable a document; its chunks get new seqs so the indexes follow.
+    pub async fn set_document_enabled(&self, document_id: &str, enabled: bool) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE document SET is_enabled = ?, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+             WHERE document_id = ?",
+        )
+        .bind(enabled)
+        .bind(document_id)
+        .execute(&mut *tx)
+        .await?;
+        Self::bump_document_chunks(&mut tx, document_id, false).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Delete a document: cancel its job, tombstone its chunks, drop the row. Returns the
+    /// stored file path to remove.
+    pub async fn delete_document(&self, document_id: &str) -> Result<String> {
+        let mut tx = self.pool.begin().await?;
+        let (file_path,): (String,) = sqlx::query_as("SELECT file_path FROM document WHERE document_id = ?")
+            .bind(document_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("document '{document_id}'")))?;
+        ingest::jobs::JobQueue::cancel_for_document(&mut tx, document_id).await?;
+        Self::bump_document_chunks(&mut tx, document_id, true).await?;
+        sqlx::query("DELETE FROM document WHERE document_id = ?")
+            .bind(document_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(file_path)
+    }
+
+    /// Give every live chunk of a document a new seq (and tombstone them if `delete`).
+    pub(crate) async fn bump_document_chunks(
+        conn: &mut sqlx::SqliteConnection,
+        document_id: &str,
+        delete: bool,
+    ) -> Result<u64> {
+        let (n,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM chunk WHERE document_id = ? AND is_deleted = 0")
+                .bind(document_id)
+                .fetch_one(&mut *conn)
+                .await?;
+        if n == 0 {
+            return Ok(0);
+        }
+        let first = Store::reserve_seqs(conn, n).await?;
+        let done = sqlx::query(
+            "UPDATE chunk SET seq = ?1 - 1 + r.rn, is_deleted = (is_deleted OR ?2),
+                updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+             FROM (SELECT chunk_id AS id, ROW_NUMBER() OVER (ORDER BY chunk_id) AS rn
+                     FROM chunk WHERE document_id = ?3 AND is_deleted = 0) AS r
+             WHERE chunk.chunk_id = r.id",
+        )
+        .bind(first)
+        .bind(delete)
+        .bind(document_id)
+        .execute(&mut *conn)
+        .await?;
+        Ok(done.rows_affected())
+    }
+}

@@ -1,0 +1,158 @@
+//! The `kb` table.
+
+use serde::Serialize;
+use sqlx::FromRow;
+
+use super::Store;
+use crate::error::{Error, Result};
+
+/// A knowledge base row, with document and chunk counts.
+#[derive(Debug, Clone, Serialize, FromRow)]
+pub struct KbRow {
+    /// Id (UUID).
+    pub kb_id: String,
+    /// Unique name.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// Default split settings (JSON).
+    pub split_json: String,
+    /// Default clean settings (JSON).
+    pub clean_json: String,
+    /// Embedding model id.
+    pub embedding_model: String,
+    /// Embedding dimensions.
+    pub embedding_dims: i64,
+    /// Documents in it.
+    pub document_count: i64,
+    /// Live chunks in it.
+    pub chunk_count: i64,
+    /// Creation time.
+    pub created_at: String,
+    /// Last change.
+    pub updated_at: String,
+}
+
+const SELECT: &str = "SELECT k.*,
+    (SELECT COUNT(*) FROM document d WHERE d.kb_id = k.kb_id) AS document_count,
+    (SELECT COUNT(*) FROM chunk c WHERE c.kb_id = k.kb_id AND c.is_deleted = 0) AS chunk_count
+  FROM kb k";
+
+/// Fields of a new KB.
+#[derive(Debug, Clone)]
+pub struct NewKb<'a> {
+    /// Name.
+    pub name: &'a str,
+    /// Description.
+    pub description: &'a str,
+    /// Split settings JSON.
+    pub split_json: &'a str,
+    /// Clean settings JSON.
+    pub clean_json: &'a str,
+    /// Embedding model id.
+    pub embedding_model: &'a str,
+    /// Dimensions.
+    pub embedding_dims: i64,
+}
+
+fn name_taken(e: sqlx::Error, name: &str) -> Error {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            Error::Conflict(format!("a knowledge base named '{name}' already exists"))
+        }
+        _ => e.into(),
+    }
+}
+
+impl Store {
+    /// Insert a KB; a taken name is a conflict.
+    pub async fn insert_kb(&self, kb: &NewKb<'_>) -> Result<KbRow> {
+        let id = uuid::Uuid::new_v4().to_string();
+        sqlx::query(
+            "INSERT INTO kb (kb_id, name, description, split_json, clean_json, embedding_model, embedding_dims)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&id)
+        .bind(kb.name)
+        .bind(kb.description)
+        .bind(kb.split_json)
+        .bind(kb.clean_json)
+        .bind(kb.embedding_model)
+        .bind(kb.embedding_dims)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| name_taken(e, kb.name))?;
+        self.kb(&id).await
+    }
+
+    /// All KBs, by name.
+    pub async fn list_kbs(&self) -> Result<Vec<KbRow>> {
+        Ok(sqlx::query_as(&format!("{SELECT} ORDER BY k.name")).fetch_all(&self.pool).await?)
+    }
+
+    /// A KB by id or by name.
+    pub async fn kb(&self, id_or_name: &str) -> Result<KbRow> {
+        sqlx::query_as(&format!("{SELECT} WHERE k.kb_id = ?1 OR k.name = ?1 LIMIT 1"))
+            .bind(id_or_name)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("knowledge base '{id_or_name}'")))
+    }
+
+    /// Update the editable fields of a KB (None = unchanged).
+    pub async fn update_kb(
+        &self,
+        kb_id: &str,
+        name: Option<&str>,
+        description: Option<&str>,
+        split_json: Option<&str>,
+        clean_json: Option<&str>,
+    ) -> Result<KbRow> {
+        sqlx::query(
+            "UPDATE kb SET name = COALESCE(?, name), description = COALESCE(?, description),
+                split_json = COALESCE(?, split_json), clean_json = COALESCE(?, clean_json),
+                updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+             WHERE kb_id = ?",
+        )
+        .bind(name)
+        .bind(description)
+        .bind(split_json)
+        .bind(clean_json)
+        .bind(kb_id)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| name_taken(e, name.unwrap_or_default()))?;
+        self.kb(kb_id).await
+    }
+
+    /// Record the embedding model a KB's vectors now come from.
+    pub async fn set_kb_model(&self, kb_id: &str, model: &str, dims: i64) -> Result<()> {
+        sqlx::query("UPDATE kb SET embedding_model = ?, embedding_dims = ? WHERE kb_id = ?")
+            .bind(model)
+            .bind(dims)
+            .bind(kb_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Delete a KB with its documents, chunks and jobs; returns the stored file paths.
+    pub async fn delete_kb(&self, kb_id: &str) -> Result<Vec<String>> {
+        let mut tx = self.pool.begin().await?;
+        let files: Vec<(String,)> = sqlx::query_as("SELECT file_path FROM document WHERE kb_id = ?")
+            .bind(kb_id)
+            .fetch_all(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE ingest_job SET status = 'canceled', finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+             WHERE kb_id = ? AND status IN ('enqueued', 'processing')",
+        )
+        .bind(kb_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM chunk WHERE kb_id = ?").bind(kb_id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM kb WHERE kb_id = ?").bind(kb_id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(files.into_iter().map(|(f,)| f).collect())
+    }
+}

@@ -1,0 +1,77 @@
+//! SQLite, the source of truth: knowledge bases, documents, chunks with their vectors, and
+//! (through the ingest crate) the job queue. Split by table: [`kbs`], [`documents`],
+//! [`chunks`].
+
+pub mod chunks;
+pub mod documents;
+pub mod kbs;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+use crate::error::Result;
+
+/// The SQLite pool, migrated.
+#[derive(Debug, Clone)]
+pub struct Store {
+    /// The pool; services use the typed functions of the submodules.
+    pub pool: SqlitePool,
+}
+
+/// Embedded migrations (`migrations/`).
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+impl Store {
+    /// Open (creating if needed) and migrate the database at `path`.
+    pub async fn open(path: &Path) -> Result<Self> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+            .create_if_missing(true)
+            // WAL lets the CLI read while the server writes; NORMAL is durable across
+            // process crashes (what kill -9 tests), which is what we promise.
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Reserve `n` consecutive chunk seqs inside a transaction; returns the first.
+    pub async fn reserve_seqs(conn: &mut sqlx::SqliteConnection, n: i64) -> Result<i64> {
+        let (last,): (i64,) =
+            sqlx::query_as("UPDATE counter SET value = value + ? WHERE name = 'chunk_seq' RETURNING value")
+                .bind(n)
+                .fetch_one(&mut *conn)
+                .await?;
+        Ok(last - n + 1)
+    }
+}
+
+/// f32 vector → little-endian bytes.
+pub fn vector_to_blob(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// Little-endian bytes → f32 vector.
+pub fn blob_to_vector(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vectors_round_trip() {
+        let v = vec![0.5, -1.25, 3.0];
+        assert_eq!(blob_to_vector(&vector_to_blob(&v)), v);
+    }
+}

@@ -1,0 +1,179 @@
+//! The harness: start `zhiku serve` on port 0 over a temp data dir, talk JSON to it, wait
+//! for documents to be indexed (polling with a deadline, never sleeping blindly).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+pub const TOKEN: &str = "test-admin-token";
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `../shared` (or ZHIKU_SHARED_DIR).
+pub fn shared_dir() -> PathBuf {
+    std::env::var_os("ZHIKU_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("..").join("shared"))
+}
+
+pub fn models_dir() -> PathBuf {
+    std::env::var_os("ZHIKU_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("models"))
+}
+
+/// A running server.
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+    pub data_dir: PathBuf,
+    http: reqwest::blocking::Client,
+}
+
+impl Server {
+    /// Start on `data_dir` (kept by the caller so a restart can reuse it).
+    pub fn start(data_dir: &Path) -> Server {
+        Self::start_with(data_dir, &[])
+    }
+
+    pub fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_zhiku"));
+        cmd.arg("serve")
+            .env("ZHIKU_BIND", "127.0.0.1:0")
+            .env("ZHIKU_DATA_DIR", data_dir)
+            .env("ZHIKU_MODELS_DIR", models_dir())
+            .env("ZHIKU_ADMIN_TOKEN", TOKEN)
+            .env("ZHIKU_EMBEDDING__THREADS", "2")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start zhiku");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if !sent && let Some(addr) = line.strip_prefix("zhiku is listening on ") {
+                    let _ = tx.send(addr.trim().to_string());
+                    sent = true;
+                }
+            }
+        });
+        let base = rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("server did not report its address within 120 s");
+        Server {
+            child,
+            base,
+            data_dir: data_dir.to_path_buf(),
+            http: reqwest::blocking::Client::builder().timeout(Duration::from_secs(120)).build().unwrap(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        let r = self.http.get(self.url(path)).bearer_auth(TOKEN).send().unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().unwrap_or(Value::Null))
+    }
+
+    pub fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = self.http.post(self.url(path)).bearer_auth(TOKEN).json(&body).send().unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().unwrap_or(Value::Null))
+    }
+
+    pub fn delete(&self, path: &str) -> u16 {
+        self.http.delete(self.url(path)).bearer_auth(TOKEN).send().unwrap().status().as_u16()
+    }
+
+    pub fn patch(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = self.http.patch(self.url(path)).bearer_auth(TOKEN).json(&body).send().unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().unwrap_or(Value::Null))
+    }
+
+    /// Upload files (path, name) to a KB in one multipart request.
+    pub fn upload(&self, kb: &str, files: &[(PathBuf, String)]) -> (u16, Value) {
+        let mut form = reqwest::blocking::multipart::Form::new();
+        for (path, name) in files {
+            let bytes = std::fs::read(path).unwrap();
+            form = form.part("file", reqwest::blocking::multipart::Part::bytes(bytes).file_name(name.clone()));
+        }
+        let r = self
+            .http
+            .post(self.url(&format!("/api/kbs/{kb}/documents")))
+            .bearer_auth(TOKEN)
+            .multipart(form)
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().unwrap_or(Value::Null))
+    }
+
+    pub fn create_kb(&self, name: &str) -> String {
+        let (status, kb) = self.post("/api/kbs", json!({"name": name}));
+        assert_eq!(status, 201, "{kb}");
+        kb["id"].as_str().unwrap().to_string()
+    }
+
+    /// Wait until no document of the KB is queued or processing; returns the documents.
+    pub fn wait_settled(&self, kb: &str, deadline: Duration) -> Vec<Value> {
+        let started = Instant::now();
+        loop {
+            let (status, docs) = self.get(&format!("/api/kbs/{kb}/documents?limit=1000"));
+            assert_eq!(status, 200, "{docs}");
+            let docs = docs.as_array().unwrap().clone();
+            if docs.iter().all(|d| d["status"] == "indexed" || d["status"] == "failed") {
+                return docs;
+            }
+            assert!(started.elapsed() < deadline, "documents not settled in {deadline:?}: {docs:?}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The five llm-intro-zh articles.
+pub fn llm_intro_files() -> Vec<(PathBuf, String)> {
+    let dir = shared_dir().join("data/docs/llm-intro-zh");
+    let mut files: Vec<(PathBuf, String)> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "txt"))
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            (p, name)
+        })
+        .collect();
+    files.sort();
+    files
+}

@@ -1,0 +1,173 @@
+//! A new user's path: create a KB, upload the llm-intro-zh articles, wait for them to be
+//! indexed, and ask the 20 development questions — the right article must be in the top 5
+//! for at least 18. Also duplicates, bad uploads, chunk edits, disable and delete.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::common::{Server, llm_intro_files, shared_dir};
+
+fn queries() -> Vec<(String, String)> {
+    let path = shared_dir().join("data/eval/llm-intro-zh/queries.jsonl");
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (v["query"].as_str().unwrap().to_string(), v["positive_ids"][0].as_str().unwrap().to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn upload_index_and_hit_test_llm_intro() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let kb = server.create_kb("llm-intro");
+
+    let (status, body) = server.upload(&kb, &llm_intro_files());
+    assert_eq!(status, 202, "{body}");
+    let docs = body["documents"].as_array().unwrap();
+    assert_eq!(docs.len(), 5);
+    assert!(docs.iter().all(|d| d["status"] == "queued" && d["job_id"].is_i64()), "{body}");
+
+    let settled = server.wait_settled(&kb, Duration::from_secs(600));
+    for d in &settled {
+        assert_eq!(d["status"], "indexed", "{d}");
+        assert!(d["chunk_count"].as_i64().unwrap() > 0, "{d}");
+    }
+
+    let mut hits = 0;
+    let mut misses = Vec::new();
+    for (query, positive) in queries() {
+        let (status, r) = server.post(&format!("/api/kbs/{kb}/search"), json!({"query": query, "top_k": 5}));
+        assert_eq!(status, 200, "{r}");
+        let results = r["results"].as_array().unwrap();
+        assert!(results.len() <= 5);
+        let first = &results[0];
+        assert!(first["chunk_id"].is_i64() && first["text"].is_string() && first["score"].is_number(), "{first}");
+        assert!(r["timings_ms"]["total_ms"].is_number(), "{r}");
+        if results.iter().any(|x| x["document_name"] == positive.as_str()) {
+            hits += 1;
+        } else {
+            misses.push(query);
+        }
+    }
+    assert!(hits >= 18, "right file in the top 5 for only {hits}/20; missed: {misses:?}");
+
+    // Each single retriever answers too, with its own rank and raw score.
+    for mode in ["fulltext", "semantic"] {
+        let (status, r) =
+            server.post(&format!("/api/kbs/{kb}/search"), json!({"query": "LangChain 是谁推出的", "mode": mode}));
+        assert_eq!(status, 200, "{r}");
+        let first = &r["results"][0];
+        let (rank, raw) = if mode == "fulltext" { ("fulltext", "bm25") } else { ("semantic", "cosine") };
+        assert_eq!(first["ranks"][rank], 1, "{first}");
+        assert!(first["raw"][raw].is_number(), "{first}");
+    }
+
+    // The same file again is reported as a duplicate, not ingested twice.
+    let (status, again) = server.upload(&kb, &llm_intro_files()[..1]);
+    assert_eq!(status, 202);
+    assert_eq!(again["documents"][0]["duplicate"], true, "{again}");
+    let (_, list) = server.get(&format!("/api/kbs/{kb}/documents"));
+    assert_eq!(list.as_array().unwrap().len(), 5);
+
+    // Disable a document: it never appears in results; enable: it is back.
+    let doc01 = settled.iter().find(|d| d["name"] == "01.txt").unwrap()["id"].as_str().unwrap().to_string();
+    let q = json!({"query": "LangChain 这个开源框架最早是谁推出的？", "top_k": 10});
+    let names = |r: &Value| -> Vec<String> {
+        r["results"].as_array().unwrap().iter().map(|x| x["document_name"].as_str().unwrap().to_string()).collect()
+    };
+    let (status, _) = server.patch(&format!("/api/kbs/{kb}/documents/{doc01}"), json!({"enabled": false}));
+    assert_eq!(status, 200);
+    let (_, r) = server.post(&format!("/api/kbs/{kb}/search"), q.clone());
+    assert!(!names(&r).contains(&"01.txt".to_string()), "{r}");
+    server.patch(&format!("/api/kbs/{kb}/documents/{doc01}"), json!({"enabled": true}));
+    let (_, r) = server.post(&format!("/api/kbs/{kb}/search"), q.clone());
+    assert!(names(&r).contains(&"01.txt".to_string()), "{r}");
+
+    // Edit a chunk: the new text is found, by both retrievers.
+    let (_, chunks) = server.get(&format!("/api/kbs/{kb}/documents/{doc01}/chunks?limit=5"));
+    assert!(chunks["total"].as_i64().unwrap() > 5);
+    let chunk_id = chunks["chunks"][0]["id"].as_i64().unwrap();
+    let (status, edited) = server.patch(
+        &format!("/api/kbs/{kb}/documents/{doc01}/chunks/{chunk_id}"),
+        json!({"text": "知库的吉祥物是一只会写代码的熊猫，名字叫墨墨。"}),
+    );
+    assert_eq!(status, 200, "{edited}");
+    for mode in ["fulltext", "semantic", "hybrid"] {
+        let (_, r) = server.post(
+            &format!("/api/kbs/{kb}/search"),
+            json!({"query": "知库的吉祥物叫什么名字", "mode": mode, "top_k": 1}),
+        );
+        assert_eq!(r["results"][0]["chunk_id"], chunk_id, "{mode}: {r}");
+    }
+
+    // Delete the document: none of its chunks is retrieved any more.
+    assert_eq!(server.delete(&format!("/api/kbs/{kb}/documents/{doc01}")), 204);
+    let (_, r) = server.post(&format!("/api/kbs/{kb}/search"), q);
+    assert!(!names(&r).contains(&"01.txt".to_string()), "{r}");
+    let (status, check) = server.get(&format!("/api/kbs/{kb}/index-check"));
+    assert_eq!(status, 200);
+    assert_eq!(check["bm25_matches"], true, "{check}");
+    assert_eq!(check["vector_hits"], check["sqlite_chunks"], "{check}");
+}
+
+#[test]
+fn bad_uploads_get_clear_errors() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start_with(data.path(), &[("ZHIKU_INGEST__MAX_UPLOAD_BYTES", "200000")]);
+    let kb = server.create_kb("bad-files");
+    let docs = shared_dir().join("data/docs");
+
+    // A PNG renamed to .pdf: 415 with the accepted list, nothing stored.
+    let (status, body) = server.upload(&kb, &[(docs.join("not-a-pdf.pdf"), "not-a-pdf.pdf".into())]);
+    assert_eq!(status, 415, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("accepted"), "{body}");
+
+    // Over the size cap: 413.
+    let (status, body) = server.upload(&kb, &[(docs.join("zh-table-land-use-standard.pdf"), "big.pdf".into())]);
+    assert_eq!(status, 413, "{body}");
+
+    // Accepted, then failed in the background with a reason.
+    let cases = [
+        ("encrypted-user-password.pdf", "password"),
+        ("truncated.pdf", "damaged"),
+        ("zh-scanned-no-text.pdf", "no extractable text"),
+        ("empty.txt", "empty"),
+    ];
+    let files: Vec<_> = cases.iter().map(|(f, _)| (docs.join(f), f.to_string())).collect();
+    let (status, body) = server.upload(&kb, &files);
+    assert_eq!(status, 202, "{body}");
+    let settled = server.wait_settled(&kb, Duration::from_secs(120));
+    for (file, reason) in cases {
+        let d = settled.iter().find(|d| d["name"] == file).unwrap();
+        assert_eq!(d["status"], "failed", "{d}");
+        let message = d["error"]["message"].as_str().unwrap();
+        assert!(message.contains(reason), "{file}: {message}");
+    }
+
+    // Pasted text works, and a split preview saves nothing.
+    let (status, body) = server.post(
+        &format!("/api/kbs/{kb}/split-preview"),
+        json!({"text": "第一段。\n\n第二段。", "split": {"mode": "custom", "separator": "\\n\\n", "max_tokens": 64}}),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["total"], 2, "{body}");
+    let (status, body) = server.post(&format!("/api/kbs/{kb}/documents"), json!({"name": "笔记", "text": "知库支持粘贴文本。"}));
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["documents"][0]["name"], "笔记.txt");
+    let settled = server.wait_settled(&kb, Duration::from_secs(60));
+    assert!(settled.iter().any(|d| d["name"] == "笔记.txt" && d["status"] == "indexed"));
+
+    // Bad settings are refused with the reason.
+    let (status, body) = server.post(
+        "/api/kbs",
+        json!({"name": "x", "split": {"mode": "custom", "separator": "\n", "max_tokens": 9999}}),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("max_tokens"), "{body}");
+}
