@@ -52,11 +52,13 @@ impl AppState {
     /// process (the server) owns the indexes.
     pub async fn build(config: Config, admin_token: String, read_only: bool) -> Result<Self> {
         let store = Store::open(&config.database_path()).await?;
-        let embedder = Arc::new(tokio::task::spawn_blocking({
-            let c = config.clone();
-            move || load_embedder(&c)
-        })
-        .await??);
+        let embedder = Arc::new(
+            tokio::task::spawn_blocking({
+                let c = config.clone();
+                move || load_embedder(&c)
+            })
+            .await??,
+        );
         let queue = JobQueue::new(store.pool.clone(), config.ingest.max_attempts);
         let indexes = Arc::new(IndexRegistry::new(
             store.clone(),

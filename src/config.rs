@@ -90,7 +90,10 @@ impl Config {
         let mut figment = Figment::from(Toml::string(DEFAULTS));
         if let Some(path) = file {
             if !path.is_file() {
-                return Err(Error::Config(format!("config file {} not found", path.display())));
+                return Err(Error::Config(format!(
+                    "config file {} not found",
+                    path.display()
+                )));
             }
             figment = figment.merge(Toml::file(path));
         }
@@ -98,7 +101,9 @@ impl Config {
     }
 
     fn from_figment(figment: Figment) -> Result<Self> {
-        let config: Config = figment.extract().map_err(|e| Error::Config(e.to_string()))?;
+        let config: Config = figment
+            .extract()
+            .map_err(|e| Error::Config(e.to_string()))?;
         config.validate()?;
         Ok(config)
     }
@@ -111,7 +116,9 @@ impl Config {
             return Err(Error::Config("ingest.workers must be at least 1".into()));
         }
         if self.search.top_k == 0 || self.search.candidates == 0 {
-            return Err(Error::Config("search.top_k and search.candidates must be at least 1".into()));
+            return Err(Error::Config(
+                "search.top_k and search.candidates must be at least 1".into(),
+            ));
         }
         Ok(())
     }
@@ -129,7 +136,9 @@ impl Config {
     /// The ONNX Runtime library file.
     pub fn ort_library(&self) -> PathBuf {
         if self.embedding.ort_library.is_empty() {
-            self.models_dir.join("onnxruntime").join("libonnxruntime.so.1.31.1")
+            self.models_dir
+                .join("onnxruntime")
+                .join("libonnxruntime.so.1.31.1")
         } else {
             PathBuf::from(&self.embedding.ort_library)
         }
@@ -142,6 +151,10 @@ impl Config {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::result_large_err,
+    reason = "figment's Jail closure returns figment::Error"
+)]
 mod tests {
     use super::*;
 
@@ -150,7 +163,10 @@ mod tests {
         let c = Config::from_figment(Figment::from(Toml::string(DEFAULTS))).unwrap();
         assert_eq!(c.bind, "127.0.0.1:8080");
         assert_eq!(c.search.rrf_k, 60.0);
-        assert_eq!(c.embedding_model_dir(), PathBuf::from("models/multilingual-e5-small"));
+        assert_eq!(
+            c.embedding_model_dir(),
+            PathBuf::from("models/multilingual-e5-small")
+        );
     }
 
     #[test]

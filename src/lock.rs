@@ -55,5 +55,9 @@ fn holder(data_dir: &Path) -> String {
     if let Ok(mut f) = File::open(data_dir.join("zhiku.lock")) {
         let _ = f.read_to_string(&mut text);
     }
-    if text.is_empty() { "unknown pid".into() } else { text }
+    if text.is_empty() {
+        "unknown pid".into()
+    } else {
+        text
+    }
 }

@@ -9,10 +9,21 @@ use zhiku::cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let default_level = if matches!(cli.command, Command::Serve) { "info,tantivy=warn,hnsw_rs=warn" } else { "warn" };
-    let filter = EnvFilter::try_from_env("ZHIKU_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let default_level = if matches!(cli.command, Command::Serve) {
+        "info,tantivy=warn,hnsw_rs=warn"
+    } else {
+        "warn"
+    };
+    let filter =
+        EnvFilter::try_from_env("ZHIKU_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

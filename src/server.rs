@@ -35,15 +35,25 @@ pub async fn serve(config: Config) -> Result<()> {
             .set_document_status(
                 &job.document_id,
                 "failed",
-                Some(("worker_crashed", job.error_message.as_deref().unwrap_or_default())),
+                Some((
+                    "worker_crashed",
+                    job.error_message.as_deref().unwrap_or_default(),
+                )),
             )
             .await?;
     }
     if !requeued.is_empty() || !failed.is_empty() {
-        info!(requeued = requeued.len(), failed = failed.len(), "recovered interrupted jobs");
+        info!(
+            requeued = requeued.len(),
+            failed = failed.len(),
+            "recovered interrupted jobs"
+        );
     }
     for job in &requeued {
-        state.store.set_document_status(&job.document_id, "queued", None).await?;
+        state
+            .store
+            .set_document_status(&job.document_id, "queued", None)
+            .await?;
     }
     for kb in state.store.list_kbs().await? {
         if let Err(e) = state.indexes.catch_up(&kb.kb_id).await {

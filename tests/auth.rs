@@ -45,5 +45,12 @@ fn every_api_route_requires_the_admin_token() {
     let (status, _) = server.get(&format!("/api/kbs/{kb}"));
     assert_eq!(status, 200);
     // Health needs no token.
-    assert_eq!(http.get(server.url("/health")).send().unwrap().status().as_u16(), 200);
+    assert_eq!(
+        http.get(server.url("/health"))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
 }

@@ -11,14 +11,25 @@ use crate::common::{Server, llm_intro_files, shared_dir};
 
 fn counts(docs: &[Value]) -> BTreeMap<String, i64> {
     docs.iter()
-        .map(|d| (d["name"].as_str().unwrap().to_string(), d["chunk_count"].as_i64().unwrap()))
+        .map(|d| {
+            (
+                d["name"].as_str().unwrap().to_string(),
+                d["chunk_count"].as_i64().unwrap(),
+            )
+        })
         .collect()
 }
 
 fn folder() -> Vec<(std::path::PathBuf, String)> {
     let docs = shared_dir().join("data/docs");
     let mut files = llm_intro_files();
-    for f in ["zh-guide.md", "zh-article.html", "zh-gbk.txt", "zh-faq.csv", "zh-travel-policy.docx"] {
+    for f in [
+        "zh-guide.md",
+        "zh-article.html",
+        "zh-gbk.txt",
+        "zh-faq.csv",
+        "zh-travel-policy.docx",
+    ] {
         files.push((docs.join(f), f.to_string()));
     }
     files

@@ -1,6 +1,11 @@
 //! End-to-end tests: the real release binary, real models, a temp data dir, over HTTP.
 //! One test binary (one link step) with a module per area.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs, unreachable_pub)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_docs,
+    unreachable_pub
+)]
 
 mod common;
 

@@ -16,7 +16,10 @@ fn queries() -> Vec<(String, String)> {
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
             let v: Value = serde_json::from_str(l).unwrap();
-            (v["query"].as_str().unwrap().to_string(), v["positive_ids"][0].as_str().unwrap().to_string())
+            (
+                v["query"].as_str().unwrap().to_string(),
+                v["positive_ids"][0].as_str().unwrap().to_string(),
+            )
         })
         .collect()
 }
@@ -31,7 +34,11 @@ fn upload_index_and_hit_test_llm_intro() {
     assert_eq!(status, 202, "{body}");
     let docs = body["documents"].as_array().unwrap();
     assert_eq!(docs.len(), 5);
-    assert!(docs.iter().all(|d| d["status"] == "queued" && d["job_id"].is_i64()), "{body}");
+    assert!(
+        docs.iter()
+            .all(|d| d["status"] == "queued" && d["job_id"].is_i64()),
+        "{body}"
+    );
 
     let settled = server.wait_settled(&kb, Duration::from_secs(600));
     for d in &settled {
@@ -42,28 +49,46 @@ fn upload_index_and_hit_test_llm_intro() {
     let mut hits = 0;
     let mut misses = Vec::new();
     for (query, positive) in queries() {
-        let (status, r) = server.post(&format!("/api/kbs/{kb}/search"), json!({"query": query, "top_k": 5}));
+        let (status, r) = server.post(
+            &format!("/api/kbs/{kb}/search"),
+            json!({"query": query, "top_k": 5}),
+        );
         assert_eq!(status, 200, "{r}");
         let results = r["results"].as_array().unwrap();
         assert!(results.len() <= 5);
         let first = &results[0];
-        assert!(first["chunk_id"].is_i64() && first["text"].is_string() && first["score"].is_number(), "{first}");
+        assert!(
+            first["chunk_id"].is_i64() && first["text"].is_string() && first["score"].is_number(),
+            "{first}"
+        );
         assert!(r["timings_ms"]["total_ms"].is_number(), "{r}");
-        if results.iter().any(|x| x["document_name"] == positive.as_str()) {
+        if results
+            .iter()
+            .any(|x| x["document_name"] == positive.as_str())
+        {
             hits += 1;
         } else {
             misses.push(query);
         }
     }
-    assert!(hits >= 18, "right file in the top 5 for only {hits}/20; missed: {misses:?}");
+    assert!(
+        hits >= 18,
+        "right file in the top 5 for only {hits}/20; missed: {misses:?}"
+    );
 
     // Each single retriever answers too, with its own rank and raw score.
     for mode in ["fulltext", "semantic"] {
-        let (status, r) =
-            server.post(&format!("/api/kbs/{kb}/search"), json!({"query": "LangChain 是谁推出的", "mode": mode}));
+        let (status, r) = server.post(
+            &format!("/api/kbs/{kb}/search"),
+            json!({"query": "LangChain 是谁推出的", "mode": mode}),
+        );
         assert_eq!(status, 200, "{r}");
         let first = &r["results"][0];
-        let (rank, raw) = if mode == "fulltext" { ("fulltext", "bm25") } else { ("semantic", "cosine") };
+        let (rank, raw) = if mode == "fulltext" {
+            ("fulltext", "bm25")
+        } else {
+            ("semantic", "cosine")
+        };
         assert_eq!(first["ranks"][rank], 1, "{first}");
         assert!(first["raw"][raw].is_number(), "{first}");
     }
@@ -76,16 +101,30 @@ fn upload_index_and_hit_test_llm_intro() {
     assert_eq!(list.as_array().unwrap().len(), 5);
 
     // Disable a document: it never appears in results; enable: it is back.
-    let doc01 = settled.iter().find(|d| d["name"] == "01.txt").unwrap()["id"].as_str().unwrap().to_string();
+    let doc01 = settled.iter().find(|d| d["name"] == "01.txt").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let q = json!({"query": "LangChain 这个开源框架最早是谁推出的？", "top_k": 10});
     let names = |r: &Value| -> Vec<String> {
-        r["results"].as_array().unwrap().iter().map(|x| x["document_name"].as_str().unwrap().to_string()).collect()
+        r["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["document_name"].as_str().unwrap().to_string())
+            .collect()
     };
-    let (status, _) = server.patch(&format!("/api/kbs/{kb}/documents/{doc01}"), json!({"enabled": false}));
+    let (status, _) = server.patch(
+        &format!("/api/kbs/{kb}/documents/{doc01}"),
+        json!({"enabled": false}),
+    );
     assert_eq!(status, 200);
     let (_, r) = server.post(&format!("/api/kbs/{kb}/search"), q.clone());
     assert!(!names(&r).contains(&"01.txt".to_string()), "{r}");
-    server.patch(&format!("/api/kbs/{kb}/documents/{doc01}"), json!({"enabled": true}));
+    server.patch(
+        &format!("/api/kbs/{kb}/documents/{doc01}"),
+        json!({"enabled": true}),
+    );
     let (_, r) = server.post(&format!("/api/kbs/{kb}/search"), q.clone());
     assert!(names(&r).contains(&"01.txt".to_string()), "{r}");
 
@@ -107,7 +146,10 @@ fn upload_index_and_hit_test_llm_intro() {
     }
 
     // Delete the document: none of its chunks is retrieved any more.
-    assert_eq!(server.delete(&format!("/api/kbs/{kb}/documents/{doc01}")), 204);
+    assert_eq!(
+        server.delete(&format!("/api/kbs/{kb}/documents/{doc01}")),
+        204
+    );
     let (_, r) = server.post(&format!("/api/kbs/{kb}/search"), q);
     assert!(!names(&r).contains(&"01.txt".to_string()), "{r}");
     let (status, check) = server.get(&format!("/api/kbs/{kb}/index-check"));
@@ -124,12 +166,25 @@ fn bad_uploads_get_clear_errors() {
     let docs = shared_dir().join("data/docs");
 
     // A PNG renamed to .pdf: 415 with the accepted list, nothing stored.
-    let (status, body) = server.upload(&kb, &[(docs.join("not-a-pdf.pdf"), "not-a-pdf.pdf".into())]);
+    let (status, body) =
+        server.upload(&kb, &[(docs.join("not-a-pdf.pdf"), "not-a-pdf.pdf".into())]);
     assert_eq!(status, 415, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("accepted"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("accepted"),
+        "{body}"
+    );
 
     // Over the size cap: 413.
-    let (status, body) = server.upload(&kb, &[(docs.join("zh-table-land-use-standard.pdf"), "big.pdf".into())]);
+    let (status, body) = server.upload(
+        &kb,
+        &[(
+            docs.join("zh-table-land-use-standard.pdf"),
+            "big.pdf".into(),
+        )],
+    );
     assert_eq!(status, 413, "{body}");
 
     // Accepted, then failed in the background with a reason.
@@ -139,7 +194,10 @@ fn bad_uploads_get_clear_errors() {
         ("zh-scanned-no-text.pdf", "no extractable text"),
         ("empty.txt", "empty"),
     ];
-    let files: Vec<_> = cases.iter().map(|(f, _)| (docs.join(f), f.to_string())).collect();
+    let files: Vec<_> = cases
+        .iter()
+        .map(|(f, _)| (docs.join(f), f.to_string()))
+        .collect();
     let (status, body) = server.upload(&kb, &files);
     assert_eq!(status, 202, "{body}");
     let settled = server.wait_settled(&kb, Duration::from_secs(120));
@@ -157,11 +215,18 @@ fn bad_uploads_get_clear_errors() {
     );
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["total"], 2, "{body}");
-    let (status, body) = server.post(&format!("/api/kbs/{kb}/documents"), json!({"name": "笔记", "text": "知库支持粘贴文本。"}));
+    let (status, body) = server.post(
+        &format!("/api/kbs/{kb}/documents"),
+        json!({"name": "笔记", "text": "知库支持粘贴文本。"}),
+    );
     assert_eq!(status, 202, "{body}");
     assert_eq!(body["documents"][0]["name"], "笔记.txt");
     let settled = server.wait_settled(&kb, Duration::from_secs(60));
-    assert!(settled.iter().any(|d| d["name"] == "笔记.txt" && d["status"] == "indexed"));
+    assert!(
+        settled
+            .iter()
+            .any(|d| d["name"] == "笔记.txt" && d["status"] == "indexed")
+    );
 
     // Bad settings are refused with the reason.
     let (status, body) = server.post(
@@ -169,5 +234,11 @@ fn bad_uploads_get_clear_errors() {
         json!({"name": "x", "split": {"mode": "custom", "separator": "\n", "max_tokens": 9999}}),
     );
     assert_eq!(status, 400, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("max_tokens"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_tokens"),
+        "{body}"
+    );
 }

@@ -112,6 +112,9 @@ mod tests {
     #[test]
     fn keeps_markdown_structure() {
         let s = CleanSettings::default();
-        assert_eq!(clean("# 标题\n\n正文\n- 一\n- 二", &s), "# 标题\n\n正文\n- 一\n- 二");
+        assert_eq!(
+            clean("# 标题\n\n正文\n- 一\n- 二", &s),
+            "# 标题\n\n正文\n- 一\n- 二"
+        );
     }
 }

@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 
 use std::sync::{Mutex, OnceLock};
 
-use fastembed::{InitOptionsUserDefined, Pooling, QuantizationMode, TextEmbedding, TokenizerFiles, UserDefinedEmbeddingModel};
+use fastembed::{
+    InitOptionsUserDefined, Pooling, QuantizationMode, TextEmbedding, TokenizerFiles,
+    UserDefinedEmbeddingModel,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::split::TokenCount;
@@ -61,12 +64,15 @@ pub struct Embedder {
 
 impl std::fmt::Debug for Embedder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Embedder").field("info", &self.info).finish_non_exhaustive()
+        f.debug_struct("Embedder")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
     }
 }
 
 /// The ONNX Runtime library can be loaded once per process; its environment lives as long.
-static ORT_ENV: OnceLock<std::result::Result<ort::environment::Environment, String>> = OnceLock::new();
+static ORT_ENV: OnceLock<std::result::Result<ort::environment::Environment, String>> =
+    OnceLock::new();
 
 fn init_ort(library: &Path) -> Result<ort::environment::Environment> {
     let loaded = ORT_ENV.get_or_init(|| {
@@ -157,7 +163,10 @@ impl Embedder {
     /// Embed a question (with the query prefix).
     pub fn embed_query(&self, query: &str) -> Result<Vec<f32>> {
         let text = format!("{}{}", self.info.query_prefix, query);
-        let mut session = self.queries.lock().map_err(|_| Error::Model("query session poisoned".into()))?;
+        let mut session = self
+            .queries
+            .lock()
+            .map_err(|_| Error::Model("query session poisoned".into()))?;
         session
             .embed([text], Some(1))
             .map_err(|e| Error::Model(e.to_string()))?
@@ -167,15 +176,24 @@ impl Embedder {
 
     /// Embed a raw text as given, no prefix (for `/v1/embeddings`).
     pub fn embed_raw(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
-        let mut session = self.queries.lock().map_err(|_| Error::Model("query session poisoned".into()))?;
-        session.embed(texts, Some(self.batch_size)).map_err(|e| Error::Model(e.to_string()))
+        let mut session = self
+            .queries
+            .lock()
+            .map_err(|_| Error::Model("query session poisoned".into()))?;
+        session
+            .embed(texts, Some(self.batch_size))
+            .map_err(|e| Error::Model(e.to_string()))
     }
 
     /// Embed passages (with the passage prefix), in input order.
     ///
     /// Identical texts are embedded once, and batches are formed from texts of similar
     /// length so little of each batch is padding; `on_batch(done, total)` reports progress.
-    pub fn embed_passages(&self, texts: &[String], mut on_batch: impl FnMut(usize, usize)) -> Result<Vec<Vec<f32>>> {
+    pub fn embed_passages(
+        &self,
+        texts: &[String],
+        mut on_batch: impl FnMut(usize, usize),
+    ) -> Result<Vec<Vec<f32>>> {
         let mut unique: Vec<&str> = Vec::new();
         let mut slot_of: HashMap<&str, usize> = HashMap::new();
         let slots: Vec<usize> = texts
@@ -201,7 +219,9 @@ impl Embedder {
                     .passages
                     .lock()
                     .map_err(|_| Error::Model("passage session poisoned".into()))?;
-                session.embed(inputs, Some(batch.len())).map_err(|e| Error::Model(e.to_string()))?
+                session
+                    .embed(inputs, Some(batch.len()))
+                    .map_err(|e| Error::Model(e.to_string()))?
             };
             for (&i, v) in batch.iter().zip(out) {
                 vectors[i] = v;
@@ -233,7 +253,8 @@ fn read_info(dir: &Path) -> Result<ModelInfo> {
     let path = dir.join("zhiku-model.json");
     if path.is_file() {
         let bytes = std::fs::read(&path)?;
-        return serde_json::from_slice(&bytes).map_err(|e| Error::Model(format!("{}: {e}", path.display())));
+        return serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Model(format!("{}: {e}", path.display())));
     }
     // A folder without our description: name it after the folder and probe the dimensions;
     // e5 models need their prefixes, which their names announce.
@@ -244,8 +265,16 @@ fn read_info(dir: &Path) -> Result<ModelInfo> {
     let is_e5 = id.to_lowercase().contains("e5");
     Ok(ModelInfo {
         dims: 0,
-        query_prefix: if is_e5 { "query: ".into() } else { String::new() },
-        passage_prefix: if is_e5 { "passage: ".into() } else { String::new() },
+        query_prefix: if is_e5 {
+            "query: ".into()
+        } else {
+            String::new()
+        },
+        passage_prefix: if is_e5 {
+            "passage: ".into()
+        } else {
+            String::new()
+        },
         max_tokens: default_max_tokens(),
         id,
     })
@@ -256,5 +285,9 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
     let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
     let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if na == 0.0 || nb == 0.0 { 0.0 } else { dot / (na * nb) }
+    if na == 0.0 || nb == 0.0 {
+        0.0
+    } else {
+        dot / (na * nb)
+    }
 }

@@ -80,13 +80,18 @@ impl JobQueue {
     }
 
     /// Insert a job inside the caller's transaction (with its document row).
-    pub async fn enqueue(conn: &mut SqliteConnection, document_id: &str, kb_id: &str) -> Result<i64> {
-        let (job_id,): (i64,) =
-            sqlx::query_as("INSERT INTO ingest_job (document_id, kb_id) VALUES (?, ?) RETURNING job_id")
-                .bind(document_id)
-                .bind(kb_id)
-                .fetch_one(&mut *conn)
-                .await?;
+    pub async fn enqueue(
+        conn: &mut SqliteConnection,
+        document_id: &str,
+        kb_id: &str,
+    ) -> Result<i64> {
+        let (job_id,): (i64,) = sqlx::query_as(
+            "INSERT INTO ingest_job (document_id, kb_id) VALUES (?, ?) RETURNING job_id",
+        )
+        .bind(document_id)
+        .bind(kb_id)
+        .fetch_one(&mut *conn)
+        .await?;
         Ok(job_id)
     }
 
@@ -108,7 +113,9 @@ impl JobQueue {
              WHERE job_id = (SELECT job_id FROM ingest_job WHERE status = 'enqueued' ORDER BY job_id LIMIT 1)
              RETURNING *"
         );
-        Ok(sqlx::query_as::<_, Job>(&sql).fetch_optional(&self.pool).await?)
+        Ok(sqlx::query_as::<_, Job>(&sql)
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     /// Record the stage and progress of a running job.
@@ -149,20 +156,28 @@ impl JobQueue {
     }
 
     /// Cancel the unfinished jobs of a document (it was deleted), inside the caller's transaction.
-    pub async fn cancel_for_document(conn: &mut SqliteConnection, document_id: &str) -> Result<u64> {
+    pub async fn cancel_for_document(
+        conn: &mut SqliteConnection,
+        document_id: &str,
+    ) -> Result<u64> {
         let sql = format!(
             "UPDATE ingest_job SET status = 'canceled', finished_at = {NOW}
              WHERE document_id = ? AND status IN ('enqueued', 'processing')"
         );
-        Ok(sqlx::query(&sql).bind(document_id).execute(&mut *conn).await?.rows_affected())
+        Ok(sqlx::query(&sql)
+            .bind(document_id)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected())
     }
 
     /// Whether the job is still wanted (not canceled meanwhile).
     pub async fn is_canceled(&self, job_id: i64) -> Result<bool> {
-        let status: Option<(JobStatus,)> = sqlx::query_as("SELECT status FROM ingest_job WHERE job_id = ?")
-            .bind(job_id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let status: Option<(JobStatus,)> =
+            sqlx::query_as("SELECT status FROM ingest_job WHERE job_id = ?")
+                .bind(job_id)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(!matches!(status, Some((JobStatus::Processing,))))
     }
 
@@ -190,10 +205,12 @@ impl JobQueue {
 
     /// One job by id.
     pub async fn get(&self, job_id: i64) -> Result<Option<Job>> {
-        Ok(sqlx::query_as::<_, Job>("SELECT * FROM ingest_job WHERE job_id = ?")
-            .bind(job_id)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_as::<_, Job>("SELECT * FROM ingest_job WHERE job_id = ?")
+                .bind(job_id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     /// Newest jobs first, optionally only those with `status`.
@@ -209,10 +226,11 @@ impl JobQueue {
 
     /// Jobs not yet finished.
     pub async fn pending_count(&self) -> Result<i64> {
-        let (n,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM ingest_job WHERE status IN ('enqueued', 'processing')")
-                .fetch_one(&self.pool)
-                .await?;
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM ingest_job WHERE status IN ('enqueued', 'processing')",
+        )
+        .fetch_one(&self.pool)
+        .await?;
         Ok(n)
     }
 }

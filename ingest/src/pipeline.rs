@@ -95,7 +95,11 @@ impl Pipeline {
         }
         extracted.sections.retain(|s| !s.text.is_empty());
         if extracted.sections.is_empty() {
-            return Err(if extracted.kind == DocKind::Pdf { Error::NoText } else { Error::Empty });
+            return Err(if extracted.kind == DocKind::Pdf {
+                Error::NoText
+            } else {
+                Error::Empty
+            });
         }
         let chunks = split(&extracted, &source.split, self.embedder.tokens())?;
         if chunks.is_empty() {
@@ -107,12 +111,21 @@ impl Pipeline {
 
 /// Run one job to its end. Errors are recorded on the job and the document, not returned,
 /// except when the database itself fails.
-async fn run_job<S: ChunkSink>(queue: &JobQueue, pipeline: &Pipeline, sink: &S, job: &Job) -> Result<()> {
+async fn run_job<S: ChunkSink>(
+    queue: &JobQueue,
+    pipeline: &Pipeline,
+    sink: &S,
+    job: &Job,
+) -> Result<()> {
     let started = Instant::now();
     match process(queue, pipeline, sink, job).await {
         Ok(chunks) => {
             queue.succeed(job.job_id).await?;
-            info!(chunks, elapsed_ms = started.elapsed().as_millis() as u64, "indexed");
+            info!(
+                chunks,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "indexed"
+            );
         }
         Err(error) => {
             if queue.is_canceled(job.job_id).await? {
@@ -127,7 +140,12 @@ async fn run_job<S: ChunkSink>(queue: &JobQueue, pipeline: &Pipeline, sink: &S, 
     Ok(())
 }
 
-async fn process<S: ChunkSink>(queue: &JobQueue, pipeline: &Pipeline, sink: &S, job: &Job) -> Result<usize> {
+async fn process<S: ChunkSink>(
+    queue: &JobQueue,
+    pipeline: &Pipeline,
+    sink: &S,
+    job: &Job,
+) -> Result<usize> {
     sink.started(job).await?;
     let source = sink.fetch(job).await?;
     queue.progress(job.job_id, "extract", 0.0).await?;
@@ -142,7 +160,10 @@ async fn process<S: ChunkSink>(queue: &JobQueue, pipeline: &Pipeline, sink: &S, 
         })??;
     queue.progress(job.job_id, "embed", 0.1).await?;
 
-    let hashes: Vec<String> = drafts.iter().map(|d| sha256_hex(d.text.as_bytes())).collect();
+    let hashes: Vec<String> = drafts
+        .iter()
+        .map(|d| sha256_hex(d.text.as_bytes()))
+        .collect();
     let known = sink.known_vectors(job, &hashes).await?;
     let missing: Vec<String> = drafts
         .iter()
@@ -220,7 +241,10 @@ pub async fn run_worker<S: ChunkSink>(
         match queue.claim().await {
             Ok(Some(job)) => {
                 let span = info_span!("ingest_job", worker, job_id = job.job_id, document_id = %job.document_id, kb_id = %job.kb_id);
-                if let Err(e) = run_job(&queue, &pipeline, sink.as_ref(), &job).instrument(span).await {
+                if let Err(e) = run_job(&queue, &pipeline, sink.as_ref(), &job)
+                    .instrument(span)
+                    .await
+                {
                     warn!(worker, job_id = job.job_id, error = %e, "job bookkeeping failed; will retry");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }

@@ -103,7 +103,11 @@ pub struct ChunkDraft {
 }
 
 /// Split every section of `doc` (already cleaned) into chunks.
-pub fn split(doc: &Extracted, settings: &SplitSettings, tokens: &dyn TokenCount) -> Result<Vec<ChunkDraft>> {
+pub fn split(
+    doc: &Extracted,
+    settings: &SplitSettings,
+    tokens: &dyn TokenCount,
+) -> Result<Vec<ChunkDraft>> {
     settings.validate()?;
     let mut chunks = Vec::new();
     for section in &doc.sections {
@@ -113,7 +117,13 @@ pub fn split(doc: &Extracted, settings: &SplitSettings, tokens: &dyn TokenCount)
                 separator,
                 max_tokens,
                 overlap_tokens,
-            } => split_custom(&section.text, &unescape(separator), *max_tokens, *overlap_tokens, tokens)?,
+            } => split_custom(
+                &section.text,
+                &unescape(separator),
+                *max_tokens,
+                *overlap_tokens,
+                tokens,
+            )?,
         };
         for (start, text) in pieces {
             let text = text.trim();
@@ -136,17 +146,27 @@ pub fn split(doc: &Extracted, settings: &SplitSettings, tokens: &dyn TokenCount)
     Ok(chunks)
 }
 
-fn config(max_tokens: usize, overlap: usize, tokens: &dyn TokenCount) -> Result<ChunkConfig<Sizer<'_>>> {
+fn config(
+    max_tokens: usize,
+    overlap: usize,
+    tokens: &dyn TokenCount,
+) -> Result<ChunkConfig<Sizer<'_>>> {
     ChunkConfig::new(max_tokens)
         .with_overlap(overlap)
         .map(|c| c.with_sizer(Sizer(tokens)))
         .map_err(|e| Error::InvalidSettings(e.to_string()))
 }
 
-fn split_auto<'t>(text: &'t str, kind: DocKind, tokens: &dyn TokenCount) -> Result<Vec<(usize, &'t str)>> {
+fn split_auto<'t>(
+    text: &'t str,
+    kind: DocKind,
+    tokens: &dyn TokenCount,
+) -> Result<Vec<(usize, &'t str)>> {
     let cfg = config(AUTO_MAX_TOKENS, AUTO_OVERLAP_TOKENS, tokens)?;
     Ok(match kind {
-        DocKind::Markdown | DocKind::Docx | DocKind::Html => MarkdownSplitter::new(cfg).chunk_indices(text).collect(),
+        DocKind::Markdown | DocKind::Docx | DocKind::Html => {
+            MarkdownSplitter::new(cfg).chunk_indices(text).collect()
+        }
         _ => TextSplitter::new(cfg).chunk_indices(text).collect(),
     })
 }
@@ -170,7 +190,11 @@ fn split_custom<'t>(
         if tokens.count(segment) <= max_tokens {
             out.push((seg_start, segment));
         } else {
-            out.extend(splitter.chunk_indices(segment).map(|(i, s)| (seg_start + i, s)));
+            out.extend(
+                splitter
+                    .chunk_indices(segment)
+                    .map(|(i, s)| (seg_start + i, s)),
+            );
         }
     }
     Ok(out)
@@ -231,13 +255,19 @@ mod tests {
 
     #[test]
     fn chunks_keep_their_page_and_offsets() {
-        let d = doc(DocKind::Pdf, &[(Some(1), "第一页。"), (Some(2), "第二页的内容。")]);
+        let d = doc(
+            DocKind::Pdf,
+            &[(Some(1), "第一页。"), (Some(2), "第二页的内容。")],
+        );
         let chunks = split(&d, &SplitSettings::Auto, &Chars).unwrap();
         assert_eq!(chunks.len(), 2);
         assert_eq!(chunks[1].page, Some(2));
         assert_eq!(chunks[1].ordinal, 1);
         let text = &d.sections[1].text;
-        assert_eq!(&text[chunks[1].start_byte..chunks[1].end_byte], chunks[1].text);
+        assert_eq!(
+            &text[chunks[1].start_byte..chunks[1].end_byte],
+            chunks[1].text
+        );
     }
 
     #[test]
@@ -295,8 +325,16 @@ mod tests {
     fn settings_parse_from_json() {
         let s: SplitSettings = serde_json::from_str(r#"{"mode":"auto"}"#).unwrap();
         assert_eq!(s, SplitSettings::Auto);
-        let s: SplitSettings =
-            serde_json::from_str(r#"{"mode":"custom","separator":"\n","max_tokens":128,"overlap_tokens":16}"#).unwrap();
-        assert!(matches!(s, SplitSettings::Custom { max_tokens: 128, .. }));
+        let s: SplitSettings = serde_json::from_str(
+            r#"{"mode":"custom","separator":"\n","max_tokens":128,"overlap_tokens":16}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            s,
+            SplitSettings::Custom {
+                max_tokens: 128,
+                ..
+            }
+        ));
     }
 }

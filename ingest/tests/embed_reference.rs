@@ -39,14 +39,32 @@ fn converted_model_matches_reference_vectors() {
     let q = e.embed_query("如何申请年假？").unwrap();
     let passages = e
         .embed_passages(
-            &["员工每年可以享受带薪年假，需提前一周在系统中申请。".to_string(), "The cat sat on the mat.".to_string()],
+            &[
+                "员工每年可以享受带薪年假，需提前一周在系统中申请。".to_string(),
+                "The cat sat on the mat.".to_string(),
+            ],
             |_, _| {},
         )
         .unwrap();
     let (p_zh, p_en) = (&passages[0], &passages[1]);
-    assert!(close(&q, &[0.08633, -0.01547, -0.02556, -0.05414, 0.06382, -0.02083]) >= 0.999);
-    assert!(close(p_zh, &[0.03853, -0.00128, -0.03101, -0.01869, 0.10344, -0.03067]) >= 0.999);
-    assert!(close(p_en, &[0.04428, 0.01570, 0.02723, -0.06902, 0.07276, -0.04107]) >= 0.999);
+    assert!(
+        close(
+            &q,
+            &[0.08633, -0.01547, -0.02556, -0.05414, 0.06382, -0.02083]
+        ) >= 0.999
+    );
+    assert!(
+        close(
+            p_zh,
+            &[0.03853, -0.00128, -0.03101, -0.01869, 0.10344, -0.03067]
+        ) >= 0.999
+    );
+    assert!(
+        close(
+            p_en,
+            &[0.04428, 0.01570, 0.02723, -0.06902, 0.07276, -0.04107]
+        ) >= 0.999
+    );
     assert!((cosine(&q, p_zh) - 0.90090).abs() < 1e-3);
     assert!((cosine(&q, p_en) - 0.67733).abs() < 1e-3);
     assert!((cosine(p_zh, p_en) - 0.65767).abs() < 1e-3);
@@ -55,10 +73,14 @@ fn converted_model_matches_reference_vectors() {
 #[test]
 fn batching_and_duplicates_do_not_change_vectors() {
     let e = embedder();
-    let texts: Vec<String> = ["短句。", "一个长得多的句子，用来和短句放进同一批里做填充。", "短句。"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let texts: Vec<String> = [
+        "短句。",
+        "一个长得多的句子，用来和短句放进同一批里做填充。",
+        "短句。",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     let batch = e.embed_passages(&texts, |_, _| {}).unwrap();
     let single = e.embed_passages(&texts[1..2], |_, _| {}).unwrap();
     assert!(cosine(&batch[1], &single[0]) > 0.99999);

@@ -36,24 +36,61 @@ fn expectation(name: &str) -> Option<Expect> {
     Some(match name {
         "zh-quarterly-report-22p.pdf" => Text(
             DocKind::Pdf,
-            &[(Some(1), "东北电气发展股份有限公司"), (Some(2), "第一节 重要提示"), (Some(20), "投资活动产生的现金流量净额")],
+            &[
+                (Some(1), "东北电气发展股份有限公司"),
+                (Some(2), "第一节 重要提示"),
+                (Some(20), "投资活动产生的现金流量净额"),
+            ],
         ),
-        "en-federal-register-3col.pdf" => {
-            Text(DocKind::Pdf, &[(Some(1), "Airworthiness Directives; The Boeing"), (Some(1), "Federal Aviation Administration")])
+        "en-federal-register-3col.pdf" => Text(
+            DocKind::Pdf,
+            &[
+                (Some(1), "Airworthiness Directives; The Boeing"),
+                (Some(1), "Federal Aviation Administration"),
+            ],
+        ),
+        "en-table-nics-checks.pdf" => Text(
+            DocKind::Pdf,
+            &[
+                (Some(1), "NICS Firearm Background Checks"),
+                (Some(1), "Pre-Pawn"),
+            ],
+        ),
+        "zh-table-land-use-standard.pdf" => Text(
+            DocKind::Pdf,
+            &[
+                (Some(1), "安徽省建设用地使用标准"),
+                (Some(1), "停车区用地指标基准值"),
+            ],
+        ),
+        "encrypted-owner-password-only.pdf" => {
+            Text(DocKind::Pdf, &[(Some(1), "pdf encryption test")])
         }
-        "en-table-nics-checks.pdf" => Text(DocKind::Pdf, &[(Some(1), "NICS Firearm Background Checks"), (Some(1), "Pre-Pawn")]),
-        "zh-table-land-use-standard.pdf" => {
-            Text(DocKind::Pdf, &[(Some(1), "安徽省建设用地使用标准"), (Some(1), "停车区用地指标基准值")])
-        }
-        "encrypted-owner-password-only.pdf" => Text(DocKind::Pdf, &[(Some(1), "pdf encryption test")]),
         "zh-scanned-no-text.pdf" => Fails("NoText", |e| matches!(e, Error::NoText)),
-        "zh-gbk-euc-h-cjk-font.pdf" => PanicOrText(&[(Some(1), "浙江菲达环保科技股份有限公司"), (Some(1), "上海证券交易所")]),
-        "encrypted-user-password.pdf" | "encrypted-aes-user-password.pdf" => Fails("Encrypted", |e| matches!(e, Error::Encrypted)),
+        "zh-gbk-euc-h-cjk-font.pdf" => PanicOrText(&[
+            (Some(1), "浙江菲达环保科技股份有限公司"),
+            (Some(1), "上海证券交易所"),
+        ]),
+        "encrypted-user-password.pdf" | "encrypted-aes-user-password.pdf" => {
+            Fails("Encrypted", |e| matches!(e, Error::Encrypted))
+        }
         "truncated.pdf" => Fails("Corrupt", |e| matches!(e, Error::Corrupt { .. })),
         "empty.pdf" | "empty.txt" => Fails("Empty", |e| matches!(e, Error::Empty)),
-        "not-a-pdf.pdf" => Fails("Unsupported(image/png)", |e| matches!(e, Error::Unsupported { detected, .. } if detected == "image/png")),
-        "zh-travel-policy.docx" => Text(DocKind::Docx, &[(None, "提高资金使用效率"), (None, "每晚住宿上限（元）")]),
-        "zh-sales.xlsx" => Text(DocKind::Xlsx, &[(None, "扫地机器人"), (None, "2024年第一季度华东区销售明细（测试数据）")]),
+        "not-a-pdf.pdf" => Fails(
+            "Unsupported(image/png)",
+            |e| matches!(e, Error::Unsupported { detected, .. } if detected == "image/png"),
+        ),
+        "zh-travel-policy.docx" => Text(
+            DocKind::Docx,
+            &[(None, "提高资金使用效率"), (None, "每晚住宿上限（元）")],
+        ),
+        "zh-sales.xlsx" => Text(
+            DocKind::Xlsx,
+            &[
+                (None, "扫地机器人"),
+                (None, "2024年第一季度华东区销售明细（测试数据）"),
+            ],
+        ),
         "zh-faq.csv" | "zh-faq-gbk.csv" => Text(DocKind::Csv, &[(None, "如何重置密码？")]),
         "zh-guide.md" => Text(DocKind::Markdown, &[(None, "倒数排名融合")]),
         "zh-readme-setext.md" => Text(DocKind::Markdown, &[(None, "余弦相似度")]),
@@ -76,12 +113,18 @@ fn fixture_files() -> Vec<String> {
     let mut found = Vec::new();
     let mut dirs = vec![root.clone()];
     while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("fixture folder {}: {e}", dir.display())) {
+        for entry in std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("fixture folder {}: {e}", dir.display()))
+        {
             let path = entry.unwrap().path();
             if path.is_dir() {
                 dirs.push(path);
             } else {
-                let relative = path.strip_prefix(&root).unwrap().to_string_lossy().replace('\\', "/");
+                let relative = path
+                    .strip_prefix(&root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('\\', "/");
                 if relative != "MANIFEST.md" && relative != "SHA256SUMS" {
                     found.push(relative);
                 }
@@ -100,10 +143,17 @@ fn squash(text: &str) -> String {
 fn missing_phrases(doc: &Extracted, phrases: &[(Option<u32>, &str)]) -> Vec<String> {
     let mut missing = Vec::new();
     for (page, phrase) in phrases {
-        let haystack: String = doc.sections.iter().filter(|s| page.is_none() || s.page == *page).map(|s| s.text.as_str()).collect();
+        let haystack: String = doc
+            .sections
+            .iter()
+            .filter(|s| page.is_none() || s.page == *page)
+            .map(|s| s.text.as_str())
+            .collect();
         if !squash(&haystack).contains(&squash(phrase)) {
             let shown: String = haystack.chars().take(300).collect();
-            missing.push(format!("{phrase:?} not on page {page:?}; that text starts {shown:?}"));
+            missing.push(format!(
+                "{phrase:?} not on page {page:?}; that text starts {shown:?}"
+            ));
         }
     }
     missing
@@ -117,8 +167,14 @@ fn normal_form_problems(doc: &Extracted) -> Vec<String> {
         if text.contains('\0') || text.contains('\u{feff}') || text.contains('\r') {
             problems.push(format!("section {:?} has NUL, BOM or CR", section.page));
         }
-        if text.lines().any(|l| l != l.trim_end()) || text.contains("\n\n\n") || text.trim() != text.trim_matches('\n') {
-            problems.push(format!("section {:?} has trailing spaces or extra blank lines", section.page));
+        if text.lines().any(|l| l != l.trim_end())
+            || text.contains("\n\n\n")
+            || text.trim() != text.trim_matches('\n')
+        {
+            problems.push(format!(
+                "section {:?} has trailing spaces or extra blank lines",
+                section.page
+            ));
         }
         if text.is_empty() {
             problems.push(format!("section {:?} is empty", section.page));
@@ -132,7 +188,12 @@ fn outcome_line(result: &Result<Extracted, Error>) -> String {
         Ok(doc) => {
             let chars: usize = doc.sections.iter().map(|s| s.text.chars().count()).sum();
             let pages = doc.page_count.map_or("-".to_owned(), |n| n.to_string());
-            format!("ok {} | {chars} chars | {} sections | {pages} pages | title {:?}", doc.kind.as_str(), doc.sections.len(), doc.title)
+            format!(
+                "ok {} | {chars} chars | {} sections | {pages} pages | title {:?}",
+                doc.kind.as_str(),
+                doc.sections.len(),
+                doc.title
+            )
         }
         Err(e) => format!("{} | {e}", e.code()),
     }
@@ -141,12 +202,17 @@ fn outcome_line(result: &Result<Extracted, Error>) -> String {
 #[test]
 fn every_fixture_meets_the_manifest() {
     let files = fixture_files();
-    assert!(files.len() >= 28, "expected the MANIFEST's fixtures, found {files:?}");
+    assert!(
+        files.len() >= 28,
+        "expected the MANIFEST's fixtures, found {files:?}"
+    );
     let mut failures = Vec::new();
     let mut report = Vec::new();
     for name in &files {
         let Some(expect) = expectation(name) else {
-            failures.push(format!("{name}: no expectation in this test; add its MANIFEST row"));
+            failures.push(format!(
+                "{name}: no expectation in this test; add its MANIFEST row"
+            ));
             continue;
         };
         let bytes: Arc<[u8]> = std::fs::read(fixtures_dir().join(name)).unwrap().into();
@@ -154,7 +220,10 @@ fn every_fixture_meets_the_manifest() {
         let started = Instant::now();
         let result = extract(file_name, bytes, &ExtractLimits::default());
         let elapsed_ms = started.elapsed().as_millis();
-        report.push(format!("{name} | {} | {elapsed_ms} ms", outcome_line(&result)));
+        report.push(format!(
+            "{name} | {} | {elapsed_ms} ms",
+            outcome_line(&result)
+        ));
         let problems: Vec<String> = match (&expect, &result) {
             (Expect::Text(kind, phrases), Ok(doc)) => {
                 let mut p = missing_phrases(doc, phrases);
@@ -165,38 +234,70 @@ fn every_fixture_meets_the_manifest() {
                 p
             }
             (Expect::PanicOrText(phrases), Ok(doc)) => missing_phrases(doc, phrases),
-            (Expect::PanicOrText(_), Err(Error::Panicked { kind, .. })) if kind == "pdf" => Vec::new(),
+            (Expect::PanicOrText(_), Err(Error::Panicked { kind, .. })) if kind == "pdf" => {
+                Vec::new()
+            }
             (Expect::Fails(_, is_expected), Err(e)) if is_expected(e) => Vec::new(),
-            (Expect::Fails(wanted, _), _) => vec![format!("expected {wanted}, got {}", outcome_line(&result))],
+            (Expect::Fails(wanted, _), _) => {
+                vec![format!("expected {wanted}, got {}", outcome_line(&result))]
+            }
             (_, _) => vec![format!("unexpected outcome: {}", outcome_line(&result))],
         };
         failures.extend(problems.into_iter().map(|p| format!("{name}: {p}")));
     }
-    eprintln!("fixture | outcome | chars | sections | pages | title | time\n{}", report.join("\n"));
-    assert!(failures.is_empty(), "fixtures not as the MANIFEST says:\n{}", failures.join("\n"));
+    eprintln!(
+        "fixture | outcome | chars | sections | pages | title | time\n{}",
+        report.join("\n")
+    );
+    assert!(
+        failures.is_empty(),
+        "fixtures not as the MANIFEST says:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[test]
 fn pdf_pages_keep_their_numbers() {
-    let bytes: Arc<[u8]> = std::fs::read(fixtures_dir().join("zh-quarterly-report-22p.pdf")).unwrap().into();
+    let bytes: Arc<[u8]> = std::fs::read(fixtures_dir().join("zh-quarterly-report-22p.pdf"))
+        .unwrap()
+        .into();
     let doc = extract("report.pdf", bytes, &ExtractLimits::default()).unwrap();
     assert_eq!(doc.page_count, Some(22));
     let pages: Vec<u32> = doc.sections.iter().filter_map(|s| s.page).collect();
-    assert!(pages.windows(2).all(|w| w[0] < w[1]) && pages.iter().all(|p| (1..=22).contains(p)), "{pages:?}");
+    assert!(
+        pages.windows(2).all(|w| w[0] < w[1]) && pages.iter().all(|p| (1..=22).contains(p)),
+        "{pages:?}"
+    );
 }
 
 #[test]
 fn docx_keeps_structure_and_skips_page_chrome() {
-    let bytes: Arc<[u8]> = std::fs::read(fixtures_dir().join("zh-travel-policy.docx")).unwrap().into();
+    let bytes: Arc<[u8]> = std::fs::read(fixtures_dir().join("zh-travel-policy.docx"))
+        .unwrap()
+        .into();
     let doc = extract("policy.docx", bytes, &ExtractLimits::default()).unwrap();
     let text = &doc.sections[0].text;
     assert_eq!(doc.title.as_deref(), Some("员工差旅报销制度（测试文档）"));
     assert!(text.contains("\n# 第一章 总则\n"), "{text}");
-    assert!(text.contains("- 部门经理及以上人员可乘坐飞机经济舱或高铁一等座；"), "{text}");
-    assert!(text.contains("城市类别 | 代表城市 | 每晚住宿上限（元）\n一类 | 北京、上海、广州、深圳 | 600"), "{text}");
+    assert!(
+        text.contains("- 部门经理及以上人员可乘坐飞机经济舱或高铁一等座；"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "城市类别 | 代表城市 | 每晚住宿上限（元）\n一类 | 北京、上海、广州、深圳 | 600"
+        ),
+        "{text}"
+    );
     let header = read_zip_entry("zh-travel-policy.docx", "word/header1.xml");
-    let chrome: String = header.split('<').filter_map(|t| t.split_once('>').map(|(_, s)| s)).collect();
-    assert!(!chrome.trim().is_empty() && !text.contains(chrome.trim()), "header text {chrome:?} leaked into {text}");
+    let chrome: String = header
+        .split('<')
+        .filter_map(|t| t.split_once('>').map(|(_, s)| s))
+        .collect();
+    assert!(
+        !chrome.trim().is_empty() && !text.contains(chrome.trim()),
+        "header text {chrome:?} leaked into {text}"
+    );
 }
 
 fn read_zip_entry(fixture: &str, entry: &str) -> String {
@@ -207,9 +308,15 @@ fn read_zip_entry(fixture: &str, entry: &str) -> String {
 
 #[test]
 fn xlsx_rows_carry_their_headers_and_formulas() {
-    let bytes: Arc<[u8]> = std::fs::read(fixtures_dir().join("zh-sales.xlsx")).unwrap().into();
+    let bytes: Arc<[u8]> = std::fs::read(fixtures_dir().join("zh-sales.xlsx"))
+        .unwrap()
+        .into();
     let doc = extract("sales.xlsx", bytes, &ExtractLimits::default()).unwrap();
-    let titles: Vec<_> = doc.sections.iter().map(|s| s.title.as_deref().unwrap_or("")).collect();
+    let titles: Vec<_> = doc
+        .sections
+        .iter()
+        .map(|s| s.title.as_deref().unwrap_or(""))
+        .collect();
     assert_eq!(titles, ["销售明细", "说明"]);
     let sheet = &doc.sections[0].text;
     let lines: Vec<&str> = sheet.lines().collect();
@@ -224,23 +331,37 @@ fn html_keeps_the_article_only() {
         let bytes: Arc<[u8]> = std::fs::read(fixtures_dir().join(name)).unwrap().into();
         let doc = extract(name, bytes, &ExtractLimits::default()).unwrap();
         let text = &doc.sections[0].text;
-        assert_eq!(doc.title.as_deref(), Some("漂泊信天翁 - 鸟类百科（测试页面）"), "{name}");
+        assert_eq!(
+            doc.title.as_deref(),
+            Some("漂泊信天翁 - 鸟类百科（测试页面）"),
+            "{name}"
+        );
         for chrome in ["首页", "广告", "dataLayer", "版权所有", "font-family"] {
-            assert!(!text.contains(chrome), "{name}: {chrome} leaked into {text}");
+            assert!(
+                !text.contains(chrome),
+                "{name}: {chrome} leaked into {text}"
+            );
         }
         assert!(text.starts_with("# 漂泊信天翁\n"), "{name}: {text}");
         assert!(text.contains("中文名 | 分布 | 备注"), "{name}: {text}");
-        assert!(text.contains("- 第二条要点：含有<转义字符>与&符号"), "{name}: {text}");
+        assert!(
+            text.contains("- 第二条要点：含有<转义字符>与&符号"),
+            "{name}: {text}"
+        );
     }
 }
 
 #[test]
 fn markdown_drops_front_matter_and_comments() {
-    let guide: Arc<[u8]> = std::fs::read(fixtures_dir().join("zh-guide.md")).unwrap().into();
+    let guide: Arc<[u8]> = std::fs::read(fixtures_dir().join("zh-guide.md"))
+        .unwrap()
+        .into();
     let doc = extract("guide.md", guide, &ExtractLimits::default()).unwrap();
     assert!(!doc.sections[0].text.contains("HTML 注释"));
     assert!(doc.sections[0].text.contains("# 这一行是 Python 注释"));
-    let setext: Arc<[u8]> = std::fs::read(fixtures_dir().join("zh-readme-setext.md")).unwrap().into();
+    let setext: Arc<[u8]> = std::fs::read(fixtures_dir().join("zh-readme-setext.md"))
+        .unwrap()
+        .into();
     let doc = extract("readme.md", setext, &ExtractLimits::default()).unwrap();
     assert!(!doc.sections[0].text.contains("tags:"));
     assert_eq!(doc.title.as_deref(), Some("向量检索小抄"));
@@ -250,18 +371,27 @@ fn markdown_drops_front_matter_and_comments() {
 fn csv_gbk_and_utf8_agree() {
     let read = |name: &str| {
         let bytes: Arc<[u8]> = std::fs::read(fixtures_dir().join(name)).unwrap().into();
-        extract(name, bytes, &ExtractLimits::default()).unwrap().sections[0].text.clone()
+        extract(name, bytes, &ExtractLimits::default())
+            .unwrap()
+            .sections[0]
+            .text
+            .clone()
     };
     let utf8 = read("zh-faq.csv");
     assert_eq!(utf8, read("zh-faq-gbk.csv"));
     assert_eq!(utf8.lines().count(), 5, "{utf8}");
-    assert!(utf8.contains("问题: 产品说明书里写的 \"IP67\" 是什么意思？"), "{utf8}");
+    assert!(
+        utf8.contains("问题: 产品说明书里写的 \"IP67\" 是什么意思？"),
+        "{utf8}"
+    );
 }
 
 fn docx_zip(entries: &[(&str, &[u8])]) -> Arc<[u8]> {
     let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
     for (name, data) in entries {
-        writer.start_file(*name, zip::write::SimpleFileOptions::default()).unwrap();
+        writer
+            .start_file(*name, zip::write::SimpleFileOptions::default())
+            .unwrap();
         writer.write_all(data).unwrap();
     }
     writer.finish().unwrap().into_inner().into()
@@ -273,22 +403,56 @@ fn zip_bomb_docx_is_too_large() {
     // Many entries, default limits.
     let mut names: Vec<String> = (0..10_001).map(|i| format!("word/media/{i}.bin")).collect();
     names.push("word/document.xml".into());
-    let entries: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), if n.ends_with(".xml") { &document[..] } else { b"" })).collect();
+    let entries: Vec<(&str, &[u8])> = names
+        .iter()
+        .map(|n| {
+            (
+                n.as_str(),
+                if n.ends_with(".xml") {
+                    &document[..]
+                } else {
+                    b""
+                },
+            )
+        })
+        .collect();
     let many = extract("many.docx", docx_zip(&entries), &ExtractLimits::default());
     assert!(matches!(many, Err(Error::TooLarge { .. })), "{many:?}");
 
     // One entry that inflates past the limit (deflated zeros compress about 1000:1).
-    let limits = ExtractLimits { max_uncompressed_bytes: 8 * 1024 * 1024, ..ExtractLimits::default() };
+    let limits = ExtractLimits {
+        max_uncompressed_bytes: 8 * 1024 * 1024,
+        ..ExtractLimits::default()
+    };
     let zeros = vec![0u8; 9 * 1024 * 1024];
-    let bomb = docx_zip(&[("word/document.xml", document), ("word/media/zeros.bin", &zeros)]);
-    assert!(bomb.len() < 100_000, "the bomb should be small: {} bytes", bomb.len());
+    let bomb = docx_zip(&[
+        ("word/document.xml", document),
+        ("word/media/zeros.bin", &zeros),
+    ]);
+    assert!(
+        bomb.len() < 100_000,
+        "the bomb should be small: {} bytes",
+        bomb.len()
+    );
     let huge = extract("bomb.docx", bomb.clone(), &limits);
     assert!(matches!(huge, Err(Error::TooLarge { .. })), "{huge:?}");
-    let as_xlsx = docx_zip(&[("xl/workbook.xml", b"<workbook/>"), ("xl/zeros.bin", &zeros)]);
-    assert!(matches!(extract("bomb.xlsx", as_xlsx, &limits), Err(Error::TooLarge { .. })));
+    let as_xlsx = docx_zip(&[
+        ("xl/workbook.xml", b"<workbook/>"),
+        ("xl/zeros.bin", &zeros),
+    ]);
+    assert!(matches!(
+        extract("bomb.xlsx", as_xlsx, &limits),
+        Err(Error::TooLarge { .. })
+    ));
     // The same file passes with room to spare, so the limit is what stopped it.
-    let roomy = ExtractLimits { max_uncompressed_bytes: 16 * 1024 * 1024, ..ExtractLimits::default() };
-    assert_eq!(extract("bomb.docx", bomb, &roomy).unwrap().sections[0].text, "x");
+    let roomy = ExtractLimits {
+        max_uncompressed_bytes: 16 * 1024 * 1024,
+        ..ExtractLimits::default()
+    };
+    assert_eq!(
+        extract("bomb.docx", bomb, &roomy).unwrap().sections[0].text,
+        "x"
+    );
 }
 
 #[test]
@@ -304,13 +468,24 @@ fn random_binary_named_txt_is_unsupported() {
         })
         .collect();
     let result = extract("x.txt", noise.into(), &ExtractLimits::default());
-    assert!(matches!(result, Err(Error::Unsupported { .. })), "{result:?}");
+    assert!(
+        matches!(result, Err(Error::Unsupported { .. })),
+        "{result:?}"
+    );
 }
 
 #[test]
 fn a_slow_parser_times_out() {
-    let bytes: Arc<[u8]> = std::fs::read(fixtures_dir().join("en-federal-register-3col.pdf")).unwrap().into();
-    let limits = ExtractLimits { timeout_ms: 1, ..ExtractLimits::default() };
+    let bytes: Arc<[u8]> = std::fs::read(fixtures_dir().join("en-federal-register-3col.pdf"))
+        .unwrap()
+        .into();
+    let limits = ExtractLimits {
+        timeout_ms: 1,
+        ..ExtractLimits::default()
+    };
     let result = extract("slow.pdf", bytes, &limits);
-    assert!(matches!(result, Err(Error::TimedOut { limit_ms: 1 })), "{result:?}");
+    assert!(
+        matches!(result, Err(Error::TimedOut { limit_ms: 1 })),
+        "{result:?}"
+    );
 }

@@ -34,13 +34,21 @@ fn describe(path: &Path) -> String {
 
 pub(super) async fn run(config: Config, args: DoctorArgs) -> Result<()> {
     let model_dir = config.embedding_model_dir();
-    let files = ["model.onnx", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "config.json"];
+    let files = [
+        "model.onnx",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "config.json",
+    ];
     let ort = config.ort_library();
     let started = Instant::now();
     let c = config.clone();
     let loaded = tokio::task::spawn_blocking(move || load_embedder(&c)).await?;
     let load_ms = started.elapsed().as_millis();
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let server_running = DataDirLock::try_acquire(&config.data_dir)?.is_none();
     let db = config.database_path();
     let report = json!({
@@ -65,12 +73,30 @@ pub(super) async fn run(config: Config, args: DoctorArgs) -> Result<()> {
     }
     println!("onnx runtime     {}", describe(&ort));
     match &loaded {
-        Ok(e) => println!("model loads      ok: {} ({} dims) in {load_ms} ms", e.info().id, e.info().dims),
+        Ok(e) => println!(
+            "model loads      ok: {} ({} dims) in {load_ms} ms",
+            e.info().id,
+            e.info().dims
+        ),
         Err(e) => println!("model loads      FAILED: {e}"),
     }
-    println!("threads          {threads} cores; embedding uses {}", report["embedding_threads"]);
+    println!(
+        "threads          {threads} cores; embedding uses {}",
+        report["embedding_threads"]
+    );
     println!("gpu offload      none (embeddings run on the CPU)");
-    println!("data dir         {} (database {})", config.data_dir.display(), describe(&db));
-    println!("server           {}", if server_running { "running on this data dir" } else { "not running" });
+    println!(
+        "data dir         {} (database {})",
+        config.data_dir.display(),
+        describe(&db)
+    );
+    println!(
+        "server           {}",
+        if server_running {
+            "running on this data dir"
+        } else {
+            "not running"
+        }
+    );
     loaded.map(|_| ())
 }

@@ -24,12 +24,18 @@ pub struct IngestArgs {
 }
 
 fn collect(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::InvalidInput(format!("{}: {e}", path.display())))?;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| Error::InvalidInput(format!("{}: {e}", path.display())))?;
     if meta.is_dir() {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
         entries.sort();
         for entry in entries {
-            if entry.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
+            if entry
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            {
                 continue;
             }
             collect(&entry, out)?;
@@ -52,9 +58,16 @@ pub(super) async fn run(config: Config, args: IngestArgs) -> Result<()> {
     let mut rejected = Vec::new();
     let mut duplicates = 0;
     for path in &files {
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let bytes = std::fs::read(path)?;
-        match state.knowledge.upload(&args.kb, &name, bytes, &UploadSettings::default()).await {
+        match state
+            .knowledge
+            .upload(&args.kb, &name, bytes, &UploadSettings::default())
+            .await
+        {
             Ok(o) if o.duplicate => duplicates += 1,
             Ok(o) => queued.push(o.id),
             Err(e @ (Error::NotFound { .. } | Error::ModelMismatch { .. })) => return Err(e),

@@ -29,7 +29,10 @@ pub(super) async fn run(config: Config, args: JobsArgs) -> Result<()> {
     for j in jobs {
         let doc = state.store.document(None, &j.document_id).await.ok();
         let name = doc.map(|d| d.name).unwrap_or_else(|| "(deleted)".into());
-        let error = j.error_message.map(|e| format!("  {e}")).unwrap_or_default();
+        let error = j
+            .error_message
+            .map(|e| format!("  {e}"))
+            .unwrap_or_default();
         println!(
             "{:>6}  {:<10} {:>3.0}%  tries {}  {}{}",
             j.job_id,

@@ -84,7 +84,8 @@ pub(crate) async fn reader_state(config: Config) -> Result<(AppState, Option<Dat
 
 /// Print a value as pretty JSON.
 pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| crate::error::Error::Internal(e.to_string()))?;
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| crate::error::Error::Internal(e.to_string()))?;
     println!("{text}");
     Ok(())
 }
@@ -92,9 +93,11 @@ pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
 /// A progress bar in zhiku's style.
 pub(crate) fn progress_bar(total: u64, what: &str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(total);
-    let style = indicatif::ProgressStyle::with_template("{spinner} {msg:<12} [{bar:30}] {pos}/{len} {elapsed_precise}")
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-        .progress_chars("=> ");
+    let style = indicatif::ProgressStyle::with_template(
+        "{spinner} {msg:<12} [{bar:30}] {pos}/{len} {elapsed_precise}",
+    )
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+    .progress_chars("=> ");
     bar.set_style(style);
     bar.set_message(what.to_string());
     bar

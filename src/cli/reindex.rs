@@ -34,19 +34,33 @@ pub(super) async fn run(config: Config, args: ReindexArgs) -> Result<()> {
             let bar = progress_bar(kb.chunk_count as u64, "embedding");
             let mut after = 0;
             loop {
-                let rows = state.store.live_chunks_page(&kb.kb_id, after, RE_EMBED_PAGE).await?;
-                let Some(last) = rows.last().map(|r| r.chunk_id) else { break };
+                let rows = state
+                    .store
+                    .live_chunks_page(&kb.kb_id, after, RE_EMBED_PAGE)
+                    .await?;
+                let Some(last) = rows.last().map(|r| r.chunk_id) else {
+                    break;
+                };
                 after = last;
                 let texts: Vec<String> = rows.iter().map(|r| r.text.clone()).collect();
                 let embedder = state.pipeline.embedder.clone();
-                let vectors = tokio::task::spawn_blocking(move || embedder.embed_passages(&texts, |_, _| {})).await??;
-                let updates: Vec<(i64, Vec<f32>)> = rows.iter().map(|r| r.chunk_id).zip(vectors).collect();
+                let vectors =
+                    tokio::task::spawn_blocking(move || embedder.embed_passages(&texts, |_, _| {}))
+                        .await??;
+                let updates: Vec<(i64, Vec<f32>)> =
+                    rows.iter().map(|r| r.chunk_id).zip(vectors).collect();
                 state.store.set_chunk_vectors(&updates).await?;
                 bar.inc(rows.len() as u64);
             }
             bar.finish_and_clear();
-            state.store.set_kb_model(&kb.kb_id, &info.id, info.dims as i64).await?;
-            println!("{}: re-embedded with {} ({} dims)", kb.name, info.id, info.dims);
+            state
+                .store
+                .set_kb_model(&kb.kb_id, &info.id, info.dims as i64)
+                .await?;
+            println!(
+                "{}: re-embedded with {} ({} dims)",
+                kb.name, info.id, info.dims
+            );
         }
         let bar = progress_bar(kb.chunk_count as u64, "indexing");
         let n = state
@@ -57,7 +71,10 @@ pub(super) async fn run(config: Config, args: ReindexArgs) -> Result<()> {
             })
             .await?;
         bar.finish_and_clear();
-        println!("{}: rebuilt BM25 and vector indexes from {n} chunks", kb.name);
+        println!(
+            "{}: rebuilt BM25 and vector indexes from {n} chunks",
+            kb.name
+        );
     }
     Ok(())
 }

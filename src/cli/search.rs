@@ -58,15 +58,26 @@ pub(super) async fn run(config: Config, args: SearchArgs) -> Result<()> {
     }
     for (i, r) in response.results.iter().enumerate() {
         let page = r.page.map(|p| format!(" p.{p}")).unwrap_or_default();
-        let snippet: String = r.text.chars().take(120).collect::<String>().replace('\n', " ");
+        let snippet: String = r
+            .text
+            .chars()
+            .take(120)
+            .collect::<String>()
+            .replace('\n', " ");
         println!(
             "{:>2}. {:.3}  {}{}  [bm25 #{} cos #{}]\n    {}",
             i + 1,
             r.score,
             r.document_name,
             page,
-            r.ranks.fulltext.map(|x| x.to_string()).unwrap_or_else(|| "-".into()),
-            r.ranks.semantic.map(|x| x.to_string()).unwrap_or_else(|| "-".into()),
+            r.ranks
+                .fulltext
+                .map(|x| x.to_string())
+                .unwrap_or_else(|| "-".into()),
+            r.ranks
+                .semantic
+                .map(|x| x.to_string())
+                .unwrap_or_else(|| "-".into()),
             snippet
         );
     }

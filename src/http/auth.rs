@@ -11,7 +11,11 @@ use crate::app::AppState;
 use crate::error::Error;
 
 /// Reject requests without `Authorization: Bearer <admin token>`.
-pub async fn require_admin(State(state): State<AppState>, request: Request, next: Next) -> Result<Response, Error> {
+pub async fn require_admin(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, Error> {
     let presented = request
         .headers()
         .get(AUTHORIZATION)

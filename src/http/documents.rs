@@ -12,16 +12,24 @@ use serde_json::json;
 use super::error::AppJson;
 use crate::app::AppState;
 use crate::error::{Error, Result};
-use crate::services::knowledge::{DocumentView, PreviewChunk, UploadOutcome, UploadSettings, accepted_types};
+use crate::services::knowledge::{
+    DocumentView, PreviewChunk, UploadOutcome, UploadSettings, accepted_types,
+};
 use crate::store::chunks::ChunkRow;
 
 /// Routes for documents and chunks; `max_body_bytes` bounds one upload request.
 pub fn router(max_body_bytes: usize) -> Router<AppState> {
     Router::new()
         .route("/kbs/{kb}/documents", get(list).post(upload))
-        .route("/kbs/{kb}/documents/{doc}", get(show).patch(set_enabled).delete(remove))
+        .route(
+            "/kbs/{kb}/documents/{doc}",
+            get(show).patch(set_enabled).delete(remove),
+        )
         .route("/kbs/{kb}/documents/{doc}/chunks", get(chunks))
-        .route("/kbs/{kb}/documents/{doc}/chunks/{chunk}", patch(edit_chunk).delete(remove_chunk))
+        .route(
+            "/kbs/{kb}/documents/{doc}/chunks/{chunk}",
+            patch(edit_chunk).delete(remove_chunk),
+        )
         .route("/kbs/{kb}/split-preview", post(preview))
         .layer(DefaultBodyLimit::max(max_body_bytes))
 }
@@ -50,7 +58,10 @@ struct Incoming {
 
 fn multipart_error(e: axum::extract::multipart::MultipartError) -> Error {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        Error::InvalidInput(format!("{} (upload fewer or smaller files per request)", e.body_text()))
+        Error::InvalidInput(format!(
+            "{} (upload fewer or smaller files per request)",
+            e.body_text()
+        ))
     } else {
         Error::InvalidInput(format!("invalid multipart body: {}", e.body_text()))
     }
@@ -66,7 +77,10 @@ async fn read_incoming(state: &AppState, request: Request) -> Result<Incoming> {
         let AppJson(body) = AppJson::<PastedText>::from_request(request, state).await?;
         let mut name = body.name.unwrap_or_else(|| "pasted.txt".into());
         let lower = name.to_lowercase();
-        if !ingest::extract::ACCEPTED_EXTENSIONS.iter().any(|ext| lower.ends_with(&format!(".{ext}"))) {
+        if !ingest::extract::ACCEPTED_EXTENSIONS
+            .iter()
+            .any(|ext| lower.ends_with(&format!(".{ext}")))
+        {
             name.push_str(".txt");
         }
         return Ok(Incoming {
@@ -77,9 +91,12 @@ async fn read_incoming(state: &AppState, request: Request) -> Result<Incoming> {
             },
         });
     }
-    let mut multipart = Multipart::from_request(request, state)
-        .await
-        .map_err(|e| Error::InvalidInput(format!("expected multipart/form-data with file fields or a JSON {{name, text}} body: {}", e.body_text())))?;
+    let mut multipart = Multipart::from_request(request, state).await.map_err(|e| {
+        Error::InvalidInput(format!(
+            "expected multipart/form-data with file fields or a JSON {{name, text}} body: {}",
+            e.body_text()
+        ))
+    })?;
     let mut files = Vec::new();
     let mut settings = UploadSettings::default();
     while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
@@ -97,13 +114,17 @@ async fn read_incoming(state: &AppState, request: Request) -> Result<Incoming> {
             }
             "split" => {
                 let text = field.text().await.map_err(multipart_error)?;
-                settings.split =
-                    Some(serde_json::from_str(&text).map_err(|e| Error::InvalidInput(format!("split: {e}")))?);
+                settings.split = Some(
+                    serde_json::from_str(&text)
+                        .map_err(|e| Error::InvalidInput(format!("split: {e}")))?,
+                );
             }
             "clean" => {
                 let text = field.text().await.map_err(multipart_error)?;
-                settings.clean =
-                    Some(serde_json::from_str(&text).map_err(|e| Error::InvalidInput(format!("clean: {e}")))?);
+                settings.clean = Some(
+                    serde_json::from_str(&text)
+                        .map_err(|e| Error::InvalidInput(format!("clean: {e}")))?,
+                );
             }
             other => {
                 return Err(Error::InvalidInput(format!(
@@ -136,13 +157,19 @@ async fn upload(
 ) -> Result<(StatusCode, Json<UploadResponse>)> {
     let incoming = read_incoming(&s, request).await?;
     for (name, bytes) in &incoming.files {
-        if let Err(e @ ingest::Error::Unsupported { .. }) = ingest::extract::detect_kind(name, bytes) {
+        if let Err(e @ ingest::Error::Unsupported { .. }) =
+            ingest::extract::detect_kind(name, bytes)
+        {
             return Err(Error::UnsupportedType(format!("{name}: {e}")));
         }
     }
     let mut documents = Vec::with_capacity(incoming.files.len());
     for (name, bytes) in incoming.files {
-        documents.push(s.knowledge.upload(&kb, &name, bytes, &incoming.settings).await?);
+        documents.push(
+            s.knowledge
+                .upload(&kb, &name, bytes, &incoming.settings)
+                .await?,
+        );
     }
     Ok((StatusCode::ACCEPTED, Json(UploadResponse { documents })))
 }
@@ -163,18 +190,27 @@ fn default_limit() -> i64 {
 impl Page {
     fn checked(&self) -> Result<(i64, i64)> {
         if self.offset < 0 || !(1..=1000).contains(&self.limit) {
-            return Err(Error::InvalidInput("offset must be ≥ 0 and limit between 1 and 1000".into()));
+            return Err(Error::InvalidInput(
+                "offset must be ≥ 0 and limit between 1 and 1000".into(),
+            ));
         }
         Ok((self.offset, self.limit))
     }
 }
 
-async fn list(State(s): State<AppState>, Path(kb): Path<String>, Query(page): Query<Page>) -> Result<Json<Vec<DocumentView>>> {
+async fn list(
+    State(s): State<AppState>,
+    Path(kb): Path<String>,
+    Query(page): Query<Page>,
+) -> Result<Json<Vec<DocumentView>>> {
     let (offset, limit) = page.checked()?;
     Ok(Json(s.knowledge.list_documents(&kb, offset, limit).await?))
 }
 
-async fn show(State(s): State<AppState>, Path((kb, doc)): Path<(String, String)>) -> Result<Json<DocumentView>> {
+async fn show(
+    State(s): State<AppState>,
+    Path((kb, doc)): Path<(String, String)>,
+) -> Result<Json<DocumentView>> {
     Ok(Json(s.knowledge.document(&kb, &doc).await?))
 }
 
@@ -189,10 +225,17 @@ async fn set_enabled(
     Path((kb, doc)): Path<(String, String)>,
     AppJson(body): AppJson<EnabledPatch>,
 ) -> Result<Json<DocumentView>> {
-    Ok(Json(s.knowledge.set_document_enabled(&kb, &doc, body.enabled).await?))
+    Ok(Json(
+        s.knowledge
+            .set_document_enabled(&kb, &doc, body.enabled)
+            .await?,
+    ))
 }
 
-async fn remove(State(s): State<AppState>, Path((kb, doc)): Path<(String, String)>) -> Result<StatusCode> {
+async fn remove(
+    State(s): State<AppState>,
+    Path((kb, doc)): Path<(String, String)>,
+) -> Result<StatusCode> {
     s.knowledge.delete_document(&kb, &doc).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -203,9 +246,14 @@ async fn chunks(
     Query(page): Query<Page>,
 ) -> Result<Json<serde_json::Value>> {
     let (offset, limit) = page.checked()?;
-    let (chunks, total) = s.knowledge.chunks(&kb, &doc, page.q.as_deref(), offset, limit).await?;
+    let (chunks, total) = s
+        .knowledge
+        .chunks(&kb, &doc, page.q.as_deref(), offset, limit)
+        .await?;
     let items: Vec<serde_json::Value> = chunks.iter().map(chunk_json).collect();
-    Ok(Json(json!({"chunks": items, "total": total, "offset": offset, "limit": limit})))
+    Ok(Json(
+        json!({"chunks": items, "total": total, "offset": offset, "limit": limit}),
+    ))
 }
 
 fn chunk_json(c: &ChunkRow) -> serde_json::Value {
@@ -231,11 +279,17 @@ async fn edit_chunk(
     if body.text.is_none() && body.enabled.is_none() {
         return Err(Error::InvalidInput("send text and/or enabled".into()));
     }
-    let row = s.knowledge.update_chunk(&kb, &doc, chunk, body.text, body.enabled).await?;
+    let row = s
+        .knowledge
+        .update_chunk(&kb, &doc, chunk, body.text, body.enabled)
+        .await?;
     Ok(Json(chunk_json(&row)))
 }
 
-async fn remove_chunk(State(s): State<AppState>, Path((kb, doc, chunk)): Path<(String, String, i64)>) -> Result<StatusCode> {
+async fn remove_chunk(
+    State(s): State<AppState>,
+    Path((kb, doc, chunk)): Path<(String, String, i64)>,
+) -> Result<StatusCode> {
     s.knowledge.delete_chunk(&kb, &doc, chunk).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -246,12 +300,24 @@ struct PreviewResponse {
     total: usize,
 }
 
-async fn preview(State(s): State<AppState>, Path(kb): Path<String>, request: Request) -> Result<Json<PreviewResponse>> {
+async fn preview(
+    State(s): State<AppState>,
+    Path(kb): Path<String>,
+    request: Request,
+) -> Result<Json<PreviewResponse>> {
     let mut incoming = read_incoming(&s, request).await?;
     if incoming.files.len() != 1 {
-        return Err(Error::InvalidInput("split-preview takes exactly one file or text".into()));
+        return Err(Error::InvalidInput(
+            "split-preview takes exactly one file or text".into(),
+        ));
     }
     let (name, bytes) = incoming.files.remove(0);
-    let chunks = s.knowledge.split_preview(&kb, &name, bytes, incoming.settings).await?;
-    Ok(Json(PreviewResponse { total: chunks.len(), chunks }))
+    let chunks = s
+        .knowledge
+        .split_preview(&kb, &name, bytes, incoming.settings)
+        .await?;
+    Ok(Json(PreviewResponse {
+        total: chunks.len(),
+        chunks,
+    }))
 }

@@ -37,13 +37,18 @@ impl IntoResponse for Error {
         } else {
             self.to_string()
         };
-        let kind = if status.is_client_error() { "invalid_request_error" } else { "server_error" };
+        let kind = if status.is_client_error() {
+            "invalid_request_error"
+        } else {
+            "server_error"
+        };
         let body = json!({"error": {"code": self.code(), "message": message, "type": kind}});
         let mut response = (status, Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(axum::http::header::WWW_AUTHENTICATE, axum::http::HeaderValue::from_static("Bearer"));
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
         }
         response
     }

@@ -11,7 +11,9 @@ use crate::error::{Error, Result};
 
 /// Routes under `/api/jobs`.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/jobs", get(list)).route("/jobs/{id}", get(show))
+    Router::new()
+        .route("/jobs", get(list))
+        .route("/jobs/{id}", get(show))
 }
 
 #[derive(Debug, Deserialize)]

@@ -8,8 +8,8 @@ use axum::{Json, Router};
 use super::error::AppJson;
 use crate::app::AppState;
 use crate::error::Result;
-use crate::services::knowledge::{CreateKb, KbView, UpdateKb};
 use crate::services::indexing::Consistency;
+use crate::services::knowledge::{CreateKb, KbView, UpdateKb};
 use crate::services::search::{SearchRequest, SearchResponse};
 
 /// Routes under `/api/kbs`.
@@ -21,7 +21,10 @@ pub fn router() -> Router<AppState> {
         .route("/kbs/{kb}/index-check", get(index_check))
 }
 
-async fn create(State(s): State<AppState>, AppJson(req): AppJson<CreateKb>) -> Result<(StatusCode, Json<KbView>)> {
+async fn create(
+    State(s): State<AppState>,
+    AppJson(req): AppJson<CreateKb>,
+) -> Result<(StatusCode, Json<KbView>)> {
     Ok((StatusCode::CREATED, Json(s.knowledge.create_kb(req).await?)))
 }
 
@@ -55,7 +58,10 @@ async fn search(
 }
 
 /// Compare the KB's BM25 and vector indexes with SQLite (for operators and tests).
-async fn index_check(State(s): State<AppState>, Path(kb): Path<String>) -> Result<Json<Consistency>> {
+async fn index_check(
+    State(s): State<AppState>,
+    Path(kb): Path<String>,
+) -> Result<Json<Consistency>> {
     let kb = s.store.kb(&kb).await?;
     Ok(Json(s.indexes.check(&kb.kb_id).await?))
 }

@@ -26,7 +26,10 @@ pub fn router(state: AppState) -> Router {
         .merge(documents::router(max_body))
         .merge(jobs::router())
         .fallback(|| async { Error::not_found("API route") })
-        .layer(middleware::from_fn_with_state(state.clone(), auth::require_admin));
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_admin,
+        ));
     Router::new()
         .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
         .nest("/api", api)

@@ -9,7 +9,9 @@ use std::sync::Mutex;
 
 use tantivy::collector::TopDocs;
 use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
-use tantivy::schema::{Field, INDEXED, IndexRecordOption, STORED, Schema, TextFieldIndexing, TextOptions, Value};
+use tantivy::schema::{
+    Field, INDEXED, IndexRecordOption, STORED, Schema, TextFieldIndexing, TextOptions, Value,
+};
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
 use super::jieba::{ANALYZER, analyzer, terms};
@@ -50,7 +52,10 @@ fn schema() -> (Schema, Field, Field) {
     let indexing = TextFieldIndexing::default()
         .set_tokenizer(ANALYZER)
         .set_index_option(IndexRecordOption::WithFreqsAndPositions);
-    let text = builder.add_text_field("text", TextOptions::default().set_indexing_options(indexing));
+    let text = builder.add_text_field(
+        "text",
+        TextOptions::default().set_indexing_options(indexing),
+    );
     (builder.build(), chunk_id, text)
 }
 
@@ -59,10 +64,14 @@ impl Bm25Index {
     pub fn open(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir)?;
         let (schema, chunk_id, text) = schema();
-        let directory = tantivy::directory::MmapDirectory::open(dir).map_err(|e| Error::Index(e.to_string()))?;
+        let directory = tantivy::directory::MmapDirectory::open(dir)
+            .map_err(|e| Error::Index(e.to_string()))?;
         let index = Index::open_or_create(directory, schema)?;
         index.tokenizers().register(ANALYZER, analyzer());
-        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
         Ok(Self {
             index,
             reader,
@@ -80,11 +89,16 @@ impl Bm25Index {
 
     /// Apply `changes` and commit with `applied_seq` as the new mark.
     pub fn apply(&self, changes: &[Bm25Change], applied_seq: i64) -> Result<()> {
-        let mut guard = self.writer.lock().map_err(|_| Error::Index("bm25 writer poisoned".into()))?;
+        let mut guard = self
+            .writer
+            .lock()
+            .map_err(|_| Error::Index("bm25 writer poisoned".into()))?;
         if guard.is_none() {
             *guard = Some(self.index.writer(WRITER_HEAP_BYTES)?);
         }
-        let writer = guard.as_mut().ok_or_else(|| Error::Index("bm25 writer missing".into()))?;
+        let writer = guard
+            .as_mut()
+            .ok_or_else(|| Error::Index("bm25 writer missing".into()))?;
         for change in changes {
             match change {
                 Bm25Change::Upsert { chunk_id, text } => {
@@ -108,11 +122,16 @@ impl Bm25Index {
 
     /// Remove every document (before a rebuild).
     pub fn clear(&self, applied_seq: i64) -> Result<()> {
-        let mut guard = self.writer.lock().map_err(|_| Error::Index("bm25 writer poisoned".into()))?;
+        let mut guard = self
+            .writer
+            .lock()
+            .map_err(|_| Error::Index("bm25 writer poisoned".into()))?;
         if guard.is_none() {
             *guard = Some(self.index.writer(WRITER_HEAP_BYTES)?);
         }
-        let writer = guard.as_mut().ok_or_else(|| Error::Index("bm25 writer missing".into()))?;
+        let writer = guard
+            .as_mut()
+            .ok_or_else(|| Error::Index("bm25 writer missing".into()))?;
         writer.delete_all_documents()?;
         let mut commit = writer.prepare_commit()?;
         commit.set_payload(&applied_seq.to_string());
@@ -194,8 +213,14 @@ mod tests {
             let idx = Bm25Index::open(dir.path()).unwrap();
             idx.apply(
                 &[
-                    Bm25Change::Upsert { chunk_id: 1, text: "员工每年可以享受带薪年假".into() },
-                    Bm25Change::Upsert { chunk_id: 2, text: "会议室最长可以使用四小时".into() },
+                    Bm25Change::Upsert {
+                        chunk_id: 1,
+                        text: "员工每年可以享受带薪年假".into(),
+                    },
+                    Bm25Change::Upsert {
+                        chunk_id: 2,
+                        text: "会议室最长可以使用四小时".into(),
+                    },
                 ],
                 7,
             )

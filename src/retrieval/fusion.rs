@@ -59,12 +59,14 @@ impl Fusion {
     /// Reject weights and constants that make no sense.
     pub fn validate(&self) -> Result<()> {
         match *self {
-            Fusion::Rrf { k } if !(k >= 0.0 && k.is_finite()) => {
-                Err(Error::InvalidInput(format!("rrf k must be a non-negative number, got {k}")))
+            Fusion::Rrf { k } if !(k >= 0.0 && k.is_finite()) => Err(Error::InvalidInput(format!(
+                "rrf k must be a non-negative number, got {k}"
+            ))),
+            Fusion::Weighted { semantic_weight } if !(0.0..=1.0).contains(&semantic_weight) => {
+                Err(Error::InvalidInput(format!(
+                    "semantic_weight must be between 0 and 1, got {semantic_weight}"
+                )))
             }
-            Fusion::Weighted { semantic_weight } if !(0.0..=1.0).contains(&semantic_weight) => Err(
-                Error::InvalidInput(format!("semantic_weight must be between 0 and 1, got {semantic_weight}")),
-            ),
             _ => Ok(()),
         }
     }
@@ -113,13 +115,21 @@ pub fn fuse(fulltext: &[Hit], semantic: &[Hit], fusion: Fusion) -> Result<Vec<Fu
         Fusion::Weighted { semantic_weight } => {
             let max_bm25 = fulltext.iter().map(|h| h.score).fold(0.0f32, f32::max);
             for f in &mut all {
-                let bm25 = if max_bm25 > 0.0 { f.bm25.unwrap_or(0.0) / max_bm25 } else { 0.0 };
+                let bm25 = if max_bm25 > 0.0 {
+                    f.bm25.unwrap_or(0.0) / max_bm25
+                } else {
+                    0.0
+                };
                 let cosine = f.cosine.unwrap_or(0.0).max(0.0);
                 f.score = semantic_weight * cosine + (1.0 - semantic_weight) * bm25;
             }
         }
     }
-    all.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.chunk_id.cmp(&b.chunk_id)));
+    all.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then(a.chunk_id.cmp(&b.chunk_id))
+    });
     Ok(all)
 }
 
@@ -128,12 +138,23 @@ mod tests {
     use super::*;
 
     fn hits(ids: &[i64]) -> Vec<Hit> {
-        ids.iter().enumerate().map(|(i, &chunk_id)| Hit { chunk_id, score: 10.0 - i as f32 }).collect()
+        ids.iter()
+            .enumerate()
+            .map(|(i, &chunk_id)| Hit {
+                chunk_id,
+                score: 10.0 - i as f32,
+            })
+            .collect()
     }
 
     #[test]
     fn rrf_rewards_agreement_and_is_normalised() {
-        let fused = fuse(&hits(&[1, 2, 3]), &hits(&[2, 1, 4]), Fusion::Rrf { k: 60.0 }).unwrap();
+        let fused = fuse(
+            &hits(&[1, 2, 3]),
+            &hits(&[2, 1, 4]),
+            Fusion::Rrf { k: 60.0 },
+        )
+        .unwrap();
         assert_eq!(fused.len(), 4);
         // 1 and 2 are in both lists at ranks 1 and 2: tied, tie broken by id.
         assert_eq!(fused[0].chunk_id, 1);
@@ -150,17 +171,49 @@ mod tests {
     #[test]
     fn weighted_extremes_follow_one_retriever() {
         let ft = hits(&[1, 2]);
-        let sem = vec![Hit { chunk_id: 2, score: 0.9 }, Hit { chunk_id: 1, score: 0.1 }];
-        let only_sem = fuse(&ft, &sem, Fusion::Weighted { semantic_weight: 1.0 }).unwrap();
+        let sem = vec![
+            Hit {
+                chunk_id: 2,
+                score: 0.9,
+            },
+            Hit {
+                chunk_id: 1,
+                score: 0.1,
+            },
+        ];
+        let only_sem = fuse(
+            &ft,
+            &sem,
+            Fusion::Weighted {
+                semantic_weight: 1.0,
+            },
+        )
+        .unwrap();
         assert_eq!(only_sem[0].chunk_id, 2);
-        let only_ft = fuse(&ft, &sem, Fusion::Weighted { semantic_weight: 0.0 }).unwrap();
+        let only_ft = fuse(
+            &ft,
+            &sem,
+            Fusion::Weighted {
+                semantic_weight: 0.0,
+            },
+        )
+        .unwrap();
         assert_eq!(only_ft[0].chunk_id, 1);
         assert!((only_ft[0].score - 1.0).abs() < 1e-6);
     }
 
     #[test]
     fn bad_weights_are_rejected() {
-        assert!(fuse(&[], &[], Fusion::Weighted { semantic_weight: 1.5 }).is_err());
+        assert!(
+            fuse(
+                &[],
+                &[],
+                Fusion::Weighted {
+                    semantic_weight: 1.5
+                }
+            )
+            .is_err()
+        );
         assert!(fuse(&[], &[], Fusion::Rrf { k: -1.0 }).is_err());
     }
 }

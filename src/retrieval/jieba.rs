@@ -5,7 +5,9 @@
 use std::sync::{Arc, LazyLock};
 
 use jieba_rs::{Jieba, TokenizeMode};
-use tantivy::tokenizer::{Language, LowerCaser, RemoveLongFilter, Stemmer, TextAnalyzer, Token, TokenStream, Tokenizer};
+use tantivy::tokenizer::{
+    Language, LowerCaser, RemoveLongFilter, Stemmer, TextAnalyzer, Token, TokenStream, Tokenizer,
+};
 
 /// The name the schema uses for this analyzer.
 pub const ANALYZER: &str = "zh_en";
@@ -20,7 +22,9 @@ pub struct JiebaTokenizer {
 
 impl Default for JiebaTokenizer {
     fn default() -> Self {
-        Self { jieba: JIEBA.clone() }
+        Self {
+            jieba: JIEBA.clone(),
+        }
     }
 }
 
@@ -35,7 +39,11 @@ impl Tokenizer for JiebaTokenizer {
 
     fn token_stream<'a>(&'a mut self, text: &'a str) -> JiebaTokenStream {
         // jieba reports character offsets; tantivy wants byte offsets.
-        let byte_at: Vec<usize> = text.char_indices().map(|(b, _)| b).chain([text.len()]).collect();
+        let byte_at: Vec<usize> = text
+            .char_indices()
+            .map(|(b, _)| b)
+            .chain([text.len()])
+            .collect();
         let tokens = self
             .jieba
             .tokenize(text, TokenizeMode::Search, true)

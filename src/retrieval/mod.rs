@@ -40,10 +40,12 @@ fn generation_dir(kb_dir: &Path, generation: u64) -> PathBuf {
 /// The generation `CURRENT` names (0 when there is none yet).
 pub fn current_generation(kb_dir: &Path) -> Result<u64> {
     match std::fs::read_to_string(kb_dir.join("CURRENT")) {
-        Ok(text) => text
-            .trim()
-            .parse()
-            .map_err(|_| Error::Index(format!("{}/CURRENT is not a number: {text:?}", kb_dir.display()))),
+        Ok(text) => text.trim().parse().map_err(|_| {
+            Error::Index(format!(
+                "{}/CURRENT is not a number: {text:?}",
+                kb_dir.display()
+            ))
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
         Err(e) => Err(e.into()),
     }
@@ -64,7 +66,12 @@ impl KbIndexes {
 
     /// Open the current generation; unless `read_only`, remove generations left over by an
     /// interrupted rebuild.
-    pub fn open_current(kb_dir: &Path, dims: usize, params: HnswParams, read_only: bool) -> Result<Self> {
+    pub fn open_current(
+        kb_dir: &Path,
+        dims: usize,
+        params: HnswParams,
+        read_only: bool,
+    ) -> Result<Self> {
         let generation = current_generation(kb_dir)?;
         if !read_only {
             remove_other_generations(kb_dir, generation)?;

@@ -58,7 +58,13 @@ pub struct VectorIndex {
 }
 
 fn new_graph(params: HnswParams, capacity: usize) -> Hnsw<'static, f32, UnitCosine> {
-    Hnsw::new(params.max_connections, capacity.max(10_000), MAX_LAYERS, params.ef_construction, UnitCosine)
+    Hnsw::new(
+        params.max_connections,
+        capacity.max(10_000),
+        MAX_LAYERS,
+        params.ef_construction,
+        UnitCosine,
+    )
 }
 
 impl VectorIndex {
@@ -106,7 +112,10 @@ impl VectorIndex {
         let meta: Meta = serde_json::from_slice(&std::fs::read(&meta_path)?)
             .map_err(|e| Error::Index(format!("{}: {e}", meta_path.display())))?;
         if meta.dims != dims {
-            return Err(Error::Index(format!("saved graph has {} dims, expected {dims}", meta.dims)));
+            return Err(Error::Index(format!(
+                "saved graph has {} dims, expected {dims}",
+                meta.dims
+            )));
         }
         if meta.points == 0 {
             return Ok(None);
@@ -133,10 +142,18 @@ impl VectorIndex {
     /// Add `(seq, vector)` points and move the mark to `applied_seq`.
     pub fn insert(&self, points: &[(i64, Vec<f32>)], applied_seq: i64) -> Result<()> {
         if let Some((_, v)) = points.iter().find(|(_, v)| v.len() != self.dims) {
-            return Err(Error::Index(format!("vector of {} dims in a {}-dim index", v.len(), self.dims)));
+            return Err(Error::Index(format!(
+                "vector of {} dims in a {}-dim index",
+                v.len(),
+                self.dims
+            )));
         }
-        let graph = self.graph.read().map_err(|_| Error::Index("vector index poisoned".into()))?;
-        let data: Vec<(&Vec<f32>, usize)> = points.iter().map(|(seq, v)| (v, *seq as usize)).collect();
+        let graph = self
+            .graph
+            .read()
+            .map_err(|_| Error::Index("vector index poisoned".into()))?;
+        let data: Vec<(&Vec<f32>, usize)> =
+            points.iter().map(|(seq, v)| (v, *seq as usize)).collect();
         if data.len() > 64 {
             graph.parallel_insert(&data);
         } else {
@@ -145,7 +162,8 @@ impl VectorIndex {
             }
         }
         self.points.fetch_add(points.len(), Ordering::SeqCst);
-        self.unsaved_points.fetch_add(points.len(), Ordering::SeqCst);
+        self.unsaved_points
+            .fetch_add(points.len(), Ordering::SeqCst);
         self.applied_seq.fetch_max(applied_seq, Ordering::SeqCst);
         Ok(())
     }
@@ -161,11 +179,21 @@ impl VectorIndex {
             return Ok(Vec::new());
         }
         if query.len() != self.dims {
-            return Err(Error::Index(format!("query of {} dims in a {}-dim index", query.len(), self.dims)));
+            return Err(Error::Index(format!(
+                "query of {} dims in a {}-dim index",
+                query.len(),
+                self.dims
+            )));
         }
-        let graph = self.graph.read().map_err(|_| Error::Index("vector index poisoned".into()))?;
+        let graph = self
+            .graph
+            .read()
+            .map_err(|_| Error::Index("vector index poisoned".into()))?;
         let hits = graph.search(query, limit, ef_search.max(limit));
-        Ok(hits.into_iter().map(|n| (n.d_id as i64, 1.0 - n.distance)).collect())
+        Ok(hits
+            .into_iter()
+            .map(|n| (n.d_id as i64, 1.0 - n.distance))
+            .collect())
     }
 
     /// Points added since the last save.
@@ -176,7 +204,10 @@ impl VectorIndex {
     /// Write the graph and its mark to disk: into a fresh folder, then swapped in by rename,
     /// so a crash leaves either the old or the new graph whole.
     pub fn save(&self) -> Result<()> {
-        let graph = self.graph.write().map_err(|_| Error::Index("vector index poisoned".into()))?;
+        let graph = self
+            .graph
+            .write()
+            .map_err(|_| Error::Index("vector index poisoned".into()))?;
         let points = self.points();
         let meta = Meta {
             dims: self.dims,
@@ -213,7 +244,10 @@ impl VectorIndex {
 
     /// Start over with an empty graph (before a rebuild).
     pub fn clear(&self, expected_points: usize) -> Result<()> {
-        let mut graph = self.graph.write().map_err(|_| Error::Index("vector index poisoned".into()))?;
+        let mut graph = self
+            .graph
+            .write()
+            .map_err(|_| Error::Index("vector index poisoned".into()))?;
         *graph = new_graph(self.params, expected_points);
         self.points.store(0, Ordering::SeqCst);
         self.applied_seq.store(0, Ordering::SeqCst);
@@ -248,8 +282,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("vectors");
         let idx = VectorIndex::open(&path, 3, PARAMS).unwrap();
-        idx.insert(&[(1, unit(&[1.0, 0.0, 0.0])), (2, unit(&[0.0, 1.0, 0.0])), (3, unit(&[1.0, 1.0, 0.0]))], 3)
-            .unwrap();
+        idx.insert(
+            &[
+                (1, unit(&[1.0, 0.0, 0.0])),
+                (2, unit(&[0.0, 1.0, 0.0])),
+                (3, unit(&[1.0, 1.0, 0.0])),
+            ],
+            3,
+        )
+        .unwrap();
         // Identical vectors must not trip the distance (rounding can make 1 - dot negative).
         idx.insert(&[(4, unit(&[1.0, 0.0, 0.0]))], 4).unwrap();
         let hits = idx.search(&unit(&[0.9, 0.1, 0.0]), 2, 16).unwrap();

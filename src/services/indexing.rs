@@ -74,10 +74,15 @@ impl IndexRegistry {
         let dir = retrieval::kb_dir(&self.data_dir, kb_id);
         let (params, read_only) = (self.params, self.read_only);
         let dims = kb.embedding_dims as usize;
-        let opened = tokio::task::spawn_blocking(move || KbIndexes::open_current(&dir, dims, params, read_only)).await??;
+        let opened = tokio::task::spawn_blocking(move || {
+            KbIndexes::open_current(&dir, dims, params, read_only)
+        })
+        .await??;
         let indexes = {
             let mut open = self.open.write().map_err(poisoned)?;
-            open.entry(kb_id.to_string()).or_insert_with(|| Arc::new(opened)).clone()
+            open.entry(kb_id.to_string())
+                .or_insert_with(|| Arc::new(opened))
+                .clone()
         };
         self.catch_up_indexes(kb_id, &indexes).await?;
         Ok(indexes)
@@ -100,7 +105,9 @@ impl IndexRegistry {
         let mut applied = 0usize;
         loop {
             let rows = self.store.changes_since(kb_id, from, CATCH_UP_PAGE).await?;
-            let Some(last) = rows.last().map(|r| r.seq) else { break };
+            let Some(last) = rows.last().map(|r| r.seq) else {
+                break;
+            };
             applied += rows.len();
             let idx = indexes.clone();
             let read_only = self.read_only;
@@ -110,8 +117,13 @@ impl IndexRegistry {
                     .iter()
                     .filter(|r| r.seq > bm25_mark)
                     .map(|r| match r.is_live {
-                        true => Bm25Change::Upsert { chunk_id: r.chunk_id, text: r.text.clone() },
-                        false => Bm25Change::Remove { chunk_id: r.chunk_id },
+                        true => Bm25Change::Upsert {
+                            chunk_id: r.chunk_id,
+                            text: r.text.clone(),
+                        },
+                        false => Bm25Change::Remove {
+                            chunk_id: r.chunk_id,
+                        },
                     })
                     .collect();
                 // The CLI beside a running server must not take tantivy's writer lock; it
@@ -136,7 +148,12 @@ impl IndexRegistry {
             tokio::task::spawn_blocking(move || idx.vectors.save()).await??;
         }
         if applied > 0 {
-            info!(kb_id, applied, elapsed_ms = started.elapsed().as_millis() as u64, "indexes caught up");
+            info!(
+                kb_id,
+                applied,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "indexes caught up"
+            );
         }
         Ok(())
     }
@@ -146,7 +163,13 @@ impl IndexRegistry {
         if self.read_only {
             return Ok(());
         }
-        let all: Vec<Arc<KbIndexes>> = self.open.read().map_err(poisoned)?.values().cloned().collect();
+        let all: Vec<Arc<KbIndexes>> = self
+            .open
+            .read()
+            .map_err(poisoned)?
+            .values()
+            .cloned()
+            .collect();
         for idx in all {
             let _guard = idx.apply_lock.lock().await;
             if idx.vectors.unsaved_points() > 0 {
@@ -169,9 +192,15 @@ impl IndexRegistry {
 
     /// Build fresh indexes for a KB from SQLite in a new generation and switch to it.
     /// `progress(done, total)` is called as chunks are added.
-    pub async fn rebuild(&self, kb_id: &str, mut progress: impl FnMut(usize, usize)) -> Result<usize> {
+    pub async fn rebuild(
+        &self,
+        kb_id: &str,
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<usize> {
         if self.read_only {
-            return Err(Error::Busy("cannot rebuild indexes while the server is running".into()));
+            return Err(Error::Busy(
+                "cannot rebuild indexes while the server is running".into(),
+            ));
         }
         let kb = self.store.kb(kb_id).await?;
         let total = kb.chunk_count as usize;
@@ -199,18 +228,27 @@ impl IndexRegistry {
         let mut after = 0i64;
         let mut done = 0usize;
         loop {
-            let rows = self.store.live_chunks_page(kb_id, after, CATCH_UP_PAGE).await?;
-            let Some(last) = rows.last().map(|r| r.chunk_id) else { break };
+            let rows = self
+                .store
+                .live_chunks_page(kb_id, after, CATCH_UP_PAGE)
+                .await?;
+            let Some(last) = rows.last().map(|r| r.chunk_id) else {
+                break;
+            };
             after = last;
             done += rows.len();
             let idx = fresh.clone();
             tokio::task::spawn_blocking(move || -> Result<()> {
                 let changes: Vec<Bm25Change> = rows
                     .iter()
-                    .map(|r| Bm25Change::Upsert { chunk_id: r.chunk_id, text: r.text.clone() })
+                    .map(|r| Bm25Change::Upsert {
+                        chunk_id: r.chunk_id,
+                        text: r.text.clone(),
+                    })
                     .collect();
                 idx.bm25.apply(&changes, 0)?;
-                let points: Vec<(i64, Vec<f32>)> = rows.iter().map(|r| (r.seq, r.vector())).collect();
+                let points: Vec<(i64, Vec<f32>)> =
+                    rows.iter().map(|r| (r.seq, r.vector())).collect();
                 idx.vectors.insert(&points, 0)?;
                 Ok(())
             })
@@ -244,10 +282,11 @@ impl IndexRegistry {
         let live_rows = self.store.live_chunks(kb_id, &live, false).await?;
         let mut vector_hits = 0;
         for row in &live_rows {
-            let v: Vec<(i64, Vec<u8>)> = sqlx::query_as("SELECT seq, embedding FROM chunk WHERE chunk_id = ?")
-                .bind(row.chunk_id)
-                .fetch_all(&self.store.pool)
-                .await?;
+            let v: Vec<(i64, Vec<u8>)> =
+                sqlx::query_as("SELECT seq, embedding FROM chunk WHERE chunk_id = ?")
+                    .bind(row.chunk_id)
+                    .fetch_all(&self.store.pool)
+                    .await?;
             if let Some((seq, blob)) = v.first() {
                 let vector = crate::store::blob_to_vector(blob);
                 let hits = indexes.vectors.search(&vector, 10, 64)?;
@@ -286,14 +325,16 @@ impl IndexingSink {
         let split_json = doc.split_json.as_deref().unwrap_or(&kb.split_json);
         let clean_json = doc.clean_json.as_deref().unwrap_or(&kb.clean_json);
         let path = self.data_dir.join(&doc.file_path);
-        let bytes = tokio::fs::read(&path)
-            .await
-            .map_err(|e| Error::Internal(format!("stored file {} is missing: {e}", path.display())))?;
+        let bytes = tokio::fs::read(&path).await.map_err(|e| {
+            Error::Internal(format!("stored file {} is missing: {e}", path.display()))
+        })?;
         Ok(SourceDocument {
             name: doc.name,
             bytes: bytes.into(),
-            split: serde_json::from_str(split_json).map_err(|e| Error::InvalidInput(e.to_string()))?,
-            clean: serde_json::from_str(clean_json).map_err(|e| Error::InvalidInput(e.to_string()))?,
+            split: serde_json::from_str(split_json)
+                .map_err(|e| Error::InvalidInput(e.to_string()))?,
+            clean: serde_json::from_str(clean_json)
+                .map_err(|e| Error::InvalidInput(e.to_string()))?,
         })
     }
 
@@ -313,7 +354,12 @@ impl IndexingSink {
             })
             .collect();
         self.store
-            .replace_document_chunks(&job.document_id, doc.kind.as_str(), doc.page_count.map(i64::from), &chunks)
+            .replace_document_chunks(
+                &job.document_id,
+                doc.kind.as_str(),
+                doc.page_count.map(i64::from),
+                &chunks,
+            )
             .await?;
         self.indexes.catch_up(&job.kb_id).await
     }
@@ -340,7 +386,11 @@ impl ChunkSink for IndexingSink {
             .map_err(to_ingest)
     }
 
-    async fn known_vectors(&self, job: &Job, text_sha256: &[String]) -> ingest::Result<HashMap<String, Vec<f32>>> {
+    async fn known_vectors(
+        &self,
+        job: &Job,
+        text_sha256: &[String],
+    ) -> ingest::Result<HashMap<String, Vec<f32>>> {
         self.store
             .vectors_by_text_sha256(&job.kb_id, text_sha256)
             .await

@@ -71,8 +71,10 @@ impl TryFrom<KbRow> for KbView {
     type Error = Error;
     fn try_from(k: KbRow) -> Result<Self> {
         Ok(Self {
-            split: serde_json::from_str(&k.split_json).map_err(|e| Error::Internal(e.to_string()))?,
-            clean: serde_json::from_str(&k.clean_json).map_err(|e| Error::Internal(e.to_string()))?,
+            split: serde_json::from_str(&k.split_json)
+                .map_err(|e| Error::Internal(e.to_string()))?,
+            clean: serde_json::from_str(&k.clean_json)
+                .map_err(|e| Error::Internal(e.to_string()))?,
             id: k.kb_id,
             name: k.name,
             description: k.description,
@@ -178,7 +180,9 @@ impl From<DocumentRow> for DocumentView {
             chunk_count: d.chunk_count,
             pages: d.page_count,
             job_id: d.job_id,
-            stage: d.job_stage.filter(|_| d.job_status.as_deref() == Some("processing")),
+            stage: d
+                .job_stage
+                .filter(|_| d.job_status.as_deref() == Some("processing")),
             progress: d.job_progress,
             created_at: d.created_at,
             updated_at: d.updated_at,
@@ -238,10 +242,14 @@ impl From<ChunkDraft> for PreviewChunk {
 fn validate_name(name: &str) -> Result<()> {
     let trimmed = name.trim();
     if trimmed.is_empty() || trimmed.chars().count() > 100 {
-        return Err(Error::InvalidInput("name must be 1 to 100 characters".into()));
+        return Err(Error::InvalidInput(
+            "name must be 1 to 100 characters".into(),
+        ));
     }
     if trimmed.chars().any(char::is_control) {
-        return Err(Error::InvalidInput("name must not contain control characters".into()));
+        return Err(Error::InvalidInput(
+            "name must not contain control characters".into(),
+        ));
     }
     Ok(())
 }
@@ -294,7 +302,12 @@ impl KnowledgeService {
 
     /// All KBs.
     pub async fn list_kbs(&self) -> Result<Vec<KbView>> {
-        self.store.list_kbs().await?.into_iter().map(KbView::try_from).collect()
+        self.store
+            .list_kbs()
+            .await?
+            .into_iter()
+            .map(KbView::try_from)
+            .collect()
     }
 
     /// One KB by id or name.
@@ -395,7 +408,8 @@ impl KnowledgeService {
             Err(e) => {
                 let _ = tokio::fs::remove_file(self.data_dir.join(&file_path)).await;
                 if let Error::Conflict(_) = e
-                    && let Some(existing) = self.store.document_by_sha256(&kb.kb_id, &sha256).await?
+                    && let Some(existing) =
+                        self.store.document_by_sha256(&kb.kb_id, &sha256).await?
                 {
                     // Lost a race with the same file uploaded at the same moment.
                     return Ok(UploadOutcome {
@@ -434,7 +448,12 @@ impl KnowledgeService {
     }
 
     /// Documents of a KB.
-    pub async fn list_documents(&self, id_or_name: &str, offset: i64, limit: i64) -> Result<Vec<DocumentView>> {
+    pub async fn list_documents(
+        &self,
+        id_or_name: &str,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Vec<DocumentView>> {
         let kb = self.store.kb(id_or_name).await?;
         Ok(self
             .store
@@ -448,14 +467,25 @@ impl KnowledgeService {
     /// One document.
     pub async fn document(&self, id_or_name: &str, document_id: &str) -> Result<DocumentView> {
         let kb = self.store.kb(id_or_name).await?;
-        Ok(self.store.document(Some(&kb.kb_id), document_id).await?.into())
+        Ok(self
+            .store
+            .document(Some(&kb.kb_id), document_id)
+            .await?
+            .into())
     }
 
     /// Enable or disable a document for retrieval.
-    pub async fn set_document_enabled(&self, id_or_name: &str, document_id: &str, enabled: bool) -> Result<DocumentView> {
+    pub async fn set_document_enabled(
+        &self,
+        id_or_name: &str,
+        document_id: &str,
+        enabled: bool,
+    ) -> Result<DocumentView> {
         let kb = self.store.kb(id_or_name).await?;
         self.store.document(Some(&kb.kb_id), document_id).await?;
-        self.store.set_document_enabled(document_id, enabled).await?;
+        self.store
+            .set_document_enabled(document_id, enabled)
+            .await?;
         self.indexes.catch_up(&kb.kb_id).await?;
         self.document(&kb.kb_id, document_id).await
     }
@@ -481,7 +511,9 @@ impl KnowledgeService {
     ) -> Result<(Vec<ChunkRow>, i64)> {
         let kb = self.store.kb(id_or_name).await?;
         self.store.document(Some(&kb.kb_id), document_id).await?;
-        self.store.list_chunks(document_id, query, offset, limit).await
+        self.store
+            .list_chunks(document_id, query, offset, limit)
+            .await
     }
 
     /// Edit a chunk's text (re-embedded) and/or enabled flag.
@@ -505,12 +537,16 @@ impl KnowledgeService {
                 self.check_model(&kb)?;
                 let embedder = self.embedder().clone();
                 let input = vec![t.clone()];
-                let (vector, tokens) = tokio::task::spawn_blocking(move || -> ingest::Result<(Vec<f32>, usize)> {
-                    let tokens = embedder.tokens().count(&input[0]);
-                    let v = embedder.embed_passages(&input, |_, _| {})?.pop().unwrap_or_default();
-                    Ok((v, tokens))
-                })
-                .await??;
+                let (vector, tokens) =
+                    tokio::task::spawn_blocking(move || -> ingest::Result<(Vec<f32>, usize)> {
+                        let tokens = embedder.tokens().count(&input[0]);
+                        let v = embedder
+                            .embed_passages(&input, |_, _| {})?
+                            .pop()
+                            .unwrap_or_default();
+                        Ok((v, tokens))
+                    })
+                    .await??;
                 if tokens > ingest::split::MAX_CHUNK_TOKENS {
                     return Err(Error::InvalidInput(format!(
                         "the chunk has {tokens} tokens; the limit is {}",
@@ -532,7 +568,12 @@ impl KnowledgeService {
     }
 
     /// Delete a chunk.
-    pub async fn delete_chunk(&self, id_or_name: &str, document_id: &str, chunk_id: i64) -> Result<()> {
+    pub async fn delete_chunk(
+        &self,
+        id_or_name: &str,
+        document_id: &str,
+        chunk_id: i64,
+    ) -> Result<()> {
         let kb = self.store.kb(id_or_name).await?;
         self.store.document(Some(&kb.kb_id), document_id).await?;
         self.store.chunk(document_id, chunk_id).await?;
@@ -556,11 +597,15 @@ impl KnowledgeService {
         }
         let split = match settings.split {
             Some(s) => s,
-            None => serde_json::from_str(&kb.split_json).map_err(|e| Error::Internal(e.to_string()))?,
+            None => {
+                serde_json::from_str(&kb.split_json).map_err(|e| Error::Internal(e.to_string()))?
+            }
         };
         let clean = match settings.clean {
             Some(c) => c,
-            None => serde_json::from_str(&kb.clean_json).map_err(|e| Error::Internal(e.to_string()))?,
+            None => {
+                serde_json::from_str(&kb.clean_json).map_err(|e| Error::Internal(e.to_string()))?
+            }
         };
         let source = SourceDocument {
             name: display_name(file_name),
@@ -578,7 +623,12 @@ impl KnowledgeService {
 /// file name is display text, never a path.
 pub fn display_name(file_name: &str) -> String {
     let base = file_name.rsplit(['/', '\\']).next().unwrap_or_default();
-    let clean: String = base.chars().filter(|c| !c.is_control()).collect::<String>().trim().to_string();
+    let clean: String = base
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect::<String>()
+        .trim()
+        .to_string();
     if clean.is_empty() || clean == "." || clean == ".." {
         "untitled.txt".into()
     } else {

@@ -144,21 +144,29 @@ impl SearchService {
             return Err(Error::InvalidInput("query must not be empty".into()));
         }
         if query.chars().count() > 2_000 {
-            return Err(Error::InvalidInput("query must be at most 2000 characters".into()));
+            return Err(Error::InvalidInput(
+                "query must be at most 2000 characters".into(),
+            ));
         }
         let top_k = req.top_k.unwrap_or(self.config.top_k);
         if top_k == 0 || top_k > 100 {
-            return Err(Error::InvalidInput("top_k must be between 1 and 100".into()));
+            return Err(Error::InvalidInput(
+                "top_k must be between 1 and 100".into(),
+            ));
         }
         let fusion = match req.semantic_weight {
             Some(w) => Fusion::Weighted { semantic_weight: w },
-            None => Fusion::Rrf { k: self.config.rrf_k },
+            None => Fusion::Rrf {
+                k: self.config.rrf_k,
+            },
         };
         fusion.validate()?;
         let kb = self.store.kb(id_or_name).await?;
         let info = self.embedder.info();
         let use_semantic = req.mode != SearchMode::Fulltext;
-        if use_semantic && (kb.embedding_model != info.id || kb.embedding_dims as usize != info.dims) {
+        if use_semantic
+            && (kb.embedding_model != info.id || kb.embedding_dims as usize != info.dims)
+        {
             return Err(Error::ModelMismatch {
                 kb: kb.name,
                 built_with: kb.embedding_model,
@@ -178,7 +186,8 @@ impl SearchService {
             let idx = indexes.clone();
             let q = query.to_string();
             let t = Instant::now();
-            let hits = tokio::task::spawn_blocking(move || idx.bm25.search(&q, candidates)).await??;
+            let hits =
+                tokio::task::spawn_blocking(move || idx.bm25.search(&q, candidates)).await??;
             Ok::<_, Error>((hits, ms(t)))
         };
         let semantic = async {
@@ -194,10 +203,14 @@ impl SearchService {
             let ef = self.config.hnsw_ef_search;
             let t = Instant::now();
             // Ask for extra points: some may be stale versions of edited or deleted chunks.
-            let hits = tokio::task::spawn_blocking(move || idx.vectors.search(&vector, candidates * 2, ef)).await??;
+            let hits = tokio::task::spawn_blocking(move || {
+                idx.vectors.search(&vector, candidates * 2, ef)
+            })
+            .await??;
             Ok::<_, Error>((hits, embed_ms, ms(t)))
         };
-        let ((bm25_hits, fulltext_ms), (vector_hits, embed_ms, semantic_ms)) = tokio::try_join!(fulltext, semantic)?;
+        let ((bm25_hits, fulltext_ms), (vector_hits, embed_ms, semantic_ms)) =
+            tokio::try_join!(fulltext, semantic)?;
         timings.fulltext_ms = fulltext_ms;
         timings.embed_ms = embed_ms;
         timings.semantic_ms = semantic_ms;
@@ -222,7 +235,11 @@ impl SearchService {
             .collect();
         let sem: Vec<Hit> = vector_hits
             .iter()
-            .filter_map(|&(seq, score)| chunk_of_seq.get(&seq).map(|&chunk_id| Hit { chunk_id, score }))
+            .filter_map(|&(seq, score)| {
+                chunk_of_seq
+                    .get(&seq)
+                    .map(|&chunk_id| Hit { chunk_id, score })
+            })
             .take(candidates)
             .collect();
         let fused = fuse(&ft, &sem, fusion)?;

@@ -113,12 +113,15 @@ impl Store {
         chunks: &[NewChunk<'_>],
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        let kb: Option<(String,)> = sqlx::query_as("SELECT kb_id FROM document WHERE document_id = ?")
-            .bind(document_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let kb: Option<(String,)> =
+            sqlx::query_as("SELECT kb_id FROM document WHERE document_id = ?")
+                .bind(document_id)
+                .fetch_optional(&mut *tx)
+                .await?;
         let Some((kb_id,)) = kb else {
-            return Err(Error::not_found(format!("document '{document_id}' (deleted while processing)")));
+            return Err(Error::not_found(format!(
+                "document '{document_id}' (deleted while processing)"
+            )));
         };
         Store::bump_document_chunks(&mut tx, document_id, true).await?;
         let first = Store::reserve_seqs(&mut tx, chunks.len() as i64).await?;
@@ -158,7 +161,11 @@ impl Store {
     }
 
     /// Stored vectors of this KB for these text hashes.
-    pub async fn vectors_by_text_sha256(&self, kb_id: &str, hashes: &[String]) -> Result<HashMap<String, Vec<f32>>> {
+    pub async fn vectors_by_text_sha256(
+        &self,
+        kb_id: &str,
+        hashes: &[String],
+    ) -> Result<HashMap<String, Vec<f32>>> {
         let mut out = HashMap::new();
         for batch in hashes.chunks(500) {
             let marks = vec!["?"; batch.len()].join(",");
@@ -276,7 +283,12 @@ impl Store {
     }
 
     /// Changes of a KB after `seq`, oldest first, at most `limit`.
-    pub async fn changes_since(&self, kb_id: &str, seq: i64, limit: i64) -> Result<Vec<ChunkChange>> {
+    pub async fn changes_since(
+        &self,
+        kb_id: &str,
+        seq: i64,
+        limit: i64,
+    ) -> Result<Vec<ChunkChange>> {
         Ok(sqlx::query_as(&format!(
             "SELECT c.chunk_id, c.seq, c.text, c.embedding, COALESCE({LIVE}, 0) AS is_live
                FROM chunk c LEFT JOIN document d ON d.document_id = c.document_id
@@ -290,7 +302,12 @@ impl Store {
     }
 
     /// Live chunks of a KB after `after_chunk_id` (for rebuilds), at most `limit`.
-    pub async fn live_chunks_page(&self, kb_id: &str, after_chunk_id: i64, limit: i64) -> Result<Vec<ChunkChange>> {
+    pub async fn live_chunks_page(
+        &self,
+        kb_id: &str,
+        after_chunk_id: i64,
+        limit: i64,
+    ) -> Result<Vec<ChunkChange>> {
         Ok(sqlx::query_as(&format!(
             "SELECT c.chunk_id, c.seq, c.text, c.embedding, 1 AS is_live
                FROM chunk c JOIN document d ON d.document_id = c.document_id
@@ -312,7 +329,12 @@ impl Store {
     }
 
     /// Live chunks among `ids` (chunk ids when `by_seq` is false, seqs otherwise).
-    pub async fn live_chunks(&self, kb_id: &str, ids: &[i64], by_seq: bool) -> Result<Vec<LiveChunk>> {
+    pub async fn live_chunks(
+        &self,
+        kb_id: &str,
+        ids: &[i64],
+        by_seq: bool,
+    ) -> Result<Vec<LiveChunk>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }

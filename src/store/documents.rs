@@ -110,16 +110,27 @@ impl Store {
     }
 
     /// The document with these bytes in this KB, if any.
-    pub async fn document_by_sha256(&self, kb_id: &str, sha256: &str) -> Result<Option<DocumentRow>> {
-        Ok(sqlx::query_as(&format!("{SELECT} WHERE d.kb_id = ? AND d.sha256 = ?"))
-            .bind(kb_id)
-            .bind(sha256)
-            .fetch_optional(&self.pool)
-            .await?)
+    pub async fn document_by_sha256(
+        &self,
+        kb_id: &str,
+        sha256: &str,
+    ) -> Result<Option<DocumentRow>> {
+        Ok(
+            sqlx::query_as(&format!("{SELECT} WHERE d.kb_id = ? AND d.sha256 = ?"))
+                .bind(kb_id)
+                .bind(sha256)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     /// Documents of a KB, newest first.
-    pub async fn list_documents(&self, kb_id: &str, offset: i64, limit: i64) -> Result<Vec<DocumentRow>> {
+    pub async fn list_documents(
+        &self,
+        kb_id: &str,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Vec<DocumentRow>> {
         Ok(sqlx::query_as(&format!(
             "{SELECT} WHERE d.kb_id = ? ORDER BY d.created_at DESC, d.name LIMIT ? OFFSET ?"
         ))
@@ -132,13 +143,15 @@ impl Store {
 
     /// One document (of `kb_id` when given).
     pub async fn document(&self, kb_id: Option<&str>, document_id: &str) -> Result<DocumentRow> {
-        sqlx::query_as(&format!("{SELECT} WHERE d.document_id = ? AND (? IS NULL OR d.kb_id = ?)"))
-            .bind(document_id)
-            .bind(kb_id)
-            .bind(kb_id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| Error::not_found(format!("document '{document_id}'")))
+        sqlx::query_as(&format!(
+            "{SELECT} WHERE d.document_id = ? AND (? IS NULL OR d.kb_id = ?)"
+        ))
+        .bind(document_id)
+        .bind(kb_id)
+        .bind(kb_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("document '{document_id}'")))
     }
 
     /// Set a document's status (and error) as its job moves.
@@ -182,11 +195,12 @@ impl Store {
     /// stored file path to remove.
     pub async fn delete_document(&self, document_id: &str) -> Result<String> {
         let mut tx = self.pool.begin().await?;
-        let (file_path,): (String,) = sqlx::query_as("SELECT file_path FROM document WHERE document_id = ?")
-            .bind(document_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| Error::not_found(format!("document '{document_id}'")))?;
+        let (file_path,): (String,) =
+            sqlx::query_as("SELECT file_path FROM document WHERE document_id = ?")
+                .bind(document_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| Error::not_found(format!("document '{document_id}'")))?;
         ingest::jobs::JobQueue::cancel_for_document(&mut tx, document_id).await?;
         Self::bump_document_chunks(&mut tx, document_id, true).await?;
         sqlx::query("DELETE FROM document WHERE document_id = ?")

@@ -87,16 +87,20 @@ impl Store {
 
     /// All KBs, by name.
     pub async fn list_kbs(&self) -> Result<Vec<KbRow>> {
-        Ok(sqlx::query_as(&format!("{SELECT} ORDER BY k.name")).fetch_all(&self.pool).await?)
+        Ok(sqlx::query_as(&format!("{SELECT} ORDER BY k.name"))
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     /// A KB by id or by name.
     pub async fn kb(&self, id_or_name: &str) -> Result<KbRow> {
-        sqlx::query_as(&format!("{SELECT} WHERE k.kb_id = ?1 OR k.name = ?1 LIMIT 1"))
-            .bind(id_or_name)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| Error::not_found(format!("knowledge base '{id_or_name}'")))
+        sqlx::query_as(&format!(
+            "{SELECT} WHERE k.kb_id = ?1 OR k.name = ?1 LIMIT 1"
+        ))
+        .bind(id_or_name)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("knowledge base '{id_or_name}'")))
     }
 
     /// Update the editable fields of a KB (None = unchanged).
@@ -139,10 +143,11 @@ impl Store {
     /// Delete a KB with its documents, chunks and jobs; returns the stored file paths.
     pub async fn delete_kb(&self, kb_id: &str) -> Result<Vec<String>> {
         let mut tx = self.pool.begin().await?;
-        let files: Vec<(String,)> = sqlx::query_as("SELECT file_path FROM document WHERE kb_id = ?")
-            .bind(kb_id)
-            .fetch_all(&mut *tx)
-            .await?;
+        let files: Vec<(String,)> =
+            sqlx::query_as("SELECT file_path FROM document WHERE kb_id = ?")
+                .bind(kb_id)
+                .fetch_all(&mut *tx)
+                .await?;
         sqlx::query(
             "UPDATE ingest_job SET status = 'canceled', finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
              WHERE kb_id = ? AND status IN ('enqueued', 'processing')",
@@ -150,8 +155,14 @@ impl Store {
         .bind(kb_id)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("DELETE FROM chunk WHERE kb_id = ?").bind(kb_id).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM kb WHERE kb_id = ?").bind(kb_id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM chunk WHERE kb_id = ?")
+            .bind(kb_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM kb WHERE kb_id = ?")
+            .bind(kb_id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(files.into_iter().map(|(f,)| f).collect())
     }

@@ -39,18 +39,22 @@ impl Store {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
         MIGRATOR.run(&pool).await?;
         Ok(Self { pool })
     }
 
     /// Reserve `n` consecutive chunk seqs inside a transaction; returns the first.
     pub async fn reserve_seqs(conn: &mut sqlx::SqliteConnection, n: i64) -> Result<i64> {
-        let (last,): (i64,) =
-            sqlx::query_as("UPDATE counter SET value = value + ? WHERE name = 'chunk_seq' RETURNING value")
-                .bind(n)
-                .fetch_one(&mut *conn)
-                .await?;
+        let (last,): (i64,) = sqlx::query_as(
+            "UPDATE counter SET value = value + ? WHERE name = 'chunk_seq' RETURNING value",
+        )
+        .bind(n)
+        .fetch_one(&mut *conn)
+        .await?;
         Ok(last - n + 1)
     }
 }
@@ -62,7 +66,9 @@ pub fn vector_to_blob(v: &[f32]) -> Vec<u8> {
 
 /// Little-endian bytes → f32 vector.
 pub fn blob_to_vector(b: &[u8]) -> Vec<f32> {
-    b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
 }
 
 #[cfg(test)]

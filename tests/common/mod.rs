@@ -32,7 +32,6 @@ pub fn models_dir() -> PathBuf {
 pub struct Server {
     pub child: Child,
     pub base: String,
-    pub data_dir: PathBuf,
     http: reqwest::blocking::Client,
 }
 
@@ -74,8 +73,10 @@ impl Server {
         Server {
             child,
             base,
-            data_dir: data_dir.to_path_buf(),
-            http: reqwest::blocking::Client::builder().timeout(Duration::from_secs(120)).build().unwrap(),
+            http: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(120))
+                .build()
+                .unwrap(),
         }
     }
 
@@ -84,23 +85,46 @@ impl Server {
     }
 
     pub fn get(&self, path: &str) -> (u16, Value) {
-        let r = self.http.get(self.url(path)).bearer_auth(TOKEN).send().unwrap();
+        let r = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(TOKEN)
+            .send()
+            .unwrap();
         let status = r.status().as_u16();
         (status, r.json().unwrap_or(Value::Null))
     }
 
     pub fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let r = self.http.post(self.url(path)).bearer_auth(TOKEN).json(&body).send().unwrap();
+        let r = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+            .unwrap();
         let status = r.status().as_u16();
         (status, r.json().unwrap_or(Value::Null))
     }
 
     pub fn delete(&self, path: &str) -> u16 {
-        self.http.delete(self.url(path)).bearer_auth(TOKEN).send().unwrap().status().as_u16()
+        self.http
+            .delete(self.url(path))
+            .bearer_auth(TOKEN)
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
     }
 
     pub fn patch(&self, path: &str, body: Value) -> (u16, Value) {
-        let r = self.http.patch(self.url(path)).bearer_auth(TOKEN).json(&body).send().unwrap();
+        let r = self
+            .http
+            .patch(self.url(path))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+            .unwrap();
         let status = r.status().as_u16();
         (status, r.json().unwrap_or(Value::Null))
     }
@@ -110,7 +134,10 @@ impl Server {
         let mut form = reqwest::blocking::multipart::Form::new();
         for (path, name) in files {
             let bytes = std::fs::read(path).unwrap();
-            form = form.part("file", reqwest::blocking::multipart::Part::bytes(bytes).file_name(name.clone()));
+            form = form.part(
+                "file",
+                reqwest::blocking::multipart::Part::bytes(bytes).file_name(name.clone()),
+            );
         }
         let r = self
             .http
@@ -136,22 +163,22 @@ impl Server {
             let (status, docs) = self.get(&format!("/api/kbs/{kb}/documents?limit=1000"));
             assert_eq!(status, 200, "{docs}");
             let docs = docs.as_array().unwrap().clone();
-            if docs.iter().all(|d| d["status"] == "indexed" || d["status"] == "failed") {
+            if docs
+                .iter()
+                .all(|d| d["status"] == "indexed" || d["status"] == "failed")
+            {
                 return docs;
             }
-            assert!(started.elapsed() < deadline, "documents not settled in {deadline:?}: {docs:?}");
+            assert!(
+                started.elapsed() < deadline,
+                "documents not settled in {deadline:?}: {docs:?}"
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     }
 
     pub fn kill(&mut self) {
         let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// SIGTERM and wait for a clean exit.
-    pub fn stop(&mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
         let _ = self.child.wait();
     }
 }

@@ -16,12 +16,19 @@ pub(super) fn extract(bytes: &[u8]) -> Result<Extracted> {
         .from_reader(text.as_bytes());
     let mut rows = Vec::new();
     for record in reader.records() {
-        let record = record.map_err(|e| Error::Corrupt { kind: "csv".into(), detail: e.to_string() })?;
+        let record = record.map_err(|e| Error::Corrupt {
+            kind: "csv".into(),
+            detail: e.to_string(),
+        })?;
         rows.push(record.iter().map(str::to_owned).collect());
     }
     Ok(Extracted {
         kind: DocKind::Csv,
-        sections: vec![Section { page: None, title: None, text: render_table(&rows) }],
+        sections: vec![Section {
+            page: None,
+            title: None,
+            text: render_table(&rows),
+        }],
         page_count: None,
         title: None,
     })
@@ -31,10 +38,14 @@ pub(super) fn extract(bytes: &[u8]) -> Result<Extracted> {
 fn guess_delimiter(text: &str) -> u8 {
     let first = text.lines().next().unwrap_or_default();
     let count = |c: char| first.matches(c).count();
-    [b';', b'\t'].into_iter().find(|&d| count(d as char) > count(',')).unwrap_or(b',')
+    [b';', b'\t']
+        .into_iter()
+        .find(|&d| count(d as char) > count(','))
+        .unwrap_or(b',')
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 mod tests {
     use super::*;
 
@@ -42,7 +53,10 @@ mod tests {
     fn quoted_fields_stay_in_their_row() {
         let csv = "编号,问题,答案\r\n1,\"a, b\",\"1. x\r\n2. y\"\r\n2,\"说 \"\"IP67\"\"\",ok\r\n";
         let doc = extract(csv.as_bytes()).unwrap();
-        assert_eq!(doc.sections[0].text, "编号: 1; 问题: a, b; 答案: 1. x 2. y\n编号: 2; 问题: 说 \"IP67\"; 答案: ok");
+        assert_eq!(
+            doc.sections[0].text,
+            "编号: 1; 问题: a, b; 答案: 1. x 2. y\n编号: 2; 问题: 说 \"IP67\"; 答案: ok"
+        );
     }
 
     #[test]

@@ -14,10 +14,16 @@ use regex::bytes::Regex;
 /// Decode `bytes` as text. `declared` is a charset the document names itself (an HTML
 /// `<meta>`); it beats the statistical guess but not a BOM or valid UTF-8, since pages that
 /// declare one charset and are saved in UTF-8 are common.
-pub(crate) fn decode(bytes: &[u8], declared: Option<&'static Encoding>) -> (String, &'static Encoding) {
+pub(crate) fn decode(
+    bytes: &[u8],
+    declared: Option<&'static Encoding>,
+) -> (String, &'static Encoding) {
     if let Some((encoding, bom_len)) = Encoding::for_bom(bytes) {
         let rest = bytes.get(bom_len..).unwrap_or_default();
-        return (encoding.decode_without_bom_handling(rest).0.into_owned(), encoding);
+        return (
+            encoding.decode_without_bom_handling(rest).0.into_owned(),
+            encoding,
+        );
     }
     if let Ok(text) = std::str::from_utf8(bytes) {
         return (text.to_owned(), UTF_8);
@@ -27,13 +33,17 @@ pub(crate) fn decode(bytes: &[u8], declared: Option<&'static Encoding>) -> (Stri
         detector.feed(bytes, true);
         detector.guess(None, true)
     });
-    (encoding.decode_without_bom_handling(bytes).0.into_owned(), encoding)
+    (
+        encoding.decode_without_bom_handling(bytes).0.into_owned(),
+        encoding,
+    )
 }
 
 /// `<meta charset=…>` and `<meta http-equiv="Content-Type" content="…; charset=…">` share
 /// the `charset=` spelling, so one pattern covers both.
-static META_CHARSET: LazyLock<Option<Regex>> =
-    LazyLock::new(|| Regex::new(r#"(?i)<meta\b[^>]*?charset\s*=\s*["']?\s*([A-Za-z0-9_.:\-]+)"#).ok());
+static META_CHARSET: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(r#"(?i)<meta\b[^>]*?charset\s*=\s*["']?\s*([A-Za-z0-9_.:\-]+)"#).ok()
+});
 
 /// The charset an HTML page declares in its first 2 KB, as the HTML spec's prescan does.
 pub(crate) fn html_declared_charset(bytes: &[u8]) -> Option<&'static Encoding> {
@@ -77,6 +87,7 @@ fn is_kept(c: char) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 mod tests {
     use super::*;
 
@@ -95,7 +106,11 @@ mod tests {
         let (gbk, _, _) = encoding_rs::GBK.encode("牛蒡属的植物，多年生草本，根可以食用。");
         let (text, enc) = decode(&gbk, None);
         assert_eq!(text, "牛蒡属的植物，多年生草本，根可以食用。");
-        assert!(enc.name() == "GBK" || enc.name() == "gb18030", "{}", enc.name());
+        assert!(
+            enc.name() == "GBK" || enc.name() == "gb18030",
+            "{}",
+            enc.name()
+        );
     }
 
     #[test]
@@ -118,7 +133,10 @@ mod tests {
 
     #[test]
     fn normalise_cleans_lines() {
-        assert_eq!(normalise("\n\n a \r\nb\t \r\r\r\n\nc\0\u{feff}d\u{0c}\n"), " a\nb\n\ncd");
+        assert_eq!(
+            normalise("\n\n a \r\nb\t \r\r\r\n\nc\0\u{feff}d\u{0c}\n"),
+            " a\nb\n\ncd"
+        );
         assert_eq!(normalise("x\u{0c}y"), "x\ny");
         assert_eq!(normalise("  \n\u{0c}\n "), "");
         assert_eq!(normalise("keep\tinner\ttabs"), "keep\tinner\ttabs");

@@ -34,11 +34,23 @@ pub(super) fn extract(bytes: &[u8], limits: &ExtractLimits) -> Result<Extracted>
     };
     let text = body_text(&document, &styles)?;
     let title = ooxml::core_title(&mut archive, "docx", limits);
-    Ok(Extracted { kind: DocKind::Docx, sections: vec![Section { page: None, title: None, text }], page_count: None, title })
+    Ok(Extracted {
+        kind: DocKind::Docx,
+        sections: vec![Section {
+            page: None,
+            title: None,
+            text,
+        }],
+        page_count: None,
+        title,
+    })
 }
 
 fn corrupt(detail: String) -> Error {
-    Error::Corrupt { kind: "docx".into(), detail }
+    Error::Corrupt {
+        kind: "docx".into(),
+        detail,
+    }
 }
 
 fn attr(e: &BytesStart<'_>, local: &[u8]) -> Option<String> {
@@ -47,7 +59,9 @@ fn attr(e: &BytesStart<'_>, local: &[u8]) -> Option<String> {
         .find(|a| a.key.local_name().as_ref() == local)
         .and_then(|a| {
             let raw = std::str::from_utf8(&a.value).ok()?;
-            quick_xml::escape::unescape(raw).ok().map(|v| v.into_owned())
+            quick_xml::escape::unescape(raw)
+                .ok()
+                .map(|v| v.into_owned())
         })
 }
 
@@ -57,9 +71,15 @@ fn role_from_name(name: &str) -> StyleRole {
     let heading_level = if lower == "title" {
         Some(1)
     } else {
-        lower.strip_prefix("heading").and_then(|n| n.parse::<usize>().ok()).filter(|n| (1..=9).contains(n))
+        lower
+            .strip_prefix("heading")
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|n| (1..=9).contains(n))
     };
-    StyleRole { heading_level: heading_level.map(|n| n.min(6)), is_list: lower.starts_with("list") }
+    StyleRole {
+        heading_level: heading_level.map(|n| n.min(6)),
+        is_list: lower.starts_with("list"),
+    }
 }
 
 /// Style id → role, from `word/styles.xml`. Unreadable styles just mean no roles.
@@ -73,18 +93,22 @@ fn read_styles(xml: &[u8]) -> HashMap<String, StyleRole> {
             Event::Start(e) if e.local_name().as_ref() == b"style" => {
                 current = attr(&e, b"styleId").map(|id| (id.clone(), role_from_name(&id)));
             }
-            Event::Empty(e) | Event::Start(e) => match (e.local_name().as_ref(), current.as_mut()) {
-                (b"name", Some((_, role))) => {
-                    let named = role_from_name(&attr(&e, b"val").unwrap_or_default());
-                    role.heading_level = named.heading_level.or(role.heading_level);
-                    role.is_list |= named.is_list;
+            Event::Empty(e) | Event::Start(e) => {
+                match (e.local_name().as_ref(), current.as_mut()) {
+                    (b"name", Some((_, role))) => {
+                        let named = role_from_name(&attr(&e, b"val").unwrap_or_default());
+                        role.heading_level = named.heading_level.or(role.heading_level);
+                        role.is_list |= named.is_list;
+                    }
+                    (b"outlineLvl", Some((_, role))) => {
+                        let level = attr(&e, b"val").and_then(|v| v.parse::<usize>().ok());
+                        role.heading_level = role
+                            .heading_level
+                            .or(level.filter(|l| *l < 9).map(|l| (l + 1).min(6)));
+                    }
+                    _ => {}
                 }
-                (b"outlineLvl", Some((_, role))) => {
-                    let level = attr(&e, b"val").and_then(|v| v.parse::<usize>().ok());
-                    role.heading_level = role.heading_level.or(level.filter(|l| *l < 9).map(|l| (l + 1).min(6)));
-                }
-                _ => {}
-            },
+            }
             Event::End(e) if e.local_name().as_ref() == b"style" => {
                 if let Some((id, role)) = current.take() {
                     roles.insert(id, role);
@@ -125,22 +149,37 @@ struct Body<'s> {
 }
 
 fn body_text(xml: &[u8], styles: &HashMap<String, StyleRole>) -> Result<String> {
-    let mut body = Body { styles, out: String::new(), paragraphs: Vec::new(), tables: Vec::new(), in_text: false, properties_depth: 0 };
+    let mut body = Body {
+        styles,
+        out: String::new(),
+        paragraphs: Vec::new(),
+        tables: Vec::new(),
+        in_text: false,
+        properties_depth: 0,
+    };
     let mut reader = Reader::from_reader(xml);
     let mut buf = Vec::new();
     loop {
-        let event = reader.read_event_into(&mut buf).map_err(|e| corrupt(format!("word/document.xml: {e}")))?;
+        let event = reader
+            .read_event_into(&mut buf)
+            .map_err(|e| corrupt(format!("word/document.xml: {e}")))?;
         match event {
             // A Fallback repeats its Choice (text boxes for old readers), and moved-away or
             // deleted text is not in the document any more.
-            Event::Start(e) if matches!(e.local_name().as_ref(), b"Fallback" | b"moveFrom" | b"del") => {
+            Event::Start(e)
+                if matches!(e.local_name().as_ref(), b"Fallback" | b"moveFrom" | b"del") =>
+            {
                 let end = e.to_end().into_owned();
-                reader.read_to_end_into(end.name(), &mut Vec::new()).map_err(|e| corrupt(e.to_string()))?;
+                reader
+                    .read_to_end_into(end.name(), &mut Vec::new())
+                    .map_err(|e| corrupt(e.to_string()))?;
             }
             Event::Start(e) => body.start(&e),
             Event::Empty(e) => body.empty(&e),
             Event::End(e) => body.end(e.local_name().as_ref()),
-            Event::Text(t) if body.in_text => body.push(&t.decode().map_err(|e| corrupt(e.to_string()))?),
+            Event::Text(t) if body.in_text => {
+                body.push(&t.decode().map_err(|e| corrupt(e.to_string()))?)
+            }
             Event::GeneralRef(r) if body.in_text => body.push(&resolve_ref(&r)),
             Event::Eof => break,
             _ => {}
@@ -180,7 +219,11 @@ impl Body<'_> {
         match name.as_ref() {
             b"pStyle" => {
                 let id = attr(e, b"val").unwrap_or_default();
-                let role = self.styles.get(&id).copied().unwrap_or_else(|| role_from_name(&id));
+                let role = self
+                    .styles
+                    .get(&id)
+                    .copied()
+                    .unwrap_or_else(|| role_from_name(&id));
                 if let Some(p) = self.paragraphs.last_mut() {
                     p.role.heading_level = p.role.heading_level.or(role.heading_level);
                     p.role.is_list |= role.is_list;
@@ -192,17 +235,17 @@ impl Body<'_> {
                 self.with_paragraph(|p| p.list_level = level);
             }
             b"outlineLvl" if self.properties_depth > 0 => {
-                let level = attr(e, b"val").and_then(|v| v.parse::<usize>().ok()).filter(|l| *l < 9);
-                self.with_paragraph(|p| p.role.heading_level = p.role.heading_level.or(level.map(|l| (l + 1).min(6))));
+                let level = attr(e, b"val")
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .filter(|l| *l < 9);
+                self.with_paragraph(|p| {
+                    p.role.heading_level = p.role.heading_level.or(level.map(|l| (l + 1).min(6)))
+                });
             }
             // Tab stops are declared in paragraph properties; only a run's tab is text.
             b"tab" if self.properties_depth == 0 => self.push(" "),
-            b"br" => {
-                // Page and column breaks are layout; a line break is text.
-                if attr(e, b"type").is_none_or(|t| t == "textWrapping") {
-                    self.push("\n");
-                }
-            }
+            // Page and column breaks are layout; a line break is text.
+            b"br" if attr(e, b"type").is_none_or(|t| t == "textWrapping") => self.push("\n"),
             b"cr" => self.push("\n"),
             b"noBreakHyphen" => self.push("-"),
             _ => {}
@@ -284,7 +327,10 @@ impl Body<'_> {
     /// A line of output, or the open cell's text when inside a nested table.
     fn line(&mut self, text: &str) {
         let depth = self.tables.len();
-        if let Some(cell) = depth.checked_sub(2).and_then(|outer| self.tables[outer].cell.as_mut()) {
+        if let Some(cell) = depth
+            .checked_sub(2)
+            .and_then(|outer| self.tables[outer].cell.as_mut())
+        {
             if !cell.is_empty() {
                 cell.push(' ');
             }
@@ -303,17 +349,26 @@ impl Body<'_> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 mod tests {
     use super::*;
 
     const W: &str = "xmlns:w=\"http://schemas.openxmlformats.org/wordprocessingml/2006/main\"";
 
     fn body(inner: &str, styles: &HashMap<String, StyleRole>) -> String {
-        body_text(format!("<w:document {W}><w:body>{inner}</w:body></w:document>").as_bytes(), styles).unwrap()
+        body_text(
+            format!("<w:document {W}><w:body>{inner}</w:body></w:document>").as_bytes(),
+            styles,
+        )
+        .unwrap()
     }
 
     fn p(style: &str, text: &str) -> String {
-        let props = if style.is_empty() { String::new() } else { format!("<w:pPr><w:pStyle w:val=\"{style}\"/></w:pPr>") };
+        let props = if style.is_empty() {
+            String::new()
+        } else {
+            format!("<w:pPr><w:pStyle w:val=\"{style}\"/></w:pPr>")
+        };
         format!("<w:p>{props}<w:r><w:t>{text}</w:t></w:r></w:p>")
     }
 
@@ -329,7 +384,10 @@ mod tests {
             p("", "附则"),
         ]
         .concat();
-        assert_eq!(body(&xml, &HashMap::new()), "# 制度\n\n## 第一章\n\n为规范，提高效率 &x\n- 一项\n  - 二级\n附则\n");
+        assert_eq!(
+            body(&xml, &HashMap::new()),
+            "# 制度\n\n## 第一章\n\n为规范，提高效率 &x\n- 一项\n  - 二级\n附则\n"
+        );
     }
 
     #[test]
@@ -345,7 +403,10 @@ mod tests {
             p("", "元"),
             p("", "后")
         );
-        assert_eq!(body(&xml, &HashMap::new()), "前\n\n城市类别 | 每晚住宿上限（元）\n一类 | 600 元\n\n后\n");
+        assert_eq!(
+            body(&xml, &HashMap::new()),
+            "前\n\n城市类别 | 每晚住宿上限（元）\n一类 | 600 元\n\n后\n"
+        );
     }
 
     #[test]
@@ -356,6 +417,9 @@ mod tests {
         assert_eq!(styles["1"].heading_level, Some(1));
         assert!(styles["a3"].is_list);
         assert_eq!(styles["x"].heading_level, Some(3));
-        assert_eq!(body(&[p("1", "总则"), p("a3", "条目")].concat(), &styles), "# 总则\n\n- 条目\n");
+        assert_eq!(
+            body(&[p("1", "总则"), p("a3", "条目")].concat(), &styles),
+            "# 总则\n\n- 条目\n"
+        );
     }
 }

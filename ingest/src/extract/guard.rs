@@ -31,7 +31,11 @@ pub(crate) enum Outcome<T> {
 /// thread, so it keeps its CPU and memory until the parser returns by itself (its result is
 /// then dropped, since nobody receives it). The time limit bounds how long the caller
 /// waits, not what the stray thread costs; size limits upstream bound that.
-pub(crate) fn run_guarded<T, F>(name: &str, timeout: Duration, work: F) -> std::io::Result<Outcome<T>>
+pub(crate) fn run_guarded<T, F>(
+    name: &str,
+    timeout: Duration,
+    work: F,
+) -> std::io::Result<Outcome<T>>
 where
     T: Send + 'static,
     F: FnOnce() -> T + Send + 'static,
@@ -39,17 +43,22 @@ where
     let (sender, receiver) = mpsc::sync_channel(1);
     // Spans don't follow a thread by themselves; re-enter the caller's (STYLE §3).
     let span = tracing::Span::current();
-    thread::Builder::new().name(name.to_owned()).stack_size(STACK_BYTES).spawn(move || {
-        let _entered = span.enter();
-        let outcome = panic::catch_unwind(AssertUnwindSafe(work));
-        // After a timeout the receiver is gone and the result has nowhere to go.
-        let _ = sender.send(outcome);
-    })?;
+    thread::Builder::new()
+        .name(name.to_owned())
+        .stack_size(STACK_BYTES)
+        .spawn(move || {
+            let _entered = span.enter();
+            let outcome = panic::catch_unwind(AssertUnwindSafe(work));
+            // After a timeout the receiver is gone and the result has nowhere to go.
+            let _ = sender.send(outcome);
+        })?;
     Ok(match receiver.recv_timeout(timeout) {
         Ok(Ok(value)) => Outcome::Done(value),
         Ok(Err(payload)) => Outcome::Panicked(panic_message(payload.as_ref())),
         Err(RecvTimeoutError::Timeout) => Outcome::TimedOut,
-        Err(RecvTimeoutError::Disconnected) => Outcome::Panicked("the worker thread ended without a result".into()),
+        Err(RecvTimeoutError::Disconnected) => {
+            Outcome::Panicked("the worker thread ended without a result".into())
+        }
     })
 }
 
@@ -65,6 +74,7 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 mod tests {
     use super::*;
 
@@ -76,7 +86,10 @@ mod tests {
 
     #[test]
     fn a_panic_becomes_its_message() {
-        let out = run_guarded("t", Duration::from_secs(5), || -> u8 { panic!("unsupported encoding X") }).unwrap();
+        let out = run_guarded("t", Duration::from_secs(5), || -> u8 {
+            panic!("unsupported encoding X")
+        })
+        .unwrap();
         match out {
             Outcome::Panicked(message) => assert_eq!(message, "unsupported encoding X"),
             other => panic!("expected a panic, got {other:?}"),
@@ -85,7 +98,10 @@ mod tests {
 
     #[test]
     fn an_overrun_times_out() {
-        let out = run_guarded("t", Duration::from_millis(20), || thread::sleep(Duration::from_secs(2))).unwrap();
+        let out = run_guarded("t", Duration::from_millis(20), || {
+            thread::sleep(Duration::from_secs(2))
+        })
+        .unwrap();
         assert!(matches!(out, Outcome::TimedOut));
     }
 }

@@ -13,18 +13,42 @@ use super::{DocKind, Extracted, Section};
 /// Elements that are never content. `header` is only chrome outside an article or section,
 /// where it usually holds the article's own title.
 const DROPPED: &[&str] = &[
-    "script", "style", "noscript", "template", "nav", "footer", "aside", "form", "iframe", "svg", "head", "title",
-    "button", "select", "textarea", "canvas", "object", "embed",
+    "script", "style", "noscript", "template", "nav", "footer", "aside", "form", "iframe", "svg",
+    "head", "title", "button", "select", "textarea", "canvas", "object", "embed",
 ];
 
 /// Elements that start and end a line.
 const LINE_BLOCKS: &[&str] = &[
-    "div", "main", "ul", "ol", "dl", "dt", "dd", "figure", "figcaption", "address", "details", "summary", "thead",
-    "tbody", "tfoot", "caption", "header", "center",
+    "div",
+    "main",
+    "ul",
+    "ol",
+    "dl",
+    "dt",
+    "dd",
+    "figure",
+    "figcaption",
+    "address",
+    "details",
+    "summary",
+    "thead",
+    "tbody",
+    "tfoot",
+    "caption",
+    "header",
+    "center",
 ];
 
 /// Elements set off by a blank line.
-const PARAGRAPH_BLOCKS: &[&str] = &["p", "blockquote", "table", "article", "section", "pre", "hr"];
+const PARAGRAPH_BLOCKS: &[&str] = &[
+    "p",
+    "blockquote",
+    "table",
+    "article",
+    "section",
+    "pre",
+    "hr",
+];
 
 /// Deeper nesting is flattened to plain text, so crafted input can't exhaust the stack.
 const MAX_DEPTH: usize = 200;
@@ -42,14 +66,20 @@ pub(super) fn extract(bytes: &[u8]) -> Extracted {
     let title = first_text(&page, "title").or_else(|| first_text(&page, "h1"));
     Extracted {
         kind: DocKind::Html,
-        sections: vec![Section { page: None, title: None, text: writer.out }],
+        sections: vec![Section {
+            page: None,
+            title: None,
+            text: writer.out,
+        }],
         page_count: None,
         title,
     }
 }
 
 fn select<'a>(page: &'a Html, css: &str) -> Vec<ElementRef<'a>> {
-    Selector::parse(css).map(|s| page.select(&s).collect()).unwrap_or_default()
+    Selector::parse(css)
+        .map(|s| page.select(&s).collect())
+        .unwrap_or_default()
 }
 
 /// Outermost visible `<article>`s, else `<main>`s, else `<body>`.
@@ -57,14 +87,24 @@ fn content_roots(page: &Html) -> Vec<ElementRef<'_>> {
     for css in ["article", "main"] {
         let roots: Vec<_> = select(page, css)
             .into_iter()
-            .filter(|el| !is_hidden(el) && !el.ancestors().filter_map(ElementRef::wrap).any(|a| a.value().name() == css))
+            .filter(|el| {
+                !is_hidden(el)
+                    && !el
+                        .ancestors()
+                        .filter_map(ElementRef::wrap)
+                        .any(|a| a.value().name() == css)
+            })
             .collect();
         if !roots.is_empty() {
             return roots;
         }
     }
     let body = select(page, "body");
-    if body.is_empty() { vec![page.root_element()] } else { body }
+    if body.is_empty() {
+        vec![page.root_element()]
+    } else {
+        body
+    }
 }
 
 fn first_text(page: &Html, css: &str) -> Option<String> {
@@ -77,11 +117,19 @@ fn first_text(page: &Html, css: &str) -> Option<String> {
 /// `hidden`, `aria-hidden="true"`, or an inline style that hides it.
 fn is_hidden(el: &ElementRef<'_>) -> bool {
     let el = el.value();
-    if el.attr("hidden").is_some() || el.attr("aria-hidden").is_some_and(|v| v.trim().eq_ignore_ascii_case("true")) {
+    if el.attr("hidden").is_some()
+        || el
+            .attr("aria-hidden")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+    {
         return true;
     }
     el.attr("style").is_some_and(|style| {
-        let style: String = style.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_lowercase();
+        let style: String = style
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()
+            .to_ascii_lowercase();
         style.contains("display:none") || style.contains("visibility:hidden")
     })
 }
@@ -133,7 +181,8 @@ impl Writer {
             "li" => {
                 self.newline();
                 if self.inline_depth == 0 {
-                    self.out.push_str(&"  ".repeat(self.list_depth.saturating_sub(1)));
+                    self.out
+                        .push_str(&"  ".repeat(self.list_depth.saturating_sub(1)));
                     self.out.push_str("- ");
                 }
                 self.children(el, depth);
@@ -180,7 +229,13 @@ impl Writer {
     }
 
     fn block(&mut self, el: ElementRef<'_>, depth: usize, is_paragraph: bool) {
-        let edge = |w: &mut Self| if is_paragraph { w.blank_line() } else { w.newline() };
+        let edge = |w: &mut Self| {
+            if is_paragraph {
+                w.blank_line()
+            } else {
+                w.newline()
+            }
+        };
         edge(self);
         self.children(el, depth);
         edge(self);
@@ -239,6 +294,7 @@ impl Writer {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 mod tests {
     use super::*;
 
@@ -261,18 +317,29 @@ mod tests {
     fn article_wins_and_keeps_its_header() {
         let html = "<body><p>站点</p><main><p>主体</p><article><header><h1>标题</h1></header><p>文章</p></article></main></body>";
         assert_eq!(text_of(html), "# 标题\n\n文章");
-        assert_eq!(text_of("<body><p>外</p><main><p>主体</p></main></body>"), "主体");
+        assert_eq!(
+            text_of("<body><p>外</p><main><p>主体</p></main></body>"),
+            "主体"
+        );
     }
 
     #[test]
     fn structure_becomes_lines() {
         let html = "<article><h2>概述</h2><p>一\n  二<br>三</p><ul><li>甲<ul><li>乙</li></ul></li></ul>\
             <table><tr><th>名</th><th>地</th></tr><tr><td><p>信天翁</p></td><td>南 大洋</td></tr></table></article>";
-        assert_eq!(text_of(html), "## 概述\n\n一 二\n三\n\n- 甲\n  - 乙\n\n名 | 地\n信天翁 | 南 大洋");
+        assert_eq!(
+            text_of(html),
+            "## 概述\n\n一 二\n三\n\n- 甲\n  - 乙\n\n名 | 地\n信天翁 | 南 大洋"
+        );
     }
 
     #[test]
     fn title_falls_back_to_h1() {
-        assert_eq!(extract("<body><h1> 大 标题 </h1></body>".as_bytes()).title.as_deref(), Some("大 标题"));
+        assert_eq!(
+            extract("<body><h1> 大 标题 </h1></body>".as_bytes())
+                .title
+                .as_deref(),
+            Some("大 标题")
+        );
     }
 }

@@ -12,10 +12,16 @@ pub(super) fn extract(bytes: &[u8]) -> Extracted {
     let text = text.replace("\r\n", "\n");
     let (front_matter, body) = split_front_matter(&text);
     let body = strip_comments(body);
-    let title = front_matter.and_then(front_matter_title).or_else(|| first_heading(&body));
+    let title = front_matter
+        .and_then(front_matter_title)
+        .or_else(|| first_heading(&body));
     Extracted {
         kind: DocKind::Markdown,
-        sections: vec![Section { page: None, title: None, text: body }],
+        sections: vec![Section {
+            page: None,
+            title: None,
+            text: body,
+        }],
         page_count: None,
         title,
     }
@@ -61,7 +67,9 @@ fn strip_comments(text: &str) -> String {
     for line in text.split_inclusive('\n') {
         if let Some((marker, count)) = fence {
             out.push_str(line);
-            if fence_of(line).is_some_and(|(m, n)| m == marker && n >= count && line.trim().chars().all(|c| c == m)) {
+            if fence_of(line).is_some_and(|(m, n)| {
+                m == marker && n >= count && line.trim().chars().all(|c| c == m)
+            }) {
                 fence = None;
             }
             continue;
@@ -117,7 +125,8 @@ fn first_heading(text: &str) -> Option<String> {
                 return Some(heading.trim().trim_end_matches('#').trim().to_owned());
             }
         }
-        let is_underline = trimmed.len() >= 2 && (trimmed.chars().all(|c| c == '=') || trimmed.chars().all(|c| c == '-'));
+        let is_underline = trimmed.len() >= 2
+            && (trimmed.chars().all(|c| c == '=') || trimmed.chars().all(|c| c == '-'));
         if is_underline && !previous.trim().is_empty() {
             return Some(previous.trim().to_owned());
         }
@@ -127,6 +136,7 @@ fn first_heading(text: &str) -> Option<String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 mod tests {
     use super::*;
 
@@ -145,13 +155,22 @@ mod tests {
     #[test]
     fn comments_go_but_code_stays() {
         let md = "a <!-- x --> b\n<!-- one\ntwo -->\nc\n```html\n<!-- kept -->\n```\nd<!--e-->\n";
-        assert_eq!(strip_comments(md), "a  b\n\nc\n```html\n<!-- kept -->\n```\nd\n");
+        assert_eq!(
+            strip_comments(md),
+            "a  b\n\nc\n```html\n<!-- kept -->\n```\nd\n"
+        );
     }
 
     #[test]
     fn title_from_the_first_real_heading() {
-        assert_eq!(first_heading("```\n# not a title\n```\n## 指南 ##\n").as_deref(), Some("指南"));
-        assert_eq!(first_heading("向量检索\n======\n").as_deref(), Some("向量检索"));
+        assert_eq!(
+            first_heading("```\n# not a title\n```\n## 指南 ##\n").as_deref(),
+            Some("指南")
+        );
+        assert_eq!(
+            first_heading("向量检索\n======\n").as_deref(),
+            Some("向量检索")
+        );
         assert_eq!(first_heading("#hashtag\n"), None);
     }
 }

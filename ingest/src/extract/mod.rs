@@ -5,8 +5,8 @@
 //! and a time limit, because third-party parsers (pdf-extract above all) panic or loop on
 //! inputs they don't expect, and one bad upload must fail one job, not the worker.
 //!
-//! Every extractor's output goes through [`decode::normalise`], so callers can count on text
-//! without NULs, BOMs, trailing spaces or runs of blank lines.
+//! Every extractor's output goes through one normaliser (`decode::normalise`), so callers
+//! can count on text without NULs, BOMs, trailing spaces or runs of blank lines.
 
 mod csv;
 mod decode;
@@ -72,7 +72,9 @@ impl std::fmt::Display for DocKind {
 }
 
 /// Extensions accepted, for error messages and the 415 response.
-pub const ACCEPTED_EXTENSIONS: &[&str] = &["pdf", "docx", "xlsx", "csv", "html", "htm", "md", "markdown", "txt"];
+pub const ACCEPTED_EXTENSIONS: &[&str] = &[
+    "pdf", "docx", "xlsx", "csv", "html", "htm", "md", "markdown", "txt",
+];
 
 /// One piece of extracted text: a PDF page, a spreadsheet sheet, or the whole document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -144,12 +146,22 @@ pub fn extract(file_name: &str, bytes: Arc<[u8]>, limits: &ExtractLimits) -> Res
     let kind_name = || detected.get().map_or("document", |k| k.as_str()).to_owned();
     let result = match outcome {
         guard::Outcome::Done(result) => result,
-        guard::Outcome::Panicked(detail) => Err(Error::Panicked { kind: kind_name(), detail }),
-        guard::Outcome::TimedOut => Err(Error::TimedOut { limit_ms: limits.timeout_ms }),
+        guard::Outcome::Panicked(detail) => Err(Error::Panicked {
+            kind: kind_name(),
+            detail,
+        }),
+        guard::Outcome::TimedOut => Err(Error::TimedOut {
+            limit_ms: limits.timeout_ms,
+        }),
     };
     let elapsed_ms = started.elapsed().as_millis() as u64;
     match &result {
-        Ok(doc) => tracing::debug!(kind = doc.kind.as_str(), sections = doc.sections.len(), elapsed_ms, "extracted"),
+        Ok(doc) => tracing::debug!(
+            kind = doc.kind.as_str(),
+            sections = doc.sections.len(),
+            elapsed_ms,
+            "extracted"
+        ),
         Err(error) => tracing::debug!(code = error.code(), %error, elapsed_ms, "extraction failed"),
     }
     result
@@ -177,14 +189,22 @@ fn finish(mut doc: Extracted) -> Result<Extracted> {
         section.text = decode::normalise(&section.text);
     }
     doc.sections.retain(|s| !s.text.is_empty());
-    doc.title = doc.title.map(|t| decode::normalise(&t).replace('\n', " ")).filter(|t| !t.is_empty());
+    doc.title = doc
+        .title
+        .map(|t| decode::normalise(&t).replace('\n', " "))
+        .filter(|t| !t.is_empty());
     if doc.sections.is_empty() {
-        return Err(if doc.kind == DocKind::Pdf { Error::NoText } else { Error::Empty });
+        return Err(if doc.kind == DocKind::Pdf {
+            Error::NoText
+        } else {
+            Error::Empty
+        });
     }
     Ok(doc)
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 mod tests {
     use super::*;
 
@@ -194,14 +214,24 @@ mod tests {
 
     #[test]
     fn kinds_serialise_lowercase() {
-        assert_eq!(serde_json::to_string(&DocKind::Markdown).unwrap(), "\"markdown\"");
-        assert_eq!(serde_json::from_str::<DocKind>("\"xlsx\"").unwrap(), DocKind::Xlsx);
+        assert_eq!(
+            serde_json::to_string(&DocKind::Markdown).unwrap(),
+            "\"markdown\""
+        );
+        assert_eq!(
+            serde_json::from_str::<DocKind>("\"xlsx\"").unwrap(),
+            DocKind::Xlsx
+        );
         assert_eq!(DocKind::Pdf.as_str(), "pdf");
     }
 
     #[test]
     fn plain_text_comes_back_normalised() {
-        let doc = run("a.txt", b"\xEF\xBB\xBFline one  \r\n\r\n\r\n\r\nline two\r\n").unwrap();
+        let doc = run(
+            "a.txt",
+            b"\xEF\xBB\xBFline one  \r\n\r\n\r\n\r\nline two\r\n",
+        )
+        .unwrap();
         assert_eq!(doc.kind, DocKind::Text);
         assert_eq!(doc.sections.len(), 1);
         assert_eq!(doc.sections[0].text, "line one\n\nline two");
@@ -215,6 +245,9 @@ mod tests {
 
     #[test]
     fn markup_without_text_is_empty() {
-        assert!(matches!(run("a.html", b"<html><body><script>x()</script></body></html>"), Err(Error::Empty)));
+        assert!(matches!(
+            run("a.html", b"<html><body><script>x()</script></body></html>"),
+            Err(Error::Empty)
+        ));
     }
 }

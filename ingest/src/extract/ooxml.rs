@@ -20,7 +20,11 @@ pub(crate) fn open<'a>(bytes: &'a [u8], kind: &str, limits: &ExtractLimits) -> R
     let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| corrupt(kind, &e))?;
     if archive.len() > limits.max_archive_entries {
         return Err(Error::TooLarge {
-            detail: format!("the {kind} holds {} zip entries; the limit is {}", archive.len(), limits.max_archive_entries),
+            detail: format!(
+                "the {kind} holds {} zip entries; the limit is {}",
+                archive.len(),
+                limits.max_archive_entries
+            ),
         });
     }
     let mut declared_bytes: u64 = 0;
@@ -36,13 +40,21 @@ pub(crate) fn open<'a>(bytes: &'a [u8], kind: &str, limits: &ExtractLimits) -> R
 
 /// Inflate every entry into a sink, counting real bytes, so a lying directory can't get a
 /// bomb past [`open`]. Used before handing the archive to a parser we can't cap (calamine).
-pub(crate) fn check_inflated_size(archive: &mut Archive<'_>, kind: &str, limits: &ExtractLimits) -> Result<()> {
+pub(crate) fn check_inflated_size(
+    archive: &mut Archive<'_>,
+    kind: &str,
+    limits: &ExtractLimits,
+) -> Result<()> {
     let mut total: u64 = 0;
     for index in 0..archive.len() {
         let entry = archive.by_index(index).map_err(|e| corrupt(kind, &e))?;
         let budget = limits.max_uncompressed_bytes - total;
-        total += std::io::copy(&mut entry.take(budget + 1), &mut std::io::sink())
-            .map_err(|e| Error::Corrupt { kind: kind.to_owned(), detail: e.to_string() })?;
+        total += std::io::copy(&mut entry.take(budget + 1), &mut std::io::sink()).map_err(|e| {
+            Error::Corrupt {
+                kind: kind.to_owned(),
+                detail: e.to_string(),
+            }
+        })?;
         if total > limits.max_uncompressed_bytes {
             return Err(too_large(kind, total, limits));
         }
@@ -51,7 +63,12 @@ pub(crate) fn check_inflated_size(archive: &mut Archive<'_>, kind: &str, limits:
 }
 
 /// Read one entry, at most `max_uncompressed_bytes` of it. `Ok(None)` if it doesn't exist.
-pub(crate) fn read_entry(archive: &mut Archive<'_>, name: &str, kind: &str, limits: &ExtractLimits) -> Result<Option<Vec<u8>>> {
+pub(crate) fn read_entry(
+    archive: &mut Archive<'_>,
+    name: &str,
+    kind: &str,
+    limits: &ExtractLimits,
+) -> Result<Option<Vec<u8>>> {
     let entry = match archive.by_name(name) {
         Ok(entry) => entry,
         Err(zip::result::ZipError::FileNotFound) => return Ok(None),
@@ -61,7 +78,10 @@ pub(crate) fn read_entry(archive: &mut Archive<'_>, name: &str, kind: &str, limi
     entry
         .take(limits.max_uncompressed_bytes + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| Error::Corrupt { kind: kind.to_owned(), detail: format!("{name}: {e}") })?;
+        .map_err(|e| Error::Corrupt {
+            kind: kind.to_owned(),
+            detail: format!("{name}: {e}"),
+        })?;
     if bytes.len() as u64 > limits.max_uncompressed_bytes {
         return Err(too_large(kind, bytes.len() as u64, limits));
     }
@@ -69,7 +89,11 @@ pub(crate) fn read_entry(archive: &mut Archive<'_>, name: &str, kind: &str, limi
 }
 
 /// `dc:title` from `docProps/core.xml`, if there is one.
-pub(crate) fn core_title(archive: &mut Archive<'_>, kind: &str, limits: &ExtractLimits) -> Option<String> {
+pub(crate) fn core_title(
+    archive: &mut Archive<'_>,
+    kind: &str,
+    limits: &ExtractLimits,
+) -> Option<String> {
     let xml = read_entry(archive, "docProps/core.xml", kind, limits).ok()??;
     let mut reader = Reader::from_reader(xml.as_slice());
     let mut buf = Vec::new();
@@ -100,7 +124,10 @@ pub(crate) fn resolve_ref(reference: &quick_xml::events::BytesRef<'_>) -> String
 }
 
 fn corrupt(kind: &str, e: &zip::result::ZipError) -> Error {
-    Error::Corrupt { kind: kind.to_owned(), detail: e.to_string() }
+    Error::Corrupt {
+        kind: kind.to_owned(),
+        detail: e.to_string(),
+    }
 }
 
 fn too_large(kind: &str, bytes: u64, limits: &ExtractLimits) -> Error {
@@ -113,6 +140,7 @@ fn too_large(kind: &str, bytes: u64, limits: &ExtractLimits) -> Error {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 mod tests {
     use std::io::Write;
 
@@ -121,7 +149,9 @@ mod tests {
     fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
         let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
         for (name, data) in entries {
-            writer.start_file(*name, zip::write::SimpleFileOptions::default()).unwrap();
+            writer
+                .start_file(*name, zip::write::SimpleFileOptions::default())
+                .unwrap();
             writer.write_all(data).unwrap();
         }
         writer.finish().unwrap().into_inner()
@@ -129,16 +159,36 @@ mod tests {
 
     #[test]
     fn caps_entries_and_size() {
-        let limits = ExtractLimits { max_archive_entries: 2, max_uncompressed_bytes: 1000, ..ExtractLimits::default() };
+        let limits = ExtractLimits {
+            max_archive_entries: 2,
+            max_uncompressed_bytes: 1000,
+            ..ExtractLimits::default()
+        };
         let many = zip_of(&[("a", b"1"), ("b", b"2"), ("c", b"3")]);
-        assert!(matches!(open(&many, "docx", &limits), Err(Error::TooLarge { .. })));
+        assert!(matches!(
+            open(&many, "docx", &limits),
+            Err(Error::TooLarge { .. })
+        ));
         let big = zip_of(&[("a", &[b'x'; 2000])]);
-        assert!(matches!(open(&big, "docx", &limits), Err(Error::TooLarge { .. })));
+        assert!(matches!(
+            open(&big, "docx", &limits),
+            Err(Error::TooLarge { .. })
+        ));
         let ok = zip_of(&[("a", &[b'x'; 600])]);
         let mut archive = open(&ok, "docx", &limits).unwrap();
         check_inflated_size(&mut archive, "xlsx", &limits).unwrap();
-        assert_eq!(read_entry(&mut archive, "a", "docx", &limits).unwrap().unwrap().len(), 600);
-        assert!(read_entry(&mut archive, "missing", "docx", &limits).unwrap().is_none());
+        assert_eq!(
+            read_entry(&mut archive, "a", "docx", &limits)
+                .unwrap()
+                .unwrap()
+                .len(),
+            600
+        );
+        assert!(
+            read_entry(&mut archive, "missing", "docx", &limits)
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
@@ -147,6 +197,9 @@ mod tests {
         let bytes = zip_of(&[("docProps/core.xml", core.as_bytes())]);
         let limits = ExtractLimits::default();
         let mut archive = open(&bytes, "docx", &limits).unwrap();
-        assert_eq!(core_title(&mut archive, "docx", &limits).as_deref(), Some("制度 & 流程"));
+        assert_eq!(
+            core_title(&mut archive, "docx", &limits).as_deref(),
+            Some("制度 & 流程")
+        );
     }
 }

@@ -29,22 +29,39 @@ pub(super) fn extract(bytes: &[u8]) -> Result<Extracted> {
     for &page in pages.keys() {
         let attempt = panic::catch_unwind(AssertUnwindSafe(|| page_text(&doc, page)));
         match attempt {
-            Ok(Ok(text)) => sections.push(Section { page: Some(page), title: None, text }),
+            Ok(Ok(text)) => sections.push(Section {
+                page: Some(page),
+                title: None,
+                text,
+            }),
             Ok(Err(e)) => errors.push(format!("page {page}: {e}")),
-            Err(payload) => panics.push(format!("page {page}: {}", panic_message(payload.as_ref()))),
+            Err(payload) => {
+                panics.push(format!("page {page}: {}", panic_message(payload.as_ref())))
+            }
         }
     }
     if sections.is_empty() && !panics.is_empty() {
-        return Err(Error::Panicked { kind: "pdf".into(), detail: panics.join("; ") });
+        return Err(Error::Panicked {
+            kind: "pdf".into(),
+            detail: panics.join("; "),
+        });
     }
     if sections.is_empty() && !errors.is_empty() {
-        return Err(Error::Corrupt { kind: "pdf".into(), detail: errors.join("; ") });
+        return Err(Error::Corrupt {
+            kind: "pdf".into(),
+            detail: errors.join("; "),
+        });
     }
     for problem in panics.iter().chain(&errors) {
         tracing::warn!(problem, "pdf page skipped");
     }
     let title = info_title(&doc);
-    Ok(Extracted { kind: DocKind::Pdf, sections, page_count: Some(page_count), title })
+    Ok(Extracted {
+        kind: DocKind::Pdf,
+        sections,
+        page_count: Some(page_count),
+        title,
+    })
 }
 
 fn page_text(doc: &Document, page: u32) -> Result<String, OutputError> {
@@ -58,7 +75,10 @@ fn page_text(doc: &Document, page: u32) -> Result<String, OutputError> {
 fn pdf_error(e: pdf_extract::Error) -> Error {
     match e {
         pdf_extract::Error::Decryption(_) | pdf_extract::Error::InvalidPassword => Error::Encrypted,
-        other => Error::Corrupt { kind: "pdf".into(), detail: other.to_string() },
+        other => Error::Corrupt {
+            kind: "pdf".into(),
+            detail: other.to_string(),
+        },
     }
 }
 

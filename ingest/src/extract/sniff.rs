@@ -54,7 +54,10 @@ pub fn detect_kind(file_name: &str, bytes: &[u8]) -> Result<DocKind> {
 }
 
 fn unsupported(detected: &str) -> Error {
-    Error::Unsupported { detected: detected.to_owned(), accepted: accepted_list() }
+    Error::Unsupported {
+        detected: detected.to_owned(),
+        accepted: accepted_list(),
+    }
 }
 
 /// The lowercase extension, if the name has one.
@@ -71,12 +74,16 @@ fn is_pdf(bytes: &[u8], ext: Option<&str>) -> bool {
     let Some(at) = window.windows(5).position(|w| w == b"%PDF-") else {
         return false;
     };
-    let padding_only = window[..at].iter().all(|b| b.is_ascii_whitespace() || matches!(b, 0 | 0xEF | 0xBB | 0xBF | 0xFE | 0xFF));
+    let padding_only = window[..at]
+        .iter()
+        .all(|b| b.is_ascii_whitespace() || matches!(b, 0 | 0xEF | 0xBB | 0xBF | 0xFE | 0xFF));
     padding_only || !ext.is_some_and(|e| TEXT_EXTENSIONS.contains(&e))
 }
 
 fn is_zip(bytes: &[u8]) -> bool {
-    bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(b"PK\x05\x06") || bytes.starts_with(b"PK\x07\x08")
+    bytes.starts_with(b"PK\x03\x04")
+        || bytes.starts_with(b"PK\x05\x06")
+        || bytes.starts_with(b"PK\x07\x08")
 }
 
 /// DOCX and XLSX are zips told apart by their main part.
@@ -85,7 +92,10 @@ fn zip_kind(bytes: &[u8], ext: Option<&str>) -> Result<DocKind> {
         Ok(archive) => archive,
         Err(e) => {
             return Err(match ext {
-                Some(kind @ ("docx" | "xlsx")) => Error::Corrupt { kind: kind.to_owned(), detail: e.to_string() },
+                Some(kind @ ("docx" | "xlsx")) => Error::Corrupt {
+                    kind: kind.to_owned(),
+                    detail: e.to_string(),
+                },
                 _ => unsupported("application/zip"),
             });
         }
@@ -108,17 +118,27 @@ fn looks_like_text(bytes: &[u8]) -> bool {
         return false;
     }
     let sample = bytes.get(..TEXT_SAMPLE_BYTES).unwrap_or(bytes);
-    let controls = sample.iter().filter(|&&b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x0c | 0x1b)).count();
+    let controls = sample
+        .iter()
+        .filter(|&&b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x0c | 0x1b))
+        .count();
     controls * 20 <= sample.len()
 }
 
 fn starts_like_html(body: &[u8]) -> bool {
-    let start = body.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(body.len());
-    let head = body.get(start..start + 14).unwrap_or(&body[start..]).to_ascii_lowercase();
+    let start = body
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(body.len());
+    let head = body
+        .get(start..start + 14)
+        .unwrap_or(&body[start..])
+        .to_ascii_lowercase();
     head.starts_with(b"<!doctype html") || head.starts_with(b"<html")
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 mod tests {
     use std::io::Write;
 
@@ -134,7 +154,9 @@ mod tests {
     fn zip_with(names: &[&str]) -> Vec<u8> {
         let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
         for name in names {
-            writer.start_file(*name, zip::write::SimpleFileOptions::default()).unwrap();
+            writer
+                .start_file(*name, zip::write::SimpleFileOptions::default())
+                .unwrap();
             writer.write_all(b"<x/>").unwrap();
         }
         writer.finish().unwrap().into_inner()
@@ -142,29 +164,62 @@ mod tests {
 
     #[test]
     fn pdf_magic_wins_over_the_name() {
-        assert_eq!(detect_kind("report.txt", b"%PDF-1.7\n...").unwrap(), DocKind::Pdf);
-        assert_eq!(detect_kind("x", b"\xEF\xBB\xBF \r\n%PDF-1.4").unwrap(), DocKind::Pdf);
-        assert_eq!(detect_kind("x.pdf", b"junk junk %PDF-1.4").unwrap(), DocKind::Pdf);
+        assert_eq!(
+            detect_kind("report.txt", b"%PDF-1.7\n...").unwrap(),
+            DocKind::Pdf
+        );
+        assert_eq!(
+            detect_kind("x", b"\xEF\xBB\xBF \r\n%PDF-1.4").unwrap(),
+            DocKind::Pdf
+        );
+        assert_eq!(
+            detect_kind("x.pdf", b"junk junk %PDF-1.4").unwrap(),
+            DocKind::Pdf
+        );
         // A note that quotes the header is still a note.
-        assert_eq!(detect_kind("notes.md", b"PDFs start with %PDF-1.7").unwrap(), DocKind::Markdown);
+        assert_eq!(
+            detect_kind("notes.md", b"PDFs start with %PDF-1.7").unwrap(),
+            DocKind::Markdown
+        );
     }
 
     #[test]
     fn zips_are_told_apart_by_their_main_part() {
-        assert_eq!(detect_kind("a.bin", &zip_with(&["word/document.xml"])).unwrap(), DocKind::Docx);
-        assert_eq!(detect_kind("a.docx", &zip_with(&["xl/workbook.xml"])).unwrap(), DocKind::Xlsx);
-        assert_eq!(detected(detect_kind("a.docx", &zip_with(&["a.txt"]))), "application/zip");
-        assert!(matches!(detect_kind("a.docx", b"PK\x03\x04broken"), Err(Error::Corrupt { .. })));
-        assert_eq!(detected(detect_kind("a.zip", b"PK\x03\x04broken")), "application/zip");
+        assert_eq!(
+            detect_kind("a.bin", &zip_with(&["word/document.xml"])).unwrap(),
+            DocKind::Docx
+        );
+        assert_eq!(
+            detect_kind("a.docx", &zip_with(&["xl/workbook.xml"])).unwrap(),
+            DocKind::Xlsx
+        );
+        assert_eq!(
+            detected(detect_kind("a.docx", &zip_with(&["a.txt"]))),
+            "application/zip"
+        );
+        assert!(matches!(
+            detect_kind("a.docx", b"PK\x03\x04broken"),
+            Err(Error::Corrupt { .. })
+        ));
+        assert_eq!(
+            detected(detect_kind("a.zip", b"PK\x03\x04broken")),
+            "application/zip"
+        );
     }
 
     #[test]
     fn binary_types_are_named() {
         let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01";
         assert_eq!(detected(detect_kind("chart.pdf", png)), "image/png");
-        assert_eq!(detected(detect_kind("x.txt", b"MZ\x90\0\x03\0\0\0")), "application/vnd.microsoft.portable-executable");
+        assert_eq!(
+            detected(detect_kind("x.txt", b"MZ\x90\0\x03\0\0\0")),
+            "application/vnd.microsoft.portable-executable"
+        );
         assert_eq!(detected(detect_kind("x.txt", b"abc\0def")), "binary data");
-        assert_eq!(detected(detect_kind("x.txt", &[1u8, 2, 3, 4, 5, 6, b'a'])), "binary data");
+        assert_eq!(
+            detected(detect_kind("x.txt", &[1u8, 2, 3, 4, 5, 6, b'a'])),
+            "binary data"
+        );
     }
 
     #[test]
@@ -173,17 +228,29 @@ mod tests {
         assert_eq!(detect_kind("a.markdown", b"hi").unwrap(), DocKind::Markdown);
         assert_eq!(detect_kind("a.htm", b"<p>hi").unwrap(), DocKind::Html);
         assert_eq!(detect_kind("a.csv", b"a,b\n1,2").unwrap(), DocKind::Csv);
-        assert_eq!(detect_kind("a.txt", "你好".as_bytes()).unwrap(), DocKind::Text);
+        assert_eq!(
+            detect_kind("a.txt", "你好".as_bytes()).unwrap(),
+            DocKind::Text
+        );
         assert_eq!(detect_kind("README", b"hi").unwrap(), DocKind::Text);
-        assert_eq!(detect_kind("page", b"  <!DOCTYPE html><p>x").unwrap(), DocKind::Html);
-        assert_eq!(detect_kind("a.txt", b"\xFF\xFEh\0i\0").unwrap(), DocKind::Text);
+        assert_eq!(
+            detect_kind("page", b"  <!DOCTYPE html><p>x").unwrap(),
+            DocKind::Html
+        );
+        assert_eq!(
+            detect_kind("a.txt", b"\xFF\xFEh\0i\0").unwrap(),
+            DocKind::Text
+        );
         assert_eq!(detected(detect_kind("a.pdf", b"hello")), "text/plain");
     }
 
     #[test]
     fn nothing_is_empty() {
         assert!(matches!(detect_kind("a.pdf", b""), Err(Error::Empty)));
-        assert!(matches!(detect_kind("a.txt", b"\xEF\xBB\xBF \r\n\t"), Err(Error::Empty)));
+        assert!(matches!(
+            detect_kind("a.txt", b"\xEF\xBB\xBF \r\n\t"),
+            Err(Error::Empty)
+        ));
     }
 
     #[test]

@@ -8,13 +8,18 @@ pub(super) fn extract(bytes: &[u8]) -> Extracted {
     let (text, _) = decode(bytes, None);
     Extracted {
         kind: DocKind::Text,
-        sections: vec![Section { page: None, title: None, text }],
+        sections: vec![Section {
+            page: None,
+            title: None,
+            text,
+        }],
         page_count: None,
         title: None,
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 mod tests {
     use super::*;
 

@@ -17,7 +17,8 @@ pub(super) fn extract(bytes: &[u8], limits: &ExtractLimits) -> Result<Extracted>
     // calamine inflates whole parts with no cap of its own.
     ooxml::check_inflated_size(&mut archive, "xlsx", limits)?;
     let title = ooxml::core_title(&mut archive, "xlsx", limits);
-    let mut workbook: Xlsx<_> = calamine::open_workbook_from_rs(Cursor::new(bytes)).map_err(corrupt)?;
+    let mut workbook: Xlsx<_> =
+        calamine::open_workbook_from_rs(Cursor::new(bytes)).map_err(corrupt)?;
     let sheets: Vec<String> = workbook
         .sheets_metadata()
         .iter()
@@ -30,29 +31,52 @@ pub(super) fn extract(bytes: &[u8], limits: &ExtractLimits) -> Result<Extracted>
         // Formulas are a fallback only; a sheet whose formulas can't be read still has values.
         let formulas = workbook.worksheet_formula(&name).unwrap_or_default();
         let text = render_table(&sheet_rows(&values, &formulas));
-        sections.push(Section { page: None, title: Some(name), text });
+        sections.push(Section {
+            page: None,
+            title: Some(name),
+            text,
+        });
     }
-    Ok(Extracted { kind: DocKind::Xlsx, sections, page_count: None, title })
+    Ok(Extracted {
+        kind: DocKind::Xlsx,
+        sections,
+        page_count: None,
+        title,
+    })
 }
 
 fn corrupt(e: calamine::XlsxError) -> Error {
-    Error::Corrupt { kind: "xlsx".into(), detail: e.to_string() }
+    Error::Corrupt {
+        kind: "xlsx".into(),
+        detail: e.to_string(),
+    }
 }
 
 /// The cells as text, over the union of the value and formula ranges (a column of
 /// uncalculated formulas may lie outside the value range).
 fn sheet_rows(values: &Range<Data>, formulas: &Range<String>) -> Vec<Vec<String>> {
-    let bounds = [values.start().zip(values.end()), formulas.start().zip(formulas.end())];
-    let Some(((top, left), (bottom, right))) = bounds.into_iter().flatten().reduce(|(s1, e1), (s2, e2)| {
-        ((s1.0.min(s2.0), s1.1.min(s2.1)), (e1.0.max(e2.0), e1.1.max(e2.1)))
-    }) else {
+    let bounds = [
+        values.start().zip(values.end()),
+        formulas.start().zip(formulas.end()),
+    ];
+    let Some(((top, left), (bottom, right))) =
+        bounds.into_iter().flatten().reduce(|(s1, e1), (s2, e2)| {
+            (
+                (s1.0.min(s2.0), s1.1.min(s2.1)),
+                (e1.0.max(e2.0), e1.1.max(e2.1)),
+            )
+        })
+    else {
         return Vec::new();
     };
     (top..=bottom)
         .map(|row| {
             (left..=right)
                 .map(|col| {
-                    let value = values.get_value((row, col)).map(cell_text).unwrap_or_default();
+                    let value = values
+                        .get_value((row, col))
+                        .map(cell_text)
+                        .unwrap_or_default();
                     if !value.is_empty() {
                         return value;
                     }
@@ -87,16 +111,26 @@ fn cell_text(cell: &Data) -> String {
         }
         Data::DateTime(duration) => {
             let seconds = (duration.as_f64() * 86_400.0).round() as i64;
-            format!("{}:{:02}:{:02}", seconds / 3600, seconds % 3600 / 60, seconds % 60)
+            format!(
+                "{}:{:02}:{:02}",
+                seconds / 3600,
+                seconds % 3600 / 60,
+                seconds % 60
+            )
         }
     }
 }
 
 fn number_text(f: f64) -> String {
-    if f.fract() == 0.0 && f.abs() < 1e15 { format!("{}", f as i64) } else { f.to_string() }
+    if f.fract() == 0.0 && f.abs() < 1e15 {
+        format!("{}", f as i64)
+    } else {
+        f.to_string()
+    }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 mod tests {
     use calamine::{ExcelDateTime, ExcelDateTimeType};
 
@@ -126,6 +160,9 @@ mod tests {
         formulas.set_value((1, 1), "A2*2".to_owned());
         formulas.set_value((1, 2), "SUM(B2)".to_owned());
         let rows = sheet_rows(&values, &formulas);
-        assert_eq!(rows, vec![vec!["数量", "金额", ""], vec!["3", "=A2*2", "=SUM(B2)"]]);
+        assert_eq!(
+            rows,
+            vec![vec!["数量", "金额", ""], vec!["3", "=A2*2", "=SUM(B2)"]]
+        );
     }
 }
