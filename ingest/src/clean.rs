@@ -106,7 +106,7 @@ mod tests {
             collapse_whitespace: true,
             strip_urls_emails: true,
         };
-        assert_eq!(clean(text, &s), "见 或写信 。");
+        assert_eq!(clean(text, &s), "见或写信。");
     }
 
     #[test]

@@ -49,11 +49,13 @@ pub(crate) fn check_inflated_size(
     for index in 0..archive.len() {
         let entry = archive.by_index(index).map_err(|e| corrupt(kind, &e))?;
         let budget = limits.max_uncompressed_bytes - total;
-        total += std::io::copy(&mut entry.take(budget + 1), &mut std::io::sink()).map_err(|e| {
-            Error::Corrupt {
-                kind: kind.to_owned(),
-                detail: e.to_string(),
-            }
+        total += std::io::copy(
+            &mut entry.take(budget.saturating_add(1)),
+            &mut std::io::sink(),
+        )
+        .map_err(|e| Error::Corrupt {
+            kind: kind.to_owned(),
+            detail: e.to_string(),
         })?;
         if total > limits.max_uncompressed_bytes {
             return Err(too_large(kind, total, limits));
@@ -76,7 +78,7 @@ pub(crate) fn read_entry(
     };
     let mut bytes = Vec::new();
     entry
-        .take(limits.max_uncompressed_bytes + 1)
+        .take(limits.max_uncompressed_bytes.saturating_add(1))
         .read_to_end(&mut bytes)
         .map_err(|e| Error::Corrupt {
             kind: kind.to_owned(),
