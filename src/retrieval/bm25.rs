@@ -89,39 +89,32 @@ impl Bm25Index {
 
     /// Apply `changes` and commit with `applied_seq` as the new mark.
     pub fn apply(&self, changes: &[Bm25Change], applied_seq: i64) -> Result<()> {
-        let mut guard = self
-            .writer
-            .lock()
-            .map_err(|_| Error::Index("bm25 writer poisoned".into()))?;
-        if guard.is_none() {
-            *guard = Some(self.index.writer(WRITER_HEAP_BYTES)?);
-        }
-        let writer = guard
-            .as_mut()
-            .ok_or_else(|| Error::Index("bm25 writer missing".into()))?;
-        for change in changes {
-            match change {
-                Bm25Change::Upsert { chunk_id, text } => {
-                    writer.delete_term(Term::from_field_i64(self.chunk_id, *chunk_id));
-                    let mut doc = TantivyDocument::default();
-                    doc.add_i64(self.chunk_id, *chunk_id);
-                    doc.add_text(self.text, text);
-                    writer.add_document(doc)?;
-                }
-                Bm25Change::Remove { chunk_id } => {
-                    writer.delete_term(Term::from_field_i64(self.chunk_id, *chunk_id));
+        self.commit_with(applied_seq, |writer| {
+            for change in changes {
+                match change {
+                    Bm25Change::Upsert { chunk_id, text } => {
+                        writer.delete_term(Term::from_field_i64(self.chunk_id, *chunk_id));
+                        let mut doc = TantivyDocument::default();
+                        doc.add_i64(self.chunk_id, *chunk_id);
+                        doc.add_text(self.text, text);
+                        writer.add_document(doc)?;
+                    }
+                    Bm25Change::Remove { chunk_id } => {
+                        writer.delete_term(Term::from_field_i64(self.chunk_id, *chunk_id));
+                    }
                 }
             }
-        }
-        let mut commit = writer.prepare_commit()?;
-        commit.set_payload(&applied_seq.to_string());
-        commit.commit()?;
-        self.reader.reload()?;
-        Ok(())
+            Ok(())
+        })
     }
 
-    /// Remove every document (before a rebuild).
-    pub fn clear(&self, applied_seq: i64) -> Result<()> {
+    /// Run `edit` on the writer (opened on first use), then commit with the mark as payload
+    /// and reload the reader.
+    fn commit_with(
+        &self,
+        applied_seq: i64,
+        edit: impl FnOnce(&mut IndexWriter) -> Result<()>,
+    ) -> Result<()> {
         let mut guard = self
             .writer
             .lock()
@@ -132,7 +125,7 @@ impl Bm25Index {
         let writer = guard
             .as_mut()
             .ok_or_else(|| Error::Index("bm25 writer missing".into()))?;
-        writer.delete_all_documents()?;
+        edit(writer)?;
         let mut commit = writer.prepare_commit()?;
         commit.set_payload(&applied_seq.to_string());
         commit.commit()?;

@@ -50,7 +50,6 @@ const MAX_LAYERS: usize = 16;
 pub struct VectorIndex {
     dir: PathBuf,
     dims: usize,
-    params: HnswParams,
     graph: RwLock<Hnsw<'static, f32, UnitCosine>>,
     applied_seq: AtomicI64,
     points: AtomicUsize,
@@ -96,7 +95,6 @@ impl VectorIndex {
         Ok(Self {
             dir: dir.to_path_buf(),
             dims,
-            params,
             graph: RwLock::new(graph),
             applied_seq: AtomicI64::new(meta.applied_seq),
             points: AtomicUsize::new(meta.points),
@@ -238,19 +236,6 @@ impl VectorIndex {
         if old.exists() {
             std::fs::remove_dir_all(&old)?;
         }
-        self.unsaved_points.store(0, Ordering::SeqCst);
-        Ok(())
-    }
-
-    /// Start over with an empty graph (before a rebuild).
-    pub fn clear(&self, expected_points: usize) -> Result<()> {
-        let mut graph = self
-            .graph
-            .write()
-            .map_err(|_| Error::Index("vector index poisoned".into()))?;
-        *graph = new_graph(self.params, expected_points);
-        self.points.store(0, Ordering::SeqCst);
-        self.applied_seq.store(0, Ordering::SeqCst);
         self.unsaved_points.store(0, Ordering::SeqCst);
         Ok(())
     }
