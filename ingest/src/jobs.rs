@@ -155,6 +155,25 @@ impl JobQueue {
         Ok(())
     }
 
+    /// Put a job that hit a transient failure back in the queue (its attempts still count).
+    pub async fn retry_later(&self, job_id: i64, error: &Error) -> Result<()> {
+        sqlx::query(
+            "UPDATE ingest_job SET status = 'enqueued', stage = NULL, progress = 0, error_code = ?, error_message = ?
+             WHERE job_id = ? AND status = 'processing'",
+        )
+        .bind(error.code())
+        .bind(error.to_string())
+        .bind(job_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// How many times a job may be claimed before a failure is final.
+    pub fn max_attempts(&self) -> i64 {
+        self.max_attempts
+    }
+
     /// Cancel the unfinished jobs of a document (it was deleted), inside the caller's transaction.
     pub async fn cancel_for_document(
         conn: &mut SqliteConnection,

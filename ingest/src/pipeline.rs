@@ -132,6 +132,12 @@ async fn run_job<S: ChunkSink>(
                 info!("job was canceled while running");
                 return Ok(());
             }
+            if error.is_retryable() && job.attempts < queue.max_attempts() {
+                warn!(code = error.code(), %error, attempts = job.attempts, "transient failure; the job will run again");
+                queue.retry_later(job.job_id, &error).await?;
+                queue.notify();
+                return Ok(());
+            }
             warn!(code = error.code(), %error, "ingestion failed");
             sink.failed(job, &error).await?;
             queue.fail(job.job_id, &error).await?;

@@ -46,6 +46,10 @@ pub struct Consistency {
     pub vector_hits: usize,
     /// Whether BM25 holds exactly the live chunk ids.
     pub bm25_matches: bool,
+    /// Live chunks BM25 lacks (first 20).
+    pub bm25_missing: Vec<i64>,
+    /// Chunks in BM25 that are not live (first 20).
+    pub bm25_extra: Vec<i64>,
 }
 
 impl IndexRegistry {
@@ -295,7 +299,21 @@ impl IndexRegistry {
                 }
             }
         }
+        let live_set: std::collections::HashSet<i64> = live.iter().copied().collect();
+        let bm25_set: std::collections::HashSet<i64> = bm25_ids.iter().copied().collect();
         Ok(Consistency {
+            bm25_missing: live
+                .iter()
+                .filter(|id| !bm25_set.contains(id))
+                .take(20)
+                .copied()
+                .collect(),
+            bm25_extra: bm25_ids
+                .iter()
+                .filter(|id| !live_set.contains(id))
+                .take(20)
+                .copied()
+                .collect(),
             sqlite_chunks: live.len(),
             bm25_docs: bm25_ids.len(),
             vector_hits,
@@ -361,7 +379,11 @@ impl IndexingSink {
                 &chunks,
             )
             .await?;
-        self.indexes.catch_up(&job.kb_id).await
+        self.indexes.catch_up(&job.kb_id).await?;
+        // Only now: "indexed" promises the document is searchable.
+        self.store
+            .set_document_status(&job.document_id, "indexed", None)
+            .await
     }
 }
 

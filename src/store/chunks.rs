@@ -102,9 +102,9 @@ pub struct NewChunk<'a> {
 const LIVE: &str = "(c.is_deleted = 0 AND c.is_enabled = 1 AND d.is_enabled = 1)";
 
 impl Store {
-    /// Replace a document's chunks and mark it indexed, in one transaction. Earlier chunks
-    /// (from an interrupted attempt, or a re-ingest) become tombstones, so re-running a job
-    /// never duplicates chunks.
+    /// Replace a document's chunks in one transaction. Earlier chunks (from an interrupted
+    /// attempt, or a re-ingest) become tombstones, so re-running a job never duplicates
+    /// chunks. The caller marks the document indexed once the indexes have the chunks.
     pub async fn replace_document_chunks(
         &self,
         document_id: &str,
@@ -112,7 +112,7 @@ impl Store {
         page_count: Option<i64>,
         chunks: &[NewChunk<'_>],
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let kb: Option<(String,)> =
             sqlx::query_as("SELECT kb_id FROM document WHERE document_id = ?")
                 .bind(document_id)
@@ -146,7 +146,7 @@ impl Store {
             .await?;
         }
         sqlx::query(
-            "UPDATE document SET status = 'indexed', kind = ?, page_count = ?, chunk_count = ?,
+            "UPDATE document SET kind = ?, page_count = ?, chunk_count = ?,
                 error_code = NULL, error_message = NULL, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
              WHERE document_id = ?",
         )
@@ -235,7 +235,7 @@ impl Store {
         text: Option<(&str, i64, &str, &[f32])>,
         enabled: Option<bool>,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let seq = Store::reserve_seqs(&mut tx, 1).await?;
         let (text, tokens, sha, blob) = match text {
             Some((t, n, h, v)) => (Some(t), Some(n), Some(h), Some(vector_to_blob(v))),
@@ -263,7 +263,7 @@ impl Store {
 
     /// Delete one chunk (tombstone with a new seq) and update its document's count.
     pub async fn delete_chunk(&self, chunk_id: i64) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let seq = Store::reserve_seqs(&mut tx, 1).await?;
         sqlx::query("UPDATE chunk SET is_deleted = 1, seq = ? WHERE chunk_id = ?")
             .bind(seq)
@@ -378,7 +378,7 @@ impl Store {
 
     /// Replace the vectors of chunks (re-embedding), giving them new seqs.
     pub async fn set_chunk_vectors(&self, updates: &[(i64, Vec<f32>)]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let first = Store::reserve_seqs(&mut tx, updates.len() as i64).await?;
         for (i, (chunk_id, v)) in updates.iter().enumerate() {
             sqlx::query("UPDATE chunk SET embedding = ?, seq = ? WHERE chunk_id = ?")

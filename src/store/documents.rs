@@ -83,7 +83,7 @@ impl Store {
     /// Insert a document and its ingestion job in one transaction; returns the job id.
     /// The same bytes already in the KB is a [`Error::Conflict`] naming the existing document.
     pub async fn insert_document(&self, doc: &NewDocument<'_>) -> Result<i64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let inserted = sqlx::query(
             "INSERT INTO document (document_id, kb_id, name, bytes, sha256, file_path, split_json, clean_json)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -177,7 +177,7 @@ impl Store {
 
     /// Enable or disable a document; its chunks get new seqs so the indexes follow.
     pub async fn set_document_enabled(&self, document_id: &str, enabled: bool) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "UPDATE document SET is_enabled = ?, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
              WHERE document_id = ?",
@@ -194,7 +194,7 @@ impl Store {
     /// Delete a document: cancel its job, tombstone its chunks, drop the row. Returns the
     /// stored file path to remove.
     pub async fn delete_document(&self, document_id: &str) -> Result<String> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let (file_path,): (String,) =
             sqlx::query_as("SELECT file_path FROM document WHERE document_id = ?")
                 .bind(document_id)

@@ -142,7 +142,7 @@ impl Store {
 
     /// Delete a KB with its documents, chunks and jobs; returns the stored file paths.
     pub async fn delete_kb(&self, kb_id: &str) -> Result<Vec<String>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let files: Vec<(String,)> =
             sqlx::query_as("SELECT file_path FROM document WHERE kb_id = ?")
                 .bind(kb_id)

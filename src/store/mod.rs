@@ -47,6 +47,14 @@ impl Store {
         Ok(Self { pool })
     }
 
+    /// Start a write transaction. `BEGIN IMMEDIATE` takes the write lock up front: a
+    /// deferred transaction that reads first and writes later fails with "database is
+    /// locked" (SQLITE_BUSY_SNAPSHOT) when another connection committed in between, which
+    /// two ingestion workers make likely.
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
     /// Reserve `n` consecutive chunk seqs inside a transaction; returns the first.
     pub async fn reserve_seqs(conn: &mut sqlx::SqliteConnection, n: i64) -> Result<i64> {
         let (last,): (i64,) = sqlx::query_as(
