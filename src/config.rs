@@ -97,7 +97,8 @@ impl Config {
             }
             figment = figment.merge(Toml::file(path));
         }
-        Self::from_figment(figment.merge(Env::prefixed("ZHIKU_").split("__")))
+        // ZHIKU_LOG is the log filter (read in main), not a config key.
+        Self::from_figment(figment.merge(Env::prefixed("ZHIKU_").ignore(&["log"]).split("__")))
     }
 
     fn from_figment(figment: Figment) -> Result<Self> {
@@ -175,6 +176,7 @@ mod tests {
             jail.set_env("ZHIKU_BIND", "127.0.0.1:9999");
             jail.set_env("ZHIKU_INGEST__WORKERS", "4");
             jail.set_env("ZHIKU_ADMIN_TOKEN", "secret");
+            jail.set_env("ZHIKU_LOG", "debug");
             let c = Config::load(None).unwrap();
             assert_eq!(c.bind, "127.0.0.1:9999");
             assert_eq!(c.ingest.workers, 4);
