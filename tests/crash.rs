@@ -75,3 +75,33 @@ fn kill_during_ingestion_loses_and_duplicates_nothing() {
     assert_eq!(check["bm25_matches"], true, "{check}");
     assert_eq!(check["vector_hits"], total, "{check}");
 }
+
+#[test]
+fn damaged_indexes_are_rebuilt_from_sqlite_at_start() {
+    let data = tempfile::tempdir().unwrap();
+    let mut server = Server::start(data.path());
+    let kb = server.create_kb("repair");
+    assert_eq!(server.upload(&kb, &llm_intro_files()).0, 202);
+    let docs = server.wait_settled(&kb, Duration::from_secs(600));
+    let total: i64 = docs.iter().map(|d| d["chunk_count"].as_i64().unwrap()).sum();
+    server.kill();
+
+    // Garbage where tantivy keeps its commit, and the vector graph gone.
+    let kb_dir = data.path().join("kbs").join(&kb);
+    let generation = std::fs::read_to_string(kb_dir.join("CURRENT")).unwrap_or_else(|_| "0".into());
+    let gen_dir = kb_dir.join(format!("gen-{}", generation.trim()));
+    std::fs::write(gen_dir.join("bm25/meta.json"), b"{ not json").unwrap();
+    let _ = std::fs::remove_dir_all(gen_dir.join("vectors"));
+
+    let server = Server::start(data.path());
+    let (status, r) = server.post(
+        &format!("/api/kbs/{kb}/search"),
+        serde_json::json!({"query": "LangChain 这个开源框架最早是谁推出的？"}),
+    );
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["results"][0]["document_name"], "01.txt", "{r}");
+    let (_, check) = server.get(&format!("/api/kbs/{kb}/index-check"));
+    assert_eq!(check["sqlite_chunks"], total, "{check}");
+    assert_eq!(check["bm25_matches"], true, "{check}");
+    assert_eq!(check["vector_hits"], total, "{check}");
+}

@@ -78,8 +78,24 @@ impl IndexRegistry {
         let dir = retrieval::kb_dir(&self.data_dir, kb_id);
         let (params, read_only) = (self.params, self.read_only);
         let dims = kb.embedding_dims as usize;
-        let opened = tokio::task::spawn_blocking(move || {
-            KbIndexes::open_current(&dir, dims, params, read_only)
+        let opened = tokio::task::spawn_blocking(move || -> Result<KbIndexes> {
+            match KbIndexes::open_current(&dir, dims, params, read_only) {
+                Ok(found) => Ok(found),
+                // Damaged or unreadable indexes: start a fresh generation at mark 0; the
+                // catch-up below then replays every chunk from SQLite.
+                Err(e) if !read_only => {
+                    warn!(dir = %dir.display(), error = %e, "indexes unreadable; rebuilding them from SQLite");
+                    let generation = retrieval::current_generation(&dir).unwrap_or(0) + 1;
+                    let fresh_dir = dir.join(format!("gen-{generation}"));
+                    if fresh_dir.exists() {
+                        std::fs::remove_dir_all(&fresh_dir)?;
+                    }
+                    let fresh = KbIndexes::open(&dir, generation, dims, params)?;
+                    retrieval::make_current(&dir, generation)?;
+                    Ok(fresh)
+                }
+                Err(e) => Err(e),
+            }
         })
         .await??;
         let indexes = {

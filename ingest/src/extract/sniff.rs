@@ -36,11 +36,12 @@ pub fn detect_kind(file_name: &str, bytes: &[u8]) -> Result<DocKind> {
     if is_zip(bytes) {
         return zip_kind(bytes, ext.as_deref());
     }
-    if let Some(kind) = infer::get(bytes).filter(|t| t.matcher_type() != infer::MatcherType::Text) {
-        return Err(unsupported(kind.mime_type()));
-    }
+    // Text first: some of infer's signatures are two bytes long ("BC" is LLVM bitcode), so a
+    // passage titled "BC信用卡杯…" would be refused. Real binaries fail the text test anyway
+    // (NULs and control bytes); infer then only names what they are.
     if !looks_like_text(bytes) {
-        return Err(unsupported("binary data"));
+        let detected = infer::get(bytes).map_or("binary data", |t| t.mime_type());
+        return Err(unsupported(detected));
     }
     Ok(match ext.as_deref() {
         Some("md" | "markdown") => DocKind::Markdown,
@@ -204,6 +205,17 @@ mod tests {
         assert_eq!(
             detected(detect_kind("a.zip", b"PK\x03\x04broken")),
             "application/zip"
+        );
+    }
+
+    #[test]
+    fn text_that_starts_like_a_short_signature_is_text() {
+        // "BC" is infer's LLVM-bitcode signature; "MZ" a Windows executable's.
+        let passage = "BC信用卡杯世界围棋公开赛是围棋比赛。".as_bytes();
+        assert_eq!(detect_kind("x.txt", passage).unwrap(), DocKind::Text);
+        assert_eq!(
+            detect_kind("x.md", b"MZ is a name").unwrap(),
+            DocKind::Markdown
         );
     }
 
