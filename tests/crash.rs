@@ -83,7 +83,10 @@ fn damaged_indexes_are_rebuilt_from_sqlite_at_start() {
     let kb = server.create_kb("repair");
     assert_eq!(server.upload(&kb, &llm_intro_files()).0, 202);
     let docs = server.wait_settled(&kb, Duration::from_secs(600));
-    let total: i64 = docs.iter().map(|d| d["chunk_count"].as_i64().unwrap()).sum();
+    let total: i64 = docs
+        .iter()
+        .map(|d| d["chunk_count"].as_i64().unwrap())
+        .sum();
     server.kill();
 
     // Garbage where tantivy keeps its commit, and the vector graph gone.

@@ -12,3 +12,4 @@ mod common;
 mod auth;
 mod crash;
 mod knowledge;
+mod reembed;

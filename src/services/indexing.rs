@@ -115,12 +115,19 @@ impl IndexRegistry {
     }
 
     async fn catch_up_indexes(&self, kb_id: &str, indexes: &Arc<KbIndexes>) -> Result<()> {
+        // Group commit: the rows this caller needs are those committed before now. If a
+        // catch-up that ran while we waited for the lock already covered them, there is
+        // nothing left to do — so workers finishing together share one tantivy commit.
+        let needed = self.store.max_kb_seq(kb_id).await?;
         let _guard = indexes.apply_lock.lock().await;
         let started = Instant::now();
         if self.read_only {
             indexes.bm25.refresh()?;
         }
         let bm25_mark = indexes.bm25.applied_seq()?;
+        if !self.read_only && bm25_mark >= needed && indexes.vectors.applied_seq() >= needed {
+            return Ok(());
+        }
         let mut from = bm25_mark.min(indexes.vectors.applied_seq());
         let mut applied = 0usize;
         loop {
