@@ -21,7 +21,7 @@ pub enum Error {
     #[error("{0}")]
     Conflict(String),
     /// The upload is over the size cap.
-    #[error("the file is larger than the limit of {limit_bytes} bytes")]
+    #[error("the upload is larger than the limit of {limit_bytes} bytes per file")]
     PayloadTooLarge {
         /// The configured cap.
         limit_bytes: u64,

@@ -186,6 +186,14 @@ fn bad_uploads_get_clear_errors() {
         )],
     );
     assert_eq!(status, 413, "{body}");
+    // Far over it (past the request body limit too): still 413, in our error shape.
+    let huge = [(
+        docs.join("zh-gbk-euc-h-cjk-font.pdf"),
+        "huge.pdf".to_string(),
+    )];
+    let (status, body) = server.upload(&kb, &huge);
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["error"]["code"], "payload_too_large", "{body}");
 
     // Accepted, then failed in the background with a reason.
     let cases = [

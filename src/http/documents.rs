@@ -56,12 +56,10 @@ struct Incoming {
     settings: UploadSettings,
 }
 
-fn multipart_error(e: axum::extract::multipart::MultipartError) -> Error {
+fn multipart_error(e: axum::extract::multipart::MultipartError, limit_bytes: u64) -> Error {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        Error::InvalidInput(format!(
-            "{} (upload fewer or smaller files per request)",
-            e.body_text()
-        ))
+        // The request passed the body limit: one file over the cap, or many files at once.
+        Error::PayloadTooLarge { limit_bytes }
     } else {
         Error::InvalidInput(format!("invalid multipart body: {}", e.body_text()))
     }
@@ -97,30 +95,45 @@ async fn read_incoming(state: &AppState, request: Request) -> Result<Incoming> {
             e.body_text()
         ))
     })?;
+    let limit = state.config.ingest.max_upload_bytes;
+    let mut too_large = false;
     let mut files = Vec::new();
     let mut settings = UploadSettings::default();
-    while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|e| multipart_error(e, limit))?
+    {
         let field_name = field.name().unwrap_or_default().to_string();
         match field_name.as_str() {
             "file" | "files" | "file[]" => {
+                let mut field = field;
                 let name = field.file_name().unwrap_or("untitled.txt").to_string();
-                let bytes = field.bytes().await.map_err(multipart_error)?;
-                if bytes.len() as u64 > state.config.ingest.max_upload_bytes {
-                    return Err(Error::PayloadTooLarge {
-                        limit_bytes: state.config.ingest.max_upload_bytes,
-                    });
+                let mut bytes = Vec::new();
+                // Over the cap, keep reading but stop storing: answering 413 before the
+                // client has sent its body makes most clients report a broken connection
+                // instead of the 413. The router's body limit bounds the draining.
+                while let Some(chunk) =
+                    field.chunk().await.map_err(|e| multipart_error(e, limit))?
+                {
+                    if !too_large && (bytes.len() + chunk.len()) as u64 <= limit {
+                        bytes.extend_from_slice(&chunk);
+                    } else {
+                        too_large = true;
+                        bytes = Vec::new();
+                    }
                 }
-                files.push((name, bytes.to_vec()));
+                files.push((name, bytes));
             }
             "split" => {
-                let text = field.text().await.map_err(multipart_error)?;
+                let text = field.text().await.map_err(|e| multipart_error(e, limit))?;
                 settings.split = Some(
                     serde_json::from_str(&text)
                         .map_err(|e| Error::InvalidInput(format!("split: {e}")))?,
                 );
             }
             "clean" => {
-                let text = field.text().await.map_err(multipart_error)?;
+                let text = field.text().await.map_err(|e| multipart_error(e, limit))?;
                 settings.clean = Some(
                     serde_json::from_str(&text)
                         .map_err(|e| Error::InvalidInput(format!("clean: {e}")))?,
@@ -132,6 +145,9 @@ async fn read_incoming(state: &AppState, request: Request) -> Result<Incoming> {
                 )));
             }
         }
+    }
+    if too_large {
+        return Err(Error::PayloadTooLarge { limit_bytes: limit });
     }
     if files.is_empty() {
         return Err(Error::InvalidInput(format!(

@@ -20,7 +20,11 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The whole application router.
 pub fn router(state: AppState) -> Router {
-    let max_body = state.config.ingest.max_upload_bytes as usize + 1024 * 1024;
+    // Room for a few files at the cap, and for draining an oversize one so its client gets
+    // a clean 413 (see documents.rs); past this the connection is cut.
+    let max_body = (state.config.ingest.max_upload_bytes as usize)
+        .saturating_mul(4)
+        .max(64 << 20);
     let api = Router::new()
         .merge(knowledge::router())
         .merge(documents::router(max_body))
