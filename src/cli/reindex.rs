@@ -25,13 +25,13 @@ const RE_EMBED_PAGE: i64 = 256;
 pub(super) async fn run(config: Config, args: ReindexArgs) -> Result<()> {
     let (state, _lock) = writer_state(config).await?;
     let kbs = match &args.kb {
-        Some(name) => vec![state.store.kb(name).await?],
+        Some(name) => vec![state.store.kb_with_counts(name).await?],
         None => state.store.list_kbs().await?,
     };
     for kb in kbs {
         if args.re_embed {
             let info = state.pipeline.embedder.info().clone();
-            let bar = progress_bar(kb.chunk_count as u64, "embedding");
+            let bar = progress_bar(kb.chunk_count.unwrap_or(0) as u64, "embedding");
             let mut after = 0;
             loop {
                 let rows = state
@@ -62,7 +62,7 @@ pub(super) async fn run(config: Config, args: ReindexArgs) -> Result<()> {
                 kb.name, info.id, info.dims
             );
         }
-        let bar = progress_bar(kb.chunk_count as u64, "indexing");
+        let bar = progress_bar(kb.chunk_count.unwrap_or(0) as u64, "indexing");
         let n = state
             .indexes
             .rebuild(&kb.kb_id, |done, total| {

@@ -229,8 +229,8 @@ impl IndexRegistry {
                 "cannot rebuild indexes while the server is running".into(),
             ));
         }
-        let kb = self.store.kb(kb_id).await?;
-        let total = kb.chunk_count as usize;
+        let kb = self.store.kb_with_counts(kb_id).await?;
+        let total = kb.chunk_count.unwrap_or(0) as usize;
         let dir = retrieval::kb_dir(&self.data_dir, kb_id);
         let current = retrieval::current_generation(&dir)?;
         let generation = current + 1;

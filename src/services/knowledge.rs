@@ -80,8 +80,8 @@ impl TryFrom<KbRow> for KbView {
             description: k.description,
             embedding_model: k.embedding_model,
             embedding_dims: k.embedding_dims,
-            document_count: k.document_count,
-            chunk_count: k.chunk_count,
+            document_count: k.document_count.unwrap_or(0),
+            chunk_count: k.chunk_count.unwrap_or(0),
             created_at: k.created_at,
             updated_at: k.updated_at,
         })
@@ -312,7 +312,7 @@ impl KnowledgeService {
 
     /// One KB by id or name.
     pub async fn kb(&self, id_or_name: &str) -> Result<KbView> {
-        self.store.kb(id_or_name).await?.try_into()
+        self.store.kb_with_counts(id_or_name).await?.try_into()
     }
 
     /// Edit a KB.

@@ -23,17 +23,19 @@ pub struct KbRow {
     pub embedding_model: String,
     /// Embedding dimensions.
     pub embedding_dims: i64,
-    /// Documents in it.
-    pub document_count: i64,
-    /// Live chunks in it.
-    pub chunk_count: i64,
+    /// Documents in it (only from [`Store::kb_with_counts`] and [`Store::list_kbs`]).
+    pub document_count: Option<i64>,
+    /// Chunks in it, not deleted (same).
+    pub chunk_count: Option<i64>,
     /// Creation time.
     pub created_at: String,
     /// Last change.
     pub updated_at: String,
 }
 
-const SELECT: &str = "SELECT k.*,
+/// Counting is O(chunks); the hot paths (search, uploads) resolve a KB without it.
+const SELECT_PLAIN: &str = "SELECT k.*, NULL AS document_count, NULL AS chunk_count FROM kb k";
+const SELECT_WITH_COUNTS: &str = "SELECT k.*,
     (SELECT COUNT(*) FROM document d WHERE d.kb_id = k.kb_id) AS document_count,
     (SELECT COUNT(*) FROM chunk c WHERE c.kb_id = k.kb_id AND c.is_deleted = 0) AS chunk_count
   FROM kb k";
@@ -82,20 +84,29 @@ impl Store {
         .execute(&self.pool)
         .await
         .map_err(|e| name_taken(e, kb.name))?;
-        self.kb(&id).await
+        self.kb_with_counts(&id).await
     }
 
     /// All KBs, by name.
     pub async fn list_kbs(&self) -> Result<Vec<KbRow>> {
-        Ok(sqlx::query_as(&format!("{SELECT} ORDER BY k.name"))
+        Ok(sqlx::query_as(&format!("{SELECT_WITH_COUNTS} ORDER BY k.name"))
             .fetch_all(&self.pool)
             .await?)
     }
 
-    /// A KB by id or by name.
+    /// A KB by id or by name, without counts.
     pub async fn kb(&self, id_or_name: &str) -> Result<KbRow> {
+        self.kb_query(SELECT_PLAIN, id_or_name).await
+    }
+
+    /// A KB by id or by name, with its document and chunk counts.
+    pub async fn kb_with_counts(&self, id_or_name: &str) -> Result<KbRow> {
+        self.kb_query(SELECT_WITH_COUNTS, id_or_name).await
+    }
+
+    async fn kb_query(&self, select: &str, id_or_name: &str) -> Result<KbRow> {
         sqlx::query_as(&format!(
-            "{SELECT} WHERE k.kb_id = ?1 OR k.name = ?1 LIMIT 1"
+            "{select} WHERE k.kb_id = ?1 OR k.name = ?1 LIMIT 1"
         ))
         .bind(id_or_name)
         .fetch_optional(&self.pool)
@@ -126,7 +137,7 @@ impl Store {
         .execute(&self.pool)
         .await
         .map_err(|e| name_taken(e, name.unwrap_or_default()))?;
-        self.kb(kb_id).await
+        self.kb_with_counts(kb_id).await
     }
 
     /// Record the embedding model a KB's vectors now come from.
