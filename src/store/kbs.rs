@@ -89,9 +89,11 @@ impl Store {
 
     /// All KBs, by name.
     pub async fn list_kbs(&self) -> Result<Vec<KbRow>> {
-        Ok(sqlx::query_as(&format!("{SELECT_WITH_COUNTS} ORDER BY k.name"))
-            .fetch_all(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_as(&format!("{SELECT_WITH_COUNTS} ORDER BY k.name"))
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     /// A KB by id or by name, without counts.
