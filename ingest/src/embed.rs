@@ -174,17 +174,6 @@ impl Embedder {
             .ok_or_else(|| Error::Model("no vector returned".into()))
     }
 
-    /// Embed a raw text as given, no prefix (for `/v1/embeddings`).
-    pub fn embed_raw(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
-        let mut session = self
-            .queries
-            .lock()
-            .map_err(|_| Error::Model("query session poisoned".into()))?;
-        session
-            .embed(texts, Some(self.batch_size))
-            .map_err(|e| Error::Model(e.to_string()))
-    }
-
     /// Embed passages (with the passage prefix), in input order.
     ///
     /// Identical texts are embedded once, and batches are formed from texts of similar

@@ -242,14 +242,4 @@ impl JobQueue {
         .fetch_all(&self.pool)
         .await?)
     }
-
-    /// Jobs not yet finished.
-    pub async fn pending_count(&self) -> Result<i64> {
-        let (n,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM ingest_job WHERE status IN ('enqueued', 'processing')",
-        )
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(n)
-    }
 }

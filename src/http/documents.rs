@@ -99,7 +99,7 @@ async fn read_incoming(state: &AppState, request: Request) -> Result<Incoming> {
     let mut too_large = false;
     let mut files = Vec::new();
     let mut settings = UploadSettings::default();
-    while let Some(field) = multipart
+    while let Some(mut field) = multipart
         .next_field()
         .await
         .map_err(|e| multipart_error(e, limit))?
@@ -107,7 +107,6 @@ async fn read_incoming(state: &AppState, request: Request) -> Result<Incoming> {
         let field_name = field.name().unwrap_or_default().to_string();
         match field_name.as_str() {
             "file" | "files" | "file[]" => {
-                let mut field = field;
                 let name = field.file_name().unwrap_or("untitled.txt").to_string();
                 let mut bytes = Vec::new();
                 // Over the cap, keep reading but stop storing: answering 413 before the

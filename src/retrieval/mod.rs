@@ -64,6 +64,15 @@ impl KbIndexes {
         })
     }
 
+    /// Empty indexes in `generation`, replacing whatever a crashed attempt left there.
+    pub fn create(kb_dir: &Path, generation: u64, dims: usize, params: HnswParams) -> Result<Self> {
+        let dir = generation_dir(kb_dir, generation);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)?;
+        }
+        Self::open(kb_dir, generation, dims, params)
+    }
+
     /// Open the current generation; unless `read_only`, remove generations left over by an
     /// interrupted rebuild.
     pub fn open_current(

@@ -86,11 +86,7 @@ impl IndexRegistry {
                 Err(e) if !read_only => {
                     warn!(dir = %dir.display(), error = %e, "indexes unreadable; rebuilding them from SQLite");
                     let generation = retrieval::current_generation(&dir).unwrap_or(0) + 1;
-                    let fresh_dir = dir.join(format!("gen-{generation}"));
-                    if fresh_dir.exists() {
-                        std::fs::remove_dir_all(&fresh_dir)?;
-                    }
-                    let fresh = KbIndexes::open(&dir, generation, dims, params)?;
+                    let fresh = KbIndexes::create(&dir, generation, dims, params)?;
                     retrieval::make_current(&dir, generation)?;
                     Ok(fresh)
                 }
@@ -164,7 +160,6 @@ impl IndexRegistry {
                     .map(|r| (r.seq, r.vector()))
                     .collect();
                 idx.vectors.insert(&points, last)?;
-                idx.vectors.advance(last);
                 Ok(())
             })
             .await??;
@@ -243,14 +238,8 @@ impl IndexRegistry {
         let mark = self.store.max_seq().await?;
         let (d, params, dims) = (dir.clone(), self.params, kb.embedding_dims as usize);
         let fresh = Arc::new(
-            tokio::task::spawn_blocking(move || -> Result<KbIndexes> {
-                let gen_dir = d.join(format!("gen-{generation}"));
-                if gen_dir.exists() {
-                    std::fs::remove_dir_all(&gen_dir)?;
-                }
-                KbIndexes::open(&d, generation, dims, params)
-            })
-            .await??,
+            tokio::task::spawn_blocking(move || KbIndexes::create(&d, generation, dims, params))
+                .await??,
         );
         let mut after = 0i64;
         let mut done = 0usize;

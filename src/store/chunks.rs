@@ -147,7 +147,7 @@ impl Store {
         }
         sqlx::query(
             "UPDATE document SET kind = ?, page_count = ?, chunk_count = ?,
-                error_code = NULL, error_message = NULL, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+                updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
              WHERE document_id = ?",
         )
         .bind(kind)

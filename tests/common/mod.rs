@@ -84,49 +84,31 @@ impl Server {
         format!("{}{}", self.base, path)
     }
 
-    pub fn get(&self, path: &str) -> (u16, Value) {
-        let r = self
-            .http
-            .get(self.url(path))
-            .bearer_auth(TOKEN)
-            .send()
-            .unwrap();
+    /// One authorised JSON request: (status, body or null).
+    fn request(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self.http.request(method, self.url(path)).bearer_auth(TOKEN);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let r = req.send().unwrap();
         let status = r.status().as_u16();
         (status, r.json().unwrap_or(Value::Null))
+    }
+
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        self.request(reqwest::Method::GET, path, None)
     }
 
     pub fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let r = self
-            .http
-            .post(self.url(path))
-            .bearer_auth(TOKEN)
-            .json(&body)
-            .send()
-            .unwrap();
-        let status = r.status().as_u16();
-        (status, r.json().unwrap_or(Value::Null))
-    }
-
-    pub fn delete(&self, path: &str) -> u16 {
-        self.http
-            .delete(self.url(path))
-            .bearer_auth(TOKEN)
-            .send()
-            .unwrap()
-            .status()
-            .as_u16()
+        self.request(reqwest::Method::POST, path, Some(body))
     }
 
     pub fn patch(&self, path: &str, body: Value) -> (u16, Value) {
-        let r = self
-            .http
-            .patch(self.url(path))
-            .bearer_auth(TOKEN)
-            .json(&body)
-            .send()
-            .unwrap();
-        let status = r.status().as_u16();
-        (status, r.json().unwrap_or(Value::Null))
+        self.request(reqwest::Method::PATCH, path, Some(body))
+    }
+
+    pub fn delete(&self, path: &str) -> u16 {
+        self.request(reqwest::Method::DELETE, path, None).0
     }
 
     /// Upload files (path, name) to a KB in one multipart request.
