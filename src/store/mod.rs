@@ -1,10 +1,14 @@
-//! SQLite, the source of truth: knowledge bases, documents, chunks with their vectors, and
-//! (through the ingest crate) the job queue. Split by table: [`kbs`], [`documents`],
-//! [`chunks`].
+//! SQLite, the source of truth: knowledge bases, documents, chunks with their vectors,
+//! (through the ingest crate) the job queue, and bots with their keys and conversations.
+//! Split by table: [`kbs`], [`documents`], [`chunks`], [`bots`] (with their versions),
+//! [`keys`], [`conversations`] (with their messages).
 
+pub mod bots;
 pub mod chunks;
+pub mod conversations;
 pub mod documents;
 pub mod kbs;
+pub mod keys;
 
 use std::path::Path;
 use std::str::FromStr;

@@ -1,0 +1,398 @@
+//! The `bot` and `bot_version` tables, and the settings a bot is made of.
+//!
+//! Settings are stored as JSON. Every struct is `#[serde(default)]` and none denies
+//! unknown fields, so rows written by an older or newer zhiku still load: a missing field
+//! takes its default, an unknown one is ignored. (The API is stricter; see
+//! `services::bots`.)
+
+use serde::{Deserialize, Serialize};
+use sqlx::FromRow;
+
+use super::Store;
+use crate::error::{Error, Result};
+use crate::services::search::SearchMode;
+
+/// Everything that makes a bot what it is: the draft, and each published version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BotSettings {
+    /// Unique name (also the `bot.name` column).
+    pub name: String,
+    /// Free text for people choosing a bot.
+    pub description: String,
+    /// Instructions put before everything else in the system prompt.
+    pub persona: String,
+    /// Shown as the bot's first message of every conversation.
+    pub opening_message: String,
+    /// Questions offered to a new user.
+    pub suggested_questions: Vec<String>,
+    /// Ids of the knowledge bases answers come from (canonical ids, never names).
+    pub knowledge_bases: Vec<String>,
+    /// How passages are retrieved.
+    pub retrieval: RetrievalSettings,
+    /// What to do when nothing relevant is retrieved.
+    pub no_recall: NoRecallSettings,
+    /// Generation settings.
+    pub model: ModelSettings,
+    /// Rewrite a follow-up question into a standalone one before retrieval.
+    pub rewrite_query: bool,
+}
+
+impl Default for BotSettings {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            description: String::new(),
+            persona: String::new(),
+            opening_message: String::new(),
+            suggested_questions: Vec::new(),
+            knowledge_bases: Vec::new(),
+            retrieval: RetrievalSettings::default(),
+            no_recall: NoRecallSettings::default(),
+            model: ModelSettings::default(),
+            rewrite_query: true,
+        }
+    }
+}
+
+/// How passages are retrieved for a question.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RetrievalSettings {
+    /// Retrievers (hybrid by default).
+    pub mode: SearchMode,
+    /// Passages given to the model.
+    pub top_k: usize,
+    /// Passages scoring below this are dropped (meaning per mode: see `services::search`).
+    pub min_score: f32,
+    /// Show the passages an answer cites.
+    pub show_sources: bool,
+}
+
+impl Default for RetrievalSettings {
+    fn default() -> Self {
+        Self {
+            mode: SearchMode::Hybrid,
+            top_k: 3,
+            min_score: 0.0,
+            show_sources: true,
+        }
+    }
+}
+
+/// What to do when retrieval finds nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NoRecallMode {
+    /// Answer with [`NoRecallSettings::reply`], without asking the model.
+    #[default]
+    Fixed,
+    /// Let the model answer from its own knowledge.
+    Model,
+}
+
+/// The no-recall behaviour.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NoRecallSettings {
+    /// Fixed reply or the model.
+    pub mode: NoRecallMode,
+    /// The fixed reply.
+    pub reply: String,
+}
+
+/// The fixed reply of a new bot when nothing is found.
+pub const DEFAULT_NO_RECALL_REPLY: &str = "抱歉，知识库中没有找到与这个问题相关的内容。";
+
+impl Default for NoRecallSettings {
+    fn default() -> Self {
+        Self {
+            mode: NoRecallMode::Fixed,
+            reply: DEFAULT_NO_RECALL_REPLY.into(),
+        }
+    }
+}
+
+/// Generation settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ModelSettings {
+    /// Sampling temperature.
+    pub temperature: f32,
+    /// Longest answer, in tokens.
+    pub max_tokens: u32,
+    /// Earlier question-and-answer pairs given to the model.
+    pub history_turns: u32,
+}
+
+impl Default for ModelSettings {
+    fn default() -> Self {
+        Self {
+            temperature: 0.3,
+            max_tokens: 512,
+            history_turns: 4,
+        }
+    }
+}
+
+/// A bot as the API shows it:
+/// `{id, name, draft: BotSettings, published_version, published_at, unpublished_changes,
+/// created_at, updated_at}`. `published_version` and `published_at` are null until the
+/// first publish; `unpublished_changes` is true when the draft differs from the version in
+/// force (always true before the first publish).
+#[derive(Debug, Clone, Serialize)]
+pub struct BotRow {
+    /// Id (UUID).
+    #[serde(rename = "id")]
+    pub bot_id: String,
+    /// Unique name.
+    pub name: String,
+    /// The settings being edited.
+    pub draft: BotSettings,
+    /// The version in force.
+    pub published_version: Option<i64>,
+    /// When that version was published.
+    pub published_at: Option<String>,
+    /// Whether the draft differs from the published version.
+    pub unpublished_changes: bool,
+    /// Creation time.
+    pub created_at: String,
+    /// Last change to the draft or the published version.
+    pub updated_at: String,
+}
+
+/// A published version.
+#[derive(Debug, Clone, Serialize)]
+pub struct BotVersion {
+    /// Its bot.
+    pub bot_id: String,
+    /// Version number, from 1.
+    pub version: i64,
+    /// The settings frozen in it.
+    pub settings: BotSettings,
+    /// When.
+    pub published_at: String,
+}
+
+#[derive(FromRow)]
+struct RawBot {
+    bot_id: String,
+    name: String,
+    draft_json: String,
+    published_version: Option<i64>,
+    published_json: Option<String>,
+    published_at: Option<String>,
+    created_at: String,
+    updated_at: String,
+}
+
+#[derive(FromRow)]
+struct RawVersion {
+    bot_id: String,
+    version: i64,
+    settings_json: String,
+    published_at: String,
+}
+
+const SELECT: &str = "SELECT b.bot_id, b.name, b.draft_json, b.published_version,
+        v.settings_json AS published_json, v.published_at AS published_at,
+        b.created_at, b.updated_at
+   FROM bot b
+   LEFT JOIN bot_version v ON v.bot_id = b.bot_id AND v.version = b.published_version";
+
+/// Settings JSON we wrote ourselves; failing to read it back is a bug, not bad input.
+fn parse_settings(json: &str) -> Result<BotSettings> {
+    serde_json::from_str(json).map_err(|e| Error::Internal(format!("stored bot settings: {e}")))
+}
+
+fn settings_json(settings: &BotSettings) -> Result<String> {
+    serde_json::to_string(settings).map_err(|e| Error::Internal(e.to_string()))
+}
+
+impl TryFrom<RawBot> for BotRow {
+    type Error = Error;
+    fn try_from(b: RawBot) -> Result<Self> {
+        let draft = parse_settings(&b.draft_json)?;
+        let unpublished_changes = match &b.published_json {
+            Some(json) => parse_settings(json)? != draft,
+            None => true,
+        };
+        Ok(Self {
+            bot_id: b.bot_id,
+            name: b.name,
+            draft,
+            published_version: b.published_version,
+            published_at: b.published_at,
+            unpublished_changes,
+            created_at: b.created_at,
+            updated_at: b.updated_at,
+        })
+    }
+}
+
+impl TryFrom<RawVersion> for BotVersion {
+    type Error = Error;
+    fn try_from(v: RawVersion) -> Result<Self> {
+        Ok(Self {
+            settings: parse_settings(&v.settings_json)?,
+            bot_id: v.bot_id,
+            version: v.version,
+            published_at: v.published_at,
+        })
+    }
+}
+
+fn name_taken(e: sqlx::Error, name: &str) -> Error {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            Error::Conflict(format!("a bot named '{name}' already exists"))
+        }
+        _ => e.into(),
+    }
+}
+
+impl Store {
+    /// Insert a bot with `settings` as its draft; a taken name is a conflict. The caller
+    /// has validated the settings.
+    pub async fn create_bot(&self, settings: &BotSettings) -> Result<BotRow> {
+        let id = uuid::Uuid::new_v4().to_string();
+        sqlx::query("INSERT INTO bot (bot_id, name, draft_json) VALUES (?, ?, ?)")
+            .bind(&id)
+            .bind(&settings.name)
+            .bind(settings_json(settings)?)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| name_taken(e, &settings.name))?;
+        self.bot(&id).await
+    }
+
+    /// All bots, by name.
+    pub async fn list_bots(&self) -> Result<Vec<BotRow>> {
+        let rows: Vec<RawBot> = sqlx::query_as(&format!("{SELECT} ORDER BY b.name"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(BotRow::try_from).collect()
+    }
+
+    /// A bot by id or by name.
+    pub async fn bot(&self, id_or_name: &str) -> Result<BotRow> {
+        let row: RawBot = sqlx::query_as(&format!(
+            "{SELECT} WHERE b.bot_id = ?1 OR b.name = ?1 LIMIT 1"
+        ))
+        .bind(id_or_name)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("bot '{id_or_name}'")))?;
+        row.try_into()
+    }
+
+    /// Replace a bot's draft (and its name, which the draft carries).
+    pub async fn update_bot_draft(&self, bot_id: &str, settings: &BotSettings) -> Result<BotRow> {
+        let done = sqlx::query(
+            "UPDATE bot SET name = ?, draft_json = ?, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+             WHERE bot_id = ?",
+        )
+        .bind(&settings.name)
+        .bind(settings_json(settings)?)
+        .bind(bot_id)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| name_taken(e, &settings.name))?;
+        if done.rows_affected() == 0 {
+            return Err(Error::not_found(format!("bot '{bot_id}'")));
+        }
+        self.bot(bot_id).await
+    }
+
+    /// Delete a bot with its versions, keys and conversations.
+    pub async fn delete_bot(&self, bot_id: &str) -> Result<()> {
+        let done = sqlx::query("DELETE FROM bot WHERE bot_id = ?")
+            .bind(bot_id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(Error::not_found(format!("bot '{bot_id}'")));
+        }
+        Ok(())
+    }
+
+    /// Freeze the draft as the next version and put it in force.
+    pub async fn publish_bot(&self, bot_id: &str) -> Result<BotVersion> {
+        // One write transaction: two publishes at once must not both take version n + 1.
+        let mut tx = self.begin_write().await?;
+        let (draft_json,): (String,) =
+            sqlx::query_as("SELECT draft_json FROM bot WHERE bot_id = ?")
+                .bind(bot_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| Error::not_found(format!("bot '{bot_id}'")))?;
+        let raw: RawVersion = sqlx::query_as(
+            "INSERT INTO bot_version (bot_id, version, settings_json)
+             VALUES (?1, (SELECT COALESCE(MAX(version), 0) + 1 FROM bot_version WHERE bot_id = ?1), ?2)
+             RETURNING bot_id, version, settings_json, published_at",
+        )
+        .bind(bot_id)
+        .bind(&draft_json)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE bot SET published_version = ?, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+             WHERE bot_id = ?",
+        )
+        .bind(raw.version)
+        .bind(bot_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        raw.try_into()
+    }
+
+    /// The version in force and its settings; `None` until the bot is published.
+    pub async fn published_bot(&self, bot_id: &str) -> Result<Option<(i64, BotSettings)>> {
+        let row: Option<(i64, String)> = sqlx::query_as(
+            "SELECT v.version, v.settings_json FROM bot b
+               JOIN bot_version v ON v.bot_id = b.bot_id AND v.version = b.published_version
+              WHERE b.bot_id = ?",
+        )
+        .bind(bot_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|(version, json)| Ok((version, parse_settings(&json)?)))
+            .transpose()
+    }
+
+    /// A bot's published versions, newest first.
+    pub async fn list_bot_versions(&self, bot_id: &str) -> Result<Vec<BotVersion>> {
+        let rows: Vec<RawVersion> = sqlx::query_as(
+            "SELECT bot_id, version, settings_json, published_at FROM bot_version
+              WHERE bot_id = ? ORDER BY version DESC",
+        )
+        .bind(bot_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(BotVersion::try_from).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_json_fills_defaults() {
+        let s: BotSettings =
+            serde_json::from_str(r#"{"name": "b", "retrieval": {"top_k": 5}}"#).unwrap();
+        assert_eq!(s.retrieval.top_k, 5);
+        assert_eq!(s.retrieval.mode, SearchMode::Hybrid);
+        assert!(s.retrieval.show_sources);
+        assert!(s.rewrite_query);
+        assert_eq!(s.no_recall.reply, DEFAULT_NO_RECALL_REPLY);
+        assert_eq!(s.model.max_tokens, 512);
+    }
+
+    #[test]
+    fn default_matches_empty_json() {
+        let s: BotSettings = serde_json::from_str("{}").unwrap();
+        assert_eq!(s, BotSettings::default());
+    }
+}

@@ -1,0 +1,255 @@
+//! Bots over HTTP: create with a KB, read, merge-patch, list; bad settings refused with
+//! the reason; publish versions; API keys shown once, listed without the key, revoked;
+//! delete; and every bot route behind the admin token.
+
+use serde_json::{Value, json};
+
+use crate::common::Server;
+
+fn message(body: &Value) -> String {
+    body["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn bots_drafts_versions_and_keys() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let kb = server.create_kb("bot-kb");
+
+    // Create: the KB may be named; it is stored by id. Unset settings take defaults.
+    let (status, bot) = server.post(
+        "/api/bots",
+        json!({"name": "客服", "persona": "你是知库的客服。", "knowledge_bases": ["bot-kb"]}),
+    );
+    assert_eq!(status, 201, "{bot}");
+    let id = bot["id"].as_str().unwrap().to_string();
+    let draft = &bot["draft"];
+    assert_eq!(draft["name"], "客服");
+    assert_eq!(draft["knowledge_bases"], json!([kb]));
+    assert_eq!(draft["retrieval"]["mode"], "hybrid");
+    assert_eq!(draft["retrieval"]["top_k"], 3);
+    assert_eq!(draft["retrieval"]["show_sources"], true);
+    assert_eq!(draft["no_recall"]["mode"], "fixed");
+    assert!(
+        draft["no_recall"]["reply"]
+            .as_str()
+            .unwrap()
+            .contains("抱歉")
+    );
+    assert_eq!(draft["model"]["max_tokens"], 512);
+    assert_eq!(draft["model"]["history_turns"], 4);
+    assert_eq!(draft["rewrite_query"], true);
+    assert!(bot["published_version"].is_null(), "{bot}");
+
+    // Read by id and by name.
+    for key in [id.as_str(), "客服"] {
+        let (status, got) = server.get(&format!("/api/bots/{key}"));
+        assert_eq!(status, 200, "{got}");
+        assert_eq!(got["id"], id.as_str());
+    }
+
+    // A merge patch changes what it names and keeps the rest.
+    let (status, patched) = server.patch(
+        &format!("/api/bots/{id}"),
+        json!({"retrieval": {"top_k": 5}, "model": {"temperature": 0.7}}),
+    );
+    assert_eq!(status, 200, "{patched}");
+    let d = &patched["draft"];
+    assert_eq!(d["retrieval"]["top_k"], 5);
+    assert_eq!(d["retrieval"]["mode"], "hybrid");
+    assert_eq!(d["retrieval"]["show_sources"], true);
+    assert!((d["model"]["temperature"].as_f64().unwrap() - 0.7).abs() < 1e-6);
+    assert_eq!(d["model"]["max_tokens"], 512);
+    assert_eq!(d["persona"], "你是知库的客服。");
+    assert_eq!(d["knowledge_bases"], json!([kb]));
+
+    // Renaming through the draft renames the bot.
+    let (status, renamed) = server.patch(&format!("/api/bots/{id}"), json!({"name": "客服2"}));
+    assert_eq!(status, 200, "{renamed}");
+    assert_eq!(renamed["name"], "客服2");
+    let (status, _) = server.get("/api/bots/客服2");
+    assert_eq!(status, 200);
+
+    // Bad settings: 4xx naming what is wrong; nothing changes.
+    let (status, body) = server.post(
+        "/api/bots",
+        json!({"name": "other", "knowledge_bases": ["no-such-kb"]}),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(message(&body).contains("no-such-kb"), "{body}");
+    let (status, body) = server.patch(
+        &format!("/api/bots/{id}"),
+        json!({"knowledge_bases": [kb, "missing-kb"]}),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(message(&body).contains("missing-kb"), "{body}");
+    let (status, body) = server.patch(
+        &format!("/api/bots/{id}"),
+        json!({"retrieval": {"top_k": 0}}),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(message(&body).contains("top_k"), "{body}");
+    let (status, body) = server.patch(
+        &format!("/api/bots/{id}"),
+        json!({"retrieval": {"topk": 5}}),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(message(&body).contains("retrieval.topk"), "{body}");
+    let (status, body) = server.post("/api/bots", json!({"description": "no name"}));
+    assert_eq!(status, 400, "{body}");
+    assert!(message(&body).contains("name"), "{body}");
+    let (_, unchanged) = server.get(&format!("/api/bots/{id}"));
+    assert_eq!(unchanged["draft"]["retrieval"]["top_k"], 5);
+
+    // Names are unique.
+    let (status, body) = server.post("/api/bots", json!({"name": "客服2"}));
+    assert_eq!(status, 409, "{body}");
+    assert!(message(&body).contains("客服2"), "{body}");
+    let (status, second) = server.post("/api/bots", json!({"name": "second"}));
+    assert_eq!(status, 201, "{second}");
+    let (status, body) = server.patch("/api/bots/second", json!({"name": "客服2"}));
+    assert_eq!(status, 409, "{body}");
+
+    // The list has both, with their published version.
+    let (status, list) = server.get("/api/bots");
+    assert_eq!(status, 200, "{list}");
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["second", "客服2"]);
+    assert!(list[1]["published_version"].is_null());
+
+    // Publish: version 1, then 2; the bot shows the version in force.
+    let (status, v1) = server.post(&format!("/api/bots/{id}/publish"), json!({}));
+    assert_eq!(status, 200, "{v1}");
+    assert_eq!(v1["version"], 1);
+    assert_eq!(v1["bot_id"], id.as_str());
+    assert!(v1["published_at"].is_string(), "{v1}");
+    let (_, got) = server.get(&format!("/api/bots/{id}"));
+    assert_eq!(got["published_version"], 1);
+    assert_eq!(got["unpublished_changes"], false, "{got}");
+    server.patch(
+        &format!("/api/bots/{id}"),
+        json!({"opening_message": "你好！"}),
+    );
+    let (_, got) = server.get(&format!("/api/bots/{id}"));
+    assert_eq!(got["unpublished_changes"], true, "{got}");
+    let (status, v2) = server.post(&format!("/api/bots/{id}/publish"), json!({}));
+    assert_eq!(status, 200, "{v2}");
+    assert_eq!(v2["version"], 2);
+    let (status, versions) = server.get(&format!("/api/bots/{id}/versions"));
+    assert_eq!(status, 200, "{versions}");
+    let versions = versions.as_array().unwrap();
+    assert_eq!(versions.len(), 2);
+    assert_eq!(versions[0]["version"], 2);
+    assert_eq!(versions[0]["settings"]["opening_message"], "你好！");
+    assert_eq!(versions[1]["settings"]["opening_message"], "");
+    let (_, list) = server.get("/api/bots");
+    assert_eq!(list[1]["published_version"], 2, "{list}");
+
+    // A key is shown once; the list has its prefix and never the key or its hash.
+    let (status, created) = server.post(&format!("/api/bots/{id}/keys"), json!({"name": "ci"}));
+    assert_eq!(status, 201, "{created}");
+    let key = created["key"].as_str().unwrap();
+    assert!(key.starts_with("zk-") && key.len() == 43, "{created}");
+    let prefix = created["prefix"].as_str().unwrap();
+    assert!(
+        key.starts_with(prefix) && prefix.len() < key.len(),
+        "{created}"
+    );
+    let key_id = created["id"].as_str().unwrap();
+    let (status, keys) = server.get(&format!("/api/bots/{id}/keys"));
+    assert_eq!(status, 200, "{keys}");
+    let listed = &keys.as_array().unwrap()[0];
+    assert_eq!(listed["id"], key_id);
+    assert_eq!(listed["prefix"], prefix);
+    assert_eq!(listed["name"], "ci");
+    assert!(listed["revoked_at"].is_null(), "{listed}");
+    let text = keys.to_string();
+    assert!(!text.contains(key), "the key leaked: {text}");
+    assert!(
+        listed.get("key").is_none() && listed.get("key_hash").is_none(),
+        "{listed}"
+    );
+    let (status, body) = server.post(&format!("/api/bots/{id}/keys"), json!({"name": " "}));
+    assert_eq!(status, 400, "{body}");
+
+    // Revoke: still listed, as revoked. Another bot's key id is not found.
+    assert_eq!(
+        server.delete(&format!("/api/bots/second/keys/{key_id}")),
+        404
+    );
+    assert_eq!(server.delete(&format!("/api/bots/{id}/keys/{key_id}")), 204);
+    let (_, keys) = server.get(&format!("/api/bots/{id}/keys"));
+    assert!(keys[0]["revoked_at"].is_string(), "{keys}");
+    assert_eq!(server.delete(&format!("/api/bots/{id}/keys/nope")), 404);
+
+    // No conversations yet; a bad channel is refused with the good ones.
+    let (status, convs) = server.get(&format!("/api/bots/{id}/conversations?channel=debug"));
+    assert_eq!(status, 200, "{convs}");
+    assert_eq!(convs, json!([]));
+    let (status, body) = server.get(&format!("/api/bots/{id}/conversations?channel=web"));
+    assert_eq!(status, 400, "{body}");
+    assert!(message(&body).contains("published"), "{body}");
+    let (status, _) = server.get("/api/conversations/nope");
+    assert_eq!(status, 404);
+
+    // Delete: gone, with its keys and versions.
+    assert_eq!(server.delete(&format!("/api/bots/{id}")), 204);
+    let (status, body) = server.get(&format!("/api/bots/{id}"));
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(server.delete(&format!("/api/bots/{id}")), 404);
+    let (status, _) = server.get(&format!("/api/bots/{id}/keys"));
+    assert_eq!(status, 404);
+    let (_, list) = server.get("/api/bots");
+    assert_eq!(list.as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn bot_routes_require_the_admin_token() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let (status, bot) = server.post("/api/bots", json!({"name": "guarded"}));
+    assert_eq!(status, 201, "{bot}");
+    let id = bot["id"].as_str().unwrap();
+    let routes = [
+        ("GET", "/api/bots".to_string()),
+        ("POST", "/api/bots".to_string()),
+        ("GET", format!("/api/bots/{id}")),
+        ("PATCH", format!("/api/bots/{id}")),
+        ("DELETE", format!("/api/bots/{id}")),
+        ("POST", format!("/api/bots/{id}/publish")),
+        ("GET", format!("/api/bots/{id}/versions")),
+        ("GET", format!("/api/bots/{id}/keys")),
+        ("POST", format!("/api/bots/{id}/keys")),
+        ("DELETE", format!("/api/bots/{id}/keys/x")),
+        ("GET", format!("/api/bots/{id}/conversations")),
+        ("GET", "/api/conversations/x".to_string()),
+        ("DELETE", "/api/conversations/x".to_string()),
+    ];
+    let http = reqwest::blocking::Client::new();
+    for (method, path) in &routes {
+        for token in [None, Some("wrong-token")] {
+            let mut req = http
+                .request(method.parse().unwrap(), server.url(path))
+                .json(&json!({"name": "x"}));
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            let r = req.send().unwrap();
+            assert_eq!(r.status().as_u16(), 401, "{method} {path} with {token:?}");
+            let body: Value = r.json().unwrap();
+            assert_eq!(body["error"]["code"], "unauthorized", "{method} {path}");
+        }
+    }
+    // The bot survived every unauthorised DELETE and was not renamed.
+    let (status, got) = server.get(&format!("/api/bots/{id}"));
+    assert_eq!(status, 200);
+    assert_eq!(got["name"], "guarded");
+}
