@@ -10,6 +10,8 @@ use ingest::pipeline::Pipeline;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::llm::{LlmBackend, Unavailable};
+use crate::services::chat::ChatService;
 use crate::services::indexing::{IndexRegistry, IndexingSink};
 use crate::services::knowledge::KnowledgeService;
 use crate::services::search::SearchService;
@@ -34,6 +36,8 @@ pub struct AppState {
     pub pipeline: Pipeline,
     /// The admin token in force.
     pub admin_token: Arc<str>,
+    /// The chat model (loaded by `zhiku serve` with [`AppState::load_llm`]).
+    pub llm: Arc<dyn LlmBackend>,
 }
 
 /// Load the embedding model the config names.
@@ -97,7 +101,27 @@ impl AppState {
             search,
             pipeline,
             admin_token: admin_token.into(),
+            llm: Arc::new(Unavailable {
+                reason: "the chat model is loaded by `zhiku serve`".into(),
+            }),
         })
+    }
+
+    /// Load the configured chat model (seconds for a local GGUF). A model that cannot be
+    /// loaded leaves chat answering with the reason, and everything else working.
+    pub async fn load_llm(&mut self) -> Result<()> {
+        let config = self.config.clone();
+        self.llm = tokio::task::spawn_blocking(move || crate::llm::load(&config)).await?;
+        Ok(())
+    }
+
+    /// Chat with the model in force.
+    pub fn chat(&self) -> ChatService {
+        ChatService {
+            store: self.store.clone(),
+            search: self.search.clone(),
+            llm: self.llm.clone(),
+        }
     }
 
     /// The sink ingestion workers write through.

@@ -30,6 +30,8 @@ pub struct Config {
     pub ingest: IngestConfig,
     /// Search settings.
     pub search: SearchConfig,
+    /// Chat model settings.
+    pub llm: LlmConfig,
 }
 
 /// `[embedding]`.
@@ -84,6 +86,46 @@ pub struct SearchConfig {
     pub hnsw_save_every_points: usize,
 }
 
+/// Which LLM backend answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LlmBackendKind {
+    /// llama.cpp in this process.
+    Local,
+    /// An OpenAI-compatible server.
+    Remote,
+}
+
+/// `[llm]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlmConfig {
+    /// Local or remote.
+    pub backend: LlmBackendKind,
+    /// GGUF name under `<models_dir>/llm` or a path.
+    pub model: String,
+    /// Tokens per conversation slot.
+    pub context_tokens: u32,
+    /// Conversation slots decoded together.
+    pub parallel: u32,
+    /// Requests allowed to wait for a slot.
+    pub max_queue: usize,
+    /// llama.cpp threads (0 = all cores).
+    pub threads: usize,
+    /// Tokens per decode call.
+    pub batch_tokens: u32,
+    /// Layers offloaded to a GPU.
+    pub gpu_layers: u32,
+    /// Remote base URL (…/v1).
+    pub remote_url: String,
+    /// Remote API key.
+    pub remote_api_key: String,
+    /// Remote model name.
+    pub remote_model: String,
+    /// Remote idle timeout.
+    pub remote_timeout_ms: u64,
+}
+
 impl Config {
     /// Defaults < `file` < environment.
     pub fn load(file: Option<&Path>) -> Result<Self> {
@@ -121,7 +163,42 @@ impl Config {
                 "search.top_k and search.candidates must be at least 1".into(),
             ));
         }
+        let llm = &self.llm;
+        if llm.parallel == 0 || llm.context_tokens < 256 || llm.batch_tokens == 0 {
+            return Err(Error::Config(
+                "llm.parallel and llm.batch_tokens must be at least 1 and llm.context_tokens at least 256".into(),
+            ));
+        }
+        if llm.backend == LlmBackendKind::Remote && llm.remote_url.is_empty() {
+            return Err(Error::Config(
+                "llm.backend = \"remote\" needs llm.remote_url (e.g. http://127.0.0.1:8000/v1)"
+                    .into(),
+            ));
+        }
         Ok(())
+    }
+
+    /// The GGUF file of the local chat model.
+    pub fn llm_model_path(&self) -> PathBuf {
+        let model = Path::new(&self.llm.model);
+        if model.is_absolute() || model.components().count() > 1 {
+            return model.to_path_buf();
+        }
+        let file = if self.llm.model.ends_with(".gguf") {
+            self.llm.model.clone()
+        } else {
+            format!("{}.gguf", self.llm.model)
+        };
+        self.models_dir.join("llm").join(file)
+    }
+
+    /// llama.cpp threads: the configured count, or every core.
+    pub fn llm_threads(&self) -> usize {
+        if self.llm.threads > 0 {
+            self.llm.threads
+        } else {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        }
     }
 
     /// The embedding model folder.

@@ -29,8 +29,26 @@ pub enum Error {
     /// The file type is not one we read.
     #[error("{0}")]
     UnsupportedType(String),
+    /// Too many requests are waiting; try again after the given seconds.
+    #[error(
+        "the server is busy: {waiting} requests are already waiting; try again in {retry_after_s} s"
+    )]
+    Overloaded {
+        /// Requests waiting.
+        waiting: usize,
+        /// Suggested wait.
+        retry_after_s: u64,
+    },
+    /// The credentials are valid but do not open this resource.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The language model failed while answering.
+    #[error("the language model failed: {0}")]
+    Llm(String),
     /// Missing or wrong admin token.
-    #[error("missing or invalid token: send Authorization: Bearer <admin token>")]
+    #[error(
+        "missing, invalid or revoked token: send Authorization: Bearer <admin token> for the admin API, or a bot API key for that bot's chat and /v1"
+    )]
     Unauthorized,
     /// The KB was built with another embedding model.
     #[error(
@@ -85,6 +103,9 @@ impl Error {
             Error::PayloadTooLarge { .. } => "payload_too_large",
             Error::UnsupportedType(_) => "unsupported_type",
             Error::Unauthorized => "unauthorized",
+            Error::Overloaded { .. } => "overloaded",
+            Error::Forbidden(_) => "forbidden",
+            Error::Llm(_) => "llm_failed",
             Error::ModelMismatch { .. } => "model_mismatch",
             Error::Busy(_) => "busy",
             Error::ModelUnavailable(_) => "model_unavailable",

@@ -5,6 +5,8 @@
 //! - [`http`] is the JSON API (one router per resource, admin guard over `/api`).
 //! - [`services`] is what zhiku does: knowledge bases, documents and chunks, keeping
 //!   indexes in step, and search. HTTP and CLI call the same functions.
+//! - [`llm`] is the chat model behind one trait: llama.cpp in process, or a remote
+//!   OpenAI-compatible server.
 //! - [`retrieval`] holds the derived indexes: BM25 with jieba (tantivy) and HNSW vectors,
 //!   and their fusion.
 //! - [`store`] is SQLite, the source of truth. The `ingest` crate turns files into
@@ -16,6 +18,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod llm;
 pub mod lock;
 pub mod retrieval;
 pub mod server;

@@ -10,7 +10,7 @@ use zhiku::cli::{Cli, Command};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = if matches!(cli.command, Command::Serve) {
-        "info,tantivy=warn,hnsw_rs=warn"
+        "info,tantivy=warn,hnsw_rs=warn,llama-cpp-2=warn"
     } else {
         "warn"
     };

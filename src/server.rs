@@ -26,7 +26,8 @@ pub async fn serve(config: Config) -> Result<()> {
     }
     let bind = config.bind.clone();
     let workers = config.ingest.workers;
-    let state = AppState::build(config, token, false).await?;
+    let mut state = AppState::build(config, token, false).await?;
+    state.load_llm().await?;
 
     let (requeued, failed) = state.queue.recover().await?;
     for job in &failed {

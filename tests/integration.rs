@@ -10,6 +10,9 @@
 mod common;
 
 mod auth;
+mod bots;
+mod chat;
 mod crash;
 mod knowledge;
+mod openai;
 mod reembed;

@@ -16,6 +16,9 @@ pub fn status_of(error: &Error) -> StatusCode {
     match error.code() {
         "invalid_input" | "invalid_settings" | "config" => StatusCode::BAD_REQUEST,
         "unauthorized" => StatusCode::UNAUTHORIZED,
+        "forbidden" => StatusCode::FORBIDDEN,
+        "overloaded" => StatusCode::TOO_MANY_REQUESTS,
+        "llm_failed" => StatusCode::BAD_GATEWAY,
         "not_found" => StatusCode::NOT_FOUND,
         "conflict" | "model_mismatch" => StatusCode::CONFLICT,
         "payload_too_large" | "too_large" => StatusCode::PAYLOAD_TOO_LARGE,
@@ -31,7 +34,8 @@ pub fn status_of(error: &Error) -> StatusCode {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = status_of(&self);
-        let message = if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
+        // 503 and 502 say what is wrong with the model; other 5xx hide their details.
+        let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(code = self.code(), error = %self, "request failed");
             "internal error; see the server log".to_string()
         } else {
@@ -42,8 +46,15 @@ impl IntoResponse for Error {
         } else {
             "server_error"
         };
-        let body = json!({"error": {"code": self.code(), "message": message, "type": kind}});
+        let body = json!({"error": {"code": self.code(), "message": message, "type": kind, "param": null}});
         let mut response = (status, Json(body)).into_response();
+        if let Error::Overloaded { retry_after_s, .. } = &self
+            && let Ok(value) = axum::http::HeaderValue::from_str(&retry_after_s.to_string())
+        {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, value);
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

@@ -1,10 +1,15 @@
 //! The HTTP API: one router per resource, merged here, with the admin guard over `/api`.
 
 pub mod auth;
+pub mod bot_key;
+pub mod bots;
+pub mod chat;
+pub mod conversations;
 pub mod documents;
 pub mod error;
 pub mod jobs;
 pub mod knowledge;
+pub mod openai;
 
 use axum::http::{HeaderName, Request};
 use axum::routing::get;
@@ -27,6 +32,9 @@ pub fn router(state: AppState) -> Router {
         .max(64 << 20);
     let api = Router::new()
         .merge(knowledge::router())
+        .merge(bots::router())
+        .merge(conversations::router())
+        .merge(chat::admin_router())
         .merge(documents::router(max_body))
         .merge(jobs::router())
         .fallback(|| async { Error::not_found("API route") })
@@ -36,7 +44,10 @@ pub fn router(state: AppState) -> Router {
         ));
     Router::new()
         .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
+        // Bot API keys, not the admin token, open a published bot's chat and /v1.
+        .nest("/api/chat", chat::key_router())
         .nest("/api", api)
+        .nest("/v1", openai::router())
         .fallback(|| async { Error::not_found("page") })
         .with_state(state)
         .layer(

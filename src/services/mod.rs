@@ -1,7 +1,11 @@
 //! What zhiku does, independent of how it is asked (HTTP or CLI): [`knowledge`] (KBs,
-//! documents, chunks), [`indexing`] (keeping BM25 and vectors in step with SQLite) and
-//! [`search`] (hit testing). Services never import axum.
+//! documents, chunks), [`indexing`] (keeping BM25 and vectors in step with SQLite),
+//! [`search`] (hit testing) and [`bots`] (bot drafts, versions, API keys, recorded
+//! conversations). Services never import axum.
 
+pub mod bots;
+pub mod chat;
 pub mod indexing;
 pub mod knowledge;
+pub mod prompt;
 pub mod search;

@@ -10,6 +10,11 @@ use serde_json::{Value, json};
 
 pub const TOKEN: &str = "test-admin-token";
 
+/// The chat model for plumbing tests: tiny and fast; its answers mean nothing.
+pub const PLUMBING_LLM: &str = "smollm2-135m-instruct-q4_1";
+/// The chat model for tests whose answers must be right (Chinese, cites its passages).
+pub const ANSWER_LLM: &str = "qwen2.5-coder-0.5b-instruct-q4_k_m";
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -49,6 +54,9 @@ impl Server {
             .env("ZHIKU_MODELS_DIR", models_dir())
             .env("ZHIKU_ADMIN_TOKEN", TOKEN)
             .env("ZHIKU_EMBEDDING__THREADS", "2")
+            .env("ZHIKU_LLM__MODEL", PLUMBING_LLM)
+            .env("ZHIKU_LLM__CONTEXT_TOKENS", "2048")
+            .env("ZHIKU_LLM__THREADS", "2")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         for (k, v) in env {
@@ -132,6 +140,72 @@ impl Server {
         (status, r.json().unwrap_or(Value::Null))
     }
 
+    /// A request with another bearer token (a bot key, a wrong one, or none).
+    pub fn request_as(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self.http.request(method.parse().unwrap(), self.url(path));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let r = req.send().unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().unwrap_or(Value::Null))
+    }
+
+    /// POST a chat and read its server-sent events to the end: (status, [(event, data)]).
+    /// A non-200 answer comes back as one ("http_error", body) event.
+    pub fn chat(&self, path: &str, token: &str, body: Value) -> (u16, Vec<(String, Value)>) {
+        let r = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        if status != 200 {
+            return (
+                status,
+                vec![("http_error".into(), r.json().unwrap_or(Value::Null))],
+            );
+        }
+        (status, parse_sse(&r.text().unwrap()))
+    }
+
+    /// Create a KB, upload the llm-intro-zh articles and wait until they are indexed.
+    pub fn llm_intro_kb(&self, name: &str) -> String {
+        let kb = self.create_kb(name);
+        let (status, body) = self.upload(&kb, &llm_intro_files());
+        assert_eq!(status, 202, "{body}");
+        let docs = self.wait_settled(&kb, Duration::from_secs(300));
+        assert!(docs.iter().all(|d| d["status"] == "indexed"), "{docs:?}");
+        kb
+    }
+
+    /// Create a bot from settings JSON; returns its id.
+    pub fn create_bot(&self, settings: Value) -> String {
+        let (status, bot) = self.post("/api/bots", settings);
+        assert_eq!(status, 201, "{bot}");
+        bot["id"].as_str().unwrap().to_string()
+    }
+
+    /// Publish a bot and make an API key for it; returns the key.
+    pub fn publish_with_key(&self, bot: &str) -> String {
+        let (status, body) = self.post(&format!("/api/bots/{bot}/publish"), json!({}));
+        assert_eq!(status, 200, "{body}");
+        let (status, key) = self.post(&format!("/api/bots/{bot}/keys"), json!({"name": "test"}));
+        assert_eq!(status, 201, "{key}");
+        key["key"].as_str().unwrap().to_string()
+    }
+
     pub fn create_kb(&self, name: &str) -> String {
         let (status, kb) = self.post("/api/kbs", json!({"name": name}));
         assert_eq!(status, 201, "{kb}");
@@ -169,6 +243,38 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Server-sent events as (event name, JSON data) pairs.
+pub fn parse_sse(text: &str) -> Vec<(String, Value)> {
+    let mut events = Vec::new();
+    for block in text.split("\n\n") {
+        let mut name = String::from("message");
+        let mut data = String::new();
+        for line in block.lines() {
+            if let Some(v) = line.strip_prefix("event:") {
+                name = v.trim().to_string();
+            } else if let Some(v) = line.strip_prefix("data:") {
+                data.push_str(v.strip_prefix(' ').unwrap_or(v));
+            }
+        }
+        if !data.is_empty() {
+            let value = serde_json::from_str(&data).unwrap_or(Value::String(data));
+            events.push((name, value));
+        }
+    }
+    events
+}
+
+/// The Python of the repo's .venv (made by scripts/setup), for the client suites.
+pub fn venv_python() -> PathBuf {
+    let python = repo_root().join(".venv/bin/python");
+    assert!(
+        python.is_file(),
+        "{} is missing: run ./scripts/test (it installs the openai client and llm-comply)",
+        python.display()
+    );
+    python
 }
 
 /// The five llm-intro-zh articles.

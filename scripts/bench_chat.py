@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+"""Chat figures for docs/benchmarks.md: zhiku against bare llama.cpp on the same GGUF,
+prompt and threads, in one run.
+
+For each model: start `zhiku serve` on a scratch data dir, index llm-intro-zh, then
+  - a bot without knowledge: time to first token (TTFT) and generation tokens/s, and the
+    same rendered prompt through examples/llm_ceiling (llama-cpp-2, one sequence, greedy);
+  - a bot with the knowledge base: TTFT with retrieval against bare llama.cpp's prompt time
+    for the very prompt zhiku built (from the debug trace) + zhiku's retrieval time;
+  - a follow-up turn in the same conversation: TTFT with the KV cache of the earlier turns
+    reused, against bare llama.cpp reading that whole prompt;
+  - the server's RSS.
+
+Usage: .venv/bin/python scripts/bench_chat.py [--models a,b] [--threads 2] [--write]
+(builds nothing: run `cargo build --release --example llm_ceiling` and the binary first).
+"""
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("ZHIKU_SHARED_DIR", ROOT.parent / "shared"))
+TOKEN = "bench-admin-token"
+PERSONA = "你是大模型知识助手，回答简洁准确。"
+
+
+def call(base, method, path, body=None, stream=False):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(base + path, data=data, method=method)
+    req.add_header("Authorization", f"Bearer {TOKEN}")
+    if data is not None:
+        req.add_header("content-type", "application/json")
+    with urllib.request.urlopen(req, timeout=600) as r:
+        text = r.read().decode()
+    if stream:
+        events = []
+        for block in text.split("\n\n"):
+            name, data = "message", ""
+            for line in block.splitlines():
+                if line.startswith("event:"):
+                    name = line[6:].strip()
+                elif line.startswith("data:"):
+                    data += line[5:].strip()
+            if data:
+                events.append((name, json.loads(data)))
+        return events
+    return json.loads(text) if text else None
+
+
+def upload(base, kb, path):
+    boundary = "----zhikubench"
+    body = (
+        f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{path.name}\"\r\n"
+        "Content-Type: text/plain\r\n\r\n"
+    ).encode() + path.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+    req = urllib.request.Request(f"{base}/api/kbs/{kb}/documents", data=body, method="POST")
+    req.add_header("Authorization", f"Bearer {TOKEN}")
+    req.add_header("content-type", f"multipart/form-data; boundary={boundary}")
+    urllib.request.urlopen(req, timeout=60).read()
+
+
+def chat(base, bot, message, conversation=None):
+    body = {"message": message}
+    if conversation:
+        body["conversation_id"] = conversation
+    events = call(base, "POST", f"/api/bots/{bot}/chat", body, stream=True)
+    done = [d for n, d in events if n == "done"]
+    if not done:
+        sys.exit(f"no answer: {events}")
+    return done[0]
+
+
+def ceiling(model_path, messages, threads, max_tokens):
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(messages, f, ensure_ascii=False)
+    exe = ROOT / "target/release/examples/llm_ceiling"
+    out = subprocess.run(
+        [str(exe), "--model", str(model_path), "--messages", f.name, "--threads", str(threads),
+         "--max-tokens", str(max_tokens)],
+        check=True, capture_output=True, text=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def rss_mb(pid):
+    status = Path(f"/proc/{pid}/status").read_text()
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+def bench_model(model, threads, max_tokens):
+    models_dir = Path(os.environ.get("ZHIKU_MODELS_DIR", ROOT / "models"))
+    model_path = models_dir / "llm" / f"{model}.gguf"
+    data = tempfile.mkdtemp(prefix="zhiku-bench-chat-")
+    env = dict(os.environ, ZHIKU_BIND="127.0.0.1:0", ZHIKU_DATA_DIR=data, ZHIKU_MODELS_DIR=str(models_dir),
+               ZHIKU_ADMIN_TOKEN=TOKEN, ZHIKU_LLM__MODEL=model, ZHIKU_LLM__THREADS=str(threads),
+               ZHIKU_EMBEDDING__THREADS=str(threads), ZHIKU_LOG="warn")
+    server = subprocess.Popen([str(ROOT / "target/release/zhiku"), "serve"], env=env,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        base = None
+        for line in server.stdout:
+            if line.startswith("zhiku is listening on "):
+                base = line.split("on ", 1)[1].strip()
+                break
+        rss_start, _ = rss_mb(server.pid)
+        kb = call(base, "POST", "/api/kbs", {"name": "llm-intro"})["id"]
+        for path in sorted((SHARED / "data/docs/llm-intro-zh").glob("*.txt")):
+            upload(base, kb, path)
+        while any(d["status"] not in ("indexed", "failed")
+                  for d in call(base, "GET", f"/api/kbs/{kb}/documents")):
+            time.sleep(0.5)
+        settings = {"model": {"temperature": 0, "max_tokens": max_tokens}}
+        warm = call(base, "POST", "/api/bots", {"name": "warm", "persona": "You are terse.", **settings})["id"]
+        plain = call(base, "POST", "/api/bots", {"name": "plain", "persona": PERSONA, **settings})["id"]
+        rag = call(base, "POST", "/api/bots", {"name": "rag", "persona": PERSONA, "knowledge_bases": [kb], **settings})["id"]
+        chat(base, warm, "Hello.")  # pages the model in; different persona, so no prefix reuse
+
+        row = {"model": model, "threads": threads}
+        plain_answer = chat(base, plain, "用三句话介绍一下大语言模型。")
+        bare = ceiling(model_path, plain_answer["trace"]["prompt"], threads, max_tokens)
+        row["plain"] = {"zhiku": plain_answer["timings"] | plain_answer["usage"], "bare": bare}
+
+        first = chat(base, rag, "LangChain 这个开源框架最早是谁推出的？")
+        bare = ceiling(model_path, first["trace"]["prompt"], threads, max_tokens)
+        row["rag"] = {"zhiku": first["timings"] | first["usage"], "bare": bare}
+
+        follow = chat(base, rag, "它的主要价值是什么？", first["conversation_id"])
+        bare = ceiling(model_path, follow["trace"]["prompt"], threads, max_tokens)
+        row["follow_up"] = {"zhiku": follow["timings"] | follow["usage"], "bare": bare,
+                            "rewritten_query": follow["trace"].get("rewritten_query")}
+        rss_now, rss_peak = rss_mb(server.pid)
+        row["rss_mb"] = {"after_load": round(rss_start), "after_chats": round(rss_now), "peak": round(rss_peak)}
+        return row
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
+def table(rows):
+    lines = [
+        "| model | case | prompt tokens (cached) | zhiku TTFT | bare prompt time | zhiku retrieval + rewrite | TTFT − (bare + retrieval + rewrite) | zhiku gen tok/s | bare gen tok/s | ratio |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        for case in ("plain", "rag", "follow_up"):
+            z, b = row[case]["zhiku"], row[case]["bare"]
+            overhead = z["retrieval_ms"] + z["rewrite_ms"]
+            ratio = z["tokens_per_s"] / b["tokens_per_s"] if b["tokens_per_s"] else 0
+            lines.append(
+                f"| {row['model']} | {case.replace('_', '-')} | {z['prompt_tokens']} ({z['cached_prompt_tokens']}) | "
+                f"{z['first_token_ms']:.0f} ms | {b['first_token_ms']:.0f} ms | {overhead} ms | "
+                f"{z['first_token_ms'] - b['first_token_ms'] - overhead:+.0f} ms | {z['tokens_per_s']:.1f} | "
+                f"{b['tokens_per_s']:.1f} | {ratio:.2f} |"
+            )
+    lines.append("")
+    lines.append("| model | RSS after load | RSS after the chats | peak |")
+    lines.append("|---|---|---|---|")
+    for row in rows:
+        r = row["rss_mb"]
+        lines.append(f"| {row['model']} | {r['after_load']} MB | {r['after_chats']} MB | {r['peak']} MB |")
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--models", default="qwen2.5-coder-1.5b-instruct-q4_k_m,qwen2.5-coder-0.5b-instruct-q4_k_m")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--json", type=Path, help="also write the raw figures here")
+    args = parser.parse_args()
+    rows = [bench_model(m, args.threads, args.max_tokens) for m in args.models.split(",")]
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, threads {args.threads}")
+    print(table(rows))
+    for row in rows:
+        print(f"{row['model']}: follow-up rewritten to {row['follow_up']['rewritten_query']!r}")
+    if args.json:
+        args.json.write_text(json.dumps(rows, ensure_ascii=False, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+//! Per-bot API keys for the published chat and the OpenAI-compatible API: the
+//! [`BotKey`] extractor authenticates `Authorization: Bearer <key>` (hashed lookup,
+//! constant-time compare, revoked keys refused) and [`BotKey::opens`] keeps a key to
+//! its own bot.
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+
+use crate::app::AppState;
+use crate::error::{Error, Result};
+use crate::store::bots::BotRow;
+use crate::store::keys::KeyRow;
+
+/// An authenticated bot key.
+#[derive(Debug, Clone)]
+pub struct BotKey(pub KeyRow);
+
+/// The bearer token of a request, if any.
+pub fn bearer(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+impl FromRequestParts<AppState> for BotKey {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        let Some(token) = bearer(parts) else {
+            return Err(Error::Unauthorized);
+        };
+        match state.store.authenticate_key(token).await? {
+            Some(key) => Ok(Self(key)),
+            None => Err(Error::Unauthorized),
+        }
+    }
+}
+
+impl BotKey {
+    /// Refuse a key of another bot (403: the key is valid, just not for this bot).
+    pub fn opens(&self, bot: &BotRow) -> Result<()> {
+        if self.0.bot_id == bot.bot_id {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(format!(
+                "this API key belongs to another bot, not to '{}'",
+                bot.name
+            )))
+        }
+    }
+}

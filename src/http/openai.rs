@@ -1,0 +1,460 @@
+//! The OpenAI-compatible API under `/v1`: published bots are the models (a bot's id is its
+//! model id; its API key is the Bearer token), so any OpenAI client or tool can talk to a
+//! bot. Answers carry their citations in an extra `citations` field.
+//!
+//! - `GET /v1/models`, `GET /v1/models/{id}`: the key's bot (the admin token lists every
+//!   published bot) and the embedding model.
+//! - `POST /v1/chat/completions`: stream or not; earlier messages are the history, system
+//!   messages add to the bot's persona. Nothing is recorded (the API is stateless).
+//! - `POST /v1/embeddings`: the embedding model (float or base64); `input_type`
+//!   (`passage`, the default, or `query`) picks e5's prefix.
+
+use std::convert::Infallible;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+
+use super::bot_key::{BotKey, bearer};
+use super::chat::published;
+use super::error::AppJson;
+use crate::app::AppState;
+use crate::error::{Error, Result};
+use crate::llm::{ChatMessage, FinishReason, Role};
+use crate::services::chat::{ChatEvent, ChatOutcome, History, Turn};
+
+/// Routes under `/v1`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/models", get(models))
+        .route("/models/{id}", get(model))
+        .route("/chat/completions", post(chat_completions))
+        .route("/embeddings", post(embeddings))
+        .fallback(|| async { Error::not_found("API route") })
+}
+
+/// Who is calling `/v1`: a bot key, or the admin.
+enum Caller {
+    Key(BotKey),
+    Admin,
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        let token = bearer(parts).unwrap_or_default();
+        if !token.is_empty() && bool::from(token.as_bytes().ct_eq(state.admin_token.as_bytes())) {
+            return Ok(Caller::Admin);
+        }
+        BotKey::from_request_parts(parts, state)
+            .await
+            .map(Caller::Key)
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn model_card(id: &str, name: &str) -> Value {
+    json!({"id": id, "object": "model", "created": unix_now(), "owned_by": "zhiku", "name": name})
+}
+
+async fn model_cards(s: &AppState, caller: &Caller) -> Result<Vec<Value>> {
+    let mut cards = Vec::new();
+    match caller {
+        Caller::Key(key) => {
+            let bot = s.store.bot(&key.0.bot_id).await?;
+            if bot.published_version.is_some() {
+                cards.push(model_card(&bot.bot_id, &bot.name));
+            }
+        }
+        Caller::Admin => {
+            for bot in s.store.list_bots().await? {
+                if bot.published_version.is_some() {
+                    cards.push(model_card(&bot.bot_id, &bot.name));
+                }
+            }
+        }
+    }
+    let embedding = &s.search.embedder.info().id;
+    cards.push(model_card(embedding, embedding));
+    Ok(cards)
+}
+
+async fn models(State(s): State<AppState>, caller: Caller) -> Result<Json<Value>> {
+    Ok(Json(
+        json!({"object": "list", "data": model_cards(&s, &caller).await?}),
+    ))
+}
+
+async fn model(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>> {
+    model_cards(&s, &caller)
+        .await?
+        .into_iter()
+        .find(|card| card["id"] == id.as_str())
+        .map(Json)
+        .ok_or_else(|| Error::not_found(format!("model '{id}'")))
+}
+
+/// `POST /v1/chat/completions` body: the fields zhiku uses; others OpenAI defines are
+/// accepted and ignored, as OpenAI's own server does for fields a model does not support.
+#[derive(Debug, Deserialize)]
+struct CompletionBody {
+    model: String,
+    messages: Vec<InMessage>,
+    #[serde(default)]
+    stream: bool,
+    stream_options: Option<StreamOptions>,
+    max_tokens: Option<u32>,
+    max_completion_tokens: Option<u32>,
+    temperature: Option<f32>,
+    seed: Option<i64>,
+    stop: Option<Stop>,
+    n: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+struct StreamOptions {
+    #[serde(default)]
+    include_usage: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Stop {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Deserialize)]
+struct InMessage {
+    role: String,
+    #[serde(default)]
+    content: Option<Content>,
+}
+
+/// A message's content: a string, or parts of which the text ones are read.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Content {
+    Text(String),
+    Parts(Vec<Value>),
+}
+
+impl Content {
+    fn text(&self) -> Result<String> {
+        match self {
+            Content::Text(t) => Ok(t.clone()),
+            Content::Parts(parts) => {
+                let mut out = Vec::new();
+                for part in parts {
+                    match part["type"].as_str() {
+                        Some("text") => out.push(part["text"].as_str().unwrap_or_default()),
+                        other => {
+                            return Err(Error::InvalidInput(format!(
+                                "the model reads text only: message content parts of type {} are not supported",
+                                other.unwrap_or("(none)")
+                            )));
+                        }
+                    }
+                }
+                Ok(out.join("\n"))
+            }
+        }
+    }
+}
+
+/// The question, earlier turns and extra system text of an OpenAI message list.
+fn split_messages(messages: &[InMessage]) -> Result<(String, Vec<ChatMessage>, String)> {
+    let mut system = Vec::new();
+    let mut history = Vec::new();
+    for m in messages {
+        let text = m
+            .content
+            .as_ref()
+            .map(Content::text)
+            .transpose()?
+            .unwrap_or_default();
+        match m.role.as_str() {
+            "system" | "developer" => system.push(text),
+            "user" => history.push(ChatMessage::new(Role::User, text)),
+            "assistant" => history.push(ChatMessage::new(Role::Assistant, text)),
+            "tool" | "function" => {
+                return Err(Error::InvalidInput(
+                    "tool messages are not supported: zhiku bots answer from their knowledge"
+                        .into(),
+                ));
+            }
+            other => {
+                return Err(Error::InvalidInput(format!(
+                    "messages[].role must be system, user or assistant, not '{other}'"
+                )));
+            }
+        }
+    }
+    match history.pop() {
+        Some(last) if last.role == Role::User => Ok((last.content, history, system.join("\n\n"))),
+        _ => Err(Error::InvalidInput(
+            "messages must end with a user message".into(),
+        )),
+    }
+}
+
+async fn chat_completions(
+    State(s): State<AppState>,
+    key: BotKey,
+    AppJson(body): AppJson<CompletionBody>,
+) -> Result<Response> {
+    if body.n.is_some_and(|n| n != 1) {
+        return Err(Error::InvalidInput("only n = 1 is supported".into()));
+    }
+    if let Some(t) = body.temperature
+        && !(0.0..=2.0).contains(&t)
+    {
+        return Err(Error::InvalidInput(
+            "temperature must be between 0 and 2".into(),
+        ));
+    }
+    let max_tokens = body.max_completion_tokens.or(body.max_tokens);
+    if max_tokens == Some(0) {
+        return Err(Error::InvalidInput("max_tokens must be at least 1".into()));
+    }
+    let (question, given, extra_system) = split_messages(&body.messages)?;
+    let (bot_id, version, settings) = published(&s, &key, &body.model).await?;
+    // Changes when the bot is republished, as OpenAI's changes with the backend.
+    let fingerprint = format!("zhiku-v{version}");
+    let mut turn = Turn::new(
+        bot_id.clone(),
+        settings,
+        question,
+        History::Given {
+            extra_system,
+            messages: given,
+        },
+    );
+    turn.max_tokens = max_tokens.map(|m| m.min(4096));
+    turn.temperature = body.temperature;
+    turn.seed = body.seed.map(|s| s as u32);
+    turn.stop = match body.stop {
+        None => Vec::new(),
+        Some(Stop::One(s)) => vec![s],
+        Some(Stop::Many(v)) => v.into_iter().take(4).collect(),
+    };
+    let started = s.chat().start(turn).await?;
+    let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
+    let created = unix_now();
+    let mut events = started.events;
+    if !body.stream {
+        let mut answer = String::new();
+        while let Some(event) = events.recv().await {
+            match event {
+                ChatEvent::Token(t) => answer.push_str(&t),
+                ChatEvent::Done(outcome) => {
+                    return Ok(
+                        Json(completion(&id, created, &bot_id, &fingerprint, &outcome))
+                            .into_response(),
+                    );
+                }
+                ChatEvent::Failed { message, .. } => return Err(Error::Llm(message)),
+            }
+        }
+        return Err(Error::Llm("the answer ended without finishing".into()));
+    }
+    let include_usage = body.stream_options.is_some_and(|o| o.include_usage);
+    let chunk = move |delta: Value, finish: Option<&str>| {
+        json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": bot_id,
+               "system_fingerprint": fingerprint,
+               "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]})
+    };
+    let stream = async_stream::stream! {
+        yield data(&chunk(json!({"role": "assistant", "content": ""}), None));
+        while let Some(event) = events.recv().await {
+            match event {
+                ChatEvent::Token(t) => yield data(&chunk(json!({"content": t}), None)),
+                ChatEvent::Done(outcome) => {
+                    let mut last = chunk(json!({}), Some(finish_reason(outcome.finish_reason)));
+                    last["citations"] = json!(outcome.citations);
+                    yield data(&last);
+                    if include_usage {
+                        let mut usage = chunk(json!({}), None);
+                        usage["choices"] = json!([]);
+                        usage["usage"] = usage_json(&outcome);
+                        yield data(&usage);
+                    }
+                }
+                ChatEvent::Failed { message, .. } => {
+                    yield data(&json!({"error": {"message": message, "type": "server_error", "param": null, "code": "llm_failed"}}));
+                }
+            }
+        }
+        yield Ok(Event::default().data("[DONE]"));
+    };
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+fn data(value: &Value) -> std::result::Result<Event, Infallible> {
+    Ok(Event::default().data(value.to_string()))
+}
+
+fn finish_reason(reason: FinishReason) -> &'static str {
+    match reason {
+        FinishReason::Length => "length",
+        FinishReason::Stop | FinishReason::Cancelled => "stop",
+    }
+}
+
+fn usage_json(outcome: &ChatOutcome) -> Value {
+    json!({
+        "prompt_tokens": outcome.usage.prompt_tokens,
+        "completion_tokens": outcome.usage.completion_tokens,
+        "total_tokens": outcome.usage.total_tokens,
+        "prompt_tokens_details": {"cached_tokens": outcome.usage.cached_prompt_tokens},
+    })
+}
+
+fn completion(
+    id: &str,
+    created: u64,
+    model: &str,
+    fingerprint: &str,
+    outcome: &ChatOutcome,
+) -> Value {
+    json!({
+        "id": id,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "system_fingerprint": fingerprint,
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": outcome.answer, "refusal": null, "annotations": []},
+            "logprobs": null,
+            "finish_reason": finish_reason(outcome.finish_reason),
+        }],
+        "usage": usage_json(outcome),
+        "citations": outcome.citations,
+    })
+}
+
+/// `POST /v1/embeddings` body.
+#[derive(Debug, Deserialize)]
+struct EmbeddingBody {
+    input: EmbeddingInput,
+    model: String,
+    encoding_format: Option<String>,
+    dimensions: Option<usize>,
+    input_type: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum EmbeddingInput {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// Inputs per request.
+const MAX_EMBEDDING_INPUTS: usize = 2048;
+
+async fn embeddings(
+    State(s): State<AppState>,
+    _caller: Caller,
+    AppJson(body): AppJson<EmbeddingBody>,
+) -> Result<Json<Value>> {
+    let embedder = s.search.embedder.clone();
+    let info = embedder.info().clone();
+    if body.model != info.id {
+        return Err(Error::not_found(format!(
+            "embedding model '{}' (this server embeds with '{}')",
+            body.model, info.id
+        )));
+    }
+    // The official clients ask for base64 (little-endian f32s) by default.
+    let as_base64 = match body.encoding_format.as_deref() {
+        None | Some("float") => false,
+        Some("base64") => true,
+        Some(other) => {
+            return Err(Error::InvalidInput(format!(
+                "encoding_format must be float or base64, not '{other}'"
+            )));
+        }
+    };
+    if body.dimensions.is_some_and(|d| d != info.dims) {
+        return Err(Error::InvalidInput(format!(
+            "dimensions must be {} for {}",
+            info.dims, info.id
+        )));
+    }
+    let inputs = match body.input {
+        EmbeddingInput::One(t) => vec![t],
+        EmbeddingInput::Many(v) => v,
+    };
+    if inputs.is_empty() || inputs.len() > MAX_EMBEDDING_INPUTS {
+        return Err(Error::InvalidInput(format!(
+            "input must hold 1 to {MAX_EMBEDDING_INPUTS} texts"
+        )));
+    }
+    if inputs.iter().any(|t| t.is_empty()) {
+        return Err(Error::InvalidInput("input texts must not be empty".into()));
+    }
+    let as_query = match body.input_type.as_deref() {
+        None | Some("passage") | Some("document") => false,
+        Some("query") => true,
+        Some(other) => {
+            return Err(Error::InvalidInput(format!(
+                "input_type must be passage or query, not '{other}'"
+            )));
+        }
+    };
+    let (vectors, tokens) = tokio::task::spawn_blocking(move || {
+        let tokens: usize = inputs.iter().map(|t| embedder.tokens().count(t)).sum();
+        let vectors = if as_query {
+            inputs
+                .iter()
+                .map(|t| embedder.embed_query(t))
+                .collect::<std::result::Result<Vec<_>, _>>()
+        } else {
+            embedder.embed_passages(&inputs, |_, _| {})
+        };
+        vectors.map(|v| (v, tokens))
+    })
+    .await??;
+    let data: Vec<Value> = vectors
+        .into_iter()
+        .enumerate()
+        .map(|(index, embedding)| {
+            let embedding = if as_base64 {
+                let bytes: Vec<u8> = embedding.iter().flat_map(|x| x.to_le_bytes()).collect();
+                json!(base64::engine::general_purpose::STANDARD.encode(bytes))
+            } else {
+                json!(embedding)
+            };
+            json!({"object": "embedding", "index": index, "embedding": embedding})
+        })
+        .collect();
+    Ok(Json(json!({
+        "object": "list",
+        "data": data,
+        "model": info.id,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    })))
+}

@@ -1,0 +1,632 @@
+//! llama.cpp in this process. The model is loaded once; one engine thread owns one context
+//! with `parallel` sequences (slots) and decodes every active conversation in the same batch
+//! (continuous batching, as llama-server does): on a CPU this raises throughput without
+//! more threads fighting over the cores, and on a GPU it is how the card is kept busy.
+//!
+//! Each slot keeps the tokens whose KV cache it holds. A new request goes to the free slot
+//! that shares the longest prefix with its prompt, and only the rest is read: a follow-up
+//! turn of a conversation re-reads neither the persona nor the earlier turns.
+
+use std::cmp::Reverse;
+use std::collections::VecDeque;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock, mpsc};
+use std::time::Instant;
+
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::{LlamaChatTemplate, LlamaModel};
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
+use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
+
+use super::stop::{StopMatcher, StopOutcome};
+use super::{
+    ChatMessage, FinishReason, GenerateRequest, GenerationStats, LlmBackend, LlmEvent, LlmInfo,
+    LlmStream, template,
+};
+use crate::config::Config;
+use crate::error::{Error, Result};
+
+/// llama.cpp may be initialised once per process.
+static BACKEND: OnceLock<std::result::Result<LlamaBackend, String>> = OnceLock::new();
+
+fn backend() -> Result<&'static LlamaBackend> {
+    BACKEND
+        .get_or_init(|| {
+            llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default());
+            LlamaBackend::init().map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| Error::ModelUnavailable(format!("llama.cpp could not start: {e}")))
+}
+
+/// A GGUF model served by the engine thread.
+pub struct LocalLlm {
+    model: Arc<LlamaModel>,
+    template: Option<LlamaChatTemplate>,
+    jobs: mpsc::Sender<Job>,
+    waiting: Arc<AtomicUsize>,
+    max_queue: usize,
+    info: LlmInfo,
+}
+
+/// What the engine thread needs to know.
+#[derive(Debug, Clone, Copy)]
+struct EngineSettings {
+    context_tokens: u32,
+    parallel: u32,
+    batch_tokens: u32,
+    threads: i32,
+}
+
+/// A request on its way to a slot.
+struct Job {
+    prompt: Vec<LlamaToken>,
+    request: GenerateRequest,
+    events: UnboundedSender<LlmEvent>,
+    submitted: Instant,
+}
+
+impl LocalLlm {
+    /// Load the configured GGUF and start the engine thread. Blocking (seconds).
+    pub fn load(config: &Config) -> Result<Self> {
+        let path = config.llm_model_path();
+        if !path.is_file() {
+            return Err(Error::ModelUnavailable(format!(
+                "chat model file {} not found: run ./scripts/run to fetch the default models, or set llm.model to a GGUF file",
+                path.display()
+            )));
+        }
+        let backend = backend()?;
+        let params = LlamaModelParams::default().with_n_gpu_layers(config.llm.gpu_layers);
+        let model = LlamaModel::load_from_file(backend, &path, &params)
+            .map_err(|e| Error::ModelUnavailable(format!("{}: {e}", path.display())))?;
+        let model = Arc::new(model);
+        let template = model.chat_template(None).ok();
+        let trained = model.n_ctx_train();
+        let context_tokens = if trained > 0 {
+            config.llm.context_tokens.min(trained)
+        } else {
+            config.llm.context_tokens
+        };
+        let settings = EngineSettings {
+            context_tokens,
+            parallel: config.llm.parallel,
+            batch_tokens: config.llm.batch_tokens,
+            threads: i32::try_from(config.llm_threads()).unwrap_or(1),
+        };
+        let (jobs, receiver) = mpsc::channel();
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let waiting = Arc::new(AtomicUsize::new(0));
+        let engine_model = model.clone();
+        let engine_waiting = waiting.clone();
+        std::thread::Builder::new()
+            .name("llm-engine".into())
+            .spawn(move || {
+                engine_main(&engine_model, settings, receiver, ready_tx, engine_waiting)
+            })?;
+        ready_rx
+            .recv()
+            .map_err(|_| Error::ModelUnavailable("the llama.cpp engine thread died".into()))?
+            .map_err(Error::ModelUnavailable)?;
+        let name = path
+            .file_stem()
+            .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+        Ok(Self {
+            model,
+            template,
+            jobs,
+            waiting,
+            max_queue: config.llm.max_queue,
+            info: LlmInfo {
+                backend: "local",
+                model: name,
+                context_tokens: context_tokens as usize,
+                parallel: settings.parallel as usize,
+                gpu_layers: config.llm.gpu_layers,
+            },
+        })
+    }
+
+    fn tokenize(&self, messages: &[ChatMessage]) -> Vec<LlamaToken> {
+        let text = template::render(&self.model, self.template.as_ref(), messages);
+        // Specials are parsed because the template's markers are special tokens; the
+        // messages themselves had theirs defused by `template::render`.
+        self.model.vocab().tokenize(text.as_bytes(), true, true)
+    }
+}
+
+impl LlmBackend for LocalLlm {
+    fn info(&self) -> LlmInfo {
+        self.info.clone()
+    }
+
+    fn count_tokens(&self, messages: &[ChatMessage]) -> Result<usize> {
+        Ok(self.tokenize(messages).len())
+    }
+
+    fn generate(&self, request: GenerateRequest) -> Result<LlmStream> {
+        let prompt = self.tokenize(&request.messages);
+        if prompt.is_empty() {
+            return Err(Error::InvalidInput("the prompt is empty".into()));
+        }
+        if prompt.len() >= self.info.context_tokens {
+            return Err(Error::InvalidInput(format!(
+                "the prompt has {} tokens but the model's context window is {}; shorten it or raise llm.context_tokens",
+                prompt.len(),
+                self.info.context_tokens
+            )));
+        }
+        let waiting = self.waiting.load(Ordering::SeqCst);
+        if waiting >= self.max_queue {
+            return Err(Error::Overloaded {
+                waiting,
+                retry_after_s: retry_after_s(waiting, self.info.parallel),
+            });
+        }
+        let (events, stream) = unbounded_channel();
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let job = Job {
+            prompt,
+            request,
+            events,
+            submitted: Instant::now(),
+        };
+        if self.jobs.send(job).is_err() {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            return Err(Error::ModelUnavailable(
+                "the llama.cpp engine thread has stopped".into(),
+            ));
+        }
+        Ok(stream)
+    }
+}
+
+/// A guess a client can act on: a few seconds per answer ahead of it in each slot.
+fn retry_after_s(waiting: usize, parallel: usize) -> u64 {
+    let rounds = waiting / parallel.max(1) + 1;
+    (rounds as u64 * 5).min(120)
+}
+
+fn engine_main(
+    model: &LlamaModel,
+    settings: EngineSettings,
+    jobs: mpsc::Receiver<Job>,
+    ready: mpsc::Sender<std::result::Result<(), String>>,
+    waiting: Arc<AtomicUsize>,
+) {
+    let context = backend().map_err(|e| e.to_string()).and_then(|backend| {
+        let params = LlamaContextParams::default()
+            .with_n_ctx(NonZeroU32::new(settings.context_tokens * settings.parallel))
+            .with_n_batch(settings.batch_tokens)
+            .with_n_ubatch(settings.batch_tokens)
+            .with_n_seq_max(settings.parallel)
+            // Each slot gets its own context_tokens window: a long conversation can
+            // never take the cache another slot needs.
+            .with_kv_unified(false)
+            .with_n_threads(settings.threads)
+            .with_n_threads_batch(settings.threads);
+        model
+            .new_context(backend, params)
+            .map_err(|e| format!("could not create a llama.cpp context: {e}"))
+    });
+    let context = match context {
+        Ok(context) => {
+            let _ = ready.send(Ok(()));
+            context
+        }
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let mut engine = Engine {
+        model,
+        context,
+        settings,
+        slots: (0..settings.parallel).map(Slot::new).collect(),
+        pending: VecDeque::new(),
+        waiting,
+        clock: 0,
+    };
+    engine.run(&jobs);
+}
+
+/// One sequence of the context and the tokens its KV cache holds.
+struct Slot {
+    id: u32,
+    cached: Vec<LlamaToken>,
+    last_used: u64,
+    active: Option<Active>,
+}
+
+impl Slot {
+    fn new(id: u32) -> Self {
+        Self {
+            id,
+            cached: Vec::new(),
+            last_used: 0,
+            active: None,
+        }
+    }
+}
+
+/// A request being answered in a slot.
+struct Active {
+    job: Job,
+    prompt_done: usize,
+    cached_prompt_tokens: usize,
+    next_input: Option<LlamaToken>,
+    logits_at: Option<i32>,
+    in_batch: bool,
+    sampler: LlamaSampler,
+    text: Utf8Stream,
+    stop: StopMatcher,
+    generated: usize,
+    admitted: Instant,
+    first_token: Option<Instant>,
+}
+
+struct Engine<'m> {
+    model: &'m LlamaModel,
+    context: LlamaContext<'m>,
+    settings: EngineSettings,
+    slots: Vec<Slot>,
+    pending: VecDeque<Job>,
+    waiting: Arc<AtomicUsize>,
+    clock: u64,
+}
+
+impl Engine<'_> {
+    fn run(&mut self, jobs: &mpsc::Receiver<Job>) {
+        let mut batch = LlamaBatch::new(self.settings.batch_tokens as usize, 1);
+        loop {
+            if self.is_idle() && self.pending.is_empty() {
+                match jobs.recv() {
+                    Ok(job) => self.pending.push_back(job),
+                    // Every sender is gone: the server is shutting down.
+                    Err(_) => return,
+                }
+            }
+            while let Ok(job) = jobs.try_recv() {
+                self.pending.push_back(job);
+            }
+            self.drop_cancelled();
+            self.admit();
+            if self.is_idle() {
+                continue;
+            }
+            batch.clear();
+            if let Err(e) = self.fill(&mut batch) {
+                self.fail_batch(&e);
+                continue;
+            }
+            if batch.n_tokens() == 0 {
+                continue;
+            }
+            match self.context.decode(&mut batch) {
+                Ok(()) => self.sample(),
+                Err(e) => self.fail_batch(&format!("llama.cpp decode failed: {e}")),
+            }
+        }
+    }
+
+    fn is_idle(&self) -> bool {
+        self.slots.iter().all(|s| s.active.is_none())
+    }
+
+    /// Requests whose client left are dropped from the queue and stopped in their slot.
+    fn drop_cancelled(&mut self) {
+        let before = self.pending.len();
+        self.pending.retain(|job| !job.events.is_closed());
+        self.waiting
+            .fetch_sub(before - self.pending.len(), Ordering::SeqCst);
+        for index in 0..self.slots.len() {
+            let closed = self.slots[index]
+                .active
+                .as_ref()
+                .is_some_and(|a| a.job.events.is_closed());
+            if closed {
+                self.finish(index, FinishReason::Cancelled);
+            }
+        }
+    }
+
+    /// Give waiting requests to free slots, each to the slot sharing its longest prefix.
+    fn admit(&mut self) {
+        while let Some(job) = self.pending.front() {
+            let Some(index) = self
+                .slots
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.active.is_none())
+                .max_by_key(|(_, s)| (reusable(&s.cached, &job.prompt), Reverse(s.last_used)))
+                .map(|(i, _)| i)
+            else {
+                return;
+            };
+            let Some(job) = self.pending.pop_front() else {
+                return;
+            };
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            let slot = &mut self.slots[index];
+            // The last prompt token is always decoded again: its logits pick the first token.
+            let mut keep = common_prefix(&slot.cached, &job.prompt).min(job.prompt.len() - 1);
+            let trimmed = self
+                .context
+                .clear_kv_cache_seq(Some(slot.id), Some(keep as u32), None);
+            if !matches!(trimmed, Ok(true)) {
+                let _ = self.context.clear_kv_cache_seq(Some(slot.id), None, None);
+                keep = 0;
+            }
+            slot.cached.truncate(keep);
+            let request = &job.request;
+            let sampler = sampler(request.temperature, request.top_p, request.seed);
+            let stop = StopMatcher::new(&request.stop);
+            slot.active = Some(Active {
+                prompt_done: keep,
+                cached_prompt_tokens: keep,
+                next_input: None,
+                logits_at: None,
+                in_batch: false,
+                sampler,
+                text: Utf8Stream::new(),
+                stop,
+                generated: 0,
+                admitted: Instant::now(),
+                first_token: None,
+                job,
+            });
+        }
+    }
+
+    /// One decode's worth of tokens: every generating slot's last token first (they keep
+    /// the streams moving), then prompt tokens up to the batch size.
+    fn fill(&mut self, batch: &mut LlamaBatch) -> std::result::Result<(), String> {
+        let mut budget = self.settings.batch_tokens as usize;
+        for slot in &mut self.slots {
+            let Some(active) = slot.active.as_mut() else {
+                continue;
+            };
+            active.in_batch = false;
+            if let Some(token) = active.next_input.take() {
+                add(batch, token, slot.cached.len(), slot.id, true)?;
+                slot.cached.push(token);
+                active.logits_at = Some(batch.n_tokens() - 1);
+                active.in_batch = true;
+                budget = budget.saturating_sub(1);
+            }
+        }
+        for slot in &mut self.slots {
+            let Some(active) = slot.active.as_mut() else {
+                continue;
+            };
+            let prompt = &active.job.prompt;
+            if budget == 0 || active.prompt_done >= prompt.len() {
+                continue;
+            }
+            let take = (prompt.len() - active.prompt_done).min(budget);
+            for offset in 0..take {
+                let at = active.prompt_done + offset;
+                let last = at == prompt.len() - 1;
+                add(batch, prompt[at], slot.cached.len(), slot.id, last)?;
+                slot.cached.push(prompt[at]);
+            }
+            active.prompt_done += take;
+            active.in_batch = true;
+            budget -= take;
+            if active.prompt_done == prompt.len() {
+                active.logits_at = Some(batch.n_tokens() - 1);
+            }
+        }
+        Ok(())
+    }
+
+    /// After a decode: each slot whose logits were computed gets its next token.
+    fn sample(&mut self) {
+        let model = self.model;
+        let vocab = model.vocab();
+        let context_tokens = self.settings.context_tokens as usize;
+        for index in 0..self.slots.len() {
+            let slot = &mut self.slots[index];
+            let cached = slot.cached.len();
+            let Some(active) = slot.active.as_mut() else {
+                continue;
+            };
+            let Some(at) = active.logits_at.take() else {
+                continue;
+            };
+            let token = active.sampler.sample(&self.context, at);
+            active.first_token.get_or_insert_with(Instant::now);
+            let finished = if vocab.is_eog(token) {
+                Some(FinishReason::Stop)
+            } else {
+                active.generated += 1;
+                let piece = active.text.push(&vocab.token_to_piece(token, false, None));
+                let (text, stopped) = match active.stop.push(&piece) {
+                    StopOutcome::Continue(text) => (text, false),
+                    StopOutcome::Stopped(text) => (text, true),
+                };
+                if !text.is_empty() && active.job.events.send(LlmEvent::Token(text)).is_err() {
+                    Some(FinishReason::Cancelled)
+                } else if stopped {
+                    Some(FinishReason::Stop)
+                } else if active.generated >= active.job.request.max_tokens as usize
+                    || cached + 1 >= context_tokens
+                {
+                    Some(FinishReason::Length)
+                } else {
+                    active.next_input = Some(token);
+                    None
+                }
+            };
+            if let Some(reason) = finished {
+                self.finish(index, reason);
+            }
+        }
+    }
+
+    /// End the request in slot `index`; its KV cache stays for the next one.
+    fn finish(&mut self, index: usize, reason: FinishReason) {
+        self.clock += 1;
+        let slot = &mut self.slots[index];
+        slot.last_used = self.clock;
+        let Some(mut active) = slot.active.take() else {
+            return;
+        };
+        if reason != FinishReason::Cancelled {
+            let rest = active.stop.finish() + &active.text.finish();
+            if !rest.is_empty() && reason == FinishReason::Length {
+                let _ = active.job.events.send(LlmEvent::Token(rest));
+            }
+        }
+        let now = Instant::now();
+        let first = active.first_token.unwrap_or(now);
+        let generation_s = now.duration_since(first).as_secs_f64();
+        let stats = GenerationStats {
+            prompt_tokens: active.job.prompt.len(),
+            cached_prompt_tokens: active.cached_prompt_tokens,
+            completion_tokens: active.generated,
+            queue_ms: ms(active.admitted.duration_since(active.job.submitted)),
+            prompt_ms: ms(first.duration_since(active.admitted)),
+            first_token_ms: ms(first.duration_since(active.job.submitted)),
+            generation_ms: ms(now.duration_since(first)),
+            tokens_per_s: if active.generated > 1 && generation_s > 0.0 {
+                (active.generated - 1) as f64 / generation_s
+            } else {
+                0.0
+            },
+        };
+        tracing::debug!(slot = slot.id, ?reason, ?stats, "generation finished");
+        let _ = active.job.events.send(LlmEvent::Done {
+            finish_reason: reason,
+            stats,
+        });
+    }
+
+    /// A decode failed: the requests in that batch fail, and their slots forget their cache
+    /// (it may be half-written).
+    fn fail_batch(&mut self, message: &str) {
+        tracing::error!(message, "llama.cpp batch failed");
+        for slot in &mut self.slots {
+            if !slot.active.as_ref().is_some_and(|a| a.in_batch) {
+                continue;
+            }
+            if let Some(active) = slot.active.take() {
+                let _ = active
+                    .job
+                    .events
+                    .send(LlmEvent::Failed(message.to_string()));
+            }
+            let _ = self.context.clear_kv_cache_seq(Some(slot.id), None, None);
+            slot.cached.clear();
+        }
+    }
+}
+
+fn add(
+    batch: &mut LlamaBatch,
+    token: LlamaToken,
+    position: usize,
+    seq: u32,
+    logits: bool,
+) -> std::result::Result<(), String> {
+    let position = i32::try_from(position).map_err(|e| e.to_string())?;
+    batch
+        .add(token, position, &[seq as i32], logits)
+        .map_err(|e| format!("llama.cpp batch: {e}"))
+}
+
+/// Greedy at temperature 0; otherwise the usual top-k / top-p / temperature chain. A light
+/// repetition penalty keeps small models out of loops.
+fn sampler(temperature: f32, top_p: f32, seed: Option<u32>) -> LlamaSampler {
+    let penalties = LlamaSampler::penalties(-1, 64, 1.1, 0.0, 0.0);
+    if temperature <= 0.0 {
+        return LlamaSampler::chain_simple([penalties, LlamaSampler::greedy()]);
+    }
+    LlamaSampler::chain_simple([
+        penalties,
+        LlamaSampler::top_k(40),
+        LlamaSampler::top_p(top_p.clamp(0.01, 1.0), 1),
+        LlamaSampler::temp(temperature),
+        LlamaSampler::dist(seed.unwrap_or_else(rand::random)),
+    ])
+}
+
+/// Tokens of `prompt` a slot holding `cached` saves. A few shared template tokens (every
+/// prompt starts `<|im_start|>system`) are not worth evicting a conversation's cache for:
+/// below `MIN_REUSE_TOKENS` the least recently used slot is taken instead.
+fn reusable(cached: &[LlamaToken], prompt: &[LlamaToken]) -> usize {
+    const MIN_REUSE_TOKENS: usize = 32;
+    let shared = common_prefix(cached, prompt);
+    if shared >= MIN_REUSE_TOKENS {
+        shared
+    } else {
+        0
+    }
+}
+
+fn common_prefix(a: &[LlamaToken], b: &[LlamaToken]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+fn ms(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Token bytes to text: a character split over two tokens comes out whole.
+struct Utf8Stream {
+    decoder: encoding_rs::Decoder,
+}
+
+impl Utf8Stream {
+    fn new() -> Self {
+        Self {
+            decoder: encoding_rs::UTF_8.new_decoder_without_bom_handling(),
+        }
+    }
+
+    fn push(&mut self, bytes: &[u8]) -> String {
+        self.decode(bytes, false)
+    }
+
+    fn finish(&mut self) -> String {
+        self.decode(&[], true)
+    }
+
+    fn decode(&mut self, bytes: &[u8], last: bool) -> String {
+        let capacity = self
+            .decoder
+            .max_utf8_buffer_length(bytes.len())
+            .unwrap_or(bytes.len() * 3 + 8);
+        let mut out = String::with_capacity(capacity);
+        let _ = self.decoder.decode_to_string(bytes, &mut out, last);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_characters_are_joined() {
+        let mut s = Utf8Stream::new();
+        let bytes = "知库".as_bytes();
+        assert_eq!(s.push(&bytes[..2]), "");
+        assert_eq!(s.push(&bytes[2..4]), "知");
+        assert_eq!(s.push(&bytes[4..]), "库");
+        assert_eq!(s.finish(), "");
+    }
+
+    #[test]
+    fn retry_after_grows_with_the_queue() {
+        assert!(retry_after_s(0, 4) < retry_after_s(40, 4));
+        assert!(retry_after_s(10_000, 1) <= 120);
+    }
+}

@@ -1,0 +1,215 @@
+//! The language model behind chat, behind one trait: [`LlmBackend`]. [`local`] runs a GGUF
+//! model in this process with llama.cpp; [`remote`] calls any OpenAI-compatible server.
+//! Both stream [`LlmEvent`]s through a channel; dropping the receiver cancels the answer.
+
+pub mod local;
+pub mod remote;
+pub mod stop;
+pub mod template;
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::config::{Config, LlmBackendKind};
+use crate::error::{Error, Result};
+
+/// Who speaks a chat message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Instructions.
+    System,
+    /// The person asking.
+    User,
+    /// The model.
+    Assistant,
+}
+
+impl Role {
+    /// The name chat templates use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::System => "system",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        }
+    }
+}
+
+/// One message of a prompt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// Speaker.
+    pub role: Role,
+    /// Text.
+    pub content: String,
+}
+
+impl ChatMessage {
+    /// A message.
+    pub fn new(role: Role, content: impl Into<String>) -> Self {
+        Self {
+            role,
+            content: content.into(),
+        }
+    }
+}
+
+/// What to generate.
+#[derive(Debug, Clone)]
+pub struct GenerateRequest {
+    /// The conversation, system message first.
+    pub messages: Vec<ChatMessage>,
+    /// Most tokens to generate.
+    pub max_tokens: u32,
+    /// 0 = greedy.
+    pub temperature: f32,
+    /// Nucleus sampling mass (1.0 = off).
+    pub top_p: f32,
+    /// Sampling seed; `None` = random.
+    pub seed: Option<u32>,
+    /// Strings that end the answer (not included in it).
+    pub stop: Vec<String>,
+}
+
+impl GenerateRequest {
+    /// A request with the usual sampling settings.
+    pub fn new(messages: Vec<ChatMessage>, max_tokens: u32, temperature: f32) -> Self {
+        Self {
+            messages,
+            max_tokens,
+            temperature,
+            top_p: 0.95,
+            seed: None,
+            stop: Vec::new(),
+        }
+    }
+}
+
+/// Why generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// The model finished (or hit a stop string).
+    Stop,
+    /// `max_tokens` or the context window was reached.
+    Length,
+    /// The receiver went away.
+    Cancelled,
+}
+
+/// Counts and timings of one generation.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct GenerationStats {
+    /// Tokens in the prompt.
+    pub prompt_tokens: usize,
+    /// Of those, tokens whose KV cache was reused from the slot's previous prompt.
+    pub cached_prompt_tokens: usize,
+    /// Tokens generated.
+    pub completion_tokens: usize,
+    /// Waiting for a slot.
+    pub queue_ms: u64,
+    /// From getting a slot to the first token (reading the prompt).
+    pub prompt_ms: u64,
+    /// From the request to the first token.
+    pub first_token_ms: u64,
+    /// From the first token to the last.
+    pub generation_ms: u64,
+    /// Generated tokens per second after the first.
+    pub tokens_per_s: f64,
+}
+
+/// What a generation stream carries.
+#[derive(Debug, Clone)]
+pub enum LlmEvent {
+    /// The next piece of text.
+    Token(String),
+    /// Generation ended normally.
+    Done {
+        /// Why.
+        finish_reason: FinishReason,
+        /// Counts and timings.
+        stats: GenerationStats,
+    },
+    /// Generation failed; text already sent stands.
+    Failed(String),
+}
+
+/// A stream of [`LlmEvent`]s; drop it to cancel.
+pub type LlmStream = UnboundedReceiver<LlmEvent>;
+
+/// What a backend is.
+#[derive(Debug, Clone, Serialize)]
+pub struct LlmInfo {
+    /// "local" or "remote".
+    pub backend: &'static str,
+    /// Model name (file stem or remote model id).
+    pub model: String,
+    /// Tokens per conversation.
+    pub context_tokens: usize,
+    /// Conversations generated at once.
+    pub parallel: usize,
+    /// Layers on the GPU.
+    pub gpu_layers: u32,
+}
+
+/// A chat model.
+pub trait LlmBackend: Send + Sync {
+    /// Name and limits.
+    fn info(&self) -> LlmInfo;
+
+    /// Tokens `messages` take once rendered with the chat template.
+    fn count_tokens(&self, messages: &[ChatMessage]) -> Result<usize>;
+
+    /// Start generating. Fails at once with [`Error::Overloaded`] when the queue is full.
+    fn generate(&self, request: GenerateRequest) -> Result<LlmStream>;
+}
+
+/// The backend used when the model could not be loaded: every call explains why.
+pub struct Unavailable {
+    /// Why the model is not loaded.
+    pub reason: String,
+}
+
+impl LlmBackend for Unavailable {
+    fn info(&self) -> LlmInfo {
+        LlmInfo {
+            backend: "unavailable",
+            model: String::new(),
+            context_tokens: 0,
+            parallel: 0,
+            gpu_layers: 0,
+        }
+    }
+
+    fn count_tokens(&self, _: &[ChatMessage]) -> Result<usize> {
+        Err(Error::ModelUnavailable(self.reason.clone()))
+    }
+
+    fn generate(&self, _: GenerateRequest) -> Result<LlmStream> {
+        Err(Error::ModelUnavailable(self.reason.clone()))
+    }
+}
+
+/// Build the configured backend. A local model that fails to load gives [`Unavailable`]
+/// (knowledge bases keep working) and the reason is logged.
+pub fn load(config: &Config) -> Arc<dyn LlmBackend> {
+    let loaded: Result<Arc<dyn LlmBackend>> = match config.llm.backend {
+        LlmBackendKind::Local => local::LocalLlm::load(config).map(|m| Arc::new(m) as _),
+        LlmBackendKind::Remote => remote::RemoteLlm::new(config).map(|m| Arc::new(m) as _),
+    };
+    match loaded {
+        Ok(backend) => {
+            let info = backend.info();
+            tracing::info!(backend = info.backend, model = %info.model, context_tokens = info.context_tokens, parallel = info.parallel, "chat model ready");
+            backend
+        }
+        Err(e) => {
+            let reason = e.to_string();
+            tracing::warn!(%reason, "chat model not loaded; chat answers will fail until it is fixed");
+            Arc::new(Unavailable { reason })
+        }
+    }
+}

@@ -1,0 +1,818 @@
+//! Answering a question with a bot: read the conversation so far, rewrite a follow-up into
+//! a standalone query, retrieve passages from the bot's knowledge bases, build the prompt
+//! within the model's window, stream the answer, and record both turns.
+//!
+//! [`ChatService::start`] does everything up to the first token and fails as a whole (a
+//! full queue is an error the caller can answer with 429); the answer then streams from a
+//! task that owns the saving, so a client that leaves still gets its partial answer
+//! recorded as interrupted, and leaving cancels the generation.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::sync::mpsc;
+use tracing::{Instrument, warn};
+
+use super::prompt::{self, Grounding, Passage, PastTurn, PromptParts};
+use super::search::{SearchRequest, SearchResult, SearchService};
+use crate::error::{Error, Result};
+use crate::llm::{
+    ChatMessage, FinishReason, GenerateRequest, GenerationStats, LlmBackend, LlmEvent,
+};
+use crate::store::Store;
+use crate::store::bots::{BotSettings, NoRecallMode};
+use crate::store::conversations::{Channel, MessageRow, MessageStatus, Role};
+
+/// Longest question accepted, in characters.
+const MAX_QUESTION_CHARS: usize = 4000;
+
+/// Chat: retrieval, prompt, model, records.
+#[derive(Clone)]
+pub struct ChatService {
+    /// Database.
+    pub store: Store,
+    /// Retrieval.
+    pub search: Arc<SearchService>,
+    /// The model.
+    pub llm: Arc<dyn LlmBackend>,
+}
+
+/// Where the history comes from and where the turn is recorded.
+#[derive(Debug, Clone)]
+pub enum History {
+    /// A recorded conversation (a new one when `conversation_id` is `None`).
+    Stored {
+        /// Conversation to continue.
+        conversation_id: Option<String>,
+        /// Where it happens.
+        channel: Channel,
+        /// The API key used (published and API channels).
+        key_id: Option<String>,
+    },
+    /// Earlier messages given by the caller (the OpenAI API); nothing is recorded.
+    Given {
+        /// System text the caller adds to the persona.
+        extra_system: String,
+        /// Earlier user/assistant messages, oldest first.
+        messages: Vec<ChatMessage>,
+    },
+}
+
+/// One question to a bot.
+#[derive(Debug, Clone)]
+pub struct Turn {
+    /// The bot.
+    pub bot_id: String,
+    /// The settings answering (draft for debug, the published version otherwise).
+    pub settings: BotSettings,
+    /// The question.
+    pub question: String,
+    /// History source.
+    pub history: History,
+    /// Include the retrieval trace in the outcome (debug chat).
+    pub trace: bool,
+    /// Override the bot's answer length (OpenAI `max_tokens`).
+    pub max_tokens: Option<u32>,
+    /// Override the bot's temperature.
+    pub temperature: Option<f32>,
+    /// Strings that end the answer.
+    pub stop: Vec<String>,
+    /// Sampling seed.
+    pub seed: Option<u32>,
+}
+
+impl Turn {
+    /// A turn with the bot's own generation settings.
+    pub fn new(bot_id: String, settings: BotSettings, question: String, history: History) -> Self {
+        Self {
+            bot_id,
+            settings,
+            question,
+            history,
+            trace: false,
+            max_tokens: None,
+            temperature: None,
+            stop: Vec::new(),
+            seed: None,
+        }
+    }
+}
+
+/// A passage the answer cites.
+#[derive(Debug, Clone, Serialize)]
+pub struct Citation {
+    /// The `[n]` in the answer.
+    pub marker: usize,
+    /// Chunk id.
+    pub chunk_id: i64,
+    /// Document id.
+    pub document_id: String,
+    /// Document name.
+    pub document_name: String,
+    /// Page, for paged formats.
+    pub page: Option<i64>,
+    /// The start of the passage.
+    pub snippet: String,
+    /// Retrieval score.
+    pub score: f32,
+    /// The answer has no `[n]` for it: it was matched by the text the answer shares with
+    /// the passage.
+    pub inferred: bool,
+}
+
+/// Token counts.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Usage {
+    /// Prompt tokens.
+    pub prompt_tokens: usize,
+    /// Of those, read from the KV cache of an earlier prompt.
+    pub cached_prompt_tokens: usize,
+    /// Answer tokens.
+    pub completion_tokens: usize,
+    /// Both.
+    pub total_tokens: usize,
+}
+
+/// Where the time went, in milliseconds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ChatTimings {
+    /// Rewriting the question.
+    pub rewrite_ms: u64,
+    /// Searching the knowledge bases.
+    pub retrieval_ms: u64,
+    /// Waiting for a model slot.
+    pub queue_ms: u64,
+    /// Reading the prompt.
+    pub prompt_ms: u64,
+    /// From the request to the first token of the answer.
+    pub first_token_ms: u64,
+    /// From the first token to the last.
+    pub generation_ms: u64,
+    /// Answer tokens per second.
+    pub tokens_per_s: f64,
+    /// The whole request.
+    pub total_ms: u64,
+}
+
+/// A retrieved chunk in the debug trace.
+#[derive(Debug, Clone, Serialize)]
+pub struct TracedChunk {
+    /// Its knowledge base.
+    pub kb_id: String,
+    /// The marker it got in the prompt (`None`: not given to the model).
+    pub marker: Option<usize>,
+    /// The search result: scores and per-retriever ranks.
+    #[serde(flatten)]
+    pub result: SearchResult,
+}
+
+/// What retrieval did (debug chat).
+#[derive(Debug, Clone, Serialize)]
+pub struct RetrievalTrace {
+    /// The question as asked.
+    pub question: String,
+    /// The standalone query searched, when rewriting changed it.
+    pub rewritten_query: Option<String>,
+    /// Retrieval settings used.
+    pub mode: super::search::SearchMode,
+    /// Passages wanted.
+    pub top_k: usize,
+    /// Threshold.
+    pub min_score: f32,
+    /// Every chunk found, best first.
+    pub chunks: Vec<TracedChunk>,
+    /// Passages left out because the context window was full.
+    pub passages_dropped_for_context: usize,
+    /// Earlier turns included in the prompt.
+    pub history_turns: usize,
+    /// The messages the model was given, as sent (before the chat template).
+    pub prompt: Vec<ChatMessage>,
+    /// Knowledge bases that could not be searched, with why.
+    pub errors: Vec<String>,
+}
+
+/// How an answer ended, with everything a client shows under it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChatOutcome {
+    /// Conversation (recorded chats).
+    pub conversation_id: Option<String>,
+    /// The answer's message id (recorded chats).
+    pub message_id: Option<i64>,
+    /// The full answer.
+    pub answer: String,
+    /// stop, length or cancelled.
+    pub finish_reason: FinishReason,
+    /// Nothing relevant was retrieved and the no-recall behaviour answered.
+    pub no_recall: bool,
+    /// Cited passages (empty when the bot hides sources).
+    pub citations: Vec<Citation>,
+    /// Token counts.
+    pub usage: Usage,
+    /// Timings.
+    pub timings: ChatTimings,
+    /// Retrieval trace (debug chat only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace: Option<RetrievalTrace>,
+}
+
+/// What the answer stream carries.
+#[derive(Debug, Clone)]
+pub enum ChatEvent {
+    /// Text of the answer.
+    Token(String),
+    /// The end, with citations and figures.
+    Done(Box<ChatOutcome>),
+    /// Generation failed after it started; the partial answer is recorded as interrupted.
+    Failed {
+        /// The partial answer.
+        answer: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// A started answer.
+pub struct ChatStream {
+    /// The conversation it is recorded in.
+    pub conversation_id: Option<String>,
+    /// The events.
+    pub events: mpsc::Receiver<ChatEvent>,
+}
+
+/// What a recorded user turn keeps (the `context_json` of its message).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct UserContext {
+    rewritten_query: Option<String>,
+    passages: Vec<Passage>,
+    no_recall: bool,
+}
+
+/// Everything decided before the first token.
+struct Prepared {
+    conversation_id: Option<String>,
+    history: Vec<PastTurn>,
+    extra_system: String,
+    rewritten: Option<String>,
+    passages: Vec<Passage>,
+    trace: RetrievalTrace,
+    rewrite_ms: u64,
+    retrieval_ms: u64,
+}
+
+impl ChatService {
+    /// Start answering `turn`. Errors here (bad input, unknown conversation, full queue,
+    /// model not loaded) happen before anything is recorded or streamed.
+    pub async fn start(&self, turn: Turn) -> Result<ChatStream> {
+        let started = Instant::now();
+        let question = turn.question.trim().to_string();
+        if question.is_empty() {
+            return Err(Error::InvalidInput("the message must not be empty".into()));
+        }
+        if question.chars().count() > MAX_QUESTION_CHARS {
+            return Err(Error::InvalidInput(format!(
+                "the message must be at most {MAX_QUESTION_CHARS} characters"
+            )));
+        }
+        let prepared = self.prepare(&turn, &question).await?;
+        let settings = &turn.settings;
+        let has_knowledge = !settings.knowledge_bases.is_empty();
+        let nothing_found = has_knowledge && prepared.passages.is_empty();
+        if nothing_found && settings.no_recall.mode == NoRecallMode::Fixed {
+            return self.fixed_reply(turn, question, prepared, started).await;
+        }
+        let grounding = match (has_knowledge, nothing_found) {
+            (false, _) => Grounding::None,
+            (true, true) => Grounding::NothingFound,
+            (true, false) => Grounding::Passages,
+        };
+        let max_tokens = turn.max_tokens.unwrap_or(settings.model.max_tokens);
+        let built = prompt::build(
+            self.llm.as_ref(),
+            PromptParts {
+                persona: &settings.persona,
+                extra_system: &prepared.extra_system,
+                history: &prepared.history,
+                question: &question,
+                passages: prepared.passages.clone(),
+                grounding,
+                answer_tokens: max_tokens as usize,
+            },
+        )?;
+        let mut trace = prepared.trace;
+        if turn.trace {
+            trace.prompt = built.messages.clone();
+        }
+        let mut request = GenerateRequest::new(
+            built.messages,
+            max_tokens,
+            turn.temperature.unwrap_or(settings.model.temperature),
+        );
+        request.stop = turn.stop.clone();
+        request.seed = turn.seed;
+        let llm_stream = self.llm.generate(request)?;
+
+        trace.passages_dropped_for_context = built.passages_dropped;
+        trace.history_turns = built.history_turns;
+        let given: Vec<i64> = built.passages.iter().map(|p| p.chunk_id).collect();
+        for chunk in &mut trace.chunks {
+            if !given.contains(&chunk.result.chunk_id) {
+                chunk.marker = None;
+            }
+        }
+        let user_context = UserContext {
+            rewritten_query: prepared.rewritten.clone(),
+            passages: built.passages.clone(),
+            no_recall: nothing_found,
+        };
+        let (conversation_id, answer_id) = self
+            .record_question(
+                &turn,
+                prepared.conversation_id.clone(),
+                &question,
+                &user_context,
+            )
+            .await?;
+        let (tx, events) = mpsc::channel(64);
+        let relay = Relay {
+            store: self.store.clone(),
+            out: tx,
+            answer_id,
+            passages: built.passages,
+            show_sources: settings.retrieval.show_sources,
+            conversation_id: conversation_id.clone(),
+            no_recall: nothing_found,
+            trace: turn.trace.then_some(trace),
+            timings: ChatTimings {
+                rewrite_ms: prepared.rewrite_ms,
+                retrieval_ms: prepared.retrieval_ms,
+                ..ChatTimings::default()
+            },
+            started,
+        };
+        tokio::spawn(relay.run(llm_stream).instrument(tracing::Span::current()));
+        Ok(ChatStream {
+            conversation_id,
+            events,
+        })
+    }
+
+    /// History, query rewriting and retrieval.
+    async fn prepare(&self, turn: &Turn, question: &str) -> Result<Prepared> {
+        let settings = &turn.settings;
+        let (conversation_id, history, extra_system) = match &turn.history {
+            History::Stored {
+                conversation_id: Some(id),
+                channel,
+                key_id,
+            } => {
+                let conversation = self.store.conversation(id).await?;
+                let same_owner = conversation.bot_id == turn.bot_id
+                    && conversation.channel == *channel
+                    && (*channel == Channel::Debug || conversation.key_id == *key_id);
+                if !same_owner {
+                    return Err(Error::not_found(format!("conversation '{id}'")));
+                }
+                let limit = i64::from(settings.model.history_turns) * 2 + 1;
+                let rows = self.store.recent_messages(id, limit).await?;
+                let history = past_turns(&rows, settings.model.history_turns as usize);
+                (Some(id.clone()), history, String::new())
+            }
+            History::Stored { .. } => (None, Vec::new(), String::new()),
+            History::Given {
+                extra_system,
+                messages,
+            } => {
+                let mut history = given_turns(messages);
+                let keep = settings.model.history_turns as usize;
+                history.drain(..history.len().saturating_sub(keep));
+                (None, history, extra_system.clone())
+            }
+        };
+
+        let has_knowledge = !settings.knowledge_bases.is_empty();
+        let rewrite_started = Instant::now();
+        let rewritten = if settings.rewrite_query && has_knowledge && !history.is_empty() {
+            self.rewrite(&history, question).await
+        } else {
+            None
+        };
+        let rewrite_ms = ms(rewrite_started);
+        let query = rewritten.as_deref().unwrap_or(question);
+
+        let retrieval_started = Instant::now();
+        let mut chunks = Vec::new();
+        let mut errors = Vec::new();
+        let request = SearchRequest {
+            query: query.to_string(),
+            mode: settings.retrieval.mode,
+            top_k: Some(settings.retrieval.top_k),
+            min_score: Some(settings.retrieval.min_score),
+            semantic_weight: None,
+        };
+        for kb_id in &settings.knowledge_bases {
+            match self.search.search(kb_id, &request).await {
+                Ok(found) => chunks.extend(found.results.into_iter().map(|result| TracedChunk {
+                    kb_id: kb_id.clone(),
+                    marker: None,
+                    result,
+                })),
+                Err(e) => {
+                    warn!(kb = %kb_id, error = %e, "knowledge base skipped in retrieval");
+                    errors.push(format!("{kb_id}: {e}"));
+                }
+            }
+        }
+        if has_knowledge && errors.len() == settings.knowledge_bases.len() {
+            // Every knowledge base failed: answering "nothing found" would be a lie.
+            return Err(Error::InvalidInput(format!(
+                "the bot's knowledge could not be searched: {}",
+                errors.join("; ")
+            )));
+        }
+        chunks.sort_by(|a, b| b.result.score.total_cmp(&a.result.score));
+        chunks.truncate(settings.retrieval.top_k);
+        let passages: Vec<Passage> = chunks
+            .iter_mut()
+            .enumerate()
+            .map(|(i, chunk)| {
+                chunk.marker = Some(i + 1);
+                let r = &chunk.result;
+                Passage {
+                    marker: i + 1,
+                    chunk_id: r.chunk_id,
+                    document_id: r.document_id.clone(),
+                    document_name: r.document_name.clone(),
+                    page: r.page,
+                    text: r.text.clone(),
+                    score: r.score,
+                }
+            })
+            .collect();
+        let retrieval_ms = ms(retrieval_started);
+        Ok(Prepared {
+            conversation_id,
+            history,
+            extra_system,
+            rewritten: rewritten.clone(),
+            passages,
+            trace: RetrievalTrace {
+                question: question.to_string(),
+                rewritten_query: rewritten,
+                mode: settings.retrieval.mode,
+                top_k: settings.retrieval.top_k,
+                min_score: settings.retrieval.min_score,
+                chunks,
+                passages_dropped_for_context: 0,
+                history_turns: 0,
+                prompt: Vec::new(),
+                errors,
+            },
+            rewrite_ms,
+            retrieval_ms,
+        })
+    }
+
+    /// A standalone version of a follow-up question; `None` (search the question as asked)
+    /// when the model is busy, fails or answers with nothing usable.
+    async fn rewrite(&self, history: &[PastTurn], question: &str) -> Option<String> {
+        let recent = &history[history.len().saturating_sub(3)..];
+        let mut request = GenerateRequest::new(prompt::rewrite_messages(recent, question), 64, 0.0);
+        request.stop = vec!["\n".into()];
+        let mut stream = match self.llm.generate(request) {
+            Ok(stream) => stream,
+            Err(e) => {
+                warn!(error = %e, "query rewriting skipped");
+                return None;
+            }
+        };
+        let mut text = String::new();
+        while let Some(event) = stream.recv().await {
+            match event {
+                LlmEvent::Token(t) => text.push_str(&t),
+                LlmEvent::Done { .. } => break,
+                LlmEvent::Failed(e) => {
+                    warn!(error = %e, "query rewriting failed");
+                    return None;
+                }
+            }
+        }
+        prompt::clean_rewrite(&text, question).filter(|q| q != question)
+    }
+
+    /// Record the question and an empty, interrupted answer that the relay completes: a
+    /// crash mid-answer leaves the turn marked interrupted rather than missing.
+    async fn record_question(
+        &self,
+        turn: &Turn,
+        conversation_id: Option<String>,
+        question: &str,
+        context: &UserContext,
+    ) -> Result<(Option<String>, Option<i64>)> {
+        let History::Stored {
+            channel, key_id, ..
+        } = &turn.history
+        else {
+            return Ok((None, None));
+        };
+        let conversation_id = match conversation_id {
+            Some(id) => id,
+            None => {
+                let title: String = question.chars().take(40).collect();
+                self.store
+                    .create_conversation(&turn.bot_id, *channel, key_id.as_deref(), &title)
+                    .await?
+                    .conversation_id
+            }
+        };
+        let context_json =
+            serde_json::to_string(context).map_err(|e| Error::Internal(e.to_string()))?;
+        self.store
+            .append_message(
+                &conversation_id,
+                Role::User,
+                question,
+                MessageStatus::Complete,
+                Some(&context_json),
+            )
+            .await?;
+        let answer_id = self
+            .store
+            .append_message(
+                &conversation_id,
+                Role::Assistant,
+                "",
+                MessageStatus::Interrupted,
+                None,
+            )
+            .await?;
+        Ok((Some(conversation_id), Some(answer_id)))
+    }
+
+    /// The no-recall behaviour "fixed reply": answered and recorded without the model.
+    async fn fixed_reply(
+        &self,
+        turn: Turn,
+        question: String,
+        prepared: Prepared,
+        started: Instant,
+    ) -> Result<ChatStream> {
+        let reply = turn.settings.no_recall.reply.clone();
+        let context = UserContext {
+            rewritten_query: prepared.rewritten.clone(),
+            passages: Vec::new(),
+            no_recall: true,
+        };
+        let (conversation_id, answer_id) = self
+            .record_question(&turn, prepared.conversation_id.clone(), &question, &context)
+            .await?;
+        let outcome = ChatOutcome {
+            conversation_id: conversation_id.clone(),
+            message_id: answer_id,
+            answer: reply.clone(),
+            finish_reason: FinishReason::Stop,
+            no_recall: true,
+            citations: Vec::new(),
+            usage: Usage::default(),
+            timings: ChatTimings {
+                rewrite_ms: prepared.rewrite_ms,
+                retrieval_ms: prepared.retrieval_ms,
+                first_token_ms: ms(started),
+                total_ms: ms(started),
+                ..ChatTimings::default()
+            },
+            trace: turn.trace.then_some(prepared.trace),
+        };
+        if let Some(id) = answer_id {
+            let context = answer_context(&outcome);
+            self.store
+                .update_message(id, &reply, MessageStatus::Complete, Some(&context))
+                .await?;
+        }
+        let (tx, events) = mpsc::channel(4);
+        // Capacity 4 holds both events, so these sends cannot wait.
+        let _ = tx.send(ChatEvent::Token(reply)).await;
+        let _ = tx.send(ChatEvent::Done(Box::new(outcome))).await;
+        Ok(ChatStream {
+            conversation_id,
+            events,
+        })
+    }
+}
+
+/// Streams one answer to the client and records how it ended.
+struct Relay {
+    store: Store,
+    out: mpsc::Sender<ChatEvent>,
+    answer_id: Option<i64>,
+    passages: Vec<Passage>,
+    show_sources: bool,
+    conversation_id: Option<String>,
+    no_recall: bool,
+    trace: Option<RetrievalTrace>,
+    timings: ChatTimings,
+    started: Instant,
+}
+
+impl Relay {
+    async fn run(mut self, mut llm: crate::llm::LlmStream) {
+        let mut answer = String::new();
+        let mut first_token: Option<u64> = None;
+        let ending = loop {
+            tokio::select! {
+                event = llm.recv() => match event {
+                    Some(LlmEvent::Token(text)) => {
+                        first_token.get_or_insert_with(|| ms(self.started));
+                        answer.push_str(&text);
+                        if self.out.send(ChatEvent::Token(text)).await.is_err() {
+                            break Ending::ClientLeft;
+                        }
+                    }
+                    Some(LlmEvent::Done { finish_reason, stats }) => break Ending::Done(finish_reason, stats),
+                    Some(LlmEvent::Failed(message)) => break Ending::Failed(message),
+                    None => break Ending::Failed("the model stopped without finishing the answer".into()),
+                },
+                () = self.out.closed() => break Ending::ClientLeft,
+            }
+        };
+        // Dropping the model's stream cancels the generation if it is still running.
+        drop(llm);
+        match ending {
+            Ending::Done(finish_reason, stats) => {
+                let outcome = self.outcome(answer, finish_reason, &stats, first_token);
+                self.save(
+                    &outcome.answer,
+                    MessageStatus::Complete,
+                    Some(answer_context(&outcome)),
+                )
+                .await;
+                let _ = self.out.send(ChatEvent::Done(Box::new(outcome))).await;
+            }
+            Ending::ClientLeft => {
+                tracing::info!(
+                    chars = answer.chars().count(),
+                    "client left; answer cancelled"
+                );
+                self.save(
+                    &answer,
+                    MessageStatus::Interrupted,
+                    Some(json!({"interrupted": "client_left"}).to_string()),
+                )
+                .await;
+            }
+            Ending::Failed(message) => {
+                warn!(%message, "answer failed");
+                let status = if answer.is_empty() {
+                    MessageStatus::Failed
+                } else {
+                    MessageStatus::Interrupted
+                };
+                self.save(&answer, status, Some(json!({"error": message}).to_string()))
+                    .await;
+                let _ = self.out.send(ChatEvent::Failed { answer, message }).await;
+            }
+        }
+    }
+
+    fn outcome(
+        &mut self,
+        answer: String,
+        finish_reason: FinishReason,
+        stats: &GenerationStats,
+        first_token: Option<u64>,
+    ) -> ChatOutcome {
+        let citations = if self.show_sources {
+            let mut markers = prompt::cited_markers(&answer, self.passages.len());
+            let inferred = markers.is_empty();
+            if inferred {
+                markers = prompt::supporting_markers(&answer, &self.passages);
+            }
+            markers
+                .into_iter()
+                .filter_map(|n| self.passages.get(n - 1))
+                .map(|p| Citation {
+                    marker: p.marker,
+                    chunk_id: p.chunk_id,
+                    document_id: p.document_id.clone(),
+                    document_name: p.document_name.clone(),
+                    page: p.page,
+                    snippet: p.text.chars().take(200).collect(),
+                    score: p.score,
+                    inferred,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut timings = std::mem::take(&mut self.timings);
+        timings.queue_ms = stats.queue_ms;
+        timings.prompt_ms = stats.prompt_ms;
+        timings.first_token_ms = first_token.unwrap_or_else(|| ms(self.started));
+        timings.generation_ms = stats.generation_ms;
+        timings.tokens_per_s = (stats.tokens_per_s * 10.0).round() / 10.0;
+        timings.total_ms = ms(self.started);
+        ChatOutcome {
+            conversation_id: self.conversation_id.clone(),
+            message_id: self.answer_id,
+            answer,
+            finish_reason,
+            no_recall: self.no_recall,
+            citations,
+            usage: Usage {
+                prompt_tokens: stats.prompt_tokens,
+                cached_prompt_tokens: stats.cached_prompt_tokens,
+                completion_tokens: stats.completion_tokens,
+                total_tokens: stats.prompt_tokens + stats.completion_tokens,
+            },
+            timings,
+            trace: self.trace.take(),
+        }
+    }
+
+    async fn save(&self, answer: &str, status: MessageStatus, context: Option<String>) {
+        let Some(id) = self.answer_id else {
+            return;
+        };
+        if let Err(e) = self
+            .store
+            .update_message(id, answer, status, context.as_deref())
+            .await
+        {
+            warn!(error = %e, message_id = id, "could not record the answer");
+        }
+    }
+}
+
+enum Ending {
+    Done(FinishReason, GenerationStats),
+    ClientLeft,
+    Failed(String),
+}
+
+/// What a recorded answer keeps: citations, usage and timings (not the trace).
+fn answer_context(outcome: &ChatOutcome) -> String {
+    json!({
+        "citations": outcome.citations,
+        "no_recall": outcome.no_recall,
+        "finish_reason": outcome.finish_reason,
+        "usage": outcome.usage,
+        "timings": outcome.timings,
+    })
+    .to_string()
+}
+
+/// Earlier turns from recorded messages: each question with the answer after it; failed
+/// answers and their questions are left out.
+fn past_turns(rows: &[MessageRow], keep: usize) -> Vec<PastTurn> {
+    let mut turns = Vec::new();
+    for pair in rows.windows(2) {
+        let [question, answer] = pair else { continue };
+        if question.role != Role::User
+            || answer.role != Role::Assistant
+            || answer.status == MessageStatus::Failed
+            || answer.content.is_empty()
+        {
+            continue;
+        }
+        let context: UserContext = question
+            .context_json
+            .as_deref()
+            .and_then(|c| serde_json::from_str(c).ok())
+            .unwrap_or_default();
+        turns.push(PastTurn {
+            question: question.content.clone(),
+            passages: context.passages,
+            no_recall: context.no_recall,
+            answer: answer.content.clone(),
+        });
+    }
+    turns.drain(..turns.len().saturating_sub(keep));
+    turns
+}
+
+/// Earlier turns from a caller's message list (user then assistant).
+fn given_turns(messages: &[ChatMessage]) -> Vec<PastTurn> {
+    use crate::llm::Role as LlmRole;
+    let mut turns = Vec::new();
+    let mut question: Option<&str> = None;
+    for m in messages {
+        match m.role {
+            LlmRole::User => question = Some(&m.content),
+            LlmRole::Assistant => {
+                turns.push(PastTurn {
+                    question: question.take().unwrap_or_default().to_string(),
+                    passages: Vec::new(),
+                    no_recall: false,
+                    answer: m.content.clone(),
+                });
+            }
+            LlmRole::System => {}
+        }
+    }
+    turns
+}
+
+fn ms(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+}

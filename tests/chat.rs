@@ -1,0 +1,349 @@
+//! Bots answering: a cited answer from a knowledge base with the real small Chinese model,
+//! follow-ups that reuse the KV cache, publishing, no-recall, cancellation, concurrency,
+//! a full queue, and keys that open only their own bot.
+
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::common::{ANSWER_LLM, Server, TOKEN};
+
+fn done(events: &[(String, Value)]) -> &Value {
+    events
+        .iter()
+        .find(|(name, _)| name == "done")
+        .map(|(_, data)| data)
+        .unwrap_or_else(|| panic!("no done event in {events:?}"))
+}
+
+fn streamed_text(events: &[(String, Value)]) -> String {
+    events
+        .iter()
+        .filter(|(name, _)| name == "token")
+        .map(|(_, data)| data["text"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// A small KB from pasted text, indexed.
+fn pasted_kb(server: &Server, name: &str) -> String {
+    let kb = server.create_kb(name);
+    let (status, body) = server.post(
+        &format!("/api/kbs/{kb}/documents"),
+        json!({"name": "policy.md", "text": "# 差旅制度\n\n出差住宿标准：一线城市每晚不超过六百元。\n\n会议室每次最长可以使用四小时。"}),
+    );
+    assert_eq!(status, 202, "{body}");
+    server.wait_settled(&kb, Duration::from_secs(120));
+    kb
+}
+
+#[test]
+fn a_bot_answers_from_its_knowledge_with_citations_and_follow_ups_reuse_the_cache() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        data.path(),
+        &[
+            ("ZHIKU_LLM__MODEL", ANSWER_LLM),
+            ("ZHIKU_LLM__CONTEXT_TOKENS", "4096"),
+        ],
+    );
+    let kb = server.llm_intro_kb("llm-intro");
+    let bot = server.create_bot(json!({
+        "name": "大模型助手",
+        "persona": "你是大模型知识助手，回答简洁准确。",
+        "knowledge_bases": [kb],
+        "model": {"temperature": 0, "max_tokens": 96},
+    }));
+
+    let (status, events) = server.chat(
+        &format!("/api/bots/{bot}/chat"),
+        TOKEN,
+        json!({"message": "LangChain 这个开源框架最早是谁推出的？"}),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(events[0].0, "start");
+    let conversation = events[0].1["conversation_id"].as_str().unwrap().to_string();
+    let tokens = events.iter().filter(|(n, _)| n == "token").count();
+    assert!(tokens >= 2, "the answer was not streamed: {events:?}");
+    let outcome = done(&events);
+    assert_eq!(outcome["answer"].as_str().unwrap(), streamed_text(&events));
+    let cited: Vec<&str> = outcome["citations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["document_name"].as_str().unwrap())
+        .collect();
+    assert!(
+        cited.contains(&"01.txt"),
+        "the answer should cite 01.txt (where LangChain's author is named): {outcome}"
+    );
+    let trace = &outcome["trace"];
+    assert!(!trace["chunks"].as_array().unwrap().is_empty(), "{trace}");
+    assert!(trace["chunks"][0]["ranks"].is_object(), "{trace}");
+    assert!(outcome["timings"]["first_token_ms"].as_u64().unwrap() > 0);
+
+    // A follow-up in the same conversation: the persona and the first turn are already
+    // in the model's KV cache.
+    let (status, events) = server.chat(
+        &format!("/api/bots/{bot}/chat"),
+        TOKEN,
+        json!({"message": "他是在哪一年推出的？", "conversation_id": conversation}),
+    );
+    assert_eq!(status, 200);
+    let follow_up = done(&events);
+    let cached = follow_up["usage"]["cached_prompt_tokens"].as_u64().unwrap();
+    assert!(
+        cached > 100,
+        "the follow-up re-read its whole prompt: {follow_up}"
+    );
+
+    let (status, recorded) = server.get(&format!("/api/conversations/{conversation}"));
+    assert_eq!(status, 200);
+    let messages = recorded["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 4, "{recorded}");
+    assert!(
+        messages.iter().all(|m| m["status"] == "complete"),
+        "{recorded}"
+    );
+
+    // Published: the chat page's card and an answer through the bot's key.
+    let key = server.publish_with_key(&bot);
+    let (status, card) = server.request_as("GET", &format!("/api/chat/{bot}"), Some(&key), None);
+    assert_eq!(status, 200, "{card}");
+    assert_eq!(card["name"], "大模型助手");
+    let (status, events) = server.chat(
+        &format!("/api/chat/{bot}"),
+        &key,
+        json!({"message": "LangChain 是谁推出的？"}),
+    );
+    assert_eq!(status, 200, "{events:?}");
+    assert!(
+        done(&events).get("trace").is_none(),
+        "published answers carry no trace"
+    );
+}
+
+#[test]
+fn nothing_relevant_gives_the_no_recall_behaviour() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let kb = pasted_kb(&server, "policy");
+    let bot = server.create_bot(json!({
+        "name": "制度助手",
+        "knowledge_bases": [kb],
+        "retrieval": {"mode": "semantic", "min_score": 0.99},
+        "no_recall": {"mode": "fixed", "reply": "知识库里没有这个问题的答案。"},
+    }));
+    let (status, events) = server.chat(
+        &format!("/api/bots/{bot}/chat"),
+        TOKEN,
+        json!({"message": "火星上有几颗卫星？"}),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(streamed_text(&events), "知识库里没有这个问题的答案。");
+    let outcome = done(&events);
+    assert_eq!(outcome["no_recall"], true, "{outcome}");
+    assert!(outcome["citations"].as_array().unwrap().is_empty());
+
+    // "model": the model answers, told that the knowledge base has nothing.
+    let (status, _) = server.patch(
+        &format!("/api/bots/{bot}"),
+        json!({"no_recall": {"mode": "model"}, "model": {"max_tokens": 16}}),
+    );
+    assert_eq!(status, 200);
+    let (_, events) = server.chat(
+        &format!("/api/bots/{bot}/chat"),
+        TOKEN,
+        json!({"message": "火星上有几颗卫星？"}),
+    );
+    let outcome = done(&events);
+    assert_eq!(outcome["no_recall"], true, "{outcome}");
+    assert!(outcome["usage"]["completion_tokens"].as_u64().unwrap() > 0);
+}
+
+/// Start a long answer and return the open response once its first token arrived.
+fn start_long_answer(server: &Server, bot: &str) -> (reqwest::blocking::Response, String) {
+    let response = reqwest::blocking::Client::new()
+        .post(server.url(&format!("/api/bots/{bot}/chat")))
+        .bearer_auth(TOKEN)
+        .json(&json!({"message": "Count from 1 to 1000, one number per line."}))
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut response = response;
+    let mut seen = String::new();
+    let mut buffer = [0u8; 512];
+    while !seen.contains("event: token") {
+        let n = response.read(&mut buffer).unwrap();
+        assert!(n > 0, "stream ended early: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buffer[..n]));
+    }
+    let start = crate::common::parse_sse(&seen);
+    let conversation = start[0].1["conversation_id"].as_str().unwrap().to_string();
+    (response, conversation)
+}
+
+#[test]
+fn leaving_cancels_the_answer_and_frees_the_slot() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        data.path(),
+        &[
+            ("ZHIKU_LLM__PARALLEL", "1"),
+            ("ZHIKU_LLM__CONTEXT_TOKENS", "8192"),
+        ],
+    );
+    let bot =
+        server.create_bot(json!({"name": "long", "model": {"max_tokens": 4000, "temperature": 0}}));
+    let (response, conversation) = start_long_answer(&server, &bot);
+    drop(response);
+
+    // The only slot is free again: the next answer does not wait for 4000 tokens.
+    let (status, events) = server.chat(
+        &format!("/api/bots/{bot}/chat"),
+        TOKEN,
+        json!({"message": "Say hi."}),
+    );
+    assert_eq!(status, 200);
+    let queue_ms = done(&events)["timings"]["queue_ms"].as_u64().unwrap();
+    assert!(
+        queue_ms < 5_000,
+        "the cancelled answer kept the slot for {queue_ms} ms"
+    );
+
+    // The partial answer is recorded as interrupted.
+    let started = Instant::now();
+    loop {
+        let (_, recorded) = server.get(&format!("/api/conversations/{conversation}"));
+        let answer = &recorded["messages"][1];
+        if answer["status"] == "interrupted" && !answer["content"].as_str().unwrap().is_empty() {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{recorded}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_full_queue_answers_429_with_retry_after_and_concurrent_chats_all_complete() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        data.path(),
+        &[
+            ("ZHIKU_LLM__PARALLEL", "1"),
+            ("ZHIKU_LLM__MAX_QUEUE", "1"),
+            ("ZHIKU_LLM__CONTEXT_TOKENS", "8192"),
+        ],
+    );
+    let long =
+        server.create_bot(json!({"name": "long", "model": {"max_tokens": 4000, "temperature": 0}}));
+    let (busy, _) = start_long_answer(&server, &long);
+    let ask = || {
+        reqwest::blocking::Client::new()
+            .post(server.url(&format!("/api/bots/{long}/chat")))
+            .bearer_auth(TOKEN)
+            .json(&json!({"message": "Say hi."}))
+            .send()
+            .unwrap()
+    };
+    // The stream opens once the request is queued; it waits for the busy slot.
+    let queued = ask();
+    assert_eq!(queued.status(), 200);
+    let refused = ask();
+    assert_eq!(refused.status(), 429);
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry_after >= 1);
+    let body: Value = refused.json().unwrap();
+    assert_eq!(body["error"]["code"], "overloaded", "{body}");
+    drop(busy);
+    drop(queued);
+    drop(server);
+
+    // Eight at once on the default slots: every one completes.
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let bot = server.create_bot(json!({"name": "short", "model": {"max_tokens": 24}}));
+    let url = server.url(&format!("/api/bots/{bot}/chat"));
+    let handles: Vec<_> = (0..8)
+        .map(|i| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let r = reqwest::blocking::Client::new()
+                    .post(url)
+                    .bearer_auth(TOKEN)
+                    .json(&json!({"message": format!("Tell me fact number {i}.")}))
+                    .timeout(Duration::from_secs(300))
+                    .send()
+                    .unwrap();
+                (
+                    r.status().as_u16(),
+                    crate::common::parse_sse(&r.text().unwrap()),
+                )
+            })
+        })
+        .collect();
+    for handle in handles {
+        let (status, events) = handle.join().unwrap();
+        assert_eq!(status, 200);
+        assert!(
+            done(&events)["finish_reason"].as_str().is_some(),
+            "{events:?}"
+        );
+    }
+}
+
+#[test]
+fn keys_open_only_their_own_published_bot() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let a = server.create_bot(json!({"name": "a", "model": {"max_tokens": 4}}));
+    let b = server.create_bot(json!({"name": "b", "model": {"max_tokens": 4}}));
+    let key_a = server.publish_with_key(&a);
+    let key_b = server.publish_with_key(&b);
+    let ask = json!({"message": "hi"});
+
+    let (status, _) = server.chat(&format!("/api/chat/{a}"), &key_a, ask.clone());
+    assert_eq!(status, 200);
+    let (status, events) = server.chat(&format!("/api/chat/{b}"), &key_a, ask.clone());
+    assert_eq!(status, 403, "{events:?}");
+    let (status, _) = server.chat(&format!("/api/chat/{a}"), "zk-wrong", ask.clone());
+    assert_eq!(status, 401);
+    let (status, _) = server.chat(&format!("/api/chat/{a}"), TOKEN, ask.clone());
+    assert_eq!(status, 401, "the admin token is not a bot key");
+
+    let completion = |key: &str, model: &str| {
+        server.request_as(
+            "POST",
+            "/v1/chat/completions",
+            Some(key),
+            Some(json!({"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4})),
+        )
+    };
+    assert_eq!(completion(&key_b, &b).0, 200);
+    assert_eq!(completion(&key_b, &a).0, 403);
+
+    // Revoked: refused everywhere.
+    let (_, keys) = server.get(&format!("/api/bots/{b}/keys"));
+    let key_id = keys[0]["id"].as_str().unwrap();
+    assert_eq!(server.delete(&format!("/api/bots/{b}/keys/{key_id}")), 204);
+    let (status, body) = completion(&key_b, &b);
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"]["code"], "unauthorized");
+    let (status, _) = server.chat(&format!("/api/chat/{b}"), &key_b, ask);
+    assert_eq!(status, 401);
+
+    // A draft that was never published is not served.
+    let c = server.create_bot(json!({"name": "c"}));
+    let (status, key) = server.post(&format!("/api/bots/{c}/keys"), json!({"name": "k"}));
+    assert_eq!(status, 201);
+    let (status, body) = server.chat(
+        &format!("/api/chat/{c}"),
+        key["key"].as_str().unwrap(),
+        json!({"message": "hi"}),
+    );
+    assert_eq!(status, 404, "{body:?}");
+}
