@@ -37,6 +37,12 @@ struct Args {
     batch_tokens: u32,
     #[arg(long, default_value_t = 0)]
     gpu_layers: u32,
+    /// Sequences in the context (zhiku's llm.parallel), to see what they cost alone.
+    #[arg(long, default_value_t = 1)]
+    parallel: u32,
+    /// Decode runs (the best is reported).
+    #[arg(long, default_value_t = 1)]
+    runs: usize,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -51,15 +57,60 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let text = template::render(&model, model.chat_template(None).ok().as_ref(), &messages);
     let prompt = model.vocab().tokenize(text.as_bytes(), true, true);
     let context_params = LlamaContextParams::default()
-        .with_n_ctx(NonZeroU32::new(args.context_tokens))
+        .with_n_ctx(NonZeroU32::new(args.context_tokens * args.parallel))
+        .with_n_seq_max(args.parallel)
+        .with_kv_unified(false)
         .with_n_batch(args.batch_tokens)
         .with_n_ubatch(args.batch_tokens)
         .with_n_threads(args.threads)
         .with_n_threads_batch(args.threads);
     let mut ctx = model.new_context(&backend, context_params)?;
+    let mut best: Option<Run> = None;
+    for _ in 0..args.runs.max(1) {
+        ctx.clear_kv_cache();
+        let run = decode(&mut ctx, &model, &prompt, &args)?;
+        if best.as_ref().is_none_or(|b| run.tokens_per_s > b.tokens_per_s) {
+            best = Some(run);
+        }
+    }
+    let Some(Run {
+        first_token_ms,
+        generated,
+        tokens_per_s,
+    }) = best
+    else {
+        return Err("no run".into());
+    };
+    let report = serde_json::json!({
+        "model": args.model.file_stem().map(|s| s.to_string_lossy().into_owned()),
+        "threads": args.threads,
+        "load_ms": load_ms,
+        "prompt_tokens": prompt.len(),
+        "first_token_ms": first_token_ms,
+        "prompt_tokens_per_s": prompt.len() as f64 / (first_token_ms / 1e3),
+        "completion_tokens": generated,
+        "tokens_per_s": tokens_per_s,
+        "parallel": args.parallel,
+    });
+    println!("{report}");
+    Ok(())
+}
+
+struct Run {
+    first_token_ms: f64,
+    generated: usize,
+    tokens_per_s: f64,
+}
+
+/// Read the prompt and generate greedily on sequence 0.
+fn decode(
+    ctx: &mut llama_cpp_2::context::LlamaContext<'_>,
+    model: &LlamaModel,
+    prompt: &[llama_cpp_2::token::LlamaToken],
+    args: &Args,
+) -> Result<Run, Box<dyn std::error::Error>> {
     let mut batch = LlamaBatch::new(args.batch_tokens as usize, 1);
     let mut sampler = LlamaSampler::greedy();
-
     let started = Instant::now();
     for (chunk_index, chunk) in prompt.chunks(args.batch_tokens as usize).enumerate() {
         batch.clear();
@@ -70,7 +121,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         ctx.decode(&mut batch)?;
     }
-    let mut token = sampler.sample(&ctx, batch.n_tokens() - 1);
+    let mut token = sampler.sample(ctx, batch.n_tokens() - 1);
     let first_token_ms = started.elapsed().as_secs_f64() * 1e3;
     let generation_started = Instant::now();
     let mut generated = 1;
@@ -80,20 +131,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         batch.add(token, position as i32, &[0], true)?;
         ctx.decode(&mut batch)?;
         position += 1;
-        token = sampler.sample(&ctx, 0);
+        token = sampler.sample(ctx, 0);
         generated += 1;
     }
     let generation_s = generation_started.elapsed().as_secs_f64();
-    let report = serde_json::json!({
-        "model": args.model.file_stem().map(|s| s.to_string_lossy().into_owned()),
-        "threads": args.threads,
-        "load_ms": load_ms,
-        "prompt_tokens": prompt.len(),
-        "first_token_ms": first_token_ms,
-        "prompt_tokens_per_s": prompt.len() as f64 / (first_token_ms / 1e3),
-        "completion_tokens": generated,
-        "tokens_per_s": (generated - 1) as f64 / generation_s,
-    });
-    println!("{report}");
-    Ok(())
+    Ok(Run {
+        first_token_ms,
+        generated,
+        tokens_per_s: (generated - 1) as f64 / generation_s,
+    })
 }
