@@ -69,7 +69,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for _ in 0..args.runs.max(1) {
         ctx.clear_kv_cache();
         let run = decode(&mut ctx, &model, &prompt, &args)?;
-        if best.as_ref().is_none_or(|b| run.tokens_per_s > b.tokens_per_s) {
+        if best
+            .as_ref()
+            .is_none_or(|b| run.tokens_per_s > b.tokens_per_s)
+        {
             best = Some(run);
         }
     }

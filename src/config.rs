@@ -87,7 +87,7 @@ pub struct SearchConfig {
 }
 
 /// Which LLM backend answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LlmBackendKind {
     /// llama.cpp in this process.

@@ -347,3 +347,61 @@ fn keys_open_only_their_own_published_bot() {
     );
     assert_eq!(status, 404, "{body:?}");
 }
+
+#[test]
+fn a_remote_openai_compatible_server_can_be_the_model() {
+    // Server A serves a plain bot over /v1; server B uses A as its remote model.
+    let data_a = tempfile::tempdir().unwrap();
+    let a = Server::start(data_a.path());
+    let upstream = a.create_bot(json!({"name": "upstream", "model": {"max_tokens": 16}}));
+    let key = a.publish_with_key(&upstream);
+    let remote_url = a.url("/v1");
+    let data_b = tempfile::tempdir().unwrap();
+    let b = Server::start_with(
+        data_b.path(),
+        &[
+            ("ZHIKU_LLM__BACKEND", "remote"),
+            ("ZHIKU_LLM__REMOTE_URL", &remote_url),
+            ("ZHIKU_LLM__REMOTE_API_KEY", &key),
+            ("ZHIKU_LLM__REMOTE_MODEL", &upstream),
+        ],
+    );
+    let bot = b.create_bot(json!({"name": "relayed", "model": {"max_tokens": 16}}));
+    let (status, events) = b.chat(
+        &format!("/api/bots/{bot}/chat"),
+        TOKEN,
+        json!({"message": "Say hi."}),
+    );
+    assert_eq!(status, 200);
+    let outcome = done(&events);
+    assert!(!outcome["answer"].as_str().unwrap().is_empty(), "{outcome}");
+    assert_eq!(outcome["answer"].as_str().unwrap(), streamed_text(&events));
+    drop(a);
+
+    // The remote server is gone: the answer fails with a clear error event, the turn is
+    // recorded as failed, and the knowledge features keep working.
+    let (status, events) = b.chat(
+        &format!("/api/bots/{bot}/chat"),
+        TOKEN,
+        json!({"message": "Again?"}),
+    );
+    assert_eq!(status, 200);
+    let (name, error) = events.last().unwrap();
+    assert_eq!(name, "error", "{events:?}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("could not reach the remote model server"),
+        "{error}"
+    );
+    let conversation = events[0].1["conversation_id"].as_str().unwrap();
+    let (_, recorded) = b.get(&format!("/api/conversations/{conversation}"));
+    assert_eq!(recorded["messages"][1]["status"], "failed", "{recorded}");
+    let kb = pasted_kb(&b, "still-works");
+    let (status, found) = b.post(
+        &format!("/api/kbs/{kb}/search"),
+        json!({"query": "住宿标准"}),
+    );
+    assert_eq!(status, 200, "{found}");
+}

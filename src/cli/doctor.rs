@@ -49,6 +49,16 @@ pub(super) async fn run(config: Config, args: DoctorArgs) -> Result<()> {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
+    let llm_path = config.llm_model_path();
+    let llm_started = Instant::now();
+    let c = config.clone();
+    let llm = tokio::task::spawn_blocking(move || crate::llm::load(&c)).await?;
+    let llm_load_ms = llm_started.elapsed().as_millis();
+    let llm_info = llm.info();
+    let llm_error = (llm_info.backend == "unavailable")
+        .then(|| llm.count_tokens(&[]).err().map(|e| e.to_string()))
+        .flatten();
+    let gpu_build = cfg!(feature = "cuda");
     let server_running = DataDirLock::try_acquire(&config.data_dir)?.is_none();
     let db = config.database_path();
     let report = json!({
@@ -60,6 +70,14 @@ pub(super) async fn run(config: Config, args: DoctorArgs) -> Result<()> {
         "cpu_threads": threads,
         "embedding_threads": if config.embedding.threads == 0 { threads } else { config.embedding.threads },
         "gpu_offload": "none: embeddings run on the CPU (ONNX Runtime CPU provider)",
+        "chat_backend": config.llm.backend,
+        "chat_model_file": llm_path.display().to_string(),
+        "chat_model_bytes": size(&llm_path),
+        "chat_model_loaded": match &llm_error {
+            None => Ok(json!({"model": llm_info.model, "context_tokens": llm_info.context_tokens, "parallel": llm_info.parallel, "gpu_layers": llm_info.gpu_layers, "load_ms": llm_load_ms})),
+            Some(e) => Err(e.clone()),
+        },
+        "chat_gpu_build": gpu_build,
         "data_dir": config.data_dir.display().to_string(),
         "database_bytes": size(&db),
         "server_running": server_running,
@@ -85,6 +103,33 @@ pub(super) async fn run(config: Config, args: DoctorArgs) -> Result<()> {
         report["embedding_threads"]
     );
     println!("gpu offload      none (embeddings run on the CPU)");
+    match config.llm.backend {
+        crate::config::LlmBackendKind::Local => {
+            println!("chat model       {}", describe(&llm_path))
+        }
+        crate::config::LlmBackendKind::Remote => println!(
+            "chat model       remote {} at {}",
+            config.llm.remote_model, config.llm.remote_url
+        ),
+    }
+    match &llm_error {
+        None => println!(
+            "chat model loads ok: {} ({} tokens × {} slots) in {llm_load_ms} ms",
+            llm_info.model, llm_info.context_tokens, llm_info.parallel
+        ),
+        Some(e) => println!("chat model loads FAILED: {e}"),
+    }
+    println!(
+        "chat gpu         {}",
+        if gpu_build {
+            format!(
+                "built with cuda; llm.gpu_layers = {}",
+                config.llm.gpu_layers
+            )
+        } else {
+            "CPU only (build with --features cuda to offload to an NVIDIA GPU)".to_string()
+        }
+    );
     println!(
         "data dir         {} (database {})",
         config.data_dir.display(),
