@@ -24,6 +24,8 @@ pub struct Config {
     pub models_dir: PathBuf,
     /// Admin bearer token; empty = generate and store on first start.
     pub admin_token: String,
+    /// Serve the UI from this folder instead of the copy in the binary (UI work).
+    pub web_dir: PathBuf,
     /// Embedding model settings.
     pub embedding: EmbeddingConfig,
     /// Ingestion settings.

@@ -16,3 +16,4 @@ mod crash;
 mod knowledge;
 mod openai;
 mod reembed;
+mod web;

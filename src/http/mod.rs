@@ -10,6 +10,7 @@ pub mod error;
 pub mod jobs;
 pub mod knowledge;
 pub mod openai;
+pub mod web;
 
 use axum::http::{HeaderName, Request};
 use axum::routing::get;
@@ -48,6 +49,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/chat", chat::key_router())
         .nest("/api", api)
         .nest("/v1", openai::router())
+        .merge(web::router())
         .fallback(|| async { Error::not_found("page") })
         .with_state(state)
         .layer(

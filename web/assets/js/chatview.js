@@ -1,0 +1,513 @@
+// The chat box shared by the bot editor's debug chat (bots.js) and the published chat page
+// (chat.js): a message log, a composer, answers streamed as they are written, citations,
+// and (debug only) what retrieval did.
+//
+// API
+//   import { chatView, showCitation } from './chatview.js';
+//
+//   const el = chatView({
+//     streamUrl,        // POST SSE endpoint: '/api/bots/{id}/chat' or '/api/chat/{id}'
+//     token,            // bearer token: a string, or a function returning one (read per send)
+//     canShowTrace,     // true: show the 召回详情 trace and timings under each answer
+//     opening,          // opening message, shown first in every conversation ('' = none)
+//     suggestions,      // suggested questions, offered while the conversation is empty
+//     conversationId,   // continue this conversation (null: the first answer starts one)
+//     history,          // earlier messages to show: [{role, content, status?, citations?,
+//                       //   no_recall?}] or the API's MessageView {role, content, status,
+//                       //   context: {citations, no_recall}}
+//     botName,          // its first letter is the assistant's avatar
+//     placeholder,      // composer placeholder
+//     notice,           // text shown above the composer (e.g. "调试使用已保存的设置")
+//     onConversation,   // (id | null) → called when a conversation starts and on reset
+//     onDone,           // (doneData) → called after each finished answer
+//   });
+//   parent.append(el);          // el is a div.chat filling its parent's height
+//
+//   el.controller = {
+//     send(text),               // ask a question, as if typed
+//     stop(),                   // stop the answer being written
+//     reset(),                  // new conversation: clears the log, forgets the id
+//     update({opening, suggestions, botName}),  // new welcome (shown when the log is empty)
+//     setNotice(text | null),
+//     conversationId(),         // the current conversation id or null
+//     busy(),                   // whether an answer is streaming
+//     destroy(),                // stop streaming; call it when the page goes away
+//   }
+//
+// Stable test hooks: data-testid chat-input, chat-send, chat-stop, answer (each assistant
+// bubble, data-state = streaming | done | failed), citation (each [n] chip and source chip),
+// trace (the <details>).
+
+import { addStrings, t } from './i18n.js';
+import { renderAnswer } from './markdown.js';
+import { streamChat } from './stream.js';
+import { copyText, errorText, h, modal, mount } from './ui.js';
+
+addStrings({
+  zh: {
+    'chat.placeholder': '输入问题，Enter 发送，Shift+Enter 换行',
+    'chat.input': '消息',
+    'chat.send': '发送',
+    'chat.stop': '停止',
+    'chat.me': '我',
+    'chat.emptyHint': '向机器人提个问题试试。',
+    'chat.tryAsking': '你可以问我：',
+    'chat.searching': '正在检索知识库…',
+    'chat.stopped': '已停止',
+    'chat.lengthCut': '已达到回答长度上限（max_tokens）',
+    'chat.noRecall': '未召回',
+    'chat.noRecallTitle': '知识库中没有找到足够相关的内容，这是“无召回回复”。',
+    'chat.inferred': '推断引用',
+    'chat.copy': '复制',
+    'chat.retry': '重新发送',
+    'chat.sources': '来源',
+    'chat.page': '第 {n} 页',
+    'chat.citation': '引用 [{n}]',
+    'chat.citationScore': '召回分数 {score}',
+    'chat.citationInferred': '回答里没有标注这个编号；根据回答与资料的相同文字推断为引用。',
+    'chat.err.overloaded': '现在提问的人太多，模型正忙，请稍后再试。',
+    'chat.err.busy': '服务器正忙：{message}',
+    'chat.err.model_unavailable': '模型未加载，暂时无法回答：{message}',
+    'chat.err.llm_failed': '生成中途失败：{message}',
+    'chat.err.partialKept': '已保留中断前的部分回答。',
+    'chat.err.cutOff': '连接意外中断，回答没有完成。',
+    'chat.err.not_found': '找不到这个机器人或会话：{message}',
+    'chat.trace': '召回详情',
+    'chat.trace.rewritten': '改写后的检索问题',
+    'chat.trace.settings': '模式 {mode} · top_k {top_k} · min_score {min_score}',
+    'chat.trace.none': '没有检索到任何片段。',
+    'chat.trace.unused': '未提供给模型',
+    'chat.trace.fused': '得分',
+    'chat.trace.ranks': '排名 全文 {ft} / 语义 {sem}',
+    'chat.trace.raw': 'bm25 {bm25} · cosine {cos}',
+    'chat.trace.dropped': '{n} 个片段因上下文窗口已满未放入提示词。',
+    'chat.trace.history': '带入 {n} 轮历史对话',
+    'chat.trace.timings': '耗时',
+    'chat.trace.timingLine': '改写 {rewrite} ms · 检索 {retrieval} ms · 排队 {queue} ms · 首字 {first} ms · 生成 {gen} ms · 共 {total} ms · {tps} tok/s',
+    'chat.trace.usage': '用量',
+    'chat.trace.usageLine': '提示词 {prompt} tokens（其中缓存命中 {cached}）· 回答 {completion} · 合计 {total}',
+    'chat.trace.prompt': '发送给模型的消息',
+    'chat.trace.errors': '检索出错',
+    'chat.summary': '首字 {first} s · {tps} tok/s',
+  },
+  en: {
+    'chat.placeholder': 'Ask a question. Enter sends, Shift+Enter for a new line',
+    'chat.input': 'Message',
+    'chat.send': 'Send',
+    'chat.stop': 'Stop',
+    'chat.me': 'Me',
+    'chat.emptyHint': 'Ask the bot something.',
+    'chat.tryAsking': 'You can ask:',
+    'chat.searching': 'Searching the knowledge base…',
+    'chat.stopped': 'Stopped',
+    'chat.lengthCut': 'Hit the answer length limit (max_tokens)',
+    'chat.noRecall': 'No recall',
+    'chat.noRecallTitle': 'Nothing relevant enough was found; this is the no-recall reply.',
+    'chat.inferred': 'inferred',
+    'chat.copy': 'Copy',
+    'chat.retry': 'Send again',
+    'chat.sources': 'Sources',
+    'chat.page': 'page {n}',
+    'chat.citation': 'Citation [{n}]',
+    'chat.citationScore': 'Retrieval score {score}',
+    'chat.citationInferred': 'The answer has no marker for it; it was matched by the text the answer repeats.',
+    'chat.err.overloaded': 'Too many questions right now; the model is busy. Please try again shortly.',
+    'chat.err.busy': 'The server is busy: {message}',
+    'chat.err.model_unavailable': 'The model is not loaded, so it cannot answer: {message}',
+    'chat.err.llm_failed': 'The answer failed midway: {message}',
+    'chat.err.partialKept': 'What was written before it stopped is kept.',
+    'chat.err.cutOff': 'The connection dropped before the answer finished.',
+    'chat.err.not_found': 'Bot or conversation not found: {message}',
+    'chat.trace': 'Retrieval details',
+    'chat.trace.rewritten': 'Rewritten query',
+    'chat.trace.settings': 'mode {mode} · top_k {top_k} · min_score {min_score}',
+    'chat.trace.none': 'Nothing was retrieved.',
+    'chat.trace.unused': 'not given to the model',
+    'chat.trace.fused': 'score',
+    'chat.trace.ranks': 'rank fulltext {ft} / semantic {sem}',
+    'chat.trace.raw': 'bm25 {bm25} · cosine {cos}',
+    'chat.trace.dropped': '{n} passages left out: the context window was full.',
+    'chat.trace.history': '{n} earlier turns included',
+    'chat.trace.timings': 'Timings',
+    'chat.trace.timingLine': 'rewrite {rewrite} ms · retrieval {retrieval} ms · queue {queue} ms · first token {first} ms · generation {gen} ms · total {total} ms · {tps} tok/s',
+    'chat.trace.usage': 'Usage',
+    'chat.trace.usageLine': 'prompt {prompt} tokens ({cached} from cache) · answer {completion} · total {total}',
+    'chat.trace.prompt': 'Messages sent to the model',
+    'chat.trace.errors': 'Retrieval errors',
+    'chat.summary': 'first token {first} s · {tps} tok/s',
+  },
+});
+
+/** The cited passage in a modal. */
+export function showCitation(c) {
+  const meta = [
+    c.page != null ? t('chat.page', { n: c.page }) : null,
+    typeof c.score === 'number' ? t('chat.citationScore', { score: c.score.toFixed(3) }) : null,
+  ].filter(Boolean).join(' · ');
+  modal({
+    title: t('chat.citation', { n: c.marker }),
+    body: [
+      h('div.stack', { style: { gap: '4px' } },
+        h('strong.break', c.document_name || '—'),
+        meta ? h('span.muted.small', meta) : null,
+        c.inferred ? h('span.badge.badge-warning', { style: { alignSelf: 'flex-start' } }, t('chat.citationInferred')) : null),
+      h('div.chunk', h('div.chunk-text.citation-text', c.snippet || '')),
+    ],
+  });
+}
+
+/** A row of source chips under an answer. */
+export function sourcesRow(citations, onCite = showCitation) {
+  if (!citations?.length) return null;
+  return h('div.sources', { 'aria-label': t('chat.sources') }, citations.map((c) => h('button.source-chip', {
+    type: 'button',
+    'data-testid': 'citation',
+    title: c.document_name + (c.page != null ? ' · ' + t('chat.page', { n: c.page }) : ''),
+    onclick: () => onCite(c),
+  }, h('span.n', String(c.marker)), h('span.doc', c.document_name || '—'),
+  c.page != null ? h('span.faint', 'p.' + c.page) : null)));
+}
+
+/** An error from the chat stream in words. */
+export function chatErrorText(err) {
+  if (!err) return '';
+  if (!err.code && err instanceof TypeError) return t('error.network');
+  if (['overloaded', 'busy', 'model_unavailable', 'llm_failed', 'not_found'].includes(err.code)) {
+    return t('chat.err.' + err.code, { message: err.message || '' });
+  }
+  return errorText(err);
+}
+
+const fmt = (n, digits = 3) => (typeof n === 'number' ? (Number.isInteger(n) ? String(n) : n.toFixed(digits)) : '—');
+
+function traceView(trace, timings, usage) {
+  const body = [];
+  if (trace) {
+    if (trace.rewritten_query) {
+      body.push(h('div', h('strong', t('chat.trace.rewritten') + '：'), h('span.break', trace.rewritten_query)));
+    }
+    body.push(h('div', t('chat.trace.settings', { mode: trace.mode, top_k: trace.top_k, min_score: trace.min_score }),
+      ' · ', t('chat.trace.history', { n: trace.history_turns ?? 0 })));
+    if (trace.errors?.length) {
+      body.push(h('div.alert.alert-error', h('span.break', t('chat.trace.errors') + '：' + trace.errors.join('；'))));
+    }
+    if (trace.passages_dropped_for_context) {
+      body.push(h('div.alert.alert-warning', t('chat.trace.dropped', { n: trace.passages_dropped_for_context })));
+    }
+    if (!trace.chunks?.length) body.push(h('div', t('chat.trace.none')));
+    for (const c of trace.chunks || []) {
+      const score = Math.max(0, Math.min(1, c.score || 0));
+      body.push(h('div.chunk',
+        h('div.chunk-head',
+          c.marker != null ? h('span.badge.badge-info', '[' + c.marker + ']') : h('span.badge', t('chat.trace.unused')),
+          h('strong.break', c.document_name || '—'),
+          c.page != null ? h('span', t('chat.page', { n: c.page })) : null,
+          h('span', t('chat.trace.fused'), ' ', h('span.score', fmt(c.score)), ' ',
+            h('span.score-bar', h('span', { style: { width: (score * 100).toFixed(0) + '%' } }))),
+          h('span', t('chat.trace.ranks', { ft: c.ranks?.fulltext ?? '—', sem: c.ranks?.semantic ?? '—' })),
+          h('span.score', t('chat.trace.raw', { bm25: fmt(c.raw?.bm25), cos: fmt(c.raw?.cosine) }))),
+        h('div.chunk-text', c.text || '')));
+    }
+  }
+  if (timings) {
+    body.push(h('div', h('strong', t('chat.trace.timings') + '：'), t('chat.trace.timingLine', {
+      rewrite: timings.rewrite_ms ?? 0, retrieval: timings.retrieval_ms ?? 0, queue: timings.queue_ms ?? 0,
+      first: timings.first_token_ms ?? 0, gen: timings.generation_ms ?? 0, total: timings.total_ms ?? 0,
+      tps: fmt(timings.tokens_per_s, 1),
+    })));
+  }
+  if (usage) {
+    body.push(h('div', h('strong', t('chat.trace.usage') + '：'), t('chat.trace.usageLine', {
+      prompt: usage.prompt_tokens ?? 0, cached: usage.cached_prompt_tokens ?? 0,
+      completion: usage.completion_tokens ?? 0, total: usage.total_tokens ?? 0,
+    })));
+  }
+  if (trace?.prompt?.length) {
+    body.push(h('details.trace-prompt',
+      h('summary', t('chat.trace.prompt')),
+      trace.prompt.map((m) => h('div.chunk', h('div.chunk-head', h('span.badge', m.role)), h('div.chunk-text', m.content)))));
+  }
+  return h('details.trace', { 'data-testid': 'trace' }, h('summary', t('chat.trace')), h('div.trace-body', body));
+}
+
+export function chatView(options = {}) {
+  const o = { suggestions: [], opening: '', ...options };
+  let conversationId = o.conversationId || null;
+  let controller = null; // AbortController of the answer being written
+  let notice = o.notice || null;
+  let messageCount = 0;
+
+  const tokenOf = () => (typeof o.token === 'function' ? o.token() : o.token) || '';
+  const botLetter = () => (o.botName || '知').trim().charAt(0).toUpperCase() || '知';
+
+  const log = h('div.chat-log', { role: 'log', 'aria-live': 'polite' });
+  const input = h('textarea.textarea', {
+    rows: 1,
+    'data-testid': 'chat-input',
+    'aria-label': t('chat.input'),
+    placeholder: o.placeholder || t('chat.placeholder'),
+    oninput: () => grow(),
+    onkeydown: (e) => {
+      // Enter while an IME is composing picks a candidate; it must not send.
+      if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && e.keyCode !== 229) {
+        e.preventDefault();
+        submit();
+      }
+    },
+  });
+  const sendBtn = h('button.btn.btn-primary', { type: 'button', 'data-testid': 'chat-send', onclick: () => submit() }, t('chat.send'));
+  const stopBtn = h('button.btn.hidden', { type: 'button', 'data-testid': 'chat-stop', onclick: () => stop() }, '■ ' + t('chat.stop'));
+  const noticeBox = h('div.chat-notice.hidden', { role: 'status' });
+  const el = h('div.chat', log, noticeBox, h('div.composer', input, sendBtn, stopBtn));
+
+  function grow() {
+    input.style.height = 'auto';
+    input.style.height = Math.min(input.scrollHeight + 2, 160) + 'px';
+  }
+
+  function nearBottom() {
+    return log.scrollHeight - log.scrollTop - log.clientHeight < 80;
+  }
+  function scrollDown(force) {
+    if (force || nearBottom()) log.scrollTop = log.scrollHeight;
+  }
+
+  function setNotice(text) {
+    notice = text || null;
+    noticeBox.textContent = notice || '';
+    noticeBox.classList.toggle('hidden', !notice);
+  }
+
+  function setBusy(busy) {
+    sendBtn.classList.toggle('hidden', busy);
+    stopBtn.classList.toggle('hidden', !busy);
+    el.classList.toggle('chat-busy', busy);
+  }
+
+  function assistantRow(...body) {
+    return h('div.msg', h('div.msg-avatar', { 'aria-hidden': 'true' }, botLetter()), h('div.msg-body', body));
+  }
+
+  /** The opening message and suggestions of an empty conversation. */
+  function welcome() {
+    const parts = [];
+    if (o.opening) {
+      const bubble = h('div.bubble.opening');
+      renderAnswer(bubble, o.opening);
+      parts.push(assistantRow(bubble));
+    }
+    const questions = (o.suggestions || []).filter((q) => q && q.trim());
+    if (questions.length && messageCount === 0) {
+      parts.push(h('div.chat-suggest', h('div.muted.small', t('chat.tryAsking')),
+        h('div.suggestions', questions.map((q) => h('button.suggestion', { type: 'button', onclick: () => send(q) }, q)))));
+    }
+    if (!parts.length && messageCount === 0) parts.push(h('div.empty.chat-empty', h('p', t('chat.emptyHint'))));
+    return h('div.chat-welcome', parts);
+  }
+
+  function renderWelcome() {
+    const old = log.querySelector('.chat-welcome');
+    const fresh = welcome();
+    if (old) old.replaceWith(fresh);
+    else log.prepend(fresh);
+  }
+
+  function userRow(text) {
+    return h('div.msg.msg-user', h('div.msg-avatar', { 'aria-hidden': 'true' }, t('chat.me')),
+      h('div.msg-body', h('div.bubble', text)));
+  }
+
+  function markCites(bubble) {
+    for (const chip of bubble.querySelectorAll('.cite')) chip.dataset.testid = 'citation';
+  }
+
+  /** Fill an answer's tools, sources and trace after it ends. */
+  function finishAnswer(parts, data) {
+    const { bubble, tools, extra } = parts;
+    const citations = data.citations || [];
+    renderAnswer(bubble, data.answer || '', citations, showCitation);
+    markCites(bubble);
+    const answerText = data.answer || '';
+    mount(tools, 
+      data.no_recall ? h('span.badge.badge-warning', { title: t('chat.noRecallTitle') }, t('chat.noRecall')) : null,
+      data.finish_reason === 'length' ? h('span.badge.badge-warning', t('chat.lengthCut')) : null,
+      citations.some((c) => c.inferred) ? h('span.badge', { title: t('chat.citationInferred') }, t('chat.inferred')) : null,
+      o.canShowTrace && data.timings?.first_token_ms > 0 ? h('span', t('chat.summary', {
+        first: ((data.timings.first_token_ms || 0) / 1000).toFixed(1), tps: fmt(data.timings.tokens_per_s, 1),
+      })) : null,
+      answerText ? h('button', { type: 'button', onclick: () => copyText(answerText) }, t('chat.copy')) : null,
+    );
+    mount(extra, 
+      sourcesRow(citations),
+      o.canShowTrace && (data.trace || data.timings) ? traceView(data.trace, data.timings, data.usage) : null,
+    );
+  }
+
+  function answerParts() {
+    const bubble = h('div.bubble', { 'data-testid': 'answer', 'data-state': 'streaming' });
+    const tools = h('div.msg-tools');
+    const extra = h('div.answer-extra');
+    const row = assistantRow(bubble, extra, tools);
+    return { row, bubble, tools, extra };
+  }
+
+  async function send(text) {
+    const question = (text ?? '').trim();
+    if (!question || controller) return;
+    messageCount += 1;
+    renderWelcome();
+    log.append(userRow(question));
+    const parts = answerParts();
+    const { bubble, tools } = parts;
+    bubble.classList.add('typing');
+    bubble.append(h('span.muted', t('chat.searching')));
+    log.append(parts.row);
+    scrollDown(true);
+
+    const abort = new AbortController();
+    controller = abort;
+    setBusy(true);
+    let text_ = '';
+    let frame = 0;
+    const paint = () => {
+      frame = 0;
+      const follow = nearBottom();
+      renderAnswer(bubble, text_);
+      if (follow) scrollDown(true);
+    };
+    try {
+      const done = await streamChat(o.streamUrl, tokenOf(), { message: question, conversation_id: conversationId || undefined }, {
+        signal: abort.signal,
+        onStart: (d) => {
+          if (d?.conversation_id && d.conversation_id !== conversationId) {
+            conversationId = d.conversation_id;
+            o.onConversation?.(conversationId);
+          }
+        },
+        onToken: (piece) => {
+          text_ += piece;
+          // Markdown is re-rendered at most once a frame, however fast tokens come.
+          if (!frame) frame = requestAnimationFrame(paint);
+        },
+      });
+      if (frame) cancelAnimationFrame(frame);
+      bubble.classList.remove('typing');
+      if (done) {
+        bubble.dataset.state = 'done';
+        finishAnswer(parts, done);
+        o.onDone?.(done);
+      } else if (abort.signal.aborted) {
+        bubble.dataset.state = 'done';
+        renderAnswer(bubble, text_);
+        mount(tools, h('span.badge', t('chat.stopped')));
+      } else {
+        fail(parts, { code: 'cut_off' }, text_, question);
+      }
+    } catch (err) {
+      if (frame) cancelAnimationFrame(frame);
+      bubble.classList.remove('typing');
+      if (err?.name === 'AbortError') {
+        bubble.dataset.state = 'done';
+        renderAnswer(bubble, text_);
+        mount(tools, h('span.badge', t('chat.stopped')));
+      } else {
+        fail(parts, err, err?.partial ?? text_, question);
+      }
+    } finally {
+      if (controller === abort) controller = null;
+      setBusy(false);
+      scrollDown();
+    }
+  }
+
+  function fail(parts, err, partial, question) {
+    const { bubble, tools, extra } = parts;
+    bubble.dataset.state = 'failed';
+    bubble.classList.add('failed');
+    const message = err.code === 'cut_off' ? t('chat.err.cutOff') : chatErrorText(err);
+    if (partial) {
+      renderAnswer(bubble, partial);
+      mount(extra, h('div.alert.alert-error.chat-error', { role: 'alert' },
+        h('span.break', message + ' ' + t('chat.err.partialKept'))));
+    } else {
+      mount(bubble, h('span.chat-error-text.break', { role: 'alert' }, message));
+      mount(extra);
+    }
+    mount(tools, h('button', { type: 'button', onclick: () => send(question) }, t('chat.retry')));
+  }
+
+  function stop() {
+    controller?.abort();
+  }
+
+  function reset() {
+    stop();
+    controller = null;
+    conversationId = null;
+    messageCount = 0;
+    mount(log);
+    renderWelcome();
+    setBusy(false);
+    o.onConversation?.(null);
+  }
+
+  function submit() {
+    if (controller) return;
+    const text = input.value;
+    if (!text.trim()) return;
+    input.value = '';
+    grow();
+    send(text);
+  }
+
+  function showHistory(messages) {
+    for (const m of messages || []) {
+      if (m.role === 'user') {
+        messageCount += 1;
+        log.append(userRow(m.content));
+      } else if (m.role === 'assistant') {
+        const parts = answerParts();
+        const ctx = (m.context && typeof m.context === 'object') ? m.context : {};
+        const data = {
+          answer: m.content,
+          citations: m.citations ?? ctx.citations ?? [],
+          no_recall: m.no_recall ?? ctx.no_recall,
+          finish_reason: ctx.finish_reason,
+        };
+        if (m.status === 'failed') {
+          parts.bubble.dataset.state = 'failed';
+          parts.bubble.classList.add('failed');
+          renderAnswer(parts.bubble, m.content || '');
+          if (!m.content) parts.bubble.textContent = t('chat.err.llm_failed', { message: ctx.error || '' });
+        } else {
+          parts.bubble.dataset.state = 'done';
+          finishAnswer(parts, data);
+          if (m.status === 'interrupted') parts.tools.prepend(h('span.badge', t('chat.stopped')));
+        }
+        log.append(parts.row);
+      }
+    }
+  }
+
+  showHistory(o.history);
+  renderWelcome();
+  setNotice(notice);
+  requestAnimationFrame(() => scrollDown(true));
+
+  el.controller = {
+    send,
+    stop,
+    reset,
+    update({ opening, suggestions, botName } = {}) {
+      if (opening !== undefined) o.opening = opening;
+      if (suggestions !== undefined) o.suggestions = suggestions;
+      if (botName !== undefined) o.botName = botName;
+      renderWelcome();
+    },
+    setNotice,
+    conversationId: () => conversationId,
+    busy: () => Boolean(controller),
+    destroy() { stop(); },
+  };
+  return el;
+}
