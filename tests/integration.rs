@@ -10,6 +10,7 @@
 mod common;
 
 mod auth;
+mod backup;
 mod bots;
 mod chat;
 mod crash;

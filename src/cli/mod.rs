@@ -4,6 +4,7 @@
 //! server; commands that write indexes (`ingest`, `reindex`, `kb delete`) take the data dir
 //! lock and say clearly when the server holds it.
 
+mod backup;
 mod doctor;
 mod ingest_files;
 mod jobs;
@@ -50,6 +51,10 @@ pub enum Command {
     Reindex(reindex::ReindexArgs),
     /// Check models, runtime, data dir and indexes.
     Doctor(doctor::DoctorArgs),
+    /// Snapshot the database and uploaded files into a folder (safe while serving).
+    Backup(backup::BackupArgs),
+    /// Restore a backup into the data dir (stop the server first).
+    Restore(backup::RestoreArgs),
 }
 
 /// Run a parsed command.
@@ -63,6 +68,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Jobs(args) => jobs::run(config, args).await,
         Command::Reindex(args) => reindex::run(config, args).await,
         Command::Doctor(args) => doctor::run(config, args).await,
+        Command::Backup(args) => backup::backup(config, args).await,
+        Command::Restore(args) => backup::restore(config, args).await,
     }
 }
 

@@ -3,6 +3,7 @@
 //! [`search`] (hit testing) and [`bots`] (bot drafts, versions, API keys, recorded
 //! conversations). Services never import axum.
 
+pub mod backup;
 pub mod bots;
 pub mod chat;
 pub mod indexing;

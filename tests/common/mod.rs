@@ -245,6 +245,23 @@ impl Drop for Server {
     }
 }
 
+/// Run a `zhiku` CLI command on `data_dir`: (success, stdout + stderr).
+pub fn cli(data_dir: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_zhiku"))
+        .args(args)
+        .env("ZHIKU_DATA_DIR", data_dir)
+        .env("ZHIKU_MODELS_DIR", models_dir())
+        .env("ZHIKU_ADMIN_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
 /// Server-sent events as (event name, JSON data) pairs.
 pub fn parse_sse(text: &str) -> Vec<(String, Value)> {
     let mut events = Vec::new();

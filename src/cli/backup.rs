@@ -1,0 +1,77 @@
+//! `zhiku backup DIR` (works beside a running server) and `zhiku restore DIR` (needs the
+//! server stopped): see `services::backup` for what a backup holds.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::print_json;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::lock::DataDirLock;
+use crate::services::backup;
+use crate::store::Store;
+
+/// Arguments of `zhiku backup`.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// A new (or empty) folder to write the backup into.
+    out: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Arguments of `zhiku restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The backup folder.
+    from: PathBuf,
+    /// Overwrite the data dir's existing database, files and indexes.
+    #[arg(long)]
+    replace: bool,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(super) async fn backup(config: Config, args: BackupArgs) -> Result<()> {
+    let database = config.database_path();
+    if !database.is_file() {
+        return Err(Error::not_found(format!("database {}", database.display())));
+    }
+    let store = Store::open(&database).await?;
+    let manifest = backup::backup(&store, &config.data_dir, &args.out).await?;
+    if args.json {
+        return print_json(&manifest);
+    }
+    println!(
+        "backed up {} documents ({} files, database {} bytes) into {}",
+        manifest.documents,
+        manifest.files,
+        manifest.database_bytes,
+        args.out.display()
+    );
+    if !manifest.missing_files.is_empty() {
+        println!(
+            "{} files were deleted while the backup ran; their documents are in the snapshot without them",
+            manifest.missing_files.len()
+        );
+    }
+    Ok(())
+}
+
+pub(super) async fn restore(config: Config, args: RestoreArgs) -> Result<()> {
+    let _lock = DataDirLock::acquire(&config.data_dir)?;
+    let manifest = backup::restore(&args.from, &config.data_dir, args.replace)?;
+    if args.json {
+        return print_json(&manifest);
+    }
+    println!(
+        "restored {} documents from the backup of {} into {}; the indexes are rebuilt from the database when the server starts",
+        manifest.documents,
+        manifest.created_at,
+        config.data_dir.display()
+    );
+    Ok(())
+}
