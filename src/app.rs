@@ -17,6 +17,9 @@ use crate::services::knowledge::KnowledgeService;
 use crate::services::search::SearchService;
 use crate::store::Store;
 
+/// A rate limiter keyed by API key id.
+pub type KeyLimiter = governor::DefaultKeyedRateLimiter<String>;
+
 /// Everything a request or a command needs.
 #[derive(Clone)]
 pub struct AppState {
@@ -36,6 +39,8 @@ pub struct AppState {
     pub pipeline: Pipeline,
     /// The admin token in force.
     pub admin_token: Arc<str>,
+    /// Requests per minute per bot API key (`None`: unlimited).
+    pub key_limits: Option<Arc<KeyLimiter>>,
     /// The chat model (loaded by `zhiku serve` with [`AppState::load_llm`]).
     pub llm: Arc<dyn LlmBackend>,
 }
@@ -92,6 +97,7 @@ impl AppState {
             embedder,
             config: config.search.clone(),
         });
+        let config_http = config.http.clone();
         Ok(Self {
             config: Arc::new(config),
             store,
@@ -101,6 +107,8 @@ impl AppState {
             search,
             pipeline,
             admin_token: admin_token.into(),
+            key_limits: std::num::NonZeroU32::new(config_http.key_requests_per_minute)
+                .map(|n| Arc::new(KeyLimiter::keyed(governor::Quota::per_minute(n)))),
             llm: Arc::new(Unavailable {
                 reason: "the chat model is loaded by `zhiku serve`".into(),
             }),

@@ -26,6 +26,8 @@ pub struct Config {
     pub admin_token: String,
     /// Serve the UI from this folder instead of the copy in the binary (UI work).
     pub web_dir: PathBuf,
+    /// HTTP settings.
+    pub http: HttpConfig,
     /// Embedding model settings.
     pub embedding: EmbeddingConfig,
     /// Ingestion settings.
@@ -34,6 +36,18 @@ pub struct Config {
     pub search: SearchConfig,
     /// Chat model settings.
     pub llm: LlmConfig,
+}
+
+/// `[http]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Browser origins allowed by CORS (empty: CORS off).
+    pub cors_allowed_origins: Vec<String>,
+    /// Requests per minute per bot API key (0: unlimited).
+    pub key_requests_per_minute: u32,
+    /// Largest JSON request body.
+    pub max_json_body_bytes: usize,
 }
 
 /// `[embedding]`.
@@ -164,6 +178,13 @@ impl Config {
             return Err(Error::Config(
                 "search.top_k and search.candidates must be at least 1".into(),
             ));
+        }
+        for origin in &self.http.cors_allowed_origins {
+            if axum::http::HeaderValue::from_str(origin).is_err() || !origin.contains("://") {
+                return Err(Error::Config(format!(
+                    "http.cors_allowed_origins: {origin:?} is not an origin like https://intranet.example.com"
+                )));
+            }
         }
         let llm = &self.llm;
         if llm.parallel == 0 || llm.context_tokens < 256 || llm.batch_tokens == 0 {

@@ -26,6 +26,9 @@ pub enum Error {
         /// The configured cap.
         limit_bytes: u64,
     },
+    /// A JSON request body over the configured limit.
+    #[error("the request body is too large: {0}")]
+    BodyTooLarge(String),
     /// The file type is not one we read.
     #[error("{0}")]
     UnsupportedType(String),
@@ -37,6 +40,16 @@ pub enum Error {
         /// Requests waiting.
         waiting: usize,
         /// Suggested wait.
+        retry_after_s: u64,
+    },
+    /// One API key sent too many requests.
+    #[error(
+        "this API key made more than {per_minute} requests a minute; try again in {retry_after_s} s"
+    )]
+    RateLimited {
+        /// The configured limit.
+        per_minute: u32,
+        /// When the next request is allowed.
         retry_after_s: u64,
     },
     /// The credentials are valid but do not open this resource.
@@ -100,11 +113,12 @@ impl Error {
             Error::InvalidInput(_) => "invalid_input",
             Error::NotFound { .. } => "not_found",
             Error::Conflict(_) => "conflict",
-            Error::PayloadTooLarge { .. } => "payload_too_large",
+            Error::PayloadTooLarge { .. } | Error::BodyTooLarge(_) => "payload_too_large",
             Error::UnsupportedType(_) => "unsupported_type",
             Error::Unauthorized => "unauthorized",
             Error::Overloaded { .. } => "overloaded",
             Error::Forbidden(_) => "forbidden",
+            Error::RateLimited { .. } => "rate_limited",
             Error::Llm(_) => "llm_failed",
             Error::ModelMismatch { .. } => "model_mismatch",
             Error::Busy(_) => "busy",

@@ -9,6 +9,7 @@
 
 mod common;
 
+mod access;
 mod auth;
 mod backup;
 mod bots;

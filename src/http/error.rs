@@ -17,7 +17,7 @@ pub fn status_of(error: &Error) -> StatusCode {
         "invalid_input" | "invalid_settings" | "config" => StatusCode::BAD_REQUEST,
         "unauthorized" => StatusCode::UNAUTHORIZED,
         "forbidden" => StatusCode::FORBIDDEN,
-        "overloaded" => StatusCode::TOO_MANY_REQUESTS,
+        "overloaded" | "rate_limited" => StatusCode::TOO_MANY_REQUESTS,
         "llm_failed" => StatusCode::BAD_GATEWAY,
         "not_found" => StatusCode::NOT_FOUND,
         "conflict" | "model_mismatch" => StatusCode::CONFLICT,
@@ -48,7 +48,8 @@ impl IntoResponse for Error {
         };
         let body = json!({"error": {"code": self.code(), "message": message, "type": kind, "param": null}});
         let mut response = (status, Json(body)).into_response();
-        if let Error::Overloaded { retry_after_s, .. } = &self
+        if let Error::Overloaded { retry_after_s, .. } | Error::RateLimited { retry_after_s, .. } =
+            &self
             && let Ok(value) = axum::http::HeaderValue::from_str(&retry_after_s.to_string())
         {
             response
@@ -72,6 +73,10 @@ pub struct AppJson<T>(pub T);
 
 impl From<JsonRejection> for Error {
     fn from(rejection: JsonRejection) -> Self {
+        // A body over http.max_json_body_bytes is "too large", not "invalid".
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return Error::BodyTooLarge(rejection.body_text());
+        }
         Error::InvalidInput(format!("invalid JSON body: {}", rejection.body_text()))
     }
 }

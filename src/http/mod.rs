@@ -24,8 +24,28 @@ use crate::error::Error;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// CORS off unless origins are configured: then those origins (and only they) may call the
+/// API from their pages, with the Authorization header.
+fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let allowed: Vec<axum::http::HeaderValue> =
+        origins.iter().filter_map(|o| o.parse().ok()).collect();
+    if allowed.is_empty() {
+        return CorsLayer::new();
+    }
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(allowed))
+        .allow_methods(tower_http::cors::Any)
+        .allow_headers([
+            axum::http::header::AUTHORIZATION,
+            axum::http::header::CONTENT_TYPE,
+        ])
+        .max_age(std::time::Duration::from_secs(600))
+}
+
 /// The whole application router.
 pub fn router(state: AppState) -> Router {
+    let state_config = state.config.clone();
     // Room for a few files at the cap, and for draining an oversize one so its client gets
     // a clean 413 (see documents.rs); past this the connection is cut.
     let max_body = (state.config.ingest.max_upload_bytes as usize)
@@ -58,6 +78,10 @@ pub fn router(state: AppState) -> Router {
                 tracing::info_span!("http_request", request_id = %id, method = %request.method(), path = %request.uri().path())
             }),
         )
+        .layer(cors(&state_config.http.cors_allowed_origins))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            state_config.http.max_json_body_bytes,
+        ))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }
