@@ -108,3 +108,70 @@ fn damaged_indexes_are_rebuilt_from_sqlite_at_start() {
     assert_eq!(check["bm25_matches"], true, "{check}");
     assert_eq!(check["vector_hits"], total, "{check}");
 }
+
+/// Ten kills at seeded random moments, each on a fresh data dir: uploads in flight, one
+/// document deleted just before. After the restart every document is indexed once with
+/// the reference chunk count, the indexes agree with SQLite, and the deleted document is
+/// never retrieved.
+#[test]
+fn kill_at_random_moments_with_ten_seeds() {
+    use rand::{Rng, SeedableRng};
+    let files: Vec<_> = folder().into_iter().take(7).collect();
+    let reference_dir = tempfile::tempdir().unwrap();
+    let reference = {
+        let server = Server::start(reference_dir.path());
+        let kb = server.create_kb("crash");
+        assert_eq!(server.upload(&kb, &files).0, 202);
+        counts(&server.wait_settled(&kb, Duration::from_secs(600)))
+    };
+    let deleted_text = "这份文件在崩溃之前被删除了，任何搜索都不应该再找到它：紫色长颈鹿计划。";
+    for seed in 1..=10u64 {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let data = tempfile::tempdir().unwrap();
+        let mut server = Server::start(data.path());
+        let kb = server.create_kb("crash");
+        let (status, body) = server.post(
+            &format!("/api/kbs/{kb}/documents"),
+            serde_json::json!({"name": "deleted.md", "text": deleted_text}),
+        );
+        assert_eq!(status, 202, "{body}");
+        server.wait_settled(&kb, Duration::from_secs(120));
+        let doc = body["documents"][0]["id"].as_str().unwrap().to_string();
+        assert_eq!(
+            server.delete(&format!("/api/kbs/{kb}/documents/{doc}")),
+            204
+        );
+        assert_eq!(server.upload(&kb, &files).0, 202);
+        std::thread::sleep(Duration::from_millis(rng.random_range(0..4_000)));
+        server.kill();
+
+        let server = Server::start(data.path());
+        let docs = server.wait_settled(&kb, Duration::from_secs(600));
+        assert!(
+            docs.iter().all(|d| d["status"] == "indexed"),
+            "seed {seed}: {docs:?}"
+        );
+        assert_eq!(counts(&docs), reference, "seed {seed}");
+        let (_, check) = server.get(&format!("/api/kbs/{kb}/index-check"));
+        let total: i64 = reference.values().sum();
+        assert_eq!(check["sqlite_chunks"], total, "seed {seed}: {check}");
+        assert_eq!(check["bm25_matches"], true, "seed {seed}: {check}");
+        assert_eq!(check["vector_hits"], total, "seed {seed}: {check}");
+        for mode in ["fulltext", "semantic", "hybrid"] {
+            let (_, found) = server.post(
+                &format!("/api/kbs/{kb}/search"),
+                serde_json::json!({"query": "紫色长颈鹿计划", "mode": mode, "top_k": 20}),
+            );
+            let names: Vec<&str> = found["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["document_name"].as_str().unwrap())
+                .collect();
+            assert!(
+                !names.contains(&"deleted.md"),
+                "seed {seed} {mode}: {names:?}"
+            );
+        }
+    }
+}
