@@ -15,6 +15,7 @@ mod backup;
 mod bots;
 mod chat;
 mod crash;
+mod hostile;
 mod injection;
 mod knowledge;
 mod openai;
