@@ -405,3 +405,28 @@ fn a_remote_openai_compatible_server_can_be_the_model() {
     );
     assert_eq!(status, 200, "{found}");
 }
+
+#[test]
+fn persona_optimisation_suggests_and_saves_nothing() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let bot = server.create_bot(json!({"name": "hr", "persona": "你是HR助手。"}));
+    let (status, suggestion) = server.post(
+        &format!("/api/bots/{bot}/optimize-persona"),
+        json!({"persona": "你是HR助手，回答员工关于请假和报销的问题。"}),
+    );
+    assert_eq!(status, 200, "{suggestion}");
+    assert!(
+        !suggestion["persona"].as_str().unwrap().trim().is_empty(),
+        "{suggestion}"
+    );
+    assert_eq!(
+        suggestion["original"],
+        "你是HR助手，回答员工关于请假和报销的问题。"
+    );
+    let (_, stored) = server.get(&format!("/api/bots/{bot}"));
+    assert_eq!(
+        stored["draft"]["persona"], "你是HR助手。",
+        "nothing is saved until accepted"
+    );
+}

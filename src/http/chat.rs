@@ -23,7 +23,6 @@ use super::bots::service;
 use super::error::AppJson;
 use crate::app::AppState;
 use crate::error::{Error, Result};
-use crate::llm::{ChatMessage, GenerateRequest, LlmEvent, Role};
 use crate::services::chat::{ChatEvent, ChatStream, History, Turn};
 use crate::store::bots::BotSettings;
 use crate::store::conversations::{Channel, ConversationRow};
@@ -223,20 +222,6 @@ struct Suggestion {
     timings_ms: u64,
 }
 
-const OPTIMIZE_SYSTEM: &str = "你是提示词工程师。把用户给出的简短机器人人设改写成结构清晰的系统提示词，使用以下 Markdown 结构：
-# 角色
-一句话说明它是谁、服务谁。
-## 技能
-### 技能 1：……
-（2–4 个技能，每个写清楚做什么、怎么做）
-## 限制
-- 只回答与职责相关的问题；
-- 依据知识库资料回答，不编造；
-（再加 1–3 条）
-## 输出格式
-说明回答的语气、长度和格式。
-保持原人设的意图和语言；只输出改写后的提示词，不要解释。";
-
 async fn optimize_persona(
     State(s): State<AppState>,
     Path(bot): Path<String>,
@@ -245,40 +230,10 @@ async fn optimize_persona(
     let started = std::time::Instant::now();
     let bot = service(&s).bot(&bot).await?;
     let original = body.persona.unwrap_or(bot.draft.persona);
-    let seed = if original.trim().is_empty() {
-        format!(
-            "一个名为“{}”的知识库问答机器人。{}",
-            bot.name, bot.draft.description
-        )
-    } else {
-        original.clone()
-    };
-    if seed.chars().count() > 8000 {
-        return Err(Error::InvalidInput(
-            "the persona must be at most 8000 characters".into(),
-        ));
-    }
-    let request = GenerateRequest::new(
-        vec![
-            ChatMessage::new(Role::System, OPTIMIZE_SYSTEM),
-            ChatMessage::new(Role::User, format!("原人设：\n{seed}")),
-        ],
-        700,
-        0.3,
-    );
-    let mut stream = s.llm.generate(request)?;
-    let mut persona = String::new();
-    while let Some(event) = stream.recv().await {
-        match event {
-            LlmEvent::Token(t) => persona.push_str(&t),
-            LlmEvent::Done { .. } => break,
-            LlmEvent::Failed(e) => return Err(Error::Llm(e)),
-        }
-    }
-    let persona = persona.trim().to_string();
-    if persona.is_empty() {
-        return Err(Error::Llm("the model returned an empty persona".into()));
-    }
+    let persona = s
+        .chat()
+        .suggest_persona(&original, &bot.name, &bot.draft.description)
+        .await?;
     Ok(Json(Suggestion {
         original,
         persona,

@@ -167,6 +167,21 @@ pub trait LlmBackend: Send + Sync {
     fn generate(&self, request: GenerateRequest) -> Result<LlmStream>;
 }
 
+/// Generate and wait for the whole text (short, non-streamed calls: query rewriting,
+/// persona suggestions). `Err` carries the model's failure.
+pub async fn complete(llm: &dyn LlmBackend, request: GenerateRequest) -> Result<String> {
+    let mut stream = llm.generate(request)?;
+    let mut text = String::new();
+    while let Some(event) = stream.recv().await {
+        match event {
+            LlmEvent::Token(t) => text.push_str(&t),
+            LlmEvent::Done { .. } => return Ok(text),
+            LlmEvent::Failed(e) => return Err(Error::Llm(e)),
+        }
+    }
+    Err(Error::Llm("the model stopped without finishing".into()))
+}
+
 /// The backend used when the model could not be loaded: every call explains why.
 pub struct Unavailable {
     /// Why the model is not loaded.

@@ -480,25 +480,41 @@ impl ChatService {
         let recent = &history[history.len().saturating_sub(3)..];
         let mut request = GenerateRequest::new(prompt::rewrite_messages(recent, question), 64, 0.0);
         request.stop = vec!["\n".into()];
-        let mut stream = match self.llm.generate(request) {
-            Ok(stream) => stream,
+        let text = match crate::llm::complete(self.llm.as_ref(), request).await {
+            Ok(text) => text,
             Err(e) => {
                 warn!(error = %e, "query rewriting skipped");
                 return None;
             }
         };
-        let mut text = String::new();
-        while let Some(event) = stream.recv().await {
-            match event {
-                LlmEvent::Token(t) => text.push_str(&t),
-                LlmEvent::Done { .. } => break,
-                LlmEvent::Failed(e) => {
-                    warn!(error = %e, "query rewriting failed");
-                    return None;
-                }
-            }
-        }
         prompt::clean_rewrite(&text, question).filter(|q| q != question)
+    }
+
+    /// The LLM's structured rewrite of a persona (role, skills, constraints, output
+    /// format); from the bot's name and description when the persona is empty.
+    pub async fn suggest_persona(
+        &self,
+        persona: &str,
+        bot_name: &str,
+        description: &str,
+    ) -> Result<String> {
+        let seed = if persona.trim().is_empty() {
+            format!("一个名为“{bot_name}”的知识库问答机器人。{description}")
+        } else {
+            persona.to_string()
+        };
+        if seed.chars().count() > 8000 {
+            return Err(Error::InvalidInput(
+                "the persona must be at most 8000 characters".into(),
+            ));
+        }
+        let request = GenerateRequest::new(prompt::persona_messages(&seed), 700, 0.3);
+        let suggestion = crate::llm::complete(self.llm.as_ref(), request).await?;
+        let suggestion = suggestion.trim();
+        if suggestion.is_empty() {
+            return Err(Error::Llm("the model returned an empty persona".into()));
+        }
+        Ok(suggestion.to_string())
     }
 
     /// Record the question and an empty, interrupted answer that the relay completes: a

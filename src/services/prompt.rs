@@ -275,6 +275,28 @@ fn bigrams(text: &str) -> std::collections::HashSet<(char, char)> {
     out
 }
 
+const PERSONA_SYSTEM: &str = "你是提示词工程师。把用户给出的简短机器人人设改写成结构清晰的系统提示词，使用以下 Markdown 结构：
+# 角色
+一句话说明它是谁、服务谁。
+## 技能
+### 技能 1：……
+（2–4 个技能，每个写清楚做什么、怎么做）
+## 限制
+- 只回答与职责相关的问题；
+- 依据知识库资料回答，不编造；
+（再加 1–3 条）
+## 输出格式
+说明回答的语气、长度和格式。
+保持原人设的意图和语言；只输出改写后的提示词，不要解释。";
+
+/// The persona optimiser's prompt: a short persona in, a structured system prompt out.
+pub fn persona_messages(persona: &str) -> Vec<ChatMessage> {
+    vec![
+        ChatMessage::new(Role::System, PERSONA_SYSTEM),
+        ChatMessage::new(Role::User, format!("原人设：\n{persona}")),
+    ]
+}
+
 /// The question rewriting prompt: the conversation so far and the follow-up, asking for one
 /// standalone question.
 pub fn rewrite_messages(history: &[PastTurn], question: &str) -> Vec<ChatMessage> {
