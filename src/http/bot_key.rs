@@ -4,9 +4,9 @@
 //! per key) and [`BotKey::opens`] keeps a key to its own bot.
 
 use axum::extract::FromRequestParts;
-use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
+use super::auth::bearer;
 use crate::app::AppState;
 use crate::error::{Error, Result};
 use crate::store::bots::BotRow;
@@ -16,22 +16,11 @@ use crate::store::keys::KeyRow;
 #[derive(Debug, Clone)]
 pub struct BotKey(pub KeyRow);
 
-/// The bearer token of a request, if any.
-pub fn bearer(parts: &Parts) -> Option<&str> {
-    parts
-        .headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-}
-
 impl FromRequestParts<AppState> for BotKey {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
-        let Some(token) = bearer(parts) else {
+        let Some(token) = bearer(&parts.headers) else {
             return Err(Error::Unauthorized);
         };
         let Some(key) = state.store.authenticate_key(token).await? else {

@@ -22,9 +22,9 @@ use axum::routing::{get, post};
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use subtle::ConstantTimeEq;
 
-use super::bot_key::{BotKey, bearer};
+use super::auth::{bearer, is_admin};
+use super::bot_key::BotKey;
 use super::chat::published;
 use super::error::AppJson;
 use crate::app::AppState;
@@ -52,8 +52,7 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
-        let token = bearer(parts).unwrap_or_default();
-        if !token.is_empty() && bool::from(token.as_bytes().ct_eq(state.admin_token.as_bytes())) {
+        if is_admin(state, bearer(&parts.headers).unwrap_or_default()) {
             return Ok(Caller::Admin);
         }
         BotKey::from_request_parts(parts, state)
