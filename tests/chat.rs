@@ -406,6 +406,96 @@ fn a_remote_openai_compatible_server_can_be_the_model() {
     assert_eq!(status, 200, "{found}");
 }
 
+/// A stand-in for an OpenAI-compatible server that streams `tokens` and then dies: the
+/// connection closes with no `[DONE]` and no finish_reason. Serves `requests` requests.
+fn dying_remote(tokens: &'static [&'static str], requests: usize) -> String {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(requests) {
+            let mut stream = stream.unwrap();
+            // Read the request head and its body before answering.
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 4096];
+            let body_len = loop {
+                let n = stream.read(&mut buf).unwrap();
+                seen.extend_from_slice(&buf[..n]);
+                if let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&seen[..end]).to_lowercase();
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .map_or(0, |v| v.trim().parse().unwrap());
+                    break end + 4 + length;
+                }
+            };
+            while seen.len() < body_len {
+                let n = stream.read(&mut buf).unwrap();
+                seen.extend_from_slice(&buf[..n]);
+            }
+            let mut out = String::from(
+                "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n",
+            );
+            for t in tokens {
+                let chunk = json!({"choices": [{"index": 0, "delta": {"content": t}, "finish_reason": null}]});
+                out.push_str(&format!("data: {chunk}\n\n"));
+            }
+            stream.write_all(out.as_bytes()).unwrap();
+            // Dropping the stream here is the server dying mid-answer.
+        }
+    });
+    url
+}
+
+#[test]
+fn a_model_failing_mid_answer_keeps_the_partial_answer_as_interrupted() {
+    let remote_url = dying_remote(&["年假", "一共", "十天"], 1);
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        data.path(),
+        &[
+            ("ZHIKU_LLM__BACKEND", "remote"),
+            ("ZHIKU_LLM__REMOTE_URL", &remote_url),
+            ("ZHIKU_LLM__REMOTE_MODEL", "dying"),
+        ],
+    );
+    let kb = pasted_kb(&server, "policy");
+    let bot = server.create_bot(json!({"name": "hr", "knowledge_bases": [kb]}));
+    let (status, events) = server.chat(
+        &format!("/api/bots/{bot}/chat"),
+        TOKEN,
+        json!({"message": "年假有几天？"}),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(streamed_text(&events), "年假一共十天", "{events:?}");
+    let (name, error) = events.last().unwrap();
+    assert_eq!(name, "error", "{events:?}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("stopped before finishing"),
+        "{error}"
+    );
+    assert_eq!(error["answer"], "年假一共十天", "{error}");
+
+    // The conversation keeps the partial answer, marked interrupted.
+    let conversation = events[0].1["conversation_id"].as_str().unwrap();
+    let (_, recorded) = server.get(&format!("/api/conversations/{conversation}"));
+    let answer = &recorded["messages"][1];
+    assert_eq!(answer["status"], "interrupted", "{recorded}");
+    assert_eq!(answer["content"], "年假一共十天", "{recorded}");
+
+    // Retrieval keeps working.
+    let (status, found) = server.post(
+        &format!("/api/kbs/{kb}/search"),
+        json!({"query": "住宿标准"}),
+    );
+    assert_eq!(status, 200, "{found}");
+    assert!(!found["results"].as_array().unwrap().is_empty(), "{found}");
+}
+
 #[test]
 fn persona_optimisation_suggests_and_saves_nothing() {
     let data = tempfile::tempdir().unwrap();

@@ -1,12 +1,15 @@
 //! `zhiku reindex [--kb NAME] [--re-embed]`: rebuild BM25 and HNSW from SQLite, and with
 //! `--re-embed` first recompute every vector with the configured model (after a model
-//! change). The new indexes are built beside the old ones and switched in atomically.
+//! change). New vectors are staged and swapped in with one transaction, and the new
+//! indexes are built beside the old ones and switched in atomically: a kill at any moment
+//! leaves the old state or the new one, and a re-run resumes the staging.
 
 use clap::Args;
 
 use super::{progress_bar, writer_state};
 use crate::config::Config;
 use crate::error::Result;
+use crate::services::reembed::re_embed_kb;
 
 /// Arguments of `zhiku reindex`.
 #[derive(Debug, Args)]
@@ -19,9 +22,6 @@ pub struct ReindexArgs {
     re_embed: bool,
 }
 
-/// Chunks embedded per SQLite transaction while re-embedding.
-const RE_EMBED_PAGE: i64 = 256;
-
 pub(super) async fn run(config: Config, args: ReindexArgs) -> Result<()> {
     let (state, _lock) = writer_state(config).await?;
     let kbs = match &args.kb {
@@ -30,36 +30,26 @@ pub(super) async fn run(config: Config, args: ReindexArgs) -> Result<()> {
     };
     for kb in kbs {
         if args.re_embed {
-            let info = state.pipeline.embedder.info().clone();
             let bar = progress_bar(kb.chunk_count.unwrap_or(0) as u64, "embedding");
-            let mut after = 0;
-            loop {
-                let rows = state
-                    .store
-                    .live_chunks_page(&kb.kb_id, after, RE_EMBED_PAGE)
-                    .await?;
-                let Some(last) = rows.last().map(|r| r.chunk_id) else {
-                    break;
-                };
-                after = last;
-                let texts: Vec<String> = rows.iter().map(|r| r.text.clone()).collect();
-                let embedder = state.pipeline.embedder.clone();
-                let vectors =
-                    tokio::task::spawn_blocking(move || embedder.embed_passages(&texts, |_, _| {}))
-                        .await??;
-                let updates: Vec<(i64, Vec<f32>)> =
-                    rows.iter().map(|r| r.chunk_id).zip(vectors).collect();
-                state.store.set_chunk_vectors(&updates).await?;
-                bar.inc(rows.len() as u64);
-            }
+            let report = re_embed_kb(
+                &state.store,
+                &state.pipeline.embedder,
+                &kb.kb_id,
+                |done, total| {
+                    bar.set_length(total as u64);
+                    bar.set_position(done as u64);
+                },
+            )
+            .await?;
             bar.finish_and_clear();
-            state
-                .store
-                .set_kb_model(&kb.kb_id, &info.id, info.dims as i64)
-                .await?;
+            let info = state.pipeline.embedder.info();
+            let resumed = match report.resumed {
+                0 => String::new(),
+                n => format!(", {n} of them staged by an interrupted run"),
+            };
             println!(
-                "{}: re-embedded with {} ({} dims)",
-                kb.name, info.id, info.dims
+                "{}: re-embedded with {} ({} dims): {} chunks{resumed}",
+                kb.name, info.id, info.dims, report.chunks
             );
         }
         let bar = progress_bar(kb.chunk_count.unwrap_or(0) as u64, "indexing");

@@ -118,7 +118,10 @@ async fn relay(
     let mut stats = GenerationStats::default();
     let mut finish_reason = FinishReason::Stop;
     let mut first_token: Option<Instant> = None;
-    while let Some(chunk) = body.next().await {
+    // A stream that just stops (the server died, a proxy timed out) is not an answer:
+    // only `[DONE]` or a finish_reason says the remote model finished.
+    let mut finished = false;
+    'read: while let Some(chunk) = body.next().await {
         if events.is_closed() {
             return Ok(());
         }
@@ -132,7 +135,8 @@ async fn relay(
             };
             let data = data.trim();
             if data == "[DONE]" {
-                break;
+                finished = true;
+                break 'read;
             }
             let event: Value = serde_json::from_str(data)
                 .map_err(|e| format!("the remote server sent bad JSON ({e}): {data}"))?;
@@ -149,8 +153,13 @@ async fn relay(
                         return Ok(());
                     }
                 }
-                if choice["finish_reason"].as_str() == Some("length") {
-                    finish_reason = FinishReason::Length;
+                match choice["finish_reason"].as_str() {
+                    Some("length") => {
+                        finish_reason = FinishReason::Length;
+                        finished = true;
+                    }
+                    Some(_) => finished = true,
+                    None => {}
                 }
             }
             if let Some(usage) = event.get("usage").filter(|u| u.is_object()) {
@@ -159,6 +168,9 @@ async fn relay(
                 stats.completion_tokens = count("completion_tokens").max(stats.completion_tokens);
             }
         }
+    }
+    if !finished {
+        return Err("the remote model server stopped before finishing the answer".into());
     }
     let now = Instant::now();
     let first = first_token.unwrap_or(now);

@@ -9,4 +9,5 @@ pub mod chat;
 pub mod indexing;
 pub mod knowledge;
 pub mod prompt;
+pub mod reembed;
 pub mod search;

@@ -386,20 +386,4 @@ impl Store {
         .await?
         .rows_affected())
     }
-
-    /// Replace the vectors of chunks (re-embedding), giving them new seqs.
-    pub async fn set_chunk_vectors(&self, updates: &[(i64, Vec<f32>)]) -> Result<()> {
-        let mut tx = self.begin_write().await?;
-        let first = Store::reserve_seqs(&mut tx, updates.len() as i64).await?;
-        for (i, (chunk_id, v)) in updates.iter().enumerate() {
-            sqlx::query("UPDATE chunk SET embedding = ?, seq = ? WHERE chunk_id = ?")
-                .bind(vector_to_blob(v))
-                .bind(first + i as i64)
-                .bind(chunk_id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
 }

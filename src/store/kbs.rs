@@ -142,17 +142,6 @@ impl Store {
         self.kb_with_counts(kb_id).await
     }
 
-    /// Record the embedding model a KB's vectors now come from.
-    pub async fn set_kb_model(&self, kb_id: &str, model: &str, dims: i64) -> Result<()> {
-        sqlx::query("UPDATE kb SET embedding_model = ?, embedding_dims = ? WHERE kb_id = ?")
-            .bind(model)
-            .bind(dims)
-            .bind(kb_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
     /// Delete a KB with its documents, chunks and jobs; returns the stored file paths.
     pub async fn delete_kb(&self, kb_id: &str) -> Result<Vec<String>> {
         let mut tx = self.begin_write().await?;
@@ -169,6 +158,10 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         sqlx::query("DELETE FROM chunk WHERE kb_id = ?")
+            .bind(kb_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM chunk_vector_staging WHERE kb_id = ?")
             .bind(kb_id)
             .execute(&mut *tx)
             .await?;

@@ -9,6 +9,7 @@ pub mod conversations;
 pub mod documents;
 pub mod kbs;
 pub mod keys;
+pub mod reembed;
 
 use std::path::Path;
 use std::str::FromStr;
