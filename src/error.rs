@@ -1,6 +1,8 @@
 //! `zhiku::Error`: one error type for the server and the CLI. Each variant has a stable
 //! [`Error::code`]; `http/error.rs` maps codes to HTTP statuses (no HTTP types here).
 
+use ingest::error::StorageTrouble;
+
 /// Everything that can go wrong in zhiku.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -79,6 +81,9 @@ pub enum Error {
         /// Configured dims.
         configured_dims: usize,
     },
+    /// The disk (or the file-size limit) is full: nothing was written; free space and retry.
+    #[error("{0}")]
+    StorageFull(String),
     /// Another process (the server) holds the data directory.
     #[error("{0}")]
     Busy(String),
@@ -90,7 +95,7 @@ pub enum Error {
     Ingest(#[from] ingest::Error),
     /// Database failure.
     #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     /// Migration failure.
     #[error("database migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -99,7 +104,7 @@ pub enum Error {
     Index(String),
     /// File system failure.
     #[error("io: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     /// A background task died.
     #[error("internal: {0}")]
     Internal(String),
@@ -122,6 +127,7 @@ impl Error {
             Error::Llm(_) => "llm_failed",
             Error::ModelMismatch { .. } => "model_mismatch",
             Error::Busy(_) => "busy",
+            Error::StorageFull(_) => "storage_full",
             Error::ModelUnavailable(_) => "model_unavailable",
             Error::Ingest(e) => e.code(),
             Error::Database(_) | Error::Migrate(_) => "database",
@@ -143,6 +149,26 @@ impl From<tantivy::TantivyError> for Error {
     }
 }
 
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        match StorageTrouble::of_sqlx(&e) {
+            Some(StorageTrouble::Full(m)) => Error::StorageFull(m),
+            Some(StorageTrouble::Locked(m)) => Error::Busy(m),
+            None => Error::Database(e),
+        }
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        match StorageTrouble::of_io(&e) {
+            Some(StorageTrouble::Full(m)) => Error::StorageFull(m),
+            Some(StorageTrouble::Locked(m)) => Error::Busy(m),
+            None => Error::Io(e),
+        }
+    }
+}
+
 impl From<tokio::task::JoinError> for Error {
     fn from(e: tokio::task::JoinError) -> Self {
         Error::Internal(format!("background task failed: {e}"))
@@ -161,6 +187,15 @@ mod tests {
         let e: Error = ingest::Error::Encrypted.into();
         assert_eq!(e.code(), "encrypted");
         assert!(e.to_string().contains("password-protected"));
+    }
+
+    #[test]
+    fn a_full_disk_says_so() {
+        let e: Error = std::io::Error::from(std::io::ErrorKind::StorageFull).into();
+        assert_eq!(e.code(), "storage_full");
+        assert!(e.to_string().contains("the disk is full"));
+        let e: Error = std::io::Error::from(std::io::ErrorKind::NotFound).into();
+        assert_eq!(e.code(), "io");
     }
 
     #[test]

@@ -130,7 +130,12 @@ impl Embedder {
                 options = options.with_intra_threads(config.threads);
             }
             TextEmbedding::try_new_from_user_defined(model, options)
-                .map_err(|e| Error::Model(format!("cannot start {}: {e}", dir.display())))
+                .map_err(|e| {
+                    Error::Model(format!(
+                        "cannot start {}: {e}; the model file may be damaged: ./scripts/run fetches and verifies it again",
+                        dir.display()
+                    ))
+                })
         };
         let mut queries = session(onnx.clone())?;
         let passages = session(onnx)?;

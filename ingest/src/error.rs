@@ -60,10 +60,16 @@ pub enum Error {
     InvalidSettings(String),
     /// The job queue's database failed.
     #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     /// File system failure.
     #[error("io: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
+    /// The disk (or a file-size limit) is full; see [`StorageTrouble`].
+    #[error("{0}")]
+    StorageFull(String),
+    /// Another process holds the database's write lock; see [`StorageTrouble`].
+    #[error("{0}")]
+    Busy(String),
     /// The chunk sink (indexing) failed.
     #[error("indexing: {0}")]
     Sink(String),
@@ -85,13 +91,92 @@ impl Error {
             Error::InvalidSettings(_) => "invalid_settings",
             Error::Database(_) => "database",
             Error::Io(_) => "io",
+            Error::StorageFull(_) => "storage_full",
+            Error::Busy(_) => "busy",
             Error::Sink(_) => "indexing",
         }
     }
 
     /// Whether running the same job again could succeed (transient failures).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::Database(_) | Error::Io(_) | Error::Sink(_))
+        matches!(
+            self,
+            Error::Database(_) | Error::Io(_) | Error::Busy(_) | Error::Sink(_)
+        )
+    }
+}
+
+/// A database or file failure that means something a person can act on, with the message
+/// that says what. Both crates' errors use it, so the words are the same everywhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageTrouble {
+    /// Out of space: nothing was saved.
+    Full(String),
+    /// Another process holds the database's write lock.
+    Locked(String),
+}
+
+/// SQLite result codes (sqlx reports extended codes; the primary one is the low byte).
+const SQLITE_BUSY: i64 = 5;
+const SQLITE_LOCKED: i64 = 6;
+const SQLITE_FULL: i64 = 13;
+/// SQLITE_IOERR_WRITE: what a write past a file-size limit (or to a dying disk) gives.
+const SQLITE_IOERR_WRITE: i64 = 778;
+
+impl StorageTrouble {
+    /// What a database error means, when it is one of these.
+    pub fn of_sqlx(e: &sqlx::Error) -> Option<Self> {
+        let sqlx::Error::Database(db) = e else {
+            return None;
+        };
+        let code = db.code().and_then(|c| c.parse::<i64>().ok())?;
+        if code == SQLITE_IOERR_WRITE {
+            return Some(Self::Full(format!(
+                "the database could not write to the disk ({db}): the disk may be full or failing; nothing was saved"
+            )));
+        }
+        match code & 0xff {
+            SQLITE_FULL => Some(Self::Full(format!(
+                "the disk is full: the database could not grow ({db}); free some space and try again"
+            ))),
+            SQLITE_BUSY | SQLITE_LOCKED => Some(Self::Locked(format!(
+                "the database is locked by another process ({db}); close whatever holds it (a sqlite3 shell, a backup tool) or try again later"
+            ))),
+            _ => None,
+        }
+    }
+
+    /// What a file-system error means, when it is one of these.
+    pub fn of_io(e: &std::io::Error) -> Option<Self> {
+        use std::io::ErrorKind;
+        match e.kind() {
+            ErrorKind::StorageFull | ErrorKind::FileTooLarge | ErrorKind::QuotaExceeded => {
+                Some(Self::Full(format!(
+                    "the disk is full ({e}); nothing was saved: free some space and try again"
+                )))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        match StorageTrouble::of_sqlx(&e) {
+            Some(StorageTrouble::Full(m)) => Error::StorageFull(m),
+            Some(StorageTrouble::Locked(m)) => Error::Busy(m),
+            None => Error::Database(e),
+        }
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        match StorageTrouble::of_io(&e) {
+            Some(StorageTrouble::Full(m)) => Error::StorageFull(m),
+            Some(StorageTrouble::Locked(m)) => Error::Busy(m),
+            None => Error::Io(e),
+        }
     }
 }
 

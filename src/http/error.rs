@@ -24,6 +24,7 @@ pub fn status_of(error: &Error) -> StatusCode {
         "payload_too_large" | "too_large" => StatusCode::PAYLOAD_TOO_LARGE,
         "unsupported_type" => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         "busy" | "model_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
+        "storage_full" => StatusCode::INSUFFICIENT_STORAGE,
         "empty" | "encrypted" | "no_text" | "corrupt" | "extractor_panicked" | "timed_out" => {
             StatusCode::UNPROCESSABLE_ENTITY
         }

@@ -404,6 +404,8 @@ fn to_ingest(e: Error) -> ingest::Error {
         Error::Ingest(inner) => inner,
         Error::Database(db) => ingest::Error::Database(db),
         Error::Io(io) => ingest::Error::Io(io),
+        Error::StorageFull(m) => ingest::Error::StorageFull(m),
+        Error::Busy(m) => ingest::Error::Busy(m),
         other => ingest::Error::Sink(other.to_string()),
     }
 }

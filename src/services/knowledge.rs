@@ -4,6 +4,7 @@
 //! before the document row and its job are inserted in one transaction, so a crash never
 //! leaves a job without its file.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -14,7 +15,6 @@ use ingest::jobs::JobQueue;
 use ingest::pipeline::{Pipeline, SourceDocument, sha256_hex};
 use ingest::split::{ChunkDraft, SplitSettings};
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncWriteExt;
 use tracing::instrument;
 
 use super::indexing::IndexRegistry;
@@ -435,16 +435,23 @@ impl KnowledgeService {
 
     async fn write_file(&self, relative: &str, bytes: &[u8]) -> Result<()> {
         let path = self.data_dir.join(relative);
-        if let Some(parent) = path.parent() {
-            tokio::fs::create_dir_all(parent).await?;
-        }
         let part = path.with_extension("part");
-        let mut file = tokio::fs::File::create(&part).await?;
-        file.write_all(bytes).await?;
-        file.sync_all().await?;
-        drop(file);
-        tokio::fs::rename(&part, &path).await?;
-        Ok(())
+        // std::fs on purpose: tokio's File reports an error of its last buffered write only
+        // on a later write or flush, so a write cut short by a full disk looked like success
+        // and left a truncated file behind.
+        let written = tokio::task::block_in_place(|| -> std::io::Result<()> {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            let mut file = std::fs::File::create(&part)?;
+            file.write_all(bytes)?;
+            file.sync_all()?;
+            std::fs::rename(&part, &path)
+        });
+        if written.is_err() {
+            let _ = std::fs::remove_file(&part);
+        }
+        Ok(written?)
     }
 
     /// Documents of a KB.
