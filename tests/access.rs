@@ -99,3 +99,65 @@ fn cors_is_off_by_default() {
         .unwrap();
     assert!(r.headers().get("access-control-allow-origin").is_none());
 }
+
+/// With debug logging on (what a user turns on to troubleshoot), neither the admin token,
+/// a bot key (valid or not) nor the remote model's API key appears in the log.
+#[test]
+fn secrets_never_reach_the_log() {
+    let debug = [("ZHIKU_LOG", "debug")];
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start_with(data.path(), &debug);
+    let bot = server.create_bot(serde_json::json!({"name": "audit", "model": {"max_tokens": 8}}));
+    let key = server.publish_with_key(&bot);
+    let wrong = "zk-this-is-not-a-real-key-0123456789";
+    let ask = serde_json::json!({"message": "hi"});
+    assert_eq!(
+        server
+            .chat(&format!("/api/chat/{bot}"), &key, ask.clone())
+            .0,
+        200
+    );
+    assert_eq!(server.chat(&format!("/api/chat/{bot}"), wrong, ask).0, 401);
+    let (status, _) = server.request_as(
+        "POST",
+        "/v1/chat/completions",
+        Some(&key),
+        Some(serde_json::json!({"model": bot, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8})),
+    );
+    assert_eq!(status, 200);
+
+    // A second server that uses the first as its remote model, with the key as its
+    // remote API key.
+    let relay_data = tempfile::tempdir().unwrap();
+    let remote_url = server.url("/v1");
+    let relay = Server::start_with(
+        relay_data.path(),
+        &[
+            ("ZHIKU_LOG", "debug"),
+            ("ZHIKU_LLM__BACKEND", "remote"),
+            ("ZHIKU_LLM__REMOTE_URL", &remote_url),
+            ("ZHIKU_LLM__REMOTE_API_KEY", &key),
+            ("ZHIKU_LLM__REMOTE_MODEL", &bot),
+        ],
+    );
+    let relayed =
+        relay.create_bot(serde_json::json!({"name": "relayed", "model": {"max_tokens": 8}}));
+    let (status, events) = relay.chat(
+        &format!("/api/bots/{relayed}/chat"),
+        crate::common::TOKEN,
+        serde_json::json!({"message": "hi"}),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(events.last().unwrap().0, "done", "{events:?}");
+
+    for (name, log) in [("server", server.logs()), ("relay", relay.logs())] {
+        assert!(log.contains("DEBUG"), "{name}: debug logging was not on");
+        for (what, secret) in [
+            ("admin token", crate::common::TOKEN),
+            ("bot key", &key),
+            ("wrong key", wrong),
+        ] {
+            assert!(!log.contains(secret), "{name}: the {what} is in the log");
+        }
+    }
+}

@@ -5,13 +5,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use sqlx::Connection;
 
-use crate::common::{Server, TOKEN, llm_intro_files, models_dir};
+use crate::common::{Server, TOKEN, llm_intro_files, models_dir, open_db};
 
 /// A model folder with e5-small's files under another id. A different passage prefix gives
 /// vectors that differ from e5-small's, so a mix of the two would show.
@@ -41,20 +39,6 @@ fn re_embed(data: &Path, model: &Path) -> Command {
         .env("ZHIKU_EMBEDDING__THREADS", "2")
         .env("ZHIKU_EMBEDDING__MODEL", model);
     cmd
-}
-
-/// A connection to the data dir's SQLite, with a runtime to drive it.
-fn open_db(data: &Path) -> (tokio::runtime::Runtime, sqlx::SqliteConnection) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let url = format!("sqlite://{}", data.join("zhiku.db").display());
-    let options = sqlx::sqlite::SqliteConnectOptions::from_str(&url).unwrap();
-    let db = rt
-        .block_on(sqlx::SqliteConnection::connect_with(&options))
-        .unwrap();
-    (rt, db)
 }
 
 /// The KB's model and every chunk's vector, read straight from SQLite.

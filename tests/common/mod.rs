@@ -37,6 +37,7 @@ pub fn models_dir() -> PathBuf {
 pub struct Server {
     pub child: Child,
     pub base: String,
+    logs: std::sync::Arc<std::sync::Mutex<String>>,
     http: reqwest::blocking::Client,
 }
 
@@ -47,21 +48,29 @@ impl Server {
     }
 
     pub fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Server {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_zhiku"));
-        cmd.arg("serve")
-            .env("ZHIKU_BIND", "127.0.0.1:0")
-            .env("ZHIKU_DATA_DIR", data_dir)
-            .env("ZHIKU_MODELS_DIR", models_dir())
-            .env("ZHIKU_ADMIN_TOKEN", TOKEN)
-            .env("ZHIKU_EMBEDDING__THREADS", "2")
-            .env("ZHIKU_LLM__MODEL", PLUMBING_LLM)
-            .env("ZHIKU_LLM__CONTEXT_TOKENS", "2048")
-            .env("ZHIKU_LLM__THREADS", "2")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        for (k, v) in env {
-            cmd.env(k, v);
+        Self::spawn(serve_command(data_dir, env))
+    }
+
+    /// Start with every file the server writes limited to `limit_kib` (a full disk, without
+    /// root): the shell ignores SIGXFSZ, so an oversized write fails with EFBIG instead.
+    pub fn start_with_file_limit(data_dir: &Path, limit_kib: u64) -> Server {
+        let serve = serve_command(data_dir, &[]);
+        let mut cmd = Command::new("bash");
+        cmd.arg("-c")
+            .arg(format!(
+                "trap '' XFSZ; ulimit -f {limit_kib}; exec \"$0\" serve"
+            ))
+            .arg(serve.get_program());
+        for (k, v) in serve.get_envs() {
+            if let Some(v) = v {
+                cmd.env(k, v);
+            }
         }
+        Self::spawn(cmd)
+    }
+
+    fn spawn(mut cmd: Command) -> Server {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("start zhiku");
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
@@ -75,17 +84,36 @@ impl Server {
                 }
             }
         });
+        // The log (stderr) is kept for tests that read it, and still shown.
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let stderr = child.stderr.take().unwrap();
+        let kept = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                eprintln!("{line}");
+                let mut all = kept.lock().unwrap();
+                all.push_str(&line);
+                all.push('\n');
+            }
+        });
         let base = rx
             .recv_timeout(Duration::from_secs(120))
             .expect("server did not report its address within 120 s");
         Server {
             child,
             base,
+            logs,
             http: reqwest::blocking::Client::builder()
                 .timeout(Duration::from_secs(120))
                 .build()
                 .unwrap(),
         }
+    }
+
+    /// Everything the server logged so far.
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().clone()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -243,6 +271,41 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// `zhiku serve` on `data_dir` with the test models and settings, plus `env`.
+pub fn serve_command(data_dir: &Path, env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_zhiku"));
+    cmd.arg("serve")
+        .env("ZHIKU_BIND", "127.0.0.1:0")
+        .env("ZHIKU_DATA_DIR", data_dir)
+        .env("ZHIKU_MODELS_DIR", models_dir())
+        .env("ZHIKU_ADMIN_TOKEN", TOKEN)
+        .env("ZHIKU_EMBEDDING__THREADS", "2")
+        .env("ZHIKU_LLM__MODEL", PLUMBING_LLM)
+        .env("ZHIKU_LLM__CONTEXT_TOKENS", "2048")
+        .env("ZHIKU_LLM__THREADS", "2");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// A connection to the data dir's SQLite (with a runtime to drive it), for checks that
+/// look under the API.
+pub fn open_db(data: &Path) -> (tokio::runtime::Runtime, sqlx::SqliteConnection) {
+    use sqlx::Connection;
+    use std::str::FromStr;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let url = format!("sqlite://{}", data.join("zhiku.db").display());
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(&url).unwrap();
+    let db = rt
+        .block_on(sqlx::SqliteConnection::connect_with(&options))
+        .unwrap();
+    (rt, db)
 }
 
 /// Run a `zhiku` CLI command on `data_dir`: (success, stdout + stderr).
