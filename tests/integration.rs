@@ -15,6 +15,7 @@ mod backup;
 mod bots;
 mod chat;
 mod crash;
+mod eval;
 mod hostile;
 mod injection;
 mod knowledge;
