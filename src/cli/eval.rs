@@ -111,8 +111,12 @@ struct Report {
 pub(super) async fn run(mut config: Config, args: EvalArgs) -> Result<()> {
     let ks = check_ks(&args.k)?;
     let queries = dataset::load_queries(&args.queries, args.limit)?;
-    let mut modes = args.modes.clone();
-    modes.dedup();
+    let mut modes: Vec<Mode> = Vec::new();
+    for m in &args.modes {
+        if !modes.contains(m) {
+            modes.push(*m);
+        }
+    }
     let bar = progress_bar(0, "");
     let progress = |what: &str, done: u64, total: u64| {
         bar.set_message(what.to_string());
