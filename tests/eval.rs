@@ -57,7 +57,10 @@ fn llm_intro_table_shows_all_three_modes_with_plausible_figures() {
         &[],
     );
     assert!(ok, "{out}{err}");
-    assert!(out.contains("5 documents, 20 queries"), "{out}");
+    assert!(
+        out.contains("5 documents (") && out.contains("chunks), 20 queries"),
+        "{out}"
+    );
     assert!(out.contains("recall@1") && out.contains("nDCG@10"), "{out}");
     for mode in ["fulltext", "semantic", "hybrid"] {
         let figures = row(&out, mode);
@@ -102,6 +105,7 @@ fn json_report_parses_and_respects_limit_modes_and_k() {
     let report: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["queries"], 4);
     assert_eq!(report["documents"], 5);
+    assert!(report["chunks"].as_i64().unwrap() > 5, "{report}");
     let modes = report["modes"].as_array().unwrap();
     let names: Vec<&str> = modes.iter().map(|m| m["mode"].as_str().unwrap()).collect();
     assert_eq!(names, ["hybrid", "fulltext"]);

@@ -97,6 +97,8 @@ struct Report {
     /// Built for this run from `--corpus` (and deleted after it).
     is_throw_away: bool,
     documents: usize,
+    /// Live chunks those documents were split into.
+    chunks: i64,
     /// Corpus records whose ingestion failed: (id, reason).
     failed_documents: Vec<(String, String)>,
     queries: usize,
@@ -172,10 +174,17 @@ pub(super) async fn run(mut config: Config, args: EvalArgs) -> Result<()> {
     };
     bar.finish_and_clear();
 
+    let chunks = state
+        .store
+        .kb_with_counts(&kb.kb_id)
+        .await?
+        .chunk_count
+        .unwrap_or(0);
     let report = Report {
         is_throw_away: args.kb.is_none(),
         knowledge_base: name,
         documents: kb.labels.len(),
+        chunks,
         failed_documents: kb.failed.clone(),
         queries: queries.len(),
         ingest_s,
@@ -236,9 +245,10 @@ async fn ask_bot(
 
 fn print_report(r: &Report, ks: &[usize]) {
     println!(
-        "{} knowledge base: {} documents, {} queries{}",
+        "{} knowledge base: {} documents ({} chunks), {} queries{}",
         r.knowledge_base,
         r.documents,
+        r.chunks,
         r.queries,
         r.ingest_s
             .map(|s| format!(", ingested in {s:.1} s"))
