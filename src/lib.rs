@@ -11,12 +11,14 @@
 //!   and their fusion.
 //! - [`store`] is SQLite, the source of truth. The `ingest` crate turns files into
 //!   embedded chunks and owns the durable job queue.
+//! - [`eval`] measures retrieval and answers on a labelled query set (`zhiku eval`).
 //! - [`error`] is the one error type; [`lock`] keeps one writer per data dir.
 
 pub mod app;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod eval;
 pub mod http;
 pub mod llm;
 pub mod lock;

@@ -15,6 +15,7 @@ mod backup;
 mod bots;
 mod chat;
 mod crash;
+mod eval;
 mod faults;
 mod hostile;
 mod injection;

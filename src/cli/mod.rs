@@ -1,11 +1,12 @@
 //! The admin CLI: one subcommand per file, each calling the same services as HTTP.
 //!
-//! Commands that only read (`kb list`, `search`, `jobs`, `doctor`) work beside a running
-//! server; commands that write indexes (`ingest`, `reindex`, `kb delete`) take the data dir
+//! Commands that only read (`kb list`, `search`, `jobs`, `doctor`, `eval --kb`) work beside
+//! a running server; commands that write indexes (`ingest`, `reindex`, `kb delete`) take the data dir
 //! lock and say clearly when the server holds it.
 
 mod backup;
 mod doctor;
+mod eval;
 mod ingest_files;
 mod jobs;
 mod kb;
@@ -55,6 +56,8 @@ pub enum Command {
     Backup(backup::BackupArgs),
     /// Restore a backup into the data dir (stop the server first).
     Restore(backup::RestoreArgs),
+    /// Measure retrieval (recall@k, MRR, nDCG, latency) and answers on a labelled query set.
+    Eval(eval::EvalArgs),
 }
 
 /// Run a parsed command.
@@ -70,6 +73,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Doctor(args) => doctor::run(config, args).await,
         Command::Backup(args) => backup::backup(config, args).await,
         Command::Restore(args) => backup::restore(config, args).await,
+        Command::Eval(args) => eval::run(config, args).await,
     }
 }
 

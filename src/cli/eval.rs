@@ -1,0 +1,309 @@
+//! `zhiku eval --corpus C --queries Q [--distractors D] [--modes …] [--k …] [--answers]`:
+//! build a throw-away knowledge base in a temp data dir (same config otherwise, so the
+//! user's data is never touched), then print recall@k, MRR@10, nDCG@10 and latency per
+//! search mode. With `--kb NAME --queries Q` it measures an existing knowledge base
+//! instead (read-only, beside a running server as `zhiku search` does).
+
+use std::path::PathBuf;
+
+use clap::Args;
+use serde::Serialize;
+
+use super::{print_json, progress_bar, reader_state, writer_state};
+use crate::app::AppState;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::eval::dataset::{self, QueryRecord};
+use crate::eval::metrics::ModeReport;
+use crate::eval::run::{self, AnswerReport, AskSettings, EvalKb, RejectionReport};
+use crate::services::search::SearchMode;
+
+/// Arguments of `zhiku eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Passages, one JSON object a line: {"id","title","text"}. Each becomes a document
+    /// of a throw-away knowledge base.
+    #[arg(long, required_unless_present = "kb", conflicts_with = "kb")]
+    corpus: Option<PathBuf>,
+    /// More passages that answer no query, mixed into the corpus.
+    #[arg(long, requires = "corpus")]
+    distractors: Vec<PathBuf>,
+    /// Measure this existing knowledge base (name or id) instead; positive_ids name its
+    /// documents by name, name without extension, or id.
+    #[arg(long)]
+    kb: Option<String>,
+    /// Queries, one JSON object a line: {"id","query","answers":[…],"positive_ids":[…]}.
+    #[arg(long)]
+    queries: PathBuf,
+    /// Search modes to measure.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "fulltext,semantic,hybrid"
+    )]
+    modes: Vec<Mode>,
+    /// Cut-offs of recall@k.
+    #[arg(long, value_delimiter = ',', default_value = "1,5,10")]
+    k: Vec<usize>,
+    /// Only the first N queries.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Put each passage's title on its first line (the sets' BM25 baselines index the text
+    /// only).
+    #[arg(long)]
+    titles: bool,
+    /// Also ask a bot each question: answer hit rate, and negative rejection.
+    #[arg(long)]
+    answers: bool,
+    /// Queries asked again with their gold documents disabled (negative rejection); the
+    /// first N of those evaluated. Needs the throw-away KB.
+    #[arg(long, default_value_t = 20)]
+    negatives: usize,
+    /// The eval bot's min_score (default: a new bot's).
+    #[arg(long)]
+    min_score: Option<f32>,
+    /// Longest answer in tokens (short answers keep a CPU run quick; gold answers are
+    /// short facts).
+    #[arg(long, default_value_t = 128)]
+    max_tokens: u32,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Mode {
+    Fulltext,
+    Semantic,
+    Hybrid,
+}
+
+impl From<Mode> for SearchMode {
+    fn from(m: Mode) -> Self {
+        match m {
+            Mode::Fulltext => SearchMode::Fulltext,
+            Mode::Semantic => SearchMode::Semantic,
+            Mode::Hybrid => SearchMode::Hybrid,
+        }
+    }
+}
+
+/// What `--json` prints.
+#[derive(Debug, Serialize)]
+struct Report {
+    /// "throw-away" or the KB's name.
+    knowledge_base: String,
+    /// Built for this run from `--corpus` (and deleted after it).
+    is_throw_away: bool,
+    documents: usize,
+    /// Live chunks those documents were split into.
+    chunks: i64,
+    /// Corpus records whose ingestion failed: (id, reason).
+    failed_documents: Vec<(String, String)>,
+    queries: usize,
+    ingest_s: Option<f64>,
+    modes: Vec<ModeReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    answers: Option<AnswerReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    negative_rejection: Option<RejectionReport>,
+}
+
+pub(super) async fn run(mut config: Config, args: EvalArgs) -> Result<()> {
+    let ks = check_ks(&args.k)?;
+    let queries = dataset::load_queries(&args.queries, args.limit)?;
+    let mut modes: Vec<Mode> = Vec::new();
+    for m in &args.modes {
+        if !modes.contains(m) {
+            modes.push(*m);
+        }
+    }
+    let bar = progress_bar(0, "");
+    let progress = |what: &str, done: u64, total: u64| {
+        bar.set_message(what.to_string());
+        bar.set_length(total);
+        bar.set_position(done);
+    };
+
+    // The temp dir lives until the end of this function; dropping it deletes the KB.
+    let mut _temp = None;
+    let (state, _lock, kb, name, ingest_s) = match (&args.kb, &args.corpus) {
+        (Some(kb_name), _) => {
+            let (state, lock) = reader_state(config).await?;
+            let kb = run::existing_kb(&state, kb_name).await?;
+            dataset::check_positives(&queries, &kb.known_labels())?;
+            (state, lock, kb, kb_name.clone(), None)
+        }
+        (None, Some(corpus_path)) => {
+            let mut paths = vec![corpus_path.as_path()];
+            paths.extend(args.distractors.iter().map(PathBuf::as_path));
+            let corpus = dataset::load_corpus(&paths)?;
+            let ids = corpus.iter().map(|r| r.id.clone()).collect();
+            dataset::check_positives(&queries, &ids)?;
+            let temp = tempfile::Builder::new().prefix("zhiku-eval-").tempdir()?;
+            config.data_dir = temp.path().to_path_buf();
+            _temp = Some(temp);
+            let (state, lock) = writer_state(config).await?;
+            let started = std::time::Instant::now();
+            let kb = run::build_kb(&state, "eval", &corpus, args.titles, &progress).await?;
+            let secs = started.elapsed().as_secs_f64();
+            (state, Some(lock), kb, "throw-away".to_string(), Some(secs))
+        }
+        (None, None) => {
+            return Err(Error::InvalidInput("give --corpus or --kb".into()));
+        }
+    };
+    if !kb.failed.is_empty() && !args.json {
+        eprintln!(
+            "warning: {} corpus records failed to ingest:",
+            kb.failed.len()
+        );
+        for (id, why) in kb.failed.iter().take(5) {
+            eprintln!("  ✗ {id}: {why}");
+        }
+    }
+
+    let mut reports = Vec::new();
+    for &mode in &modes {
+        reports.push(run::evaluate_mode(&state, &kb, &queries, mode.into(), &ks, &progress).await?);
+    }
+    let (answers, negative_rejection) = match args.answers {
+        true => ask_bot(&state, &kb, &queries, &args, &progress).await?,
+        false => (None, None),
+    };
+    bar.finish_and_clear();
+
+    let chunks = state
+        .store
+        .kb_with_counts(&kb.kb_id)
+        .await?
+        .chunk_count
+        .unwrap_or(0);
+    let report = Report {
+        is_throw_away: args.kb.is_none(),
+        knowledge_base: name,
+        documents: kb.labels.len(),
+        chunks,
+        failed_documents: kb.failed.clone(),
+        queries: queries.len(),
+        ingest_s,
+        modes: reports,
+        answers,
+        negative_rejection,
+    };
+    if args.json {
+        return print_json(&report);
+    }
+    print_report(&report, &ks);
+    Ok(())
+}
+
+/// Sorted, unique, positive cut-offs.
+fn check_ks(ks: &[usize]) -> Result<Vec<usize>> {
+    let mut ks = ks.to_vec();
+    ks.sort_unstable();
+    ks.dedup();
+    if ks.is_empty() || ks[0] == 0 || ks[ks.len() - 1] > 100 {
+        return Err(Error::InvalidInput(
+            "--k takes cut-offs between 1 and 100, e.g. --k 1,5,10".into(),
+        ));
+    }
+    Ok(ks)
+}
+
+async fn ask_bot(
+    state: &AppState,
+    kb: &EvalKb,
+    queries: &[QueryRecord],
+    args: &EvalArgs,
+    progress: run::Progress<'_>,
+) -> Result<(Option<AnswerReport>, Option<RejectionReport>)> {
+    let mut state = state.clone();
+    state.load_llm().await?;
+    if state.llm.info().backend == "unavailable" {
+        // The placeholder backend carries the loading error; any call returns it.
+        state.llm.count_tokens(&[])?;
+    }
+    let throw_away = args.kb.is_none();
+    let (bot_id, bot) = run::eval_bot(&state, &kb.kb_id, args.min_score, throw_away).await?;
+    let how = AskSettings {
+        bot,
+        bot_id,
+        max_tokens: args.max_tokens,
+    };
+    let answers = run::answer_hits(&state, &how, queries, progress).await?;
+    let rejection = match throw_away && args.negatives > 0 {
+        true => {
+            let sample = &queries[..args.negatives.min(queries.len())];
+            Some(run::negative_rejection(&state, &how, kb, sample, progress).await?)
+        }
+        false => None,
+    };
+    Ok((Some(answers), rejection))
+}
+
+fn print_report(r: &Report, ks: &[usize]) {
+    println!(
+        "{} knowledge base: {} documents ({} chunks), {} queries{}",
+        r.knowledge_base,
+        r.documents,
+        r.chunks,
+        r.queries,
+        r.ingest_s
+            .map(|s| format!(", ingested in {s:.1} s"))
+            .unwrap_or_default()
+    );
+    println!();
+    let mut header = format!("{:<9}", "mode");
+    for k in ks {
+        header.push_str(&format!(" {:>9}", format!("recall@{k}")));
+    }
+    header.push_str(&format!(
+        " {:>7} {:>8} {:>8} {:>8} {:>9}",
+        "MRR@10", "nDCG@10", "p50 ms", "p95 ms", "embed ms"
+    ));
+    println!("{header}");
+    for m in &r.modes {
+        let mut line = format!("{:<9}", m.mode);
+        for rk in &m.recall {
+            line.push_str(&format!(" {:>9.3}", rk.recall));
+        }
+        line.push_str(&format!(
+            " {:>7.3} {:>8.3} {:>8.1} {:>8.1} {:>9.1}",
+            m.mrr_at_10, m.ndcg_at_10, m.p50_ms, m.p95_ms, m.mean_embed_ms
+        ));
+        println!("{line}");
+    }
+    println!(
+        "(latency: one search as the API runs it, query embedding included; embed ms: its mean share)"
+    );
+    if let Some(a) = &r.answers {
+        println!();
+        println!(
+            "answers ({}): {}/{} contain a gold answer ({:.1}%), {} no-recall replies, p50 {:.0} ms, p95 {:.0} ms per answer",
+            a.model,
+            a.hits,
+            a.queries,
+            a.hit_rate * 100.0,
+            a.no_recall,
+            a.p50_ms,
+            a.p95_ms
+        );
+    }
+    match &r.negative_rejection {
+        Some(n) => println!(
+            "negative rejection (gold documents disabled): {}/{} declined ({:.1}%): {} no-recall replies, {} model declines; {} still gave a gold answer",
+            n.no_recall_replies + n.model_declines,
+            n.queries,
+            n.rejection_rate * 100.0,
+            n.no_recall_replies,
+            n.model_declines,
+            n.gold_anyway
+        ),
+        None if r.answers.is_some() && !r.is_throw_away => println!(
+            "negative rejection: skipped (it disables gold documents, so it runs only on the throw-away knowledge base)"
+        ),
+        None => {}
+    }
+}

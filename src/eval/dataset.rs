@@ -1,0 +1,198 @@
+//! Reading an evaluation set: `corpus.jsonl` (`{"id","title","text"}` per line) and
+//! `queries.jsonl` (`{"id","query","answers":[…],"positive_ids":[…]}` per line), the format
+//! of `shared/data/eval`. Every problem names the file and the line, because these files
+//! are written by hand or by scripts and a bad line is the usual way a run goes wrong.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result};
+
+/// One passage of the corpus; it becomes one document of the knowledge base.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CorpusRecord {
+    /// What queries name in `positive_ids`.
+    pub id: String,
+    /// Article title (indexed only with `--titles`).
+    #[serde(default)]
+    pub title: String,
+    /// The passage.
+    pub text: String,
+}
+
+/// One question with what counts as a right answer.
+#[derive(Debug, Clone, Deserialize)]
+pub struct QueryRecord {
+    /// Query id.
+    pub id: String,
+    /// The question.
+    pub query: String,
+    /// Gold answers (any one found in a bot's answer is a hit).
+    #[serde(default)]
+    pub answers: Vec<String>,
+    /// Corpus ids (or, with `--kb`, document names or ids) that answer it.
+    pub positive_ids: Vec<String>,
+}
+
+/// Parse a JSON-lines file; blank lines are skipped.
+fn read_jsonl<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| Error::InvalidInput(format!("{}: {e}", path.display())))?;
+    let mut out = Vec::new();
+    for (i, line) in BufReader::new(file).lines().enumerate() {
+        let line_no = i + 1;
+        let line =
+            line.map_err(|e| Error::InvalidInput(format!("{}:{line_no}: {e}", path.display())))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let record = serde_json::from_str(&line).map_err(|e| {
+            Error::InvalidInput(format!("{}:{line_no}: malformed line: {e}", path.display()))
+        })?;
+        out.push(record);
+    }
+    Ok(out)
+}
+
+/// Read corpus files (the corpus, then any distractors); ids must be unique across them.
+pub fn load_corpus(paths: &[&Path]) -> Result<Vec<CorpusRecord>> {
+    let mut records = Vec::new();
+    let mut seen = HashSet::new();
+    for path in paths {
+        let part: Vec<CorpusRecord> = read_jsonl(path)?;
+        for (i, r) in part.iter().enumerate() {
+            if r.id.trim().is_empty() || r.text.trim().is_empty() {
+                return Err(Error::InvalidInput(format!(
+                    "{}: record {} has an empty id or text",
+                    path.display(),
+                    i + 1
+                )));
+            }
+            if !seen.insert(r.id.clone()) {
+                return Err(Error::InvalidInput(format!(
+                    "{}: corpus id '{}' appears twice",
+                    path.display(),
+                    r.id
+                )));
+            }
+        }
+        records.extend(part);
+    }
+    if records.is_empty() {
+        return Err(Error::InvalidInput("the corpus is empty".into()));
+    }
+    Ok(records)
+}
+
+/// Read the queries, keeping the first `limit` when given.
+pub fn load_queries(path: &Path, limit: Option<usize>) -> Result<Vec<QueryRecord>> {
+    let mut queries: Vec<QueryRecord> = read_jsonl(path)?;
+    for q in &queries {
+        if q.query.trim().is_empty() {
+            return Err(Error::InvalidInput(format!(
+                "{}: query '{}' has no question text",
+                path.display(),
+                q.id
+            )));
+        }
+        if q.positive_ids.is_empty() {
+            return Err(Error::InvalidInput(format!(
+                "{}: query '{}' has no positive_ids",
+                path.display(),
+                q.id
+            )));
+        }
+    }
+    if let Some(n) = limit {
+        queries.truncate(n);
+    }
+    if queries.is_empty() {
+        return Err(Error::InvalidInput(format!(
+            "{}: no queries to evaluate",
+            path.display()
+        )));
+    }
+    Ok(queries)
+}
+
+/// Fail when a query names a positive that `known` does not contain: its recall would be
+/// silently zero, which reads as bad retrieval rather than a wrong file.
+pub fn check_positives(queries: &[QueryRecord], known: &HashSet<String>) -> Result<()> {
+    let missing: Vec<String> = queries
+        .iter()
+        .flat_map(|q| {
+            q.positive_ids
+                .iter()
+                .filter(|id| !known.contains(*id))
+                .map(move |id| format!("{} → {id}", q.id))
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let shown: Vec<&str> = missing.iter().take(5).map(String::as_str).collect();
+    Err(Error::InvalidInput(format!(
+        "{} positive id(s) are not in the corpus (query → id): {}{}",
+        missing.len(),
+        shown.join(", "),
+        if missing.len() > 5 { ", …" } else { "" }
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), text).unwrap();
+        f
+    }
+
+    #[test]
+    fn malformed_line_is_named_by_number() {
+        let f = file("{\"id\":\"q1\",\"query\":\"a\",\"positive_ids\":[\"d\"]}\n\n{oops\n");
+        let e = load_queries(f.path(), None).unwrap_err().to_string();
+        assert!(e.contains(":3: malformed line"), "{e}");
+    }
+
+    #[test]
+    fn missing_file_is_an_error_naming_it() {
+        let e = load_queries(Path::new("/no/such/queries.jsonl"), None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/no/such/queries.jsonl"), "{e}");
+    }
+
+    #[test]
+    fn limit_keeps_the_first_queries() {
+        let f = file(
+            "{\"id\":\"q1\",\"query\":\"a\",\"positive_ids\":[\"d\"]}\n\
+             {\"id\":\"q2\",\"query\":\"b\",\"positive_ids\":[\"d\"]}\n",
+        );
+        let q = load_queries(f.path(), Some(1)).unwrap();
+        assert_eq!(q.len(), 1);
+        assert_eq!(q[0].id, "q1");
+    }
+
+    #[test]
+    fn duplicate_corpus_ids_and_unknown_positives_are_refused() {
+        let c = file("{\"id\":\"d\",\"text\":\"x\"}\n{\"id\":\"d\",\"text\":\"y\"}\n");
+        let e = load_corpus(&[c.path()]).unwrap_err().to_string();
+        assert!(e.contains("appears twice"), "{e}");
+
+        let q = vec![QueryRecord {
+            id: "q1".into(),
+            query: "a".into(),
+            answers: vec![],
+            positive_ids: vec!["nope".into()],
+        }];
+        let known = HashSet::from(["d".to_string()]);
+        let e = check_positives(&q, &known).unwrap_err().to_string();
+        assert!(e.contains("q1 → nope"), "{e}");
+    }
+}

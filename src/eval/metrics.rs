@@ -1,0 +1,235 @@
+//! Ranking metrics over document-level rankings, and latency percentiles.
+//!
+//! Search returns chunks; a ranking here is the list of *documents* in the order their
+//! first chunk appears ([`first_occurrences`]), which is what a user scanning the results
+//! sees. Relevance is binary: a document is relevant when it is one of the query's
+//! positives.
+//!
+//! - recall@k: the share of the query's positives among the first k documents. With one
+//!   positive per query (all of `shared/data/eval`) this is the "hit rate" the sets'
+//!   READMEs report.
+//! - MRR@10: 1 / rank of the first relevant document, 0 when none is in the first 10.
+//! - nDCG@10: Σ 1/log2(rank + 1) over relevant documents in the first 10, divided by the
+//!   same sum for the ideal ranking (all positives first), after Järvelin & Kekäläinen,
+//!   "Cumulated gain-based evaluation of IR techniques" (TOIS 2002).
+
+use std::collections::HashSet;
+use std::hash::Hash;
+
+use serde::Serialize;
+
+/// The cut-off of MRR and nDCG.
+pub const CUTOFF: usize = 10;
+
+/// Keep the first occurrence of each item, in order (chunks → their documents).
+pub fn first_occurrences<T: Eq + Hash + Clone>(items: impl IntoIterator<Item = T>) -> Vec<T> {
+    let mut seen = HashSet::new();
+    items
+        .into_iter()
+        .filter(|item| seen.insert(item.clone()))
+        .collect()
+}
+
+/// Share of the positives found in the first `k` of `relevant` (one flag per ranked
+/// document), for a query with `positives` positives.
+pub fn recall_at(relevant: &[bool], positives: usize, k: usize) -> f64 {
+    if positives == 0 {
+        return 0.0;
+    }
+    let found = relevant.iter().take(k).filter(|r| **r).count();
+    found.min(positives) as f64 / positives as f64
+}
+
+/// 1 / rank of the first relevant document within [`CUTOFF`], else 0.
+pub fn reciprocal_rank(relevant: &[bool]) -> f64 {
+    relevant
+        .iter()
+        .take(CUTOFF)
+        .position(|r| *r)
+        .map_or(0.0, |i| 1.0 / (i + 1) as f64)
+}
+
+/// nDCG at [`CUTOFF`] with binary gains.
+pub fn ndcg(relevant: &[bool], positives: usize) -> f64 {
+    let discount = |i: usize| 1.0 / ((i + 2) as f64).log2();
+    let dcg: f64 = relevant
+        .iter()
+        .take(CUTOFF)
+        .enumerate()
+        .filter(|(_, r)| **r)
+        .map(|(i, _)| discount(i))
+        .sum();
+    let ideal: f64 = (0..positives.min(CUTOFF)).map(discount).sum();
+    if ideal == 0.0 { 0.0 } else { dcg / ideal }
+}
+
+/// The `p`-th percentile (0..=100) by the nearest-rank method; 0 for no samples.
+pub fn percentile(samples: &[f64], p: f64) -> f64 {
+    if samples.is_empty() {
+        return 0.0;
+    }
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Recall at one cut-off.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecallAt {
+    /// The cut-off.
+    pub k: usize,
+    /// Mean recall over the queries.
+    pub recall: f64,
+}
+
+/// The scores of one search mode over a query set.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModeReport {
+    /// fulltext, semantic or hybrid.
+    pub mode: String,
+    /// Queries scored.
+    pub queries: usize,
+    /// Mean recall@k for each requested k.
+    pub recall: Vec<RecallAt>,
+    /// Mean reciprocal rank at 10.
+    pub mrr_at_10: f64,
+    /// Mean nDCG at 10.
+    pub ndcg_at_10: f64,
+    /// Median search latency (query embedding included).
+    pub p50_ms: f64,
+    /// 95th percentile search latency.
+    pub p95_ms: f64,
+    /// Mean time spent embedding the query (0 for fulltext).
+    pub mean_embed_ms: f64,
+}
+
+/// Adds up per-query results into a [`ModeReport`].
+#[derive(Debug, Default)]
+pub struct ModeAccumulator {
+    ks: Vec<usize>,
+    recall_sums: Vec<f64>,
+    rr_sum: f64,
+    ndcg_sum: f64,
+    latencies_ms: Vec<f64>,
+    embed_ms_sum: f64,
+}
+
+impl ModeAccumulator {
+    /// Scores at these cut-offs.
+    pub fn new(ks: &[usize]) -> Self {
+        Self {
+            ks: ks.to_vec(),
+            recall_sums: vec![0.0; ks.len()],
+            ..Self::default()
+        }
+    }
+
+    /// Add one query: its ranked documents' relevance, its number of positives, and how
+    /// long the search took.
+    pub fn add(&mut self, relevant: &[bool], positives: usize, latency_ms: f64, embed_ms: f64) {
+        for (sum, &k) in self.recall_sums.iter_mut().zip(&self.ks) {
+            *sum += recall_at(relevant, positives, k);
+        }
+        self.rr_sum += reciprocal_rank(relevant);
+        self.ndcg_sum += ndcg(relevant, positives);
+        self.latencies_ms.push(latency_ms);
+        self.embed_ms_sum += embed_ms;
+    }
+
+    /// The means.
+    pub fn report(&self, mode: &str) -> ModeReport {
+        let n = self.latencies_ms.len();
+        let mean = |sum: f64| if n == 0 { 0.0 } else { sum / n as f64 };
+        ModeReport {
+            mode: mode.to_string(),
+            queries: n,
+            recall: self
+                .ks
+                .iter()
+                .zip(&self.recall_sums)
+                .map(|(&k, &sum)| RecallAt {
+                    k,
+                    recall: mean(sum),
+                })
+                .collect(),
+            mrr_at_10: mean(self.rr_sum),
+            ndcg_at_10: mean(self.ndcg_sum),
+            p50_ms: percentile(&self.latencies_ms, 50.0),
+            p95_ms: percentile(&self.latencies_ms, 95.0),
+            mean_embed_ms: mean(self.embed_ms_sum),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-9
+    }
+
+    #[test]
+    fn chunks_collapse_to_their_documents_in_rank_order() {
+        assert_eq!(
+            first_occurrences(["b", "a", "b", "c", "a"]),
+            vec!["b", "a", "c"]
+        );
+    }
+
+    #[test]
+    fn recall_counts_positives_within_k() {
+        let r = [false, true, false, true];
+        assert!(close(recall_at(&r, 1, 1), 0.0));
+        assert!(close(recall_at(&r, 1, 2), 1.0));
+        assert!(close(recall_at(&r, 2, 2), 0.5));
+        assert!(close(recall_at(&r, 2, 10), 1.0));
+        assert!(close(recall_at(&r, 0, 10), 0.0));
+    }
+
+    #[test]
+    fn reciprocal_rank_stops_at_ten() {
+        assert!(close(reciprocal_rank(&[false, false, true]), 1.0 / 3.0));
+        let mut late = vec![false; 10];
+        late.push(true);
+        assert!(close(reciprocal_rank(&late), 0.0));
+        assert!(close(reciprocal_rank(&[]), 0.0));
+    }
+
+    #[test]
+    fn ndcg_matches_hand_computed_values() {
+        // One positive at rank 1: perfect. At rank 3: 1/log2(4) = 0.5.
+        assert!(close(ndcg(&[true], 1), 1.0));
+        assert!(close(ndcg(&[false, false, true], 1), 0.5));
+        // Two positives at ranks 1 and 3: (1 + 0.5) / (1 + 1/log2 3).
+        let expected = 1.5 / (1.0 + 1.0 / 3f64.log2());
+        assert!(close(ndcg(&[true, false, true], 2), expected));
+        assert!(close(ndcg(&[false; 12], 1), 0.0));
+    }
+
+    #[test]
+    fn percentiles_use_nearest_rank() {
+        let samples: Vec<f64> = (1..=20).map(f64::from).collect();
+        assert!(close(percentile(&samples, 50.0), 10.0));
+        assert!(close(percentile(&samples, 95.0), 19.0));
+        assert!(close(percentile(&[7.0], 95.0), 7.0));
+        assert!(close(percentile(&[], 50.0), 0.0));
+    }
+
+    #[test]
+    fn accumulator_averages_queries() {
+        let mut acc = ModeAccumulator::new(&[1, 5]);
+        acc.add(&[true], 1, 10.0, 2.0);
+        acc.add(&[false, false, true], 1, 30.0, 4.0);
+        let r = acc.report("hybrid");
+        assert_eq!(r.queries, 2);
+        assert!(close(r.recall[0].recall, 0.5));
+        assert!(close(r.recall[1].recall, 1.0));
+        assert!(close(r.mrr_at_10, (1.0 + 1.0 / 3.0) / 2.0));
+        assert!(close(r.ndcg_at_10, 0.75));
+        assert!(close(r.mean_embed_ms, 3.0));
+        assert!(close(r.p50_ms, 10.0));
+        assert!(close(r.p95_ms, 30.0));
+    }
+}

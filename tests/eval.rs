@@ -1,0 +1,268 @@
+//! `zhiku eval`: retrieval figures on the small llm-intro-zh set (table and JSON), clear
+//! errors for bad input, an existing KB measured with its own queries file, and bot
+//! answers with negative rejection.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::common::{ANSWER_LLM, TOKEN, cli, models_dir, shared_dir};
+
+fn set(name: &str) -> (String, String) {
+    let dir = shared_dir().join("data/eval").join(name);
+    let path = |f: &str| dir.join(f).to_string_lossy().into_owned();
+    (path("corpus.jsonl"), path("queries.jsonl"))
+}
+
+/// Run `zhiku eval …` with the harness's environment plus `env`: (success, stdout, stderr).
+fn eval(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_zhiku"));
+    cmd.arg("eval")
+        .args(args)
+        .env("ZHIKU_DATA_DIR", data_dir)
+        .env("ZHIKU_MODELS_DIR", models_dir())
+        .env("ZHIKU_ADMIN_TOKEN", TOKEN)
+        .env("ZHIKU_EMBEDDING__THREADS", "2");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The figures of one mode's table row: recall@1, @5, @10, MRR@10, nDCG@10, p50, p95.
+fn row(table: &str, mode: &str) -> Vec<f64> {
+    let line = table
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(mode))
+        .unwrap_or_else(|| panic!("no {mode} row in:\n{table}"));
+    line.split_whitespace()
+        .skip(1)
+        .map(|x| x.parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn llm_intro_table_shows_all_three_modes_with_plausible_figures() {
+    let data = tempfile::tempdir().unwrap();
+    let (corpus, queries) = set("llm-intro-zh");
+    let (ok, out, err) = eval(
+        data.path(),
+        &["--corpus", &corpus, "--queries", &queries],
+        &[],
+    );
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("5 documents (") && out.contains("chunks), 20 queries"),
+        "{out}"
+    );
+    assert!(out.contains("recall@1") && out.contains("nDCG@10"), "{out}");
+    for mode in ["fulltext", "semantic", "hybrid"] {
+        let figures = row(&out, mode);
+        assert_eq!(figures.len(), 8, "{out}");
+        assert!(
+            figures[..5].iter().all(|x| (0.0..=1.0).contains(x)),
+            "{out}"
+        );
+        assert!(
+            figures[0] <= figures[1] && figures[1] <= figures[2],
+            "{out}"
+        );
+        assert!(figures[5] > 0.0 && figures[5] <= figures[6], "{out}");
+    }
+    assert!(row(&out, "hybrid")[1] > 0.5, "{out}");
+    // The KB was built in a temp dir, never in the configured data dir.
+    assert!(!data.path().join("zhiku.db").exists());
+}
+
+#[test]
+fn json_report_parses_and_respects_limit_modes_and_k() {
+    let data = tempfile::tempdir().unwrap();
+    let (corpus, queries) = set("llm-intro-zh");
+    let (ok, out, err) = eval(
+        data.path(),
+        &[
+            "--corpus",
+            &corpus,
+            "--queries",
+            &queries,
+            "--limit",
+            "4",
+            "--modes",
+            "hybrid,fulltext",
+            "--k",
+            "1,3",
+            "--json",
+        ],
+        &[],
+    );
+    assert!(ok, "{out}{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["queries"], 4);
+    assert_eq!(report["documents"], 5);
+    assert!(report["chunks"].as_i64().unwrap() > 5, "{report}");
+    let modes = report["modes"].as_array().unwrap();
+    let names: Vec<&str> = modes.iter().map(|m| m["mode"].as_str().unwrap()).collect();
+    assert_eq!(names, ["hybrid", "fulltext"]);
+    for m in modes {
+        let ks: Vec<u64> = m["recall"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["k"].as_u64().unwrap())
+            .collect();
+        assert_eq!(ks, [1, 3]);
+        assert!(m["mrr_at_10"].as_f64().unwrap() > 0.0, "{m}");
+        assert!(m["p95_ms"].as_f64().unwrap() >= m["p50_ms"].as_f64().unwrap());
+    }
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_not_a_panic() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (corpus, good_queries) = set("llm-intro-zh");
+    let write = |name: &str, text: &str| -> String {
+        let p: PathBuf = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_string_lossy().into_owned()
+    };
+    let malformed = write(
+        "malformed.jsonl",
+        "{\"id\":\"q1\",\"query\":\"什么是 RAG\",\"positive_ids\":[\"01.txt\"]}\n{\"id\": \"q2\", \"query\": \n",
+    );
+    let unknown = write(
+        "unknown.jsonl",
+        "{\"id\":\"q1\",\"query\":\"什么是 RAG\",\"positive_ids\":[\"99.txt\"]}\n",
+    );
+    let cases: [(Vec<&str>, &str); 4] = [
+        (
+            vec!["--corpus", &corpus, "--queries", &malformed],
+            "malformed.jsonl:2: malformed line",
+        ),
+        (
+            vec!["--corpus", &corpus, "--queries", &unknown],
+            "q1 → 99.txt",
+        ),
+        (
+            vec![
+                "--corpus",
+                "/no/such/corpus.jsonl",
+                "--queries",
+                &good_queries,
+            ],
+            "/no/such/corpus.jsonl",
+        ),
+        (
+            vec![
+                "--corpus",
+                &corpus,
+                "--queries",
+                &good_queries,
+                "--modes",
+                "vector",
+            ],
+            "invalid value 'vector'",
+        ),
+    ];
+    for (args, expected) in cases {
+        let (ok, out, err) = eval(data.path(), &args, &[]);
+        assert!(!ok, "{args:?} succeeded: {out}");
+        assert!(err.contains(expected), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn an_existing_kb_is_measured_with_its_own_queries() {
+    let data = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let (corpus, queries) = set("llm-intro-zh");
+    // The user's documents: the corpus as files named by their ids.
+    for line in std::fs::read_to_string(&corpus).unwrap().lines() {
+        let record: Value = serde_json::from_str(line).unwrap();
+        let name = record["id"].as_str().unwrap();
+        std::fs::write(files.path().join(name), record["text"].as_str().unwrap()).unwrap();
+    }
+    let (ok, out) = cli(data.path(), &["kb", "create", "handbook"]);
+    assert!(ok, "{out}");
+    let folder = files.path().to_string_lossy().into_owned();
+    let (ok, out) = cli(data.path(), &["ingest", "--kb", "handbook", &folder]);
+    assert!(ok, "{out}");
+
+    let (ok, out, err) = eval(
+        data.path(),
+        &[
+            "--kb",
+            "handbook",
+            "--queries",
+            &queries,
+            "--modes",
+            "hybrid",
+            "--json",
+        ],
+        &[],
+    );
+    assert!(ok, "{out}{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["knowledge_base"], "handbook");
+    assert_eq!(report["is_throw_away"], false);
+    assert_eq!(report["documents"], 5);
+    let recall_5 = report["modes"][0]["recall"][1]["recall"].as_f64().unwrap();
+    assert!(recall_5 > 0.5, "{report}");
+}
+
+#[test]
+fn answers_report_hit_rate_and_negative_rejection() {
+    let data = tempfile::tempdir().unwrap();
+    let (corpus, queries) = set("llm-intro-zh");
+    let (ok, out, err) = eval(
+        data.path(),
+        &[
+            "--corpus",
+            &corpus,
+            "--queries",
+            &queries,
+            "--modes",
+            "hybrid",
+            "--limit",
+            "3",
+            "--negatives",
+            "2",
+            "--max-tokens",
+            "64",
+            "--answers",
+            "--json",
+        ],
+        &[
+            ("ZHIKU_LLM__MODEL", ANSWER_LLM),
+            ("ZHIKU_LLM__CONTEXT_TOKENS", "4096"),
+            ("ZHIKU_LLM__THREADS", "2"),
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let answers = &report["answers"];
+    assert_eq!(answers["queries"], 3, "{answers}");
+    assert_eq!(answers["model"], ANSWER_LLM);
+    let hit_rate = answers["hit_rate"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&hit_rate), "{answers}");
+    // The 0.5B model finds at least one of these three facts in its passages.
+    assert!(answers["hits"].as_u64().unwrap() >= 1, "{answers}");
+    let samples = answers["samples"].as_array().unwrap();
+    assert!(
+        samples
+            .iter()
+            .all(|s| !s["answer"].as_str().unwrap().is_empty())
+    );
+
+    let negative = &report["negative_rejection"];
+    assert_eq!(negative["queries"], 2, "{negative}");
+    let rate = negative["rejection_rate"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&rate), "{negative}");
+}
