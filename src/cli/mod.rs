@@ -9,6 +9,7 @@ mod doctor;
 mod ingest_files;
 mod jobs;
 mod kb;
+mod openapi;
 mod reindex;
 mod search;
 
@@ -55,10 +56,16 @@ pub enum Command {
     Backup(backup::BackupArgs),
     /// Restore a backup into the data dir (stop the server first).
     Restore(backup::RestoreArgs),
+    /// Print the OpenAPI description of the HTTP API (as `GET /openapi.json` serves it).
+    Openapi(openapi::OpenapiArgs),
 }
 
 /// Run a parsed command.
 pub async fn run(cli: Cli) -> Result<()> {
+    // The description is built from code alone: no config, data dir or models needed.
+    if let Command::Openapi(args) = &cli.command {
+        return openapi::run(args);
+    }
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
         Command::Serve => crate::server::serve(config).await,
@@ -70,6 +77,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Doctor(args) => doctor::run(config, args).await,
         Command::Backup(args) => backup::backup(config, args).await,
         Command::Restore(args) => backup::restore(config, args).await,
+        Command::Openapi(args) => openapi::run(&args),
     }
 }
 

@@ -7,9 +7,32 @@ use axum::extract::FromRequest;
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
 
 use crate::error::Error;
+
+/// The body of every error answer: `{"error": {code, message, type, param}}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// The fields of an error, named as OpenAI names them so its clients read them.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code (`not_found`, `invalid_input`, `unauthorized`…).
+    #[schema(example = "not_found")]
+    pub code: String,
+    /// Human-readable reason; internal errors say only to see the server log.
+    pub message: String,
+    /// `invalid_request_error` for 4xx, `server_error` for 5xx.
+    #[serde(rename = "type")]
+    #[schema(example = "invalid_request_error")]
+    pub kind: String,
+    /// The parameter at fault; always null for now.
+    pub param: Option<String>,
+}
 
 /// The HTTP status for an error code.
 pub fn status_of(error: &Error) -> StatusCode {
@@ -46,7 +69,14 @@ impl IntoResponse for Error {
         } else {
             "server_error"
         };
-        let body = json!({"error": {"code": self.code(), "message": message, "type": kind, "param": null}});
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code().to_string(),
+                message,
+                kind: kind.to_string(),
+                param: None,
+            },
+        };
         let mut response = (status, Json(body)).into_response();
         if let Error::Overloaded { retry_after_s, .. } | Error::RateLimited { retry_after_s, .. } =
             &self

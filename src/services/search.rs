@@ -24,7 +24,7 @@ use crate::retrieval::fusion::{Fusion, Hit, fuse};
 use crate::store::Store;
 
 /// Which retrievers to use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SearchMode {
     /// BM25 only.
@@ -37,7 +37,7 @@ pub enum SearchMode {
 }
 
 /// A search request (`POST /api/kbs/{kb}/search`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchRequest {
     /// The question.
@@ -54,7 +54,7 @@ pub struct SearchRequest {
 }
 
 /// Each retriever's rank (from 1) of a result.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Ranks {
     /// BM25 rank.
     pub fulltext: Option<usize>,
@@ -63,7 +63,7 @@ pub struct Ranks {
 }
 
 /// Each retriever's raw score of a result.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RawScores {
     /// BM25 score.
     pub bm25: Option<f32>,
@@ -72,7 +72,7 @@ pub struct RawScores {
 }
 
 /// One result.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SearchResult {
     /// Chunk id.
     pub chunk_id: i64,
@@ -93,7 +93,7 @@ pub struct SearchResult {
 }
 
 /// Where the time went.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct SearchTimings {
     /// Query embedding.
     pub embed_ms: f64,
@@ -108,7 +108,7 @@ pub struct SearchTimings {
 }
 
 /// The answer.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SearchResponse {
     /// Results, best first.
     pub results: Vec<SearchResult>,

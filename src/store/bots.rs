@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::services::search::SearchMode;
 
 /// Everything that makes a bot what it is: the draft, and each published version.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct BotSettings {
     /// Unique name (also the `bot.name` column).
@@ -56,7 +56,7 @@ impl Default for BotSettings {
 }
 
 /// How passages are retrieved for a question.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct RetrievalSettings {
     /// Retrievers (hybrid by default).
@@ -81,7 +81,7 @@ impl Default for RetrievalSettings {
 }
 
 /// What to do when retrieval finds nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum NoRecallMode {
     /// Answer with [`NoRecallSettings::reply`], without asking the model.
@@ -92,7 +92,7 @@ pub enum NoRecallMode {
 }
 
 /// The no-recall behaviour.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct NoRecallSettings {
     /// Fixed reply or the model.
@@ -114,7 +114,7 @@ impl Default for NoRecallSettings {
 }
 
 /// Generation settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct ModelSettings {
     /// Sampling temperature.
@@ -140,7 +140,7 @@ impl Default for ModelSettings {
 /// created_at, updated_at}`. `published_version` and `published_at` are null until the
 /// first publish; `unpublished_changes` is true when the draft differs from the version in
 /// force (always true before the first publish).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct BotRow {
     /// Id (UUID).
     #[serde(rename = "id")]
@@ -162,7 +162,7 @@ pub struct BotRow {
 }
 
 /// A published version.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct BotVersion {
     /// Its bot.
     pub bot_id: String,
