@@ -10,7 +10,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
 use serde::{Deserialize, Serialize};
@@ -20,7 +20,7 @@ use utoipa_axum::routes;
 
 use super::bot_key::BotKey;
 use super::bots::service;
-use super::error::{AppJson, ErrorBody};
+use super::error::{AppJson, AppQuery, ErrorBody};
 use super::openapi::{SseEvent, TAG_BOTS, TAG_CHAT};
 use crate::app::AppState;
 use crate::error::{Error, Result};
@@ -196,7 +196,7 @@ async fn key_conversations(
     State(s): State<AppState>,
     key: BotKey,
     Path(bot): Path<String>,
-    Query(q): Query<ListQuery>,
+    AppQuery(q): AppQuery<ListQuery>,
 ) -> Result<Json<Vec<ConversationRow>>> {
     let (bot_id, _, _) = published(&s, &key, &bot).await?;
     Ok(Json(

@@ -2,13 +2,14 @@
 //! and one conversation with its messages (`/api/conversations/{id}`).
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::bots::service;
+use super::error::AppQuery;
 use super::openapi::TAG_CONVERSATIONS;
 use crate::app::AppState;
 use crate::error::{Error, Result};
@@ -47,7 +48,7 @@ fn default_limit() -> i64 {
 async fn list(
     State(s): State<AppState>,
     Path(bot): Path<String>,
-    Query(q): Query<ListQuery>,
+    AppQuery(q): AppQuery<ListQuery>,
 ) -> Result<Json<Vec<ConversationRow>>> {
     let channel = q
         .channel

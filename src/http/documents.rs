@@ -2,14 +2,14 @@
 //! `split-preview`.
 
 use axum::Json;
-use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Request, State};
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::error::{AppJson, ErrorBody};
+use super::error::{AppJson, AppPath, AppQuery, ErrorBody};
 use super::openapi::TAG_DOCUMENTS;
 use crate::app::AppState;
 use crate::error::{Error, Result};
@@ -259,7 +259,7 @@ impl Page {
 async fn list(
     State(s): State<AppState>,
     Path(kb): Path<String>,
-    Query(page): Query<Page>,
+    AppQuery(page): AppQuery<Page>,
 ) -> Result<Json<Vec<DocumentView>>> {
     let (offset, limit) = page.checked()?;
     Ok(Json(s.knowledge.list_documents(&kb, offset, limit).await?))
@@ -371,7 +371,7 @@ impl From<&ChunkRow> for ChunkView {
 async fn chunks(
     State(s): State<AppState>,
     Path((kb, doc)): Path<(String, String)>,
-    Query(page): Query<Page>,
+    AppQuery(page): AppQuery<Page>,
 ) -> Result<Json<ChunkPage>> {
     let (offset, limit) = page.checked()?;
     let (chunks, total) = s
@@ -403,7 +403,7 @@ struct ChunkPatch {
     responses((status = 200, description = "The chunk", body = ChunkView)))]
 async fn edit_chunk(
     State(s): State<AppState>,
-    Path((kb, doc, chunk)): Path<(String, String, i64)>,
+    AppPath((kb, doc, chunk)): AppPath<(String, String, i64)>,
     AppJson(body): AppJson<ChunkPatch>,
 ) -> Result<Json<ChunkView>> {
     if body.text.is_none() && body.enabled.is_none() {
@@ -422,7 +422,7 @@ async fn edit_chunk(
     responses((status = 204, description = "Deleted")))]
 async fn remove_chunk(
     State(s): State<AppState>,
-    Path((kb, doc, chunk)): Path<(String, String, i64)>,
+    AppPath((kb, doc, chunk)): AppPath<(String, String, i64)>,
 ) -> Result<StatusCode> {
     s.knowledge.delete_chunk(&kb, &doc, chunk).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -3,8 +3,8 @@
 //! here, once, and answered without their details.
 
 use axum::Json;
-use axum::extract::FromRequest;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -108,5 +108,31 @@ impl From<JsonRejection> for Error {
             return Error::BodyTooLarge(rejection.body_text());
         }
         Error::InvalidInput(format!("invalid JSON body: {}", rejection.body_text()))
+    }
+}
+
+/// `Query` whose rejections use our error shape (axum's own answer is plain text).
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(Error))]
+pub struct AppQuery<T>(pub T);
+
+impl From<QueryRejection> for Error {
+    fn from(rejection: QueryRejection) -> Self {
+        Error::InvalidInput(format!("invalid query string: {}", rejection.body_text()))
+    }
+}
+
+/// `Path` whose rejections use our error shape: a non-numeric id is a 400 like any other.
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(Error))]
+pub struct AppPath<T>(pub T);
+
+impl From<PathRejection> for Error {
+    fn from(rejection: PathRejection) -> Self {
+        // A route whose parameters do not fit its extractor is our bug, not the client's.
+        if rejection.status().is_server_error() {
+            return Error::Internal(rejection.body_text());
+        }
+        Error::InvalidInput(format!("invalid path: {}", rejection.body_text()))
     }
 }

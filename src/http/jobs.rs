@@ -1,12 +1,13 @@
 //! `/api/jobs`: the ingestion queue, for progress and troubleshooting.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use ingest::jobs::{Job, JobStatus};
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::error::{AppPath, AppQuery};
 use super::openapi::TAG_JOBS;
 
 use crate::app::AppState;
@@ -49,7 +50,7 @@ fn parse_status(s: &str) -> Result<JobStatus> {
 #[utoipa::path(get, path = "/jobs", tag = TAG_JOBS, operation_id = "list_jobs",
     params(Filter),
     responses((status = 200, description = "Jobs", body = Vec<Job>)))]
-async fn list(State(s): State<AppState>, Query(f): Query<Filter>) -> Result<Json<Vec<Job>>> {
+async fn list(State(s): State<AppState>, AppQuery(f): AppQuery<Filter>) -> Result<Json<Vec<Job>>> {
     let status = f.status.as_deref().map(parse_status).transpose()?;
     let limit = f.limit.unwrap_or(100).clamp(1, 1000);
     Ok(Json(s.queue.list(status, limit).await?))
@@ -59,7 +60,7 @@ async fn list(State(s): State<AppState>, Query(f): Query<Filter>) -> Result<Json
 #[utoipa::path(get, path = "/jobs/{id}", tag = TAG_JOBS, operation_id = "show_job",
     params(("id" = i64, Path, description = "Job id")),
     responses((status = 200, description = "The job", body = Job)))]
-async fn show(State(s): State<AppState>, Path(id): Path<i64>) -> Result<Json<Job>> {
+async fn show(State(s): State<AppState>, AppPath(id): AppPath<i64>) -> Result<Json<Job>> {
     s.queue
         .get(id)
         .await?
