@@ -20,4 +20,5 @@ mod injection;
 mod knowledge;
 mod openai;
 mod reembed;
+mod schema;
 mod web;
