@@ -54,6 +54,7 @@ const SSE_DESCRIPTION: &str = "Server-sent events: `start` {conversation_id}, `t
 #[serde(deny_unknown_fields)]
 struct ChatBody {
     /// The question.
+    #[schema(min_length = 1, max_length = 4000, pattern = r"\S")]
     message: String,
     /// Continue this conversation; a new one when absent.
     conversation_id: Option<String>,

@@ -389,6 +389,7 @@ async fn chunks(
 /// An edit of a chunk: new text (re-embedded and re-indexed), or enabled.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
 struct ChunkPatch {
     /// New text.
     text: Option<String>,

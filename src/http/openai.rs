@@ -131,6 +131,7 @@ struct CompletionBody {
     /// The bot's id (or name).
     model: String,
     /// The conversation; it must end with a user message.
+    #[schema(min_items = 1)]
     messages: Vec<InMessage>,
     /// Answer as server-sent events.
     #[serde(default)]

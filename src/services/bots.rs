@@ -41,6 +41,7 @@ const MAX_HISTORY_TURNS: u32 = 50;
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
     /// What the owner calls the key.
+    #[schema(min_length = 1, max_length = 64, pattern = r"\S")]
     pub name: String,
 }
 

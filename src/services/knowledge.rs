@@ -92,7 +92,8 @@ impl TryFrom<KbRow> for KbView {
 #[derive(Debug, Clone, Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKb {
-    /// Unique name.
+    /// Unique name (trimmed; no control characters).
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: String,
     /// Description.
     #[serde(default)]
@@ -109,7 +110,8 @@ pub struct CreateKb {
 #[derive(Debug, Clone, Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateKb {
-    /// New name.
+    /// New name (trimmed; no control characters).
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: Option<String>,
     /// New description.
     pub description: Option<String>,

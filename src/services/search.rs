@@ -41,11 +41,13 @@ pub enum SearchMode {
 #[serde(deny_unknown_fields)]
 pub struct SearchRequest {
     /// The question.
+    #[schema(min_length = 1, pattern = r"\S")]
     pub query: String,
     /// Retrievers.
     #[serde(default)]
     pub mode: SearchMode,
     /// Results wanted.
+    #[schema(minimum = 1, maximum = 100)]
     pub top_k: Option<usize>,
     /// Drop results scoring below this (see the module docs for its meaning per mode).
     pub min_score: Option<f32>,

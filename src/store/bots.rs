@@ -16,15 +16,20 @@ use crate::services::search::SearchMode;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct BotSettings {
-    /// Unique name (also the `bot.name` column).
+    /// Unique name (also the `bot.name` column); required to create a bot.
+    #[schema(min_length = 1, max_length = 64, pattern = r"\S")]
     pub name: String,
     /// Free text for people choosing a bot.
+    #[schema(max_length = 2000)]
     pub description: String,
     /// Instructions put before everything else in the system prompt.
+    #[schema(max_length = 8000)]
     pub persona: String,
     /// Shown as the bot's first message of every conversation.
+    #[schema(max_length = 2000)]
     pub opening_message: String,
     /// Questions offered to a new user.
+    #[schema(max_items = 10)]
     pub suggested_questions: Vec<String>,
     /// Ids of the knowledge bases answers come from (canonical ids, never names).
     pub knowledge_bases: Vec<String>,
@@ -62,6 +67,7 @@ pub struct RetrievalSettings {
     /// Retrievers (hybrid by default).
     pub mode: SearchMode,
     /// Passages given to the model.
+    #[schema(minimum = 1, maximum = 20)]
     pub top_k: usize,
     /// Passages scoring below this are dropped (meaning per mode: see `services::search`).
     pub min_score: f32,
@@ -118,10 +124,13 @@ impl Default for NoRecallSettings {
 #[serde(default)]
 pub struct ModelSettings {
     /// Sampling temperature.
+    #[schema(minimum = 0.0, maximum = 2.0)]
     pub temperature: f32,
     /// Longest answer, in tokens.
+    #[schema(minimum = 1, maximum = 4096)]
     pub max_tokens: u32,
     /// Earlier question-and-answer pairs given to the model.
+    #[schema(maximum = 50)]
     pub history_turns: u32,
 }
 
