@@ -46,6 +46,8 @@ struct Seeded {
     spare_kb: String,
     spare_doc: String,
     spare_bot: String,
+    /// Edited by the fuzzer, so the bot it chats with keeps its short answers.
+    draft_bot: String,
     spare_key_id: String,
     spare_conversation: String,
 }
@@ -83,6 +85,7 @@ fn seed(server: &Server) -> Seeded {
         server.post(&format!("/api/bots/{bot}/keys"), json!({"name": "spare"}));
     assert_eq!(status, 201, "{spare_key}");
     let spare_bot = server.create_bot(json!({"name": "schema-spare-bot"}));
+    let draft_bot = server.create_bot(json!({"name": "schema-draft-bot"}));
     let conversation = start_conversation(server, &format!("/api/chat/{bot}"), &key);
     let spare_conversation = start_conversation(server, &format!("/api/bots/{bot}/chat"), TOKEN);
     Seeded {
@@ -96,6 +99,7 @@ fn seed(server: &Server) -> Seeded {
         spare_kb,
         spare_doc: docs[1]["id"].as_str().unwrap().to_string(),
         spare_bot,
+        draft_bot,
         spare_key_id: spare_key["id"].as_str().unwrap().to_string(),
         spare_conversation,
     }
@@ -114,7 +118,7 @@ fn config(s: &Seeded) -> String {
     let mut toml = format!(
         r#"seed = 20251123
 workers = 1
-request-timeout = 60.0
+request-timeout = 120.0
 suppress-health-check = ["too_slow", "filter_too_much", "data_too_large"]
 
 # Stateful chains follow links to the ids they create, which the fixed ids below override.
@@ -172,6 +176,7 @@ bearer = {key}
         ("delete_kb", &[("path.kb", json!(s.spare_kb))]),
         ("delete_document", &[("path.doc", json!(s.spare_doc))]),
         ("delete_bot", &[("path.bot", json!(s.spare_bot))]),
+        ("update_bot", &[("path.bot", json!(s.draft_bot))]),
         (
             "create_embeddings",
             &[("body.model", json!("multilingual-e5-small"))],
@@ -197,7 +202,11 @@ bearer = {key}
             q(operation)
         ));
         if operation == "create_chat_completion" {
-            toml.push_str(&format!("parameters.\"body.model\" = {}\n", q(&s.bot)));
+            // The request's limits override the bot's: keep them short here too.
+            toml.push_str(&format!(
+                "parameters = {{ \"body.model\" = {}, \"body.max_tokens\" = 8, \"body.max_completion_tokens\" = 8 }}\n",
+                q(&s.bot)
+            ));
         }
     }
     toml
