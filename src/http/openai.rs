@@ -249,7 +249,7 @@ fn split_messages(messages: &[InMessage]) -> Result<(String, Vec<ChatMessage>, S
 /// Ask a published bot, OpenAI style; answers carry an extra `citations` field.
 #[utoipa::path(post, path = "/chat/completions", tag = TAG_OPENAI, operation_id = "create_chat_completion",
     security(("bot_key" = [])),
-    request_body = CompletionBody,
+    request_body = inline(CompletionBody),
     responses(
         (status = 200, description = "A `chat.completion`, or with `stream: true` `chat.completion.chunk` events ending with `[DONE]`",
             content((Object = "application/json"), (SseEvent = "text/event-stream"))),
@@ -424,7 +424,7 @@ const MAX_EMBEDDING_INPUTS: usize = 2048;
 /// Embed texts with the server's embedding model.
 #[utoipa::path(post, path = "/embeddings", tag = TAG_OPENAI, operation_id = "create_embeddings",
     security(("bot_key" = []), ("admin_token" = [])),
-    request_body = EmbeddingBody,
+    request_body = inline(EmbeddingBody),
     responses(
         (status = 200, description = "`{object: list, data: [{object: embedding, index, embedding}], model, usage}`", body = Object),
         (status = 404, description = "Not this server's embedding model", body = ErrorBody),
