@@ -23,4 +23,5 @@ mod knowledge;
 mod load;
 mod openai;
 mod reembed;
+mod schema;
 mod web;

@@ -9,7 +9,7 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 /// Which cleaning rules to apply. Stored per knowledge base, overridable per upload.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct CleanSettings {
     /// Collapse runs of spaces and tabs, drop spaces between CJK characters (PDF extraction

@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 use crate::{Error, Result};
 
 /// A job's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 #[sqlx(rename_all = "lowercase", type_name = "TEXT")]
 pub enum JobStatus {
@@ -31,7 +31,7 @@ pub enum JobStatus {
 }
 
 /// One row of `ingest_job`.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Job {
     /// Id.
     pub job_id: i64,

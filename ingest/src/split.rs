@@ -25,7 +25,7 @@ pub const MAX_CHUNK_TOKENS: usize = 500;
 pub const MIN_CHUNK_TOKENS: usize = 16;
 
 /// How to split a document.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(tag = "mode", rename_all = "lowercase", deny_unknown_fields)]
 pub enum SplitSettings {
     /// Structure-aware with the default size and overlap.

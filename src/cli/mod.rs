@@ -10,6 +10,7 @@ mod eval;
 mod ingest_files;
 mod jobs;
 mod kb;
+mod openapi;
 mod reindex;
 mod search;
 
@@ -58,10 +59,16 @@ pub enum Command {
     Restore(backup::RestoreArgs),
     /// Measure retrieval (recall@k, MRR, nDCG, latency) and answers on a labelled query set.
     Eval(eval::EvalArgs),
+    /// Print the OpenAPI description of the HTTP API (as `GET /openapi.json` serves it).
+    Openapi(openapi::OpenapiArgs),
 }
 
 /// Run a parsed command.
 pub async fn run(cli: Cli) -> Result<()> {
+    // The description is built from code alone: no config, data dir or models needed.
+    if let Command::Openapi(args) = &cli.command {
+        return openapi::run(args);
+    }
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
         Command::Serve => crate::server::serve(config).await,
@@ -74,6 +81,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Backup(args) => backup::backup(config, args).await,
         Command::Restore(args) => backup::restore(config, args).await,
         Command::Eval(args) => eval::run(config, args).await,
+        Command::Openapi(args) => openapi::run(&args),
     }
 }
 

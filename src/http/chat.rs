@@ -10,49 +10,65 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::Json;
-use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::routing::{get, post};
 use futures::Stream;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::bot_key::BotKey;
 use super::bots::service;
-use super::error::AppJson;
+use super::error::{AppJson, AppQuery, ErrorBody};
+use super::openapi::{SseEvent, TAG_BOTS, TAG_CHAT};
 use crate::app::AppState;
 use crate::error::{Error, Result};
+use crate::services::bots::ConversationDetail;
 use crate::services::chat::{ChatEvent, ChatStream, History, Turn};
 use crate::store::bots::BotSettings;
 use crate::store::conversations::{Channel, ConversationRow};
 
 /// Admin routes (under the admin guard): debug chat and persona optimisation.
-pub fn admin_router() -> Router<AppState> {
-    Router::new()
-        .route("/bots/{bot}/chat", post(debug_chat))
-        .route("/bots/{bot}/optimize-persona", post(optimize_persona))
+pub fn admin_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(debug_chat))
+        .routes(routes!(optimize_persona))
 }
 
 /// Routes for a bot's API key, nested at `/api/chat` (outside the admin guard: each
 /// handler takes a [`BotKey`]): the published bot's card, chat and its conversations.
-pub fn key_router() -> Router<AppState> {
-    Router::new()
-        .route("/{bot}", get(card).post(published_chat))
-        .route("/{bot}/conversations", get(key_conversations))
-        .route("/{bot}/conversations/{id}", get(key_conversation))
+pub fn key_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(card, published_chat))
+        .routes(routes!(key_conversations))
+        .routes(routes!(key_conversation))
 }
 
+/// What the SSE stream of a chat carries (see the module docs).
+const SSE_DESCRIPTION: &str = "Server-sent events: `start` {conversation_id}, `token` {text}… \
+    then `done` {answer, citations, usage, timings…} or `error` {code, message, answer}";
+
 /// Body of a chat request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ChatBody {
     /// The question.
+    #[schema(min_length = 1, max_length = 4000, pattern = r"\S")]
     message: String,
     /// Continue this conversation; a new one when absent.
     conversation_id: Option<String>,
 }
 
+/// Ask the bot's draft (debug chat): the `done` event carries the retrieval trace.
+#[utoipa::path(post, path = "/bots/{bot}/chat", tag = TAG_BOTS, operation_id = "debug_chat",
+    params(("bot" = String, Path, description = "Bot id or name")),
+    request_body = ChatBody,
+    responses(
+        (status = 200, description = SSE_DESCRIPTION, content_type = "text/event-stream", body = SseEvent),
+        (status = 429, description = "Every model slot is busy (see Retry-After)", body = ErrorBody),
+        (status = 503, description = "The model is not available", body = ErrorBody),
+    ))]
 async fn debug_chat(
     State(s): State<AppState>,
     Path(bot): Path<String>,
@@ -73,6 +89,16 @@ async fn debug_chat(
     Ok(sse(s.chat().start(turn).await?))
 }
 
+/// Ask the published bot; the conversation is recorded for this key.
+#[utoipa::path(post, path = "/{bot}", tag = TAG_CHAT, operation_id = "chat",
+    params(("bot" = String, Path, description = "Bot id or name")),
+    security(("bot_key" = [])),
+    request_body = ChatBody,
+    responses(
+        (status = 200, description = SSE_DESCRIPTION, content_type = "text/event-stream", body = SseEvent),
+        (status = 403, description = "The key belongs to another bot", body = ErrorBody),
+        (status = 503, description = "The model is not available", body = ErrorBody),
+    ))]
 async fn published_chat(
     State(s): State<AppState>,
     key: BotKey,
@@ -111,16 +137,30 @@ pub(crate) async fn published(
 }
 
 /// What a chat page shows before the first question.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct Card {
+    /// Bot id.
     id: String,
+    /// Name.
     name: String,
+    /// Description.
     description: String,
+    /// The bot's first message.
     opening_message: String,
+    /// Questions offered to a new user.
     suggested_questions: Vec<String>,
+    /// The published version answering.
     version: i64,
 }
 
+/// The published bot's card: what a chat page shows before the first question.
+#[utoipa::path(get, path = "/{bot}", tag = TAG_CHAT, operation_id = "bot_card",
+    params(("bot" = String, Path, description = "Bot id or name")),
+    security(("bot_key" = [])),
+    responses(
+        (status = 200, description = "The card", body = Card),
+        (status = 403, description = "The key belongs to another bot", body = ErrorBody),
+    ))]
 async fn card(
     State(s): State<AppState>,
     key: BotKey,
@@ -137,16 +177,27 @@ async fn card(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// How many, newest first (clamped to 1..200).
+    #[param(default = 50)]
     limit: Option<i64>,
 }
 
+/// This key's conversations with the published bot, newest first.
+#[utoipa::path(get, path = "/{bot}/conversations", tag = TAG_CHAT, operation_id = "list_key_conversations",
+    params(("bot" = String, Path, description = "Bot id or name"), ListQuery),
+    security(("bot_key" = [])),
+    responses(
+        (status = 200, description = "Conversations", body = Vec<ConversationRow>),
+        (status = 403, description = "The key belongs to another bot", body = ErrorBody),
+    ))]
 async fn key_conversations(
     State(s): State<AppState>,
     key: BotKey,
     Path(bot): Path<String>,
-    Query(q): Query<ListQuery>,
+    AppQuery(q): AppQuery<ListQuery>,
 ) -> Result<Json<Vec<ConversationRow>>> {
     let (bot_id, _, _) = published(&s, &key, &bot).await?;
     Ok(Json(
@@ -161,20 +212,26 @@ async fn key_conversations(
     ))
 }
 
+/// One of this key's conversations, with its messages.
+#[utoipa::path(get, path = "/{bot}/conversations/{id}", tag = TAG_CHAT, operation_id = "show_key_conversation",
+    params(("bot" = String, Path, description = "Bot id or name"), ("id" = String, Path, description = "Conversation id")),
+    security(("bot_key" = [])),
+    responses(
+        (status = 200, description = "The conversation", body = ConversationDetail),
+        (status = 403, description = "The key belongs to another bot", body = ErrorBody),
+    ))]
 async fn key_conversation(
     State(s): State<AppState>,
     key: BotKey,
     Path((bot, id)): Path<(String, String)>,
-) -> Result<Json<serde_json::Value>> {
+) -> Result<Json<ConversationDetail>> {
     let (bot_id, _, _) = published(&s, &key, &bot).await?;
     let detail = service(&s).conversation(&id).await?;
     let c = &detail.conversation;
     if c.bot_id != bot_id || c.key_id.as_deref() != Some(key.0.key_id.as_str()) {
         return Err(Error::not_found(format!("conversation '{id}'")));
     }
-    Ok(Json(
-        serde_json::to_value(detail).map_err(|e| Error::Internal(e.to_string()))?,
-    ))
+    Ok(Json(detail))
 }
 
 /// Turn a started answer into SSE.
@@ -207,7 +264,7 @@ fn json_event(name: &str, data: &impl Serialize) -> Event {
 }
 
 /// Body of `POST /api/bots/{bot}/optimize-persona`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct OptimizeBody {
     /// The persona to improve; the draft's when absent.
@@ -215,13 +272,26 @@ struct OptimizeBody {
 }
 
 /// The suggestion; nothing is saved until the user accepts it (a PATCH of the draft).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct Suggestion {
+    /// The persona improved.
     original: String,
+    /// The suggestion.
     persona: String,
+    /// How long it took.
     timings_ms: u64,
 }
 
+/// Ask the model for a better persona; nothing is saved.
+#[utoipa::path(post, path = "/bots/{bot}/optimize-persona", tag = TAG_BOTS, operation_id = "optimize_persona",
+    params(("bot" = String, Path, description = "Bot id or name")),
+    request_body = OptimizeBody,
+    responses(
+        (status = 200, description = "The suggestion", body = Suggestion),
+        (status = 429, description = "Every model slot is busy (see Retry-After)", body = ErrorBody),
+        (status = 502, description = "The model failed", body = ErrorBody),
+        (status = 503, description = "The model is not available", body = ErrorBody),
+    ))]
 async fn optimize_persona(
     State(s): State<AppState>,
     Path(bot): Path<String>,

@@ -1,15 +1,16 @@
 //! `/api/kbs/{kb}/documents` (upload, list, show, enable, delete), their chunks, and
 //! `split-preview`.
 
-use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
+use axum::Json;
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Request, State};
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
-use axum::routing::{get, patch, post};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::error::AppJson;
+use super::error::{AppJson, AppPath, AppQuery, ErrorBody};
+use super::openapi::TAG_DOCUMENTS;
 use crate::app::AppState;
 use crate::error::{Error, Result};
 use crate::services::knowledge::{
@@ -18,36 +19,54 @@ use crate::services::knowledge::{
 use crate::store::chunks::ChunkRow;
 
 /// Routes for documents and chunks; `max_body_bytes` bounds one upload request.
-pub fn router(max_body_bytes: usize) -> Router<AppState> {
-    Router::new()
-        .route("/kbs/{kb}/documents", get(list).post(upload))
-        .route(
-            "/kbs/{kb}/documents/{doc}",
-            get(show).patch(set_enabled).delete(remove),
-        )
-        .route("/kbs/{kb}/documents/{doc}/chunks", get(chunks))
-        .route(
-            "/kbs/{kb}/documents/{doc}/chunks/{chunk}",
-            patch(edit_chunk).delete(remove_chunk),
-        )
-        .route("/kbs/{kb}/split-preview", post(preview))
+pub fn router(max_body_bytes: usize) -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, upload))
+        .routes(routes!(show, set_enabled, remove))
+        .routes(routes!(chunks))
+        .routes(routes!(edit_chunk, remove_chunk))
+        .routes(routes!(preview))
         .layer(DefaultBodyLimit::max(max_body_bytes))
 }
 
 /// Pasted text (the JSON form of an upload or a preview).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PastedText {
+    /// File name; `.txt` is added unless it ends with an accepted extension.
+    #[schema(default = "pasted.txt")]
     name: Option<String>,
+    /// The text.
     text: String,
     #[serde(flatten)]
     settings: PastedSettings,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 struct PastedSettings {
+    /// Split settings for this text (the KB's when absent).
     split: Option<ingest::split::SplitSettings>,
+    /// Clean settings for this text (the KB's when absent).
     clean: Option<ingest::clean::CleanSettings>,
+}
+
+/// The multipart form of an upload or a preview. It only describes the form:
+/// `read_incoming` reads the fields one by one as they stream in.
+#[derive(utoipa::ToSchema)]
+#[allow(
+    dead_code,
+    reason = "a description for the OpenAPI document, never built"
+)]
+struct UploadForm {
+    /// One or more files (the field may also be named `files` or `file[]`).
+    #[schema(value_type = Vec<String>, format = Binary)]
+    file: Vec<Vec<u8>>,
+    /// Split settings as JSON (the KB's when absent).
+    #[schema(value_type = Option<String>, example = r#"{"mode": "auto"}"#)]
+    split: Option<String>,
+    /// Clean settings as JSON (the KB's when absent).
+    #[schema(value_type = Option<String>, example = r#"{"collapse_whitespace": true}"#)]
+    clean: Option<String>,
 }
 
 /// The files of a request, with settings, from multipart or JSON.
@@ -157,14 +176,28 @@ async fn read_incoming(state: &AppState, request: Request) -> Result<Incoming> {
     Ok(Incoming { files, settings })
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct UploadResponse {
+    /// One entry per file, in the request's order.
     documents: Vec<UploadOutcome>,
 }
 
+/// Upload files (multipart) or pasted text (JSON) to a knowledge base.
+///
 /// `202 Accepted` with one entry per file; the work happens in the background. A file that
 /// can never be read (wrong type, too large) fails the whole request before anything is
 /// stored, so a client never has to untangle a half-accepted batch.
+#[utoipa::path(post, path = "/kbs/{kb}/documents", tag = TAG_DOCUMENTS, operation_id = "upload_documents",
+    params(("kb" = String, Path, description = "Knowledge base id or name")),
+    request_body(content(
+        (UploadForm = "multipart/form-data"),
+        (PastedText = "application/json"),
+    )),
+    responses(
+        (status = 202, description = "Stored and queued; ingestion runs in the background", body = UploadResponse),
+        (status = 409, description = "The KB's vectors come from another embedding model", body = ErrorBody),
+        (status = 415, description = "A file of a type that cannot be read", body = ErrorBody),
+    ))]
 async fn upload(
     State(s): State<AppState>,
     Path(kb): Path<String>,
@@ -189,12 +222,18 @@ async fn upload(
     Ok((StatusCode::ACCEPTED, Json(UploadResponse { documents })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct Page {
+    /// How many to skip.
     #[serde(default)]
+    #[param(minimum = 0, default = 0)]
     offset: i64,
+    /// How many to return (1 to 1000).
     #[serde(default = "default_limit")]
+    #[param(minimum = 1, maximum = 1000, default = 100)]
     limit: i64,
+    /// Only chunks containing this text (chunk lists only).
     q: Option<String>,
 }
 
@@ -213,15 +252,23 @@ impl Page {
     }
 }
 
+/// The KB's documents with their ingestion state, newest first.
+#[utoipa::path(get, path = "/kbs/{kb}/documents", tag = TAG_DOCUMENTS, operation_id = "list_documents",
+    params(("kb" = String, Path, description = "Knowledge base id or name"), Page),
+    responses((status = 200, description = "Documents", body = Vec<DocumentView>)))]
 async fn list(
     State(s): State<AppState>,
     Path(kb): Path<String>,
-    Query(page): Query<Page>,
+    AppQuery(page): AppQuery<Page>,
 ) -> Result<Json<Vec<DocumentView>>> {
     let (offset, limit) = page.checked()?;
     Ok(Json(s.knowledge.list_documents(&kb, offset, limit).await?))
 }
 
+/// One document with its ingestion state.
+#[utoipa::path(get, path = "/kbs/{kb}/documents/{doc}", tag = TAG_DOCUMENTS, operation_id = "show_document",
+    params(("kb" = String, Path, description = "Knowledge base id or name"), ("doc" = String, Path, description = "Document id")),
+    responses((status = 200, description = "The document", body = DocumentView)))]
 async fn show(
     State(s): State<AppState>,
     Path((kb, doc)): Path<(String, String)>,
@@ -229,12 +276,18 @@ async fn show(
     Ok(Json(s.knowledge.document(&kb, &doc).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct EnabledPatch {
+    /// Whether retrieval may return the document's chunks.
     enabled: bool,
 }
 
+/// Enable or disable a document for retrieval.
+#[utoipa::path(patch, path = "/kbs/{kb}/documents/{doc}", tag = TAG_DOCUMENTS, operation_id = "update_document",
+    params(("kb" = String, Path, description = "Knowledge base id or name"), ("doc" = String, Path, description = "Document id")),
+    request_body = EnabledPatch,
+    responses((status = 200, description = "The document", body = DocumentView)))]
 async fn set_enabled(
     State(s): State<AppState>,
     Path((kb, doc)): Path<(String, String)>,
@@ -247,6 +300,10 @@ async fn set_enabled(
     ))
 }
 
+/// Delete a document with its chunks and index entries (a queued job is canceled).
+#[utoipa::path(delete, path = "/kbs/{kb}/documents/{doc}", tag = TAG_DOCUMENTS, operation_id = "delete_document",
+    params(("kb" = String, Path, description = "Knowledge base id or name"), ("doc" = String, Path, description = "Document id")),
+    responses((status = 204, description = "Deleted")))]
 async fn remove(
     State(s): State<AppState>,
     Path((kb, doc)): Path<(String, String)>,
@@ -255,42 +312,101 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// A page of a document's chunks.
+#[derive(Serialize, utoipa::ToSchema)]
+struct ChunkPage {
+    /// The chunks, in document order.
+    chunks: Vec<ChunkView>,
+    /// Chunks matching, over all pages.
+    total: i64,
+    /// As asked.
+    offset: i64,
+    /// As asked.
+    limit: i64,
+}
+
+/// A chunk as the API shows it.
+#[derive(Serialize, utoipa::ToSchema)]
+struct ChunkView {
+    /// Id.
+    id: i64,
+    /// Its document.
+    document_id: String,
+    /// Position in the document, from 0.
+    ordinal: i64,
+    /// Page, for paged formats.
+    page: Option<i64>,
+    /// Where it starts in the extracted text.
+    start_byte: i64,
+    /// Where it ends in the extracted text.
+    end_byte: i64,
+    /// Text.
+    text: String,
+    /// Embedding tokens.
+    token_count: i64,
+    /// Whether retrieval may return it.
+    enabled: bool,
+}
+
+impl From<&ChunkRow> for ChunkView {
+    fn from(c: &ChunkRow) -> Self {
+        Self {
+            id: c.chunk_id,
+            document_id: c.document_id.clone(),
+            ordinal: c.ordinal,
+            page: c.page,
+            start_byte: c.start_byte,
+            end_byte: c.end_byte,
+            text: c.text.clone(),
+            token_count: c.token_count,
+            enabled: c.is_enabled,
+        }
+    }
+}
+
+/// A page of the document's chunks, optionally only those containing `q`.
+#[utoipa::path(get, path = "/kbs/{kb}/documents/{doc}/chunks", tag = TAG_DOCUMENTS, operation_id = "list_chunks",
+    params(("kb" = String, Path, description = "Knowledge base id or name"), ("doc" = String, Path, description = "Document id"), Page),
+    responses((status = 200, description = "Chunks", body = ChunkPage)))]
 async fn chunks(
     State(s): State<AppState>,
     Path((kb, doc)): Path<(String, String)>,
-    Query(page): Query<Page>,
-) -> Result<Json<serde_json::Value>> {
+    AppQuery(page): AppQuery<Page>,
+) -> Result<Json<ChunkPage>> {
     let (offset, limit) = page.checked()?;
     let (chunks, total) = s
         .knowledge
         .chunks(&kb, &doc, page.q.as_deref(), offset, limit)
         .await?;
-    let items: Vec<serde_json::Value> = chunks.iter().map(chunk_json).collect();
-    Ok(Json(
-        json!({"chunks": items, "total": total, "offset": offset, "limit": limit}),
-    ))
+    Ok(Json(ChunkPage {
+        chunks: chunks.iter().map(ChunkView::from).collect(),
+        total,
+        offset,
+        limit,
+    }))
 }
 
-fn chunk_json(c: &ChunkRow) -> serde_json::Value {
-    json!({
-        "id": c.chunk_id, "document_id": c.document_id, "ordinal": c.ordinal, "page": c.page,
-        "start_byte": c.start_byte, "end_byte": c.end_byte, "text": c.text,
-        "token_count": c.token_count, "enabled": c.is_enabled,
-    })
-}
-
-#[derive(Debug, Deserialize)]
+/// An edit of a chunk: new text (re-embedded and re-indexed), or enabled.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
 struct ChunkPatch {
+    /// New text.
     text: Option<String>,
+    /// Whether retrieval may return it.
     enabled: Option<bool>,
 }
 
+/// Edit a chunk's text or enable it; send `text`, `enabled` or both.
+#[utoipa::path(patch, path = "/kbs/{kb}/documents/{doc}/chunks/{chunk}", tag = TAG_DOCUMENTS, operation_id = "update_chunk",
+    params(("kb" = String, Path, description = "Knowledge base id or name"), ("doc" = String, Path, description = "Document id"), ("chunk" = i64, Path, description = "Chunk id")),
+    request_body = ChunkPatch,
+    responses((status = 200, description = "The chunk", body = ChunkView)))]
 async fn edit_chunk(
     State(s): State<AppState>,
-    Path((kb, doc, chunk)): Path<(String, String, i64)>,
+    AppPath((kb, doc, chunk)): AppPath<(String, String, i64)>,
     AppJson(body): AppJson<ChunkPatch>,
-) -> Result<Json<serde_json::Value>> {
+) -> Result<Json<ChunkView>> {
     if body.text.is_none() && body.enabled.is_none() {
         return Err(Error::InvalidInput("send text and/or enabled".into()));
     }
@@ -298,23 +414,42 @@ async fn edit_chunk(
         .knowledge
         .update_chunk(&kb, &doc, chunk, body.text, body.enabled)
         .await?;
-    Ok(Json(chunk_json(&row)))
+    Ok(Json(ChunkView::from(&row)))
 }
 
+/// Delete a chunk (from SQLite and both indexes).
+#[utoipa::path(delete, path = "/kbs/{kb}/documents/{doc}/chunks/{chunk}", tag = TAG_DOCUMENTS, operation_id = "delete_chunk",
+    params(("kb" = String, Path, description = "Knowledge base id or name"), ("doc" = String, Path, description = "Document id"), ("chunk" = i64, Path, description = "Chunk id")),
+    responses((status = 204, description = "Deleted")))]
 async fn remove_chunk(
     State(s): State<AppState>,
-    Path((kb, doc, chunk)): Path<(String, String, i64)>,
+    AppPath((kb, doc, chunk)): AppPath<(String, String, i64)>,
 ) -> Result<StatusCode> {
     s.knowledge.delete_chunk(&kb, &doc, chunk).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct PreviewResponse {
+    /// The chunks the settings would make.
     chunks: Vec<PreviewChunk>,
+    /// How many.
     total: usize,
 }
 
+/// Split one file or text with the given (or the KB's) settings, storing nothing.
+#[utoipa::path(post, path = "/kbs/{kb}/split-preview", tag = TAG_DOCUMENTS, operation_id = "split_preview",
+    params(("kb" = String, Path, description = "Knowledge base id or name")),
+    request_body(content(
+        (UploadForm = "multipart/form-data"),
+        (PastedText = "application/json"),
+    )),
+    responses(
+        (status = 200, description = "The chunks", body = PreviewResponse),
+        (status = 413, description = "The file is over the upload limit", body = ErrorBody),
+        (status = 415, description = "A file of a type that cannot be read", body = ErrorBody),
+        (status = 422, description = "The file holds no readable text (empty, encrypted, corrupt)", body = ErrorBody),
+    ))]
 async fn preview(
     State(s): State<AppState>,
     Path(kb): Path<String>,

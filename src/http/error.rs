@@ -3,13 +3,36 @@
 //! here, once, and answered without their details.
 
 use axum::Json;
-use axum::extract::FromRequest;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
 
 use crate::error::Error;
+
+/// The body of every error answer: `{"error": {code, message, type, param}}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// The fields of an error, named as OpenAI names them so its clients read them.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code (`not_found`, `invalid_input`, `unauthorized`…).
+    #[schema(example = "not_found")]
+    pub code: String,
+    /// Human-readable reason; internal errors say only to see the server log.
+    pub message: String,
+    /// `invalid_request_error` for 4xx, `server_error` for 5xx.
+    #[serde(rename = "type")]
+    #[schema(example = "invalid_request_error")]
+    pub kind: String,
+    /// The parameter at fault; always null for now.
+    pub param: Option<String>,
+}
 
 /// The HTTP status for an error code.
 pub fn status_of(error: &Error) -> StatusCode {
@@ -47,7 +70,14 @@ impl IntoResponse for Error {
         } else {
             "server_error"
         };
-        let body = json!({"error": {"code": self.code(), "message": message, "type": kind, "param": null}});
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code().to_string(),
+                message,
+                kind: kind.to_string(),
+                param: None,
+            },
+        };
         let mut response = (status, Json(body)).into_response();
         if let Error::Overloaded { retry_after_s, .. } | Error::RateLimited { retry_after_s, .. } =
             &self
@@ -79,5 +109,31 @@ impl From<JsonRejection> for Error {
             return Error::BodyTooLarge(rejection.body_text());
         }
         Error::InvalidInput(format!("invalid JSON body: {}", rejection.body_text()))
+    }
+}
+
+/// `Query` whose rejections use our error shape (axum's own answer is plain text).
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(Error))]
+pub struct AppQuery<T>(pub T);
+
+impl From<QueryRejection> for Error {
+    fn from(rejection: QueryRejection) -> Self {
+        Error::InvalidInput(format!("invalid query string: {}", rejection.body_text()))
+    }
+}
+
+/// `Path` whose rejections use our error shape: a non-numeric id is a 400 like any other.
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(Error))]
+pub struct AppPath<T>(pub T);
+
+impl From<PathRejection> for Error {
+    fn from(rejection: PathRejection) -> Self {
+        // A route whose parameters do not fit its extractor is our bug, not the client's.
+        if rejection.status().is_server_error() {
+            return Error::Internal(rejection.body_text());
+        }
+        Error::InvalidInput(format!("invalid path: {}", rejection.body_text()))
     }
 }

@@ -10,6 +10,7 @@ pub mod error;
 pub mod jobs;
 pub mod knowledge;
 pub mod openai;
+pub mod openapi;
 pub mod web;
 
 use axum::http::{HeaderName, Request};
@@ -18,6 +19,9 @@ use axum::{Json, Router, middleware};
 use serde_json::json;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::error::Error;
@@ -43,6 +47,50 @@ fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
         .max_age(std::time::Duration::from_secs(600))
 }
 
+/// The API's routes and their OpenAPI description, built together. `guard` wraps the
+/// admin routes: the server puts the admin-token check there, while the description alone
+/// (`zhiku openapi`) needs no state and passes them through.
+fn api_routes(
+    max_body: usize,
+    guard: impl FnOnce(OpenApiRouter<AppState>) -> OpenApiRouter<AppState>,
+) -> OpenApiRouter<AppState> {
+    let mut api = OpenApiRouter::new()
+        .merge(knowledge::router())
+        .merge(bots::router())
+        .merge(conversations::router())
+        .merge(chat::admin_router())
+        .merge(documents::router(max_body))
+        .merge(jobs::router())
+        .fallback(|| async { Error::not_found("API route") });
+    openapi::require_admin(api.get_openapi_mut());
+    let mut all = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(health))
+        // Bot API keys, not the admin token, open a published bot's chat and /v1.
+        .nest("/api/chat", chat::key_router())
+        .nest("/api", guard(api))
+        .nest("/v1", openai::router());
+    openapi::complete(all.get_openapi_mut());
+    all
+}
+
+/// The OpenAPI description of the whole API (what `GET /openapi.json` serves).
+pub fn openapi_spec() -> utoipa::openapi::OpenApi {
+    api_routes(0, |api| api).into_openapi()
+}
+
+/// Whether the server is up (no auth; for load balancers and `scripts/`).
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = openapi::TAG_SERVER,
+    operation_id = "health",
+    responses((status = 200, description = "The server is up", body = Object,
+        example = json!({"status": "ok"})))
+)]
+async fn health() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
 /// The whole application router.
 pub fn router(state: AppState) -> Router {
     let state_config = state.config.clone();
@@ -51,24 +99,25 @@ pub fn router(state: AppState) -> Router {
     let max_body = (state.config.ingest.max_upload_bytes as usize)
         .saturating_mul(4)
         .max(64 << 20);
-    let api = Router::new()
-        .merge(knowledge::router())
-        .merge(bots::router())
-        .merge(conversations::router())
-        .merge(chat::admin_router())
-        .merge(documents::router(max_body))
-        .merge(jobs::router())
-        .fallback(|| async { Error::not_found("API route") })
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
+    let guard_state = state.clone();
+    let (routes, spec) = api_routes(max_body, move |api| {
+        api.layer(middleware::from_fn_with_state(
+            guard_state,
             auth::require_admin,
-        ));
+        ))
+    })
+    .split_for_parts();
+    let spec = std::sync::Arc::new(spec);
     Router::new()
-        .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
-        // Bot API keys, not the admin token, open a published bot's chat and /v1.
-        .nest("/api/chat", chat::key_router())
-        .nest("/api", api)
-        .nest("/v1", openai::router())
+        .merge(routes)
+        // No auth: the description holds no secrets, and clients need it to get started.
+        .route(
+            "/openapi.json",
+            get(move || {
+                let spec = spec.clone();
+                async move { Json(spec.as_ref().clone()) }
+            }),
+        )
         .merge(web::router())
         .fallback(|| async { Error::not_found("page") })
         .with_state(state)

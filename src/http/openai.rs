@@ -13,32 +13,33 @@ use std::convert::Infallible;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Json;
-use axum::Router;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::{bearer, is_admin};
 use super::bot_key::BotKey;
 use super::chat::published;
-use super::error::AppJson;
+use super::error::{AppJson, ErrorBody};
+use super::openapi::{SseEvent, TAG_OPENAI};
 use crate::app::AppState;
 use crate::error::{Error, Result};
 use crate::llm::{ChatMessage, FinishReason, Role};
 use crate::services::chat::{ChatEvent, ChatOutcome, History, Turn};
 
 /// Routes under `/v1`.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/models", get(models))
-        .route("/models/{id}", get(model))
-        .route("/chat/completions", post(chat_completions))
-        .route("/embeddings", post(embeddings))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(models))
+        .routes(routes!(model))
+        .routes(routes!(chat_completions))
+        .routes(routes!(embeddings))
         .fallback(|| async { Error::not_found("API route") })
 }
 
@@ -93,12 +94,23 @@ async fn model_cards(s: &AppState, caller: &Caller) -> Result<Vec<Value>> {
     Ok(cards)
 }
 
+/// The models this caller may use: the key's bot (every published bot for the admin
+/// token) and the embedding model.
+#[utoipa::path(get, path = "/models", tag = TAG_OPENAI, operation_id = "list_models",
+    security(("bot_key" = []), ("admin_token" = [])),
+    responses((status = 200, description = "`{object: list, data: [{id, object: model, created, owned_by, name}]}`",
+        body = Object)))]
 async fn models(State(s): State<AppState>, caller: Caller) -> Result<Json<Value>> {
     Ok(Json(
         json!({"object": "list", "data": model_cards(&s, &caller).await?}),
     ))
 }
 
+/// One model this caller may use.
+#[utoipa::path(get, path = "/models/{id}", tag = TAG_OPENAI, operation_id = "show_model",
+    params(("id" = String, Path, description = "Model id: a bot id or the embedding model")),
+    security(("bot_key" = []), ("admin_token" = [])),
+    responses((status = 200, description = "`{id, object: model, created, owned_by, name}`", body = Object)))]
 async fn model(
     State(s): State<AppState>,
     caller: Caller,
@@ -114,43 +126,61 @@ async fn model(
 
 /// `POST /v1/chat/completions` body: the fields zhiku uses; others OpenAI defines are
 /// accepted and ignored, as OpenAI's own server does for fields a model does not support.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct CompletionBody {
+    /// The bot's id (or name).
     model: String,
+    /// The conversation; it must end with a user message.
+    #[schema(min_items = 1)]
     messages: Vec<InMessage>,
+    /// Answer as server-sent events.
     #[serde(default)]
     stream: bool,
+    /// Streaming options.
     stream_options: Option<StreamOptions>,
+    /// Longest answer in tokens (the bot's setting when absent; at most 4096 are used).
+    #[schema(minimum = 1)]
     max_tokens: Option<u32>,
+    /// Same as `max_tokens`, which it overrides.
+    #[schema(minimum = 1)]
     max_completion_tokens: Option<u32>,
+    /// Sampling temperature.
+    #[schema(minimum = 0.0, maximum = 2.0)]
     temperature: Option<f32>,
+    /// Sampling seed.
     seed: Option<i64>,
+    /// Stop strings (the first four are used).
     stop: Option<Stop>,
+    /// Answers wanted: only 1 is supported.
+    #[schema(minimum = 1, maximum = 1)]
     n: Option<u32>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct StreamOptions {
+    /// Send a last chunk with the token counts.
     #[serde(default)]
     include_usage: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 enum Stop {
     One(String),
     Many(Vec<String>),
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct InMessage {
+    /// system, developer, user or assistant.
     role: String,
+    /// The text.
     #[serde(default)]
     content: Option<Content>,
 }
 
 /// A message's content: a string, or parts of which the text ones are read.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 enum Content {
     Text(String),
@@ -216,6 +246,18 @@ fn split_messages(messages: &[InMessage]) -> Result<(String, Vec<ChatMessage>, S
     }
 }
 
+/// Ask a published bot, OpenAI style; answers carry an extra `citations` field.
+#[utoipa::path(post, path = "/chat/completions", tag = TAG_OPENAI, operation_id = "create_chat_completion",
+    security(("bot_key" = [])),
+    request_body = inline(CompletionBody),
+    responses(
+        (status = 200, description = "A `chat.completion`, or with `stream: true` `chat.completion.chunk` events ending with `[DONE]`",
+            content((Object = "application/json"), (SseEvent = "text/event-stream"))),
+        (status = 403, description = "The key belongs to another bot", body = ErrorBody),
+        (status = 404, description = "No such published bot", body = ErrorBody),
+        (status = 502, description = "The model failed", body = ErrorBody),
+        (status = 503, description = "The model is not available", body = ErrorBody),
+    ))]
 async fn chat_completions(
     State(s): State<AppState>,
     key: BotKey,
@@ -355,16 +397,21 @@ fn completion(
 }
 
 /// `POST /v1/embeddings` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct EmbeddingBody {
+    /// One text or a list of up to 2048.
     input: EmbeddingInput,
+    /// The embedding model's id (see `GET /v1/models`).
     model: String,
+    /// `float` (the default) or `base64` (little-endian f32s).
     encoding_format: Option<String>,
+    /// Must be the model's dimensions when given.
     dimensions: Option<usize>,
+    /// `passage` (the default) or `query`: picks the model's prefix.
     input_type: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 enum EmbeddingInput {
     One(String),
@@ -374,6 +421,14 @@ enum EmbeddingInput {
 /// Inputs per request.
 const MAX_EMBEDDING_INPUTS: usize = 2048;
 
+/// Embed texts with the server's embedding model.
+#[utoipa::path(post, path = "/embeddings", tag = TAG_OPENAI, operation_id = "create_embeddings",
+    security(("bot_key" = []), ("admin_token" = [])),
+    request_body = inline(EmbeddingBody),
+    responses(
+        (status = 200, description = "`{object: list, data: [{object: embedding, index, embedding}], model, usage}`", body = Object),
+        (status = 404, description = "Not this server's embedding model", body = ErrorBody),
+    ))]
 async fn embeddings(
     State(s): State<AppState>,
     _caller: Caller,

@@ -16,8 +16,10 @@ use crate::config::{Config, LlmBackendKind};
 use crate::error::{Error, Result};
 
 /// Who speaks a chat message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
+// Named apart from the stored conversation's `Role` (which has no `system`).
+#[schema(as = PromptRole)]
 pub enum Role {
     /// Instructions.
     System,
@@ -39,7 +41,7 @@ impl Role {
 }
 
 /// One message of a prompt.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChatMessage {
     /// Speaker.
     pub role: Role,
@@ -89,7 +91,7 @@ impl GenerateRequest {
 }
 
 /// Why generation ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FinishReason {
     /// The model finished (or hit a stop string).

@@ -37,15 +37,16 @@ const MAX_MAX_TOKENS: u32 = 4096;
 const MAX_HISTORY_TURNS: u32 = 50;
 
 /// Body of `POST /api/bots/{bot}/keys`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
     /// What the owner calls the key.
+    #[schema(min_length = 1, max_length = 64, pattern = r"\S")]
     pub name: String,
 }
 
 /// A new key: the only time the key itself is shown.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct KeyCreated {
     /// Key id.
     pub id: String,
@@ -60,7 +61,7 @@ pub struct KeyCreated {
 }
 
 /// A message as the API shows it, its stored context parsed back into JSON.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MessageView {
     /// Id.
     pub id: i64,
@@ -95,7 +96,7 @@ impl From<MessageRow> for MessageView {
 }
 
 /// A conversation with its messages: the conversation's fields and `messages`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ConversationDetail {
     /// The conversation.
     #[serde(flatten)]

@@ -101,7 +101,7 @@ impl Turn {
 }
 
 /// A passage the answer cites.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Citation {
     /// The `[n]` in the answer.
     pub marker: usize,
@@ -123,7 +123,7 @@ pub struct Citation {
 }
 
 /// Token counts.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Usage {
     /// Prompt tokens.
     pub prompt_tokens: usize,
@@ -136,7 +136,7 @@ pub struct Usage {
 }
 
 /// Where the time went, in milliseconds.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChatTimings {
     /// Rewriting the question.
     pub rewrite_ms: u64,
@@ -157,7 +157,7 @@ pub struct ChatTimings {
 }
 
 /// A retrieved chunk in the debug trace.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TracedChunk {
     /// Its knowledge base.
     pub kb_id: String,
@@ -169,7 +169,7 @@ pub struct TracedChunk {
 }
 
 /// What retrieval did (debug chat).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RetrievalTrace {
     /// The question as asked.
     pub question: String,
@@ -194,7 +194,7 @@ pub struct RetrievalTrace {
 }
 
 /// How an answer ended, with everything a client shows under it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ChatOutcome {
     /// Conversation (recorded chats).
     pub conversation_id: Option<String>,

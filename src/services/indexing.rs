@@ -36,7 +36,7 @@ pub struct IndexRegistry {
 }
 
 /// Result of comparing a KB's indexes with SQLite.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Consistency {
     /// Live chunks in SQLite.
     pub sqlite_chunks: usize,

@@ -41,7 +41,7 @@ pub struct KnowledgeService {
 }
 
 /// A knowledge base as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct KbView {
     /// Id.
     pub id: String,
@@ -89,10 +89,11 @@ impl TryFrom<KbRow> for KbView {
 }
 
 /// Body of `POST /api/kbs` and `zhiku kb create`.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKb {
-    /// Unique name.
+    /// Unique name (trimmed; no control characters).
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: String,
     /// Description.
     #[serde(default)]
@@ -106,10 +107,11 @@ pub struct CreateKb {
 }
 
 /// Body of `PATCH /api/kbs/{kb}`.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateKb {
-    /// New name.
+    /// New name (trimmed; no control characters).
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: Option<String>,
     /// New description.
     pub description: Option<String>,
@@ -120,7 +122,7 @@ pub struct UpdateKb {
 }
 
 /// A document as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DocumentView {
     /// Id.
     pub id: String,
@@ -155,7 +157,7 @@ pub struct DocumentView {
 }
 
 /// An error code and message.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ErrorView {
     /// Stable code.
     pub code: String,
@@ -191,7 +193,7 @@ impl From<DocumentRow> for DocumentView {
 }
 
 /// What happened to one uploaded file.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct UploadOutcome {
     /// Document id (the existing one for a duplicate).
     pub id: String,
@@ -215,7 +217,7 @@ pub struct UploadSettings {
 }
 
 /// A chunk of a split preview.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PreviewChunk {
     /// Position.
     pub ordinal: u32,

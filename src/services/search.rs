@@ -24,7 +24,7 @@ use crate::retrieval::fusion::{Fusion, Hit, fuse};
 use crate::store::Store;
 
 /// Which retrievers to use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SearchMode {
     /// BM25 only.
@@ -37,15 +37,17 @@ pub enum SearchMode {
 }
 
 /// A search request (`POST /api/kbs/{kb}/search`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchRequest {
     /// The question.
+    #[schema(min_length = 1, pattern = r"\S")]
     pub query: String,
     /// Retrievers.
     #[serde(default)]
     pub mode: SearchMode,
     /// Results wanted.
+    #[schema(minimum = 1, maximum = 100)]
     pub top_k: Option<usize>,
     /// Drop results scoring below this (see the module docs for its meaning per mode).
     pub min_score: Option<f32>,
@@ -54,7 +56,7 @@ pub struct SearchRequest {
 }
 
 /// Each retriever's rank (from 1) of a result.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Ranks {
     /// BM25 rank.
     pub fulltext: Option<usize>,
@@ -63,7 +65,7 @@ pub struct Ranks {
 }
 
 /// Each retriever's raw score of a result.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RawScores {
     /// BM25 score.
     pub bm25: Option<f32>,
@@ -72,7 +74,7 @@ pub struct RawScores {
 }
 
 /// One result.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SearchResult {
     /// Chunk id.
     pub chunk_id: i64,
@@ -93,7 +95,7 @@ pub struct SearchResult {
 }
 
 /// Where the time went.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct SearchTimings {
     /// Query embedding.
     pub embed_ms: f64,
@@ -108,7 +110,7 @@ pub struct SearchTimings {
 }
 
 /// The answer.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SearchResponse {
     /// Results, best first.
     pub results: Vec<SearchResult>,

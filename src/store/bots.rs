@@ -13,18 +13,23 @@ use crate::error::{Error, Result};
 use crate::services::search::SearchMode;
 
 /// Everything that makes a bot what it is: the draft, and each published version.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct BotSettings {
-    /// Unique name (also the `bot.name` column).
+    /// Unique name (also the `bot.name` column); required to create a bot.
+    #[schema(min_length = 1, max_length = 64, pattern = r"\S")]
     pub name: String,
     /// Free text for people choosing a bot.
+    #[schema(max_length = 2000)]
     pub description: String,
     /// Instructions put before everything else in the system prompt.
+    #[schema(max_length = 8000)]
     pub persona: String,
     /// Shown as the bot's first message of every conversation.
+    #[schema(max_length = 2000)]
     pub opening_message: String,
     /// Questions offered to a new user.
+    #[schema(max_items = 10)]
     pub suggested_questions: Vec<String>,
     /// Ids of the knowledge bases answers come from (canonical ids, never names).
     pub knowledge_bases: Vec<String>,
@@ -56,12 +61,13 @@ impl Default for BotSettings {
 }
 
 /// How passages are retrieved for a question.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct RetrievalSettings {
     /// Retrievers (hybrid by default).
     pub mode: SearchMode,
     /// Passages given to the model.
+    #[schema(minimum = 1, maximum = 20)]
     pub top_k: usize,
     /// Passages scoring below this are dropped (meaning per mode: see `services::search`).
     pub min_score: f32,
@@ -81,7 +87,7 @@ impl Default for RetrievalSettings {
 }
 
 /// What to do when retrieval finds nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum NoRecallMode {
     /// Answer with [`NoRecallSettings::reply`], without asking the model.
@@ -92,7 +98,7 @@ pub enum NoRecallMode {
 }
 
 /// The no-recall behaviour.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct NoRecallSettings {
     /// Fixed reply or the model.
@@ -114,14 +120,17 @@ impl Default for NoRecallSettings {
 }
 
 /// Generation settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct ModelSettings {
     /// Sampling temperature.
+    #[schema(minimum = 0.0, maximum = 2.0)]
     pub temperature: f32,
     /// Longest answer, in tokens.
+    #[schema(minimum = 1, maximum = 4096)]
     pub max_tokens: u32,
     /// Earlier question-and-answer pairs given to the model.
+    #[schema(maximum = 50)]
     pub history_turns: u32,
 }
 
@@ -140,7 +149,7 @@ impl Default for ModelSettings {
 /// created_at, updated_at}`. `published_version` and `published_at` are null until the
 /// first publish; `unpublished_changes` is true when the draft differs from the version in
 /// force (always true before the first publish).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct BotRow {
     /// Id (UUID).
     #[serde(rename = "id")]
@@ -162,7 +171,7 @@ pub struct BotRow {
 }
 
 /// A published version.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct BotVersion {
     /// Its bot.
     pub bot_id: String,

@@ -22,7 +22,7 @@ const RANDOM_CHARS: usize = 40;
 pub const PREFIX_CHARS: usize = 10;
 
 /// A key as lists show it: never the key, never its hash.
-#[derive(Debug, Clone, Serialize, FromRow)]
+#[derive(Debug, Clone, Serialize, FromRow, utoipa::ToSchema)]
 pub struct KeyRow {
     /// Id (UUID).
     #[serde(rename = "id")]
