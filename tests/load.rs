@@ -85,13 +85,18 @@ fn fifty_chat_streams_and_five_uploaders() {
                 };
                 match response.status().as_u16() {
                     200 => {
-                        let text = response.text().unwrap_or_default();
+                        let text = match response.text() {
+                            Ok(text) => text,
+                            Err(e) => return tally.fail(format!("chat {stream}: reading: {e}")),
+                        };
                         let events = parse_sse(&text);
                         match events.last() {
                             Some((name, _)) if name == "done" => {
                                 tally.answers.fetch_add(1, Ordering::Relaxed);
                             }
-                            other => tally.fail(format!("chat {stream} ended with {other:?}")),
+                            other => {
+                                tally.fail(format!("chat {stream} ended with {other:?}: {text:?}"))
+                            }
                         }
                     }
                     429 => {

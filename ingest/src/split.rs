@@ -125,11 +125,14 @@ pub fn split(
                 tokens,
             )?,
         };
-        for (start, text) in pieces {
-            let text = text.trim();
+        for (start, piece) in pieces {
+            let text = piece.trim();
             if text.is_empty() {
                 continue;
             }
+            // The offsets are the trimmed text's: a piece can start with whitespace (the
+            // space after a custom separator), and `start` is where the piece starts.
+            let start = start + (piece.len() - piece.trim_start().len());
             let ordinal = u32::try_from(chunks.len()).map_err(|_| Error::TooLarge {
                 detail: "more than 4 billion chunks".into(),
             })?;
@@ -291,6 +294,25 @@ mod tests {
         let texts: Vec<_> = chunks.iter().map(|c| c.text.as_str()).collect();
         assert_eq!(texts, ["问一\n答一", "问二\n答二"]);
         assert_eq!(chunks[1].start_byte, "问一\n答一###".len());
+    }
+
+    #[test]
+    fn offsets_point_at_the_trimmed_text() {
+        // Found by fuzz/clean_split (fuzz/regressions/clean_split/): the offsets were the
+        // untrimmed segment's, one space off after "###".
+        let d = doc(DocKind::Text, &[(None, "问一### 问二 ###\u{3000}问三")]);
+        let s = SplitSettings::Custom {
+            separator: "###".into(),
+            max_tokens: 100,
+            overlap_tokens: 0,
+        };
+        let chunks = split(&d, &s, &Chars).unwrap();
+        let text = &d.sections[0].text;
+        let texts: Vec<_> = chunks.iter().map(|c| c.text.as_str()).collect();
+        assert_eq!(texts, ["问一", "问二", "问三"]);
+        for c in &chunks {
+            assert_eq!(&text[c.start_byte..c.end_byte], c.text);
+        }
     }
 
     #[test]
