@@ -132,6 +132,25 @@ impl AppState {
         }
     }
 
+    /// Start `count` ingestion workers in this process (the server, `zhiku ingest`, the
+    /// eval's throw-away KB); stop them with [`Workers::stop`].
+    pub fn start_workers(&self, count: usize) -> Workers {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let sink = Arc::new(self.sink());
+        let handles = (0..count.max(1))
+            .map(|worker| {
+                tokio::spawn(ingest::pipeline::run_worker(
+                    worker,
+                    self.queue.clone(),
+                    self.pipeline.clone(),
+                    sink.clone(),
+                    stop_rx.clone(),
+                ))
+            })
+            .collect();
+        Workers { stop_tx, handles }
+    }
+
     /// The sink ingestion workers write through.
     pub fn sink(&self) -> IndexingSink {
         IndexingSink {
@@ -174,4 +193,22 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
     f.write_all(text.as_bytes())?;
     f.sync_all()?;
     Ok(())
+}
+
+/// Running ingestion workers.
+pub struct Workers {
+    stop_tx: tokio::sync::watch::Sender<bool>,
+    handles: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Workers {
+    /// Ask the workers to stop and wait for each up to `grace` (`Duration::MAX`: as long as
+    /// it takes): a worker in the middle of a job finishes it (if the process is killed
+    /// meanwhile, the job is requeued at the next start).
+    pub async fn stop(self, grace: std::time::Duration) {
+        let _ = self.stop_tx.send(true);
+        for handle in self.handles {
+            let _ = tokio::time::timeout(grace, handle).await;
+        }
+    }
 }

@@ -2,7 +2,6 @@
 //! start the ingestion workers and the HTTP server, and shut down cleanly on Ctrl-C/SIGTERM
 //! (workers stop claiming, vector indexes are saved).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -62,18 +61,7 @@ pub async fn serve(config: Config) -> Result<()> {
         }
     }
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let sink = Arc::new(state.sink());
-    let mut worker_handles = Vec::new();
-    for worker in 0..workers {
-        worker_handles.push(tokio::spawn(ingest::pipeline::run_worker(
-            worker,
-            state.queue.clone(),
-            state.pipeline.clone(),
-            sink.clone(),
-            stop_rx.clone(),
-        )));
-    }
+    let workers_running = state.start_workers(workers);
 
     let listener = TcpListener::bind(&bind)
         .await
@@ -86,12 +74,7 @@ pub async fn serve(config: Config) -> Result<()> {
         .await?;
 
     info!("shutting down");
-    let _ = stop_tx.send(true);
-    for handle in worker_handles {
-        // A worker in the middle of a job finishes it; its job is requeued at the next start
-        // if we are killed meanwhile.
-        let _ = tokio::time::timeout(Duration::from_secs(30), handle).await;
-    }
+    workers_running.stop(Duration::from_secs(30)).await;
     state.indexes.save_all().await?;
     info!("stopped");
     Ok(())

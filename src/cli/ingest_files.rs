@@ -2,7 +2,6 @@
 //! the API, run the workers in this process, and report what was indexed and what failed.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -74,19 +73,7 @@ pub(super) async fn run(config: Config, args: IngestArgs) -> Result<()> {
             Err(e) => rejected.push((path.display().to_string(), e.to_string())),
         }
     }
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let sink = Arc::new(state.sink());
-    let handles: Vec<_> = (0..workers)
-        .map(|w| {
-            tokio::spawn(ingest::pipeline::run_worker(
-                w,
-                state.queue.clone(),
-                state.pipeline.clone(),
-                sink.clone(),
-                stop_rx.clone(),
-            ))
-        })
-        .collect();
+    let running = state.start_workers(workers);
     let bar = progress_bar(queued.len() as u64, "ingesting");
     let mut indexed = 0;
     let mut failed = Vec::new();
@@ -113,10 +100,7 @@ pub(super) async fn run(config: Config, args: IngestArgs) -> Result<()> {
         pending = still;
     }
     bar.finish_and_clear();
-    let _ = stop_tx.send(true);
-    for h in handles {
-        let _ = h.await;
-    }
+    running.stop(std::time::Duration::MAX).await;
     state.indexes.save_all().await?;
     println!(
         "{indexed} indexed ({chunks} chunks), {} failed, {} rejected, {duplicates} already in the knowledge base, in {:.1} s",

@@ -2,7 +2,6 @@
 //! knowledge base through the upload pipeline, search it in each mode, and ask a bot.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -85,24 +84,9 @@ pub async fn build_kb(
             ..CreateKb::default()
         })
         .await?;
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let sink = Arc::new(state.sink());
-    let workers: Vec<_> = (0..state.config.ingest.workers.max(1))
-        .map(|w| {
-            tokio::spawn(ingest::pipeline::run_worker(
-                w,
-                state.queue.clone(),
-                state.pipeline.clone(),
-                sink.clone(),
-                stop_rx.clone(),
-            ))
-        })
-        .collect();
+    let workers = state.start_workers(state.config.ingest.workers);
     let built = ingest_records(state, &kb.id, corpus, with_titles, progress).await;
-    let _ = stop_tx.send(true);
-    for w in workers {
-        let _ = w.await;
-    }
+    workers.stop(std::time::Duration::MAX).await;
     built
 }
 
