@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::common::{Server, shared_dir};
 
@@ -33,6 +33,91 @@ fn peak_rss_mb(pid: u32) -> u64 {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|kb| kb.parse::<u64>().ok())
         .map_or(0, |kb| kb / 1024)
+}
+
+/// A PDF of `objects` (object i + 1 is `objects[i]`; 1 is the catalog) with a correct
+/// cross-reference table, so the parser reaches the objects themselves.
+fn pdf(objects: &[String]) -> Vec<u8> {
+    let mut out = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, body) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend_from_slice(format!("{} 0 obj\n{body}\nendobj\n", i + 1).as_bytes());
+    }
+    let xref = out.len();
+    out.extend_from_slice(
+        format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes(),
+    );
+    for offset in offsets {
+        out.extend_from_slice(format!("{offset:010} 00000 n \n").as_bytes());
+    }
+    out.extend_from_slice(
+        format!(
+            "trailer\n<</Size {}/Root 1 0 R>>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .as_bytes(),
+    );
+    out
+}
+
+/// One page saying hello (objects 3–5), under a page tree (object 2) of `kids`.
+fn hello_pdf(kids: &str, count: usize, page_extra: &str, more: &[String]) -> Vec<u8> {
+    let stream = "BT /F1 12 Tf 20 100 Td (hello from a hostile pdf) Tj ET";
+    let mut objects = vec![
+        "<</Type/Catalog/Pages 2 0 R>>".to_string(),
+        format!("<</Type/Pages/Kids[{kids}]/Count {count}>>"),
+        format!(
+            "<</Type/Page/Parent 2 0 R/MediaBox[0 0 200 200]/Contents 4 0 R\
+             /Resources<</Font<</F1 5 0 R>>>>{page_extra}>>"
+        ),
+        format!("<</Length {}>>\nstream\n{stream}\nendstream", stream.len()),
+        "<</Type/Font/Subtype/Type1/BaseFont/Helvetica>>".to_string(),
+    ];
+    objects.extend_from_slice(more);
+    pdf(&objects)
+}
+
+/// Polls /health every 100 ms from its own thread; `stop` returns the slowest answer and
+/// fails the test if any check failed.
+struct HealthWatch {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Duration>,
+}
+
+impl HealthWatch {
+    fn start(base: &str) -> HealthWatch {
+        let base = base.to_string();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let thread = std::thread::spawn({
+            let stop = stop.clone();
+            move || {
+                let http = reqwest::blocking::Client::builder()
+                    .timeout(Duration::from_secs(5))
+                    .build()
+                    .unwrap();
+                let mut slowest = Duration::ZERO;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let t = Instant::now();
+                    let ok = http
+                        .get(format!("{base}/health"))
+                        .send()
+                        .map(|r| r.status() == 200)
+                        .unwrap_or(false);
+                    assert!(ok, "health check failed during the attack");
+                    slowest = slowest.max(t.elapsed());
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                slowest
+            }
+        });
+        HealthWatch { stop, thread }
+    }
+
+    fn stop(self) -> Duration {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
 }
 
 #[test]
@@ -73,33 +158,41 @@ fn hostile_files_fail_with_reasons_and_the_server_stays_up() {
             shared_dir().join("data/docs/truncated.pdf"),
             "truncated.pdf".to_string(),
         ),
+        // Objects nested 200,000 deep: a recursive parser would overflow its stack and
+        // take the whole process down (no catch_unwind stops that).
+        file(
+            "deep-arrays.pdf",
+            &hello_pdf(
+                "3 0 R",
+                1,
+                "/Deep 6 0 R",
+                &[format!("{}{}", "[".repeat(200_000), "]".repeat(200_000))],
+            ),
+        ),
+        file(
+            "deep-dicts.pdf",
+            &hello_pdf(
+                "3 0 R",
+                1,
+                "/Deep 6 0 R",
+                &[format!(
+                    "{}1{}",
+                    "<</A ".repeat(100_000),
+                    ">>".repeat(100_000)
+                )],
+            ),
+        ),
+        // A page tree claiming 200,000 pages, all the same page object.
+        file(
+            "many-pages.pdf",
+            &hello_pdf(&"3 0 R ".repeat(200_000), 200_000, "", &[]),
+        ),
+        // A page tree that is its own child.
+        file("cyclic-pages.pdf", &hello_pdf("2 0 R 3 0 R", 2, "", &[])),
     ];
 
     // Health answers all along while these are processed.
-    let base = server.base.clone();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let watcher = std::thread::spawn({
-        let stop = stop.clone();
-        move || {
-            let http = reqwest::blocking::Client::builder()
-                .timeout(Duration::from_secs(5))
-                .build()
-                .unwrap();
-            let mut slowest = Duration::ZERO;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let t = Instant::now();
-                let ok = http
-                    .get(format!("{base}/health"))
-                    .send()
-                    .map(|r| r.status() == 200)
-                    .unwrap_or(false);
-                assert!(ok, "health check failed during the upload storm");
-                slowest = slowest.max(t.elapsed());
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            slowest
-        }
-    });
+    let health = HealthWatch::start(&server.base);
     for f in &files {
         let (status, body) = server.upload(&kb, std::slice::from_ref(f));
         assert!(status == 202 || status == 415, "{}: {status} {body}", f.1);
@@ -110,8 +203,7 @@ fn hostile_files_fail_with_reasons_and_the_server_stays_up() {
     assert_eq!(status, 413, "{body}");
 
     let docs = server.wait_settled(&kb, Duration::from_secs(300));
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let slowest = watcher.join().unwrap();
+    let slowest = health.stop();
     let by_name = |name: &str| -> Option<&Value> { docs.iter().find(|d| d["name"] == name) };
     for d in &docs {
         let status = d["status"].as_str().unwrap();
@@ -147,4 +239,80 @@ fn hostile_files_fail_with_reasons_and_the_server_stays_up() {
     println!("hostile uploads: slowest health check {slowest:?}, server peak RSS {peak} MB");
     assert!(slowest < Duration::from_secs(2), "health took {slowest:?}");
     assert!(peak < 3_000, "peak RSS {peak} MB");
+}
+
+/// 10,000 tiny files in 50 uploads of 200: every one ends indexed exactly once, the queue
+/// keeps moving while health checks answer, and any one of them can be found.
+#[test]
+fn ten_thousand_tiny_files_are_all_indexed() {
+    let _heavy = crate::common::heavy_suite();
+    const FILES: usize = 10_000;
+    const PER_UPLOAD: usize = 200;
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let kb = server.create_kb("tiny");
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<(PathBuf, String)> = (0..FILES)
+        .map(|i| {
+            let name = format!("note-{i:05}.txt");
+            let path = dir.path().join(&name);
+            std::fs::write(&path, format!("第{i}号便签：编号 tiny{i:05} 的内容。")).unwrap();
+            (path, name)
+        })
+        .collect();
+    let health = HealthWatch::start(&server.base);
+    let started = Instant::now();
+    for batch in files.chunks(PER_UPLOAD) {
+        let (status, body) = server.upload(&kb, batch);
+        assert_eq!(status, 202, "{body}");
+        assert_eq!(body["documents"].as_array().unwrap().len(), batch.len());
+    }
+    let uploaded_s = started.elapsed().as_secs_f64();
+    // Settled when no job of the KB is waiting or running.
+    let deadline = Duration::from_secs(1_200);
+    loop {
+        let (_, info) = server.get(&format!("/api/kbs/{kb}"));
+        let (_, queued) = server.get("/api/jobs?status=enqueued&limit=1");
+        let (_, running) = server.get("/api/jobs?status=processing&limit=1");
+        if queued.as_array().unwrap().is_empty() && running.as_array().unwrap().is_empty() {
+            assert_eq!(info["document_count"], FILES, "{info}");
+            assert_eq!(info["chunk_count"], FILES, "{info}");
+            break;
+        }
+        assert!(started.elapsed() < deadline, "not settled: {info}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let settled_s = started.elapsed().as_secs_f64();
+    let slowest = health.stop();
+    let mut statuses = std::collections::BTreeMap::<String, usize>::new();
+    for offset in (0..FILES).step_by(1000) {
+        let (_, page) = server.get(&format!(
+            "/api/kbs/{kb}/documents?limit=1000&offset={offset}"
+        ));
+        for d in page.as_array().unwrap() {
+            *statuses
+                .entry(d["status"].as_str().unwrap().to_string())
+                .or_default() += 1;
+        }
+    }
+    assert_eq!(statuses.get("indexed"), Some(&FILES), "{statuses:?}");
+    let (_, hit) = server.post(
+        &format!("/api/kbs/{kb}/search"),
+        json!({"query": "tiny07321", "mode": "fulltext", "top_k": 1}),
+    );
+    assert_eq!(
+        hit["results"][0]["document_name"], "note-07321.txt",
+        "{hit}"
+    );
+    let (_, check) = server.get(&format!("/api/kbs/{kb}/index-check"));
+    assert_eq!(check["sqlite_chunks"], FILES, "{check}");
+    assert_eq!(check["bm25_matches"], true, "{check}");
+    assert_eq!(check["vector_hits"], FILES, "{check}");
+    let peak = peak_rss_mb(server.child.id());
+    println!(
+        "10,000 tiny files: uploaded in {uploaded_s:.0} s, all indexed after {settled_s:.0} s \
+         ({:.0} documents/s), slowest health check {slowest:?}, peak RSS {peak} MB",
+        FILES as f64 / settled_s
+    );
+    assert!(slowest < Duration::from_secs(2), "health took {slowest:?}");
 }
