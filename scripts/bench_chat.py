@@ -9,12 +9,15 @@ For each model: start `zhiku serve` on a scratch data dir, index llm-intro-zh, t
     for the very prompt zhiku built (from the debug trace) + zhiku's retrieval time;
   - a follow-up turn in the same conversation: TTFT with the KV cache of the earlier turns
     reused, against bare llama.cpp reading that whole prompt;
+  - throughput with 1, 4 and 8 chats at once (`--concurrency`): all answers' tokens over
+    the wall time, each answer's TTFT (queueing included) and its own rate;
   - the server's RSS.
 
 Usage: .venv/bin/python scripts/bench_chat.py [--models a,b] [--threads 2] [--write]
 (builds nothing: run `cargo build --release --example llm_ceiling` and the binary first).
 """
 import argparse
+import concurrent.futures
 import json
 import os
 import platform
@@ -77,6 +80,29 @@ def chat(base, bot, message, conversation=None):
     return done[0]
 
 
+THROUGHPUT_QUESTIONS = [
+    "写一段话介绍大语言模型的训练过程。", "解释一下什么是检索增强生成。", "向量数据库有什么用？",
+    "简述 Transformer 的注意力机制。", "提示工程有哪些常见技巧？", "什么是模型的幻觉？",
+    "如何评估一个问答系统？", "开源大模型和闭源大模型各有什么优缺点？",
+]
+
+
+def throughput(base, bot, concurrency):
+    """`concurrency` different questions at once: aggregate and per-answer figures."""
+    questions = [THROUGHPUT_QUESTIONS[i % len(THROUGHPUT_QUESTIONS)] + f"（第{i + 1}问）"
+                 for i in range(concurrency)]
+    started = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
+        answers = list(pool.map(lambda q: chat(base, bot, q), questions))
+    wall_s = time.perf_counter() - started
+    tokens = sum(a["usage"]["completion_tokens"] for a in answers)
+    ttft = sorted(a["timings"]["first_token_ms"] for a in answers)  # from the request: queueing included
+    return {"concurrency": concurrency, "wall_s": round(wall_s, 2), "completion_tokens": tokens,
+            "tokens_per_s": round(tokens / wall_s, 1),
+            "mean_stream_tokens_per_s": round(sum(a["timings"]["tokens_per_s"] for a in answers) / len(answers), 1),
+            "ttft_ms_median": ttft[len(ttft) // 2], "ttft_ms_max": ttft[-1]}
+
+
 def ceiling(model_path, messages, threads, max_tokens):
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(messages, f, ensure_ascii=False)
@@ -95,7 +121,7 @@ def rss_mb(pid):
     return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
 
 
-def bench_model(model, threads, max_tokens):
+def bench_model(model, threads, max_tokens, concurrency):
     models_dir = Path(os.environ.get("ZHIKU_MODELS_DIR", ROOT / "models"))
     model_path = models_dir / "llm" / f"{model}.gguf"
     data = tempfile.mkdtemp(prefix="zhiku-bench-chat-")
@@ -142,6 +168,7 @@ def bench_model(model, threads, max_tokens):
         bare = ceiling(model_path, follow["trace"]["prompt"], threads, max_tokens)
         row["follow_up"] = {"zhiku": follow["timings"] | follow["usage"], "bare": bare,
                             "rewritten_query": follow["trace"].get("rewritten_query")}
+        row["throughput"] = [throughput(base, plain, n) for n in concurrency]
         rss_now, rss_peak = rss_mb(server.pid)
         row["rss_mb"] = {"after_load": round(rss_start), "after_chats": round(rss_now), "peak": round(rss_peak)}
         return row
@@ -172,6 +199,14 @@ def table(rows):
     for row in rows:
         r = row["rss_mb"]
         lines.append(f"| {row['model']} | {r['after_load']} MB | {r['after_chats']} MB | {r['peak']} MB |")
+    lines.append("")
+    lines.append("| model | chats at once | wall time | answer tokens | tokens/s, all chats | tokens/s per chat | TTFT median / max (queue included) |")
+    lines.append("|---|---:|---:|---:|---:|---:|---|")
+    for row in rows:
+        for t in row.get("throughput", []):
+            lines.append(f"| {row['model']} | {t['concurrency']} | {t['wall_s']:.1f} s | {t['completion_tokens']} | "
+                         f"{t['tokens_per_s']:.1f} | {t['mean_stream_tokens_per_s']:.1f} | "
+                         f"{t['ttft_ms_median']:.0f} / {t['ttft_ms_max']:.0f} ms |")
     return "\n".join(lines)
 
 
@@ -180,9 +215,11 @@ def main():
     parser.add_argument("--models", default="qwen2.5-coder-1.5b-instruct-q4_k_m,qwen2.5-coder-0.5b-instruct-q4_k_m")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--concurrency", default="1,4,8", help="chats at once for the throughput rows")
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
     args = parser.parse_args()
-    rows = [bench_model(m, args.threads, args.max_tokens) for m in args.models.split(",")]
+    concurrency = [int(n) for n in args.concurrency.split(",") if n]
+    rows = [bench_model(m, args.threads, args.max_tokens, concurrency) for m in args.models.split(",")]
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, threads {args.threads}")
     print(table(rows))
     for row in rows:
