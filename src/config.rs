@@ -90,6 +90,10 @@ pub struct SearchConfig {
     pub top_k: usize,
     /// Candidates per retriever.
     pub candidates: usize,
+    /// How hybrid mode fuses the two rankings.
+    pub fusion: FusionMethod,
+    /// Weight of the semantic side in weighted fusion, 0..=1.
+    pub semantic_weight: f32,
     /// RRF constant.
     pub rrf_k: f32,
     /// HNSW ef at query time.
@@ -100,6 +104,29 @@ pub struct SearchConfig {
     pub hnsw_ef_construction: usize,
     /// Save the vector index after this many new points.
     pub hnsw_save_every_points: usize,
+}
+
+/// `search.fusion`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FusionMethod {
+    /// Min-max normalised scores mixed by `semantic_weight`.
+    Weighted,
+    /// Reciprocal rank fusion with `rrf_k`.
+    Rrf,
+}
+
+impl SearchConfig {
+    /// The fusion hybrid search uses when a request names none.
+    pub fn fusion(&self) -> crate::retrieval::fusion::Fusion {
+        use crate::retrieval::fusion::Fusion;
+        match self.fusion {
+            FusionMethod::Weighted => Fusion::Weighted {
+                semantic_weight: self.semantic_weight,
+            },
+            FusionMethod::Rrf => Fusion::Rrf { k: self.rrf_k },
+        }
+    }
 }
 
 /// Which LLM backend answers.
@@ -179,6 +206,10 @@ impl Config {
                 "search.top_k and search.candidates must be at least 1".into(),
             ));
         }
+        self.search
+            .fusion()
+            .validate()
+            .map_err(|e| Error::Config(format!("search: {e}")))?;
         for origin in &self.http.cors_allowed_origins {
             if axum::http::HeaderValue::from_str(origin).is_err() || !origin.contains("://") {
                 return Err(Error::Config(format!(
@@ -264,6 +295,7 @@ mod tests {
         let c = Config::from_figment(Figment::from(Toml::string(DEFAULTS))).unwrap();
         assert_eq!(c.bind, "127.0.0.1:8080");
         assert_eq!(c.search.rrf_k, 60.0);
+        assert_eq!(c.search.fusion, FusionMethod::Weighted);
         assert_eq!(
             c.embedding_model_dir(),
             PathBuf::from("models/multilingual-e5-small")

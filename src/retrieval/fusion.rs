@@ -6,8 +6,14 @@
 //! its maximum (`n / (k + 1)` for n retrievers), so 1.0 means "ranked first by both" and a
 //! threshold means the same thing whatever `k` is.
 //!
-//! The weighted mode mixes scores instead of ranks: `w · cosine + (1 − w) · bm25 / max_bm25`
-//! (BM25 normalised by the best BM25 score among the candidates).
+//! The weighted mode mixes scores instead of ranks: `w · cos' + (1 − w) · bm25'`, where each
+//! retriever's scores are min-max normalised over this query's candidates (best 1, worst
+//! 0; a chunk a retriever did not return counts as its worst). Bruch, Gai & Ingber, "An
+//! Analysis of Fusion Functions for Hybrid Retrieval" (TOIS 2023,
+//! <https://arxiv.org/abs/2210.11934>) found such a convex combination better than RRF
+//! and robust to its one weight; `scripts/tune_fusion.py` measures both on the
+//! development sets. Normalising matters: raw cosines of one query sit within a few
+//! hundredths of each other, so unnormalised they would barely move the ranking.
 
 use serde::{Deserialize, Serialize};
 
@@ -72,6 +78,33 @@ impl Fusion {
     }
 }
 
+/// The range of one retriever's scores for a query.
+struct MinMax {
+    low: f32,
+    high: f32,
+}
+
+impl MinMax {
+    fn of(hits: &[Hit]) -> Self {
+        let (low, high) = hits
+            .iter()
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), h| {
+                (lo.min(h.score), hi.max(h.score))
+            });
+        Self { low, high }
+    }
+
+    /// 0..=1 within the range; a missing score is the worst; one candidate (or all equal)
+    /// is the best.
+    fn scale(&self, score: Option<f32>) -> f32 {
+        match score {
+            None => 0.0,
+            Some(_) if self.high <= self.low => 1.0,
+            Some(x) => ((x - self.low) / (self.high - self.low)).clamp(0.0, 1.0),
+        }
+    }
+}
+
 /// Fuse the two rankings; best first.
 pub fn fuse(fulltext: &[Hit], semantic: &[Hit], fusion: Fusion) -> Result<Vec<Fused>> {
     fusion.validate()?;
@@ -113,15 +146,11 @@ pub fn fuse(fulltext: &[Hit], semantic: &[Hit], fusion: Fusion) -> Result<Vec<Fu
             }
         }
         Fusion::Weighted { semantic_weight } => {
-            let max_bm25 = fulltext.iter().map(|h| h.score).fold(0.0f32, f32::max);
+            let bm25 = MinMax::of(fulltext);
+            let cosine = MinMax::of(semantic);
             for f in &mut all {
-                let bm25 = if max_bm25 > 0.0 {
-                    f.bm25.unwrap_or(0.0) / max_bm25
-                } else {
-                    0.0
-                };
-                let cosine = f.cosine.unwrap_or(0.0).max(0.0);
-                f.score = semantic_weight * cosine + (1.0 - semantic_weight) * bm25;
+                f.score = semantic_weight * cosine.scale(f.cosine)
+                    + (1.0 - semantic_weight) * bm25.scale(f.bm25);
             }
         }
     }
@@ -200,6 +229,45 @@ mod tests {
         .unwrap();
         assert_eq!(only_ft[0].chunk_id, 1);
         assert!((only_ft[0].score - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn weighted_normalises_each_retriever_so_close_cosines_still_count() {
+        let scored = |pairs: &[(i64, f32)]| -> Vec<Hit> {
+            pairs
+                .iter()
+                .map(|&(chunk_id, score)| Hit { chunk_id, score })
+                .collect()
+        };
+        let ft = scored(&[(1, 10.0), (2, 9.0), (3, 5.0)]);
+        // Cosines of one query differ by hundredths; normalised, chunk 2's semantic lead
+        // outweighs its small BM25 deficit.
+        let sem = scored(&[(2, 0.86), (1, 0.84), (3, 0.80)]);
+        let fused = fuse(
+            &ft,
+            &sem,
+            Fusion::Weighted {
+                semantic_weight: 0.5,
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            fused.iter().map(|f| f.chunk_id).collect::<Vec<_>>(),
+            [2, 1, 3]
+        );
+        assert!((fused[0].score - 0.9).abs() < 1e-5, "{fused:?}");
+        assert!(fused[2].score.abs() < 1e-6);
+        // A chunk only one retriever found scores 0 on the other.
+        let only_ft = fuse(
+            &ft,
+            &scored(&[(2, 0.9)]),
+            Fusion::Weighted {
+                semantic_weight: 0.5,
+            },
+        )
+        .unwrap();
+        let one = only_ft.iter().find(|f| f.chunk_id == 1).unwrap();
+        assert!((one.score - 0.5).abs() < 1e-6, "{one:?}");
     }
 
     #[test]

@@ -5,9 +5,14 @@
 //! - `fulltext`: the raw BM25 score (unbounded; ~5–30 for a good match of a short query).
 //! - `semantic`: cosine similarity of the query and chunk vectors (-1..1; e5 puts related
 //!   text around 0.8–0.9 and unrelated text around 0.7, so useful thresholds are ~0.8).
-//! - `hybrid` (RRF): the fused score normalised to 0..1, where 1.0 means ranked first by
-//!   both retrievers and ~0.5 means ranked first by one and missed by the other.
-//! - `hybrid` with `semantic_weight`: `w · cosine + (1 − w) · bm25 / best_bm25`, in 0..1.
+//! - `hybrid` (`search.fusion = "weighted"`, the default, or a request's `semantic_weight`):
+//!   `w · cos' + (1 − w) · bm25'` in 0..1, each score min-max normalised over the query's
+//!   candidates, so 1.0 means best for both retrievers and 0.5 (with w = 0.5) best for one
+//!   and worst or missing for the other. It is relative to the query's candidates: the
+//!   best chunk of a query nothing matches well still scores high.
+//! - `hybrid` with `search.fusion = "rrf"`: reciprocal rank fusion normalised to 0..1, where
+//!   1.0 means ranked first by both retrievers and ~0.5 ranked first by one and missed by
+//!   the other.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -51,7 +56,7 @@ pub struct SearchRequest {
     pub top_k: Option<usize>,
     /// Drop results scoring below this (see the module docs for its meaning per mode).
     pub min_score: Option<f32>,
-    /// Use weighted fusion with this semantic weight instead of RRF.
+    /// Weighted fusion with this semantic weight, 0..=1 (instead of `search.fusion`).
     pub semantic_weight: Option<f32>,
 }
 
@@ -158,9 +163,7 @@ impl SearchService {
         }
         let fusion = match req.semantic_weight {
             Some(w) => Fusion::Weighted { semantic_weight: w },
-            None => Fusion::Rrf {
-                k: self.config.rrf_k,
-            },
+            None => self.config.fusion(),
         };
         fusion.validate()?;
         let kb = self.store.kb(id_or_name).await?;
