@@ -115,7 +115,6 @@ fn damaged_indexes_are_rebuilt_from_sqlite_at_start() {
 /// never retrieved.
 #[test]
 fn kill_at_random_moments_with_ten_seeds() {
-    let _heavy = crate::common::heavy_suite();
     use rand::{Rng, SeedableRng};
     let files: Vec<_> = folder().into_iter().take(7).collect();
     let reference_dir = tempfile::tempdir().unwrap();

@@ -246,7 +246,6 @@ fn hostile_files_fail_with_reasons_and_the_server_stays_up() {
 #[test]
 #[ignore = "6 min of both cores; beside the load suite it starves the chat streams (run with --ignored)"]
 fn ten_thousand_tiny_files_are_all_indexed() {
-    let _heavy = crate::common::heavy_suite();
     const FILES: usize = 10_000;
     const PER_UPLOAD: usize = 200;
     let data = tempfile::tempdir().unwrap();

@@ -33,17 +33,6 @@ pub fn models_dir() -> PathBuf {
         .unwrap_or_else(|| repo_root().join("models"))
 }
 
-/// The suites that keep both cores busy for minutes (ten kill seeds, 10,000 files, the
-/// load run) take this lock, so two of them never share the machine with each other: each
-/// measures its own load, and a lighter test beside it still gets a core.
-pub fn heavy_suite() -> std::sync::MutexGuard<'static, ()> {
-    static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    // A failed heavy test poisons the lock; the next one still runs.
-    HEAVY
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 /// A running server.
 pub struct Server {
     pub child: Child,
