@@ -61,13 +61,11 @@ try:  # LangChain >= 1.0 moved the legacy retrievers to langchain-classic.
 except ImportError:  # LangChain 0.x
     from langchain.retrievers import EnsembleRetriever  # type: ignore[no-redef]
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("ZHIKU_SHARED_DIR", ROOT.parent / "shared"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench import MODELS, ROOT, SETS, SHARED, TARGET, THREADS, read_jsonl  # noqa: E402
+
 EVAL = SHARED / "data" / "eval"
-MODELS = Path(os.environ.get("ZHIKU_MODELS_DIR", ROOT / "models"))
-TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
 MODEL_DIR = MODELS / "multilingual-e5-small"
-THREADS = 2
 BATCH = 32
 # zhiku's default split (ingest/src/split.rs: AUTO_MAX_TOKENS, AUTO_OVERLAP_TOKENS).
 CHUNK_TOKENS = 256
@@ -75,23 +73,11 @@ OVERLAP_TOKENS = 32
 SEPARATORS = ["\n\n", "\n", "。", "！", "？", "；", "，", " ", ""]
 KS = (1, 5)
 
-# name → (title, corpus folders (the first holds the queries), aliases)
-SETS = {
-    "cmrc": ("cmrc2018-trial + distractors-zh", ["cmrc2018-trial", "distractors-zh"], ["cmrc2018-trial"]),
-    "squad": ("squad-dev-en", ["squad-dev-en"], ["squad-dev-en"]),
-    "llm": ("llm-intro-zh", ["llm-intro-zh"], ["llm-intro-zh"]),
-}
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    """All JSON lines of a file."""
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
 
 def set_key(name: str) -> str:
     """The SETS key of a set given by key or by folder name."""
-    for key, (_, _, aliases) in SETS.items():
-        if name == key or name in aliases:
+    for key, (_, _, query_folder) in SETS.items():
+        if name in (key, query_folder):
             return key
     raise SystemExit(f"unknown set '{name}'; known: {', '.join(SETS)} (or their folder names)")
 
