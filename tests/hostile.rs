@@ -244,7 +244,7 @@ fn hostile_files_fail_with_reasons_and_the_server_stays_up() {
 /// 10,000 tiny files in 50 uploads of 200: every one ends indexed exactly once, the queue
 /// keeps moving while health checks answer, and any one of them can be found.
 #[test]
-#[ignore = "6 min of both cores; beside the load suite it starves the chat streams (run with --ignored)"]
+#[ignore = "needs the machine to itself: ./scripts/test runs it alone, after the parallel suites"]
 fn ten_thousand_tiny_files_are_all_indexed() {
     const FILES: usize = 10_000;
     const PER_UPLOAD: usize = 200;

@@ -2,7 +2,9 @@
 //! test model, 5 concurrent uploaders and a searcher, for a fixed time (30 s; set
 //! ZHIKU_SOAK_SECONDS for a soak). Nothing fails except the intended 429s of the bounded
 //! queue, ingestion keeps moving, and the figures (search p95 under load, peak RSS) are
-//! printed.
+//! printed. The figures only mean something on a quiet machine, and beside other suites
+//! the streams starve (50 answers queued behind CPU the suite does not get), so it runs
+//! alone: `cargo test --release -- --ignored --test-threads=1`, as ./scripts/test does.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -43,6 +45,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 #[test]
+#[ignore = "needs the machine to itself: ./scripts/test runs it alone, after the parallel suites"]
 fn fifty_chat_streams_and_five_uploaders() {
     let seconds: u64 = std::env::var("ZHIKU_SOAK_SECONDS")
         .ok()
