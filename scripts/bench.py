@@ -51,17 +51,21 @@ class Server:
 
     def __init__(self) -> None:
         self.data = Path(tempfile.mkdtemp(prefix="zhiku-bench-"))
+        # The pipeline's "batch indexed" lines say where ingest time goes (stage_seconds).
         env = dict(os.environ, ZHIKU_BIND="127.0.0.1:0", ZHIKU_DATA_DIR=str(self.data),
                    ZHIKU_MODELS_DIR=str(MODELS), ZHIKU_ADMIN_TOKEN=TOKEN,
-                   ZHIKU_EMBEDDING__THREADS=str(THREADS), ZHIKU_LOG="warn")
+                   ZHIKU_EMBEDDING__THREADS=str(THREADS), ZHIKU_LOG="warn,ingest::pipeline=info")
+        self.log_path = self.data / "server.log"
+        self.log_read = 0
         self.proc = subprocess.Popen([str(TARGET / "release" / "zhiku"), "serve"], env=env,
-                                     stdout=subprocess.PIPE, text=True)
+                                     stdout=subprocess.PIPE, stderr=self.log_path.open("w"), text=True)
         for line in self.proc.stdout:  # type: ignore[union-attr]
             if line.startswith("zhiku is listening on "):
                 self.base = line.split()[-1]
                 break
         else:
-            raise SystemExit("the server did not start; see its log above")
+            sys.stderr.write(self.log_path.read_text(errors="replace")[-4000:])
+            raise SystemExit("the server did not start; its log is above")
 
     def call(self, method: str, path: str, body: dict | None = None) -> dict | list:
         """One JSON request."""
@@ -72,6 +76,22 @@ class Server:
         with urllib.request.urlopen(req, timeout=300) as r:
             raw = r.read()
         return json.loads(raw) if raw else {}
+
+    def stage_seconds(self) -> tuple[dict[str, float], int, int]:
+        """Ingest stage times summed over the batches logged since the last call, the number
+        of batches and of documents in them."""
+        text = self.log_path.read_text(errors="replace")
+        new, self.log_read = text[self.log_read:], len(text)
+        totals: dict[str, float] = {}
+        batches = documents = 0
+        for line in re.sub(r"\x1b\[[0-9;]*m", "", new).splitlines():
+            if "batch indexed" not in line:
+                continue
+            batches += 1
+            documents += int(re.search(r"\bjobs=(\d+)", line).group(1))  # type: ignore[union-attr]
+            for stage, ms in re.findall(r"\b(\w+)_ms=(\d+)", line):
+                totals[stage] = totals.get(stage, 0.0) + int(ms) / 1000
+        return totals, batches, documents
 
     def rss_mb(self) -> float:
         """Resident memory of the server process."""
@@ -190,6 +210,7 @@ def main() -> None:
             kb = server.call("POST", "/api/kbs", {"name": name})["id"]  # type: ignore[index]
             print(f"{title}: ingesting {len(passages)} passages …", flush=True)
             seconds, chunks = ingest(server, kb, passages)
+            stages, batches, batched_docs = server.stage_seconds()
             ours = chunks / seconds
             raw = float("nan") if args.skip_raw else raw_ort_rate(chunk_texts(server, kb))
             print(f"  {chunks} chunks in {seconds:.1f} s = {ours:.1f} chunks/s; raw ORT {raw:.1f}/s", flush=True)
@@ -197,6 +218,9 @@ def main() -> None:
             report += ["", f"### {title} ({len(passages)} passages → {chunks} chunks, {len(queries)} queries)", "",
                        f"Ingest end to end: {ours:.1f} chunks/s; raw ONNX Runtime on the same chunks: {raw:.1f} chunks/s; "
                        f"ratio {ours / raw:.2f}. Server RSS after ingest: {server.rss_mb():.0f} MB.", "",
+                       f"Where the time goes ({batches} batches, {batched_docs / max(batches, 1):.1f} documents "
+                       f"each; seconds summed over the workers, waiting for the embedding session included): "
+                       + ", ".join(f"{stage} {s:.1f}" for stage, s in stages.items()) + ".", "",
                        "| mode | recall@1 | recall@5 | MRR@10 | p50 ms | p95 ms |", "|---|---:|---:|---:|---:|---:|"]
             for mode, m in results.items():
                 report.append(f"| {mode} | {m['recall@1']:.3f} | {m['recall@5']:.3f} | {m['mrr@10']:.3f} | "

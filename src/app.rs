@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use ingest::embed::{Embedder, EmbedderConfig};
 use ingest::extract::ExtractLimits;
-use ingest::jobs::JobQueue;
+use ingest::jobs::{BatchLimits, JobQueue};
 use ingest::pipeline::Pipeline;
 
 use crate::config::Config;
@@ -81,6 +81,10 @@ impl AppState {
                 timeout_ms: config.ingest.extract_timeout_ms,
                 max_uncompressed_bytes: config.ingest.max_uncompressed_bytes,
                 max_archive_entries: config.ingest.max_archive_entries,
+            },
+            batch: BatchLimits {
+                max_jobs: config.ingest.batch_max_jobs,
+                max_bytes: config.ingest.batch_max_bytes,
             },
         };
         let knowledge = Arc::new(KnowledgeService {

@@ -80,6 +80,10 @@ pub struct IngestConfig {
     pub max_archive_entries: usize,
     /// Crash-interrupted attempts before a job fails.
     pub max_attempts: i64,
+    /// Most small documents one worker takes at once (1: one at a time).
+    pub batch_max_jobs: usize,
+    /// Most bytes of documents in one batch; a larger document runs alone.
+    pub batch_max_bytes: u64,
 }
 
 /// `[search]`.
@@ -200,6 +204,11 @@ impl Config {
             .map_err(|e| Error::Config(format!("bind = {:?} is not host:port ({e})", self.bind)))?;
         if self.ingest.workers == 0 {
             return Err(Error::Config("ingest.workers must be at least 1".into()));
+        }
+        if self.ingest.batch_max_jobs == 0 {
+            return Err(Error::Config(
+                "ingest.batch_max_jobs must be at least 1 (1 turns batching off)".into(),
+            ));
         }
         if self.search.top_k == 0 || self.search.candidates == 0 {
             return Err(Error::Config(

@@ -57,6 +57,18 @@ pub struct Job {
     pub started_at: Option<String>,
     /// When it ended.
     pub finished_at: Option<String>,
+    /// Size of the document's file; small jobs are claimed together (absent on jobs queued
+    /// before sizes were recorded, which run alone).
+    pub bytes: Option<i64>,
+}
+
+/// How many small jobs one worker takes at once (see [`JobQueue::claim_batch`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchLimits {
+    /// Most jobs in one batch; 1 turns batching off.
+    pub max_jobs: usize,
+    /// Most bytes of documents in one batch; a larger job runs alone.
+    pub max_bytes: u64,
 }
 
 /// Claim-and-ack queue over the shared SQLite pool.
@@ -79,17 +91,20 @@ impl JobQueue {
         }
     }
 
-    /// Insert a job inside the caller's transaction (with its document row).
+    /// Insert a job for a document of `bytes` inside the caller's transaction (with its
+    /// document row).
     pub async fn enqueue(
         conn: &mut SqliteConnection,
         document_id: &str,
         kb_id: &str,
+        bytes: i64,
     ) -> Result<i64> {
         let (job_id,): (i64,) = sqlx::query_as(
-            "INSERT INTO ingest_job (document_id, kb_id) VALUES (?, ?) RETURNING job_id",
+            "INSERT INTO ingest_job (document_id, kb_id, bytes) VALUES (?, ?, ?) RETURNING job_id",
         )
         .bind(document_id)
         .bind(kb_id)
+        .bind(bytes)
         .fetch_one(&mut *conn)
         .await?;
         Ok(job_id)
@@ -105,17 +120,39 @@ impl JobQueue {
         let _ = tokio::time::timeout(timeout, self.wake.notified()).await;
     }
 
-    /// Take the oldest enqueued job, if any, and mark it processing.
-    pub async fn claim(&self) -> Result<Option<Job>> {
+    /// Take the oldest enqueued job and mark it processing, together with the small jobs
+    /// queued right after it while they fit in `limits`: ten thousand notes then cost a
+    /// few hundred embedding runs and index commits, not ten thousand. A job that has been
+    /// claimed before (a crash or a transient failure interrupted it) always runs alone,
+    /// so a document that takes the process down cannot take a batch of others with it.
+    /// Oldest first; empty when nothing is queued.
+    pub async fn claim_batch(&self, limits: BatchLimits) -> Result<Vec<Job>> {
+        // Unknown sizes count as over the limit; the running total stops the batch at the
+        // first job that does not fit, so the queue order is kept.
         let sql = format!(
             "UPDATE ingest_job SET status = 'processing', attempts = attempts + 1, started_at = {NOW},
                     stage = NULL, progress = 0
-             WHERE job_id = (SELECT job_id FROM ingest_job WHERE status = 'enqueued' ORDER BY job_id LIMIT 1)
+             WHERE job_id IN (
+                 WITH head AS (
+                     SELECT job_id, attempts,
+                            SUM(CASE WHEN bytes IS NULL OR attempts > 0 THEN ?2 + 1 ELSE bytes END)
+                                OVER (ORDER BY job_id) AS running_bytes,
+                            ROW_NUMBER() OVER (ORDER BY job_id) AS position
+                     FROM (SELECT job_id, bytes, attempts FROM ingest_job
+                           WHERE status = 'enqueued' ORDER BY job_id LIMIT ?1)
+                 )
+                 SELECT job_id FROM head WHERE position = 1 OR running_bytes <= ?2
+             )
              RETURNING *"
         );
-        Ok(sqlx::query_as::<_, Job>(&sql)
-            .fetch_optional(&self.pool)
-            .await?)
+        let max_bytes = i64::try_from(limits.max_bytes).unwrap_or(i64::MAX - 1);
+        let mut jobs = sqlx::query_as::<_, Job>(&sql)
+            .bind(limits.max_jobs.max(1) as i64)
+            .bind(max_bytes)
+            .fetch_all(&self.pool)
+            .await?;
+        jobs.sort_by_key(|j| j.job_id);
+        Ok(jobs)
     }
 
     /// Record the stage and progress of a running job.
@@ -126,6 +163,24 @@ impl JobQueue {
             .bind(job_id)
             .execute(&self.pool)
             .await?;
+        Ok(())
+    }
+
+    /// Record the same stage and progress for several running jobs (a batch) at once.
+    pub async fn progress_many(&self, job_ids: &[i64], stage: &str, progress: f64) -> Result<()> {
+        if job_ids.is_empty() {
+            return Ok(());
+        }
+        let ids = serde_json::to_string(job_ids).map_err(|e| Error::Sink(e.to_string()))?;
+        sqlx::query(
+            "UPDATE ingest_job SET stage = ?, progress = ?
+             WHERE job_id IN (SELECT value FROM json_each(?)) AND status = 'processing'",
+        )
+        .bind(stage)
+        .bind(progress.clamp(0.0, 1.0))
+        .bind(ids)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -241,5 +296,86 @@ impl JobQueue {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn queue_with(sizes: &[Option<i64>]) -> JobQueue {
+        // One connection: each in-memory connection would be a database of its own.
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect("sqlite::memory:")
+            .await
+            .unwrap();
+        sqlx::migrate!("../migrations").run(&pool).await.unwrap();
+        for (i, size) in sizes.iter().enumerate() {
+            sqlx::query("INSERT INTO ingest_job (document_id, kb_id, bytes) VALUES (?, 'kb', ?)")
+                .bind(format!("doc-{i}"))
+                .bind(size)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        JobQueue::new(pool, 3)
+    }
+
+    fn ids(jobs: &[Job]) -> Vec<i64> {
+        jobs.iter().map(|j| j.job_id).collect()
+    }
+
+    const LIMITS: BatchLimits = BatchLimits {
+        max_jobs: 3,
+        max_bytes: 1_000,
+    };
+
+    #[tokio::test]
+    async fn small_jobs_are_claimed_together_in_queue_order() {
+        let queue = queue_with(&[Some(100); 7]).await;
+        assert_eq!(ids(&queue.claim_batch(LIMITS).await.unwrap()), [1, 2, 3]);
+        assert_eq!(ids(&queue.claim_batch(LIMITS).await.unwrap()), [4, 5, 6]);
+        assert_eq!(ids(&queue.claim_batch(LIMITS).await.unwrap()), [7]);
+        assert!(queue.claim_batch(LIMITS).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_large_or_unknown_job_runs_alone_and_the_batch_stops_before_it() {
+        let queue =
+            queue_with(&[Some(400), Some(400), Some(400), Some(5_000), None, Some(1)]).await;
+        // 400 + 400 fit; the third would make 1,200.
+        assert_eq!(ids(&queue.claim_batch(LIMITS).await.unwrap()), [1, 2]);
+        assert_eq!(ids(&queue.claim_batch(LIMITS).await.unwrap()), [3]);
+        assert_eq!(ids(&queue.claim_batch(LIMITS).await.unwrap()), [4]);
+        assert_eq!(ids(&queue.claim_batch(LIMITS).await.unwrap()), [5]);
+        assert_eq!(ids(&queue.claim_batch(LIMITS).await.unwrap()), [6]);
+    }
+
+    #[tokio::test]
+    async fn a_job_claimed_before_runs_alone() {
+        let queue = queue_with(&[Some(10); 4]).await;
+        let first = queue.claim_batch(LIMITS).await.unwrap();
+        assert_eq!(ids(&first), [1, 2, 3]);
+        // The process died: every job of the batch goes back, and each then runs alone.
+        let (requeued, failed) = queue.recover().await.unwrap();
+        assert_eq!((requeued.len(), failed.len()), (3, 0));
+        for expected in [1, 2, 3] {
+            let alone = queue.claim_batch(LIMITS).await.unwrap();
+            assert_eq!(ids(&alone), [expected]);
+            assert_eq!(alone[0].attempts, 2);
+        }
+        assert_eq!(ids(&queue.claim_batch(LIMITS).await.unwrap()), [4]);
+    }
+
+    #[tokio::test]
+    async fn batching_off_claims_one_at_a_time() {
+        let queue = queue_with(&[Some(1); 2]).await;
+        let one = BatchLimits {
+            max_jobs: 1,
+            max_bytes: u64::MAX,
+        };
+        assert_eq!(ids(&queue.claim_batch(one).await.unwrap()), [1]);
+        assert_eq!(ids(&queue.claim_batch(one).await.unwrap()), [2]);
     }
 }

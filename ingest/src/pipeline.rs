@@ -3,17 +3,18 @@
 //! The crate does not know where documents live or how chunks are indexed: the server
 //! implements [`ChunkSink`] for that (ripgrep's "the library defines the sink" shape).
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{Instrument, Span, info, info_span, warn};
 
 use crate::clean::{CleanSettings, clean};
 use crate::embed::Embedder;
 use crate::extract::{self, DocKind, ExtractLimits, Extracted};
-use crate::jobs::{Job, JobQueue};
+use crate::jobs::{BatchLimits, Job, JobQueue};
 use crate::split::{ChunkDraft, SplitSettings, split};
 use crate::{Error, Result};
 
@@ -64,10 +65,13 @@ pub trait ChunkSink: Send + Sync + 'static {
         &self,
         job: &Job,
         text_sha256: &[String],
-    ) -> impl Future<Output = Result<std::collections::HashMap<String, Vec<f32>>>> + Send;
-    /// Store the chunks, replacing any earlier ones of the document, and index them.
+    ) -> impl Future<Output = Result<HashMap<String, Vec<f32>>>> + Send;
+    /// Store the chunks, replacing any earlier ones of the document (not yet searchable).
     /// Must be idempotent: a crash after it and before the job is acked runs it again.
     fn write(&self, job: &Job, doc: ProcessedDocument) -> impl Future<Output = Result<()>> + Send;
+    /// Make the documents of these jobs, whose chunks [`ChunkSink::write`] stored, searchable
+    /// and mark them so: called once per batch, so their index updates share one commit.
+    fn publish(&self, jobs: &[Job]) -> impl Future<Output = Result<()>> + Send;
     /// The document failed; record why.
     fn failed(&self, job: &Job, error: &Error) -> impl Future<Output = Result<()>> + Send;
 }
@@ -79,6 +83,8 @@ pub struct Pipeline {
     pub embedder: Arc<Embedder>,
     /// Limits for extraction.
     pub limits: ExtractLimits,
+    /// How many small jobs a worker takes at once.
+    pub batch: BatchLimits,
 }
 
 /// hex sha256 of a text.
@@ -89,7 +95,18 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 impl Pipeline {
     /// Extract, clean and split (no embedding): what `split-preview` shows.
     pub fn chunk(&self, source: &SourceDocument) -> Result<(Extracted, Vec<ChunkDraft>)> {
+        self.chunk_timed(source)
+            .map(|(extracted, drafts, _)| (extracted, drafts))
+    }
+
+    /// [`Pipeline::chunk`], and how long extraction and cleaning + splitting took.
+    fn chunk_timed(
+        &self,
+        source: &SourceDocument,
+    ) -> Result<(Extracted, Vec<ChunkDraft>, StageTimes)> {
+        let started = Instant::now();
         let mut extracted = extract::extract(&source.name, source.bytes.clone(), &self.limits)?;
+        let extracted_at = Instant::now();
         for section in &mut extracted.sections {
             section.text = clean(&section.text, &source.clean);
         }
@@ -105,81 +122,305 @@ impl Pipeline {
         if chunks.is_empty() {
             return Err(Error::NoText);
         }
-        Ok((extracted, chunks))
+        let times = StageTimes {
+            extract: extracted_at - started,
+            split: extracted_at.elapsed(),
+            ..StageTimes::default()
+        };
+        Ok((extracted, chunks, times))
     }
 }
 
-/// Run one job to its end. Errors are recorded on the job and the document, not returned,
-/// except when the database itself fails.
-async fn run_job<S: ChunkSink>(
+/// Where a batch's time went, for the log line each batch ends with.
+#[derive(Debug, Clone, Copy, Default)]
+struct StageTimes {
+    extract: Duration,
+    split: Duration,
+    embed: Duration,
+    store: Duration,
+    index: Duration,
+}
+
+impl StageTimes {
+    fn add(&mut self, other: StageTimes) {
+        self.extract += other.extract;
+        self.split += other.split;
+        self.embed += other.embed;
+        self.store += other.store;
+        self.index += other.index;
+    }
+}
+
+/// A job of a batch, extracted and split, waiting for its vectors.
+struct Prepared {
+    job: Job,
+    span: Span,
+    started: Instant,
+    kind: DocKind,
+    page_count: Option<u32>,
+    drafts: Vec<ChunkDraft>,
+    hashes: Vec<String>,
+    known: HashMap<String, Vec<f32>>,
+    times: StageTimes,
+}
+
+/// A job of a batch whose chunks are stored, waiting to be made searchable.
+struct Written {
+    job: Job,
+    span: Span,
+    started: Instant,
+    chunks: usize,
+}
+
+/// Run a batch of jobs (one, or several small ones) to their end: each is extracted and
+/// split on its own, then the batch shares one embedding run (its passages sorted by
+/// length, so short notes fill whole batches) and one publish (one index commit per KB).
+/// A job's failure is recorded on that job and its document only; errors are returned
+/// only when the database itself fails.
+async fn run_batch<S: ChunkSink>(
+    worker: usize,
     queue: &JobQueue,
     pipeline: &Pipeline,
     sink: &S,
-    job: &Job,
+    jobs: Vec<Job>,
 ) -> Result<()> {
-    let started = Instant::now();
-    match process(queue, pipeline, sink, job).await {
-        Ok(chunks) => {
-            queue.succeed(job.job_id).await?;
+    let ids: Vec<i64> = jobs.iter().map(|j| j.job_id).collect();
+    queue.progress_many(&ids, "extract", 0.0).await?;
+    let mut prepared = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let span = info_span!("ingest_job", worker, job_id = job.job_id, document_id = %job.document_id, kb_id = %job.kb_id);
+        let started = Instant::now();
+        match prepare(pipeline, sink, &job).instrument(span.clone()).await {
+            Ok((extracted, drafts, hashes, known, times)) => prepared.push(Prepared {
+                job,
+                span,
+                started,
+                kind: extracted.kind,
+                page_count: extracted.page_count,
+                drafts,
+                hashes,
+                known,
+                times,
+            }),
+            Err(error) => {
+                settle_failure(queue, sink, &job, &error)
+                    .instrument(span)
+                    .await?
+            }
+        }
+    }
+    if prepared.is_empty() {
+        return Ok(());
+    }
+
+    let mut times = StageTimes::default();
+    for p in &prepared {
+        times.add(p.times);
+    }
+    let embed_started = Instant::now();
+    let vectors = match embed_missing(queue, pipeline, &prepared).await {
+        Ok(vectors) => vectors,
+        Err(error) => {
+            for p in &prepared {
+                settle_failure(queue, sink, &p.job, &error)
+                    .instrument(p.span.clone())
+                    .await?;
+            }
+            return Ok(());
+        }
+    };
+
+    times.embed = embed_started.elapsed();
+    let store_started = Instant::now();
+    let ids: Vec<i64> = prepared.iter().map(|p| p.job.job_id).collect();
+    queue.progress_many(&ids, "index", 0.9).await?;
+    let mut vectors = vectors.into_iter();
+    let mut written = Vec::with_capacity(prepared.len());
+    'jobs: for p in prepared {
+        let Prepared {
+            job,
+            span,
+            started,
+            kind,
+            page_count,
+            drafts,
+            hashes,
+            known,
+            times: _,
+        } = p;
+        let mut chunks = Vec::with_capacity(drafts.len());
+        for (draft, text_sha256) in drafts.into_iter().zip(hashes) {
+            let vector = match known.get(&text_sha256) {
+                Some(v) => Some(v.clone()),
+                None => vectors.next(),
+            };
+            let Some(vector) = vector else {
+                let error = Error::Model("fewer vectors than chunks".into());
+                settle_failure(queue, sink, &job, &error)
+                    .instrument(span)
+                    .await?;
+                continue 'jobs;
+            };
+            chunks.push(EmbeddedChunk {
+                draft,
+                text_sha256,
+                vector,
+            });
+        }
+        let count = chunks.len();
+        let stored = async {
+            if queue.is_canceled(job.job_id).await? {
+                return Err(Error::Sink("document deleted while processing".into()));
+            }
+            sink.write(
+                &job,
+                ProcessedDocument {
+                    kind,
+                    page_count,
+                    chunks,
+                },
+            )
+            .await
+        }
+        .instrument(span.clone())
+        .await;
+        match stored {
+            Ok(()) => written.push(Written {
+                job,
+                span,
+                started,
+                chunks: count,
+            }),
+            Err(error) => {
+                settle_failure(queue, sink, &job, &error)
+                    .instrument(span)
+                    .await?
+            }
+        }
+    }
+    if written.is_empty() {
+        return Ok(());
+    }
+
+    times.store = store_started.elapsed();
+    let index_started = Instant::now();
+    let stored_jobs: Vec<Job> = written.iter().map(|w| w.job.clone()).collect();
+    match sink.publish(&stored_jobs).await {
+        Ok(()) => {
+            times.index = index_started.elapsed();
             info!(
-                chunks,
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "indexed"
+                worker,
+                jobs = stored_jobs.len(),
+                chunks = written.iter().map(|w| w.chunks).sum::<usize>(),
+                extract_ms = times.extract.as_millis() as u64,
+                split_ms = times.split.as_millis() as u64,
+                embed_ms = times.embed.as_millis() as u64,
+                store_ms = times.store.as_millis() as u64,
+                index_ms = times.index.as_millis() as u64,
+                "batch indexed"
             );
+            for w in written {
+                let _entered = w.span.enter();
+                queue.succeed(w.job.job_id).await?;
+                info!(
+                    chunks = w.chunks,
+                    batch = stored_jobs.len(),
+                    elapsed_ms = w.started.elapsed().as_millis() as u64,
+                    "indexed"
+                );
+            }
         }
         Err(error) => {
-            if queue.is_canceled(job.job_id).await? {
-                info!("job was canceled while running");
-                return Ok(());
+            for w in &written {
+                settle_failure(queue, sink, &w.job, &error)
+                    .instrument(w.span.clone())
+                    .await?;
             }
-            if error.is_retryable() && job.attempts < queue.max_attempts() {
-                warn!(code = error.code(), %error, attempts = job.attempts, "transient failure; the job will run again");
-                queue.retry_later(job.job_id, &error).await?;
-                queue.notify();
-                return Ok(());
-            }
-            warn!(code = error.code(), %error, "ingestion failed");
-            sink.failed(job, &error).await?;
-            queue.fail(job.job_id, &error).await?;
         }
     }
     Ok(())
 }
 
-async fn process<S: ChunkSink>(
+/// A job that ended in `error`: canceled meanwhile, retried later when the error is
+/// transient, or failed with its reason on the job and the document.
+async fn settle_failure<S: ChunkSink>(
     queue: &JobQueue,
+    sink: &S,
+    job: &Job,
+    error: &Error,
+) -> Result<()> {
+    if queue.is_canceled(job.job_id).await? {
+        info!("job was canceled while running");
+        return Ok(());
+    }
+    if error.is_retryable() && job.attempts < queue.max_attempts() {
+        warn!(code = error.code(), %error, attempts = job.attempts, "transient failure; the job will run again");
+        queue.retry_later(job.job_id, error).await?;
+        queue.notify();
+        return Ok(());
+    }
+    warn!(code = error.code(), %error, "ingestion failed");
+    sink.failed(job, error).await?;
+    queue.fail(job.job_id, error).await
+}
+
+/// Fetch, extract, clean and split one job, and look up the vectors its KB already has.
+async fn prepare<S: ChunkSink>(
     pipeline: &Pipeline,
     sink: &S,
     job: &Job,
-) -> Result<usize> {
+) -> Result<(
+    Extracted,
+    Vec<ChunkDraft>,
+    Vec<String>,
+    HashMap<String, Vec<f32>>,
+    StageTimes,
+)> {
     sink.started(job).await?;
     let source = sink.fetch(job).await?;
-    queue.progress(job.job_id, "extract", 0.0).await?;
     let span = tracing::Span::current();
     let p = pipeline.clone();
-    let src = source.clone();
-    let (extracted, drafts) = tokio::task::spawn_blocking(move || span.in_scope(|| p.chunk(&src)))
-        .await
-        .map_err(|e| Error::Panicked {
-            kind: "pipeline".into(),
-            detail: e.to_string(),
-        })??;
-    queue.progress(job.job_id, "embed", 0.1).await?;
-
+    let (extracted, drafts, times) =
+        tokio::task::spawn_blocking(move || span.in_scope(|| p.chunk_timed(&source)))
+            .await
+            .map_err(|e| Error::Panicked {
+                kind: "pipeline".into(),
+                detail: e.to_string(),
+            })??;
     let hashes: Vec<String> = drafts
         .iter()
         .map(|d| sha256_hex(d.text.as_bytes()))
         .collect();
     let known = sink.known_vectors(job, &hashes).await?;
-    let missing: Vec<String> = drafts
+    Ok((extracted, drafts, hashes, known, times))
+}
+
+/// Embed every chunk of the batch that its KB does not already have a vector for, in one
+/// run; the vectors come back in batch order (job by job, chunk by chunk).
+async fn embed_missing(
+    queue: &JobQueue,
+    pipeline: &Pipeline,
+    prepared: &[Prepared],
+) -> Result<Vec<Vec<f32>>> {
+    let ids: Vec<i64> = prepared.iter().map(|p| p.job.job_id).collect();
+    queue.progress_many(&ids, "embed", 0.1).await?;
+    let missing: Vec<String> = prepared
         .iter()
-        .zip(&hashes)
-        .filter(|(_, h)| !known.contains_key(*h))
-        .map(|(d, _)| d.text.clone())
+        .flat_map(|p| {
+            p.drafts
+                .iter()
+                .zip(&p.hashes)
+                .filter(|(_, h)| !p.known.contains_key(*h))
+                .map(|(d, _)| d.text.clone())
+        })
         .collect();
     let embedder = pipeline.embedder.clone();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, usize)>();
-    let span = tracing::Span::current();
+    let span = info_span!(
+        "embed_batch",
+        jobs = prepared.len(),
+        passages = missing.len()
+    );
     let embedding = tokio::task::spawn_blocking(move || {
         span.in_scope(|| {
             embedder.embed_passages(&missing, |done, total| {
@@ -188,50 +429,20 @@ async fn process<S: ChunkSink>(
         })
     });
     tokio::pin!(embedding);
-    let new_vectors = loop {
+    loop {
         tokio::select! {
             Some((done, total)) = rx.recv() => {
                 let fraction = 0.1 + 0.8 * done as f64 / total.max(1) as f64;
-                queue.progress(job.job_id, "embed", fraction).await?;
+                queue.progress_many(&ids, "embed", fraction).await?;
             }
             result = &mut embedding => {
-                break result.map_err(|e| Error::Panicked { kind: "embedding".into(), detail: e.to_string() })??;
+                return result.map_err(|e| Error::Panicked { kind: "embedding".into(), detail: e.to_string() })?;
             }
         }
-    };
-    let mut new_vectors = new_vectors.into_iter();
-    let mut chunks = Vec::with_capacity(drafts.len());
-    for (draft, text_sha256) in drafts.into_iter().zip(hashes) {
-        let vector = match known.get(&text_sha256) {
-            Some(v) => v.clone(),
-            None => new_vectors
-                .next()
-                .ok_or_else(|| Error::Model("fewer vectors than chunks".into()))?,
-        };
-        chunks.push(EmbeddedChunk {
-            draft,
-            text_sha256,
-            vector,
-        });
     }
-    queue.progress(job.job_id, "index", 0.9).await?;
-    if queue.is_canceled(job.job_id).await? {
-        return Err(Error::Sink("document deleted while processing".into()));
-    }
-    let count = chunks.len();
-    sink.write(
-        job,
-        ProcessedDocument {
-            kind: extracted.kind,
-            page_count: extracted.page_count,
-            chunks,
-        },
-    )
-    .await?;
-    Ok(count)
 }
 
-/// The worker loop: claim a job, run it, repeat; sleeps until woken when the queue is empty.
+/// The worker loop: claim a job (or a batch of small ones), run it, repeat; sleeps until woken when the queue is empty.
 /// Returns when `shutdown` turns true. A database error is logged and retried after a pause.
 pub async fn run_worker<S: ChunkSink>(
     worker: usize,
@@ -244,18 +455,16 @@ pub async fn run_worker<S: ChunkSink>(
         if *shutdown.borrow() {
             return;
         }
-        match queue.claim().await {
-            Ok(Some(job)) => {
-                let span = info_span!("ingest_job", worker, job_id = job.job_id, document_id = %job.document_id, kb_id = %job.kb_id);
-                if let Err(e) = run_job(&queue, &pipeline, sink.as_ref(), &job)
-                    .instrument(span)
-                    .await
-                {
-                    warn!(worker, job_id = job.job_id, error = %e, "job bookkeeping failed; will retry");
+        match queue.claim_batch(pipeline.batch).await {
+            Ok(jobs) if !jobs.is_empty() => {
+                let first = jobs[0].job_id;
+                let count = jobs.len();
+                if let Err(e) = run_batch(worker, &queue, &pipeline, sink.as_ref(), jobs).await {
+                    warn!(worker, job_id = first, jobs = count, error = %e, "job bookkeeping failed; will retry");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }
-            Ok(None) => {
+            Ok(_) => {
                 tokio::select! {
                     _ = queue.wait(Duration::from_secs(2)) => {}
                     _ = shutdown.changed() => {}

@@ -390,12 +390,24 @@ impl IndexingSink {
                 doc.page_count.map(i64::from),
                 &chunks,
             )
-            .await?;
-        self.indexes.catch_up(&job.kb_id).await?;
-        // Only now: "indexed" promises the document is searchable.
-        self.store
-            .set_document_status(&job.document_id, "indexed", None)
             .await
+    }
+
+    /// One catch-up per KB for the whole batch, then the documents are marked indexed.
+    async fn publish_documents(&self, jobs: &[Job]) -> Result<()> {
+        let mut kbs: Vec<&str> = jobs.iter().map(|j| j.kb_id.as_str()).collect();
+        kbs.sort_unstable();
+        kbs.dedup();
+        for kb_id in kbs {
+            self.indexes.catch_up(kb_id).await?;
+        }
+        // Only now: "indexed" promises the document is searchable.
+        for job in jobs {
+            self.store
+                .set_document_status(&job.document_id, "indexed", None)
+                .await?;
+        }
+        Ok(())
     }
 }
 
@@ -435,6 +447,10 @@ impl ChunkSink for IndexingSink {
 
     async fn write(&self, job: &Job, doc: ProcessedDocument) -> ingest::Result<()> {
         self.store_document(job, doc).await.map_err(to_ingest)
+    }
+
+    async fn publish(&self, jobs: &[Job]) -> ingest::Result<()> {
+        self.publish_documents(jobs).await.map_err(to_ingest)
     }
 
     async fn failed(&self, job: &Job, error: &ingest::Error) -> ingest::Result<()> {

@@ -104,7 +104,8 @@ impl Store {
             return Err(Error::Conflict("duplicate".into()));
         }
         inserted?;
-        let job_id = ingest::jobs::JobQueue::enqueue(&mut tx, doc.document_id, doc.kb_id).await?;
+        let job_id =
+            ingest::jobs::JobQueue::enqueue(&mut tx, doc.document_id, doc.kb_id, doc.bytes).await?;
         tx.commit().await?;
         Ok(job_id)
     }
