@@ -155,17 +155,6 @@ impl JobQueue {
         Ok(jobs)
     }
 
-    /// Record the stage and progress of a running job.
-    pub async fn progress(&self, job_id: i64, stage: &str, progress: f64) -> Result<()> {
-        sqlx::query("UPDATE ingest_job SET stage = ?, progress = ? WHERE job_id = ? AND status = 'processing'")
-            .bind(stage)
-            .bind(progress.clamp(0.0, 1.0))
-            .bind(job_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
     /// Record the same stage and progress for several running jobs (a batch) at once.
     pub async fn progress_many(&self, job_ids: &[i64], stage: &str, progress: f64) -> Result<()> {
         if job_ids.is_empty() {

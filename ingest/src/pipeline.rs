@@ -217,8 +217,9 @@ async fn run_batch<S: ChunkSink>(
     for p in &prepared {
         times.add(p.times);
     }
+    let ids: Vec<i64> = prepared.iter().map(|p| p.job.job_id).collect();
     let embed_started = Instant::now();
-    let vectors = match embed_missing(queue, pipeline, &prepared).await {
+    let vectors = match embed_missing(queue, pipeline, &prepared, &ids).await {
         Ok(vectors) => vectors,
         Err(error) => {
             for p in &prepared {
@@ -232,7 +233,6 @@ async fn run_batch<S: ChunkSink>(
 
     times.embed = embed_started.elapsed();
     let store_started = Instant::now();
-    let ids: Vec<i64> = prepared.iter().map(|p| p.job.job_id).collect();
     queue.progress_many(&ids, "index", 0.9).await?;
     let mut vectors = vectors.into_iter();
     let mut written = Vec::with_capacity(prepared.len());
@@ -396,14 +396,15 @@ async fn prepare<S: ChunkSink>(
 }
 
 /// Embed every chunk of the batch that its KB does not already have a vector for, in one
-/// run; the vectors come back in batch order (job by job, chunk by chunk).
+/// run; the vectors come back in batch order (job by job, chunk by chunk). `ids` are the
+/// batch's job ids, for progress.
 async fn embed_missing(
     queue: &JobQueue,
     pipeline: &Pipeline,
     prepared: &[Prepared],
+    ids: &[i64],
 ) -> Result<Vec<Vec<f32>>> {
-    let ids: Vec<i64> = prepared.iter().map(|p| p.job.job_id).collect();
-    queue.progress_many(&ids, "embed", 0.1).await?;
+    queue.progress_many(ids, "embed", 0.1).await?;
     let missing: Vec<String> = prepared
         .iter()
         .flat_map(|p| {
@@ -433,7 +434,7 @@ async fn embed_missing(
         tokio::select! {
             Some((done, total)) = rx.recv() => {
                 let fraction = 0.1 + 0.8 * done as f64 / total.max(1) as f64;
-                queue.progress_many(&ids, "embed", fraction).await?;
+                queue.progress_many(ids, "embed", fraction).await?;
             }
             result = &mut embedding => {
                 return result.map_err(|e| Error::Panicked { kind: "embedding".into(), detail: e.to_string() })?;
@@ -442,8 +443,8 @@ async fn embed_missing(
     }
 }
 
-/// The worker loop: claim a job (or a batch of small ones), run it, repeat; sleeps until woken when the queue is empty.
-/// Returns when `shutdown` turns true. A database error is logged and retried after a pause.
+/// The worker loop: claim a job (or a batch of small ones), run it, repeat; sleeps until
+/// woken when the queue is empty. Returns when `shutdown` turns true. A database error is logged and retried after a pause.
 pub async fn run_worker<S: ChunkSink>(
     worker: usize,
     queue: JobQueue,
