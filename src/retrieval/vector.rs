@@ -45,6 +45,11 @@ struct Meta {
 
 const BASENAME: &str = "hnsw";
 const MAX_LAYERS: usize = 16;
+/// Below this many points a graph is built one insertion at a time. Parallel insertions
+/// into a near-empty graph race each other into poorly linked nodes: a 69-point graph
+/// built in parallel once left a chunk its own vector could not find (hnsw_rs's docs ask
+/// for ~1000 insertions per thread before parallel pays off).
+const SERIAL_SEED_POINTS: usize = 1_000;
 
 /// The vector index of one KB.
 pub struct VectorIndex {
@@ -150,8 +155,15 @@ impl VectorIndex {
             .graph
             .read()
             .map_err(|_| Error::Index("vector index poisoned".into()))?;
+        let serial = SERIAL_SEED_POINTS
+            .saturating_sub(graph.get_nb_point())
+            .min(points.len());
+        let (seed, rest) = points.split_at(serial);
+        for (seq, v) in seed {
+            graph.insert((v.as_slice(), *seq as usize));
+        }
         let data: Vec<(&Vec<f32>, usize)> =
-            points.iter().map(|(seq, v)| (v, *seq as usize)).collect();
+            rest.iter().map(|(seq, v)| (v, *seq as usize)).collect();
         if data.len() > 64 {
             graph.parallel_insert(&data);
         } else {
@@ -191,6 +203,23 @@ impl VectorIndex {
         Ok(hits
             .into_iter()
             .map(|n| (n.d_id as i64, 1.0 - n.distance))
+            .collect())
+    }
+
+    /// The seqs of every point in the graph, stale ones included (an exact membership
+    /// list for consistency checks; search itself is approximate).
+    pub fn seqs(&self) -> Result<std::collections::HashSet<i64>> {
+        let graph = self
+            .graph
+            .read()
+            .map_err(|_| Error::Index("vector index poisoned".into()))?;
+        if graph.get_nb_point() == 0 {
+            return Ok(Default::default());
+        }
+        Ok(graph
+            .get_point_indexation()
+            .into_iter()
+            .map(|p| p.get_origin_id() as i64)
             .collect())
     }
 
@@ -286,6 +315,29 @@ mod tests {
         assert_eq!(again.points(), 4);
         let hits = again.search(&unit(&[0.0, 1.0, 0.1]), 1, 16).unwrap();
         assert_eq!(hits[0].0, 2);
+    }
+
+    #[test]
+    fn every_point_of_a_small_batch_finds_itself() {
+        // 200 points in one call: the graph is seeded serially, so each is reachable.
+        let dir = tempfile::tempdir().unwrap();
+        let idx = VectorIndex::open(&dir.path().join("v"), 8, PARAMS).unwrap();
+        let mut state = 0x2545_f491_u64;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            ((state >> 33) as f32 / (1u64 << 31) as f32) - 0.5
+        };
+        let points: Vec<(i64, Vec<f32>)> = (1..=200)
+            .map(|i| (i, unit(&(0..8).map(|_| next()).collect::<Vec<f32>>())))
+            .collect();
+        idx.insert(&points, 200).unwrap();
+        assert_eq!(idx.seqs().unwrap().len(), 200);
+        for (seq, v) in &points {
+            let hits = idx.search(v, 10, 64).unwrap();
+            assert!(hits.iter().any(|(s, _)| s == seq), "{seq} not found");
+        }
     }
 
     #[test]

@@ -42,8 +42,14 @@ pub struct Consistency {
     pub sqlite_chunks: usize,
     /// Documents in the BM25 index.
     pub bm25_docs: usize,
-    /// Live chunks whose current seq is in the vector index.
+    /// Live chunks whose current seq is a point of the vector index (exact).
     pub vector_hits: usize,
+    /// Live chunks the vector index lacks (first 20).
+    pub vector_missing: Vec<i64>,
+    /// Live chunks that a search for their own vector (top 10) returns. HNSW is
+    /// approximate, so this may fall a little short of `vector_hits`; far short means a
+    /// poorly built graph, which `zhiku reindex` rebuilds.
+    pub vector_self_found: usize,
     /// Whether BM25 holds exactly the live chunk ids.
     pub bm25_matches: bool,
     /// Live chunks BM25 lacks (first 20).
@@ -296,18 +302,27 @@ impl IndexRegistry {
             tokio::task::spawn_blocking(move || idx.bm25.all_chunk_ids()).await??
         };
         let live_rows = self.store.live_chunks(kb_id, &live, false).await?;
-        let mut vector_hits = 0;
+        let graph_seqs = {
+            let idx = indexes.clone();
+            tokio::task::spawn_blocking(move || idx.vectors.seqs()).await??
+        };
+        let vector_missing: Vec<i64> = live_rows
+            .iter()
+            .filter(|row| !graph_seqs.contains(&row.seq))
+            .map(|row| row.chunk_id)
+            .collect();
+        let mut vector_self_found = 0;
         for row in &live_rows {
-            let v: Vec<(i64, Vec<u8>)> =
-                sqlx::query_as("SELECT seq, embedding FROM chunk WHERE chunk_id = ?")
+            let blob: Option<(Vec<u8>,)> =
+                sqlx::query_as("SELECT embedding FROM chunk WHERE chunk_id = ?")
                     .bind(row.chunk_id)
-                    .fetch_all(&self.store.pool)
+                    .fetch_optional(&self.store.pool)
                     .await?;
-            if let Some((seq, blob)) = v.first() {
-                let vector = crate::store::blob_to_vector(blob);
+            if let Some((blob,)) = blob {
+                let vector = crate::store::blob_to_vector(&blob);
                 let hits = indexes.vectors.search(&vector, 10, 64)?;
-                if hits.iter().any(|(s, _)| s == seq) {
-                    vector_hits += 1;
+                if hits.iter().any(|(s, _)| *s == row.seq) {
+                    vector_self_found += 1;
                 }
             }
         }
@@ -328,7 +343,9 @@ impl IndexRegistry {
                 .collect(),
             sqlite_chunks: live.len(),
             bm25_docs: bm25_ids.len(),
-            vector_hits,
+            vector_hits: live_rows.len() - vector_missing.len(),
+            vector_missing: vector_missing.into_iter().take(20).collect(),
+            vector_self_found,
             bm25_matches: bm25_ids == live,
         })
     }
