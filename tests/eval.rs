@@ -266,3 +266,90 @@ fn answers_report_hit_rate_and_negative_rejection() {
     let rate = negative["rejection_rate"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&rate), "{negative}");
 }
+
+/// Run `zhiku bench search …` with its temp dir under `tmp`: (success, stdout, stderr).
+fn bench_search(tmp: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_zhiku"))
+        .args(["bench", "search"])
+        .args(args)
+        .env("TMPDIR", tmp)
+        .env("ZHIKU_DATA_DIR", tmp.join("unused"))
+        .env("ZHIKU_MODELS_DIR", models_dir())
+        .env("ZHIKU_ADMIN_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn bench_search_grows_the_kb_and_reports_every_size_and_mode() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (corpus, queries) = set("llm-intro-zh");
+    let (ok, out, err) = bench_search(
+        tmp.path(),
+        &[
+            "--corpus",
+            &corpus,
+            "--queries",
+            &queries,
+            "--chunks",
+            "500,2000",
+            "--limit",
+            "5",
+            "--json",
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["base_records"], 5);
+    assert!(report["base_chunks"].as_u64().unwrap() > 5, "{report}");
+    let sizes = report["sizes"].as_array().unwrap();
+    let chunks: Vec<u64> = sizes
+        .iter()
+        .map(|s| s["chunks"].as_u64().unwrap())
+        .collect();
+    assert_eq!(chunks, [500, 2000]);
+    for size in sizes {
+        assert!(size["disk_mib"].as_f64().unwrap() > 0.0, "{size}");
+        assert!(size["peak_rss_mib"].as_f64().unwrap() > 100.0, "{size}");
+        let modes = size["modes"].as_array().unwrap();
+        let names: Vec<&str> = modes.iter().map(|m| m["mode"].as_str().unwrap()).collect();
+        assert_eq!(names, ["fulltext", "semantic", "hybrid"]);
+        for m in modes {
+            assert_eq!(m["queries"], 5);
+            assert!(m["p99_ms"].as_f64().unwrap() >= m["p50_ms"].as_f64().unwrap());
+            let embedded = m["embed_p50_ms"].as_f64().unwrap() > 0.0;
+            assert_eq!(embedded, m["mode"] != "fulltext", "{m}");
+        }
+    }
+    // The throw-away KB is gone with the run (ONNX Runtime leaves its own `.ses` file).
+    let left: Vec<String> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("zhiku-bench"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    // The configured data dir is never touched.
+    assert!(!tmp.path().join("unused").exists());
+
+    // Sizes out of order, or below what the base corpus already holds, are refused.
+    for (sizes, expected) in [("2000,500", "ascending"), ("10,2000", "below the")] {
+        let (ok, out, err) = bench_search(
+            tmp.path(),
+            &[
+                "--corpus",
+                &corpus,
+                "--queries",
+                &queries,
+                "--chunks",
+                sizes,
+            ],
+        );
+        assert!(!ok, "{sizes}: {out}");
+        assert!(err.contains(expected), "{sizes}: {err}");
+    }
+}

@@ -5,6 +5,7 @@
 //! lock and say clearly when the server holds it.
 
 mod backup;
+mod bench;
 mod doctor;
 mod eval;
 mod ingest_files;
@@ -61,6 +62,9 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// Print the OpenAPI description of the HTTP API (as `GET /openapi.json` serves it).
     Openapi(openapi::OpenapiArgs),
+    /// Benchmarks on this machine (search at 10k–1M chunks).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 /// Run a parsed command.
@@ -82,6 +86,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Restore(args) => backup::restore(config, args).await,
         Command::Eval(args) => eval::run(config, args).await,
         Command::Openapi(args) => openapi::run(&args),
+        Command::Bench(cmd) => bench::run(config, cmd).await,
     }
 }
 

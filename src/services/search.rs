@@ -14,7 +14,7 @@
 //!   1.0 means ranked first by both retrievers and ~0.5 ranked first by one and missed by
 //!   the other.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -27,6 +27,7 @@ use crate::config::SearchConfig;
 use crate::error::{Error, Result};
 use crate::retrieval::fusion::{Fusion, Hit, fuse};
 use crate::store::Store;
+use crate::store::chunks::LiveChunk;
 
 /// Which retrievers to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
@@ -221,20 +222,23 @@ impl SearchService {
         timings.semantic_ms = semantic_ms;
 
         let fuse_started = Instant::now();
+        // Candidates are checked for liveness without their text (stale points of edited
+        // or deleted chunks drop out here); only the results returned are loaded whole.
         let ids: Vec<i64> = bm25_hits.iter().map(|h| h.0).collect();
         let seqs: Vec<i64> = vector_hits.iter().map(|h| h.0).collect();
-        let mut rows = HashMap::new();
-        for c in self.store.live_chunks(&kb.kb_id, &ids, false).await? {
-            rows.insert(c.chunk_id, c);
-        }
-        let by_seq = self.store.live_chunks(&kb.kb_id, &seqs, true).await?;
-        let chunk_of_seq: HashMap<i64, i64> = by_seq.iter().map(|c| (c.seq, c.chunk_id)).collect();
-        for c in by_seq {
-            rows.insert(c.chunk_id, c);
-        }
+        // Two pooled connections answer the two lists at once.
+        let (live_by_id, live_by_seq) = tokio::try_join!(
+            self.store.live_chunk_keys(&kb.kb_id, &ids, false),
+            self.store.live_chunk_keys(&kb.kb_id, &seqs, true)
+        )?;
+        let live_ids: HashSet<i64> = live_by_id.into_iter().map(|(id, _)| id).collect();
+        let chunk_of_seq: HashMap<i64, i64> = live_by_seq
+            .into_iter()
+            .map(|(chunk_id, seq)| (seq, chunk_id))
+            .collect();
         let ft: Vec<Hit> = bm25_hits
             .iter()
-            .filter(|(id, _)| rows.contains_key(id))
+            .filter(|(id, _)| live_ids.contains(id))
             .map(|&(chunk_id, score)| Hit { chunk_id, score })
             .take(candidates)
             .collect();
@@ -247,8 +251,7 @@ impl SearchService {
             })
             .take(candidates)
             .collect();
-        let fused = fuse(&ft, &sem, fusion)?;
-        let results: Vec<SearchResult> = fused
+        let fused: Vec<_> = fuse(&ft, &sem, fusion)?
             .into_iter()
             .map(|f| {
                 let score = match req.mode {
@@ -260,6 +263,17 @@ impl SearchService {
             })
             .filter(|(_, score)| req.min_score.is_none_or(|min| *score >= min))
             .take(top_k)
+            .collect();
+        let top_ids: Vec<i64> = fused.iter().map(|(f, _)| f.chunk_id).collect();
+        let mut rows: HashMap<i64, LiveChunk> = self
+            .store
+            .live_chunks(&kb.kb_id, &top_ids, false)
+            .await?
+            .into_iter()
+            .map(|c| (c.chunk_id, c))
+            .collect();
+        let results: Vec<SearchResult> = fused
+            .into_iter()
             .filter_map(|(f, score)| {
                 rows.remove(&f.chunk_id).map(|c| SearchResult {
                     chunk_id: c.chunk_id,

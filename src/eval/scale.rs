@@ -1,0 +1,397 @@
+//! Growing a knowledge base past what can be embedded for a benchmark: `zhiku bench search`
+//! measures search at 1M chunks, which would take a day to embed on two cores. So a few
+//! thousand real chunks (text and vector, from the real pipeline) are copied with noise:
+//! each copy keeps a random three quarters of its source's clauses, in order, and its
+//! vector is the source's plus Gaussian noise, renormalised. BM25 then sees the corpus's
+//! real vocabulary at the grown size, and the vector index sees clusters of near neighbours
+//! around real points, which is harder for HNSW than spread-out random vectors.
+
+use std::time::Instant;
+
+use ingest::pipeline::sha256_hex;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+
+use super::metrics::percentile;
+use super::run::Progress;
+use crate::app::AppState;
+use crate::error::{Error, Result};
+use crate::services::search::{SearchMode, SearchRequest, SearchTimings};
+use crate::store::chunks::NewChunk;
+use crate::store::documents::NewDocument;
+
+/// Chunks per synthetic document (one SQLite transaction each).
+const CHUNKS_PER_DOCUMENT: usize = 1_000;
+/// Rows read per page when loading the source chunks.
+const SOURCE_PAGE: i64 = 2_000;
+
+/// One real chunk that copies are made from.
+#[derive(Debug, Clone)]
+pub struct SourceChunk {
+    /// Text.
+    pub text: String,
+    /// Unit vector.
+    pub vector: Vec<f32>,
+}
+
+/// A copy with noise.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NoisyChunk {
+    /// Text: a subset of the source's clauses.
+    pub text: String,
+    /// Unit vector near the source's.
+    pub vector: Vec<f32>,
+}
+
+/// Makes noisy copies, reproducibly from a seed.
+pub struct Grower {
+    rng: StdRng,
+    noise_per_dim: f32,
+}
+
+/// Clause ends: Chinese and Western punctuation, and line breaks.
+fn is_clause_end(c: char) -> bool {
+    matches!(
+        c,
+        '。' | '，' | '、' | '；' | '！' | '？' | '.' | ',' | ';' | '!' | '?' | '\n'
+    )
+}
+
+impl Grower {
+    /// `noise_per_dim` is the standard deviation added to each coordinate: with 384
+    /// dimensions, 0.02 puts a copy at a cosine of about 0.93 from its source.
+    pub fn new(seed: u64, noise_per_dim: f32) -> Self {
+        Self {
+            rng: StdRng::seed_from_u64(seed),
+            noise_per_dim,
+        }
+    }
+
+    /// A noisy copy of `source`.
+    pub fn copy(&mut self, source: &SourceChunk) -> NoisyChunk {
+        NoisyChunk {
+            text: self.vary_text(&source.text),
+            vector: self.vary_vector(&source.vector),
+        }
+    }
+
+    fn vary_text(&mut self, text: &str) -> String {
+        let mut clauses = Vec::new();
+        let mut start = 0;
+        for (i, c) in text.char_indices() {
+            if is_clause_end(c) {
+                let end = i + c.len_utf8();
+                clauses.push(&text[start..end]);
+                start = end;
+            }
+        }
+        if start < text.len() {
+            clauses.push(&text[start..]);
+        }
+        let kept: String = clauses
+            .iter()
+            .filter(|_| self.rng.random::<f32>() < 0.75)
+            .copied()
+            .collect();
+        // A copy never comes out empty: keep the first clause then.
+        match kept.trim().is_empty() {
+            true => clauses.first().copied().unwrap_or(text).to_string(),
+            false => kept,
+        }
+    }
+
+    fn vary_vector(&mut self, vector: &[f32]) -> Vec<f32> {
+        let mut out: Vec<f32> = vector
+            .iter()
+            .map(|x| x + self.noise_per_dim * self.gaussian())
+            .collect();
+        let norm = out.iter().map(|x| x * x).sum::<f32>().sqrt();
+        if norm > 0.0 {
+            out.iter_mut().for_each(|x| *x /= norm);
+        }
+        out
+    }
+
+    /// A standard normal sample (Box–Muller).
+    fn gaussian(&mut self) -> f32 {
+        let u1: f32 = self.rng.random::<f32>().max(f32::MIN_POSITIVE);
+        let u2: f32 = self.rng.random();
+        (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
+    }
+}
+
+/// Every live chunk of a KB, as sources for copies.
+pub async fn source_chunks(state: &AppState, kb_id: &str) -> Result<Vec<SourceChunk>> {
+    let mut out = Vec::new();
+    let mut after = 0;
+    loop {
+        let rows = state
+            .store
+            .live_chunks_page(kb_id, after, SOURCE_PAGE)
+            .await?;
+        let Some(last) = rows.last().map(|r| r.chunk_id) else {
+            break;
+        };
+        after = last;
+        out.extend(rows.iter().map(|r| SourceChunk {
+            vector: r.vector(),
+            text: r.text.clone(),
+        }));
+    }
+    Ok(out)
+}
+
+/// What growing a KB to a size cost.
+#[derive(Debug, Clone, Serialize)]
+pub struct GrowReport {
+    /// Live chunks after growing.
+    pub chunks: usize,
+    /// Seconds writing the copies into SQLite.
+    pub store_s: f64,
+    /// Seconds bringing BM25 and HNSW up to date (jieba, tantivy commits, graph
+    /// insertions, the graph's save), for the chunks added at this step.
+    pub index_s: f64,
+}
+
+/// Add noisy copies of `sources` (round robin) to `kb_id` until it holds `target` chunks,
+/// then bring its indexes up to date, timing both.
+pub async fn grow_kb(
+    state: &AppState,
+    kb_id: &str,
+    sources: &[SourceChunk],
+    have: usize,
+    target: usize,
+    grower: &mut Grower,
+    progress: Progress<'_>,
+) -> Result<GrowReport> {
+    if sources.is_empty() {
+        return Err(Error::InvalidInput(
+            "the base corpus gave no chunks to copy".into(),
+        ));
+    }
+    let started = Instant::now();
+    let mut next = have;
+    while next < target {
+        let count = CHUNKS_PER_DOCUMENT.min(target - next);
+        let copies: Vec<NoisyChunk> = (next..next + count)
+            .map(|i| grower.copy(&sources[i % sources.len()]))
+            .collect();
+        write_document(state, kb_id, next / CHUNKS_PER_DOCUMENT, &copies).await?;
+        next += count;
+        progress("storing", (next - have) as u64, (target - have) as u64);
+    }
+    let store_s = started.elapsed().as_secs_f64();
+    progress("indexing", 0, 1);
+    let started = Instant::now();
+    state.indexes.catch_up(kb_id).await?;
+    state.indexes.save_all().await?;
+    Ok(GrowReport {
+        chunks: target,
+        store_s,
+        index_s: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// One synthetic document holding `copies`, stored as if ingested (its job done).
+async fn write_document(
+    state: &AppState,
+    kb_id: &str,
+    number: usize,
+    copies: &[NoisyChunk],
+) -> Result<()> {
+    let document_id = uuid::Uuid::new_v4().to_string();
+    let name = format!("synthetic-{number:06}.txt");
+    let bytes: usize = copies.iter().map(|c| c.text.len()).sum();
+    let job_id = state
+        .store
+        .insert_document(&NewDocument {
+            document_id: &document_id,
+            kb_id,
+            name: &name,
+            bytes: bytes as i64,
+            sha256: &sha256_hex(document_id.as_bytes()),
+            file_path: "",
+            split_json: None,
+            clean_json: None,
+        })
+        .await?;
+    let hashes: Vec<String> = copies
+        .iter()
+        .map(|c| sha256_hex(c.text.as_bytes()))
+        .collect();
+    let mut offset = 0i64;
+    let chunks: Vec<NewChunk<'_>> = copies
+        .iter()
+        .zip(&hashes)
+        .enumerate()
+        .map(|(i, (c, hash))| {
+            let start = offset;
+            offset += c.text.len() as i64;
+            NewChunk {
+                ordinal: i as i64,
+                page: None,
+                start_byte: start,
+                end_byte: offset,
+                text: &c.text,
+                token_count: c.text.chars().count() as i64,
+                text_sha256: hash,
+                vector: &c.vector,
+            }
+        })
+        .collect();
+    state
+        .store
+        .replace_document_chunks(&document_id, "text", None, &chunks)
+        .await?;
+    state
+        .store
+        .set_document_status(&document_id, "indexed", None)
+        .await?;
+    state.queue.succeed(job_id).await?;
+    Ok(())
+}
+
+/// Latency of one search mode at one size.
+#[derive(Debug, Clone, Serialize)]
+pub struct LatencyReport {
+    /// fulltext, semantic or hybrid.
+    pub mode: String,
+    /// Queries timed.
+    pub queries: usize,
+    /// Search without the query embedding: 50th percentile.
+    pub p50_ms: f64,
+    /// 95th percentile.
+    pub p95_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// The query embedding alone (0 for full-text): 50th percentile.
+    pub embed_p50_ms: f64,
+    /// 95th percentile.
+    pub embed_p95_ms: f64,
+    /// Where the time goes, 50th percentiles: BM25, the vector index, and loading,
+    /// filtering and fusing the candidates.
+    pub fulltext_p50_ms: f64,
+    /// The vector index (HNSW) alone.
+    pub semantic_p50_ms: f64,
+    /// Loading the candidates from SQLite and fusing them.
+    pub fuse_p50_ms: f64,
+}
+
+/// Ask every query once in `mode` (after a few untimed ones to warm caches) and take the
+/// server's own timings, the query embedding apart.
+pub async fn time_mode(
+    state: &AppState,
+    kb_id: &str,
+    queries: &[String],
+    mode: SearchMode,
+    progress: Progress<'_>,
+) -> Result<LatencyReport> {
+    let request = |query: &str| SearchRequest {
+        query: query.to_string(),
+        mode,
+        top_k: Some(10),
+        min_score: None,
+        semantic_weight: None,
+    };
+    for q in queries.iter().take(5) {
+        state.search.search(kb_id, &request(q)).await?;
+    }
+    let mut timings = Vec::new();
+    for (i, q) in queries.iter().enumerate() {
+        timings.push(state.search.search(kb_id, &request(q)).await?.timings_ms);
+        progress(
+            super::run::mode_name(mode),
+            i as u64 + 1,
+            queries.len() as u64,
+        );
+    }
+    let series = |part: fn(&SearchTimings) -> f64| timings.iter().map(part).collect::<Vec<f64>>();
+    let search_ms = series(|t| t.total_ms - t.embed_ms);
+    let embed_ms = series(|t| t.embed_ms);
+    Ok(LatencyReport {
+        mode: super::run::mode_name(mode).to_string(),
+        queries: queries.len(),
+        p50_ms: percentile(&search_ms, 50.0),
+        p95_ms: percentile(&search_ms, 95.0),
+        p99_ms: percentile(&search_ms, 99.0),
+        embed_p50_ms: percentile(&embed_ms, 50.0),
+        embed_p95_ms: percentile(&embed_ms, 95.0),
+        fulltext_p50_ms: percentile(&series(|t| t.fulltext_ms), 50.0),
+        semantic_p50_ms: percentile(&series(|t| t.semantic_ms), 50.0),
+        fuse_p50_ms: percentile(&series(|t| t.fuse_ms), 50.0),
+    })
+}
+
+/// This process's resident memory now and at its peak, in MiB (Linux; 0 elsewhere).
+pub fn rss_mib() -> (f64, f64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next()?.parse::<f64>().ok())
+            .map_or(0.0, |kib| kib / 1024.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Bytes of every file under `dir`.
+pub fn disk_bytes(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => disk_bytes(&e.path()),
+            Ok(_) => e.metadata().map_or(0, |m| m.len()),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source() -> SourceChunk {
+        let v: Vec<f32> = (0..384).map(|i| ((i % 7) as f32) - 3.0).collect();
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        SourceChunk {
+            text: "范廷颂是越南罗马天主教枢机。1963年被任为主教；1990年被擢升为天主教河内总教区宗座署理，之后又被任命为总主教。".into(),
+            vector: v.into_iter().map(|x| x / n).collect(),
+        }
+    }
+
+    #[test]
+    fn copies_stay_near_their_source_and_differ_from_each_other() {
+        let src = source();
+        let mut grower = Grower::new(7, 0.02);
+        let a = grower.copy(&src);
+        let b = grower.copy(&src);
+        assert_ne!(a, b);
+        for copy in [&a, &b] {
+            let cos: f32 = copy
+                .vector
+                .iter()
+                .zip(&src.vector)
+                .map(|(x, y)| x * y)
+                .sum();
+            assert!((0.85..0.99).contains(&cos), "{cos}");
+            let norm: f32 = copy.vector.iter().map(|x| x * x).sum::<f32>().sqrt();
+            assert!((norm - 1.0).abs() < 1e-4);
+            assert!(!copy.text.trim().is_empty());
+            // Every clause kept is one of the source's, in the source's order.
+            assert!(copy.text.chars().count() <= src.text.chars().count());
+        }
+    }
+
+    #[test]
+    fn the_same_seed_makes_the_same_copies() {
+        let src = source();
+        let a = Grower::new(3, 0.02).copy(&src);
+        let b = Grower::new(3, 0.02).copy(&src);
+        assert_eq!(a, b);
+    }
+}
