@@ -17,9 +17,13 @@ fn set(name: &str) -> (String, String) {
 
 /// Run `zhiku eval …` with the harness's environment plus `env`: (success, stdout, stderr).
 fn eval(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    zhiku(&[&["eval"], args].concat(), data_dir, env)
+}
+
+/// Run `zhiku ARGS…` with the harness's environment plus `env`: (success, stdout, stderr).
+fn zhiku(args: &[&str], data_dir: &Path, env: &[(&str, &str)]) -> (bool, String, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_zhiku"));
-    cmd.arg("eval")
-        .args(args)
+    cmd.args(args)
         .env("ZHIKU_DATA_DIR", data_dir)
         .env("ZHIKU_MODELS_DIR", models_dir())
         .env("ZHIKU_ADMIN_TOKEN", TOKEN)
@@ -269,19 +273,11 @@ fn answers_report_hit_rate_and_negative_rejection() {
 
 /// Run `zhiku bench search …` with its temp dir under `tmp`: (success, stdout, stderr).
 fn bench_search(tmp: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_zhiku"))
-        .args(["bench", "search"])
-        .args(args)
-        .env("TMPDIR", tmp)
-        .env("ZHIKU_DATA_DIR", tmp.join("unused"))
-        .env("ZHIKU_MODELS_DIR", models_dir())
-        .env("ZHIKU_ADMIN_TOKEN", TOKEN)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+    let tmp_dir = tmp.to_string_lossy();
+    zhiku(
+        &[&["bench", "search"], args].concat(),
+        &tmp.join("unused"),
+        &[("TMPDIR", &tmp_dir)],
     )
 }
 
