@@ -197,18 +197,20 @@ fn print_size(s: &SizeReport) {
         s.grown.chunks, s.grown.store_s, s.grown.index_s, s.rss_mib, s.peak_rss_mib, s.disk_mib
     );
     println!(
-        "  {:<9} {:>8} {:>8} {:>8}   {:>14}   p50 of bm25 / hnsw / fuse ms",
-        "mode", "p50 ms", "p95 ms", "p99 ms", "embed p50/p95"
+        "  {:<9} {:>8} {:>8} {:>8}   {:>14}   {:>14}   p50 of bm25 / hnsw / fuse ms",
+        "mode", "p50 ms", "p95 ms", "p99 ms", "embed p50/p95", "total p50/p95"
     );
     for m in &s.modes {
         println!(
-            "  {:<9} {:>8.2} {:>8.2} {:>8.2}   {:>6.1} / {:<6.1}   {:.2} / {:.2} / {:.2}",
+            "  {:<9} {:>8.2} {:>8.2} {:>8.2}   {:>6.1} / {:<6.1}   {:>6.1} / {:<6.1}   {:.2} / {:.2} / {:.2}",
             m.mode,
             m.p50_ms,
             m.p95_ms,
             m.p99_ms,
             m.embed_p50_ms,
             m.embed_p95_ms,
+            m.total_p50_ms,
+            m.total_p95_ms,
             m.fulltext_p50_ms,
             m.semantic_p50_ms,
             m.fuse_p50_ms
