@@ -173,6 +173,9 @@ pub struct LlmConfig {
     pub remote_timeout_ms: u64,
 }
 
+/// The most candidates per retriever a search may ask for.
+const MAX_CANDIDATES: usize = 1_000;
+
 impl Config {
     /// Defaults < `file` < environment.
     pub fn load(file: Option<&Path>) -> Result<Self> {
@@ -214,6 +217,14 @@ impl Config {
             return Err(Error::Config(
                 "search.top_k and search.candidates must be at least 1".into(),
             ));
+        }
+        // Each search checks its candidates in one SQL statement (2 × candidates vector
+        // hits), and SQLite takes at most 32,766 parameters in one.
+        if self.search.candidates > MAX_CANDIDATES {
+            return Err(Error::Config(format!(
+                "search.candidates = {} is more than {MAX_CANDIDATES}; fusion gains nothing past a few hundred",
+                self.search.candidates
+            )));
         }
         self.search
             .fusion()
@@ -332,6 +343,10 @@ mod tests {
             jail.set_env("ZHIKU_BIND", "nowhere");
             let err = Config::load(None).unwrap_err().to_string();
             assert!(err.contains("not host:port"), "{err}");
+            jail.set_env("ZHIKU_BIND", "127.0.0.1:8080");
+            jail.set_env("ZHIKU_SEARCH__CANDIDATES", "20000");
+            let err = Config::load(None).unwrap_err().to_string();
+            assert!(err.contains("more than 1000"), "{err}");
             Ok(())
         });
     }

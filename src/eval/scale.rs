@@ -8,6 +8,7 @@
 
 use std::time::Instant;
 
+use ingest::jobs::JobQueue;
 use ingest::pipeline::sha256_hex;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -18,6 +19,7 @@ use super::run::Progress;
 use crate::app::AppState;
 use crate::error::{Error, Result};
 use crate::services::search::{SearchMode, SearchRequest, SearchTimings};
+use crate::store::Store;
 use crate::store::chunks::NewChunk;
 use crate::store::documents::NewDocument;
 
@@ -124,16 +126,8 @@ impl Grower {
 /// Every live chunk of a KB, as sources for copies.
 pub async fn source_chunks(state: &AppState, kb_id: &str) -> Result<Vec<SourceChunk>> {
     let mut out = Vec::new();
-    let mut after = 0;
-    loop {
-        let rows = state
-            .store
-            .live_chunks_page(kb_id, after, SOURCE_PAGE)
-            .await?;
-        let Some(last) = rows.last().map(|r| r.chunk_id) else {
-            break;
-        };
-        after = last;
+    let mut pages = state.store.live_chunk_pages(kb_id, SOURCE_PAGE);
+    while let Some(rows) = pages.next_page().await? {
         out.extend(rows.iter().map(|r| SourceChunk {
             vector: r.vector(),
             text: r.text.clone(),
@@ -177,7 +171,14 @@ pub async fn grow_kb(
         let copies: Vec<NoisyChunk> = (next..next + count)
             .map(|i| grower.copy(&sources[i % sources.len()]))
             .collect();
-        write_document(state, kb_id, next / CHUNKS_PER_DOCUMENT, &copies).await?;
+        write_document(
+            &state.store,
+            &state.queue,
+            kb_id,
+            next / CHUNKS_PER_DOCUMENT,
+            &copies,
+        )
+        .await?;
         next += count;
         progress("storing", (next - have) as u64, (target - have) as u64);
     }
@@ -193,9 +194,11 @@ pub async fn grow_kb(
     })
 }
 
-/// One synthetic document holding `copies`, stored as if ingested (its job done).
-async fn write_document(
-    state: &AppState,
+/// One synthetic document holding `copies`, stored as if ingested (its job done), its
+/// chunks not yet in the indexes.
+pub(crate) async fn write_document(
+    store: &Store,
+    queue: &JobQueue,
     kb_id: &str,
     number: usize,
     copies: &[NoisyChunk],
@@ -203,8 +206,7 @@ async fn write_document(
     let document_id = uuid::Uuid::new_v4().to_string();
     let name = format!("synthetic-{number:06}.txt");
     let bytes: usize = copies.iter().map(|c| c.text.len()).sum();
-    let job_id = state
-        .store
+    let job_id = store
         .insert_document(&NewDocument {
             document_id: &document_id,
             kb_id,
@@ -240,15 +242,13 @@ async fn write_document(
             }
         })
         .collect();
-    state
-        .store
+    store
         .replace_document_chunks(&document_id, "text", None, &chunks)
         .await?;
-    state
-        .store
+    store
         .set_document_status(&document_id, "indexed", None)
         .await?;
-    state.queue.succeed(job_id).await?;
+    queue.succeed(job_id).await?;
     Ok(())
 }
 

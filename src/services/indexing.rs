@@ -24,6 +24,8 @@ use crate::store::chunks::NewChunk;
 
 /// Rows read from SQLite per catch-up step.
 const CATCH_UP_PAGE: i64 = 2_000;
+/// How many live chunks a consistency check searches for by their own vector.
+const SELF_SEARCH_SAMPLE: usize = 2_000;
 
 /// Open indexes of all KBs, by KB id.
 pub struct IndexRegistry {
@@ -46,9 +48,12 @@ pub struct Consistency {
     pub vector_hits: usize,
     /// Live chunks the vector index lacks (first 20).
     pub vector_missing: Vec<i64>,
-    /// Live chunks that a search for their own vector (top 10) returns. HNSW is
-    /// approximate, so this may fall a little short of `vector_hits`; far short means a
-    /// poorly built graph, which `zhiku reindex` rebuilds.
+    /// Live chunks searched for by their own vector (top 10): all of them up to 2,000,
+    /// an even sample of 2,000 or so beyond.
+    pub vector_self_checked: usize,
+    /// Of those, the ones the search returned. HNSW is approximate, so this may fall a
+    /// little short of `vector_self_checked`; far short means a poorly built graph,
+    /// which `zhiku reindex` rebuilds.
     pub vector_self_found: usize,
     /// Whether BM25 holds exactly the live chunk ids.
     pub bm25_matches: bool,
@@ -247,17 +252,9 @@ impl IndexRegistry {
             tokio::task::spawn_blocking(move || KbIndexes::create(&d, generation, dims, params))
                 .await??,
         );
-        let mut after = 0i64;
         let mut done = 0usize;
-        loop {
-            let rows = self
-                .store
-                .live_chunks_page(kb_id, after, CATCH_UP_PAGE)
-                .await?;
-            let Some(last) = rows.last().map(|r| r.chunk_id) else {
-                break;
-            };
-            after = last;
+        let mut pages = self.store.live_chunk_pages(kb_id, CATCH_UP_PAGE);
+        while let Some(rows) = pages.next_page().await? {
             done += rows.len();
             let idx = fresh.clone();
             tokio::task::spawn_blocking(move || -> Result<()> {
@@ -301,30 +298,37 @@ impl IndexRegistry {
             let idx = indexes.clone();
             tokio::task::spawn_blocking(move || idx.bm25.all_chunk_ids()).await??
         };
-        let live_rows = self.store.live_chunks(kb_id, &live, false).await?;
         let graph_seqs = {
             let idx = indexes.clone();
-            tokio::task::spawn_blocking(move || idx.vectors.seqs()).await??
+            Arc::new(tokio::task::spawn_blocking(move || idx.vectors.seqs()).await??)
         };
-        let vector_missing: Vec<i64> = live_rows
-            .iter()
-            .filter(|row| !graph_seqs.contains(&row.seq))
-            .map(|row| row.chunk_id)
-            .collect();
-        let mut vector_self_found = 0;
-        for row in &live_rows {
-            let blob: Option<(Vec<u8>,)> =
-                sqlx::query_as("SELECT embedding FROM chunk WHERE chunk_id = ?")
-                    .bind(row.chunk_id)
-                    .fetch_optional(&self.store.pool)
-                    .await?;
-            if let Some((blob,)) = blob {
-                let vector = crate::store::blob_to_vector(&blob);
-                let hits = indexes.vectors.search(&vector, 10, 64)?;
-                if hits.iter().any(|(s, _)| *s == row.seq) {
-                    vector_self_found += 1;
+        // Every live chunk is looked up in the graph exactly; the self-search, an HNSW
+        // query each, runs on an even sample so a check of a 1M-chunk KB takes seconds.
+        let stride = live.len().div_ceil(SELF_SEARCH_SAMPLE).max(1);
+        let mut vectors = VectorTally::default();
+        let mut seen = 0usize;
+        let mut pages = self.store.live_chunk_pages(kb_id, CATCH_UP_PAGE);
+        while let Some(rows) = pages.next_page().await? {
+            let (idx, graph_seqs, first) = (indexes.clone(), graph_seqs.clone(), seen);
+            seen += rows.len();
+            let page = tokio::task::spawn_blocking(move || -> Result<VectorTally> {
+                let mut page = VectorTally::default();
+                for (i, row) in rows.iter().enumerate() {
+                    if graph_seqs.contains(&row.seq) {
+                        page.hits += 1;
+                    } else {
+                        page.missing.push(row.chunk_id);
+                    }
+                    if (first + i) % stride == 0 {
+                        page.self_checked += 1;
+                        let found = idx.vectors.search(&row.vector(), 10, 64)?;
+                        page.self_found += usize::from(found.iter().any(|(s, _)| *s == row.seq));
+                    }
                 }
-            }
+                Ok(page)
+            })
+            .await??;
+            vectors.add(page);
         }
         let live_set: std::collections::HashSet<i64> = live.iter().copied().collect();
         let bm25_set: std::collections::HashSet<i64> = bm25_ids.iter().copied().collect();
@@ -343,11 +347,32 @@ impl IndexRegistry {
                 .collect(),
             sqlite_chunks: live.len(),
             bm25_docs: bm25_ids.len(),
-            vector_hits: live_rows.len() - vector_missing.len(),
-            vector_missing: vector_missing.into_iter().take(20).collect(),
-            vector_self_found,
+            vector_hits: vectors.hits,
+            vector_missing: vectors.missing,
+            vector_self_checked: vectors.self_checked,
+            vector_self_found: vectors.self_found,
             bm25_matches: bm25_ids == live,
         })
+    }
+}
+
+/// What a consistency check found in the vector index, summed over pages.
+#[derive(Default)]
+struct VectorTally {
+    hits: usize,
+    /// First 20 only.
+    missing: Vec<i64>,
+    self_checked: usize,
+    self_found: usize,
+}
+
+impl VectorTally {
+    fn add(&mut self, page: VectorTally) {
+        self.hits += page.hits;
+        let room = 20usize.saturating_sub(self.missing.len());
+        self.missing.extend(page.missing.into_iter().take(room));
+        self.self_checked += page.self_checked;
+        self.self_found += page.self_found;
     }
 }
 
@@ -481,5 +506,79 @@ impl ChunkSink for IndexingSink {
             return Err(to_ingest(e));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::scale::{NoisyChunk, write_document};
+    use crate::store::kbs::NewKb;
+    use ingest::jobs::JobQueue;
+
+    /// More live chunks than SQLite takes parameters in one statement (32,766), so a check
+    /// that listed them in one `IN (…)` would fail.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn check_counts_a_kb_of_40k_chunks() {
+        const CHUNKS: usize = 40_000;
+        const DIMS: usize = 8;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.sqlite")).await.unwrap();
+        let queue = JobQueue::new(store.pool.clone(), 3);
+        let kb = store
+            .insert_kb(&NewKb {
+                name: "big",
+                description: "",
+                split_json: "{}",
+                clean_json: "{}",
+                embedding_model: "test",
+                embedding_dims: DIMS as i64,
+            })
+            .await
+            .unwrap();
+        // Random unit vectors, reproducibly from a seed.
+        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(7);
+        let mut vector = || -> Vec<f32> {
+            let v: Vec<f32> = (0..DIMS)
+                .map(|_| rand::Rng::random_range(&mut rng, -1.0f32..1.0))
+                .collect();
+            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
+            v.into_iter().map(|x| x / norm).collect()
+        };
+        for document in 0..CHUNKS / 1_000 {
+            let copies: Vec<NoisyChunk> = (document * 1_000..(document + 1) * 1_000)
+                .map(|i| NoisyChunk {
+                    text: format!("第{i}段 chunk number {i}"),
+                    vector: vector(),
+                })
+                .collect();
+            write_document(&store, &queue, &kb.kb_id, document, &copies)
+                .await
+                .unwrap();
+        }
+        let config = crate::config::Config::load(None).unwrap();
+        let registry = IndexRegistry::new(
+            store.clone(),
+            dir.path().to_path_buf(),
+            &config.search,
+            false,
+        );
+        registry.catch_up(&kb.kb_id).await.unwrap();
+
+        let check = registry.check(&kb.kb_id).await.unwrap();
+        assert_eq!(check.sqlite_chunks, CHUNKS);
+        assert_eq!(check.bm25_docs, CHUNKS);
+        assert!(check.bm25_matches, "{check:?}");
+        assert_eq!(check.vector_hits, CHUNKS);
+        assert!(check.vector_missing.is_empty());
+        // The self-search runs on a sample, not on all 40k.
+        assert!(
+            (1_900..=2_000).contains(&check.vector_self_checked),
+            "{check:?}"
+        );
+        assert!(
+            check.vector_self_found * 100 >= check.vector_self_checked * 95,
+            "{check:?}"
+        );
     }
 }

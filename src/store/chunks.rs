@@ -55,6 +55,28 @@ pub struct LiveChunk {
     pub seq: i64,
 }
 
+/// A cursor over a KB's live chunks; see [`Store::live_chunk_pages`].
+pub struct LiveChunkPages<'a> {
+    store: &'a Store,
+    kb_id: &'a str,
+    after_chunk_id: i64,
+    page_rows: i64,
+}
+
+impl LiveChunkPages<'_> {
+    /// The next page, or `None` once every live chunk has been returned.
+    pub async fn next_page(&mut self) -> Result<Option<Vec<ChunkChange>>> {
+        let rows = self
+            .store
+            .live_chunks_page(self.kb_id, self.after_chunk_id, self.page_rows)
+            .await?;
+        Ok(rows.last().map(|r| r.chunk_id).map(|last| {
+            self.after_chunk_id = last;
+            rows
+        }))
+    }
+}
+
 /// A row as the index catch-up sees it.
 #[derive(Debug, Clone, FromRow)]
 pub struct ChunkChange {
@@ -314,8 +336,20 @@ impl Store {
         .await?)
     }
 
-    /// Live chunks of a KB after `after_chunk_id` (for rebuilds), at most `limit`.
-    pub async fn live_chunks_page(
+    /// Pages through a KB's live chunks in chunk id order, `page_rows` at a time, with
+    /// their text and vector: rebuilds, consistency checks and the scale benchmark read a
+    /// whole KB this way, so memory stays one page whatever the KB's size.
+    pub fn live_chunk_pages<'a>(&'a self, kb_id: &'a str, page_rows: i64) -> LiveChunkPages<'a> {
+        LiveChunkPages {
+            store: self,
+            kb_id,
+            after_chunk_id: 0,
+            page_rows,
+        }
+    }
+
+    /// Live chunks of a KB after `after_chunk_id`, at most `limit`.
+    async fn live_chunks_page(
         &self,
         kb_id: &str,
         after_chunk_id: i64,
