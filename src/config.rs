@@ -62,6 +62,8 @@ pub struct EmbeddingConfig {
     pub threads: usize,
     /// Passages per batch.
     pub batch_size: usize,
+    /// Release the passage model after this many seconds without a passage (0: never).
+    pub passage_idle_release_s: u64,
 }
 
 /// `[ingest]`.

@@ -3,11 +3,14 @@
 //! A model folder holds `model.onnx`, the four tokenizer JSON files fastembed reads and,
 //! optionally, `zhiku-model.json` (id, dims, prefixes). Two sessions are kept: one for
 //! ingestion batches and one for queries, so a search never waits behind a 32-passage batch.
+//! The passage session starts with the first passage and is released when none has come
+//! for a while, since most of the time a server answers questions and ingests nothing.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::{Duration, Instant};
 
 use fastembed::{
     InitOptionsUserDefined, Pooling, QuantizationMode, TextEmbedding, TokenizerFiles,
@@ -15,6 +18,7 @@ use fastembed::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::pipeline::sha256_hex;
 use crate::split::TokenCount;
 use crate::{Error, Result};
 
@@ -51,15 +55,115 @@ pub struct EmbedderConfig {
     pub threads: usize,
     /// Passages per ONNX run.
     pub batch_size: usize,
+    /// Release the passage model after this many seconds without a passage (0: never).
+    pub passage_idle_release_s: u64,
 }
 
 /// Embeds passages and queries; shared by ingestion and search.
 pub struct Embedder {
     info: ModelInfo,
-    passages: Mutex<TextEmbedding>,
+    files: ModelFiles,
     queries: Mutex<TextEmbedding>,
-    tokenizer: tokenizers::Tokenizer,
+    /// Loaded on first use, released after `passage_idle_release` without use.
+    passages: RwLock<Option<Arc<PassageModel>>>,
+    passages_used: Mutex<Instant>,
+    passage_idle_release: Option<Duration>,
     batch_size: usize,
+}
+
+/// What ingestion alone needs: the passage session and a tokenizer without truncation for
+/// sizing chunks. Together they are most of a server's memory (the session's arena grows
+/// to the largest batch, ~1.2 GB for 32 × 256 tokens, and the 250k-token vocabulary takes
+/// ~270 MB per tokenizer), so they are released when no document has come for a while and
+/// loaded again (about a second) when one does.
+pub struct PassageModel {
+    session: Mutex<TextEmbedding>,
+    tokenizer: tokenizers::Tokenizer,
+}
+
+impl TokenCount for PassageModel {
+    fn count(&self, text: &str) -> usize {
+        self.tokenizer
+            .encode_fast(text, false)
+            .map(|e| e.len())
+            // A tokenizer failure must not lose text: fall back to a character count,
+            // which over-estimates for CJK and so keeps chunks within the window.
+            .unwrap_or_else(|_| text.chars().count())
+    }
+}
+
+/// Where the model's files are and how its sessions are started, kept so the passage
+/// session can be started again after a release.
+struct ModelFiles {
+    env: ort::environment::Environment,
+    dir: PathBuf,
+    threads: usize,
+    max_tokens: usize,
+    /// Of the `model.onnx` the process started with: a file replaced since is refused
+    /// rather than mixed into the same index.
+    onnx_sha256: String,
+}
+
+impl ModelFiles {
+    fn read(&self) -> Result<(Vec<u8>, TokenizerFiles)> {
+        let dir = &self.dir;
+        Ok((
+            read(dir, "model.onnx")?,
+            TokenizerFiles {
+                tokenizer_file: read(dir, "tokenizer.json")?,
+                config_file: read(dir, "config.json")?,
+                special_tokens_map_file: read(dir, "special_tokens_map.json")?,
+                tokenizer_config_file: read(dir, "tokenizer_config.json")?,
+            },
+        ))
+    }
+
+    fn tokenizer(&self, files: &TokenizerFiles) -> Result<tokenizers::Tokenizer> {
+        tokenizers::Tokenizer::from_bytes(&files.tokenizer_file)
+            .map_err(|e| Error::Model(format!("tokenizer.json in {}: {e}", self.dir.display())))
+    }
+
+    fn session(&self, onnx: Vec<u8>, files: TokenizerFiles, spin: bool) -> Result<TextEmbedding> {
+        let model = UserDefinedEmbeddingModel::new(onnx, files)
+            .with_pooling(Pooling::Mean)
+            .with_quantization(QuantizationMode::None);
+        let mut options = InitOptionsUserDefined::new()
+            .with_environment(self.env.clone())
+            .with_max_length(self.max_tokens);
+        if self.threads > 0 {
+            options = options.with_intra_threads(self.threads);
+        }
+        if !spin {
+            options = options
+                .with_session_config("session.intra_op.allow_spinning", "0")
+                .with_session_config("session.inter_op.allow_spinning", "0");
+        }
+        TextEmbedding::try_new_from_user_defined(model, options).map_err(|e| {
+            Error::Model(format!(
+                "cannot start {}: {e}; the model file may be damaged: ./scripts/run fetches and verifies it again",
+                self.dir.display()
+            ))
+        })
+    }
+
+    fn passage_model(&self) -> Result<PassageModel> {
+        let (onnx, files) = self.read()?;
+        if sha256_hex(&onnx) != self.onnx_sha256 {
+            return Err(Error::Model(format!(
+                "{} changed since the server started; restart the server to use the new model",
+                self.dir.join("model.onnx").display()
+            )));
+        }
+        let tokenizer = self.tokenizer(&files)?;
+        // Passage threads sleep between operators: an ingest batch shares the cores with
+        // extraction, SQLite and the index commits, and spinning threads took 16% of the
+        // CPU from them.
+        let session = self.session(onnx, files, false)?;
+        Ok(PassageModel {
+            session: Mutex::new(session),
+            tokenizer,
+        })
+    }
 }
 
 impl std::fmt::Debug for Embedder {
@@ -67,6 +171,16 @@ impl std::fmt::Debug for Embedder {
         f.debug_struct("Embedder")
             .field("info", &self.info)
             .finish_non_exhaustive()
+    }
+}
+
+/// Give freed memory back to the system: glibc keeps a released session's and tokenizer's
+/// many small blocks in its free lists otherwise, and the process's RSS would not fall.
+fn return_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks glibc's own free lists; it takes no pointers.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
@@ -105,49 +219,22 @@ fn read(dir: &Path, name: &str) -> Result<Vec<u8>> {
 }
 
 impl Embedder {
-    /// Load the model in `config.model_dir` with the runtime in `config.ort_library`.
+    /// Load the model in `config.model_dir` with the runtime in `config.ort_library`. The
+    /// query session starts now, the passage session with the first passage.
     pub fn load(config: &EmbedderConfig) -> Result<Self> {
-        let env = init_ort(&config.ort_library)?;
-        let dir = &config.model_dir;
-        let onnx = read(dir, "model.onnx")?;
-        let files = TokenizerFiles {
-            tokenizer_file: read(dir, "tokenizer.json")?,
-            config_file: read(dir, "config.json")?,
-            special_tokens_map_file: read(dir, "special_tokens_map.json")?,
-            tokenizer_config_file: read(dir, "tokenizer_config.json")?,
+        let mut info = read_info(&config.model_dir)?;
+        let mut files = ModelFiles {
+            env: init_ort(&config.ort_library)?,
+            dir: config.model_dir.clone(),
+            threads: config.threads,
+            max_tokens: info.max_tokens,
+            onnx_sha256: String::new(),
         };
-        let tokenizer = tokenizers::Tokenizer::from_bytes(&files.tokenizer_file)
-            .map_err(|e| Error::Model(format!("tokenizer.json in {}: {e}", dir.display())))?;
-        let mut info = read_info(dir)?;
-        let session = |onnx: Vec<u8>, spin: bool| -> Result<TextEmbedding> {
-            let model = UserDefinedEmbeddingModel::new(onnx, files.clone())
-                .with_pooling(Pooling::Mean)
-                .with_quantization(QuantizationMode::None);
-            let mut options = InitOptionsUserDefined::new()
-                .with_environment(env.clone())
-                .with_max_length(info.max_tokens);
-            if config.threads > 0 {
-                options = options.with_intra_threads(config.threads);
-            }
-            if !spin {
-                options = options
-                    .with_session_config("session.intra_op.allow_spinning", "0")
-                    .with_session_config("session.inter_op.allow_spinning", "0");
-            }
-            TextEmbedding::try_new_from_user_defined(model, options)
-                .map_err(|e| {
-                    Error::Model(format!(
-                        "cannot start {}: {e}; the model file may be damaged: ./scripts/run fetches and verifies it again",
-                        dir.display()
-                    ))
-                })
-        };
+        let (onnx, tokenizer_files) = files.read()?;
+        files.onnx_sha256 = sha256_hex(&onnx);
         // Query threads spin between operators: a question is one short run, and waking
-        // sleeping threads would add to every search. Passage threads sleep instead: an
-        // ingest batch shares the cores with extraction, SQLite and the index commits,
-        // and spinning threads took 16% of the CPU from them.
-        let mut queries = session(onnx.clone(), true)?;
-        let passages = session(onnx, false)?;
+        // sleeping threads would add to every search.
+        let mut queries = files.session(onnx, tokenizer_files, true)?;
         let probe = queries
             .embed(["probe"], None)
             .map_err(|e| Error::Model(format!("test embedding failed: {e}")))?;
@@ -160,13 +247,81 @@ impl Embedder {
                 info.dims
             )));
         }
+        return_freed_memory();
         Ok(Self {
             info,
-            passages: Mutex::new(passages),
+            files,
             queries: Mutex::new(queries),
-            tokenizer,
+            passages: RwLock::new(None),
+            passages_used: Mutex::new(Instant::now()),
+            passage_idle_release: (config.passage_idle_release_s > 0)
+                .then(|| Duration::from_secs(config.passage_idle_release_s)),
             batch_size: config.batch_size.max(1),
         })
+    }
+
+    /// The passage model, started if it was released (or not used yet).
+    fn passage_model(&self) -> Result<Arc<PassageModel>> {
+        self.touch_passages();
+        if let Some(model) = self.passages.read().map_err(poisoned)?.as_ref() {
+            return Ok(model.clone());
+        }
+        let mut slot = self.passages.write().map_err(poisoned)?;
+        if let Some(model) = slot.as_ref() {
+            return Ok(model.clone());
+        }
+        let started = Instant::now();
+        let model = Arc::new(self.files.passage_model()?);
+        tracing::info!(
+            load_ms = started.elapsed().as_millis() as u64,
+            "passage model loaded"
+        );
+        *slot = Some(model.clone());
+        Ok(model)
+    }
+
+    fn touch_passages(&self) {
+        if let Ok(mut used) = self.passages_used.lock() {
+            *used = Instant::now();
+        }
+    }
+
+    /// Release the passage model if nothing has used it for the configured idle time
+    /// (`embedding.passage_idle_release_s`) and nothing holds it now; `true` if released.
+    /// Ingestion workers call this now and then; the next passage loads the model again.
+    pub fn release_idle(&self) -> bool {
+        let Some(idle) = self.passage_idle_release else {
+            return false;
+        };
+        let idle_for = match self.passages_used.lock() {
+            Ok(used) => used.elapsed(),
+            Err(_) => return false,
+        };
+        if idle_for < idle {
+            return false;
+        }
+        let released = match self.passages.write() {
+            Ok(mut slot) => match slot.as_ref() {
+                Some(model) if Arc::strong_count(model) == 1 => slot.take(),
+                _ => None,
+            },
+            Err(_) => None,
+        };
+        let Some(model) = released else {
+            return false;
+        };
+        drop(model);
+        return_freed_memory();
+        tracing::info!(
+            idle_s = idle_for.as_secs(),
+            "passage model released: no passage for a while"
+        );
+        true
+    }
+
+    /// Whether the passage model is loaded now.
+    pub fn passages_loaded(&self) -> bool {
+        self.passages.read().map(|s| s.is_some()).unwrap_or(false)
     }
 
     /// The model's id, dimensions and prefixes.
@@ -186,6 +341,25 @@ impl Embedder {
             .map_err(|e| Error::Model(e.to_string()))?
             .pop()
             .ok_or_else(|| Error::Model("no vector returned".into()))
+    }
+
+    /// Tokens of a question as the query session embeds it (prefix and special tokens
+    /// included, cut at the model's window).
+    pub fn query_tokens(&self, query: &str) -> Result<usize> {
+        let text = format!("{}{}", self.info.query_prefix, query);
+        let session = self
+            .queries
+            .lock()
+            .map_err(|_| Error::Model("query session poisoned".into()))?;
+        let encoding = session
+            .tokenizer
+            .encode_fast(text, true)
+            .map_err(|e| Error::Model(format!("cannot tokenize the question: {e}")))?;
+        Ok(encoding
+            .get_attention_mask()
+            .iter()
+            .filter(|&&m| m == 1)
+            .count())
     }
 
     /// Embed passages (with the passage prefix), in input order.
@@ -212,14 +386,15 @@ impl Embedder {
         order.sort_by_key(|&i| std::cmp::Reverse(unique[i].len()));
         let mut vectors: Vec<Vec<f32>> = vec![Vec::new(); unique.len()];
         let mut done = 0;
+        let model = self.passage_model()?;
         for batch in order.chunks(self.batch_size) {
             let inputs: Vec<String> = batch
                 .iter()
                 .map(|&i| format!("{}{}", self.info.passage_prefix, unique[i]))
                 .collect();
             let out = {
-                let mut session = self
-                    .passages
+                let mut session = model
+                    .session
                     .lock()
                     .map_err(|_| Error::Model("passage session poisoned".into()))?;
                 session
@@ -232,24 +407,19 @@ impl Embedder {
             done += batch.len();
             on_batch(done, unique.len());
         }
+        self.touch_passages();
         Ok(slots.into_iter().map(|s| vectors[s].clone()).collect())
     }
 
-    /// The model's tokenizer, without truncation, for sizing chunks.
-    pub fn tokens(&self) -> &dyn TokenCount {
-        self
+    /// The model's tokenizer, without truncation, for sizing chunks (it comes with the
+    /// passage model, which this starts if it was released).
+    pub fn tokens(&self) -> Result<Arc<PassageModel>> {
+        self.passage_model()
     }
 }
 
-impl TokenCount for Embedder {
-    fn count(&self, text: &str) -> usize {
-        self.tokenizer
-            .encode_fast(text, false)
-            .map(|e| e.len())
-            // A tokenizer failure must not lose text: fall back to a character count,
-            // which over-estimates for CJK and so keeps chunks within the window.
-            .unwrap_or_else(|_| text.chars().count())
-    }
+fn poisoned<T>(_: T) -> Error {
+    Error::Model("passage model lock poisoned".into())
 }
 
 fn read_info(dir: &Path) -> Result<ModelInfo> {

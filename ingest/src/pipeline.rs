@@ -118,7 +118,7 @@ impl Pipeline {
                 Error::Empty
             });
         }
-        let chunks = split(&extracted, &source.split, self.embedder.tokens())?;
+        let chunks = split(&extracted, &source.split, &*self.embedder.tokens()?)?;
         if chunks.is_empty() {
             return Err(Error::NoText);
         }
@@ -466,6 +466,9 @@ pub async fn run_worker<S: ChunkSink>(
                 }
             }
             Ok(_) => {
+                // Nothing queued: the passage model may have been idle long enough.
+                let embedder = pipeline.embedder.clone();
+                let _ = tokio::task::spawn_blocking(move || embedder.release_idle()).await;
                 tokio::select! {
                     _ = queue.wait(Duration::from_secs(2)) => {}
                     _ = shutdown.changed() => {}

@@ -13,12 +13,17 @@ fn models_dir() -> PathBuf {
 }
 
 fn embedder() -> Embedder {
+    embedder_releasing_after(0)
+}
+
+fn embedder_releasing_after(passage_idle_release_s: u64) -> Embedder {
     let models = models_dir();
     Embedder::load(&EmbedderConfig {
         model_dir: models.join("multilingual-e5-small"),
         ort_library: models.join("onnxruntime/libonnxruntime.so.1.31.1"),
         threads: 2,
         batch_size: 32,
+        passage_idle_release_s,
     })
     .unwrap()
 }
@@ -88,6 +93,35 @@ fn batching_and_duplicates_do_not_change_vectors() {
 }
 
 #[test]
+fn the_passage_model_is_released_when_idle_and_comes_back_the_same() {
+    let e = embedder_releasing_after(1);
+    // Searching needs the query session only.
+    e.embed_query("年假").unwrap();
+    assert!(!e.passages_loaded());
+    let texts = vec!["员工每年可以享受带薪年假。".to_string()];
+    let first = e.embed_passages(&texts, |_, _| {}).unwrap();
+    assert!(e.passages_loaded());
+    assert!(!e.release_idle(), "released while just used");
+    std::thread::sleep(std::time::Duration::from_millis(1_100));
+    // Held by a caller (a split in progress): not released under it.
+    let held = e.tokens().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1_100));
+    assert!(!e.release_idle());
+    drop(held);
+    assert!(e.release_idle());
+    assert!(!e.passages_loaded());
+    // The next passage starts it again, with the same vectors.
+    let again = e.embed_passages(&texts, |_, _| {}).unwrap();
+    assert_eq!(first, again);
+    assert!(e.passages_loaded());
+    // 0 never releases.
+    let keep = embedder();
+    keep.embed_passages(&texts, |_, _| {}).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1_100));
+    assert!(!keep.release_idle());
+}
+
+#[test]
 fn a_missing_model_folder_is_a_clear_error() {
     let models = models_dir();
     let err = Embedder::load(&EmbedderConfig {
@@ -95,6 +129,7 @@ fn a_missing_model_folder_is_a_clear_error() {
         ort_library: models.join("onnxruntime/libonnxruntime.so.1.31.1"),
         threads: 1,
         batch_size: 8,
+        passage_idle_release_s: 0,
     })
     .unwrap_err()
     .to_string();

@@ -66,8 +66,8 @@ struct SizeReport {
     grown: GrowReport,
     /// Per mode.
     modes: Vec<LatencyReport>,
-    rss_mib: f64,
-    peak_rss_mib: f64,
+    #[serde(flatten)]
+    memory: scale::Memory,
     disk_mib: f64,
 }
 
@@ -124,6 +124,7 @@ async fn search(mut config: Config, args: SearchBenchArgs) -> Result<()> {
         .prefix("zhiku-bench-")
         .tempdir_in(std::env::temp_dir())?;
     config.data_dir = temp.path().to_path_buf();
+    config.embedding.passage_idle_release_s = 1;
     let (state, _lock) = writer_state(config).await?;
 
     let started = Instant::now();
@@ -152,6 +153,10 @@ async fn search(mut config: Config, args: SearchBenchArgs) -> Result<()> {
         )
         .await?;
         have = target;
+        // A serving server releases its passage model once documents stop coming
+        // (`embedding.passage_idle_release_s`); the sizes are measured as it then stands.
+        let embedder = state.pipeline.embedder.clone();
+        tokio::task::spawn_blocking(move || embedder.release_idle()).await?;
         let mut modes = Vec::new();
         for mode in [
             SearchMode::Fulltext,
@@ -160,12 +165,10 @@ async fn search(mut config: Config, args: SearchBenchArgs) -> Result<()> {
         ] {
             modes.push(scale::time_mode(&state, &kb.kb_id, &queries, mode, &progress).await?);
         }
-        let (rss_mib, peak_rss_mib) = scale::rss_mib();
         let size = SizeReport {
             grown,
             modes,
-            rss_mib,
-            peak_rss_mib,
+            memory: scale::memory(),
             disk_mib: scale::disk_bytes(temp.path()) as f64 / (1024.0 * 1024.0),
         };
         if !args.json {
@@ -193,8 +196,15 @@ async fn search(mut config: Config, args: SearchBenchArgs) -> Result<()> {
 
 fn print_size(s: &SizeReport) {
     println!(
-        "\n{} chunks: stored in {:.1} s, indexed in {:.1} s; RSS {:.0} MiB (peak {:.0}); disk {:.0} MiB",
-        s.grown.chunks, s.grown.store_s, s.grown.index_s, s.rss_mib, s.peak_rss_mib, s.disk_mib
+        "\n{} chunks: stored in {:.1} s, indexed in {:.1} s; RSS {:.0} MiB ({:.0} private, {:.0} mapped files; peak {:.0}); disk {:.0} MiB",
+        s.grown.chunks,
+        s.grown.store_s,
+        s.grown.index_s,
+        s.memory.rss_mib,
+        s.memory.anon_rss_mib,
+        s.memory.file_rss_mib,
+        s.memory.peak_rss_mib,
+        s.disk_mib
     );
     println!(
         "  {:<9} {:>8} {:>8} {:>8}   {:>14}   {:>14}   p50 of bm25 / hnsw / fuse ms",

@@ -331,8 +331,22 @@ pub async fn time_mode(
     })
 }
 
-/// This process's resident memory now and at its peak, in MiB (Linux; 0 elsewhere).
-pub fn rss_mib() -> (f64, f64) {
+/// This process's resident memory, in MiB (Linux; 0 elsewhere).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Memory {
+    /// Resident now.
+    pub rss_mib: f64,
+    /// Resident at the peak so far.
+    pub peak_rss_mib: f64,
+    /// Of `rss_mib`, private memory (heap: vectors, graph, sessions).
+    pub anon_rss_mib: f64,
+    /// Of `rss_mib`, pages of mapped files (tantivy's segments, the libraries), which the
+    /// kernel can drop and read again under memory pressure.
+    pub file_rss_mib: f64,
+}
+
+/// The process's memory now.
+pub fn memory() -> Memory {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let field = |name: &str| {
         status
@@ -341,7 +355,12 @@ pub fn rss_mib() -> (f64, f64) {
             .and_then(|rest| rest.split_whitespace().next()?.parse::<f64>().ok())
             .map_or(0.0, |kib| kib / 1024.0)
     };
-    (field("VmRSS:"), field("VmHWM:"))
+    Memory {
+        rss_mib: field("VmRSS:"),
+        peak_rss_mib: field("VmHWM:"),
+        anon_rss_mib: field("RssAnon:"),
+        file_rss_mib: field("RssFile:"),
+    }
 }
 
 /// Bytes of every file under `dir`.

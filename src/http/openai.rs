@@ -479,17 +479,24 @@ async fn embeddings(
             )));
         }
     };
-    let (vectors, tokens) = tokio::task::spawn_blocking(move || {
-        let tokens: usize = inputs.iter().map(|t| embedder.tokens().count(t)).sum();
-        let vectors = if as_query {
-            inputs
+    let (vectors, tokens) = tokio::task::spawn_blocking(move || -> ingest::Result<_> {
+        // Queries are counted by the query session's own tokenizer, so embedding questions
+        // does not start the passage model.
+        if as_query {
+            let mut tokens = 0;
+            let vectors = inputs
                 .iter()
-                .map(|t| embedder.embed_query(t))
-                .collect::<std::result::Result<Vec<_>, _>>()
-        } else {
-            embedder.embed_passages(&inputs, |_, _| {})
-        };
-        vectors.map(|v| (v, tokens))
+                .map(|t| {
+                    tokens += embedder.query_tokens(t)?;
+                    embedder.embed_query(t)
+                })
+                .collect::<ingest::Result<Vec<_>>>()?;
+            return Ok((vectors, tokens));
+        }
+        use ingest::split::TokenCount as _;
+        let counter = embedder.tokens()?;
+        let tokens: usize = inputs.iter().map(|t| counter.count(t)).sum();
+        Ok((embedder.embed_passages(&inputs, |_, _| {})?, tokens))
     })
     .await??;
     let data: Vec<Value> = vectors
