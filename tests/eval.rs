@@ -312,6 +312,13 @@ fn bench_search_grows_the_kb_and_reports_every_size_and_mode() {
     for size in sizes {
         assert!(size["disk_mib"].as_f64().unwrap() > 0.0, "{size}");
         assert!(size["peak_rss_mib"].as_f64().unwrap() > 100.0, "{size}");
+        assert!(size["anon_rss_mib"].as_f64().unwrap() > 100.0, "{size}");
+        // HNSW finds nearly all of the true nearest chunks at these sizes.
+        assert!(
+            size["ann"]["recall_in_candidates"].as_f64().unwrap() > 0.9,
+            "{size}"
+        );
+        assert_eq!(size["ann"]["queries"], 5, "{size}");
         let modes = size["modes"].as_array().unwrap();
         let names: Vec<&str> = modes.iter().map(|m| m["mode"].as_str().unwrap()).collect();
         assert_eq!(names, ["fulltext", "semantic", "hybrid"]);

@@ -1,6 +1,7 @@
 //! A new user's path: create a KB, upload the llm-intro-zh articles, wait for them to be
 //! indexed, and ask the 20 development questions — the right article must be in the top 5
-//! for at least 18. Also duplicates, bad uploads, chunk edits, disable and delete.
+//! for at least 18. Also duplicates, bad uploads, chunk edits, disable and delete, and an idle
+//! server giving back the passage model's memory.
 
 use std::time::Duration;
 
@@ -249,4 +250,62 @@ fn bad_uploads_get_clear_errors() {
             .contains("max_tokens"),
         "{body}"
     );
+}
+
+/// RSS of a process, in MiB.
+fn rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap()
+        / 1024
+}
+
+#[test]
+fn an_idle_server_gives_back_the_passage_models_memory_and_still_ingests() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        data.path(),
+        &[("ZHIKU_EMBEDDING__PASSAGE_IDLE_RELEASE_S", "2")],
+    );
+    let pid = server.child.id();
+    let kb = server.llm_intro_kb("idle");
+    let after_ingest = rss_mib(pid);
+
+    // Searching needs the query session only, so it does not bring the passage model back.
+    let released_at = std::time::Instant::now();
+    while !server.logs().contains("passage model released") {
+        assert!(
+            released_at.elapsed() < Duration::from_secs(60),
+            "not released: {}",
+            server.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (status, r) = server.post(
+        &format!("/api/kbs/{kb}/search"),
+        json!({"query": "大语言模型", "top_k": 3}),
+    );
+    assert_eq!(status, 200, "{r}");
+    let idle = rss_mib(pid);
+    assert!(
+        idle + 300 < after_ingest,
+        "RSS {after_ingest} MiB after ingesting, {idle} MiB idle"
+    );
+
+    // The next document loads it again and is indexed as usual.
+    let (status, body) = server.post(
+        &format!("/api/kbs/{kb}/documents"),
+        json!({"name": "leave.txt", "text": "员工每年可以享受十五天带薪年假，需提前一周申请。"}),
+    );
+    assert_eq!(status, 202, "{body}");
+    let docs = server.wait_settled(&kb, Duration::from_secs(120));
+    assert!(docs.iter().all(|d| d["status"] == "indexed"), "{docs:?}");
+    let (_, r) = server.post(
+        &format!("/api/kbs/{kb}/search"),
+        json!({"query": "年假需要提前多久申请", "mode": "semantic", "top_k": 1}),
+    );
+    assert_eq!(r["results"][0]["document_name"], "leave.txt", "{r}");
 }

@@ -331,6 +331,86 @@ pub async fn time_mode(
     })
 }
 
+/// How closely the vector index's approximate search finds the true nearest chunks at one
+/// size (exact search scans every vector, so this is what the graph's shortcuts cost).
+#[derive(Debug, Clone, Serialize)]
+pub struct AnnRecall {
+    /// Queries measured.
+    pub queries: usize,
+    /// Of each query's 10 nearest chunks by exact search, the share among HNSW's top 10.
+    pub recall_at_10: f64,
+    /// The same share among all the points semantic search hands to fusion
+    /// (2 × `search.candidates`).
+    pub recall_in_candidates: f64,
+    /// Milliseconds an exact scan of the whole KB took per query (for scale).
+    pub exact_ms_per_query: f64,
+}
+
+/// Measure [`AnnRecall`] for `queries` with the configured `hnsw_ef_search`.
+pub async fn ann_recall(state: &AppState, kb_id: &str, queries: &[String]) -> Result<AnnRecall> {
+    const K: usize = 10;
+    let embedder = state.search.embedder.clone();
+    let texts = queries.to_vec();
+    let vectors = tokio::task::spawn_blocking(move || {
+        texts
+            .iter()
+            .map(|q| embedder.embed_query(q))
+            .collect::<ingest::Result<Vec<_>>>()
+    })
+    .await??;
+    let vectors = std::sync::Arc::new(vectors);
+
+    // Exact: one pass over the KB, keeping each query's K best (score, seq).
+    let started = Instant::now();
+    let mut best: Vec<Vec<(f32, i64)>> = vec![Vec::new(); vectors.len()];
+    let mut pages = state.store.live_chunk_pages(kb_id, SOURCE_PAGE);
+    while let Some(rows) = pages.next_page().await? {
+        let queries = vectors.clone();
+        best = tokio::task::spawn_blocking(move || {
+            for row in &rows {
+                let v = row.vector();
+                for (q, top) in queries.iter().zip(best.iter_mut()) {
+                    let score = crate::retrieval::vector::dot(q, &v);
+                    if top.len() < K || score > top[K - 1].0 {
+                        let at = top.partition_point(|(s, _)| *s >= score);
+                        top.insert(at, (score, row.seq));
+                        top.truncate(K);
+                    }
+                }
+            }
+            best
+        })
+        .await?;
+    }
+    let exact_ms = started.elapsed().as_secs_f64() * 1000.0;
+
+    let indexes = state.indexes.get(kb_id).await?;
+    let search = &state.config.search;
+    let (limit, ef) = (search.candidates * 2, search.hnsw_ef_search);
+    let queries = vectors.clone();
+    let (found_top, found_candidates, wanted) = tokio::task::spawn_blocking(move || {
+        let (mut top, mut candidates, mut wanted) = (0usize, 0usize, 0usize);
+        for (q, exact) in queries.iter().zip(&best) {
+            let hits = indexes.vectors.search(q, limit.max(K), ef)?;
+            let seqs: Vec<i64> = hits.iter().map(|(seq, _)| *seq).collect();
+            for (_, seq) in exact {
+                wanted += 1;
+                top += usize::from(seqs.iter().take(K).any(|s| s == seq));
+                candidates += usize::from(seqs.contains(seq));
+            }
+        }
+        Ok::<_, Error>((top, candidates, wanted))
+    })
+    .await??;
+    let share = |found: usize| found as f64 / wanted.max(1) as f64;
+    Ok(AnnRecall {
+        queries: vectors.len(),
+        recall_at_10: share(found_top),
+        recall_in_candidates: share(found_candidates),
+        exact_ms_per_query: exact_ms / vectors.len().max(1) as f64,
+    })
+}
+
 /// This process's resident memory, in MiB (Linux; 0 elsewhere).
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Memory {

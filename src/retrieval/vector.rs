@@ -32,7 +32,7 @@ const DOT_LANES: usize = 16;
 /// chain of dependent float additions that the compiler may not reorder, so it runs at one
 /// add per few cycles; independent lanes let it use SIMD registers. Every search and every
 /// graph insertion is mostly this function.
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     let (ca, cb) = (a.chunks_exact(DOT_LANES), b.chunks_exact(DOT_LANES));
     let tail: f32 = ca
         .remainder()
