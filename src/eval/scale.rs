@@ -332,7 +332,8 @@ pub async fn time_mode(
 }
 
 /// How closely the vector index's approximate search finds the true nearest chunks at one
-/// size (exact search scans every vector, so this is what the graph's shortcuts cost).
+/// size (exact search scans every vector, so this is what the graph's shortcuts cost), at
+/// the configured `hnsw_ef_search` and at four times it (what a wider search would buy).
 #[derive(Debug, Clone, Serialize)]
 pub struct AnnRecall {
     /// Queries measured.
@@ -342,6 +343,12 @@ pub struct AnnRecall {
     /// The same share among all the points semantic search hands to fusion
     /// (2 × `search.candidates`).
     pub recall_in_candidates: f64,
+    /// `recall_at_10` with four times the configured `hnsw_ef_search`.
+    pub recall_at_10_wide: f64,
+    /// Live chunks a search for their own vector finds (a sample; see index-check).
+    pub self_found: usize,
+    /// Of how many searched.
+    pub self_checked: usize,
     /// Milliseconds an exact scan of the whole KB took per query (for scale).
     pub exact_ms_per_query: f64,
 }
@@ -388,25 +395,32 @@ pub async fn ann_recall(state: &AppState, kb_id: &str, queries: &[String]) -> Re
     let search = &state.config.search;
     let (limit, ef) = (search.candidates * 2, search.hnsw_ef_search);
     let queries = vectors.clone();
-    let (found_top, found_candidates, wanted) = tokio::task::spawn_blocking(move || {
-        let (mut top, mut candidates, mut wanted) = (0usize, 0usize, 0usize);
-        for (q, exact) in queries.iter().zip(&best) {
-            let hits = indexes.vectors.search(q, limit.max(K), ef)?;
-            let seqs: Vec<i64> = hits.iter().map(|(seq, _)| *seq).collect();
-            for (_, seq) in exact {
-                wanted += 1;
-                top += usize::from(seqs.iter().take(K).any(|s| s == seq));
-                candidates += usize::from(seqs.contains(seq));
+    let (found_top, found_candidates, found_wide, wanted) =
+        tokio::task::spawn_blocking(move || {
+            let (mut top, mut candidates, mut wide, mut wanted) = (0usize, 0usize, 0usize, 0usize);
+            for (q, exact) in queries.iter().zip(&best) {
+                let hits = indexes.vectors.search(q, limit.max(K), ef)?;
+                let seqs: Vec<i64> = hits.iter().map(|(seq, _)| *seq).collect();
+                let wide_hits = indexes.vectors.search(q, K, ef * 4)?;
+                for (_, seq) in exact {
+                    wanted += 1;
+                    top += usize::from(seqs.iter().take(K).any(|s| s == seq));
+                    candidates += usize::from(seqs.contains(seq));
+                    wide += usize::from(wide_hits.iter().any(|(s, _)| s == seq));
+                }
             }
-        }
-        Ok::<_, Error>((top, candidates, wanted))
-    })
-    .await??;
+            Ok::<_, Error>((top, candidates, wide, wanted))
+        })
+        .await??;
+    let health = state.indexes.check(kb_id).await?;
     let share = |found: usize| found as f64 / wanted.max(1) as f64;
     Ok(AnnRecall {
         queries: vectors.len(),
         recall_at_10: share(found_top),
         recall_in_candidates: share(found_candidates),
+        recall_at_10_wide: share(found_wide),
+        self_found: health.vector_self_found,
+        self_checked: health.vector_self_checked,
         exact_ms_per_query: exact_ms / vectors.len().max(1) as f64,
     })
 }
