@@ -196,6 +196,7 @@ fn kill_during_chunk_edits_leaves_one_whole_version() {
     for seed in 1..=3u64 {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let url = server.url(&format!("/api/kbs/{kb}/documents/{doc}/chunks/{chunk}"));
+        let (first_tx, first_rx) = std::sync::mpsc::channel();
         let editor = std::thread::spawn(move || {
             let http = reqwest::blocking::Client::new();
             let mut acknowledged = None;
@@ -206,13 +207,24 @@ fn kill_during_chunk_edits_leaves_one_whole_version() {
                     .json(&serde_json::json!({"text": version(i)}))
                     .send();
                 match sent {
-                    Ok(r) if r.status().is_success() => acknowledged = Some(i),
+                    Ok(r) if r.status().is_success() => {
+                        if acknowledged.is_none() {
+                            let _ = first_tx.send(());
+                        }
+                        acknowledged = Some(i)
+                    }
                     Ok(r) => panic!("edit {i}: {}", r.status()),
                     Err(_) => return acknowledged,
                 }
             }
             acknowledged
         });
+        // The first edit after a start loads the passage model (a second or more on a busy
+        // machine); the kill is timed from the first acknowledged edit, so it lands while
+        // edits stream.
+        first_rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("no edit acknowledged within 120 s");
         std::thread::sleep(Duration::from_millis(rng.random_range(300..2_000)));
         server.kill();
         let acknowledged = editor.join().unwrap().expect("no edit was acknowledged");
