@@ -1,6 +1,6 @@
 //! `zhiku bench search --corpus C --queries Q [--chunks 10000,100000,1000000]`: how search
 //! scales on this machine. A throw-away knowledge base is built from the first `--base`
-//! corpus records through the real pipeline, then grown with noisy copies of their chunks
+//! corpus records through the real pipeline, then grown with blends of pairs of their chunks
 //! (see `eval::scale`) to each size in turn; at each size every query is asked once per
 //! mode, and the figures are search latency with the query embedding apart, index build
 //! time, resident memory and disk.
@@ -41,17 +41,18 @@ pub struct SearchBenchArgs {
     /// Only the first N queries.
     #[arg(long, default_value_t = 200)]
     limit: usize,
-    /// Records ingested for real (embedded by the pipeline); their chunks are the sources
-    /// of the copies.
+    /// Records ingested for real (embedded by the pipeline); the synthetic chunks are
+    /// blends of theirs.
     #[arg(long, default_value_t = 500)]
     base: usize,
     /// Sizes to measure, in chunks, ascending.
     #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000")]
     chunks: Vec<usize>,
-    /// Noise per vector coordinate of a copy (0.02 ≈ cosine 0.93 to its source).
-    #[arg(long, default_value_t = 0.02)]
+    /// Noise per vector coordinate of a synthetic chunk (0.01 ≈ cosine 0.98 to the blend
+    /// of its two sources).
+    #[arg(long, default_value_t = 0.01)]
     noise: f32,
-    /// Seed of the copies.
+    /// Seed of the synthetic chunks.
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Print JSON.

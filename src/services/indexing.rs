@@ -512,7 +512,7 @@ impl ChunkSink for IndexingSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eval::scale::{NoisyChunk, write_document};
+    use crate::eval::scale::{SyntheticChunk, write_document};
     use crate::store::kbs::NewKb;
     use ingest::jobs::JobQueue;
 
@@ -546,8 +546,8 @@ mod tests {
             v.into_iter().map(|x| x / norm).collect()
         };
         for document in 0..CHUNKS / 1_000 {
-            let copies: Vec<NoisyChunk> = (document * 1_000..(document + 1) * 1_000)
-                .map(|i| NoisyChunk {
+            let copies: Vec<SyntheticChunk> = (document * 1_000..(document + 1) * 1_000)
+                .map(|i| SyntheticChunk {
                     text: format!("第{i}段 chunk number {i}"),
                     vector: vector(),
                 })
