@@ -513,22 +513,28 @@ pub fn disk_bytes(dir: &std::path::Path) -> u64 {
 mod tests {
     use super::*;
 
-    fn source() -> SourceChunk {
-        let v: Vec<f32> = (0..384).map(|i| ((i % 7) as f32) - 3.0).collect();
-        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    /// A chunk whose vector is a sawtooth of `period`, made unit length.
+    fn chunk(text: &str, period: usize) -> SourceChunk {
+        let half = (period / 2) as f32;
+        let v: Vec<f32> = (0..384).map(|i| (i % period) as f32 - half).collect();
         SourceChunk {
-            text: "范廷颂是越南罗马天主教枢机。1963年被任为主教；1990年被擢升为天主教河内总教区宗座署理，之后又被任命为总主教。".into(),
-            vector: v.into_iter().map(|x| x / n).collect(),
+            text: text.into(),
+            vector: unit(v),
         }
     }
 
+    fn source() -> SourceChunk {
+        chunk(
+            "范廷颂是越南罗马天主教枢机。1963年被任为主教；1990年被擢升为天主教河内总教区宗座署理，之后又被任命为总主教。",
+            7,
+        )
+    }
+
     fn other() -> SourceChunk {
-        let v: Vec<f32> = (0..384).map(|i| ((i % 5) as f32) - 2.0).collect();
-        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-        SourceChunk {
-            text: "北京大学创办于1898年，初名京师大学堂。它是中国第一所国立综合性大学。".into(),
-            vector: v.into_iter().map(|x| x / n).collect(),
-        }
+        chunk(
+            "北京大学创办于1898年，初名京师大学堂。它是中国第一所国立综合性大学。",
+            5,
+        )
     }
 
     fn cos(a: &[f32], b: &[f32]) -> f32 {
