@@ -83,12 +83,16 @@ impl Grower {
 
     /// A blend of two random `sources` (the same one twice only when there is one).
     pub fn blend_of(&mut self, sources: &[SourceChunk]) -> Option<SyntheticChunk> {
-        let first = self.rng.random_range(0..sources.len().max(1));
-        let mut second = self.rng.random_range(0..sources.len().max(1));
-        if sources.len() > 1 && second == first {
-            second = (second + 1) % sources.len();
+        let n = sources.len();
+        if n == 0 {
+            return None;
         }
-        Some(self.blend(sources.get(first)?, sources.get(second)?))
+        let first = self.rng.random_range(0..n);
+        let mut second = self.rng.random_range(0..n);
+        if n > 1 && second == first {
+            second = (second + 1) % n;
+        }
+        Some(self.blend(&sources[first], &sources[second]))
     }
 
     /// A blend of `a` and `b`, weighted at random between [`MIN_BLEND_WEIGHT`] and its
@@ -512,6 +516,7 @@ pub fn disk_bytes(dir: &std::path::Path) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::retrieval::vector::dot;
 
     /// A chunk whose vector is a sawtooth of `period`, made unit length.
     fn chunk(text: &str, period: usize) -> SourceChunk {
@@ -537,10 +542,6 @@ mod tests {
         )
     }
 
-    fn cos(a: &[f32], b: &[f32]) -> f32 {
-        a.iter().zip(b).map(|(x, y)| x * y).sum()
-    }
-
     #[test]
     fn a_blend_lies_between_its_sources_and_takes_clauses_of_each() {
         let (a, b) = (source(), other());
@@ -551,9 +552,9 @@ mod tests {
             let norm: f32 = blend.vector.iter().map(|x| x * x).sum::<f32>().sqrt();
             assert!((norm - 1.0).abs() < 1e-4);
             // Nearer each source than the sources are to each other: in between.
-            let apart = cos(&a.vector, &b.vector);
-            assert!(cos(&blend.vector, &a.vector) > apart, "{blend:?}");
-            assert!(cos(&blend.vector, &b.vector) > apart, "{blend:?}");
+            let apart = dot(&a.vector, &b.vector);
+            assert!(dot(&blend.vector, &a.vector) > apart, "{blend:?}");
+            assert!(dot(&blend.vector, &b.vector) > apart, "{blend:?}");
             assert!(!blend.text.trim().is_empty());
             // Every clause kept is one of the sources'.
             for clause in clauses(&blend.text) {
@@ -576,7 +577,7 @@ mod tests {
     fn blends_of_one_source_are_noisy_copies() {
         let mut grower = Grower::new(1, 0.02);
         let copy = grower.blend_of(&[source()]).unwrap();
-        assert!((0.85..0.99).contains(&cos(&copy.vector, &source().vector)));
+        assert!((0.85..0.99).contains(&dot(&copy.vector, &source().vector)));
         assert!(grower.blend_of(&[]).is_none());
     }
 
