@@ -7,7 +7,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::common::{ANSWER_LLM, TOKEN, cli, models_dir, shared_dir};
+use crate::common::{ANSWER_LLM, LLM_THREADS, TOKEN, cli, models_dir, shared_dir};
 
 fn set(name: &str) -> (String, String) {
     let dir = shared_dir().join("data/eval").join(name);
@@ -246,7 +246,7 @@ fn answers_report_hit_rate_and_negative_rejection() {
         &[
             ("ZHIKU_LLM__MODEL", ANSWER_LLM),
             ("ZHIKU_LLM__CONTEXT_TOKENS", "4096"),
-            ("ZHIKU_LLM__THREADS", "2"),
+            ("ZHIKU_LLM__THREADS", LLM_THREADS),
         ],
     );
     assert!(ok, "{out}{err}");

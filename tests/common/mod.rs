@@ -14,6 +14,12 @@ pub const TOKEN: &str = "test-admin-token";
 pub const PLUMBING_LLM: &str = "smollm2-135m-instruct-q4_1";
 /// The chat model for tests whose answers must be right (Chinese, cites its passages).
 pub const ANSWER_LLM: &str = "qwen2.5-coder-0.5b-instruct-q4_k_m";
+/// llama.cpp threads for every server and CLI the tests start. The parallel pass runs two
+/// tests on two cores, and llama.cpp's threads spin at each barrier: with two threads
+/// beside one busy process the 0.5B model generated 2.5–3× slower than with one thread
+/// (and one thread is within 20% of two on an idle machine), which let a 700-token persona
+/// suggestion outlast the client's timeout.
+pub const LLM_THREADS: &str = "1";
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
@@ -284,7 +290,7 @@ pub fn serve_command(data_dir: &Path, env: &[(&str, &str)]) -> Command {
         .env("ZHIKU_EMBEDDING__THREADS", "2")
         .env("ZHIKU_LLM__MODEL", PLUMBING_LLM)
         .env("ZHIKU_LLM__CONTEXT_TOKENS", "2048")
-        .env("ZHIKU_LLM__THREADS", "2");
+        .env("ZHIKU_LLM__THREADS", LLM_THREADS);
     for (k, v) in env {
         cmd.env(k, v);
     }
