@@ -26,7 +26,7 @@ Set-up (once): python3 -m venv .venv-langchain
 and the models (./scripts/setup) and the release binary (cargo build --release).
 
 Usage: .venv-langchain/bin/python scripts/bench_langchain.py [--sets llm,squad,cmrc]
-           [--limit-queries N] [--skip-zhiku] [--k-each 5] [--out docs/benchmarks.md]
+           [--limit-queries N] [--skip-zhiku] [--k-each 5] [--out docs/benchmarks.md] [--json FILE]
 """
 from __future__ import annotations
 
@@ -323,6 +323,7 @@ def main() -> None:
     ap.add_argument("--skip-zhiku", action="store_true", help="run the LangChain side only")
     ap.add_argument("--k-each", type=int, default=5, help="chunks each LangChain retriever contributes (default 5)")
     ap.add_argument("--out", default="", help="append the markdown report to this file")
+    ap.add_argument("--json", default="", help="also write the raw figures here (for scripts/plot_benchmarks.py)")
     args = ap.parse_args()
 
     faiss.omp_set_num_threads(THREADS)
@@ -358,7 +359,7 @@ def main() -> None:
               f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
               f"{platform.platform()}; {THREADS} ONNX Runtime threads on both sides; {time.strftime('%Y-%m-%d')}. "
               f"Ours: `zhiku eval --modes hybrid` ({os.environ.get('ZHIKU_SEARCH__CANDIDATES', '50')} candidates "
-              f"a retriever, RRF). Theirs: "
+              f"a retriever, {os.environ.get('ZHIKU_SEARCH__FUSION', 'weighted')} fusion). Theirs: "
               f"RecursiveCharacterTextSplitter ({CHUNK_TOKENS} e5 tokens, {OVERLAP_TOKENS} overlap) + FAISS + "
               f"BM25Retriever (jieba) + EnsembleRetriever (0.5/0.5, k={args.k_each} each). Latency includes "
               f"the query embedding; recall is at document level.", "", *table(rows), "", *details(rows)]
@@ -368,6 +369,8 @@ def main() -> None:
     if args.out:
         with open(args.out, "a", encoding="utf-8") as f:
             f.write("\n" + text)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, ensure_ascii=False, indent=1), encoding="utf-8")
 
 
 if __name__ == "__main__":
