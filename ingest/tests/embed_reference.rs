@@ -122,6 +122,24 @@ fn the_passage_model_is_released_when_idle_and_comes_back_the_same() {
 }
 
 #[test]
+fn chunks_are_sized_by_the_whole_text_without_special_tokens() {
+    use ingest::split::TokenCount;
+    let e = embedder();
+    let sizer = e.tokens().unwrap();
+    let sentence = "员工每年可以享受带薪年假。";
+    let one = sizer.count(sentence);
+    assert!((1..20).contains(&one), "{one} tokens");
+    // Past the model's 512-token window the count must keep growing: a truncating
+    // tokenizer would make an oversized chunk look as if it fitted.
+    let long = sentence.repeat(100);
+    let many = sizer.count(&long);
+    assert!(
+        many > 512 && many >= 90 * one,
+        "{many} tokens for 100 × {one}"
+    );
+}
+
+#[test]
 fn a_missing_model_folder_is_a_clear_error() {
     let models = models_dir();
     let err = Embedder::load(&EmbedderConfig {
