@@ -233,8 +233,9 @@ def build_langchain(corpus_paths: list[Path], k_each: int) -> LangChainIndex:
     return LangChainIndex(retriever=retriever, embeddings=embeddings, documents=len(docs), chunks=len(chunks), stages_s=stages)
 
 
-def evaluate_langchain(index: LangChainIndex, embeddings: OnnxE5Embeddings, queries: list[dict]) -> dict:
+def evaluate_langchain(index: LangChainIndex, queries: list[dict]) -> dict:
     """Hybrid recall@k (document level) and latency, with and without the query embedding."""
+    embeddings = index.embeddings
     recalls = {k: 0.0 for k in KS}
     total_ms, search_ms = [], []
     embeddings.query_seconds.clear()
@@ -352,7 +353,7 @@ def main() -> None:
         print(f"{title}: LangChain …", flush=True)
         index = build_langchain(corpus_paths, args.k_each)
         theirs = {"documents": index.documents, "chunks": index.chunks, "ingest_s": index.ingest_s,
-                  "stages_s": index.stages_s, **evaluate_langchain(index, index.embeddings, queries)}
+                  "stages_s": index.stages_s, **evaluate_langchain(index, queries)}
         print(f"  {theirs['chunks']} chunks, {theirs['chunks'] / theirs['ingest_s']:.1f} chunks/s, "
               f"recall@5 {theirs['recall'][5]:.3f}, p50 {theirs['p50_ms']:.1f} ms", flush=True)
         row = {"title": title, "queries": len(queries), "theirs": theirs}

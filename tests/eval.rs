@@ -27,7 +27,8 @@ fn zhiku(args: &[&str], data_dir: &Path, env: &[(&str, &str)]) -> (bool, String,
         .env("ZHIKU_DATA_DIR", data_dir)
         .env("ZHIKU_MODELS_DIR", models_dir())
         .env("ZHIKU_ADMIN_TOKEN", TOKEN)
-        .env("ZHIKU_EMBEDDING__THREADS", "2");
+        .env("ZHIKU_EMBEDDING__THREADS", "2")
+        .env("ZHIKU_LLM__THREADS", LLM_THREADS);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -246,7 +247,6 @@ fn answers_report_hit_rate_and_negative_rejection() {
         &[
             ("ZHIKU_LLM__MODEL", ANSWER_LLM),
             ("ZHIKU_LLM__CONTEXT_TOKENS", "4096"),
-            ("ZHIKU_LLM__THREADS", LLM_THREADS),
         ],
     );
     assert!(ok, "{out}{err}");

@@ -321,6 +321,7 @@ pub fn cli(data_dir: &Path, args: &[&str]) -> (bool, String) {
         .env("ZHIKU_DATA_DIR", data_dir)
         .env("ZHIKU_MODELS_DIR", models_dir())
         .env("ZHIKU_ADMIN_TOKEN", TOKEN)
+        .env("ZHIKU_LLM__THREADS", LLM_THREADS)
         .output()
         .unwrap();
     let text = format!(
