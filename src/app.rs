@@ -52,6 +52,7 @@ pub fn load_embedder(config: &Config) -> Result<Embedder> {
         ort_library: config.ort_library(),
         threads: config.embedding.threads,
         batch_size: config.embedding.batch_size,
+        batch_tokens: config.embedding.batch_tokens,
         passage_idle_release_s: config.embedding.passage_idle_release_s,
     })
     .map_err(|e| Error::ModelUnavailable(e.to_string()))

@@ -60,8 +60,10 @@ pub struct EmbeddingConfig {
     pub ort_library: String,
     /// Threads per ONNX session (0 = all cores).
     pub threads: usize,
-    /// Passages per batch.
+    /// Most passages per ONNX run while ingesting.
     pub batch_size: usize,
+    /// Most padded tokens (passages × the longest) per ONNX run while ingesting.
+    pub batch_tokens: usize,
     /// Release the passage model after this many seconds without a passage (0: never).
     pub passage_idle_release_s: u64,
 }
@@ -209,6 +211,11 @@ impl Config {
             .map_err(|e| Error::Config(format!("bind = {:?} is not host:port ({e})", self.bind)))?;
         if self.ingest.workers == 0 {
             return Err(Error::Config("ingest.workers must be at least 1".into()));
+        }
+        if self.embedding.batch_size == 0 || self.embedding.batch_tokens == 0 {
+            return Err(Error::Config(
+                "embedding.batch_size and embedding.batch_tokens must be at least 1".into(),
+            ));
         }
         if self.ingest.batch_max_jobs == 0 {
             return Err(Error::Config(

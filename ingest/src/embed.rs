@@ -53,8 +53,10 @@ pub struct EmbedderConfig {
     pub ort_library: PathBuf,
     /// ONNX Runtime intra-op threads per session (0 = all cores).
     pub threads: usize,
-    /// Passages per ONNX run.
+    /// Most passages per ONNX run while ingesting.
     pub batch_size: usize,
+    /// Most padded tokens (passages × the longest one) per ONNX run while ingesting.
+    pub batch_tokens: usize,
     /// Release the passage model after this many seconds without a passage (0: never).
     pub passage_idle_release_s: u64,
 }
@@ -69,6 +71,7 @@ pub struct Embedder {
     passages_used: Mutex<Instant>,
     passage_idle_release: Option<Duration>,
     batch_size: usize,
+    batch_tokens: usize,
 }
 
 /// What ingestion alone needs: the passage session and a tokenizer without truncation for
@@ -79,6 +82,18 @@ pub struct Embedder {
 pub struct PassageModel {
     session: Mutex<TextEmbedding>,
     tokenizer: tokenizers::Tokenizer,
+}
+
+impl PassageModel {
+    /// Tokens `text` takes in a run: special tokens included, cut at the model's window.
+    fn run_tokens(&self, text: &str, window: usize) -> usize {
+        self.tokenizer
+            .encode_fast(text, true)
+            .map(|e| e.len())
+            // Only the run's shape depends on it, never the vector.
+            .unwrap_or_else(|_| text.chars().count())
+            .min(window)
+    }
 }
 
 impl TokenCount for PassageModel {
@@ -259,6 +274,7 @@ impl Embedder {
             passage_idle_release: (config.passage_idle_release_s > 0)
                 .then(|| Duration::from_secs(config.passage_idle_release_s)),
             batch_size: config.batch_size.max(1),
+            batch_tokens: config.batch_tokens.max(1),
         })
     }
 
@@ -366,47 +382,47 @@ impl Embedder {
 
     /// Embed passages (with the passage prefix), in input order.
     ///
-    /// Identical texts are embedded once, and batches are formed from texts of similar
-    /// length so little of each batch is padding; `on_batch(done, total)` reports progress.
+    /// Identical texts are embedded once, and runs are formed from texts of similar length,
+    /// at most `batch_size` passages and `batch_tokens` padded tokens each (see
+    /// `passage_batches`); `on_batch(done, total)` reports progress.
     pub fn embed_passages(
         &self,
         texts: &[String],
         mut on_batch: impl FnMut(usize, usize),
     ) -> Result<Vec<Vec<f32>>> {
-        let mut unique: Vec<&str> = Vec::new();
+        let mut unique: Vec<String> = Vec::new();
         let mut slot_of: HashMap<&str, usize> = HashMap::new();
         let slots: Vec<usize> = texts
             .iter()
             .map(|t| {
                 *slot_of.entry(t.as_str()).or_insert_with(|| {
-                    unique.push(t.as_str());
+                    unique.push(format!("{}{t}", self.info.passage_prefix));
                     unique.len() - 1
                 })
             })
             .collect();
-        let mut order: Vec<usize> = (0..unique.len()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(unique[i].len()));
+        let model = self.passage_model()?;
+        let tokens: Vec<usize> = unique
+            .iter()
+            .map(|t| model.run_tokens(t, self.info.max_tokens))
+            .collect();
         let mut vectors: Vec<Vec<f32>> = vec![Vec::new(); unique.len()];
         let mut done = 0;
-        let model = self.passage_model()?;
-        for batch in order.chunks(self.batch_size) {
-            let inputs: Vec<String> = batch
-                .iter()
-                .map(|&i| format!("{}{}", self.info.passage_prefix, unique[i]))
-                .collect();
+        for run in crate::passage_batches::plan(&tokens, self.batch_size, self.batch_tokens) {
+            let inputs: Vec<&str> = run.iter().map(|&i| unique[i].as_str()).collect();
             let out = {
                 let mut session = model
                     .session
                     .lock()
                     .map_err(|_| Error::Model("passage session poisoned".into()))?;
                 session
-                    .embed(inputs, Some(batch.len()))
+                    .embed(inputs, Some(run.len()))
                     .map_err(|e| Error::Model(e.to_string()))?
             };
-            for (&i, v) in batch.iter().zip(out) {
+            for (&i, v) in run.iter().zip(out) {
                 vectors[i] = v;
             }
-            done += batch.len();
+            done += run.len();
             on_batch(done, unique.len());
         }
         self.touch_passages();

@@ -28,6 +28,7 @@ pub mod embed;
 pub mod error;
 pub mod extract;
 pub mod jobs;
+mod passage_batches;
 pub mod pipeline;
 pub mod split;
 

@@ -23,6 +23,7 @@ fn embedder_releasing_after(passage_idle_release_s: u64) -> Embedder {
         ort_library: models.join("onnxruntime/libonnxruntime.so.1.31.1"),
         threads: 2,
         batch_size: 32,
+        batch_tokens: 16384,
         passage_idle_release_s,
     })
     .unwrap()
@@ -147,6 +148,7 @@ fn a_missing_model_folder_is_a_clear_error() {
         ort_library: models.join("onnxruntime/libonnxruntime.so.1.31.1"),
         threads: 1,
         batch_size: 8,
+        batch_tokens: 1024,
         passage_idle_release_s: 0,
     })
     .unwrap_err()
