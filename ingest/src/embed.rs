@@ -2,7 +2,7 @@
 //!
 //! A model folder holds `model.onnx`, the four tokenizer JSON files fastembed reads and,
 //! optionally, `zhiku-model.json` (id, dims, prefixes). Two sessions are kept: one for
-//! ingestion batches and one for queries, so a search never waits behind a 32-passage batch.
+//! ingestion and one for queries, so a search never waits behind an ingestion run.
 //! The passage session starts with the first passage and is released when none has come
 //! for a while, since most of the time a server answers questions and ingests nothing.
 
@@ -76,8 +76,7 @@ pub struct Embedder {
 
 /// What ingestion alone needs: the passage session and a tokenizer without truncation for
 /// sizing chunks. Together they are most of a server's memory (the session's arena grows
-/// to the largest batch, ~1.2 GB for 32 × 256 tokens, and the 250k-token vocabulary takes
-/// ~270 MB per tokenizer), so they are released when no document has come for a while and
+/// with the largest run, and the 250k-token vocabulary takes ~270 MB per tokenizer), so they are released when no document has come for a while and
 /// loaded again (about a second) when one does.
 pub struct PassageModel {
     session: Mutex<TextEmbedding>,
@@ -85,25 +84,26 @@ pub struct PassageModel {
 }
 
 impl PassageModel {
+    /// Tokens in `text`, with or without the special tokens the session adds.
+    fn tokens_in(&self, text: &str, special_tokens: bool) -> usize {
+        self.tokenizer
+            .encode_fast(text, special_tokens)
+            .map(|e| e.len())
+            // A tokenizer failure must not lose text: fall back to a character count,
+            // which over-estimates for CJK and so keeps chunks within the window (and
+            // only the shape of an embedding run depends on it, never a vector).
+            .unwrap_or_else(|_| text.chars().count())
+    }
+
     /// Tokens `text` takes in a run: special tokens included, cut at the model's window.
     fn run_tokens(&self, text: &str, window: usize) -> usize {
-        self.tokenizer
-            .encode_fast(text, true)
-            .map(|e| e.len())
-            // Only the run's shape depends on it, never the vector.
-            .unwrap_or_else(|_| text.chars().count())
-            .min(window)
+        self.tokens_in(text, true).min(window)
     }
 }
 
 impl TokenCount for PassageModel {
     fn count(&self, text: &str) -> usize {
-        self.tokenizer
-            .encode_fast(text, false)
-            .map(|e| e.len())
-            // A tokenizer failure must not lose text: fall back to a character count,
-            // which over-estimates for CJK and so keeps chunks within the window.
-            .unwrap_or_else(|_| text.chars().count())
+        self.tokens_in(text, false)
     }
 }
 
