@@ -289,7 +289,14 @@ fn an_idle_server_gives_back_the_passage_models_memory_and_still_ingests() {
         json!({"query": "大语言模型", "top_k": 3}),
     );
     assert_eq!(status, 200, "{r}");
-    let idle = rss_mib(pid);
+    // The allocator hands freed pages back from a background thread within about a
+    // second; a person watching the process sees it fall within a few.
+    let searched_at = std::time::Instant::now();
+    let mut idle = rss_mib(pid);
+    while idle + 300 >= after_ingest && searched_at.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(200));
+        idle = rss_mib(pid);
+    }
     assert!(
         idle + 300 < after_ingest,
         "RSS {after_ingest} MiB after ingesting, {idle} MiB idle"
