@@ -8,6 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use sqlx::Connection;
 
 use crate::common::{Server, TOKEN, llm_intro_files, models_dir, open_db};
 
@@ -63,6 +64,9 @@ fn stored_vectors(data: &Path) -> (String, BTreeMap<i64, Vec<f32>>) {
             (id, v)
         })
         .collect();
+    // Closed before returning: a dropped connection closes on sqlx's worker thread later,
+    // and SQLite's removal of zhiku.db-shm then raced the `cp -a` of the data dir.
+    rt.block_on(db.close()).unwrap();
     (model, vectors)
 }
 
@@ -72,6 +76,7 @@ fn staged_rows(data: &Path) -> i64 {
     let (n,): (i64,) = rt
         .block_on(sqlx::query_as("SELECT COUNT(*) FROM chunk_vector_staging").fetch_one(&mut db))
         .unwrap();
+    rt.block_on(db.close()).unwrap();
     n
 }
 
