@@ -4,7 +4,7 @@
 cmrc2018-trial + distractors-zh (../shared/data/eval), one BM25 document per corpus record
 (its `text`, no title), rank_bm25's Okapi BM25 as a stand-in for tantivy's (same formula,
 document level instead of zhiku's chunks), the 1,000 queries scored at recall@1/5/10.
-Segmentations: jieba's search mode (what zhiku's analyzer uses) and its default mode, each
+Segmentations: jieba's search mode (zhiku's analyzer, HMM off since this run) and its default mode, each
 with and without the HMM that guesses words missing from the dictionary. Words without a
 letter or digit are dropped and the rest lower-cased, as zhiku's analyzer does.
 

@@ -14,11 +14,14 @@ use tantivy::schema::{
 };
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
-use super::jieba::{ANALYZER, analyzer, terms};
+use super::jieba::{ANALYZER, ANALYZER_VERSION, analyzer, terms};
 use crate::error::{Error, Result};
 
 /// Memory tantivy's writer may use before flushing a segment.
 const WRITER_HEAP_BYTES: usize = 50_000_000;
+
+/// The file in an index's folder naming the analyzer that built it.
+const ANALYZER_FILE: &str = "analyzer.txt";
 
 /// A change to apply to the index.
 #[derive(Debug, Clone)]
@@ -60,9 +63,22 @@ fn schema() -> (Schema, Field, Field) {
 }
 
 impl Bm25Index {
-    /// Open the index in `dir`, creating it when absent.
-    pub fn open(dir: &Path) -> Result<Self> {
+    /// Open the index in `dir`, creating it when absent. An index built by another analyzer
+    /// (or by a zhiku that wrote no analyzer file) is emptied, and its mark with it, so the
+    /// caller's catch-up replays every chunk from SQLite; `read_only` (a CLI beside a
+    /// running server, which does that itself) opens it as it is.
+    pub fn open(dir: &Path, read_only: bool) -> Result<Self> {
         std::fs::create_dir_all(dir)?;
+        let analyzer_file = dir.join(ANALYZER_FILE);
+        let built_by = std::fs::read_to_string(&analyzer_file).ok();
+        if !read_only && built_by.as_deref() != Some(ANALYZER_VERSION) {
+            if dir.join("meta.json").exists() {
+                tracing::info!(dir = %dir.display(), built_by = built_by.as_deref().unwrap_or("an older zhiku"), "full-text index built by another analyzer; rebuilding it from SQLite");
+                std::fs::remove_dir_all(dir)?;
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::write(&analyzer_file, ANALYZER_VERSION)?;
+        }
         let (schema, chunk_id, text) = schema();
         let directory = tantivy::directory::MmapDirectory::open(dir)
             .map_err(|e| Error::Index(e.to_string()))?;
@@ -203,7 +219,7 @@ mod tests {
     fn finds_chinese_text_and_survives_reopen() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let idx = Bm25Index::open(dir.path()).unwrap();
+            let idx = Bm25Index::open(dir.path(), false).unwrap();
             idx.apply(
                 &[
                     Bm25Change::Upsert {
@@ -221,10 +237,48 @@ mod tests {
             let hits = idx.search("如何申请年假？", 5).unwrap();
             assert_eq!(hits.first().map(|h| h.0), Some(1));
         }
-        let idx = Bm25Index::open(dir.path()).unwrap();
+        let idx = Bm25Index::open(dir.path(), false).unwrap();
         assert_eq!(idx.applied_seq().unwrap(), 7);
         idx.apply(&[Bm25Change::Remove { chunk_id: 1 }], 8).unwrap();
         assert!(idx.search("年假", 5).unwrap().is_empty());
         assert_eq!(idx.all_chunk_ids().unwrap(), vec![2]);
+    }
+
+    #[test]
+    fn an_index_built_by_another_analyzer_is_emptied_for_a_rebuild() {
+        let dir = tempfile::tempdir().unwrap();
+        let upsert = Bm25Change::Upsert {
+            chunk_id: 1,
+            text: "员工每年可以享受带薪年假".into(),
+        };
+        Bm25Index::open(dir.path(), false)
+            .unwrap()
+            .apply(std::slice::from_ref(&upsert), 7)
+            .unwrap();
+        // What a zhiku before analyzer files left: the index without one.
+        std::fs::remove_file(dir.path().join(ANALYZER_FILE)).unwrap();
+        // A CLI beside the server reads it as it is.
+        assert_eq!(
+            Bm25Index::open(dir.path(), true)
+                .unwrap()
+                .applied_seq()
+                .unwrap(),
+            7
+        );
+        let idx = Bm25Index::open(dir.path(), false).unwrap();
+        assert_eq!(
+            idx.applied_seq().unwrap(),
+            0,
+            "every chunk is replayed from SQLite"
+        );
+        assert!(idx.all_chunk_ids().unwrap().is_empty());
+        idx.apply(&[upsert], 7).unwrap();
+        assert_eq!(
+            Bm25Index::open(dir.path(), false)
+                .unwrap()
+                .applied_seq()
+                .unwrap(),
+            7
+        );
     }
 }

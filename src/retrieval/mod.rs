@@ -52,12 +52,19 @@ pub fn current_generation(kb_dir: &Path) -> Result<u64> {
 }
 
 impl KbIndexes {
-    /// Open a generation's indexes (creating empty ones if absent).
-    pub fn open(kb_dir: &Path, generation: u64, dims: usize, params: HnswParams) -> Result<Self> {
+    /// Open a generation's indexes (creating empty ones if absent); `read_only` for a CLI
+    /// beside a running server, which must not rebuild what the server uses.
+    pub fn open(
+        kb_dir: &Path,
+        generation: u64,
+        dims: usize,
+        params: HnswParams,
+        read_only: bool,
+    ) -> Result<Self> {
         let dir = generation_dir(kb_dir, generation);
         std::fs::create_dir_all(&dir)?;
         Ok(Self {
-            bm25: Bm25Index::open(&dir.join("bm25"))?,
+            bm25: Bm25Index::open(&dir.join("bm25"), read_only)?,
             vectors: VectorIndex::open(&dir.join("vectors"), dims, params)?,
             generation,
             apply_lock: tokio::sync::Mutex::new(()),
@@ -70,7 +77,7 @@ impl KbIndexes {
         if dir.exists() {
             std::fs::remove_dir_all(&dir)?;
         }
-        Self::open(kb_dir, generation, dims, params)
+        Self::open(kb_dir, generation, dims, params, false)
     }
 
     /// Open the current generation; unless `read_only`, remove generations left over by an
@@ -85,7 +92,7 @@ impl KbIndexes {
         if !read_only {
             remove_other_generations(kb_dir, generation)?;
         }
-        Self::open(kb_dir, generation, dims, params)
+        Self::open(kb_dir, generation, dims, params, read_only)
     }
 }
 
