@@ -76,8 +76,9 @@ pub struct Embedder {
 
 /// What ingestion alone needs: the passage session and a tokenizer without truncation for
 /// sizing chunks. Together they are most of a server's memory (the session's arena grows
-/// with the largest run, and the 250k-token vocabulary takes ~270 MB per tokenizer), so they are released when no document has come for a while and
-/// loaded again (about a second) when one does.
+/// with the largest run, and the 250k-token vocabulary takes ~270 MB per tokenizer), so
+/// they are released when no document has come for a while and loaded again (about a
+/// second) when one does.
 pub struct PassageModel {
     session: Mutex<TextEmbedding>,
     tokenizer: tokenizers::Tokenizer,
@@ -273,8 +274,9 @@ impl Embedder {
             passages_used: Mutex::new(Instant::now()),
             passage_idle_release: (config.passage_idle_release_s > 0)
                 .then(|| Duration::from_secs(config.passage_idle_release_s)),
-            batch_size: config.batch_size.max(1),
-            batch_tokens: config.batch_tokens.max(1),
+            // `passage_batches::plan` makes progress with either cap at 0.
+            batch_size: config.batch_size,
+            batch_tokens: config.batch_tokens,
         })
     }
 
