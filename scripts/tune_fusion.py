@@ -136,6 +136,35 @@ def score(data: dict, fuse, candidates: int) -> dict:
     return {"r1": r1 / n, "r5": r5 / n, "r10": r10 / n, "mrr": mrr / n}
 
 
+def top_scores(data: dict, fuse, candidates: int) -> tuple[list[float], list[float]]:
+    """Each query's best fused score with its gold documents in the lists, and with them
+    removed (the negative-rejection case of `zhiku eval --negatives`: would a min_score
+    tell the two apart?)."""
+    kept, removed = [], []
+    for q in data["queries"]:
+        ft, sem = q["fulltext"][:candidates], q["semantic"][:candidates]
+        gold = set(q["positives"])
+        for lists, out in (((ft, sem), kept),
+                           (([h for h in ft if h[1] not in gold], [h for h in sem if h[1] not in gold]), removed)):
+            fused = fuse(*lists)
+            if fused:
+                out.append(max(fused.values()))
+    return kept, removed
+
+
+def rejection_line(name: str, data: dict, fuse, candidates: int) -> str:
+    """Thresholds that keep 90 / 95 / 99 % of answerable questions, and the share of
+    gold-removed questions each threshold rejects."""
+    kept, removed = top_scores(data, fuse, candidates)
+    kept.sort()
+    cells = []
+    for keep in (0.90, 0.95, 0.99):
+        t = kept[int((1 - keep) * len(kept))]
+        rejected = sum(x < t for x in removed) / len(removed)
+        cells.append(f"{t:.3f} → {rejected:.0%}")
+    return f"| {name} | " + " | ".join(cells) + " |"
+
+
 def singles(data: dict, candidates: int) -> dict:
     """Each retriever alone, on the same candidate lists."""
     only_ft = lambda ft, sem: {c: -i for i, (c, _d, _x) in enumerate(ft)}  # noqa: E731
@@ -191,6 +220,19 @@ def main() -> None:
     for family, labels in families.items():
         best = max(labels, key=lambda l: statistics.fmean(objective(table[l][s]) for s in sets))
         print(line(f"best {family}: {best}", table[best]))
+
+    print("\nnegative rejection: a min_score keeping 90 / 95 / 99 % of answerable questions"
+          " → share of gold-removed questions it rejects")
+    probes = {
+        "semantic only (cosine)": lambda ft, sem: {c: x for c, _d, x in sem},
+        "rrf k=60": lambda ft, sem: rrf(ft, sem),
+        "minmax α=0.45": lambda ft, sem: convex(ft, sem, 0.45, "minmax", "minmax", 0.0),
+        "bounded (max/raw) α=0.90": lambda ft, sem: convex(ft, sem, 0.90, "max", "raw", None),
+    }
+    for s_name, d in sets.items():
+        print(f"\n{s_name}\n| fusion | keep 90 % | keep 95 % | keep 99 % |\n|---|---|---|---|")
+        for p_name, fn in probes.items():
+            print(rejection_line(p_name, d, fn, n))
 
     print("\nleave one set out (setting chosen on the others, scored on the held-out set):")
     for held in sets:

@@ -9,6 +9,7 @@ use figment::providers::{Env, Format, Toml};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::retrieval::fusion::ScoreScale;
 
 const DEFAULTS: &str = include_str!("../config.toml");
 
@@ -100,7 +101,10 @@ pub struct SearchConfig {
     pub candidates: usize,
     /// How hybrid mode fuses the two rankings.
     pub fusion: FusionMethod,
-    /// Weight of the semantic side in weighted fusion, 0..=1.
+    /// How weighted fusion scales BM25 and cosine before mixing them.
+    pub score_scale: ScoreScale,
+    /// Weight of the semantic side in weighted fusion, 0..=1 (its best value depends on
+    /// `score_scale`).
     pub semantic_weight: f32,
     /// RRF constant.
     pub rrf_k: f32,
@@ -118,7 +122,7 @@ pub struct SearchConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FusionMethod {
-    /// Min-max normalised scores mixed by `semantic_weight`.
+    /// Scores scaled by `score_scale` and mixed by `semantic_weight`.
     Weighted,
     /// Reciprocal rank fusion with `rrf_k`.
     Rrf,
@@ -131,6 +135,7 @@ impl SearchConfig {
         match self.fusion {
             FusionMethod::Weighted => Fusion::Weighted {
                 semantic_weight: self.semantic_weight,
+                scale: self.score_scale,
             },
             FusionMethod::Rrf => Fusion::Rrf { k: self.rrf_k },
         }
@@ -325,6 +330,7 @@ mod tests {
         assert_eq!(c.bind, "127.0.0.1:8080");
         assert_eq!(c.search.rrf_k, 60.0);
         assert_eq!(c.search.fusion, FusionMethod::Weighted);
+        assert_eq!(c.search.score_scale, ScoreScale::Bounded);
         assert_eq!(
             c.embedding_model_dir(),
             PathBuf::from("models/multilingual-e5-small")

@@ -6,14 +6,21 @@
 //! its maximum (`n / (k + 1)` for n retrievers), so 1.0 means "ranked first by both" and a
 //! threshold means the same thing whatever `k` is.
 //!
-//! The weighted mode mixes scores instead of ranks: `w · cos' + (1 − w) · bm25'`, where each
-//! retriever's scores are min-max normalised over this query's candidates (best 1, worst
-//! 0; a chunk a retriever did not return counts as its worst). Bruch, Gai & Ingber, "An
-//! Analysis of Fusion Functions for Hybrid Retrieval" (TOIS 2023,
-//! <https://arxiv.org/abs/2210.11934>) found such a convex combination better than RRF
-//! and robust to its one weight; `scripts/tune_fusion.py` measures both on the
-//! development sets. Normalising matters: raw cosines of one query sit within a few
-//! hundredths of each other, so unnormalised they would barely move the ranking.
+//! The weighted mode mixes scores instead of ranks: `w · cos' + (1 − w) · bm25'`. Bruch,
+//! Gai & Ingber, "An Analysis of Fusion Functions for Hybrid Retrieval" (TOIS 2023,
+//! <https://arxiv.org/abs/2210.11934>) found such a convex combination better than RRF and
+//! robust to its one weight, and found how each score is scaled first to matter more than
+//! the weight. Two scalings ([`ScoreScale`]):
+//! - `bounded`, the paper's "theoretical min-max": a score is scaled between its
+//!   retriever's floor and ceiling. BM25's floor is 0 and its ceiling unbounded, so it is
+//!   divided by this query's best BM25; a cosine already lives in a fixed range and is kept
+//!   as it is. The fused score then still says how close the best passage is, not only
+//!   that it is the closest, so a threshold means the same for every question.
+//! - `minmax`: each retriever's scores stretched to 0..1 over this query's candidates, so
+//!   the best chunk of a query that nothing matches well still scores 1.
+//!
+//! A chunk one retriever did not return counts as that retriever's lowest candidate (0
+//! under min-max). `scripts/tune_fusion.py` measures every family on the development sets.
 
 use serde::{Deserialize, Serialize};
 
@@ -33,7 +40,7 @@ pub struct Hit {
 pub struct Fused {
     /// Chunk id.
     pub chunk_id: i64,
-    /// Fused score in 0..=1.
+    /// Fused score, at most 1 (1 = best possible for both retrievers).
     pub score: f32,
     /// Rank in the full-text list.
     pub fulltext_rank: Option<usize>,
@@ -58,7 +65,19 @@ pub enum Fusion {
     Weighted {
         /// Weight of the semantic score, 0..=1.
         semantic_weight: f32,
+        /// How both scores are brought to one scale before they are mixed.
+        scale: ScoreScale,
     },
+}
+
+/// How weighted fusion scales BM25 and cosine before mixing them (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScoreScale {
+    /// BM25 ÷ the query's best BM25; cosine as it is.
+    Bounded,
+    /// Both min-max normalised over the query's candidates.
+    MinMax,
 }
 
 impl Fusion {
@@ -68,39 +87,56 @@ impl Fusion {
             Fusion::Rrf { k } if !(k >= 0.0 && k.is_finite()) => Err(Error::InvalidInput(format!(
                 "rrf k must be a non-negative number, got {k}"
             ))),
-            Fusion::Weighted { semantic_weight } if !(0.0..=1.0).contains(&semantic_weight) => {
-                Err(Error::InvalidInput(format!(
-                    "semantic_weight must be between 0 and 1, got {semantic_weight}"
-                )))
-            }
+            Fusion::Weighted {
+                semantic_weight, ..
+            } if !(0.0..=1.0).contains(&semantic_weight) => Err(Error::InvalidInput(format!(
+                "semantic_weight must be between 0 and 1, got {semantic_weight}"
+            ))),
             _ => Ok(()),
         }
     }
 }
 
-/// The range of one retriever's scores for a query.
-struct MinMax {
+/// One retriever's scores for a query, mapped onto the fusion scale.
+struct Scaler {
+    /// Score that maps to 0.
     low: f32,
+    /// Score that maps to 1.
     high: f32,
+    /// Scaled score of a chunk this retriever did not return.
+    missing: f32,
 }
 
-impl MinMax {
-    fn of(hits: &[Hit]) -> Self {
-        let (low, high) = hits
+impl Scaler {
+    /// `semantic` picks the cosine rule of `bounded` (kept as it is) over BM25's.
+    fn new(hits: &[Hit], scale: ScoreScale, semantic: bool) -> Self {
+        let (lowest, highest) = hits
             .iter()
             .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), h| {
                 (lo.min(h.score), hi.max(h.score))
             });
-        Self { low, high }
+        let (low, high) = match (scale, semantic) {
+            (ScoreScale::MinMax, _) => (lowest, highest),
+            (ScoreScale::Bounded, true) => (0.0, 1.0),
+            (ScoreScale::Bounded, false) => (0.0, highest),
+        };
+        let mut scaler = Self {
+            low,
+            high,
+            missing: 0.0,
+        };
+        if scale == ScoreScale::Bounded && !hits.is_empty() {
+            scaler.missing = scaler.scale(Some(lowest));
+        }
+        scaler
     }
 
-    /// 0..=1 within the range; a missing score is the worst; one candidate (or all equal)
-    /// is the best.
+    /// A score on the fusion scale; one candidate (or all equal) under min-max is the best.
     fn scale(&self, score: Option<f32>) -> f32 {
         match score {
-            None => 0.0,
+            None => self.missing,
             Some(_) if self.high <= self.low => 1.0,
-            Some(x) => ((x - self.low) / (self.high - self.low)).clamp(0.0, 1.0),
+            Some(x) => ((x - self.low) / (self.high - self.low)).min(1.0),
         }
     }
 }
@@ -145,9 +181,12 @@ pub fn fuse(fulltext: &[Hit], semantic: &[Hit], fusion: Fusion) -> Result<Vec<Fu
                 f.score = sum / max;
             }
         }
-        Fusion::Weighted { semantic_weight } => {
-            let bm25 = MinMax::of(fulltext);
-            let cosine = MinMax::of(semantic);
+        Fusion::Weighted {
+            semantic_weight,
+            scale,
+        } => {
+            let bm25 = Scaler::new(fulltext, scale, false);
+            let cosine = Scaler::new(semantic, scale, true);
             for f in &mut all {
                 f.score = semantic_weight * cosine.scale(f.cosine)
                     + (1.0 - semantic_weight) * bm25.scale(f.bm25);
@@ -215,6 +254,7 @@ mod tests {
             &sem,
             Fusion::Weighted {
                 semantic_weight: 1.0,
+                scale: ScoreScale::MinMax,
             },
         )
         .unwrap();
@@ -224,6 +264,7 @@ mod tests {
             &sem,
             Fusion::Weighted {
                 semantic_weight: 0.0,
+                scale: ScoreScale::MinMax,
             },
         )
         .unwrap();
@@ -248,6 +289,7 @@ mod tests {
             &sem,
             Fusion::Weighted {
                 semantic_weight: 0.5,
+                scale: ScoreScale::MinMax,
             },
         )
         .unwrap();
@@ -263,11 +305,63 @@ mod tests {
             &scored(&[(2, 0.9)]),
             Fusion::Weighted {
                 semantic_weight: 0.5,
+                scale: ScoreScale::MinMax,
             },
         )
         .unwrap();
         let one = only_ft.iter().find(|f| f.chunk_id == 1).unwrap();
         assert!((one.score - 0.5).abs() < 1e-6, "{one:?}");
+    }
+
+    #[test]
+    fn bounded_keeps_how_close_the_cosines_are() {
+        let scored = |pairs: &[(i64, f32)]| -> Vec<Hit> {
+            pairs
+                .iter()
+                .map(|&(chunk_id, score)| Hit { chunk_id, score })
+                .collect()
+        };
+        let bounded = Fusion::Weighted {
+            semantic_weight: 0.9,
+            scale: ScoreScale::Bounded,
+        };
+        let ft = scored(&[(1, 10.0), (2, 5.0)]);
+        let sem = scored(&[(2, 0.86), (1, 0.84), (3, 0.80)]);
+        let fused = fuse(&ft, &sem, bounded).unwrap();
+        // 1: 0.9 · 0.84 + 0.1 · 1.0; 2: 0.9 · 0.86 + 0.1 · 0.5; 3 missed by BM25 counts as
+        // BM25's lowest candidate (0.5).
+        let by_id = |id: i64| fused.iter().find(|f| f.chunk_id == id).unwrap().score;
+        assert!((by_id(1) - 0.856).abs() < 1e-5, "{fused:?}");
+        assert!((by_id(2) - 0.824).abs() < 1e-5, "{fused:?}");
+        assert!((by_id(3) - 0.770).abs() < 1e-5, "{fused:?}");
+        assert_eq!(fused[0].chunk_id, 1);
+        // The same ranks with every cosine lower score lower: a threshold can tell a
+        // question the knowledge base answers from one it does not.
+        let far = scored(&[(2, 0.66), (1, 0.64), (3, 0.60)]);
+        let fused_far = fuse(&ft, &far, bounded).unwrap();
+        assert_eq!(fused_far[0].chunk_id, 1);
+        assert!(fused_far[0].score < fused[0].score - 0.15, "{fused_far:?}");
+        // Under min-max both questions look equally well answered.
+        let minmax = Fusion::Weighted {
+            semantic_weight: 0.5,
+            scale: ScoreScale::MinMax,
+        };
+        let near_top = fuse(&ft, &sem, minmax).unwrap()[0].score;
+        let far_top = fuse(&ft, &far, minmax).unwrap()[0].score;
+        assert!((near_top - far_top).abs() < 1e-6);
+    }
+
+    #[test]
+    fn bounded_with_one_retriever_empty() {
+        let bounded = Fusion::Weighted {
+            semantic_weight: 0.9,
+            scale: ScoreScale::Bounded,
+        };
+        let only_sem = fuse(&[], &hits(&[4]), bounded).unwrap();
+        assert_eq!(only_sem[0].chunk_id, 4);
+        let only_ft = fuse(&hits(&[4, 5]), &[], bounded).unwrap();
+        assert_eq!(only_ft[0].chunk_id, 4);
+        assert!((only_ft[0].score - 0.1).abs() < 1e-6, "{only_ft:?}");
     }
 
     #[test]
@@ -277,7 +371,8 @@ mod tests {
                 &[],
                 &[],
                 Fusion::Weighted {
-                    semantic_weight: 1.5
+                    semantic_weight: 1.5,
+                    scale: ScoreScale::MinMax,
                 }
             )
             .is_err()

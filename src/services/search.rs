@@ -6,10 +6,14 @@
 //! - `semantic`: cosine similarity of the query and chunk vectors (-1..1; e5 puts related
 //!   text around 0.8–0.9 and unrelated text around 0.7, so useful thresholds are ~0.8).
 //! - `hybrid` (`search.fusion = "weighted"`, the default, or a request's `semantic_weight`):
-//!   `w · cos' + (1 − w) · bm25'` in 0..1, each score min-max normalised over the query's
-//!   candidates, so 1.0 means best for both retrievers and 0.5 (with w = 0.5) best for one
-//!   and worst or missing for the other. It is relative to the query's candidates: the
-//!   best chunk of a query nothing matches well still scores high.
+//!   `w · cos' + (1 − w) · bm25'`, at most 1.
+//!   - With `search.score_scale = "bounded"` (the default) `cos'` is the cosine itself and
+//!     `bm25'` the BM25 score divided by the query's best, so with w = 0.9 the top chunk
+//!     scores about 0.9 · its cosine + 0.1: ~0.85–0.9 when the knowledge base answers the
+//!     question, lower when it only holds related text.
+//!   - With `"minmax"` each is min-max normalised over the query's candidates, so 1.0
+//!     means best for both retrievers; it is relative to the candidates, and the best
+//!     chunk of a query nothing matches well still scores high.
 //! - `hybrid` with `search.fusion = "rrf"`: reciprocal rank fusion normalised to 0..1, where
 //!   1.0 means ranked first by both retrievers and ~0.5 ranked first by one and missed by
 //!   the other.
@@ -57,7 +61,8 @@ pub struct SearchRequest {
     pub top_k: Option<usize>,
     /// Drop results scoring below this (see the module docs for its meaning per mode).
     pub min_score: Option<f32>,
-    /// Weighted fusion with this semantic weight, 0..=1 (instead of `search.fusion`).
+    /// Weighted fusion with this semantic weight, 0..=1, on `search.score_scale` (instead of
+    /// `search.fusion`).
     pub semantic_weight: Option<f32>,
 }
 
@@ -163,7 +168,10 @@ impl SearchService {
             ));
         }
         let fusion = match req.semantic_weight {
-            Some(w) => Fusion::Weighted { semantic_weight: w },
+            Some(w) => Fusion::Weighted {
+                semantic_weight: w,
+                scale: self.config.score_scale,
+            },
             None => self.config.fusion(),
         };
         fusion.validate()?;
