@@ -215,6 +215,13 @@ mod tests {
             .collect()
     }
 
+    fn scored(pairs: &[(i64, f32)]) -> Vec<Hit> {
+        pairs
+            .iter()
+            .map(|&(chunk_id, score)| Hit { chunk_id, score })
+            .collect()
+    }
+
     #[test]
     fn rrf_rewards_agreement_and_is_normalised() {
         let fused = fuse(
@@ -274,12 +281,6 @@ mod tests {
 
     #[test]
     fn weighted_normalises_each_retriever_so_close_cosines_still_count() {
-        let scored = |pairs: &[(i64, f32)]| -> Vec<Hit> {
-            pairs
-                .iter()
-                .map(|&(chunk_id, score)| Hit { chunk_id, score })
-                .collect()
-        };
         let ft = scored(&[(1, 10.0), (2, 9.0), (3, 5.0)]);
         // Cosines of one query differ by hundredths; normalised, chunk 2's semantic lead
         // outweighs its small BM25 deficit.
@@ -315,12 +316,6 @@ mod tests {
 
     #[test]
     fn bounded_keeps_how_close_the_cosines_are() {
-        let scored = |pairs: &[(i64, f32)]| -> Vec<Hit> {
-            pairs
-                .iter()
-                .map(|&(chunk_id, score)| Hit { chunk_id, score })
-                .collect()
-        };
         let bounded = Fusion::Weighted {
             semantic_weight: 0.9,
             scale: ScoreScale::Bounded,
