@@ -289,10 +289,12 @@ impl JobQueue {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    async fn queue_with(sizes: &[Option<i64>]) -> JobQueue {
+    /// A queue over an in-memory database holding one enqueued job per size (documents
+    /// `doc-0`, `doc-1`, …), at most 3 attempts each.
+    pub(crate) async fn queue_with(sizes: &[Option<i64>]) -> JobQueue {
         // One connection: each in-memory connection would be a database of its own.
         let pool = sqlx::sqlite::SqlitePoolOptions::new()
             .max_connections(1)

@@ -443,8 +443,60 @@ async fn embed_missing(
     }
 }
 
+/// After a batch was cut short (the database failed under it, or something panicked), its
+/// jobs that are still 'processing' are queued again, or failed once they have had their
+/// attempts: retried until the database lets us, so none is left 'processing' until the
+/// next restart. The batch, not one job, was interrupted, so even a panic gets its retries
+/// (a job claimed before runs alone, and so fails alone if it is the cause).
+async fn settle_interrupted<S: ChunkSink>(
+    queue: &JobQueue,
+    sink: &S,
+    jobs: &[Job],
+    error: &Error,
+    shutdown: &mut tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        match settle_unfinished(queue, sink, jobs, error).await {
+            Ok(()) => {
+                queue.notify();
+                return;
+            }
+            Err(e) => warn!(error = %e, "cannot put the interrupted jobs back yet; retrying"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+async fn settle_unfinished<S: ChunkSink>(
+    queue: &JobQueue,
+    sink: &S,
+    jobs: &[Job],
+    error: &Error,
+) -> Result<()> {
+    for job in jobs {
+        let still_running = queue
+            .get(job.job_id)
+            .await?
+            .is_some_and(|now| now.status == crate::jobs::JobStatus::Processing);
+        if !still_running {
+            continue;
+        }
+        if job.attempts < queue.max_attempts() {
+            queue.retry_later(job.job_id, error).await?;
+        } else {
+            sink.failed(job, error).await?;
+            queue.fail(job.job_id, error).await?;
+        }
+    }
+    Ok(())
+}
+
 /// The worker loop: claim a job (or a batch of small ones), run it, repeat; sleeps until
-/// woken when the queue is empty. Returns when `shutdown` turns true. A database error is logged and retried after a pause.
+/// woken when the queue is empty. Returns when `shutdown` turns true. A database error is
+/// logged and retried after a pause.
 pub async fn run_worker<S: ChunkSink>(
     worker: usize,
     queue: JobQueue,
@@ -458,11 +510,26 @@ pub async fn run_worker<S: ChunkSink>(
         }
         match queue.claim_batch(pipeline.batch).await {
             Ok(jobs) if !jobs.is_empty() => {
-                let first = jobs[0].job_id;
-                let count = jobs.len();
-                if let Err(e) = run_batch(worker, &queue, &pipeline, sink.as_ref(), jobs).await {
-                    warn!(worker, job_id = first, jobs = count, error = %e, "job bookkeeping failed; will retry");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                let claimed = jobs.clone();
+                // Its own task, so that a panic anywhere in the batch ends the batch, not
+                // the worker, and the jobs it held are not left 'processing' for ever.
+                let batch = tokio::spawn({
+                    let (queue, pipeline, sink) = (queue.clone(), pipeline.clone(), sink.clone());
+                    async move { run_batch(worker, &queue, &pipeline, sink.as_ref(), jobs).await }
+                });
+                let interrupted = match batch.await {
+                    Ok(Ok(())) => None,
+                    Ok(Err(error)) => Some(error),
+                    Err(e) => Some(Error::Panicked {
+                        kind: "ingestion".into(),
+                        detail: e.to_string(),
+                    }),
+                };
+                if let Some(error) = interrupted {
+                    warn!(worker, job_id = claimed[0].job_id, jobs = claimed.len(), %error,
+                        "batch interrupted; its unfinished jobs go back in the queue");
+                    settle_interrupted(&queue, sink.as_ref(), &claimed, &error, &mut shutdown)
+                        .await;
                 }
             }
             Ok(_) => {
@@ -479,5 +546,73 @@ pub async fn run_worker<S: ChunkSink>(
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::jobs::JobStatus;
+    use crate::jobs::tests::queue_with;
+
+    /// Records the documents reported failed; settling an interrupted batch calls nothing else.
+    #[derive(Default)]
+    struct FailedDocuments(Mutex<Vec<String>>);
+
+    impl ChunkSink for FailedDocuments {
+        async fn fetch(&self, _: &Job) -> Result<SourceDocument> {
+            unreachable!("not called when settling")
+        }
+        async fn started(&self, _: &Job) -> Result<()> {
+            unreachable!("not called when settling")
+        }
+        async fn known_vectors(&self, _: &Job, _: &[String]) -> Result<HashMap<String, Vec<f32>>> {
+            unreachable!("not called when settling")
+        }
+        async fn write(&self, _: &Job, _: ProcessedDocument) -> Result<()> {
+            unreachable!("not called when settling")
+        }
+        async fn publish(&self, _: &[Job]) -> Result<()> {
+            unreachable!("not called when settling")
+        }
+        async fn failed(&self, job: &Job, _: &Error) -> Result<()> {
+            self.0.lock().unwrap().push(job.document_id.clone());
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn an_interrupted_batch_leaves_no_job_processing() {
+        let queue = queue_with(&[Some(10); 3]).await;
+        let mut batch = queue
+            .claim_batch(BatchLimits {
+                max_jobs: 3,
+                max_bytes: 1_000,
+            })
+            .await
+            .unwrap();
+        assert_eq!(batch.len(), 3);
+        // The first finished before the interruption; the last has had all its attempts.
+        queue.succeed(batch[0].job_id).await.unwrap();
+        batch[2].attempts = queue.max_attempts();
+        let sink = FailedDocuments::default();
+        let (_stop, mut shutdown) = tokio::sync::watch::channel(false);
+        let error = Error::Panicked {
+            kind: "ingestion".into(),
+            detail: "boom".into(),
+        };
+        settle_interrupted(&queue, &sink, &batch, &error, &mut shutdown).await;
+
+        let status = |i: usize| {
+            let queue = queue.clone();
+            let id = batch[i].job_id;
+            async move { queue.get(id).await.unwrap().unwrap().status }
+        };
+        assert_eq!(status(0).await, JobStatus::Succeeded);
+        assert_eq!(status(1).await, JobStatus::Enqueued, "retried");
+        assert_eq!(status(2).await, JobStatus::Failed, "out of attempts");
+        assert_eq!(*sink.0.lock().unwrap(), ["doc-2"]);
     }
 }
