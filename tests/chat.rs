@@ -232,6 +232,7 @@ fn a_full_queue_answers_429_with_retry_after_and_concurrent_chats_all_complete()
         &[
             ("ZHIKU_LLM__PARALLEL", "1"),
             ("ZHIKU_LLM__MAX_QUEUE", "1"),
+            ("ZHIKU_LLM__MAX_QUEUE_WAIT_S", "3"),
             ("ZHIKU_LLM__CONTEXT_TOKENS", "8192"),
         ],
     );
@@ -259,8 +260,18 @@ fn a_full_queue_answers_429_with_retry_after_and_concurrent_chats_all_complete()
     assert!(retry_after >= 1);
     let body: Value = refused.json().unwrap();
     assert_eq!(body["error"]["code"], "overloaded", "{body}");
+    // The queued one does not wait for ever: past llm.max_queue_wait_s it ends "busy".
+    let waited = Instant::now();
+    let events = crate::common::parse_sse(&queued.text().unwrap());
+    let (name, error) = events.last().unwrap();
+    assert_eq!(name, "error", "{events:?}");
+    assert_eq!(error["code"], "busy", "{error}");
+    assert!(
+        error["message"].as_str().unwrap().contains("try again"),
+        "{error}"
+    );
+    assert!(waited.elapsed() < Duration::from_secs(20));
     drop(busy);
-    drop(queued);
     drop(server);
 
     // Eight at once on the default slots: every one completes.

@@ -246,9 +246,9 @@ fn sse(stream: ChatStream) -> Sse<impl Stream<Item = Result<Event, Infallible>>>
             match event {
                 ChatEvent::Token(text) => yield Ok(json_event("token", &json!({"text": text}))),
                 ChatEvent::Done(outcome) => yield Ok(json_event("done", &outcome)),
-                ChatEvent::Failed { answer, message } => yield Ok(json_event(
+                ChatEvent::Failed { answer, message, code } => yield Ok(json_event(
                     "error",
-                    &json!({"code": "llm_failed", "message": message, "answer": answer}),
+                    &json!({"code": code, "message": message, "answer": answer}),
                 )),
             }
         }

@@ -313,7 +313,13 @@ async fn chat_completions(
                             .into_response(),
                     );
                 }
-                ChatEvent::Failed { message, .. } => return Err(Error::Llm(message)),
+                ChatEvent::Failed { message, code, .. } => {
+                    return Err(if code == "busy" {
+                        Error::Busy(message)
+                    } else {
+                        Error::Llm(message)
+                    });
+                }
             }
         }
         return Err(Error::Llm("the answer ended without finishing".into()));
@@ -340,8 +346,8 @@ async fn chat_completions(
                         yield data(&usage);
                     }
                 }
-                ChatEvent::Failed { message, .. } => {
-                    yield data(&json!({"error": {"message": message, "type": "server_error", "param": null, "code": "llm_failed"}}));
+                ChatEvent::Failed { message, code, .. } => {
+                    yield data(&json!({"error": {"message": message, "type": "server_error", "param": null, "code": code}}));
                 }
             }
         }

@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, mpsc};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::context::params::LlamaContextParams;
@@ -62,6 +62,8 @@ struct EngineSettings {
     parallel: u32,
     batch_tokens: u32,
     threads: i32,
+    /// How long a request may wait for a slot; `None`: as long as it takes.
+    max_queue_wait: Option<Duration>,
 }
 
 /// A request on its way to a slot.
@@ -99,6 +101,8 @@ impl LocalLlm {
             parallel: config.llm.parallel,
             batch_tokens: config.llm.batch_tokens,
             threads: i32::try_from(config.llm_threads()).unwrap_or(1),
+            max_queue_wait: (config.llm.max_queue_wait_s > 0)
+                .then(|| Duration::from_secs(config.llm.max_queue_wait_s)),
         };
         let (jobs, receiver) = mpsc::channel();
         let (ready_tx, ready_rx) = mpsc::channel();
@@ -191,6 +195,14 @@ impl LlmBackend for LocalLlm {
 fn retry_after_s(waiting: usize, parallel: usize) -> u64 {
     let rounds = waiting / parallel.max(1) + 1;
     (rounds as u64 * 5).min(120)
+}
+
+/// What a request that waited too long for a slot is told.
+fn busy_message(waited: Duration) -> String {
+    format!(
+        "the model is busy: no answer slot came free in {} s; try again in a moment",
+        waited.as_secs()
+    )
 }
 
 fn engine_main(
@@ -297,6 +309,7 @@ impl Engine<'_> {
                 self.pending.push_back(job);
             }
             self.drop_cancelled();
+            self.expire_waiting();
             self.admit();
             if self.is_idle() {
                 continue;
@@ -335,6 +348,25 @@ impl Engine<'_> {
                 self.finish(index, FinishReason::Cancelled);
             }
         }
+    }
+
+    /// Requests that found no free slot within `max_queue_wait` end with a "busy" error: on
+    /// a CPU a full queue is minutes of prompts, and a client told to try again can say so
+    /// to its user, where one left waiting only sees nothing happen.
+    fn expire_waiting(&mut self) {
+        let Some(limit) = self.settings.max_queue_wait else {
+            return;
+        };
+        let before = self.pending.len();
+        self.pending.retain(|job| {
+            if job.submitted.elapsed() < limit {
+                return true;
+            }
+            let _ = job.events.send(LlmEvent::Busy(busy_message(limit)));
+            false
+        });
+        self.waiting
+            .fetch_sub(before - self.pending.len(), Ordering::SeqCst);
     }
 
     /// Give waiting requests to free slots, each to the slot sharing its longest prefix.

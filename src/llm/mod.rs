@@ -137,6 +137,8 @@ pub enum LlmEvent {
     },
     /// Generation failed; text already sent stands.
     Failed(String),
+    /// No slot came free in time; nothing was generated and a retry may succeed.
+    Busy(String),
 }
 
 /// A stream of [`LlmEvent`]s; drop it to cancel.
@@ -179,6 +181,7 @@ pub async fn complete(llm: &dyn LlmBackend, request: GenerateRequest) -> Result<
             LlmEvent::Token(t) => text.push_str(&t),
             LlmEvent::Done { .. } => return Ok(text),
             LlmEvent::Failed(e) => return Err(Error::Llm(e)),
+            LlmEvent::Busy(e) => return Err(Error::Busy(e)),
         }
     }
     Err(Error::Llm("the model stopped without finishing".into()))

@@ -230,6 +230,9 @@ pub enum ChatEvent {
         answer: String,
         /// Why.
         message: String,
+        /// The [`crate::Error::code`] it is reported with: "busy" when no slot came free
+        /// in time (worth a retry), otherwise "llm_failed".
+        code: &'static str,
     },
 }
 
@@ -646,8 +649,12 @@ impl Relay {
                         }
                     }
                     Some(LlmEvent::Done { finish_reason, stats }) => break Ending::Done(finish_reason, stats),
-                    Some(LlmEvent::Failed(message)) => break Ending::Failed(message),
-                    None => break Ending::Failed("the model stopped without finishing the answer".into()),
+                    Some(LlmEvent::Failed(message)) => break Ending::Failed { message, code: "llm_failed" },
+                    Some(LlmEvent::Busy(message)) => break Ending::Failed { message, code: "busy" },
+                    None => break Ending::Failed {
+                        message: "the model stopped without finishing the answer".into(),
+                        code: "llm_failed",
+                    },
                 },
                 () = self.out.closed() => break Ending::ClientLeft,
             }
@@ -677,7 +684,7 @@ impl Relay {
                 )
                 .await;
             }
-            Ending::Failed(message) => {
+            Ending::Failed { message, code } => {
                 warn!(%message, "answer failed");
                 let status = if answer.is_empty() {
                     MessageStatus::Failed
@@ -686,7 +693,14 @@ impl Relay {
                 };
                 self.save(&answer, status, Some(json!({"error": message}).to_string()))
                     .await;
-                let _ = self.out.send(ChatEvent::Failed { answer, message }).await;
+                let _ = self
+                    .out
+                    .send(ChatEvent::Failed {
+                        answer,
+                        message,
+                        code,
+                    })
+                    .await;
             }
         }
     }
@@ -763,7 +777,7 @@ impl Relay {
 enum Ending {
     Done(FinishReason, GenerationStats),
     ClientLeft,
-    Failed(String),
+    Failed { message: String, code: &'static str },
 }
 
 /// What a recorded answer keeps: citations, usage and timings (not the trace).

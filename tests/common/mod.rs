@@ -259,10 +259,32 @@ impl Server {
             {
                 return docs;
             }
-            assert!(
-                started.elapsed() < deadline,
-                "documents not settled in {deadline:?}: {docs:?}"
-            );
+            if started.elapsed() >= deadline {
+                // One short line first: CI shows a failure's last lines, not its middle.
+                let (_, jobs) = self.get("/api/jobs?limit=20");
+                let unsettled: Vec<String> = jobs
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|j| j["status"] == "enqueued" || j["status"] == "processing")
+                    .map(|j| {
+                        format!(
+                            "job {} {} {} a{}",
+                            j["job_id"], j["status"], j["stage"], j["attempts"]
+                        )
+                    })
+                    .collect();
+                let logs = self.logs();
+                let troubles: Vec<&str> = logs
+                    .lines()
+                    .filter(|l| l.contains("WARN") || l.contains("ERROR") || l.contains("panicked"))
+                    .collect();
+                eprintln!(
+                    "NOT SETTLED in {deadline:?}: {unsettled:?}; the server's last warnings: {:#?}",
+                    &troubles[troubles.len().saturating_sub(5)..]
+                );
+                panic!("documents not settled in {deadline:?}: {docs:?}");
+            }
             std::thread::sleep(Duration::from_millis(200));
         }
     }
