@@ -314,7 +314,7 @@ async fn chat_completions(
                     );
                 }
                 ChatEvent::Failed { message, code, .. } => {
-                    return Err(if code == "busy" {
+                    return Err(if code == "overloaded" {
                         Error::Busy(message)
                     } else {
                         Error::Llm(message)

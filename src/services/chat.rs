@@ -230,8 +230,8 @@ pub enum ChatEvent {
         answer: String,
         /// Why.
         message: String,
-        /// The [`crate::Error::code`] it is reported with: "busy" when no slot came free
-        /// in time (worth a retry), otherwise "llm_failed".
+        /// The [`crate::Error::code`] it is reported with: "overloaded" when no slot came
+        /// free in time (worth a retry, as for a full queue), otherwise "llm_failed".
         code: &'static str,
     },
 }
@@ -650,7 +650,7 @@ impl Relay {
                     }
                     Some(LlmEvent::Done { finish_reason, stats }) => break Ending::Done(finish_reason, stats),
                     Some(LlmEvent::Failed(message)) => break Ending::Failed { message, code: "llm_failed" },
-                    Some(LlmEvent::Busy(message)) => break Ending::Failed { message, code: "busy" },
+                    Some(LlmEvent::Busy(message)) => break Ending::Failed { message, code: "overloaded" },
                     None => break Ending::Failed {
                         message: "the model stopped without finishing the answer".into(),
                         code: "llm_failed",
