@@ -2,8 +2,8 @@
 //! test model, 5 concurrent uploaders and a searcher, for a fixed time (30 s; set
 //! ZHIKU_SOAK_SECONDS for a soak). Nothing fails except the intended load shedding (429s
 //! of the bounded queue, and "overloaded" for a request that waited `llm.max_queue_wait_s`
-//! for a slot, which a slow machine sees), ingestion keeps moving, and the figures (search p95 under load, peak RSS) are
-//! printed. The figures only mean something on a quiet machine, and beside other suites
+//! for a slot, which a slow machine sees), ingestion keeps moving, and the figures (search
+//! p95 under load, peak RSS) are printed. The figures only mean something on a quiet machine, and beside other suites
 //! the streams starve (50 answers queued behind CPU the suite does not get), so it runs
 //! alone: `cargo test --release -- --ignored --test-threads=1`, as ./scripts/test does.
 

@@ -309,7 +309,6 @@ impl Engine<'_> {
                 self.pending.push_back(job);
             }
             self.drop_cancelled();
-            self.expire_waiting();
             self.admit();
             if self.is_idle() {
                 continue;
@@ -334,9 +333,22 @@ impl Engine<'_> {
     }
 
     /// Requests whose client left are dropped from the queue and stopped in their slot.
+    /// Requests that found no free slot within `max_queue_wait` leave the queue too, with
+    /// a "busy" error: on a CPU a full queue is minutes of prompts, and a client told to try
+    /// again can say so to its user, where one left waiting only sees nothing happen.
     fn drop_cancelled(&mut self) {
+        let limit = self.settings.max_queue_wait;
         let before = self.pending.len();
-        self.pending.retain(|job| !job.events.is_closed());
+        self.pending.retain(|job| {
+            if job.events.is_closed() {
+                return false;
+            }
+            if let Some(limit) = limit.filter(|limit| job.submitted.elapsed() >= *limit) {
+                let _ = job.events.send(LlmEvent::Busy(busy_message(limit)));
+                return false;
+            }
+            true
+        });
         self.waiting
             .fetch_sub(before - self.pending.len(), Ordering::SeqCst);
         for index in 0..self.slots.len() {
@@ -348,25 +360,6 @@ impl Engine<'_> {
                 self.finish(index, FinishReason::Cancelled);
             }
         }
-    }
-
-    /// Requests that found no free slot within `max_queue_wait` end with a "busy" error: on
-    /// a CPU a full queue is minutes of prompts, and a client told to try again can say so
-    /// to its user, where one left waiting only sees nothing happen.
-    fn expire_waiting(&mut self) {
-        let Some(limit) = self.settings.max_queue_wait else {
-            return;
-        };
-        let before = self.pending.len();
-        self.pending.retain(|job| {
-            if job.submitted.elapsed() < limit {
-                return true;
-            }
-            let _ = job.events.send(LlmEvent::Busy(busy_message(limit)));
-            false
-        });
-        self.waiting
-            .fetch_sub(before - self.pending.len(), Ordering::SeqCst);
     }
 
     /// Give waiting requests to free slots, each to the slot sharing its longest prefix.
