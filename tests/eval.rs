@@ -67,6 +67,10 @@ fn llm_intro_table_shows_all_three_modes_with_plausible_figures() {
         "{out}"
     );
     assert!(out.contains("recall@1") && out.contains("nDCG@10"), "{out}");
+    assert!(
+        out.contains("answer@1") && out.contains("chars@10"),
+        "{out}"
+    );
     for mode in ["fulltext", "semantic", "hybrid"] {
         let figures = row(&out, mode);
         assert_eq!(figures.len(), 8, "{out}");
@@ -102,6 +106,8 @@ fn json_report_parses_and_respects_limit_modes_and_k() {
             "hybrid,fulltext",
             "--k",
             "1,3",
+            "--split",
+            r#"{"mode":"custom","separator":"\n\n","max_tokens":64}"#,
             "--json",
         ],
         &[],
@@ -110,7 +116,10 @@ fn json_report_parses_and_respects_limit_modes_and_k() {
     let report: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["queries"], 4);
     assert_eq!(report["documents"], 5);
-    assert!(report["chunks"].as_i64().unwrap() > 5, "{report}");
+    // Chunks of at most 64 tokens: the five articles (69 chunks of the default 256) fall
+    // into several times as many.
+    assert_eq!(report["split"]["max_tokens"], 64, "{report}");
+    assert!(report["chunks"].as_i64().unwrap() > 150, "{report}");
     let modes = report["modes"].as_array().unwrap();
     let names: Vec<&str> = modes.iter().map(|m| m["mode"].as_str().unwrap()).collect();
     assert_eq!(names, ["hybrid", "fulltext"]);
@@ -124,6 +133,22 @@ fn json_report_parses_and_respects_limit_modes_and_k() {
         assert_eq!(ks, [1, 3]);
         assert!(m["mrr_at_10"].as_f64().unwrap() > 0.0, "{m}");
         assert!(m["p95_ms"].as_f64().unwrap() >= m["p50_ms"].as_f64().unwrap());
+        // The chunks a bot would read: answers found in the first 1 and 3, and their text.
+        assert_eq!(m["answer_queries"], 4, "{m}");
+        let answer: Vec<f64> = m["answer"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["recall"].as_f64().unwrap())
+            .collect();
+        assert!(answer[0] <= answer[1] && answer[1] > 0.0, "{m}");
+        let chars: Vec<f64> = m["chars"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["chars"].as_f64().unwrap())
+            .collect();
+        assert!(chars[0] > 0.0 && chars[1] > chars[0], "{m}");
     }
 }
 
@@ -145,7 +170,7 @@ fn bad_input_gets_a_clear_error_not_a_panic() {
         "unknown.jsonl",
         "{\"id\":\"q1\",\"query\":\"什么是 RAG\",\"positive_ids\":[\"99.txt\"]}\n",
     );
-    let cases: [(Vec<&str>, &str); 4] = [
+    let cases: [(Vec<&str>, &str); 5] = [
         (
             vec!["--corpus", &corpus, "--queries", &malformed],
             "malformed.jsonl:2: malformed line",
@@ -173,6 +198,17 @@ fn bad_input_gets_a_clear_error_not_a_panic() {
                 "vector",
             ],
             "invalid value 'vector'",
+        ),
+        (
+            vec![
+                "--corpus",
+                &corpus,
+                "--queries",
+                &good_queries,
+                "--split",
+                r#"{"mode":"custom","separator":"\n","max_tokens":5000}"#,
+            ],
+            "max_tokens must be between 16 and 500",
         ),
     ];
     for (args, expected) in cases {

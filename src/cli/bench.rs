@@ -131,7 +131,7 @@ async fn search(mut config: Config, args: SearchBenchArgs) -> Result<()> {
     let (state, _lock) = writer_state(config).await?;
 
     let started = Instant::now();
-    let kb = run::build_kb(&state, "bench", &corpus, true, &progress).await?;
+    let kb = run::build_kb(&state, "bench", &corpus, true, None, &progress).await?;
     let base_ingest_s = started.elapsed().as_secs_f64();
     let sources = scale::source_chunks(&state, &kb.kb_id).await?;
     if let Some(&too_small) = args.chunks.iter().find(|&&n| n < sources.len()) {

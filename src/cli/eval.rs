@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use ingest::split::SplitSettings;
 use serde::Serialize;
 
 use super::{print_json, progress_bar, reader_state, writer_state};
@@ -53,6 +54,12 @@ pub struct EvalArgs {
     /// only).
     #[arg(long)]
     titles: bool,
+    /// How the throw-away knowledge base splits its documents, as a knowledge base's
+    /// `split` setting in JSON, e.g.
+    /// '{"mode":"custom","separator":"\n\n","max_tokens":128,"overlap_tokens":16}'
+    /// (default: a new knowledge base's, {"mode":"auto"}).
+    #[arg(long, requires = "corpus", value_parser = parse_split)]
+    split: Option<SplitSettings>,
     /// Also ask a bot each question: answer hit rate, and negative rejection.
     #[arg(long)]
     answers: bool,
@@ -97,6 +104,10 @@ struct Report {
     /// Built for this run from `--corpus` (and deleted after it).
     is_throw_away: bool,
     documents: usize,
+    /// How the throw-away knowledge base split its documents (an existing one keeps its
+    /// own settings per document).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    split: Option<SplitSettings>,
     /// Live chunks those documents were split into.
     chunks: i64,
     /// Corpus records whose ingestion failed: (id, reason).
@@ -146,7 +157,15 @@ pub(super) async fn run(mut config: Config, args: EvalArgs) -> Result<()> {
             _temp = Some(temp);
             let (state, lock) = writer_state(config).await?;
             let started = std::time::Instant::now();
-            let kb = run::build_kb(&state, "eval", &corpus, args.titles, &progress).await?;
+            let kb = run::build_kb(
+                &state,
+                "eval",
+                &corpus,
+                args.titles,
+                args.split.clone(),
+                &progress,
+            )
+            .await?;
             let secs = started.elapsed().as_secs_f64();
             (state, Some(lock), kb, "throw-away".to_string(), Some(secs))
         }
@@ -184,6 +203,10 @@ pub(super) async fn run(mut config: Config, args: EvalArgs) -> Result<()> {
         is_throw_away: args.kb.is_none(),
         knowledge_base: name,
         documents: kb.labels.len(),
+        split: args
+            .kb
+            .is_none()
+            .then(|| args.split.clone().unwrap_or_default()),
         chunks,
         failed_documents: kb.failed.clone(),
         queries: queries.len(),
@@ -197,6 +220,58 @@ pub(super) async fn run(mut config: Config, args: EvalArgs) -> Result<()> {
     }
     print_report(&report, &ks);
     Ok(())
+}
+
+/// The chunks as a bot reads them: how often the first k hold a gold answer, and how much
+/// text that is.
+fn print_passages(r: &Report, ks: &[usize]) {
+    let Some(answered) = r.modes.first().map(|m| m.answer_queries) else {
+        return;
+    };
+    if answered == 0 {
+        return;
+    }
+    println!();
+    let split = r
+        .split
+        .as_ref()
+        .and_then(|s| serde_json::to_string(s).ok())
+        .map(|s| format!(", split {s}"))
+        .unwrap_or_default();
+    println!("chunks as a bot reads them ({answered} queries with gold answers{split}):");
+    let mut header = format!("{:<9}", "mode");
+    for k in ks {
+        header.push_str(&format!(" {:>9}", format!("answer@{k}")));
+    }
+    for k in ks {
+        header.push_str(&format!(" {:>9}", format!("chars@{k}")));
+    }
+    println!("{header}");
+    for m in &r.modes {
+        let mut line = format!("{:<9}", m.mode);
+        for a in &m.answer {
+            line.push_str(&format!(" {:>9.3}", a.recall));
+        }
+        for c in &m.chars {
+            line.push_str(&format!(" {:>9.0}", c.chars));
+        }
+        println!("{line}");
+    }
+    println!(
+        "(answer@k: a gold answer is in one of the first k chunks; chars@k: their mean length)"
+    );
+}
+
+/// A `--split` value: the JSON of a knowledge base's split setting, checked.
+fn parse_split(json: &str) -> std::result::Result<SplitSettings, String> {
+    let split: SplitSettings = serde_json::from_str(json).map_err(|e| {
+        format!(
+            "not a split setting ({e}); e.g. {{\"mode\":\"auto\"}} or \
+             {{\"mode\":\"custom\",\"separator\":\"\\n\",\"max_tokens\":128}}"
+        )
+    })?;
+    split.validate().map_err(|e| e.to_string())?;
+    Ok(split)
 }
 
 /// Sorted, unique, positive cut-offs.
@@ -278,6 +353,7 @@ fn print_report(r: &Report, ks: &[usize]) {
     println!(
         "(latency: one search as the API runs it, query embedding included; embed ms: its mean share)"
     );
+    print_passages(r, ks);
     if let Some(a) = &r.answers {
         println!();
         println!(

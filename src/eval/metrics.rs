@@ -12,6 +12,13 @@
 //! - nDCG@10: Σ 1/log2(rank + 1) over relevant documents in the first 10, divided by the
 //!   same sum for the ideal ranking (all positives first), after Järvelin & Kekäläinen,
 //!   "Cumulated gain-based evaluation of IR techniques" (TOIS 2002).
+//!
+//! Document-level recall cannot compare chunk sizes: a bigger chunk holds more of its
+//! document, and the measure cannot see which chunk of the right document a bot was given.
+//! So the chunks themselves are scored too, as a bot reads them (the first k, in rank
+//! order): answer@k is the share of the queries with gold answers whose first k chunks
+//! contain one (compared as [`super::answers::contains_gold`] does), and chars@k the mean
+//! characters of those k chunks, which is what the model has to read before it answers.
 
 use std::collections::HashSet;
 use std::hash::Hash;
@@ -102,6 +109,31 @@ pub struct ModeReport {
     pub p95_ms: f64,
     /// Mean time spent embedding the query (0 for fulltext).
     pub mean_embed_ms: f64,
+    /// Share of the queries with gold answers whose first k chunks contain one.
+    pub answer: Vec<RecallAt>,
+    /// Queries with gold answers (the denominator of `answer`).
+    pub answer_queries: usize,
+    /// Mean characters in the first k chunks, for each k.
+    pub chars: Vec<CharsAt>,
+}
+
+/// Mean passage text at one cut-off.
+#[derive(Debug, Clone, Serialize)]
+pub struct CharsAt {
+    /// The cut-off.
+    pub k: usize,
+    /// Mean characters in the first k chunks.
+    pub chars: f64,
+}
+
+/// One query's ranked chunks as a bot would read them.
+#[derive(Debug, Clone, Copy)]
+pub struct ChunkEvidence<'a> {
+    /// For each chunk in rank order: whether it contains a gold answer; `None` when the
+    /// query has no gold answers.
+    pub holds_answer: Option<&'a [bool]>,
+    /// Characters of each chunk, in rank order.
+    pub chars: &'a [usize],
 }
 
 /// Adds up per-query results into a [`ModeReport`].
@@ -113,6 +145,9 @@ pub struct ModeAccumulator {
     ndcg_sum: f64,
     latencies_ms: Vec<f64>,
     embed_ms_sum: f64,
+    answer_sums: Vec<f64>,
+    answer_queries: usize,
+    chars_sums: Vec<f64>,
 }
 
 impl ModeAccumulator {
@@ -121,16 +156,33 @@ impl ModeAccumulator {
         Self {
             ks: ks.to_vec(),
             recall_sums: vec![0.0; ks.len()],
+            answer_sums: vec![0.0; ks.len()],
+            chars_sums: vec![0.0; ks.len()],
             ..Self::default()
         }
     }
 
-    /// Add one query: its ranked documents' relevance, its number of positives, and how
-    /// long the search took.
-    pub fn add(&mut self, relevant: &[bool], positives: usize, latency_ms: f64, embed_ms: f64) {
-        for (sum, &k) in self.recall_sums.iter_mut().zip(&self.ks) {
-            *sum += recall_at(relevant, positives, k);
+    /// Add one query: its ranked documents' relevance, its number of positives, its
+    /// ranked chunks, and how long the search took.
+    pub fn add(
+        &mut self,
+        relevant: &[bool],
+        positives: usize,
+        chunks: ChunkEvidence<'_>,
+        latency_ms: f64,
+        embed_ms: f64,
+    ) {
+        for (i, &k) in self.ks.iter().enumerate() {
+            self.recall_sums[i] += recall_at(relevant, positives, k);
+            self.chars_sums[i] += chunks.chars.iter().take(k).sum::<usize>() as f64;
+            if chunks
+                .holds_answer
+                .is_some_and(|holds| holds.iter().take(k).any(|h| *h))
+            {
+                self.answer_sums[i] += 1.0;
+            }
         }
+        self.answer_queries += usize::from(chunks.holds_answer.is_some());
         self.rr_sum += reciprocal_rank(relevant);
         self.ndcg_sum += ndcg(relevant, positives);
         self.latencies_ms.push(latency_ms);
@@ -158,6 +210,28 @@ impl ModeAccumulator {
             p50_ms: percentile(&self.latencies_ms, 50.0),
             p95_ms: percentile(&self.latencies_ms, 95.0),
             mean_embed_ms: mean(self.embed_ms_sum),
+            answer: self
+                .ks
+                .iter()
+                .zip(&self.answer_sums)
+                .map(|(&k, &sum)| RecallAt {
+                    k,
+                    recall: match self.answer_queries {
+                        0 => 0.0,
+                        n => sum / n as f64,
+                    },
+                })
+                .collect(),
+            answer_queries: self.answer_queries,
+            chars: self
+                .ks
+                .iter()
+                .zip(&self.chars_sums)
+                .map(|(&k, &sum)| CharsAt {
+                    k,
+                    chars: mean(sum),
+                })
+                .collect(),
         }
     }
 }
@@ -220,9 +294,23 @@ mod tests {
     #[test]
     fn accumulator_averages_queries() {
         let mut acc = ModeAccumulator::new(&[1, 5]);
-        acc.add(&[true], 1, 10.0, 2.0);
-        acc.add(&[false, false, true], 1, 30.0, 4.0);
+        let first = ChunkEvidence {
+            holds_answer: Some(&[false, true]),
+            chars: &[100, 50],
+        };
+        let second = ChunkEvidence {
+            holds_answer: None,
+            chars: &[10, 20, 30],
+        };
+        acc.add(&[true], 1, first, 10.0, 2.0);
+        acc.add(&[false, false, true], 1, second, 30.0, 4.0);
         let r = acc.report("hybrid");
+        // Only the first query has gold answers: found in its second chunk.
+        assert_eq!(r.answer_queries, 1);
+        assert!(close(r.answer[0].recall, 0.0));
+        assert!(close(r.answer[1].recall, 1.0));
+        assert!(close(r.chars[0].chars, (100.0 + 10.0) / 2.0));
+        assert!(close(r.chars[1].chars, (150.0 + 60.0) / 2.0));
         assert_eq!(r.queries, 2);
         assert!(close(r.recall[0].recall, 0.5));
         assert!(close(r.recall[1].recall, 1.0));

@@ -5,11 +5,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use ingest::split::SplitSettings;
 use serde::Serialize;
 
 use super::answers::{contains_gold, is_decline};
 use super::dataset::{CorpusRecord, QueryRecord};
-use super::metrics::{ModeAccumulator, ModeReport, first_occurrences, percentile};
+use super::metrics::{ChunkEvidence, ModeAccumulator, ModeReport, first_occurrences, percentile};
 use crate::app::AppState;
 use crate::error::{Error, Result};
 use crate::services::bots::BotService;
@@ -67,13 +68,15 @@ fn file_name(id: &str) -> String {
     }
 }
 
-/// Create a KB named `name` and ingest every record as one text document, through the
-/// upload pipeline and this process's workers, waiting until all are settled.
+/// Create a KB named `name` that splits with `split` (`None`: a new KB's default) and
+/// ingest every record as one text document, through the upload pipeline and this
+/// process's workers, waiting until all are settled.
 pub async fn build_kb(
     state: &AppState,
     name: &str,
     corpus: &[CorpusRecord],
     with_titles: bool,
+    split: Option<SplitSettings>,
     progress: Progress<'_>,
 ) -> Result<EvalKb> {
     let kb = state
@@ -81,6 +84,7 @@ pub async fn build_kb(
         .create_kb(CreateKb {
             name: name.to_string(),
             description: "built by zhiku eval".into(),
+            split,
             ..CreateKb::default()
         })
         .await?;
@@ -218,9 +222,24 @@ pub async fn evaluate_mode(
             .map(|d| kb.is_positive(d, &q.positive_ids))
             .collect();
         let positives = q.positive_ids.iter().collect::<HashSet<_>>().len();
+        let holds_answer: Vec<bool> = response
+            .results
+            .iter()
+            .map(|r| contains_gold(&r.text, &q.answers))
+            .collect();
+        let chars: Vec<usize> = response
+            .results
+            .iter()
+            .map(|r| r.text.chars().count())
+            .collect();
+        let chunks = ChunkEvidence {
+            holds_answer: (!q.answers.is_empty()).then_some(holds_answer.as_slice()),
+            chars: &chars,
+        };
         acc.add(
             &relevant,
             positives,
+            chunks,
             latency_ms,
             response.timings_ms.embed_ms,
         );
