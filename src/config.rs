@@ -166,7 +166,8 @@ pub struct LlmConfig {
     pub parallel: u32,
     /// Requests allowed to wait for a slot.
     pub max_queue: usize,
-    /// Longest wait for a slot before a request ends "busy" (0: no limit).
+    /// Longest wait for a slot before a request ends "busy", and the estimated wait past
+    /// which a new request is refused at once (0: no limit).
     pub max_queue_wait_s: u64,
     /// llama.cpp threads (0 = all cores).
     pub threads: usize,

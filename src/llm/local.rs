@@ -10,7 +10,7 @@
 use std::cmp::Reverse;
 use std::collections::VecDeque;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
@@ -51,7 +51,10 @@ pub struct LocalLlm {
     template: Option<LlamaChatTemplate>,
     jobs: mpsc::Sender<Job>,
     waiting: Arc<AtomicUsize>,
+    /// How long a finished request held its slot, on average (ms; 0 until one finished).
+    mean_slot_ms: Arc<AtomicU64>,
     max_queue: usize,
+    max_queue_wait: Option<Duration>,
     info: LlmInfo,
 }
 
@@ -107,13 +110,15 @@ impl LocalLlm {
         let (jobs, receiver) = mpsc::channel();
         let (ready_tx, ready_rx) = mpsc::channel();
         let waiting = Arc::new(AtomicUsize::new(0));
+        let mean_slot_ms = Arc::new(AtomicU64::new(0));
         let engine_model = model.clone();
-        let engine_waiting = waiting.clone();
+        let shared = Shared {
+            waiting: waiting.clone(),
+            mean_slot_ms: mean_slot_ms.clone(),
+        };
         std::thread::Builder::new()
             .name("llm-engine".into())
-            .spawn(move || {
-                engine_main(&engine_model, settings, receiver, ready_tx, engine_waiting)
-            })?;
+            .spawn(move || engine_main(&engine_model, settings, receiver, ready_tx, shared))?;
         ready_rx
             .recv()
             .map_err(|_| Error::ModelUnavailable("the llama.cpp engine thread died".into()))?
@@ -126,7 +131,9 @@ impl LocalLlm {
             template,
             jobs,
             waiting,
+            mean_slot_ms,
             max_queue: config.llm.max_queue,
+            max_queue_wait: settings.max_queue_wait,
             info: LlmInfo {
                 backend: "local",
                 model: name,
@@ -167,10 +174,15 @@ impl LlmBackend for LocalLlm {
             )));
         }
         let waiting = self.waiting.load(Ordering::SeqCst);
-        if waiting >= self.max_queue {
+        let mean_slot = Duration::from_millis(self.mean_slot_ms.load(Ordering::Relaxed));
+        let wait = estimated_wait(waiting, self.info.parallel, mean_slot);
+        // A request that would only be shed after max_queue_wait is told so now: the
+        // user learns in a moment what they would otherwise learn minutes later.
+        let too_long = self.max_queue_wait.is_some_and(|limit| wait > limit);
+        if waiting >= self.max_queue || too_long {
             return Err(Error::Overloaded {
                 waiting,
-                retry_after_s: retry_after_s(waiting, self.info.parallel),
+                retry_after_s: retry_after_s(waiting, self.info.parallel, wait),
             });
         }
         let (events, stream) = unbounded_channel();
@@ -191,10 +203,22 @@ impl LlmBackend for LocalLlm {
     }
 }
 
-/// A guess a client can act on: a few seconds per answer ahead of it in each slot.
-fn retry_after_s(waiting: usize, parallel: usize) -> u64 {
+/// How long a request that finds `waiting` requests ahead of it waits for a slot, at
+/// the least: the full rounds of `parallel` slots ahead of it, each as long as a request
+/// holds its slot on average. The slots busy now are not counted (they may be nearly
+/// done), so the estimate only errs towards letting a request in. Zero until a request
+/// has finished.
+fn estimated_wait(waiting: usize, parallel: usize, mean_slot: Duration) -> Duration {
+    let full_rounds = u32::try_from(waiting / parallel.max(1)).unwrap_or(u32::MAX);
+    mean_slot.saturating_mul(full_rounds)
+}
+
+/// A guess a client can act on: the estimated wait once it is known, else a few seconds
+/// per answer ahead of it in each slot; at most two minutes.
+fn retry_after_s(waiting: usize, parallel: usize, estimated: Duration) -> u64 {
     let rounds = waiting / parallel.max(1) + 1;
-    (rounds as u64 * 5).min(120)
+    let guess = rounds as u64 * 5;
+    guess.max(estimated.as_secs()).min(120)
 }
 
 /// What a request that waited too long for a slot is told.
@@ -210,7 +234,7 @@ fn engine_main(
     settings: EngineSettings,
     jobs: mpsc::Receiver<Job>,
     ready: mpsc::Sender<std::result::Result<(), String>>,
-    waiting: Arc<AtomicUsize>,
+    shared: Shared,
 ) {
     let context = backend().map_err(|e| e.to_string()).and_then(|backend| {
         let params = LlamaContextParams::default()
@@ -243,7 +267,7 @@ fn engine_main(
         settings,
         slots: (0..settings.parallel).map(Slot::new).collect(),
         pending: VecDeque::new(),
-        waiting,
+        shared,
         clock: 0,
     };
     engine.run(&jobs);
@@ -284,13 +308,35 @@ struct Active {
     first_token: Option<Instant>,
 }
 
+/// What the engine thread tells the request side.
+struct Shared {
+    /// Requests queued, not yet in a slot.
+    waiting: Arc<AtomicUsize>,
+    /// Moving average of how long a request held its slot (ms).
+    mean_slot_ms: Arc<AtomicU64>,
+}
+
+impl Shared {
+    /// Fold one finished request's time in its slot into the average (weight 1/5, so a
+    /// change of load shows within a few answers).
+    fn record_slot_time(&self, held: Duration) {
+        let held_ms = u64::try_from(held.as_millis()).unwrap_or(u64::MAX);
+        let mean = self.mean_slot_ms.load(Ordering::Relaxed);
+        let next = match mean {
+            0 => held_ms,
+            _ => (mean.saturating_mul(4).saturating_add(held_ms)) / 5,
+        };
+        self.mean_slot_ms.store(next.max(1), Ordering::Relaxed);
+    }
+}
+
 struct Engine<'m> {
     model: &'m LlamaModel,
     context: LlamaContext<'m>,
     settings: EngineSettings,
     slots: Vec<Slot>,
     pending: VecDeque<Job>,
-    waiting: Arc<AtomicUsize>,
+    shared: Shared,
     clock: u64,
 }
 
@@ -349,7 +395,8 @@ impl Engine<'_> {
             }
             true
         });
-        self.waiting
+        self.shared
+            .waiting
             .fetch_sub(before - self.pending.len(), Ordering::SeqCst);
         for index in 0..self.slots.len() {
             let closed = self.slots[index]
@@ -378,7 +425,7 @@ impl Engine<'_> {
             let Some(job) = self.pending.pop_front() else {
                 return;
             };
-            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            self.shared.waiting.fetch_sub(1, Ordering::SeqCst);
             let slot = &mut self.slots[index];
             // The last prompt token is always decoded again: its logits pick the first token.
             let mut keep = common_prefix(&slot.cached, &job.prompt).min(job.prompt.len() - 1);
@@ -528,6 +575,10 @@ impl Engine<'_> {
             },
         };
         tracing::debug!(slot = slot.id, ?reason, ?stats, "generation finished");
+        if reason != FinishReason::Cancelled {
+            self.shared
+                .record_slot_time(now.duration_since(active.admitted));
+        }
         let _ = active.job.events.send(LlmEvent::Done {
             finish_reason: reason,
             stats,
@@ -655,7 +706,32 @@ mod tests {
 
     #[test]
     fn retry_after_grows_with_the_queue() {
-        assert!(retry_after_s(0, 4) < retry_after_s(40, 4));
-        assert!(retry_after_s(10_000, 1) <= 120);
+        let unknown = Duration::ZERO;
+        assert!(retry_after_s(0, 4, unknown) < retry_after_s(40, 4, unknown));
+        assert!(retry_after_s(10_000, 1, unknown) <= 120);
+        assert_eq!(retry_after_s(4, 4, Duration::from_secs(90)), 90);
+    }
+
+    #[test]
+    fn the_wait_counts_only_full_rounds_ahead() {
+        let slot = Duration::from_secs(30);
+        // Fewer waiting than slots: the next free slot is theirs, however long it takes.
+        assert_eq!(estimated_wait(3, 4, slot), Duration::ZERO);
+        assert_eq!(estimated_wait(8, 4, slot), Duration::from_secs(60));
+        assert_eq!(estimated_wait(9, 4, slot), Duration::from_secs(60));
+        // Nothing finished yet: no estimate, nobody is turned away for it.
+        assert_eq!(estimated_wait(100, 4, Duration::ZERO), Duration::ZERO);
+    }
+
+    #[test]
+    fn the_slot_time_average_follows_the_load() {
+        let shared = Shared {
+            waiting: Arc::new(AtomicUsize::new(0)),
+            mean_slot_ms: Arc::new(AtomicU64::new(0)),
+        };
+        shared.record_slot_time(Duration::from_secs(10));
+        assert_eq!(shared.mean_slot_ms.load(Ordering::Relaxed), 10_000);
+        shared.record_slot_time(Duration::from_secs(20));
+        assert_eq!(shared.mean_slot_ms.load(Ordering::Relaxed), 12_000);
     }
 }
