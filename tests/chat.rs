@@ -184,6 +184,66 @@ fn start_long_answer(server: &Server, bot: &str) -> (reqwest::blocking::Response
 }
 
 #[test]
+fn once_answers_are_known_to_be_slow_a_request_that_would_wait_too_long_is_refused_at_once() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        data.path(),
+        &[
+            ("ZHIKU_LLM__PARALLEL", "1"),
+            ("ZHIKU_LLM__MAX_QUEUE", "8"),
+            ("ZHIKU_LLM__MAX_QUEUE_WAIT_S", "1"),
+            ("ZHIKU_LLM__CONTEXT_TOKENS", "8192"),
+        ],
+    );
+    let long =
+        server.create_bot(json!({"name": "long", "model": {"max_tokens": 1000, "temperature": 0}}));
+    // One finished answer that held the slot for over a second: the engine now knows how
+    // long an answer takes here.
+    let (status, events) = server.chat(
+        &format!("/api/bots/{long}/chat"),
+        TOKEN,
+        json!({"message": "Count from 1 to 1000, one number per line."}),
+    );
+    assert_eq!(status, 200, "{events:?}");
+    let timings = &done(&events)["timings"];
+    let held_ms =
+        timings["prompt_ms"].as_u64().unwrap() + timings["generation_ms"].as_u64().unwrap();
+    assert!(
+        held_ms > 1000,
+        "the first answer was too quick to teach anything: {timings}"
+    );
+
+    let (busy, _) = start_long_answer(&server, &long);
+    let ask = || {
+        reqwest::blocking::Client::new()
+            .post(server.url(&format!("/api/bots/{long}/chat")))
+            .bearer_auth(TOKEN)
+            .json(&json!({"message": "Say hi."}))
+            .send()
+            .unwrap()
+    };
+    // Nobody ahead of it: it may wait for the busy slot.
+    let queued = ask();
+    assert_eq!(queued.status(), 200);
+    // One answer ahead of it in the only slot is more than max_queue_wait_s of work: the
+    // queue has room, but the answer would only be shed later, so it is refused now.
+    let asked = Instant::now();
+    let refused = ask();
+    assert_eq!(refused.status(), 429);
+    assert!(asked.elapsed() < Duration::from_secs(5));
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry_after >= 1);
+    let body: Value = refused.json().unwrap();
+    assert_eq!(body["error"]["code"], "overloaded", "{body}");
+    drop(queued);
+    drop(busy);
+}
+
+#[test]
 fn leaving_cancels_the_answer_and_frees_the_slot() {
     let data = tempfile::tempdir().unwrap();
     let server = Server::start_with(
