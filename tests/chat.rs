@@ -183,18 +183,46 @@ fn start_long_answer(server: &Server, bot: &str) -> (reqwest::blocking::Response
     (response, conversation)
 }
 
+/// A server with one answer slot, `max_queue` places in its queue and `max_queue_wait_s`.
+fn one_slot_server(data: &std::path::Path, max_queue: &str, max_queue_wait_s: &str) -> Server {
+    Server::start_with(
+        data,
+        &[
+            ("ZHIKU_LLM__PARALLEL", "1"),
+            ("ZHIKU_LLM__MAX_QUEUE", max_queue),
+            ("ZHIKU_LLM__MAX_QUEUE_WAIT_S", max_queue_wait_s),
+            ("ZHIKU_LLM__CONTEXT_TOKENS", "8192"),
+        ],
+    )
+}
+
+/// Ask `bot` a short question; the response as soon as its headers arrive.
+fn say_hi(server: &Server, bot: &str) -> reqwest::blocking::Response {
+    reqwest::blocking::Client::new()
+        .post(server.url(&format!("/api/bots/{bot}/chat")))
+        .bearer_auth(TOKEN)
+        .json(&json!({"message": "Say hi."}))
+        .send()
+        .unwrap()
+}
+
+/// A 429 `overloaded` with a Retry-After of at least a second.
+fn assert_refused_as_overloaded(refused: reqwest::blocking::Response) {
+    assert_eq!(refused.status(), 429);
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry_after >= 1);
+    let body: Value = refused.json().unwrap();
+    assert_eq!(body["error"]["code"], "overloaded", "{body}");
+}
+
 #[test]
 fn once_answers_are_known_to_be_slow_a_request_that_would_wait_too_long_is_refused_at_once() {
     let data = tempfile::tempdir().unwrap();
-    let server = Server::start_with(
-        data.path(),
-        &[
-            ("ZHIKU_LLM__PARALLEL", "1"),
-            ("ZHIKU_LLM__MAX_QUEUE", "8"),
-            ("ZHIKU_LLM__MAX_QUEUE_WAIT_S", "1"),
-            ("ZHIKU_LLM__CONTEXT_TOKENS", "8192"),
-        ],
-    );
+    let server = one_slot_server(data.path(), "8", "1");
     let long =
         server.create_bot(json!({"name": "long", "model": {"max_tokens": 1000, "temperature": 0}}));
     // One finished answer that held the slot for over a second: the engine now knows how
@@ -214,31 +242,15 @@ fn once_answers_are_known_to_be_slow_a_request_that_would_wait_too_long_is_refus
     );
 
     let (busy, _) = start_long_answer(&server, &long);
-    let ask = || {
-        reqwest::blocking::Client::new()
-            .post(server.url(&format!("/api/bots/{long}/chat")))
-            .bearer_auth(TOKEN)
-            .json(&json!({"message": "Say hi."}))
-            .send()
-            .unwrap()
-    };
     // Nobody ahead of it: it may wait for the busy slot.
-    let queued = ask();
+    let queued = say_hi(&server, &long);
     assert_eq!(queued.status(), 200);
     // One answer ahead of it in the only slot is more than max_queue_wait_s of work: the
     // queue has room, but the answer would only be shed later, so it is refused now.
     let asked = Instant::now();
-    let refused = ask();
-    assert_eq!(refused.status(), 429);
+    let refused = say_hi(&server, &long);
     assert!(asked.elapsed() < Duration::from_secs(5));
-    let retry_after: u64 = refused.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(retry_after >= 1);
-    let body: Value = refused.json().unwrap();
-    assert_eq!(body["error"]["code"], "overloaded", "{body}");
+    assert_refused_as_overloaded(refused);
     drop(queued);
     drop(busy);
 }
@@ -287,39 +299,14 @@ fn leaving_cancels_the_answer_and_frees_the_slot() {
 #[test]
 fn a_full_queue_answers_429_with_retry_after_and_concurrent_chats_all_complete() {
     let data = tempfile::tempdir().unwrap();
-    let server = Server::start_with(
-        data.path(),
-        &[
-            ("ZHIKU_LLM__PARALLEL", "1"),
-            ("ZHIKU_LLM__MAX_QUEUE", "1"),
-            ("ZHIKU_LLM__MAX_QUEUE_WAIT_S", "3"),
-            ("ZHIKU_LLM__CONTEXT_TOKENS", "8192"),
-        ],
-    );
+    let server = one_slot_server(data.path(), "1", "3");
     let long =
         server.create_bot(json!({"name": "long", "model": {"max_tokens": 4000, "temperature": 0}}));
     let (busy, _) = start_long_answer(&server, &long);
-    let ask = || {
-        reqwest::blocking::Client::new()
-            .post(server.url(&format!("/api/bots/{long}/chat")))
-            .bearer_auth(TOKEN)
-            .json(&json!({"message": "Say hi."}))
-            .send()
-            .unwrap()
-    };
     // The stream opens once the request is queued; it waits for the busy slot.
-    let queued = ask();
+    let queued = say_hi(&server, &long);
     assert_eq!(queued.status(), 200);
-    let refused = ask();
-    assert_eq!(refused.status(), 429);
-    let retry_after: u64 = refused.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(retry_after >= 1);
-    let body: Value = refused.json().unwrap();
-    assert_eq!(body["error"]["code"], "overloaded", "{body}");
+    assert_refused_as_overloaded(say_hi(&server, &long));
     // The queued one does not wait for ever: past llm.max_queue_wait_s it is shed too.
     let waited = Instant::now();
     let events = crate::common::parse_sse(&queued.text().unwrap());

@@ -89,6 +89,16 @@ fn llm_intro_table_shows_all_three_modes_with_plausible_figures() {
     assert!(!data.path().join("zhiku.db").exists());
 }
 
+/// One figure of a mode's JSON report at each cut-off: `m[list][i][field]`.
+fn per_k(m: &Value, list: &str, field: &str) -> Vec<f64> {
+    m[list]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {list} in {m}"))
+        .iter()
+        .map(|at| at[field].as_f64().unwrap())
+        .collect()
+}
+
 #[test]
 fn json_report_parses_and_respects_limit_modes_and_k() {
     let data = tempfile::tempdir().unwrap();
@@ -135,19 +145,9 @@ fn json_report_parses_and_respects_limit_modes_and_k() {
         assert!(m["p95_ms"].as_f64().unwrap() >= m["p50_ms"].as_f64().unwrap());
         // The chunks a bot would read: answers found in the first 1 and 3, and their text.
         assert_eq!(m["answer_queries"], 4, "{m}");
-        let answer: Vec<f64> = m["answer"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a["recall"].as_f64().unwrap())
-            .collect();
+        let answer = per_k(m, "answer", "recall");
         assert!(answer[0] <= answer[1] && answer[1] > 0.0, "{m}");
-        let chars: Vec<f64> = m["chars"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["chars"].as_f64().unwrap())
-            .collect();
+        let chars = per_k(m, "chars", "chars");
         assert!(chars[0] > 0.0 && chars[1] > chars[0], "{m}");
     }
 }

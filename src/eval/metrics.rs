@@ -192,48 +192,45 @@ impl ModeAccumulator {
     /// The means.
     pub fn report(&self, mode: &str) -> ModeReport {
         let n = self.latencies_ms.len();
-        let mean = |sum: f64| if n == 0 { 0.0 } else { sum / n as f64 };
+        let mean = |sum: f64| mean_over(sum, n);
+        let answered = self.answer_queries;
         ModeReport {
             mode: mode.to_string(),
             queries: n,
-            recall: self
-                .ks
-                .iter()
-                .zip(&self.recall_sums)
-                .map(|(&k, &sum)| RecallAt {
-                    k,
-                    recall: mean(sum),
-                })
-                .collect(),
+            recall: self.per_k(&self.recall_sums, |k, sum| RecallAt {
+                k,
+                recall: mean(sum),
+            }),
             mrr_at_10: mean(self.rr_sum),
             ndcg_at_10: mean(self.ndcg_sum),
             p50_ms: percentile(&self.latencies_ms, 50.0),
             p95_ms: percentile(&self.latencies_ms, 95.0),
             mean_embed_ms: mean(self.embed_ms_sum),
-            answer: self
-                .ks
-                .iter()
-                .zip(&self.answer_sums)
-                .map(|(&k, &sum)| RecallAt {
-                    k,
-                    recall: match self.answer_queries {
-                        0 => 0.0,
-                        n => sum / n as f64,
-                    },
-                })
-                .collect(),
-            answer_queries: self.answer_queries,
-            chars: self
-                .ks
-                .iter()
-                .zip(&self.chars_sums)
-                .map(|(&k, &sum)| CharsAt {
-                    k,
-                    chars: mean(sum),
-                })
-                .collect(),
+            answer: self.per_k(&self.answer_sums, |k, sum| RecallAt {
+                k,
+                recall: mean_over(sum, answered),
+            }),
+            answer_queries: answered,
+            chars: self.per_k(&self.chars_sums, |k, sum| CharsAt {
+                k,
+                chars: mean(sum),
+            }),
         }
     }
+
+    /// One figure per cut-off from that cut-off's sum.
+    fn per_k<T>(&self, sums: &[f64], figure: impl Fn(usize, f64) -> T) -> Vec<T> {
+        self.ks
+            .iter()
+            .zip(sums)
+            .map(|(&k, &sum)| figure(k, sum))
+            .collect()
+    }
+}
+
+/// `sum / n`, 0 for no samples.
+fn mean_over(sum: f64, n: usize) -> f64 {
+    if n == 0 { 0.0 } else { sum / n as f64 }
 }
 
 #[cfg(test)]
