@@ -50,9 +50,8 @@ pub struct LocalLlm {
     model: Arc<LlamaModel>,
     template: Option<LlamaChatTemplate>,
     jobs: mpsc::Sender<Job>,
-    waiting: Arc<AtomicUsize>,
-    /// How long a finished request held its slot, on average (ms; 0 until one finished).
-    mean_slot_ms: Arc<AtomicU64>,
+    /// The queue length and slot-time average the engine thread keeps.
+    shared: Shared,
     max_queue: usize,
     max_queue_wait: Option<Duration>,
     info: LlmInfo,
@@ -109,16 +108,14 @@ impl LocalLlm {
         };
         let (jobs, receiver) = mpsc::channel();
         let (ready_tx, ready_rx) = mpsc::channel();
-        let waiting = Arc::new(AtomicUsize::new(0));
-        let mean_slot_ms = Arc::new(AtomicU64::new(0));
+        let shared = Shared::default();
         let engine_model = model.clone();
-        let shared = Shared {
-            waiting: waiting.clone(),
-            mean_slot_ms: mean_slot_ms.clone(),
-        };
+        let engine_shared = shared.clone();
         std::thread::Builder::new()
             .name("llm-engine".into())
-            .spawn(move || engine_main(&engine_model, settings, receiver, ready_tx, shared))?;
+            .spawn(move || {
+                engine_main(&engine_model, settings, receiver, ready_tx, engine_shared)
+            })?;
         ready_rx
             .recv()
             .map_err(|_| Error::ModelUnavailable("the llama.cpp engine thread died".into()))?
@@ -130,8 +127,7 @@ impl LocalLlm {
             model,
             template,
             jobs,
-            waiting,
-            mean_slot_ms,
+            shared,
             max_queue: config.llm.max_queue,
             max_queue_wait: settings.max_queue_wait,
             info: LlmInfo {
@@ -173,8 +169,8 @@ impl LlmBackend for LocalLlm {
                 self.info.context_tokens
             )));
         }
-        let waiting = self.waiting.load(Ordering::SeqCst);
-        let mean_slot = Duration::from_millis(self.mean_slot_ms.load(Ordering::Relaxed));
+        let waiting = self.shared.waiting.load(Ordering::SeqCst);
+        let mean_slot = Duration::from_millis(self.shared.mean_slot_ms.load(Ordering::Relaxed));
         let wait = estimated_wait(waiting, self.info.parallel, mean_slot);
         // A request that would only be shed after max_queue_wait is told so now: the
         // user learns in a moment what they would otherwise learn minutes later.
@@ -186,7 +182,7 @@ impl LlmBackend for LocalLlm {
             });
         }
         let (events, stream) = unbounded_channel();
-        self.waiting.fetch_add(1, Ordering::SeqCst);
+        self.shared.waiting.fetch_add(1, Ordering::SeqCst);
         let job = Job {
             prompt,
             request,
@@ -194,7 +190,7 @@ impl LlmBackend for LocalLlm {
             submitted: Instant::now(),
         };
         if self.jobs.send(job).is_err() {
-            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            self.shared.waiting.fetch_sub(1, Ordering::SeqCst);
             return Err(Error::ModelUnavailable(
                 "the llama.cpp engine thread has stopped".into(),
             ));
@@ -308,11 +304,13 @@ struct Active {
     first_token: Option<Instant>,
 }
 
-/// What the engine thread tells the request side.
+/// What the engine thread and the request side both see.
+#[derive(Clone, Default)]
 struct Shared {
     /// Requests queued, not yet in a slot.
     waiting: Arc<AtomicUsize>,
-    /// Moving average of how long a request held its slot (ms).
+    /// Moving average of how long a finished request held its slot (ms; 0 until one
+    /// finished).
     mean_slot_ms: Arc<AtomicU64>,
 }
 
@@ -725,10 +723,7 @@ mod tests {
 
     #[test]
     fn the_slot_time_average_follows_the_load() {
-        let shared = Shared {
-            waiting: Arc::new(AtomicUsize::new(0)),
-            mean_slot_ms: Arc::new(AtomicU64::new(0)),
-        };
+        let shared = Shared::default();
         shared.record_slot_time(Duration::from_secs(10));
         assert_eq!(shared.mean_slot_ms.load(Ordering::Relaxed), 10_000);
         shared.record_slot_time(Duration::from_secs(20));
