@@ -256,6 +256,28 @@ fn once_answers_are_known_to_be_slow_a_request_that_would_wait_too_long_is_refus
 }
 
 #[test]
+fn before_any_answer_has_finished_a_slot_busy_for_long_already_turns_away_a_long_wait() {
+    let data = tempfile::tempdir().unwrap();
+    let server = one_slot_server(data.path(), "8", "1");
+    let long =
+        server.create_bot(json!({"name": "long", "model": {"max_tokens": 4000, "temperature": 0}}));
+    // A fresh server: no answer has finished, so there is no average slot time yet.
+    let (busy, _) = start_long_answer(&server, &long);
+    // The only slot has now been held for longer than max_queue_wait_s.
+    std::thread::sleep(Duration::from_millis(1500));
+    let queued = say_hi(&server, &long);
+    assert_eq!(queued.status(), 200);
+    // One answer ahead of it that takes longer than a slot has already been busy: more
+    // than max_queue_wait_s of work, so it is refused at once.
+    let asked = Instant::now();
+    let refused = say_hi(&server, &long);
+    assert!(asked.elapsed() < Duration::from_secs(5));
+    assert_refused_as_overloaded(refused);
+    drop(queued);
+    drop(busy);
+}
+
+#[test]
 fn leaving_cancels_the_answer_and_frees_the_slot() {
     let data = tempfile::tempdir().unwrap();
     let server = Server::start_with(

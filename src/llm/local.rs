@@ -170,8 +170,7 @@ impl LlmBackend for LocalLlm {
             )));
         }
         let waiting = self.shared.waiting.load(Ordering::SeqCst);
-        let mean_slot = Duration::from_millis(self.shared.mean_slot_ms.load(Ordering::Relaxed));
-        let wait = estimated_wait(waiting, self.info.parallel, mean_slot);
+        let wait = estimated_wait(waiting, self.info.parallel, self.shared.slot_time());
         // A request that would only be shed after max_queue_wait is told so now: the
         // user learns in a moment what they would otherwise learn minutes later.
         let too_long = self.max_queue_wait.is_some_and(|limit| wait > limit);
@@ -202,8 +201,8 @@ impl LlmBackend for LocalLlm {
 /// How long a request that finds `waiting` requests ahead of it waits for a slot, at
 /// the least: the full rounds of `parallel` slots ahead of it, each as long as a request
 /// holds its slot on average. The slots busy now are not counted (they may be nearly
-/// done), so the estimate only errs towards letting a request in. Zero until a request
-/// has finished.
+/// done), so the estimate only errs towards letting a request in. `mean_slot` is
+/// [`Shared::slot_time`].
 fn estimated_wait(waiting: usize, parallel: usize, mean_slot: Duration) -> Duration {
     let full_rounds = u32::try_from(waiting / parallel.max(1)).unwrap_or(u32::MAX);
     mean_slot.saturating_mul(full_rounds)
@@ -312,6 +311,9 @@ struct Shared {
     /// Moving average of how long a finished request held its slot (ms; 0 until one
     /// finished).
     mean_slot_ms: Arc<AtomicU64>,
+    /// While every slot is busy, how long the one admitted last has held its slot so far
+    /// (ms; 0 while a slot is free). The engine updates it at every step.
+    busy_floor_ms: Arc<AtomicU64>,
 }
 
 impl Shared {
@@ -325,6 +327,18 @@ impl Shared {
             _ => (mean.saturating_mul(4).saturating_add(held_ms)) / 5,
         };
         self.mean_slot_ms.store(next.max(1), Ordering::Relaxed);
+    }
+
+    /// How long a request is expected to hold its slot: the moving average once a request
+    /// has finished. Before that (the first minutes after a start, when a burst of users
+    /// arrives), the time every busy slot has already been held: each answer running now
+    /// has taken at least that long, so a queue behind them is not taken for an empty one.
+    fn slot_time(&self) -> Duration {
+        let ms = match self.mean_slot_ms.load(Ordering::Relaxed) {
+            0 => self.busy_floor_ms.load(Ordering::Relaxed),
+            mean => mean,
+        };
+        Duration::from_millis(ms)
     }
 }
 
@@ -354,6 +368,7 @@ impl Engine<'_> {
             }
             self.drop_cancelled();
             self.admit();
+            self.publish_busy_floor();
             if self.is_idle() {
                 continue;
             }
@@ -374,6 +389,21 @@ impl Engine<'_> {
 
     fn is_idle(&self) -> bool {
         self.slots.iter().all(|s| s.active.is_none())
+    }
+
+    /// Tell the request side how long every slot has been busy at least (see
+    /// [`Shared::slot_time`]); zero while one is free.
+    fn publish_busy_floor(&self) {
+        // None as soon as one slot is free.
+        let floor = self.slots.iter().try_fold(Duration::MAX, |least, slot| {
+            slot.active
+                .as_ref()
+                .map(|a| least.min(a.admitted.elapsed()))
+        });
+        let floor = floor.filter(|f| *f != Duration::MAX).unwrap_or_default();
+        self.shared
+            .busy_floor_ms
+            .store(ms(floor), Ordering::Relaxed);
     }
 
     /// Requests whose client left are dropped from the queue and stopped in their slot.
@@ -717,7 +747,7 @@ mod tests {
         assert_eq!(estimated_wait(3, 4, slot), Duration::ZERO);
         assert_eq!(estimated_wait(8, 4, slot), Duration::from_secs(60));
         assert_eq!(estimated_wait(9, 4, slot), Duration::from_secs(60));
-        // Nothing finished yet: no estimate, nobody is turned away for it.
+        // No slot time known (nothing finished, a slot free): nobody is turned away for it.
         assert_eq!(estimated_wait(100, 4, Duration::ZERO), Duration::ZERO);
     }
 
@@ -728,5 +758,16 @@ mod tests {
         assert_eq!(shared.mean_slot_ms.load(Ordering::Relaxed), 10_000);
         shared.record_slot_time(Duration::from_secs(20));
         assert_eq!(shared.mean_slot_ms.load(Ordering::Relaxed), 12_000);
+    }
+
+    #[test]
+    fn before_an_answer_finishes_the_busy_slots_stand_in_for_the_average() {
+        let shared = Shared::default();
+        assert_eq!(shared.slot_time(), Duration::ZERO);
+        shared.busy_floor_ms.store(40_000, Ordering::Relaxed);
+        assert_eq!(shared.slot_time(), Duration::from_secs(40));
+        // Once answers are known, the average alone says how long one takes.
+        shared.record_slot_time(Duration::from_secs(10));
+        assert_eq!(shared.slot_time(), Duration::from_secs(10));
     }
 }
