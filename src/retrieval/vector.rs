@@ -430,6 +430,50 @@ mod tests {
     }
 
     #[test]
+    fn points_added_beside_a_cluster_of_near_duplicates_stay_findable() {
+        // Templated documents give groups of near-identical chunks. Once such a group is
+        // larger than a list of links holds, every member's list is full of the others,
+        // and a list that keeps only its nearest links drops every newcomer from outside
+        // the group: searches, which start inside it, could then never reach them.
+        // (hnsw_rs as published lost 14 of these 1,500; see vendor/hnsw_rs/ZHIKU-PATCH.md.)
+        let params = HnswParams {
+            max_connections: 16,
+            ef_construction: 64,
+        };
+        let mut lost = Vec::new();
+        for round in 0..5u64 {
+            let dir = tempfile::tempdir().unwrap();
+            let idx = VectorIndex::open(&dir.path().join("v"), 8, params).unwrap();
+            let mut next = coordinates(0x5851_f42d + round * 7919);
+            let centre: Vec<f32> = (0..8).map(|_| next()).collect();
+            let group: Vec<(i64, Vec<f32>)> = (1..=400)
+                .map(|i| {
+                    let v: Vec<f32> = centre.iter().map(|c| c + next() * 0.02).collect();
+                    (i, unit(&v))
+                })
+                .collect();
+            idx.insert(&group, 400).unwrap();
+            let others: Vec<(i64, Vec<f32>)> = (401..=700)
+                .map(|i| (i, unit(&(0..8).map(|_| next()).collect::<Vec<f32>>())))
+                .collect();
+            for point in &others {
+                idx.insert(std::slice::from_ref(point), point.0).unwrap();
+            }
+            for (seq, v) in &others {
+                let hits = idx.search(v, 10, 64).unwrap();
+                if !hits.iter().any(|(s, _)| s == seq) {
+                    lost.push((round, *seq));
+                }
+            }
+        }
+        assert!(
+            lost.is_empty(),
+            "{} of 1,500 not found: {lost:?}",
+            lost.len()
+        );
+    }
+
+    #[test]
     fn dot_matches_the_plain_sum() {
         for len in [0, 3, 16, 17, 384, 385] {
             let a: Vec<f32> = (0..len).map(|i| (i as f32 * 0.37).sin()).collect();
