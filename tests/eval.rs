@@ -355,6 +355,14 @@ fn bench_search_grows_the_kb_and_reports_every_size_and_mode() {
             "{size}"
         );
         assert_eq!(size["ann"]["queries"], 5, "{size}");
+        // The configured search breadth and three wider ones, each with what it found.
+        let by_ef = size["ann"]["by_ef"].as_array().unwrap();
+        let efs: Vec<u64> = by_ef.iter().map(|e| e["ef"].as_u64().unwrap()).collect();
+        assert_eq!(efs, [128, 256, 512, 1024], "{size}");
+        for e in by_ef {
+            assert!(e["recall_at_10"].as_f64().unwrap() > 0.9, "{e}");
+            assert!(e["cosine_gap_at_10"].as_f64().unwrap() < 0.01, "{e}");
+        }
         let modes = size["modes"].as_array().unwrap();
         let names: Vec<&str> = modes.iter().map(|m| m["mode"].as_str().unwrap()).collect();
         assert_eq!(names, ["fulltext", "semantic", "hybrid"]);
