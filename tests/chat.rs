@@ -219,6 +219,17 @@ fn assert_refused_as_overloaded(refused: reqwest::blocking::Response) {
     assert_eq!(body["error"]["code"], "overloaded", "{body}");
 }
 
+/// With the only slot busy: the first request in line is queued (nobody is ahead of it, so
+/// it may wait for the slot), and the second gets 429 `overloaded` at once.
+fn assert_second_in_line_is_refused_at_once(server: &Server, bot: &str) {
+    let queued = say_hi(server, bot);
+    assert_eq!(queued.status(), 200);
+    let asked = Instant::now();
+    let refused = say_hi(server, bot);
+    assert!(asked.elapsed() < Duration::from_secs(5));
+    assert_refused_as_overloaded(refused);
+}
+
 #[test]
 fn once_answers_are_known_to_be_slow_a_request_that_would_wait_too_long_is_refused_at_once() {
     let data = tempfile::tempdir().unwrap();
@@ -242,16 +253,9 @@ fn once_answers_are_known_to_be_slow_a_request_that_would_wait_too_long_is_refus
     );
 
     let (busy, _) = start_long_answer(&server, &long);
-    // Nobody ahead of it: it may wait for the busy slot.
-    let queued = say_hi(&server, &long);
-    assert_eq!(queued.status(), 200);
-    // One answer ahead of it in the only slot is more than max_queue_wait_s of work: the
+    // One answer ahead of the second in line is more than max_queue_wait_s of work: the
     // queue has room, but the answer would only be shed later, so it is refused now.
-    let asked = Instant::now();
-    let refused = say_hi(&server, &long);
-    assert!(asked.elapsed() < Duration::from_secs(5));
-    assert_refused_as_overloaded(refused);
-    drop(queued);
+    assert_second_in_line_is_refused_at_once(&server, &long);
     drop(busy);
 }
 
@@ -265,15 +269,9 @@ fn before_any_answer_has_finished_a_slot_busy_for_long_already_turns_away_a_long
     let (busy, _) = start_long_answer(&server, &long);
     // The only slot has now been held for longer than max_queue_wait_s.
     std::thread::sleep(Duration::from_millis(1500));
-    let queued = say_hi(&server, &long);
-    assert_eq!(queued.status(), 200);
-    // One answer ahead of it that takes longer than a slot has already been busy: more
-    // than max_queue_wait_s of work, so it is refused at once.
-    let asked = Instant::now();
-    let refused = say_hi(&server, &long);
-    assert!(asked.elapsed() < Duration::from_secs(5));
-    assert_refused_as_overloaded(refused);
-    drop(queued);
+    // One answer ahead of the second in line takes at least as long as the slot has been
+    // busy: more than max_queue_wait_s of work, so it is refused at once.
+    assert_second_in_line_is_refused_at_once(&server, &long);
     drop(busy);
 }
 
