@@ -229,7 +229,8 @@ impl ModeAccumulator {
 }
 
 /// `sum / n`, 0 for no samples.
-fn mean_over(sum: f64, n: usize) -> f64 {
+/// `sum / n`, or 0 when there is nothing to average.
+pub fn mean_over(sum: f64, n: usize) -> f64 {
     if n == 0 { 0.0 } else { sum / n as f64 }
 }
 

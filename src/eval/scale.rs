@@ -21,7 +21,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
-use super::metrics::percentile;
+use super::metrics::{mean_over, percentile};
 use super::run::Progress;
 use crate::app::AppState;
 use crate::error::{Error, Result};
@@ -379,7 +379,9 @@ pub async fn time_mode(
 pub struct AnnRecall {
     /// Queries measured.
     pub queries: usize,
-    /// Of each query's 10 nearest chunks by exact search, the share among HNSW's top 10.
+    /// Of each query's 10 nearest chunks by exact search, the share among HNSW's top 10
+    /// at the configured `hnsw_ef_search` (`by_ef`'s first entry, kept here for readers
+    /// of earlier reports).
     pub recall_at_10: f64,
     /// The same share among all the points semantic search hands to fusion
     /// (2 × `search.candidates`).
@@ -389,7 +391,7 @@ pub struct AnnRecall {
     pub exact_cosine_at_1: f64,
     /// See `exact_cosine_at_1`.
     pub exact_cosine_at_10: f64,
-    /// The configured `hnsw_ef_search` and 2, 4 and 8 times it.
+    /// The configured `hnsw_ef_search` (first) and 2, 4 and 8 times it.
     pub by_ef: Vec<EfRecall>,
     /// Live chunks a search for their own vector finds (a sample; see index-check).
     pub self_found: usize,
@@ -484,12 +486,12 @@ pub async fn ann_recall(state: &AppState, kb_id: &str, queries: &[String]) -> Re
             .iter()
             .filter_map(|top| top.get(rank).map(|(s, _)| f64::from(*s)))
             .collect();
-        scores.iter().sum::<f64>() / scores.len().max(1) as f64
+        mean_over(scores.iter().sum(), scores.len())
     };
     Ok(AnnRecall {
         queries: vectors.len(),
         recall_at_10: by_ef.first().map_or(0.0, |e| e.recall_at_10),
-        recall_in_candidates: found_candidates as f64 / wanted.max(1) as f64,
+        recall_in_candidates: mean_over(found_candidates as f64, wanted),
         exact_cosine_at_1: mean_at(0),
         exact_cosine_at_10: mean_at(K - 1),
         by_ef,
@@ -533,9 +535,9 @@ fn ef_recall(
     }
     Ok(EfRecall {
         ef,
-        recall_at_10: found as f64 / wanted.max(1) as f64,
-        cosine_gap_at_10: gap_10 / gaps.max(1) as f64,
-        cosine_gap_at_1: gap_1 / gaps.max(1) as f64,
+        recall_at_10: mean_over(found as f64, wanted),
+        cosine_gap_at_10: mean_over(gap_10, gaps),
+        cosine_gap_at_1: mean_over(gap_1, gaps),
         search_p50_ms: percentile(&times_ms, 50.0),
     })
 }
