@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{Server, llm_intro_files, shared_dir};
+use crate::common::{Server, fixtures_dir, llm_intro_files};
 
 fn counts(docs: &[Value]) -> BTreeMap<String, i64> {
     docs.iter()
@@ -21,7 +21,7 @@ fn counts(docs: &[Value]) -> BTreeMap<String, i64> {
 }
 
 fn folder() -> Vec<(std::path::PathBuf, String)> {
-    let docs = shared_dir().join("data/docs");
+    let docs = fixtures_dir().join("docs");
     let mut files = llm_intro_files();
     for f in [
         "zh-guide.md",

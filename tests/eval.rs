@@ -7,10 +7,10 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::common::{ANSWER_LLM, LLM_THREADS, TOKEN, cli, models_dir, shared_dir};
+use crate::common::{ANSWER_LLM, LLM_THREADS, TOKEN, cli, fixtures_dir, models_dir};
 
 fn set(name: &str) -> (String, String) {
-    let dir = shared_dir().join("data/eval").join(name);
+    let dir = fixtures_dir().join("eval").join(name);
     let path = |f: &str| dir.join(f).to_string_lossy().into_owned();
     (path("corpus.jsonl"), path("queries.jsonl"))
 }

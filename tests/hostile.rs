@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::common::{Server, shared_dir};
+use crate::common::{Server, fixtures_dir};
 
 /// A DOCX whose document.xml inflates to `inflated_bytes` of the same character.
 fn zip_bomb(path: &PathBuf, inflated_bytes: usize) {
@@ -151,11 +151,11 @@ fn hostile_files_fail_with_reasons_and_the_server_stays_up() {
             "这是一行没有换行的很长的文字，".repeat(8_000).as_bytes(),
         ),
         (
-            shared_dir().join("data/docs/not-a-pdf.pdf"),
+            fixtures_dir().join("docs/not-a-pdf.pdf"),
             "image-as.txt".to_string(),
         ),
         (
-            shared_dir().join("data/docs/truncated.pdf"),
+            fixtures_dir().join("docs/truncated.pdf"),
             "truncated.pdf".to_string(),
         ),
         // Objects nested 200,000 deep: a recursive parser would overflow its stack and

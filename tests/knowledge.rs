@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::common::{Server, llm_intro_files, shared_dir};
+use crate::common::{Server, fixtures_dir, llm_intro_files};
 
 fn queries() -> Vec<(String, String)> {
-    let path = shared_dir().join("data/eval/llm-intro-zh/queries.jsonl");
+    let path = fixtures_dir().join("eval/llm-intro-zh/queries.jsonl");
     std::fs::read_to_string(path)
         .unwrap()
         .lines()
@@ -164,7 +164,7 @@ fn bad_uploads_get_clear_errors() {
     let data = tempfile::tempdir().unwrap();
     let server = Server::start_with(data.path(), &[("ZHIKU_INGEST__MAX_UPLOAD_BYTES", "200000")]);
     let kb = server.create_kb("bad-files");
-    let docs = shared_dir().join("data/docs");
+    let docs = fixtures_dir().join("docs");
 
     // A PNG renamed to .pdf: 415 with the accepted list, nothing stored.
     let (status, body) =

@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use crate::common::{ANSWER_LLM, Server, TOKEN, repo_root, shared_dir};
+use crate::common::{ANSWER_LLM, Server, TOKEN, fixtures_dir, repo_root};
 
 #[test]
 fn the_ui_takes_a_person_from_upload_to_a_cited_answer() {
@@ -27,7 +27,7 @@ fn the_ui_takes_a_person_from_upload_to_a_cited_answer() {
         .arg(e2e.join("ui.test.mjs"))
         .env("ZHIKU_URL", &server.base)
         .env("ZHIKU_ADMIN_TOKEN", TOKEN)
-        .env("ZHIKU_SHARED_DIR", shared_dir())
+        .env("ZHIKU_FIXTURES_DIR", fixtures_dir())
         .env("ZHIKU_SCREENSHOTS", &screenshots)
         .output()
         .expect("run node (Node.js 20 comes with the machine)");

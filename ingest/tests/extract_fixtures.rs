@@ -1,9 +1,10 @@
-//! Every document fixture in `shared/data/docs` gives the outcome its MANIFEST row promises.
+//! Every document fixture in the repository's `tests/fixtures/docs` gives the outcome its
+//! MANIFEST row (`tests/fixtures/docs/MANIFEST.md`) promises.
 //!
-//! The fixture folder is `$ZHIKU_SHARED_DIR/data/docs`, else `../../shared/data/docs` from
-//! this crate. A fixture without an entry in `expectation()` fails the test, so new files
-//! can't slip in untested. Phrases are compared ignoring whitespace, because pdf-extract
-//! spaces CJK text differently from pdftotext, which the MANIFEST phrases come from.
+//! The fixtures live in the repository, so a fresh clone needs nothing beside it. A
+//! fixture without an entry in `expectation()` fails the test, so new files can't slip in
+//! untested. Phrases are compared ignoring whitespace, because pdf-extract spaces CJK text
+//! differently from pdftotext, which the MANIFEST phrases come from.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 use std::io::{Cursor, Write};
@@ -14,11 +15,9 @@ use std::time::Instant;
 use ingest::Error;
 use ingest::extract::{DocKind, ExtractLimits, Extracted, extract};
 
+/// `tests/fixtures/docs` of the workspace root (this crate is `ingest/`, one level down).
 fn fixtures_dir() -> PathBuf {
-    match std::env::var_os("ZHIKU_SHARED_DIR") {
-        Some(shared) => PathBuf::from(shared).join("data/docs"),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/docs"),
-    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/docs")
 }
 
 /// What the MANIFEST says a fixture must give.

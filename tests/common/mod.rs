@@ -26,11 +26,11 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `../shared` (or ZHIKU_SHARED_DIR).
-pub fn shared_dir() -> PathBuf {
-    std::env::var_os("ZHIKU_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("..").join("shared"))
+/// The test fixtures, inside the repository so that a fresh clone needs nothing beside it:
+/// documents under `docs/`, evaluation sets under `eval/<set>/` (sources, licences and
+/// checksums in tests/fixtures/README.md).
+pub fn fixtures_dir() -> PathBuf {
+    repo_root().join("tests/fixtures")
 }
 
 pub fn models_dir() -> PathBuf {
@@ -388,7 +388,7 @@ pub fn venv_python() -> PathBuf {
 
 /// The five llm-intro-zh articles.
 pub fn llm_intro_files() -> Vec<(PathBuf, String)> {
-    let dir = shared_dir().join("data/docs/llm-intro-zh");
+    let dir = fixtures_dir().join("docs/llm-intro-zh");
     let mut files: Vec<(PathBuf, String)> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())

@@ -3,15 +3,17 @@
 // with its reason, hit-test, build a bot, ask it in the debug chat and get a cited answer,
 // publish, and ask again on the shareable chat page — on a desktop and on a phone.
 // Fails on any console error. Run by tests/web.rs with:
-//   ZHIKU_URL, ZHIKU_ADMIN_TOKEN, ZHIKU_SHARED_DIR, ZHIKU_SCREENSHOTS (a folder).
+//   ZHIKU_URL, ZHIKU_ADMIN_TOKEN, ZHIKU_FIXTURES_DIR (tests/fixtures), ZHIKU_SCREENSHOTS (a folder).
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
 
 const base = process.env.ZHIKU_URL;
 const token = process.env.ZHIKU_ADMIN_TOKEN;
-const shared = process.env.ZHIKU_SHARED_DIR;
+// tests/fixtures, found from this file's own place when the harness does not say.
+const fixtures = process.env.ZHIKU_FIXTURES_DIR || fileURLToPath(new URL('../fixtures/', import.meta.url));
 const shots = process.env.ZHIKU_SCREENSHOTS;
 // Names unique per run, so the test can also run against a server that has seen it.
 const run = Date.now().toString(36).slice(-4);
@@ -63,7 +65,7 @@ try {
   await page.locator('[data-testid=dropzone]').waitFor();
 
   step('upload the llm-intro-zh articles and see them indexed');
-  const dir = join(shared, 'data/docs/llm-intro-zh');
+  const dir = join(fixtures, 'docs/llm-intro-zh');
   const files = readdirSync(dir).filter((f) => f.endsWith('.txt')).sort().map((f) => join(dir, f));
   await page.locator('[data-testid=upload-input]').setInputFiles(files);
   await page.waitForFunction((n) => {
@@ -73,7 +75,7 @@ try {
   await shot(page, 'desktop-kb-documents');
 
   step('a broken PDF fails with its reason');
-  await page.locator('[data-testid=upload-input]').setInputFiles(join(shared, 'data/docs/truncated.pdf'));
+  await page.locator('[data-testid=upload-input]').setInputFiles(join(fixtures, 'docs/truncated.pdf'));
   const failed = page.locator('[data-testid=doc-row][data-status=failed]');
   await failed.waitFor({ timeout: 120_000 });
   const reason = (await failed.locator('[data-testid=doc-error]').innerText()).trim();
