@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Retrieval quality, ingest throughput and search latency of a real zhiku server.
 
-Starts `zhiku serve` on a temporary data dir, loads each evaluation set of
-../shared/data/eval through the HTTP API (one document per passage, title as its first
-line), waits until every document is indexed, then asks every query in each mode and
-reports recall@1, recall@5, MRR@10 and latency. In the same run it embeds the same chunks
-with raw ONNX Runtime (same model file, same threads, batches of 32 in document order) to
-give the ceiling the ingest rate is compared with.
+Starts `zhiku serve` on a temporary data dir, loads each evaluation set (from
+tests/fixtures/eval where the repository has it, else from ../shared/data/eval) through the
+HTTP API (one document per passage, title as its first line), waits until every document
+is indexed, then asks every query in each mode and reports recall@1, recall@5, MRR@10 and
+latency. In the same run it embeds the same chunks with raw ONNX Runtime (same model file,
+same threads, batches of 32 in document order) to give the ceiling the ingest rate is
+compared with.
 
 Usage: .venv/bin/python scripts/bench.py [--sets cmrc,squad] [--limit-queries N] [--out docs/benchmarks.md]
 """
@@ -27,7 +28,10 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# The larger sets (cmrc2018-trial, distractors-zh, squad-dev-en) are not in the repository:
+# they are read from ../shared (or $ZHIKU_SHARED_DIR), an optional input of this benchmark.
 SHARED = Path(os.environ.get("ZHIKU_SHARED_DIR", ROOT.parent / "shared"))
+FIXTURES = ROOT / "tests/fixtures"
 MODELS = Path(os.environ.get("ZHIKU_MODELS_DIR", ROOT / "models"))
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
 TOKEN = "bench-token"
@@ -39,6 +43,15 @@ SETS = {
     "squad": ("squad-dev-en", ["squad-dev-en"], "squad-dev-en"),
     "llm": ("llm-intro-zh", ["llm-intro-zh"], "llm-intro-zh"),
 }
+
+
+def eval_dir(folder: str) -> Path:
+    """An evaluation set's folder: the repository's copy if it has one, else ../shared's."""
+    for d in (FIXTURES / "eval" / folder, SHARED / "data/eval" / folder):
+        if d.is_dir():
+            return d
+    sys.exit(f"evaluation set {folder} is in neither {FIXTURES / 'eval'} nor {SHARED / 'data/eval'} "
+             "(set ZHIKU_SHARED_DIR to the folder that holds data/eval)")
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -203,8 +216,8 @@ def main() -> None:
         report.append(f"Server RSS after start (model loaded, no data): {server.rss_mb():.0f} MB")
         for name in args.sets.split(","):
             title, folders, query_folder = SETS[name]
-            passages = [p for f in folders for p in read_jsonl(SHARED / "data/eval" / f / "corpus.jsonl")]
-            queries = read_jsonl(SHARED / "data/eval" / query_folder / "queries.jsonl")
+            passages = [p for f in folders for p in read_jsonl(eval_dir(f) / "corpus.jsonl")]
+            queries = read_jsonl(eval_dir(query_folder) / "queries.jsonl")
             if args.limit_queries:
                 queries = queries[: args.limit_queries]
             kb = server.call("POST", "/api/kbs", {"name": name})["id"]  # type: ignore[index]

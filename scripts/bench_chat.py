@@ -29,7 +29,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("ZHIKU_SHARED_DIR", ROOT.parent / "shared"))
+FIXTURES = ROOT / "tests/fixtures"
 TOKEN = "bench-admin-token"
 PERSONA = "你是大模型知识助手，回答简洁准确。"
 
@@ -138,7 +138,7 @@ def bench_model(model, threads, max_tokens, concurrency):
                 break
         rss_start, _ = rss_mb(server.pid)
         kb = call(base, "POST", "/api/kbs", {"name": "llm-intro"})["id"]
-        for path in sorted((SHARED / "data/docs/llm-intro-zh").glob("*.txt")):
+        for path in sorted((FIXTURES / "docs/llm-intro-zh").glob("*.txt")):
             upload(base, kb, path)
         while any(d["status"] not in ("indexed", "failed")
                   for d in call(base, "GET", f"/api/kbs/{kb}/documents")):
