@@ -83,6 +83,7 @@ impl AppState {
                 timeout_ms: config.ingest.extract_timeout_ms,
                 max_uncompressed_bytes: config.ingest.max_uncompressed_bytes,
                 max_archive_entries: config.ingest.max_archive_entries,
+                ocr: Default::default(),
             },
             batch: BatchLimits {
                 max_jobs: config.ingest.batch_max_jobs,

@@ -60,6 +60,7 @@ fuzz_target!(|data: &[u8]| {
             page: paged.then(|| u32::try_from(i + 1).unwrap_or(u32::MAX)),
             title: None,
             text: clean(t, &clean_settings),
+            ocr: false,
         })
         .filter(|s| !s.text.is_empty())
         .collect();

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use ingest::Error;
 use ingest::clean::{CleanSettings, clean};
-use ingest::extract::{ExtractLimits, extract};
+use ingest::extract::{ExtractLimits, OcrSettings, extract};
 use ingest::split::{SplitSettings, split};
 use libfuzzer_sys::fuzz_target;
 use zhiku_fuzz::{Chars, check_chunks, install_panic_policy};
@@ -37,9 +37,14 @@ fuzz_target!(|data: &[u8]| {
     };
     let name = NAMES[usize::from(selector) % NAMES.len()];
     // The server's limits, except a deadline under libFuzzer's -timeout (30 s), so a hang
-    // shows up as the guard's own TimedOut below.
+    // shows up as the guard's own TimedOut below, and OCR off: it runs tesseract and
+    // pdftoppm in child processes (crashes there can't reach us), seconds per input.
     let limits = ExtractLimits {
         timeout_ms: 20_000,
+        ocr: OcrSettings {
+            enabled: false,
+            ..OcrSettings::default()
+        },
         ..ExtractLimits::default()
     };
     let mut doc = match extract(name, Arc::from(body), &limits) {

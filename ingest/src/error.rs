@@ -21,8 +21,9 @@ pub enum Error {
     /// The file is password-protected.
     #[error("the file is password-protected; remove the password and upload it again")]
     Encrypted,
-    /// The file parsed, but holds no text (e.g. a scanned PDF without a text layer).
-    #[error("no extractable text (a scanned document? OCR is not supported)")]
+    /// The file parsed, but holds no text: a PDF without a text layer where OCR found none
+    /// either (or OCR is turned off), or an image without legible text.
+    #[error("no extractable text (neither a text layer nor OCR found any)")]
     NoText,
     /// The file is damaged or not what its name says.
     #[error("the {kind} file is damaged or invalid: {detail}")]
@@ -52,6 +53,18 @@ pub enum Error {
         /// The limit that was exceeded.
         limit_ms: u64,
     },
+    /// A program extraction needs (tesseract, pdftoppm, or a tesseract language) is not
+    /// installed; `package` is the Debian package that provides it.
+    #[error("{what} is not installed (Debian package {package}); install it or turn OCR off")]
+    ToolMissing {
+        /// The program or language data that is missing.
+        what: String,
+        /// The Debian package to install.
+        package: String,
+    },
+    /// OCR (rendering a page or reading it) failed on every page it was needed for.
+    #[error("OCR failed: {0}")]
+    Ocr(String),
     /// The embedding model could not be loaded or failed on a batch.
     #[error("embedding model: {0}")]
     Model(String),
@@ -87,6 +100,8 @@ impl Error {
             Error::TooLarge { .. } => "too_large",
             Error::Panicked { .. } => "extractor_panicked",
             Error::TimedOut { .. } => "timed_out",
+            Error::ToolMissing { .. } => "tool_missing",
+            Error::Ocr(_) => "ocr_failed",
             Error::Model(_) => "model",
             Error::InvalidSettings(_) => "invalid_settings",
             Error::Database(_) => "database",

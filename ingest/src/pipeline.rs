@@ -112,7 +112,7 @@ impl Pipeline {
         }
         extracted.sections.retain(|s| !s.text.is_empty());
         if extracted.sections.is_empty() {
-            return Err(if extracted.kind == DocKind::Pdf {
+            return Err(if extracted.kind.may_be_scanned() {
                 Error::NoText
             } else {
                 Error::Empty

@@ -249,6 +249,7 @@ mod tests {
                     page: *page,
                     title: None,
                     text: (*text).to_string(),
+                    ocr: false,
                 })
                 .collect(),
             page_count: None,

@@ -26,8 +26,6 @@ enum Expect {
     Text(DocKind, &'static [(Option<u32>, &'static str)]),
     /// This error; the name is for messages.
     Fails(&'static str, fn(&Error) -> bool),
-    /// zh-gbk-euc-h-cjk-font.pdf: pdf-extract panics on its CMap; a later fallback may read it.
-    PanicOrText(&'static [(Option<u32>, &'static str)]),
 }
 
 fn expectation(name: &str) -> Option<Expect> {
@@ -65,11 +63,16 @@ fn expectation(name: &str) -> Option<Expect> {
         "encrypted-owner-password-only.pdf" => {
             Text(DocKind::Pdf, &[(Some(1), "pdf encryption test")])
         }
-        "zh-scanned-no-text.pdf" => Fails("NoText", |e| matches!(e, Error::NoText)),
-        "zh-gbk-euc-h-cjk-font.pdf" => PanicOrText(&[
-            (Some(1), "浙江菲达环保科技股份有限公司"),
-            (Some(1), "上海证券交易所"),
-        ]),
+        // No text layer: read by OCR (tests/ocr.rs checks more of it).
+        "zh-scanned-no-text.pdf" => Text(DocKind::Pdf, &[(Some(1), "行政处罚决定书")]),
+        // pdf-extract panics on its GBK-EUC-H CMap; OCR reads the pages instead.
+        "zh-gbk-euc-h-cjk-font.pdf" => Text(
+            DocKind::Pdf,
+            &[
+                (Some(1), "浙江菲达环保科技股份有限公司"),
+                (Some(1), "上海证券交易所"),
+            ],
+        ),
         "encrypted-user-password.pdf" | "encrypted-aes-user-password.pdf" => {
             Fails("Encrypted", |e| matches!(e, Error::Encrypted))
         }
@@ -231,10 +234,6 @@ fn every_fixture_meets_the_manifest() {
                 }
                 p.extend(normal_form_problems(doc));
                 p
-            }
-            (Expect::PanicOrText(phrases), Ok(doc)) => missing_phrases(doc, phrases),
-            (Expect::PanicOrText(_), Err(Error::Panicked { kind, .. })) if kind == "pdf" => {
-                Vec::new()
             }
             (Expect::Fails(_, is_expected), Err(e)) if is_expected(e) => Vec::new(),
             (Expect::Fails(wanted, _), _) => {

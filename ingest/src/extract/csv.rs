@@ -28,6 +28,7 @@ pub(super) fn extract(bytes: &[u8]) -> Result<Extracted> {
             page: None,
             title: None,
             text: render_table(&rows),
+            ocr: false,
         }],
         page_count: None,
         title: None,

@@ -40,6 +40,7 @@ pub(super) fn extract(bytes: &[u8], limits: &ExtractLimits) -> Result<Extracted>
             page: None,
             title: None,
             text,
+            ocr: false,
         }],
         page_count: None,
         title,

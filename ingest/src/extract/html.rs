@@ -70,6 +70,7 @@ pub(super) fn extract(bytes: &[u8]) -> Extracted {
             page: None,
             title: None,
             text: writer.out,
+            ocr: false,
         }],
         page_count: None,
         title,

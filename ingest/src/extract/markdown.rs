@@ -21,6 +21,7 @@ pub(super) fn extract(bytes: &[u8]) -> Extracted {
             page: None,
             title: None,
             text: body,
+            ocr: false,
         }],
         page_count: None,
         title,

@@ -5,6 +5,10 @@
 //! and a time limit, because third-party parsers (pdf-extract above all) panic or loop on
 //! inputs they don't expect, and one bad upload must fail one job, not the worker.
 //!
+//! Scans, photos and PDF pages without a usable text layer are then read by OCR
+//! (tesseract, `scanned`), outside that thread: OCR runs in child processes with their own
+//! time and memory limits ([`OcrSettings`]), and its sections are marked [`Section::ocr`].
+//!
 //! Every extractor's output goes through one normaliser (`decode::normalise`), so callers
 //! can count on text without NULs, BOMs, trailing spaces or runs of blank lines.
 
@@ -13,11 +17,16 @@ mod decode;
 mod docx;
 mod guard;
 mod html;
+mod image;
 mod markdown;
+mod ocr;
 mod ooxml;
 mod pdf;
+mod render;
 mod rows;
+mod scanned;
 mod sniff;
+mod subprocess;
 mod text;
 mod xlsx;
 
@@ -28,13 +37,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
+pub use ocr::OcrSettings;
 pub use sniff::detect_kind;
 
 /// The document kinds we accept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DocKind {
-    /// PDF with a text layer.
+    /// PDF (with a text layer, or scanned: then read by OCR).
     Pdf,
     /// Word 2007+ (`.docx`).
     Docx,
@@ -48,6 +58,8 @@ pub enum DocKind {
     Markdown,
     /// Plain text.
     Text,
+    /// An image (PNG, JPEG, TIFF, WebP, BMP): a scan or a photo, read by OCR.
+    Image,
 }
 
 impl DocKind {
@@ -61,7 +73,14 @@ impl DocKind {
             DocKind::Html => "html",
             DocKind::Markdown => "markdown",
             DocKind::Text => "text",
+            DocKind::Image => "image",
         }
+    }
+
+    /// Whether a document of this kind with no text is "no extractable text" (a scan)
+    /// rather than "empty".
+    pub fn may_be_scanned(self) -> bool {
+        matches!(self, DocKind::Pdf | DocKind::Image)
     }
 }
 
@@ -73,18 +92,24 @@ impl std::fmt::Display for DocKind {
 
 /// Extensions accepted, for error messages and the 415 response.
 pub const ACCEPTED_EXTENSIONS: &[&str] = &[
-    "pdf", "docx", "xlsx", "csv", "html", "htm", "md", "markdown", "txt",
+    "pdf", "docx", "xlsx", "csv", "html", "htm", "md", "markdown", "txt", "png", "jpg", "jpeg",
+    "tif", "tiff", "webp", "bmp",
 ];
 
 /// One piece of extracted text: a PDF page, a spreadsheet sheet, or the whole document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Section {
-    /// 1-based PDF page; `None` for documents without pages.
+    /// 1-based page (a PDF page, a frame of a TIFF, 1 for a single image); `None` for
+    /// documents without pages.
     pub page: Option<u32>,
     /// Sheet name and the like.
     pub title: Option<String>,
     /// The text, normalised (LF line ends, no trailing spaces, at most one blank line in a row).
     pub text: String,
+    /// Whether the text was read by OCR (a scan or photo): it may hold recognition
+    /// errors, so chunks from it can be flagged as such.
+    #[serde(default)]
+    pub ocr: bool,
 }
 
 /// What a document yielded.
@@ -100,15 +125,19 @@ pub struct Extracted {
     pub title: Option<String>,
 }
 
-/// Limits that keep one hostile or broken file from taking the worker down.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Limits that keep one hostile or broken file from taking the worker down, and the OCR
+/// settings (OCR has limits of its own: it runs after parsing, in child processes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExtractLimits {
-    /// Wall-clock limit for one extraction.
+    /// Wall-clock limit for parsing one document (OCR excluded: see [`OcrSettings`]).
     pub timeout_ms: u64,
     /// Most bytes a zip container (DOCX, XLSX) may expand to.
     pub max_uncompressed_bytes: u64,
     /// Most entries a zip container may hold.
     pub max_archive_entries: usize,
+    /// OCR for scans, photos and unusable PDF text layers: languages and limits.
+    #[serde(default)]
+    pub ocr: OcrSettings,
 }
 
 impl Default for ExtractLimits {
@@ -117,8 +146,29 @@ impl Default for ExtractLimits {
             timeout_ms: 60_000,
             max_uncompressed_bytes: 200 * 1024 * 1024,
             max_archive_entries: 10_000,
+            ocr: OcrSettings::default(),
         }
     }
+}
+
+/// What parsing left for OCR to do.
+#[derive(Debug)]
+enum OcrWork {
+    /// Nothing: the text is all there.
+    None,
+    /// These 1-based PDF pages.
+    PdfPages(Vec<u32>),
+    /// The whole document is an image.
+    Image,
+}
+
+/// A parsed document before OCR and normalising.
+#[derive(Debug)]
+struct Parsed {
+    doc: Extracted,
+    ocr: OcrWork,
+    /// What to report if no text turns up at all (the parser's own failure).
+    failure: Option<Error>,
 }
 
 /// The accepted extensions as one comma-separated string, for [`Error::Unsupported`].
@@ -128,37 +178,20 @@ pub(crate) fn accepted_list() -> String {
 
 /// Extract text, guarded: detection and parsing run on their own thread under
 /// `catch_unwind` with `limits.timeout_ms`; a panic becomes [`Error::Panicked`], an overrun
-/// [`Error::TimedOut`].
+/// [`Error::TimedOut`]. Then, unless `limits.ocr.enabled` is off, OCR reads what parsing
+/// could not (see [`OcrSettings`] for its limits): a missing program or language is
+/// [`Error::ToolMissing`] when the document has no other text (and a warning when it has),
+/// OCR failing on every page [`Error::Ocr`].
 pub fn extract(file_name: &str, bytes: Arc<[u8]>, limits: &ExtractLimits) -> Result<Extracted> {
     let started = Instant::now();
-    // The worker thread records the kind before parsing, so a panic can still name it.
-    let detected: Arc<OnceLock<DocKind>> = Arc::new(OnceLock::new());
-    let name = file_name.to_owned();
-    let job_limits = *limits;
-    let job_detected = Arc::clone(&detected);
-    let job = move || -> Result<Extracted> {
-        let kind = detect_kind(&name, &bytes)?;
-        let _ = job_detected.set(kind);
-        extract_kind(kind, &bytes, &job_limits)
-    };
-    let timeout = Duration::from_millis(limits.timeout_ms);
-    let outcome = guard::run_guarded("extract", timeout, job)?;
-    let kind_name = || detected.get().map_or("document", |k| k.as_str()).to_owned();
-    let result = match outcome {
-        guard::Outcome::Done(result) => result,
-        guard::Outcome::Panicked(detail) => Err(Error::Panicked {
-            kind: kind_name(),
-            detail,
-        }),
-        guard::Outcome::TimedOut => Err(Error::TimedOut {
-            limit_ms: limits.timeout_ms,
-        }),
-    };
+    let result = parse_guarded(file_name, Arc::clone(&bytes), limits)
+        .and_then(|parsed| read_the_rest(parsed, &bytes, &limits.ocr));
     let elapsed_ms = started.elapsed().as_millis() as u64;
     match &result {
         Ok(doc) => tracing::debug!(
             kind = doc.kind.as_str(),
             sections = doc.sections.len(),
+            ocr_sections = doc.sections.iter().filter(|s| s.ocr).count(),
             elapsed_ms,
             "extracted"
         ),
@@ -167,19 +200,117 @@ pub fn extract(file_name: &str, bytes: Arc<[u8]>, limits: &ExtractLimits) -> Res
     result
 }
 
-/// Run the parser for `kind` on the calling thread, then normalise its output. Unguarded:
-/// only [`extract`] calls it, from the guard's thread.
-fn extract_kind(kind: DocKind, bytes: &[u8], limits: &ExtractLimits) -> Result<Extracted> {
-    let raw = match kind {
-        DocKind::Pdf => pdf::extract(bytes)?,
-        DocKind::Docx => docx::extract(bytes, limits)?,
-        DocKind::Xlsx => xlsx::extract(bytes, limits)?,
-        DocKind::Csv => csv::extract(bytes)?,
-        DocKind::Html => html::extract(bytes),
-        DocKind::Markdown => markdown::extract(bytes),
-        DocKind::Text => text::extract(bytes),
+/// Detection and parsing on the guard's thread.
+fn parse_guarded(file_name: &str, bytes: Arc<[u8]>, limits: &ExtractLimits) -> Result<Parsed> {
+    // The worker thread records the kind before parsing, so a panic can still name it.
+    let detected: Arc<OnceLock<DocKind>> = Arc::new(OnceLock::new());
+    let name = file_name.to_owned();
+    let job_limits = limits.clone();
+    let job_detected = Arc::clone(&detected);
+    let job = move || -> Result<Parsed> {
+        let kind = detect_kind(&name, &bytes)?;
+        let _ = job_detected.set(kind);
+        parse_kind(kind, &bytes, &job_limits)
     };
-    finish(raw)
+    let timeout = Duration::from_millis(limits.timeout_ms);
+    let outcome = guard::run_guarded("extract", timeout, job)?;
+    let kind_name = || detected.get().map_or("document", |k| k.as_str()).to_owned();
+    match outcome {
+        guard::Outcome::Done(result) => result,
+        guard::Outcome::Panicked(detail) => Err(Error::Panicked {
+            kind: kind_name(),
+            detail,
+        }),
+        guard::Outcome::TimedOut => Err(Error::TimedOut {
+            limit_ms: limits.timeout_ms,
+        }),
+    }
+}
+
+/// Run the parser for `kind` on the calling thread. Unguarded: only [`parse_guarded`]
+/// calls it, from the guard's thread.
+fn parse_kind(kind: DocKind, bytes: &[u8], limits: &ExtractLimits) -> Result<Parsed> {
+    let plain = |doc| Parsed {
+        doc,
+        ocr: OcrWork::None,
+        failure: None,
+    };
+    Ok(match kind {
+        DocKind::Pdf => {
+            let pdf = pdf::extract(bytes)?;
+            Parsed {
+                doc: pdf.doc,
+                ocr: OcrWork::PdfPages(pdf.unread),
+                failure: pdf.failure,
+            }
+        }
+        DocKind::Image => Parsed {
+            doc: Extracted {
+                kind: DocKind::Image,
+                sections: Vec::new(),
+                page_count: None,
+                title: None,
+            },
+            ocr: OcrWork::Image,
+            failure: None,
+        },
+        DocKind::Docx => plain(docx::extract(bytes, limits)?),
+        DocKind::Xlsx => plain(xlsx::extract(bytes, limits)?),
+        DocKind::Csv => plain(csv::extract(bytes)?),
+        DocKind::Html => plain(html::extract(bytes)),
+        DocKind::Markdown => plain(markdown::extract(bytes)),
+        DocKind::Text => plain(text::extract(bytes)),
+    })
+}
+
+/// OCR what parsing left unread, merge it in page order, and normalise.
+fn read_the_rest(parsed: Parsed, bytes: &[u8], settings: &OcrSettings) -> Result<Extracted> {
+    let Parsed {
+        mut doc,
+        ocr,
+        failure,
+    } = parsed;
+    let outcome = match ocr {
+        _ if !settings.enabled => None,
+        OcrWork::None => None,
+        OcrWork::PdfPages(pages) if pages.is_empty() => None,
+        OcrWork::PdfPages(pages) => Some(
+            settings
+                .validate()
+                .and_then(|()| scanned::read_pdf_pages(bytes, &pages, settings)),
+        ),
+        OcrWork::Image => Some(
+            settings
+                .validate()
+                .and_then(|()| scanned::read_image(bytes, settings)),
+        ),
+    };
+    let has_text = doc.sections.iter().any(|s| !s.text.trim().is_empty());
+    let mut ocr_failures = Vec::new();
+    match outcome {
+        None => {}
+        Some(Ok(read)) => {
+            if doc.kind == DocKind::Image {
+                doc.page_count = u32::try_from(read.sections.len()).ok();
+            }
+            doc.sections.extend(read.sections);
+            doc.sections.sort_by_key(|s| s.page);
+            for problem in &read.failures {
+                tracing::warn!(problem, "page skipped: OCR could not read it");
+            }
+            ocr_failures = read.failures;
+        }
+        // The document's own text is worth more than a complete failure: keep it.
+        Some(Err(error @ Error::ToolMissing { .. })) if has_text => {
+            tracing::warn!(%error, "pages without a text layer skipped");
+        }
+        Some(Err(error)) => return Err(error),
+    }
+    finish(doc).map_err(|error| match (error, failure) {
+        (Error::NoText, _) if !ocr_failures.is_empty() => Error::Ocr(ocr_failures.join("; ")),
+        (Error::NoText, Some(parser)) => parser,
+        (other, _) => other,
+    })
 }
 
 /// Normalise every section, drop the empty ones, and turn "nothing left" into the error
@@ -194,7 +325,7 @@ fn finish(mut doc: Extracted) -> Result<Extracted> {
         .map(|t| decode::normalise(&t).replace('\n', " "))
         .filter(|t| !t.is_empty());
     if doc.sections.is_empty() {
-        return Err(if doc.kind == DocKind::Pdf {
+        return Err(if doc.kind.may_be_scanned() {
             Error::NoText
         } else {
             Error::Empty

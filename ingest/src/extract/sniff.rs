@@ -5,6 +5,7 @@
 
 use std::io::Cursor;
 
+use super::image::{IMAGE_EXTENSIONS, is_image};
 use super::{DocKind, accepted_list};
 use crate::{Error, Result};
 
@@ -22,7 +23,8 @@ const TEXT_SAMPLE_BYTES: usize = 64 * 1024;
 ///
 /// Errors: [`Error::Empty`] for no bytes or only whitespace; [`Error::Unsupported`] for
 /// known binary types, zips that are neither DOCX nor XLSX, binary data and content that
-/// contradicts a binary extension (a `.pdf` that isn't a PDF); [`Error::Corrupt`] for a
+/// contradicts a binary extension (a `.pdf` that isn't a PDF, an image named `.docx`; an
+/// image is accepted under an image extension or none); [`Error::Corrupt`] for a
 /// `.docx`/`.xlsx` whose zip directory can't be read.
 pub fn detect_kind(file_name: &str, bytes: &[u8]) -> Result<DocKind> {
     let ext = extension(file_name);
@@ -35,6 +37,16 @@ pub fn detect_kind(file_name: &str, bytes: &[u8]) -> Result<DocKind> {
     }
     if is_zip(bytes) {
         return zip_kind(bytes, ext.as_deref());
+    }
+    if is_image(bytes) {
+        return match ext.as_deref() {
+            None => Ok(DocKind::Image),
+            Some(e) if IMAGE_EXTENSIONS.contains(&e) => Ok(DocKind::Image),
+            // A picture saved under a document's name is more likely a mistake than a scan.
+            Some(_) => Err(unsupported(
+                infer::get(bytes).map_or("an image", |t| t.mime_type()),
+            )),
+        };
     }
     // Text first: some of infer's signatures are two bytes long ("BC" is LLVM bitcode), so a
     // passage titled "BC信用卡杯…" would be refused. Real binaries fail the text test anyway
@@ -49,6 +61,7 @@ pub fn detect_kind(file_name: &str, bytes: &[u8]) -> Result<DocKind> {
         Some("csv") => DocKind::Csv,
         // Text under a binary format's name: a `.pdf` that says "hello" is not a broken PDF.
         Some("pdf" | "docx" | "xlsx") => return Err(unsupported("text/plain")),
+        Some(e) if IMAGE_EXTENSIONS.contains(&e) => return Err(unsupported("text/plain")),
         _ if starts_like_html(body) => DocKind::Html,
         _ => DocKind::Text,
     })
@@ -232,6 +245,18 @@ mod tests {
             detected(detect_kind("x.txt", &[1u8, 2, 3, 4, 5, 6, b'a'])),
             "binary data"
         );
+    }
+
+    #[test]
+    fn images_are_documents_under_an_image_name_or_none() {
+        let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01";
+        assert_eq!(detect_kind("scan.png", png).unwrap(), DocKind::Image);
+        assert_eq!(detect_kind("photo.JPG", png).unwrap(), DocKind::Image);
+        assert_eq!(detect_kind("upload", png).unwrap(), DocKind::Image);
+        assert_eq!(detected(detect_kind("notes.txt", png)), "image/png");
+        let jpeg = b"\xFF\xD8\xFF\xE0\0\x10JFIF\0";
+        assert_eq!(detect_kind("a.jpeg", jpeg).unwrap(), DocKind::Image);
+        assert_eq!(detected(detect_kind("a.png", b"hello")), "text/plain");
     }
 
     #[test]

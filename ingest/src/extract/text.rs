@@ -12,6 +12,7 @@ pub(super) fn extract(bytes: &[u8]) -> Extracted {
             page: None,
             title: None,
             text,
+            ocr: false,
         }],
         page_count: None,
         title: None,

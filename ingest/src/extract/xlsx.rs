@@ -35,6 +35,7 @@ pub(super) fn extract(bytes: &[u8], limits: &ExtractLimits) -> Result<Extracted>
             page: None,
             title: Some(name),
             text,
+            ocr: false,
         });
     }
     Ok(Extracted {

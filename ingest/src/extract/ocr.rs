@@ -1,0 +1,292 @@
+//! OCR settings and the one tesseract invocation zhiku uses (`scripts/ocr_bench.py` runs
+//! the same command, so its figures hold for what users get).
+//!
+//! Tesseract runs through its CLI in a child process (see `subprocess`): a crash or an
+//! allocation failure in leptonica or tesseract on a hostile image ends the child, and an
+//! overrun can be killed, which a linked library on a thread would not allow.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use super::subprocess::{self, ChildError};
+use crate::{Error, Result};
+
+/// `--oem 1`: the LSTM engine only (the legacy engine has no `chi_sim` data in Debian's
+/// packages). `--psm 3`: automatic page segmentation without orientation detection, which
+/// read the benchmark's pages better than `--psm 6` (see docs/benchmarks.md, "OCR").
+const ENGINE_ARGS: &[&str] = &["--oem", "1", "--psm", "3"];
+
+/// OCR settings, per knowledge base: which languages to read and the limits each page's
+/// rendering and recognition run under.
+///
+/// The defaults come from `scripts/ocr_bench.py` (docs/benchmarks.md, "OCR").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OcrSettings {
+    /// Whether scans, photos and PDF pages without a usable text layer are OCR'd at all.
+    /// Off, such pages are skipped, and a document with nothing else (a scan, an image)
+    /// fails with [`Error::NoText`].
+    pub enabled: bool,
+    /// Tesseract languages joined with `+`, most likely first (`chi_sim+eng`,
+    /// `chi_tra+eng`, `eng`). Each needs its Debian package (`tesseract-ocr-chi-sim` …).
+    pub languages: String,
+    /// Resolution PDF pages are rendered at for OCR.
+    pub dpi: u32,
+    /// Wall-clock limit for one page (rendering and recognition together).
+    pub page_timeout_ms: u64,
+    /// Wall-clock limit for all of one document's OCR; past it the document fails with
+    /// [`Error::TimedOut`].
+    pub document_timeout_ms: u64,
+    /// Address-space cap for each child process (pdftoppm, tesseract), in bytes.
+    pub max_memory_bytes: u64,
+    /// How many pages of one document are read at once (one tesseract process each,
+    /// single-threaded).
+    pub parallel_pages: usize,
+}
+
+impl Default for OcrSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            languages: "chi_sim+eng".to_owned(),
+            dpi: 300,
+            page_timeout_ms: 60_000,
+            document_timeout_ms: 15 * 60_000,
+            // A 300 dpi page needs about 120 MB (tesseract with chi_sim+eng, one thread);
+            // the room above is for large photos, and the cap stops decompression bombs.
+            max_memory_bytes: 1024 * 1024 * 1024,
+            parallel_pages: 2,
+        }
+    }
+}
+
+impl OcrSettings {
+    /// Check the settings before use: [`Error::InvalidSettings`] for a language list that
+    /// isn't `name+name…` (letters, digits, `_`), a DPI outside 72–600 or zero limits.
+    pub fn validate(&self) -> Result<()> {
+        let language_ok =
+            |l: &str| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !self.languages.split('+').all(language_ok) {
+            return Err(Error::InvalidSettings(format!(
+                "OCR languages {:?}: expected tesseract names joined with '+', e.g. chi_sim+eng",
+                self.languages
+            )));
+        }
+        if !(72..=600).contains(&self.dpi) {
+            return Err(Error::InvalidSettings(format!(
+                "OCR dpi {} is outside 72–600",
+                self.dpi
+            )));
+        }
+        if self.page_timeout_ms == 0 || self.document_timeout_ms == 0 || self.parallel_pages == 0 {
+            return Err(Error::InvalidSettings(
+                "OCR time limits and parallel_pages must be above zero".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Why a page could not be read.
+#[derive(Debug)]
+pub(crate) enum PageFailure {
+    /// Nothing else will work either (a program or language is missing): stop the document.
+    Fatal(Error),
+    /// This page only; the message says why.
+    Page(String),
+    /// The page's own time limit passed.
+    PageTimedOut,
+}
+
+/// Recognise the text of `image` (any format leptonica reads: PNG, JPEG, TIFF with all its
+/// pages, WebP, BMP, PNM), writing tesseract's output to `out`. `dpi` is the image's
+/// resolution when we know it (rendered pages); tesseract estimates it otherwise.
+///
+/// The text is tesseract's, pages separated by form feeds, with the spaces it puts between
+/// Chinese characters removed ([`join_cjk`]).
+pub(crate) fn recognise(
+    image: &Path,
+    out: &Path,
+    dpi: Option<u32>,
+    settings: &OcrSettings,
+    deadline: Instant,
+) -> Result<String, PageFailure> {
+    recognise_with("tesseract", image, out, dpi, settings, deadline)
+}
+
+/// [`recognise`] with the program named, so a test can name one that isn't installed.
+fn recognise_with(
+    program: &str,
+    image: &Path,
+    out: &Path,
+    dpi: Option<u32>,
+    settings: &OcrSettings,
+    deadline: Instant,
+) -> Result<String, PageFailure> {
+    let mut command = Command::new(program);
+    command
+        .arg(image)
+        .arg("stdout")
+        .args(["-l", &settings.languages])
+        .args(ENGINE_ARGS);
+    if let Some(dpi) = dpi {
+        command.args(["--dpi", &dpi.to_string()]);
+    }
+    // One thread per process: OpenMP threads cost more than they gain on a page (measured
+    // in docs/benchmarks.md); pages are read in parallel instead.
+    command.env("OMP_THREAD_LIMIT", "1");
+    let missing = |language: String| {
+        PageFailure::Fatal(Error::ToolMissing {
+            what: format!("tesseract language data '{language}'"),
+            package: format!("tesseract-ocr-{}", language.replace('_', "-")),
+        })
+    };
+    match subprocess::run(command, out, deadline, settings.max_memory_bytes) {
+        // With one of several languages missing tesseract goes on with the others and
+        // succeeds; reading Chinese as English would index nonsense, so that is an error too.
+        Ok(stderr) => {
+            if let Some(language) = missing_language(&stderr) {
+                return Err(missing(language));
+            }
+        }
+        Err(ChildError::NotFound) => {
+            return Err(PageFailure::Fatal(Error::ToolMissing {
+                what: "tesseract".into(),
+                package: "tesseract-ocr".into(),
+            }));
+        }
+        Err(ChildError::TimedOut) => return Err(PageFailure::PageTimedOut),
+        Err(ChildError::Failed { stderr, .. }) if missing_language(&stderr).is_some() => {
+            return Err(missing(missing_language(&stderr).unwrap_or_default()));
+        }
+        Err(e) => {
+            return Err(PageFailure::Page(
+                e.describe("tesseract", settings.max_memory_bytes),
+            ));
+        }
+    }
+    let text =
+        std::fs::read(out).map_err(|e| PageFailure::Page(format!("tesseract output: {e}")))?;
+    Ok(join_cjk(&String::from_utf8_lossy(&text)))
+}
+
+/// The language tesseract could not load, from its stderr ("Failed loading language 'xyz'").
+fn missing_language(stderr: &str) -> Option<String> {
+    let after = stderr.split("Failed loading language '").nth(1)?;
+    let name = after.split('\'').next()?;
+    (!name.is_empty()).then(|| name.to_lowercase())
+}
+
+/// Characters between which Chinese and Japanese text has no spaces.
+fn is_cjk(c: char) -> bool {
+    matches!(c,
+        '\u{2E80}'..='\u{2FDF}'     // radicals
+        | '\u{3000}'..='\u{303F}'   // CJK punctuation (、。「」…)
+        | '\u{3040}'..='\u{30FF}'   // kana
+        | '\u{3400}'..='\u{4DBF}'   // extension A
+        | '\u{4E00}'..='\u{9FFF}'   // unified ideographs
+        | '\u{F900}'..='\u{FAFF}'   // compatibility ideographs
+        | '\u{FE30}'..='\u{FE4F}'   // compatibility forms
+        | '\u{FF00}'..='\u{FF60}'   // full-width forms (，：（）)
+        | '\u{20000}'..='\u{3134F}' // extensions B–G
+    )
+}
+
+/// Remove the spaces tesseract puts between CJK characters ("行 政 处 罚" → "行政处罚"),
+/// which would otherwise split words for search and look wrong in citations. Spaces next
+/// to Latin letters or digits stay ("第 3 条" keeps them; they are harmless and sometimes
+/// separate real words).
+pub(crate) fn join_cjk(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == ' ' || c == '\u{3000}' {
+            let run_end = chars[i..]
+                .iter()
+                .position(|&c| c != ' ' && c != '\u{3000}')
+                .map_or(chars.len(), |n| i + n);
+            let before = i.checked_sub(1).map(|j| chars[j]);
+            let after = chars.get(run_end).copied();
+            if !(before.is_some_and(is_cjk) && after.is_some_and(is_cjk)) {
+                out.extend(&chars[i..run_end]);
+            }
+            i = run_end;
+            continue;
+        }
+        out.push(c);
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spaces_between_chinese_characters_go() {
+        assert_eq!(join_cjk("行 政 处 罚 决 定 书"), "行政处罚决定书");
+        assert_eq!(join_cjk("当事人 ： 哈尔滨"), "当事人：哈尔滨");
+        assert_eq!(join_cjk("创新一路 1299 号"), "创新一路 1299 号");
+        assert_eq!(
+            join_cjk("OCR of 中 文 and English"),
+            "OCR of 中文 and English"
+        );
+        assert_eq!(join_cjk("行\n政"), "行\n政");
+        assert_eq!(join_cjk(" 中 "), " 中 ");
+    }
+
+    #[test]
+    fn a_missing_language_is_found_in_stderr() {
+        let stderr = "Error opening data file /x/tessdata/chi_tra.traineddata | \
+                      Failed loading language 'chi_tra' | Tesseract couldn't load any languages!";
+        assert_eq!(missing_language(stderr).as_deref(), Some("chi_tra"));
+        assert_eq!(missing_language("Segmentation fault"), None);
+    }
+
+    #[test]
+    fn a_missing_tesseract_names_its_package() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("x.png");
+        std::fs::write(&image, b"\x89PNG\r\n\x1a\n").unwrap();
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        let result = recognise_with(
+            "zhiku-no-such-tesseract",
+            &image,
+            &dir.path().join("out.txt"),
+            None,
+            &OcrSettings::default(),
+            deadline,
+        );
+        match result {
+            Err(PageFailure::Fatal(error @ Error::ToolMissing { .. })) => {
+                assert_eq!(error.code(), "tool_missing");
+                assert!(error.to_string().contains("tesseract-ocr"), "{error}");
+            }
+            other => panic!("expected ToolMissing, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn settings_are_checked() {
+        assert!(OcrSettings::default().validate().is_ok());
+        for languages in ["", "chi_sim+", "eng;rm -rf", "-l"] {
+            let s = OcrSettings {
+                languages: languages.into(),
+                ..OcrSettings::default()
+            };
+            assert!(s.validate().is_err(), "{languages:?}");
+        }
+        let s = OcrSettings {
+            dpi: 10,
+            ..OcrSettings::default()
+        };
+        assert!(s.validate().is_err());
+    }
+}
