@@ -1,0 +1,175 @@
+//! OCR of scans and photos, end to end through `extract`: scanned PDF pages, a text layer
+//! pdf-extract can't decode, an image document, and the failures a user must be told about
+//! (a missing language, time limits, the memory cap, OCR turned off).
+//!
+//! Needs tesseract (with chi_sim and eng) and pdftoppm, which `scripts/setup` installs.
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use ingest::Error;
+use ingest::extract::{DocKind, ExtractLimits, Extracted, OcrSettings, extract};
+
+/// `tests/fixtures/docs` of the workspace root, where `extract_fixtures.rs` reads them.
+fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/docs")
+}
+
+fn fixture(name: &str) -> Arc<[u8]> {
+    std::fs::read(fixtures_dir().join(name)).unwrap().into()
+}
+
+fn with_ocr(ocr: OcrSettings) -> ExtractLimits {
+    ExtractLimits {
+        ocr,
+        ..ExtractLimits::default()
+    }
+}
+
+/// The text of `page` (all pages for `None`), whitespace removed: OCR's line breaks
+/// fall anywhere in a phrase.
+fn squashed(doc: &Extracted, page: Option<u32>) -> String {
+    doc.sections
+        .iter()
+        .filter(|s| page.is_none() || s.page == page)
+        .flat_map(|s| s.text.chars())
+        .filter(|c| !c.is_whitespace())
+        .collect()
+}
+
+#[test]
+fn a_scanned_pdf_is_read_with_its_page_numbers() {
+    let doc = extract(
+        "scan.pdf",
+        fixture("zh-scanned-no-text.pdf"),
+        &ExtractLimits::default(),
+    )
+    .unwrap();
+    assert_eq!(doc.kind, DocKind::Pdf);
+    assert_eq!(doc.page_count, Some(3));
+    let pages: Vec<Option<u32>> = doc.sections.iter().map(|s| s.page).collect();
+    assert_eq!(pages, [Some(1), Some(2), Some(3)]);
+    assert!(doc.sections.iter().all(|s| s.ocr));
+    let first = &doc.sections[0].text;
+    assert!(first.starts_with("行政处罚决定书"), "{first}");
+    // The spaces tesseract leaves between Chinese characters are gone in the text itself.
+    assert!(first.contains("当事人"), "{first}");
+}
+
+#[test]
+fn an_undecodable_text_layer_is_read_by_ocr() {
+    let doc = extract(
+        "letter.pdf",
+        fixture("zh-gbk-euc-h-cjk-font.pdf"),
+        &ExtractLimits::default(),
+    )
+    .unwrap();
+    assert!(doc.sections.iter().all(|s| s.ocr));
+    let first = squashed(&doc, Some(1));
+    for phrase in ["浙江菲达环保科技股份有限公司", "上海证券交易所"] {
+        assert!(first.contains(phrase), "{phrase} not in {first}");
+    }
+    let raw = &doc.sections[0].text;
+    assert!(raw.contains("上海证券交易所"), "spaces left inside: {raw}");
+}
+
+#[test]
+fn an_image_is_a_document() {
+    // A PNG made the way a scanner app would: page 1 of the scan, rendered at 200 dpi.
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = dir.path().join("page");
+    let rendered = Command::new("pdftoppm")
+        .args(["-f", "1", "-l", "1", "-r", "200", "-png", "-singlefile"])
+        .arg(fixtures_dir().join("zh-scanned-no-text.pdf"))
+        .arg(&prefix)
+        .status()
+        .unwrap();
+    assert!(rendered.success());
+    let png: Arc<[u8]> = std::fs::read(prefix.with_extension("png")).unwrap().into();
+    let doc = extract("拍照.png", png, &ExtractLimits::default()).unwrap();
+    assert_eq!(doc.kind, DocKind::Image);
+    assert_eq!(doc.page_count, Some(1));
+    assert_eq!(doc.sections.len(), 1);
+    assert_eq!(doc.sections[0].page, Some(1));
+    assert!(doc.sections[0].ocr);
+    let text = squashed(&doc, None);
+    assert!(text.contains("行政处罚决定书"), "{text}");
+}
+
+#[test]
+fn a_missing_language_names_its_package() {
+    let limits = with_ocr(OcrSettings {
+        languages: "chi_sim+zzz_notalang".into(),
+        ..OcrSettings::default()
+    });
+    let result = extract("scan.pdf", fixture("zh-scanned-no-text.pdf"), &limits);
+    match result {
+        Err(error @ Error::ToolMissing { .. }) => {
+            assert!(
+                error.to_string().contains("tesseract-ocr-zzz-notalang"),
+                "{error}"
+            );
+        }
+        other => panic!("expected ToolMissing, got {other:?}"),
+    }
+}
+
+#[test]
+fn time_limits_hold() {
+    let scan = fixture("zh-scanned-no-text.pdf");
+    // Every page over its own limit: each is skipped, so the document fails with why.
+    let per_page = with_ocr(OcrSettings {
+        page_timeout_ms: 1,
+        ..OcrSettings::default()
+    });
+    match extract("scan.pdf", scan.clone(), &per_page) {
+        Err(Error::Ocr(detail)) => assert!(detail.contains("longer than 1 ms"), "{detail}"),
+        other => panic!("expected Ocr, got {other:?}"),
+    }
+    // The document's limit ends the whole document.
+    let whole = with_ocr(OcrSettings {
+        document_timeout_ms: 1,
+        ..OcrSettings::default()
+    });
+    let started = std::time::Instant::now();
+    let result = extract("scan.pdf", scan, &whole);
+    assert!(
+        matches!(result, Err(Error::TimedOut { limit_ms: 1 })),
+        "{result:?}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
+
+#[test]
+fn the_memory_cap_is_applied() {
+    // 64 MiB is far below what tesseract needs to load chi_sim.
+    let limits = with_ocr(OcrSettings {
+        max_memory_bytes: 64 * 1024 * 1024,
+        ..OcrSettings::default()
+    });
+    match extract("scan.pdf", fixture("zh-scanned-no-text.pdf"), &limits) {
+        Err(Error::Ocr(detail)) => assert!(detail.contains("64 MiB memory cap"), "{detail}"),
+        other => panic!("expected Ocr, got {other:?}"),
+    }
+}
+
+#[test]
+fn with_ocr_off_scans_fail_as_before() {
+    let off = with_ocr(OcrSettings {
+        enabled: false,
+        ..OcrSettings::default()
+    });
+    let scan = extract("scan.pdf", fixture("zh-scanned-no-text.pdf"), &off);
+    assert!(matches!(scan, Err(Error::NoText)), "{scan:?}");
+    let letter = extract("letter.pdf", fixture("zh-gbk-euc-h-cjk-font.pdf"), &off);
+    assert!(matches!(letter, Err(Error::Panicked { .. })), "{letter:?}");
+    let report = extract(
+        "report.pdf",
+        fixture("zh-quarterly-report-22p.pdf"),
+        &ExtractLimits::default(),
+    )
+    .unwrap();
+    assert!(report.sections.iter().all(|s| !s.ocr));
+}
