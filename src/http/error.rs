@@ -46,11 +46,10 @@ pub fn status_of(error: &Error) -> StatusCode {
         "conflict" | "model_mismatch" => StatusCode::CONFLICT,
         "payload_too_large" | "too_large" => StatusCode::PAYLOAD_TOO_LARGE,
         "unsupported_type" => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "busy" | "model_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
+        "busy" | "model_unavailable" | "tool_missing" => StatusCode::SERVICE_UNAVAILABLE,
         "storage_full" => StatusCode::INSUFFICIENT_STORAGE,
-        "empty" | "encrypted" | "no_text" | "corrupt" | "extractor_panicked" | "timed_out" => {
-            StatusCode::UNPROCESSABLE_ENTITY
-        }
+        "empty" | "encrypted" | "no_text" | "corrupt" | "extractor_panicked" | "timed_out"
+        | "ocr_failed" => StatusCode::UNPROCESSABLE_ENTITY,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
