@@ -100,6 +100,7 @@ fn expectation(name: &str) -> Option<Expect> {
         "zh-article-gbk.html" => Text(DocKind::Html, &[(None, "漂泊信天翁")]),
         "zh-gbk.txt" => Text(DocKind::Text, &[(None, "牛蒡属的植物")]),
         "zh-utf8-bom.txt" => Text(DocKind::Text, &[(None, "史普尼克1号卫星")]),
+        "zh-utf16le-bom.txt" => Text(DocKind::Text, &[(None, "牛蒡属的植物")]),
         "llm-intro-zh/01.txt" => Text(DocKind::Text, &[(None, "大语言模型(LLM)")]),
         "llm-intro-zh/02.txt" => Text(DocKind::Text, &[(None, "大语言模型LLM基础扫盲速通版")]),
         "llm-intro-zh/03.txt" => Text(DocKind::Text, &[(None, "什么是大语言模型?")]),
@@ -382,6 +383,29 @@ fn csv_gbk_and_utf8_agree() {
         utf8.contains("问题: 产品说明书里写的 \"IP67\" 是什么意思？"),
         "{utf8}"
     );
+}
+
+#[test]
+fn utf16_with_a_bom_reads_like_its_gbk_twin() {
+    let read = |name: &str, bytes: Arc<[u8]>| {
+        extract(name, bytes, &ExtractLimits::default())
+            .unwrap()
+            .sections[0]
+            .text
+            .clone()
+    };
+    let gbk = read(
+        "a.txt",
+        std::fs::read(fixtures_dir().join("zh-gbk.txt"))
+            .unwrap()
+            .into(),
+    );
+    let le = std::fs::read(fixtures_dir().join("zh-utf16le-bom.txt")).unwrap();
+    assert_eq!(read("a.txt", le.clone().into()), gbk);
+    // Notepad's "Unicode big endian": the same text with each pair swapped.
+    let be: Vec<u8> = le.chunks(2).flat_map(|p| [p[1], p[0]]).collect();
+    assert_eq!(&be[..2], b"\xFE\xFF");
+    assert_eq!(read("a.txt", be.into()), gbk);
 }
 
 fn docx_zip(entries: &[(&str, &[u8])]) -> Arc<[u8]> {
