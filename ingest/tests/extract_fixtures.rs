@@ -93,6 +93,10 @@ fn expectation(name: &str) -> Option<Expect> {
                 (None, "2024年第一季度华东区销售明细（测试数据）"),
             ],
         ),
+        "zh-slides.pptx" => Text(
+            DocKind::Pptx,
+            &[(Some(2), "各区域销售额"), (Some(3), "讲者备注")],
+        ),
         "zh-faq.csv" | "zh-faq-gbk.csv" => Text(DocKind::Csv, &[(None, "如何重置密码？")]),
         "zh-guide.md" => Text(DocKind::Markdown, &[(None, "倒数排名融合")]),
         "zh-readme-setext.md" => Text(DocKind::Markdown, &[(None, "余弦相似度")]),
@@ -382,6 +386,43 @@ fn csv_gbk_and_utf8_agree() {
     assert!(
         utf8.contains("问题: 产品说明书里写的 \"IP67\" 是什么意思？"),
         "{utf8}"
+    );
+}
+
+#[test]
+fn pptx_slides_are_pages_in_presentation_order() {
+    let doc = extract(
+        "deck.pptx",
+        std::fs::read(fixtures_dir().join("zh-slides.pptx"))
+            .unwrap()
+            .into(),
+        &ExtractLimits::default(),
+    )
+    .unwrap();
+    assert_eq!(doc.title.as_deref(), Some("季度经营回顾（测试演示文稿）"));
+    assert_eq!(doc.page_count, Some(3));
+    let slides: Vec<(Option<u32>, &str)> = doc
+        .sections
+        .iter()
+        .map(|s| (s.page, s.text.as_str()))
+        .collect();
+    assert_eq!(
+        slides,
+        [
+            (
+                Some(1),
+                "2024年第一季度经营回顾\n知库测试数据，内容纯属虚构"
+            ),
+            (
+                Some(2),
+                "各区域销售额\n区域 | 销售额（万元） | 环比\n华东 | 1280 | +12%\n华南 | 960 | -3%"
+            ),
+            (
+                Some(3),
+                "重点工作\n华东区扫地机器人销量同比增长百分之三十\n新开设杭州与苏州两个售后服务网点\n\n\
+                 讲者备注：先说明增长主要来自线上渠道的促销活动。"
+            ),
+        ]
     );
 }
 

@@ -22,6 +22,7 @@ mod markdown;
 mod ocr;
 mod ooxml;
 mod pdf;
+mod pptx;
 mod render;
 mod rows;
 mod scanned;
@@ -50,6 +51,8 @@ pub enum DocKind {
     Docx,
     /// Excel 2007+ (`.xlsx`).
     Xlsx,
+    /// PowerPoint 2007+ (`.pptx`): one section per slide.
+    Pptx,
     /// Comma-separated values.
     Csv,
     /// An HTML page.
@@ -69,6 +72,7 @@ impl DocKind {
             DocKind::Pdf => "pdf",
             DocKind::Docx => "docx",
             DocKind::Xlsx => "xlsx",
+            DocKind::Pptx => "pptx",
             DocKind::Csv => "csv",
             DocKind::Html => "html",
             DocKind::Markdown => "markdown",
@@ -92,15 +96,15 @@ impl std::fmt::Display for DocKind {
 
 /// Extensions accepted, for error messages and the 415 response.
 pub const ACCEPTED_EXTENSIONS: &[&str] = &[
-    "pdf", "docx", "xlsx", "csv", "html", "htm", "md", "markdown", "txt", "png", "jpg", "jpeg",
-    "tif", "tiff", "webp", "bmp",
+    "pdf", "docx", "xlsx", "pptx", "csv", "html", "htm", "md", "markdown", "txt", "png", "jpg",
+    "jpeg", "tif", "tiff", "webp", "bmp",
 ];
 
 /// One piece of extracted text: a PDF page, a spreadsheet sheet, or the whole document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Section {
-    /// 1-based page (a PDF page, a frame of a TIFF, 1 for a single image); `None` for
-    /// documents without pages.
+    /// 1-based page (a PDF page, a slide, a frame of a TIFF, 1 for a single image);
+    /// `None` for documents without pages.
     pub page: Option<u32>,
     /// Sheet name and the like.
     pub title: Option<String>,
@@ -131,7 +135,7 @@ pub struct Extracted {
 pub struct ExtractLimits {
     /// Wall-clock limit for parsing one document (OCR excluded: see [`OcrSettings`]).
     pub timeout_ms: u64,
-    /// Most bytes a zip container (DOCX, XLSX) may expand to.
+    /// Most bytes a zip container (DOCX, XLSX, PPTX) may expand to.
     pub max_uncompressed_bytes: u64,
     /// Most entries a zip container may hold.
     pub max_archive_entries: usize,
@@ -256,6 +260,7 @@ fn parse_kind(kind: DocKind, bytes: &[u8], limits: &ExtractLimits) -> Result<Par
         },
         DocKind::Docx => plain(docx::extract(bytes, limits)?),
         DocKind::Xlsx => plain(xlsx::extract(bytes, limits)?),
+        DocKind::Pptx => plain(pptx::extract(bytes, limits)?),
         DocKind::Csv => plain(csv::extract(bytes)?),
         DocKind::Html => plain(html::extract(bytes)),
         DocKind::Markdown => plain(markdown::extract(bytes)),

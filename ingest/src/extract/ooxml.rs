@@ -1,4 +1,4 @@
-//! The zip container DOCX and XLSX share: size caps and core properties.
+//! The zip container DOCX, XLSX and PPTX share: size caps and core properties.
 //!
 //! A small upload can expand to gigabytes (a zip bomb), so the central directory's entry
 //! count and declared sizes are checked before anything is inflated, and reads are capped

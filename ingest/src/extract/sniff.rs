@@ -22,10 +22,10 @@ const TEXT_SAMPLE_BYTES: usize = 64 * 1024;
 /// only to tell text formats apart.
 ///
 /// Errors: [`Error::Empty`] for no bytes or only whitespace; [`Error::Unsupported`] for
-/// known binary types, zips that are neither DOCX nor XLSX, binary data and content that
+/// known binary types, zips that are neither DOCX, XLSX nor PPTX, binary data and content that
 /// contradicts a binary extension (a `.pdf` that isn't a PDF, an image named `.docx`; an
 /// image is accepted under an image extension or none); [`Error::Corrupt`] for a
-/// `.docx`/`.xlsx` whose zip directory can't be read.
+/// `.docx`/`.xlsx`/`.pptx` whose zip directory can't be read.
 pub fn detect_kind(file_name: &str, bytes: &[u8]) -> Result<DocKind> {
     let ext = extension(file_name);
     let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
@@ -60,7 +60,7 @@ pub fn detect_kind(file_name: &str, bytes: &[u8]) -> Result<DocKind> {
         Some("html" | "htm") => DocKind::Html,
         Some("csv") => DocKind::Csv,
         // Text under a binary format's name: a `.pdf` that says "hello" is not a broken PDF.
-        Some("pdf" | "docx" | "xlsx") => return Err(unsupported("text/plain")),
+        Some("pdf" | "docx" | "xlsx" | "pptx") => return Err(unsupported("text/plain")),
         Some(e) if IMAGE_EXTENSIONS.contains(&e) => return Err(unsupported("text/plain")),
         _ if starts_like_html(body) => DocKind::Html,
         _ => DocKind::Text,
@@ -100,13 +100,13 @@ fn is_zip(bytes: &[u8]) -> bool {
         || bytes.starts_with(b"PK\x07\x08")
 }
 
-/// DOCX and XLSX are zips told apart by their main part.
+/// DOCX, XLSX and PPTX are zips told apart by their main part.
 fn zip_kind(bytes: &[u8], ext: Option<&str>) -> Result<DocKind> {
     let archive = match zip::ZipArchive::new(Cursor::new(bytes)) {
         Ok(archive) => archive,
         Err(e) => {
             return Err(match ext {
-                Some(kind @ ("docx" | "xlsx")) => Error::Corrupt {
+                Some(kind @ ("docx" | "xlsx" | "pptx")) => Error::Corrupt {
                     kind: kind.to_owned(),
                     detail: e.to_string(),
                 },
@@ -118,6 +118,8 @@ fn zip_kind(bytes: &[u8], ext: Option<&str>) -> Result<DocKind> {
         Ok(DocKind::Docx)
     } else if archive.index_for_name("xl/workbook.xml").is_some() {
         Ok(DocKind::Xlsx)
+    } else if archive.index_for_name("ppt/presentation.xml").is_some() {
+        Ok(DocKind::Pptx)
     } else {
         Err(unsupported("application/zip"))
     }
@@ -206,6 +208,10 @@ mod tests {
         assert_eq!(
             detect_kind("a.docx", &zip_with(&["xl/workbook.xml"])).unwrap(),
             DocKind::Xlsx
+        );
+        assert_eq!(
+            detect_kind("deck", &zip_with(&["ppt/presentation.xml"])).unwrap(),
+            DocKind::Pptx
         );
         assert_eq!(
             detected(detect_kind("a.docx", &zip_with(&["a.txt"]))),
