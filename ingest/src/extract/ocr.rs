@@ -15,8 +15,10 @@ use super::subprocess::{self, ChildError};
 use crate::{Error, Result};
 
 /// `--oem 1`: the LSTM engine only (the legacy engine has no `chi_sim` data in Debian's
-/// packages). `--psm 3`: automatic page segmentation without orientation detection, which
-/// read the benchmark's pages better than `--psm 6` (see docs/benchmarks.md, "OCR").
+/// packages). `--psm 3`: automatic page segmentation without orientation detection. On
+/// the benchmark's one-column pages `--psm 6` (one block) was better on clean pages and
+/// worse on phone photos (docs/benchmarks.md, "OCR"); real documents have columns and
+/// tables, which only automatic segmentation reads in order.
 const ENGINE_ARGS: &[&str] = &["--oem", "1", "--psm", "3"];
 
 /// OCR settings, per knowledge base: which languages to read and the limits each page's
@@ -33,7 +35,9 @@ pub struct OcrSettings {
     /// Tesseract languages joined with `+`, most likely first (`chi_sim+eng`,
     /// `chi_tra+eng`, `eng`). Each needs its Debian package (`tesseract-ocr-chi-sim` …).
     pub languages: String,
-    /// Resolution PDF pages are rendered at for OCR.
+    /// Resolution PDF pages are rendered at for OCR. 200 read Chinese best in
+    /// docs/benchmarks.md ("OCR"): a lower error rate than 150, 300 and 400 for 11.5 pt and
+    /// 8 pt text alike, and faster than 300.
     pub dpi: u32,
     /// Wall-clock limit for one page (rendering and recognition together).
     pub page_timeout_ms: u64,
@@ -52,7 +56,7 @@ impl Default for OcrSettings {
         Self {
             enabled: true,
             languages: "chi_sim+eng".to_owned(),
-            dpi: 300,
+            dpi: 200,
             page_timeout_ms: 60_000,
             document_timeout_ms: 15 * 60_000,
             // A 300 dpi page needs about 120 MB (tesseract with chi_sim+eng, one thread);
@@ -135,8 +139,9 @@ fn recognise_with(
     if let Some(dpi) = dpi {
         command.args(["--dpi", &dpi.to_string()]);
     }
-    // One thread per process: OpenMP threads cost more than they gain on a page (measured
-    // in docs/benchmarks.md); pages are read in parallel instead.
+    // One thread per process: on 2 cores one tesseract with its default OpenMP threads read
+    // 0.12 pages/s, two single-threaded ones 0.29 (docs/benchmarks.md, "OCR"); pages
+    // are read in parallel instead (`parallel_pages`).
     command.env("OMP_THREAD_LIMIT", "1");
     let missing = |language: String| {
         PageFailure::Fatal(Error::ToolMissing {
