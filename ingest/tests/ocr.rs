@@ -1,6 +1,6 @@
 //! OCR of scans and photos, end to end through `extract`: scanned PDF pages, a text layer
-//! pdf-extract can't decode, an image document, and the failures a user must be told about
-//! (a missing language, time limits, the memory cap, OCR turned off).
+//! pdf-extract can't decode, a text layer of mojibake, an image document, and the failures
+//! a user must be told about (a missing language, time limits, the memory cap, OCR off).
 //!
 //! Needs tesseract (with chi_sim and eng) and pdftoppm, which `scripts/setup` installs.
 #![allow(clippy::unwrap_used, reason = "tests")]
@@ -172,4 +172,69 @@ fn with_ocr_off_scans_fail_as_before() {
     )
     .unwrap();
     assert!(report.sections.iter().all(|s| !s.ocr));
+}
+
+/// A one-page PDF showing `text` in Helvetica 36 pt, whose font's ToUnicode map sends every
+/// character to the Private Use Area: the page looks right, its text layer is mojibake.
+fn pdf_with_a_mojibake_layer(text: &str) -> Vec<u8> {
+    let cmap = "/CIDInit /ProcSet findresource begin 12 dict begin begincmap\n\
+                /CMapName /Mojibake def /CMapType 2 def\n\
+                1 begincodespacerange <00> <FF> endcodespacerange\n\
+                1 beginbfrange <20> <7E> <E020> endbfrange\n\
+                endcmap CMapName currentdict /CMap defineresource pop end end";
+    let content = format!("BT /F1 36 Tf 30 60 Td ({text}) Tj ET");
+    let objects = [
+        "<</Type/Catalog/Pages 2 0 R>>".to_owned(),
+        "<</Type/Pages/Kids[3 0 R]/Count 1>>".to_owned(),
+        "<</Type/Page/Parent 2 0 R/MediaBox[0 0 500 150]/Contents 4 0 R\
+         /Resources<</Font<</F1 5 0 R>>>>>>"
+            .to_owned(),
+        format!(
+            "<</Length {}>>\nstream\n{content}\nendstream",
+            content.len()
+        ),
+        "<</Type/Font/Subtype/Type1/BaseFont/Helvetica/ToUnicode 6 0 R>>".to_owned(),
+        format!("<</Length {}>>\nstream\n{cmap}\nendstream", cmap.len()),
+    ];
+    let mut pdf = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, object) in objects.iter().enumerate() {
+        offsets.push(pdf.len());
+        pdf.extend_from_slice(format!("{} 0 obj\n{object}\nendobj\n", i + 1).as_bytes());
+    }
+    let xref = pdf.len();
+    pdf.extend_from_slice(
+        format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes(),
+    );
+    for offset in offsets {
+        pdf.extend_from_slice(format!("{offset:010} 00000 n \n").as_bytes());
+    }
+    pdf.extend_from_slice(
+        format!(
+            "trailer\n<</Size {}/Root 1 0 R>>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .as_bytes(),
+    );
+    pdf
+}
+
+#[test]
+fn a_mojibake_text_layer_is_replaced_by_ocr() {
+    let pdf = pdf_with_a_mojibake_layer("Scanned page 2024");
+    let off = with_ocr(OcrSettings {
+        enabled: false,
+        ..OcrSettings::default()
+    });
+    // What the text layer says, OCR off: private-use characters only, so it is dropped.
+    let layer = extract("m.pdf", pdf.clone().into(), &off);
+    assert!(matches!(layer, Err(Error::NoText)), "{layer:?}");
+    let doc = extract("m.pdf", pdf.into(), &ExtractLimits::default()).unwrap();
+    assert_eq!(doc.sections.len(), 1);
+    assert!(doc.sections[0].ocr);
+    assert!(
+        squashed(&doc, Some(1)).contains("Scannedpage2024"),
+        "{:?}",
+        doc.sections[0].text
+    );
 }
