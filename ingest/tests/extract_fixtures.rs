@@ -63,6 +63,14 @@ fn expectation(name: &str) -> Option<Expect> {
         "encrypted-owner-password-only.pdf" => {
             Text(DocKind::Pdf, &[(Some(1), "pdf encryption test")])
         }
+        // A two-page TIFF scan: an image document, one page per frame.
+        "zh-scan-2p.tif" => Text(
+            DocKind::Image,
+            &[
+                (Some(1), "行政处罚决定书"),
+                (Some(2), "以上行为有手册备案资料"),
+            ],
+        ),
         // No text layer: read by OCR (tests/ocr.rs checks more of it).
         "zh-scanned-no-text.pdf" => Text(DocKind::Pdf, &[(Some(1), "行政处罚决定书")]),
         // pdf-extract panics on its GBK-EUC-H CMap; OCR reads the pages instead.
