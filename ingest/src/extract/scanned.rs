@@ -35,7 +35,7 @@ pub(crate) fn read_pdf_pages(
     let dir = tempfile::Builder::new().prefix("zhiku-ocr-").tempdir()?;
     let pdf_path = dir.path().join("document.pdf");
     std::fs::write(&pdf_path, pdf)?;
-    let read_one = |page: u32| -> Result<String, PageFailure> {
+    let render_and_read = |page: u32| -> Result<String, PageFailure> {
         let deadline = clock.page_deadline();
         let prefix = dir.path().join(format!("page-{page}"));
         let image = render_page(
@@ -53,9 +53,22 @@ pub(crate) fn read_pdf_pages(
             settings,
             deadline,
         );
-        // Rendered pages are large (about 9 MB at 300 dpi); don't keep them all at once.
+        // Rendered pages are large (about 4 MB at 200 dpi); don't keep them all at once.
         let _ = std::fs::remove_file(&image);
         text
+    };
+    // Past the document's deadline every page would start a child only to kill it: that
+    // ends the document instead (a fatal failure stops the workers).
+    let read_one = |page: u32| -> Result<String, PageFailure> {
+        if clock.is_over() {
+            return Err(PageFailure::Fatal(clock.timed_out()));
+        }
+        match render_and_read(page) {
+            Err(PageFailure::PageTimedOut) if clock.is_over() => {
+                Err(PageFailure::Fatal(clock.timed_out()))
+            }
+            other => other,
+        }
     };
     let mut results = in_parallel(pages, settings.parallel_pages, read_one);
     // A fatal failure decides the outcome whichever page met it; the pages after it were
@@ -147,16 +160,24 @@ impl Clock {
         (Instant::now() + self.page_limit).min(self.document_deadline)
     }
 
+    /// Whether the document's deadline has passed.
+    fn is_over(&self) -> bool {
+        Instant::now() >= self.document_deadline
+    }
+
+    /// The error of a document whose OCR ran past its deadline.
+    fn timed_out(&self) -> Error {
+        Error::TimedOut {
+            limit_ms: self.document_limit_ms,
+        }
+    }
+
     /// A page's failure as a message, or the document's error when it ends the document
     /// (a missing program or language, or the document's deadline).
     fn page_failure(&self, failure: PageFailure, what: &str) -> Result<String> {
         match failure {
             PageFailure::Fatal(error) => Err(error),
-            PageFailure::PageTimedOut if Instant::now() >= self.document_deadline => {
-                Err(Error::TimedOut {
-                    limit_ms: self.document_limit_ms,
-                })
-            }
+            PageFailure::PageTimedOut if self.is_over() => Err(self.timed_out()),
             PageFailure::PageTimedOut => Ok(format!(
                 "{what}: OCR took longer than {} ms",
                 self.page_limit.as_millis()
