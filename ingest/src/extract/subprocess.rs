@@ -36,22 +36,31 @@ pub(crate) enum ChildError {
 }
 
 impl ChildError {
-    /// A one-line description for error messages and logs.
+    /// A one-line description for error messages and logs (the end of stderr only).
     pub(crate) fn describe(&self, program: &str, max_memory_bytes: u64) -> String {
+        let last = |stderr: &str| {
+            let skip = stderr.chars().count().saturating_sub(300);
+            stderr.chars().skip(skip).collect::<String>()
+        };
         match self {
             ChildError::NotFound => format!("{program} is not installed"),
             ChildError::TimedOut => format!("{program} ran past its time limit"),
             ChildError::Failed { status, stderr } => match status.signal() {
                 // Over RLIMIT_AS, allocations fail; C++ code then aborts or crashes.
-                Some(signal) => format!(
-                    "{program} was killed by signal {signal} (over the {} MiB memory cap?): {stderr}",
-                    max_memory_bytes / (1024 * 1024)
+                Some(signal) if max_memory_bytes > 0 => format!(
+                    "{program} was killed by signal {signal} (over the {} MiB memory cap?): {}",
+                    max_memory_bytes / (1024 * 1024),
+                    last(stderr)
                 ),
+                Some(signal) => {
+                    format!("{program} was killed by signal {signal}: {}", last(stderr))
+                }
                 None if max_memory_bytes > 0 => format!(
-                    "{program} failed ({status}, under a {} MiB memory cap): {stderr}",
-                    max_memory_bytes / (1024 * 1024)
+                    "{program} failed ({status}, under a {} MiB memory cap): {}",
+                    max_memory_bytes / (1024 * 1024),
+                    last(stderr)
                 ),
-                None => format!("{program} failed ({status}): {stderr}"),
+                None => format!("{program} failed ({status}): {}", last(stderr)),
             },
             ChildError::Io(e) => format!("{program}: {e}"),
         }
@@ -113,11 +122,12 @@ pub(crate) fn run(
     }
 }
 
-/// The last 500 bytes of a stderr file, on one line.
+/// The last 4 KiB of a stderr file, on one line: enough to hold tesseract's "Failed
+/// loading language" among its other notes.
 fn stderr_tail(path: &Path) -> String {
     let bytes = std::fs::read(path).unwrap_or_default();
     let tail = bytes
-        .get(bytes.len().saturating_sub(500)..)
+        .get(bytes.len().saturating_sub(4096)..)
         .unwrap_or_default();
     String::from_utf8_lossy(tail).trim().replace('\n', " | ")
 }
