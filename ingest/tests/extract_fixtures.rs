@@ -22,7 +22,7 @@ fn fixtures_dir() -> PathBuf {
 
 /// What the MANIFEST says a fixture must give.
 enum Expect {
-    /// This kind, with these phrases (on this 1-based page, for PDFs).
+    /// This kind, with these phrases (on this 1-based page: a PDF page, a slide, an image frame).
     Text(DocKind, &'static [(Option<u32>, &'static str)]),
     /// This error; the name is for messages.
     Fails(&'static str, fn(&Error) -> bool),
