@@ -53,14 +53,16 @@ pub enum Error {
         /// The limit that was exceeded.
         limit_ms: u64,
     },
-    /// A program extraction needs (tesseract, pdftoppm, or a tesseract language) is not
-    /// installed; `package` is the Debian package that provides it.
-    #[error("{what} is not installed (Debian package {package}); install it or turn OCR off")]
+    /// A program extraction needs (tesseract, pdftoppm, a tesseract language, antiword,
+    /// catppt) is not installed; `package` is the Debian package that provides it.
+    #[error("{what} is not installed (Debian package {package}); {remedy}")]
     ToolMissing {
         /// The program or language data that is missing.
         what: String,
         /// The Debian package to install.
         package: String,
+        /// What the administrator can do ("install it or turn OCR off").
+        remedy: String,
     },
     /// OCR (rendering a page or reading it) failed on every page it was needed for.
     #[error("OCR failed: {0}")]

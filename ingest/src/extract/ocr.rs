@@ -14,6 +14,9 @@ use serde::{Deserialize, Serialize};
 use super::subprocess::{self, ChildError};
 use crate::{Error, Result};
 
+/// What to do about a missing OCR program: OCR is optional, the rest of ingestion is not.
+pub(crate) const OCR_REMEDY: &str = "install it or turn OCR off";
+
 /// `--oem 1`: the LSTM engine only (the legacy engine has no `chi_sim` data in Debian's
 /// packages). `--psm 3`: automatic page segmentation without orientation detection. On
 /// the benchmark's one-column pages `--psm 6` (one block) was better on clean pages and
@@ -147,6 +150,7 @@ fn recognise_with(
         PageFailure::Fatal(Error::ToolMissing {
             what: format!("tesseract language data '{language}'"),
             package: format!("tesseract-ocr-{}", language.replace('_', "-")),
+            remedy: OCR_REMEDY.into(),
         })
     };
     match subprocess::run(command, out, deadline, settings.max_memory_bytes) {
@@ -161,6 +165,7 @@ fn recognise_with(
             return Err(PageFailure::Fatal(Error::ToolMissing {
                 what: "tesseract".into(),
                 package: "tesseract-ocr".into(),
+                remedy: OCR_REMEDY.into(),
             }));
         }
         Err(ChildError::TimedOut) => return Err(PageFailure::PageTimedOut),

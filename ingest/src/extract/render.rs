@@ -59,6 +59,7 @@ fn render_page_with(
         Err(ChildError::NotFound) => Err(PageFailure::Fatal(Error::ToolMissing {
             what: "pdftoppm".into(),
             package: "poppler-utils".into(),
+            remedy: super::ocr::OCR_REMEDY.into(),
         })),
         Err(ChildError::TimedOut) => Err(PageFailure::PageTimedOut),
         Err(e) => Err(PageFailure::Page(e.describe("pdftoppm", max_memory_bytes))),
