@@ -135,6 +135,23 @@ fn is_hidden(el: &ElementRef<'_>) -> bool {
     })
 }
 
+/// A footnote or endnote (`<aside epub:type="footnote">` in EPUB 3, `role="doc-endnote"`):
+/// content, though it is an `aside`.
+fn is_note(el: &ElementRef<'_>) -> bool {
+    let el = el.value();
+    [el.attr("epub:type"), el.attr("role")]
+        .into_iter()
+        .flatten()
+        .any(|kind| {
+            kind.split_whitespace().any(|k| {
+                matches!(
+                    k.trim_start_matches("doc-"),
+                    "footnote" | "endnote" | "rearnote" | "note" | "footnotes" | "endnotes"
+                )
+            })
+        })
+}
+
 /// Builds the text while walking the tree.
 #[derive(Default)]
 struct Writer {
@@ -169,7 +186,8 @@ impl Writer {
     fn element(&mut self, el: ElementRef<'_>, depth: usize) {
         let name = el.value().name();
         let chrome_header = name == "header" && self.article_depth == 0;
-        if DROPPED.contains(&name) || chrome_header || is_hidden(&el) {
+        let dropped = DROPPED.contains(&name) && !is_note(&el);
+        if dropped || chrome_header || is_hidden(&el) {
             return;
         }
         if depth > MAX_DEPTH {
@@ -332,6 +350,14 @@ mod tests {
             text_of(html),
             "## 概述\n\n一 二\n三\n\n- 甲\n  - 乙\n\n名 | 地\n信天翁 | 南 大洋"
         );
+    }
+
+    #[test]
+    fn footnote_asides_are_content() {
+        let html = "<body><p>正文<a epub:type=\"noteref\" href=\"#n1\">1</a></p>\
+            <aside epub:type=\"footnote\" id=\"n1\"><p>1 注释内容</p></aside>\
+            <aside><p>侧栏</p></aside><aside role=\"doc-endnote\"><p>尾注</p></aside></body>";
+        assert_eq!(text_of(html), "正文1\n\n1 注释内容\n\n尾注");
     }
 
     #[test]
