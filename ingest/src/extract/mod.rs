@@ -27,6 +27,7 @@ mod render;
 mod rows;
 mod scanned;
 mod sniff;
+mod spreadsheet;
 mod subprocess;
 mod text;
 mod xlsx;

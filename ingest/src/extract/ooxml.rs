@@ -1,4 +1,5 @@
-//! The zip container DOCX, XLSX and PPTX share: size caps and core properties.
+//! The zip container DOCX, XLSX and PPTX share (and ODF and EPUB too): size caps and the
+//! document's title.
 //!
 //! A small upload can expand to gigabytes (a zip bomb), so the central directory's entry
 //! count and declared sizes are checked before anything is inflated, and reads are capped
@@ -96,7 +97,18 @@ pub(crate) fn core_title(
     kind: &str,
     limits: &ExtractLimits,
 ) -> Option<String> {
-    let xml = read_entry(archive, "docProps/core.xml", kind, limits).ok()??;
+    part_title(archive, "docProps/core.xml", kind, limits)
+}
+
+/// The first `title` element (`dc:title`) of an XML part: OOXML's core properties, ODF's
+/// `meta.xml`, an EPUB's package document.
+pub(crate) fn part_title(
+    archive: &mut Archive<'_>,
+    part: &str,
+    kind: &str,
+    limits: &ExtractLimits,
+) -> Option<String> {
+    let xml = read_entry(archive, part, kind, limits).ok()??;
     let mut reader = Reader::from_reader(xml.as_slice());
     let mut buf = Vec::new();
     let mut in_title = false;

@@ -1,15 +1,12 @@
-//! XLSX: each visible worksheet → one section of `header: value; …` lines (see `rows`).
-//!
-//! Files written by scripts (openpyxl) carry formulas without cached values; a reader that
-//! trusts cached values alone shows those cells as empty, so the formula text is used instead.
+//! XLSX: the zip is checked for bombs, then read by calamine (see `spreadsheet`).
 
 use std::io::Cursor;
 
-use calamine::{Data, Range, Reader, SheetType, SheetVisible, Xlsx};
+use calamine::Xlsx;
 
-use super::rows::render_table;
-use super::{DocKind, ExtractLimits, Extracted, Section, ooxml};
-use crate::{Error, Result};
+use super::spreadsheet::{corrupt, sheet_sections};
+use super::{DocKind, ExtractLimits, Extracted, ooxml};
+use crate::Result;
 
 /// One section per visible worksheet, titled with the sheet name.
 pub(super) fn extract(bytes: &[u8], limits: &ExtractLimits) -> Result<Extracted> {
@@ -18,152 +15,11 @@ pub(super) fn extract(bytes: &[u8], limits: &ExtractLimits) -> Result<Extracted>
     ooxml::check_inflated_size(&mut archive, "xlsx", limits)?;
     let title = ooxml::core_title(&mut archive, "xlsx", limits);
     let mut workbook: Xlsx<_> =
-        calamine::open_workbook_from_rs(Cursor::new(bytes)).map_err(corrupt)?;
-    let sheets: Vec<String> = workbook
-        .sheets_metadata()
-        .iter()
-        .filter(|s| s.typ == SheetType::WorkSheet && s.visible == SheetVisible::Visible)
-        .map(|s| s.name.clone())
-        .collect();
-    let mut sections = Vec::with_capacity(sheets.len());
-    for name in sheets {
-        let values = workbook.worksheet_range(&name).map_err(corrupt)?;
-        // Formulas are a fallback only; a sheet whose formulas can't be read still has values.
-        let formulas = workbook.worksheet_formula(&name).unwrap_or_default();
-        let text = render_table(&sheet_rows(&values, &formulas));
-        sections.push(Section {
-            page: None,
-            title: Some(name),
-            text,
-            ocr: false,
-        });
-    }
+        calamine::open_workbook_from_rs(Cursor::new(bytes)).map_err(|e| corrupt("xlsx", &e))?;
     Ok(Extracted {
         kind: DocKind::Xlsx,
-        sections,
+        sections: sheet_sections(&mut workbook, "xlsx")?,
         page_count: None,
         title,
     })
-}
-
-fn corrupt(e: calamine::XlsxError) -> Error {
-    Error::Corrupt {
-        kind: "xlsx".into(),
-        detail: e.to_string(),
-    }
-}
-
-/// The cells as text, over the union of the value and formula ranges (a column of
-/// uncalculated formulas may lie outside the value range).
-fn sheet_rows(values: &Range<Data>, formulas: &Range<String>) -> Vec<Vec<String>> {
-    let bounds = [
-        values.start().zip(values.end()),
-        formulas.start().zip(formulas.end()),
-    ];
-    let Some(((top, left), (bottom, right))) =
-        bounds.into_iter().flatten().reduce(|(s1, e1), (s2, e2)| {
-            (
-                (s1.0.min(s2.0), s1.1.min(s2.1)),
-                (e1.0.max(e2.0), e1.1.max(e2.1)),
-            )
-        })
-    else {
-        return Vec::new();
-    };
-    (top..=bottom)
-        .map(|row| {
-            (left..=right)
-                .map(|col| {
-                    let value = values
-                        .get_value((row, col))
-                        .map(cell_text)
-                        .unwrap_or_default();
-                    if !value.is_empty() {
-                        return value;
-                    }
-                    match formulas.get_value((row, col)).map(|f| f.trim()) {
-                        Some(f) if !f.is_empty() => format!("={}", f.trim_start_matches('=')),
-                        _ => String::new(),
-                    }
-                })
-                .collect()
-        })
-        .collect()
-}
-
-/// A cell as people read it: integers without `.0`, dates as ISO dates.
-fn cell_text(cell: &Data) -> String {
-    match cell {
-        Data::Empty => String::new(),
-        Data::String(s) | Data::DateTimeIso(s) | Data::DurationIso(s) => s.clone(),
-        Data::Int(i) => i.to_string(),
-        Data::Float(f) => number_text(*f),
-        Data::Bool(b) => if *b { "TRUE" } else { "FALSE" }.to_owned(),
-        Data::Error(e) => e.to_string(),
-        Data::DateTime(dt) if dt.is_datetime() => {
-            let (y, mo, d, h, mi, s, _) = dt.to_ymd_hms_milli();
-            if (h, mi, s) == (0, 0, 0) {
-                format!("{y:04}-{mo:02}-{d:02}")
-            } else if dt.as_f64() < 1.0 {
-                format!("{h:02}:{mi:02}:{s:02}")
-            } else {
-                format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}")
-            }
-        }
-        Data::DateTime(duration) => {
-            let seconds = (duration.as_f64() * 86_400.0).round() as i64;
-            format!(
-                "{}:{:02}:{:02}",
-                seconds / 3600,
-                seconds % 3600 / 60,
-                seconds % 60
-            )
-        }
-    }
-}
-
-fn number_text(f: f64) -> String {
-    if f.fract() == 0.0 && f.abs() < 1e15 {
-        format!("{}", f as i64)
-    } else {
-        f.to_string()
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
-mod tests {
-    use calamine::{ExcelDateTime, ExcelDateTimeType};
-
-    use super::*;
-
-    #[test]
-    fn cells_read_like_a_person_would() {
-        assert_eq!(cell_text(&Data::Float(299.0)), "299");
-        assert_eq!(cell_text(&Data::Float(0.25)), "0.25");
-        assert_eq!(cell_text(&Data::Int(-3)), "-3");
-        assert_eq!(cell_text(&Data::Bool(true)), "TRUE");
-        let date = ExcelDateTime::new(45299.0, ExcelDateTimeType::DateTime, false);
-        assert_eq!(cell_text(&Data::DateTime(date)), "2024-01-08");
-        let stamp = ExcelDateTime::new(45943.5, ExcelDateTimeType::DateTime, false);
-        assert_eq!(cell_text(&Data::DateTime(stamp)), "2025-10-13 12:00:00");
-        let span = ExcelDateTime::new(1.5, ExcelDateTimeType::TimeDelta, false);
-        assert_eq!(cell_text(&Data::DateTime(span)), "36:00:00");
-    }
-
-    #[test]
-    fn formulas_fill_cells_without_values() {
-        let mut values = Range::new((0, 0), (1, 1));
-        values.set_value((0, 0), Data::String("数量".into()));
-        values.set_value((0, 1), Data::String("金额".into()));
-        values.set_value((1, 0), Data::Int(3));
-        let mut formulas = Range::new((1, 1), (1, 2));
-        formulas.set_value((1, 1), "A2*2".to_owned());
-        formulas.set_value((1, 2), "SUM(B2)".to_owned());
-        let rows = sheet_rows(&values, &formulas);
-        assert_eq!(
-            rows,
-            vec![vec!["数量", "金额", ""], vec!["3", "=A2*2", "=SUM(B2)"]]
-        );
-    }
 }
