@@ -105,6 +105,20 @@ fn expectation(name: &str) -> Option<Expect> {
             DocKind::Pptx,
             &[(Some(2), "各区域销售额"), (Some(3), "讲者备注")],
         ),
+        "zh-faq.json" => Text(
+            DocKind::Json,
+            &[
+                (Some(2), "答案.上限[0].每晚（元）: 600"),
+                (Some(3), "已发布: false"),
+            ],
+        ),
+        "zh-tickets.jsonl" => Text(
+            DocKind::Jsonl,
+            &[
+                (Some(1), "处理.步骤: 重启打印服务, 重新安装驱动"),
+                (Some(4), "会议室投影仪黑屏"),
+            ],
+        ),
         "zh-faq.csv" | "zh-faq-gbk.csv" => Text(DocKind::Csv, &[(None, "如何重置密码？")]),
         "zh-guide.md" => Text(DocKind::Markdown, &[(None, "倒数排名融合")]),
         "zh-readme-setext.md" => Text(DocKind::Markdown, &[(None, "余弦相似度")]),
@@ -218,7 +232,7 @@ fn outcome_line(result: &Result<Extracted, Error>) -> String {
 fn every_fixture_meets_the_manifest() {
     let files = fixture_files();
     assert!(
-        files.len() >= 28,
+        files.len() >= 30,
         "expected the MANIFEST's fixtures, found {files:?}"
     );
     let mut failures = Vec::new();
@@ -431,6 +445,31 @@ fn pptx_slides_are_pages_in_presentation_order() {
                  讲者备注：先说明增长主要来自线上渠道的促销活动。"
             ),
         ]
+    );
+}
+
+fn extract_fixture(name: &str) -> Extracted {
+    let bytes: Arc<[u8]> = std::fs::read(fixtures_dir().join(name)).unwrap().into();
+    extract(name, bytes, &ExtractLimits::default()).unwrap()
+}
+
+#[test]
+fn json_records_and_jsonl_lines_are_pages() {
+    let faq = extract_fixture("zh-faq.json");
+    assert_eq!(faq.page_count, Some(3));
+    assert_eq!(
+        faq.sections[1].text,
+        "id: 102\n问题: 出差住宿的报销上限是多少？\n答案.说明: 按城市类别限额报销，超出部分由个人承担。\n\
+         答案.上限[0].城市类别: 一类\n答案.上限[0].每晚（元）: 600\n\
+         答案.上限[1].城市类别: 二类\n答案.上限[1].每晚（元）: 450\n已发布: true"
+    );
+    let tickets = extract_fixture("zh-tickets.jsonl");
+    let pages: Vec<_> = tickets.sections.iter().map(|s| s.page).collect();
+    // Line 3 is blank: the pages are the lines, so a citation finds its record.
+    assert_eq!(pages, [Some(1), Some(2), Some(4)]);
+    assert_eq!(
+        tickets.sections[1].text,
+        "工单: T-2024-002\n标题: 邮箱容量不足\n状态: 处理中\n紧急: true"
     );
 }
 

@@ -18,6 +18,7 @@ mod docx;
 mod guard;
 mod html;
 mod image;
+mod json;
 mod markdown;
 mod ocr;
 mod ooxml;
@@ -54,6 +55,10 @@ pub enum DocKind {
     Xlsx,
     /// PowerPoint 2007+ (`.pptx`): one section per slide.
     Pptx,
+    /// JSON: one section per item of a top-level array.
+    Json,
+    /// JSON Lines: one section per line.
+    Jsonl,
     /// Comma-separated values.
     Csv,
     /// An HTML page.
@@ -74,6 +79,8 @@ impl DocKind {
             DocKind::Docx => "docx",
             DocKind::Xlsx => "xlsx",
             DocKind::Pptx => "pptx",
+            DocKind::Json => "json",
+            DocKind::Jsonl => "jsonl",
             DocKind::Csv => "csv",
             DocKind::Html => "html",
             DocKind::Markdown => "markdown",
@@ -95,10 +102,11 @@ impl std::fmt::Display for DocKind {
     }
 }
 
-/// Extensions accepted, for error messages and the 415 response.
+/// Extensions accepted: the one list behind error messages, the 415 response and the
+/// server's checks (the sniffer's text and image lists are subsets, checked by a test).
 pub const ACCEPTED_EXTENSIONS: &[&str] = &[
-    "pdf", "docx", "xlsx", "pptx", "csv", "html", "htm", "md", "markdown", "txt", "png", "jpg",
-    "jpeg", "tif", "tiff", "webp", "bmp",
+    "pdf", "docx", "xlsx", "pptx", "csv", "json", "jsonl", "html", "htm", "md", "markdown", "txt",
+    "png", "jpg", "jpeg", "tif", "tiff", "webp", "bmp",
 ];
 
 /// One piece of extracted text: a PDF page, a spreadsheet sheet, or the whole document.
@@ -136,7 +144,8 @@ pub struct Extracted {
 pub struct ExtractLimits {
     /// Wall-clock limit for parsing one document (OCR excluded: see [`OcrSettings`]).
     pub timeout_ms: u64,
-    /// Most bytes a zip container (DOCX, XLSX, PPTX) may expand to.
+    /// Most bytes a zip container (DOCX, XLSX, PPTX) may expand to; also the most text a
+    /// JSON file may render to.
     pub max_uncompressed_bytes: u64,
     /// Most entries a zip container may hold.
     pub max_archive_entries: usize,
@@ -262,6 +271,8 @@ fn parse_kind(kind: DocKind, bytes: &[u8], limits: &ExtractLimits) -> Result<Par
         DocKind::Docx => plain(docx::extract(bytes, limits)?),
         DocKind::Xlsx => plain(xlsx::extract(bytes, limits)?),
         DocKind::Pptx => plain(pptx::extract(bytes, limits)?),
+        DocKind::Json => plain(json::extract_json(bytes, limits)?),
+        DocKind::Jsonl => plain(json::extract_jsonl(bytes, limits)?),
         DocKind::Csv => plain(csv::extract(bytes)?),
         DocKind::Html => plain(html::extract(bytes)),
         DocKind::Markdown => plain(markdown::extract(bytes)),
@@ -360,6 +371,10 @@ mod tests {
             DocKind::Xlsx
         );
         assert_eq!(DocKind::Pdf.as_str(), "pdf");
+        assert_eq!(
+            serde_json::from_str::<DocKind>("\"jsonl\"").unwrap(),
+            DocKind::Jsonl
+        );
     }
 
     #[test]

@@ -6,11 +6,13 @@
 use std::io::Cursor;
 
 use super::image::{IMAGE_EXTENSIONS, is_image};
-use super::{DocKind, accepted_list};
+use super::{ACCEPTED_EXTENSIONS, DocKind, accepted_list};
 use crate::{Error, Result};
 
 /// Extensions whose content is plain text in some syntax.
-const TEXT_EXTENSIONS: &[&str] = &["csv", "html", "htm", "md", "markdown", "txt"];
+const TEXT_EXTENSIONS: &[&str] = &[
+    "csv", "json", "jsonl", "html", "htm", "md", "markdown", "txt",
+];
 
 /// How far into a file a PDF header may start (Acrobat's own tolerance).
 const PDF_HEADER_WINDOW: usize = 1024;
@@ -59,9 +61,12 @@ pub fn detect_kind(file_name: &str, bytes: &[u8]) -> Result<DocKind> {
         Some("md" | "markdown") => DocKind::Markdown,
         Some("html" | "htm") => DocKind::Html,
         Some("csv") => DocKind::Csv,
+        Some("json") => DocKind::Json,
+        Some("jsonl") => DocKind::Jsonl,
         // Text under a binary format's name: a `.pdf` that says "hello" is not a broken PDF.
-        Some("pdf" | "docx" | "xlsx" | "pptx") => return Err(unsupported("text/plain")),
-        Some(e) if IMAGE_EXTENSIONS.contains(&e) => return Err(unsupported("text/plain")),
+        Some(e) if ACCEPTED_EXTENSIONS.contains(&e) && !TEXT_EXTENSIONS.contains(&e) => {
+            return Err(unsupported("text/plain"));
+        }
         _ if starts_like_html(body) => DocKind::Html,
         _ => DocKind::Text,
     })
@@ -228,6 +233,13 @@ mod tests {
     }
 
     #[test]
+    fn the_sniffers_lists_are_part_of_the_accepted_one() {
+        for ext in TEXT_EXTENSIONS.iter().chain(IMAGE_EXTENSIONS) {
+            assert!(ACCEPTED_EXTENSIONS.contains(ext), "{ext}");
+        }
+    }
+
+    #[test]
     fn text_that_starts_like_a_short_signature_is_text() {
         // "BC" is infer's LLVM-bitcode signature; "MZ" a Windows executable's.
         let passage = "BC信用卡杯世界围棋公开赛是围棋比赛。".as_bytes();
@@ -271,6 +283,8 @@ mod tests {
         assert_eq!(detect_kind("a.markdown", b"hi").unwrap(), DocKind::Markdown);
         assert_eq!(detect_kind("a.htm", b"<p>hi").unwrap(), DocKind::Html);
         assert_eq!(detect_kind("a.csv", b"a,b\n1,2").unwrap(), DocKind::Csv);
+        assert_eq!(detect_kind("a.json", b"[1]").unwrap(), DocKind::Json);
+        assert_eq!(detect_kind("a.JSONL", b"{}\n{}").unwrap(), DocKind::Jsonl);
         assert_eq!(
             detect_kind("a.txt", "你好".as_bytes()).unwrap(),
             DocKind::Text
