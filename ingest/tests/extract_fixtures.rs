@@ -105,6 +105,28 @@ fn expectation(name: &str) -> Option<Expect> {
             DocKind::Pptx,
             &[(Some(2), "各区域销售额"), (Some(3), "讲者备注")],
         ),
+        "zh-travel-policy.odt" => Text(
+            DocKind::Odt,
+            &[
+                (None, "每晚住宿上限（元）"),
+                (None, "实习生出差参照试用期员工标准执行"),
+            ],
+        ),
+        "zh-sales.ods" => Text(
+            DocKind::Ods,
+            &[
+                (None, "扫地机器人"),
+                (None, "2024年第一季度华东区销售明细（测试数据）"),
+            ],
+        ),
+        "zh-handbook.epub" => Text(
+            DocKind::Epub,
+            &[
+                (Some(1), "新员工应在报到当天"),
+                (Some(2), "研发部门的核心工作时间另行规定"),
+                (Some(3), "逾期不予受理"),
+            ],
+        ),
         "zh-faq.json" => Text(
             DocKind::Json,
             &[
@@ -232,7 +254,7 @@ fn outcome_line(result: &Result<Extracted, Error>) -> String {
 fn every_fixture_meets_the_manifest() {
     let files = fixture_files();
     assert!(
-        files.len() >= 30,
+        files.len() >= 33,
         "expected the MANIFEST's fixtures, found {files:?}"
     );
     let mut failures = Vec::new();
@@ -451,6 +473,92 @@ fn pptx_slides_are_pages_in_presentation_order() {
 fn extract_fixture(name: &str) -> Extracted {
     let bytes: Arc<[u8]> = std::fs::read(fixtures_dir().join(name)).unwrap().into();
     extract(name, bytes, &ExtractLimits::default()).unwrap()
+}
+
+#[test]
+fn odt_keeps_headings_lists_tables_and_notes() {
+    let doc = extract_fixture("zh-travel-policy.odt");
+    let text = &doc.sections[0].text;
+    assert_eq!(doc.title.as_deref(), Some("员工差旅报销制度（测试文档）"));
+    assert!(text.starts_with("# 员工差旅报销制度\n"), "{text}");
+    assert!(text.contains("\n# 第一章 总则\n"), "{text}");
+    assert!(
+        text.contains("- 部门经理及以上人员可乘坐飞机经济舱或高铁一等座；"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "城市类别 | 代表城市 | 每晚住宿上限（元）\n一类 | 北京、上海、广州、深圳 | 600"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("试用期员工[1]。\n[1] 实习生出差参照试用期员工标准执行。\n"),
+        "{text}"
+    );
+    assert!(!text.contains("内部资料"), "{text}");
+}
+
+#[test]
+fn workbooks_read_like_the_xlsx_they_were_saved_from() {
+    let xlsx = extract_fixture("zh-sales.xlsx");
+    {
+        let name = "zh-sales.ods";
+        let doc = extract_fixture(name);
+        let titles: Vec<_> = doc.sections.iter().map(|s| s.title.clone()).collect();
+        let xlsx_titles: Vec<_> = xlsx.sections.iter().map(|s| s.title.clone()).collect();
+        assert_eq!(titles, xlsx_titles, "{name}");
+        let sheet = &doc.sections[0].text;
+        let lines: Vec<&str> = sheet.lines().collect();
+        assert_eq!(
+            lines[0], "2024年第一季度华东区销售明细（测试数据）",
+            "{name}"
+        );
+        // LibreOffice calculated the formulas when it saved: the values are there.
+        assert!(
+            lines[1].starts_with(
+                "日期: 2024-01-08; 城市: 上海; 产品: 智能音箱; 数量: 120; 单价（元）: 299; 金额（元）: 35880"
+            ),
+            "{name}: {sheet}"
+        );
+        assert_eq!(doc.sections[1].text, xlsx.sections[1].text, "{name}");
+    }
+}
+
+#[test]
+fn epub_chapters_are_pages_in_spine_order() {
+    let doc = extract_fixture("zh-handbook.epub");
+    assert_eq!(doc.title.as_deref(), Some("员工手册（测试电子书）"));
+    assert_eq!(doc.page_count, Some(3));
+    let chapters: Vec<(Option<u32>, Option<&str>)> = doc
+        .sections
+        .iter()
+        .map(|s| (s.page, s.title.as_deref()))
+        .collect();
+    assert_eq!(
+        chapters,
+        [
+            (Some(1), Some("第一章 入职须知")),
+            (Some(2), Some("第二章 考勤与休假")),
+            (Some(3), Some("第三章 报销")),
+        ]
+    );
+    let second = &doc.sections[1].text;
+    assert!(second.starts_with("# 第二章 考勤与休假\n"), "{second}");
+    assert!(
+        second.contains("假期类型 | 天数 | 备注\n年假 | 5 | 工作满一年后享有"),
+        "{second}"
+    );
+    assert!(
+        second.ends_with("1 研发部门的核心工作时间另行规定。"),
+        "{second}"
+    );
+    assert!(
+        doc.sections[0]
+            .text
+            .contains("## 一、报到材料\n\n- 身份证原件及复印件")
+    );
+    assert!(!doc.sections.iter().any(|s| s.text.contains("目录")));
 }
 
 #[test]

@@ -15,12 +15,15 @@
 mod csv;
 mod decode;
 mod docx;
+mod epub;
 mod guard;
 mod html;
 mod image;
 mod json;
 mod markdown;
 mod ocr;
+mod ods;
+mod odt;
 mod ooxml;
 mod pdf;
 mod pptx;
@@ -55,6 +58,12 @@ pub enum DocKind {
     Xlsx,
     /// PowerPoint 2007+ (`.pptx`): one section per slide.
     Pptx,
+    /// OpenDocument text (`.odt`, LibreOffice Writer).
+    Odt,
+    /// OpenDocument spreadsheet (`.ods`, LibreOffice Calc).
+    Ods,
+    /// EPUB e-book: one section per chapter.
+    Epub,
     /// JSON: one section per item of a top-level array.
     Json,
     /// JSON Lines: one section per line.
@@ -79,6 +88,9 @@ impl DocKind {
             DocKind::Docx => "docx",
             DocKind::Xlsx => "xlsx",
             DocKind::Pptx => "pptx",
+            DocKind::Odt => "odt",
+            DocKind::Ods => "ods",
+            DocKind::Epub => "epub",
             DocKind::Json => "json",
             DocKind::Jsonl => "jsonl",
             DocKind::Csv => "csv",
@@ -87,6 +99,15 @@ impl DocKind {
             DocKind::Text => "text",
             DocKind::Image => "image",
         }
+    }
+
+    /// Whether the extractor writes Markdown-flavoured text (`#` headings, `- ` items), which
+    /// the Markdown splitter should cut so that a section's paragraphs stay together.
+    pub fn writes_markdown(self) -> bool {
+        matches!(
+            self,
+            DocKind::Markdown | DocKind::Docx | DocKind::Html | DocKind::Odt | DocKind::Epub
+        )
     }
 
     /// Whether a document of this kind with no text is "no extractable text" (a scan)
@@ -105,8 +126,8 @@ impl std::fmt::Display for DocKind {
 /// Extensions accepted: the one list behind error messages, the 415 response and the
 /// server's checks (the sniffer's text and image lists are subsets, checked by a test).
 pub const ACCEPTED_EXTENSIONS: &[&str] = &[
-    "pdf", "docx", "xlsx", "pptx", "csv", "json", "jsonl", "html", "htm", "md", "markdown", "txt",
-    "png", "jpg", "jpeg", "tif", "tiff", "webp", "bmp",
+    "pdf", "docx", "xlsx", "pptx", "odt", "ods", "epub", "csv", "json", "jsonl", "html", "htm",
+    "md", "markdown", "txt", "png", "jpg", "jpeg", "tif", "tiff", "webp", "bmp",
 ];
 
 /// One piece of extracted text: a PDF page, a spreadsheet sheet, or the whole document.
@@ -144,8 +165,8 @@ pub struct Extracted {
 pub struct ExtractLimits {
     /// Wall-clock limit for parsing one document (OCR excluded: see [`OcrSettings`]).
     pub timeout_ms: u64,
-    /// Most bytes a zip container (DOCX, XLSX, PPTX) may expand to; also the most text a
-    /// JSON file may render to.
+    /// Most bytes a zip container (DOCX, XLSX, PPTX, ODT, ODS, EPUB) may expand to; also the
+    /// most text a JSON file may render to.
     pub max_uncompressed_bytes: u64,
     /// Most entries a zip container may hold.
     pub max_archive_entries: usize,
@@ -271,6 +292,9 @@ fn parse_kind(kind: DocKind, bytes: &[u8], limits: &ExtractLimits) -> Result<Par
         DocKind::Docx => plain(docx::extract(bytes, limits)?),
         DocKind::Xlsx => plain(xlsx::extract(bytes, limits)?),
         DocKind::Pptx => plain(pptx::extract(bytes, limits)?),
+        DocKind::Odt => plain(odt::extract(bytes, limits)?),
+        DocKind::Ods => plain(ods::extract(bytes, limits)?),
+        DocKind::Epub => plain(epub::extract(bytes, limits)?),
         DocKind::Json => plain(json::extract_json(bytes, limits)?),
         DocKind::Jsonl => plain(json::extract_jsonl(bytes, limits)?),
         DocKind::Csv => plain(csv::extract(bytes)?),
@@ -375,6 +399,7 @@ mod tests {
             serde_json::from_str::<DocKind>("\"jsonl\"").unwrap(),
             DocKind::Jsonl
         );
+        assert!(DocKind::Odt.writes_markdown() && !DocKind::Json.writes_markdown());
     }
 
     #[test]

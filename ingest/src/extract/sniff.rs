@@ -3,7 +3,7 @@
 //! Names lie (a PNG renamed `.pdf`, a `.txt` that is an executable), so magic bytes decide
 //! first; the extension only tells the text formats apart, which have no magic of their own.
 
-use std::io::Cursor;
+use std::io::{Cursor, Read};
 
 use super::image::{IMAGE_EXTENSIONS, is_image};
 use super::{ACCEPTED_EXTENSIONS, DocKind, accepted_list};
@@ -13,6 +13,9 @@ use crate::{Error, Result};
 const TEXT_EXTENSIONS: &[&str] = &[
     "csv", "json", "jsonl", "html", "htm", "md", "markdown", "txt",
 ];
+
+/// Zip-based formats: a zip that can't be opened under one of these names is damaged.
+const ZIP_EXTENSIONS: &[&str] = &["docx", "xlsx", "pptx", "odt", "ods", "epub"];
 
 /// How far into a file a PDF header may start (Acrobat's own tolerance).
 const PDF_HEADER_WINDOW: usize = 1024;
@@ -24,10 +27,10 @@ const TEXT_SAMPLE_BYTES: usize = 64 * 1024;
 /// only to tell text formats apart.
 ///
 /// Errors: [`Error::Empty`] for no bytes or only whitespace; [`Error::Unsupported`] for
-/// known binary types, zips that are neither DOCX, XLSX nor PPTX, binary data and content that
-/// contradicts a binary extension (a `.pdf` that isn't a PDF, an image named `.docx`; an
-/// image is accepted under an image extension or none); [`Error::Corrupt`] for a
-/// `.docx`/`.xlsx`/`.pptx` whose zip directory can't be read.
+/// known binary types, zips that are none of DOCX, XLSX, PPTX, ODT, ODS or EPUB, binary
+/// data and content that contradicts a binary extension (a `.pdf` that isn't a PDF, an image named `.docx`;
+/// an image is accepted under an image extension or none); [`Error::Corrupt`] for a
+/// zip-based format whose zip directory can't be read.
 pub fn detect_kind(file_name: &str, bytes: &[u8]) -> Result<DocKind> {
     let ext = extension(file_name);
     let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
@@ -105,13 +108,14 @@ fn is_zip(bytes: &[u8]) -> bool {
         || bytes.starts_with(b"PK\x07\x08")
 }
 
-/// DOCX, XLSX and PPTX are zips told apart by their main part.
+/// DOCX, XLSX and PPTX are zips told apart by their main part; ODF documents and EPUBs by
+/// their `mimetype` entry.
 fn zip_kind(bytes: &[u8], ext: Option<&str>) -> Result<DocKind> {
-    let archive = match zip::ZipArchive::new(Cursor::new(bytes)) {
+    let mut archive = match zip::ZipArchive::new(Cursor::new(bytes)) {
         Ok(archive) => archive,
         Err(e) => {
             return Err(match ext {
-                Some(kind @ ("docx" | "xlsx" | "pptx")) => Error::Corrupt {
+                Some(kind) if ZIP_EXTENSIONS.contains(&kind) => Error::Corrupt {
                     kind: kind.to_owned(),
                     detail: e.to_string(),
                 },
@@ -120,14 +124,30 @@ fn zip_kind(bytes: &[u8], ext: Option<&str>) -> Result<DocKind> {
         }
     };
     if archive.index_for_name("word/document.xml").is_some() {
-        Ok(DocKind::Docx)
+        return Ok(DocKind::Docx);
     } else if archive.index_for_name("xl/workbook.xml").is_some() {
-        Ok(DocKind::Xlsx)
+        return Ok(DocKind::Xlsx);
     } else if archive.index_for_name("ppt/presentation.xml").is_some() {
-        Ok(DocKind::Pptx)
-    } else {
-        Err(unsupported("application/zip"))
+        return Ok(DocKind::Pptx);
     }
+    match zip_mimetype(&mut archive).as_deref() {
+        Some("application/vnd.oasis.opendocument.text") => Ok(DocKind::Odt),
+        Some("application/vnd.oasis.opendocument.spreadsheet") => Ok(DocKind::Ods),
+        Some("application/epub+zip") => Ok(DocKind::Epub),
+        Some(other) if !other.is_empty() => Err(unsupported(other)),
+        _ => Err(unsupported("application/zip")),
+    }
+}
+
+/// The `mimetype` entry ODF and EPUB put first in the zip (a short line; more is not one).
+fn zip_mimetype(archive: &mut zip::ZipArchive<Cursor<&[u8]>>) -> Option<String> {
+    let entry = archive.by_name("mimetype").ok()?;
+    let mut text = String::new();
+    entry.take(100).read_to_string(&mut text).ok()?;
+    let text = text.trim();
+    text.bytes()
+        .all(|b| b.is_ascii_graphic())
+        .then(|| text.to_owned())
 }
 
 /// Text has no NULs (unless it is UTF-16 with a BOM) and almost no C0 control bytes.
@@ -233,8 +253,39 @@ mod tests {
     }
 
     #[test]
+    fn odf_and_epub_are_told_apart_by_their_mimetype() {
+        let zip_of = |mimetype: &str| {
+            let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
+            writer
+                .start_file("mimetype", zip::write::SimpleFileOptions::default())
+                .unwrap();
+            writer.write_all(mimetype.as_bytes()).unwrap();
+            writer.finish().unwrap().into_inner()
+        };
+        let odt = zip_of("application/vnd.oasis.opendocument.text");
+        assert_eq!(detect_kind("a.odt", &odt).unwrap(), DocKind::Odt);
+        let ods = zip_of("application/vnd.oasis.opendocument.spreadsheet");
+        assert_eq!(detect_kind("a", &ods).unwrap(), DocKind::Ods);
+        let epub = zip_of("application/epub+zip");
+        assert_eq!(detect_kind("book.epub", &epub).unwrap(), DocKind::Epub);
+        let odp = zip_of("application/vnd.oasis.opendocument.presentation");
+        assert_eq!(
+            detected(detect_kind("a.odp", &odp)),
+            "application/vnd.oasis.opendocument.presentation"
+        );
+        assert!(matches!(
+            detect_kind("a.epub", b"PK\x03\x04broken"),
+            Err(Error::Corrupt { .. })
+        ));
+    }
+
+    #[test]
     fn the_sniffers_lists_are_part_of_the_accepted_one() {
-        for ext in TEXT_EXTENSIONS.iter().chain(IMAGE_EXTENSIONS) {
+        for ext in TEXT_EXTENSIONS
+            .iter()
+            .chain(IMAGE_EXTENSIONS)
+            .chain(ZIP_EXTENSIONS)
+        {
             assert!(ACCEPTED_EXTENSIONS.contains(ext), "{ext}");
         }
     }
@@ -285,6 +336,7 @@ mod tests {
         assert_eq!(detect_kind("a.csv", b"a,b\n1,2").unwrap(), DocKind::Csv);
         assert_eq!(detect_kind("a.json", b"[1]").unwrap(), DocKind::Json);
         assert_eq!(detect_kind("a.JSONL", b"{}\n{}").unwrap(), DocKind::Jsonl);
+        assert_eq!(detected(detect_kind("a.epub", b"hello")), "text/plain");
         assert_eq!(
             detect_kind("a.txt", "你好".as_bytes()).unwrap(),
             DocKind::Text
