@@ -105,11 +105,25 @@ fn expectation(name: &str) -> Option<Expect> {
             DocKind::Pptx,
             &[(Some(2), "各区域销售额"), (Some(3), "讲者备注")],
         ),
+        "zh-travel-policy.doc" => Text(
+            DocKind::Doc,
+            &[
+                (None, "提高资金使用效率"),
+                (None, "实习生出差参照试用期员工标准执行"),
+            ],
+        ),
         "zh-travel-policy.odt" => Text(
             DocKind::Odt,
             &[
                 (None, "每晚住宿上限（元）"),
                 (None, "实习生出差参照试用期员工标准执行"),
+            ],
+        ),
+        "zh-sales.xls" => Text(
+            DocKind::Xls,
+            &[
+                (None, "扫地机器人"),
+                (None, "2024年第一季度华东区销售明细（测试数据）"),
             ],
         ),
         "zh-sales.ods" => Text(
@@ -254,7 +268,7 @@ fn outcome_line(result: &Result<Extracted, Error>) -> String {
 fn every_fixture_meets_the_manifest() {
     let files = fixture_files();
     assert!(
-        files.len() >= 33,
+        files.len() >= 35,
         "expected the MANIFEST's fixtures, found {files:?}"
     );
     let mut failures = Vec::new();
@@ -476,6 +490,28 @@ fn extract_fixture(name: &str) -> Extracted {
 }
 
 #[test]
+fn doc_keeps_tables_and_footnotes_through_antiword() {
+    let doc = extract_fixture("zh-travel-policy.doc");
+    let text = &doc.sections[0].text;
+    assert!(text.contains("\n第一章 总则\n"), "{text}");
+    assert!(
+        text.contains(
+            "城市类别 | 代表城市 | 每晚住宿上限（元）\n一类 | 北京、上海、广州、深圳 | 600"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("部门经理及以上人员可乘坐飞机经济舱或高铁一等座；"));
+    // The footnote's mark stays in the text and the note follows at the end.
+    assert!(text.contains("试用期员工[1]。"), "{text}");
+    assert!(
+        text.ends_with("[1]\t实习生出差参照试用期员工标准执行。"),
+        "{text}"
+    );
+    // Headers and footers are page chrome, as in the DOCX.
+    assert!(!text.contains("内部资料"), "{text}");
+}
+
+#[test]
 fn odt_keeps_headings_lists_tables_and_notes() {
     let doc = extract_fixture("zh-travel-policy.odt");
     let text = &doc.sections[0].text;
@@ -502,8 +538,7 @@ fn odt_keeps_headings_lists_tables_and_notes() {
 #[test]
 fn workbooks_read_like_the_xlsx_they_were_saved_from() {
     let xlsx = extract_fixture("zh-sales.xlsx");
-    {
-        let name = "zh-sales.ods";
+    for name in ["zh-sales.xls", "zh-sales.ods"] {
         let doc = extract_fixture(name);
         let titles: Vec<_> = doc.sections.iter().map(|s| s.title.clone()).collect();
         let xlsx_titles: Vec<_> = xlsx.sections.iter().map(|s| s.title.clone()).collect();
@@ -579,6 +614,29 @@ fn json_records_and_jsonl_lines_are_pages() {
         tickets.sections[1].text,
         "工单: T-2024-002\n标题: 邮箱容量不足\n状态: 处理中\n紧急: true"
     );
+}
+
+#[test]
+fn a_refused_type_names_the_accepted_list() {
+    let mut ppt = b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1".to_vec();
+    ppt.extend(
+        "PowerPoint Document"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes),
+    );
+    let error = extract("deck.ppt", ppt.into(), &ExtractLimits::default()).unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains("save it as .pptx"), "{message}");
+    assert!(
+        message.ends_with(&format!(
+            "accepted: {}",
+            ingest::extract::ACCEPTED_EXTENSIONS.join(", ")
+        )),
+        "{message}"
+    );
+    for ext in ["doc", "xls", "odt", "ods", "epub", "json", "jsonl"] {
+        assert!(message.contains(ext), "{ext} missing from {message}");
+    }
 }
 
 #[test]

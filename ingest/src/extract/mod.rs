@@ -14,6 +14,7 @@
 
 mod csv;
 mod decode;
+mod doc;
 mod docx;
 mod epub;
 mod guard;
@@ -34,6 +35,7 @@ mod sniff;
 mod spreadsheet;
 mod subprocess;
 mod text;
+mod xls;
 mod xlsx;
 
 use std::sync::{Arc, OnceLock};
@@ -58,6 +60,10 @@ pub enum DocKind {
     Xlsx,
     /// PowerPoint 2007+ (`.pptx`): one section per slide.
     Pptx,
+    /// Word 97–2003 (`.doc`), read by `antiword` (see `doc`).
+    Doc,
+    /// Excel 97–2003 (`.xls`).
+    Xls,
     /// OpenDocument text (`.odt`, LibreOffice Writer).
     Odt,
     /// OpenDocument spreadsheet (`.ods`, LibreOffice Calc).
@@ -88,6 +94,8 @@ impl DocKind {
             DocKind::Docx => "docx",
             DocKind::Xlsx => "xlsx",
             DocKind::Pptx => "pptx",
+            DocKind::Doc => "doc",
+            DocKind::Xls => "xls",
             DocKind::Odt => "odt",
             DocKind::Ods => "ods",
             DocKind::Epub => "epub",
@@ -126,8 +134,8 @@ impl std::fmt::Display for DocKind {
 /// Extensions accepted: the one list behind error messages, the 415 response and the
 /// server's checks (the sniffer's text and image lists are subsets, checked by a test).
 pub const ACCEPTED_EXTENSIONS: &[&str] = &[
-    "pdf", "docx", "xlsx", "pptx", "odt", "ods", "epub", "csv", "json", "jsonl", "html", "htm",
-    "md", "markdown", "txt", "png", "jpg", "jpeg", "tif", "tiff", "webp", "bmp",
+    "pdf", "docx", "xlsx", "pptx", "doc", "xls", "odt", "ods", "epub", "csv", "json", "jsonl",
+    "html", "htm", "md", "markdown", "txt", "png", "jpg", "jpeg", "tif", "tiff", "webp", "bmp",
 ];
 
 /// One piece of extracted text: a PDF page, a spreadsheet sheet, or the whole document.
@@ -166,7 +174,7 @@ pub struct ExtractLimits {
     /// Wall-clock limit for parsing one document (OCR excluded: see [`OcrSettings`]).
     pub timeout_ms: u64,
     /// Most bytes a zip container (DOCX, XLSX, PPTX, ODT, ODS, EPUB) may expand to; also the
-    /// most text a JSON file may render to.
+    /// most text a JSON file may render to, and antiword may write for a `.doc`.
     pub max_uncompressed_bytes: u64,
     /// Most entries a zip container may hold.
     pub max_archive_entries: usize,
@@ -292,6 +300,8 @@ fn parse_kind(kind: DocKind, bytes: &[u8], limits: &ExtractLimits) -> Result<Par
         DocKind::Docx => plain(docx::extract(bytes, limits)?),
         DocKind::Xlsx => plain(xlsx::extract(bytes, limits)?),
         DocKind::Pptx => plain(pptx::extract(bytes, limits)?),
+        DocKind::Doc => plain(doc::extract_doc(bytes, limits)?),
+        DocKind::Xls => plain(xls::extract(bytes)?),
         DocKind::Odt => plain(odt::extract(bytes, limits)?),
         DocKind::Ods => plain(ods::extract(bytes, limits)?),
         DocKind::Epub => plain(epub::extract(bytes, limits)?),
