@@ -147,7 +147,7 @@ addStrings({
 
 const TABS = ['documents', 'chunks', 'hit', 'settings'];
 const TYPES = 'PDF, Word (docx), Excel (xlsx), PowerPoint (pptx), CSV, HTML, Markdown, TXT, PNG/JPEG/TIFF/WebP/BMP (OCR)';
-const ACCEPT = '.pdf,.docx,.xlsx,.pptx,.csv,.html,.htm,.md,.markdown,.txt,.png,.jpg,.jpeg,.tif,.tiff,.webp,.bmp';
+const ACCEPT = '.pdf,.docx,.xlsx,.pptx,.doc,.xls,.odt,.ods,.epub,.csv,.json,.jsonl,.html,.htm,.md,.markdown,.txt,.png,.jpg,.jpeg,.tif,.tiff,.webp,.bmp';
 const CHUNK_PAGE = 20;
 const PREVIEW_SHOWN = 200;
 // Hit-testing form and last answer per KB, so switching tabs and back keeps them.
