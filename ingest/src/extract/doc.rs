@@ -41,6 +41,9 @@ fn read_with(program: &str, bytes: &[u8], limits: &ExtractLimits) -> Result<Extr
     command.args(["-m", "UTF-8.txt", "-w", "0"]).arg(&input);
     let deadline = Instant::now() + Duration::from_millis(limits.timeout_ms);
     match subprocess::run(command, &out, deadline, MAX_MEMORY_BYTES) {
+        // "Encrypted documents are not supported": whatever the exit status, the text is
+        // not there, and the user must remove the password.
+        Ok(stderr) if is_encrypted(&stderr) => return Err(Error::Encrypted),
         Ok(_) => {}
         Err(ChildError::NotFound) => {
             return Err(Error::ToolMissing {
@@ -54,7 +57,7 @@ fn read_with(program: &str, bytes: &[u8], limits: &ExtractLimits) -> Result<Extr
                 limit_ms: limits.timeout_ms,
             });
         }
-        Err(ChildError::Failed { stderr, .. }) if stderr.contains("ncrypted") => {
+        Err(ChildError::Failed { stderr, .. }) if is_encrypted(&stderr) => {
             return Err(Error::Encrypted);
         }
         Err(e) => {
@@ -84,6 +87,11 @@ fn read_with(program: &str, bytes: &[u8], limits: &ExtractLimits) -> Result<Extr
         page_count: None,
         title: None,
     })
+}
+
+/// antiword's complaint about a password-protected file.
+fn is_encrypted(stderr: &str) -> bool {
+    stderr.contains("Encrypted documents are not supported")
 }
 
 /// antiword's text in our shape: table rows `|a   |b   |` become `a | b` (as DOCX rows),
