@@ -136,6 +136,7 @@ impl AppState {
             store: self.store.clone(),
             search: self.search.clone(),
             llm: self.llm.clone(),
+            default_min_answerable: self.config.llm.min_answerable,
         }
     }
 

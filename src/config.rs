@@ -183,6 +183,9 @@ pub struct LlmConfig {
     pub remote_model: String,
     /// Remote idle timeout.
     pub remote_timeout_ms: u64,
+    /// A bot's default `no_recall.min_answerable`: how sure this model must be that the
+    /// passages hold the answer before it answers (0: no check).
+    pub min_answerable: f32,
 }
 
 /// The most candidates per retriever a search may ask for.
@@ -258,6 +261,11 @@ impl Config {
         if llm.parallel == 0 || llm.context_tokens < 256 || llm.batch_tokens == 0 {
             return Err(Error::Config(
                 "llm.parallel and llm.batch_tokens must be at least 1 and llm.context_tokens at least 256".into(),
+            ));
+        }
+        if !(0.0..=1.0).contains(&llm.min_answerable) {
+            return Err(Error::Config(
+                "llm.min_answerable must be between 0 and 1 (0: no check)".into(),
             ));
         }
         if llm.backend == LlmBackendKind::Remote && llm.remote_url.is_empty() {

@@ -1,6 +1,7 @@
 //! The OpenAI-compatible API under `/v1`: published bots are the models (a bot's id is its
 //! model id; its API key is the Bearer token), so any OpenAI client or tool can talk to a
-//! bot. Answers carry their citations in an extra `citations` field.
+//! bot. Answers carry their citations in an extra `citations` field, and whether the
+//! passages support them in `grounded` and `grounding_score`.
 //!
 //! - `GET /v1/models`, `GET /v1/models/{id}`: the key's bot (the admin token lists every
 //!   published bot) and the embedding model.
@@ -337,7 +338,7 @@ async fn chat_completions(
                 ChatEvent::Token(t) => yield data(&chunk(json!({"content": t}), None)),
                 ChatEvent::Done(outcome) => {
                     let mut last = chunk(json!({}), Some(finish_reason(outcome.finish_reason)));
-                    last["citations"] = json!(outcome.citations);
+                    add_evidence(&mut last, &outcome);
                     yield data(&last);
                     if include_usage {
                         let mut usage = chunk(json!({}), None);
@@ -385,7 +386,7 @@ fn completion(
     fingerprint: &str,
     outcome: &ChatOutcome,
 ) -> Value {
-    json!({
+    let mut body = json!({
         "id": id,
         "object": "chat.completion",
         "created": created,
@@ -398,8 +399,19 @@ fn completion(
             "finish_reason": finish_reason(outcome.finish_reason),
         }],
         "usage": usage_json(outcome),
-        "citations": outcome.citations,
-    })
+    });
+    add_evidence(&mut body, outcome);
+    body
+}
+
+/// zhiku's fields beside OpenAI's (clients ignore fields they don't know): the cited
+/// passages, whether the passages support the answer, and whether it was a no-recall
+/// reply.
+fn add_evidence(body: &mut Value, outcome: &ChatOutcome) {
+    body["citations"] = json!(outcome.citations);
+    body["grounded"] = json!(outcome.grounded);
+    body["grounding_score"] = json!(outcome.grounding_score);
+    body["no_recall"] = json!(outcome.no_recall);
 }
 
 /// `POST /v1/embeddings` body.

@@ -70,10 +70,21 @@ struct EngineSettings {
 
 /// A request on its way to a slot.
 struct Job {
+    /// What the slot reads: the gate's prompt while there is a gate, then the answer's.
     prompt: Vec<LlamaToken>,
+    gate: Option<TokenGate>,
     request: GenerateRequest,
     events: UnboundedSender<LlmEvent>,
     submitted: Instant,
+}
+
+/// A [`super::Gate`] in tokens.
+struct TokenGate {
+    /// The answer's prompt, read after a yes.
+    answer_prompt: Vec<LlamaToken>,
+    proceed: LlamaToken,
+    refuse: LlamaToken,
+    min_proceed: f32,
 }
 
 impl LocalLlm {
@@ -146,6 +157,30 @@ impl LocalLlm {
         // messages themselves had theirs defused by `template::render`.
         self.model.vocab().tokenize(text.as_bytes(), true, true)
     }
+
+    fn check_prompt(&self, prompt: &[LlamaToken]) -> Result<()> {
+        if prompt.is_empty() {
+            return Err(Error::InvalidInput("the prompt is empty".into()));
+        }
+        if prompt.len() >= self.info.context_tokens {
+            return Err(Error::InvalidInput(format!(
+                "the prompt has {} tokens but the model's context window is {}; shorten it or raise llm.context_tokens",
+                prompt.len(),
+                self.info.context_tokens
+            )));
+        }
+        Ok(())
+    }
+
+    /// The token a reply starting with `text` starts with.
+    fn first_token(&self, text: &str) -> Result<LlamaToken> {
+        self.model
+            .vocab()
+            .tokenize(text.as_bytes(), false, false)
+            .first()
+            .copied()
+            .ok_or_else(|| Error::InvalidInput(format!("'{text}' has no tokens")))
+    }
 }
 
 impl LlmBackend for LocalLlm {
@@ -158,17 +193,22 @@ impl LlmBackend for LocalLlm {
     }
 
     fn generate(&self, request: GenerateRequest) -> Result<LlmStream> {
-        let prompt = self.tokenize(&request.messages);
-        if prompt.is_empty() {
-            return Err(Error::InvalidInput("the prompt is empty".into()));
-        }
-        if prompt.len() >= self.info.context_tokens {
-            return Err(Error::InvalidInput(format!(
-                "the prompt has {} tokens but the model's context window is {}; shorten it or raise llm.context_tokens",
-                prompt.len(),
-                self.info.context_tokens
-            )));
-        }
+        let answer_prompt = self.tokenize(&request.messages);
+        self.check_prompt(&answer_prompt)?;
+        let (prompt, gate) = match &request.gate {
+            Some(gate) => {
+                let probe = self.tokenize(&gate.messages);
+                self.check_prompt(&probe)?;
+                let token_gate = TokenGate {
+                    answer_prompt,
+                    proceed: self.first_token(&gate.proceed)?,
+                    refuse: self.first_token(&gate.refuse)?,
+                    min_proceed: gate.min_proceed,
+                };
+                (probe, Some(token_gate))
+            }
+            None => (answer_prompt, None),
+        };
         let waiting = self.shared.waiting.load(Ordering::SeqCst);
         let wait = estimated_wait(waiting, self.info.parallel, self.shared.slot_time());
         // A request that would only be shed after max_queue_wait is told so now: the
@@ -184,6 +224,7 @@ impl LlmBackend for LocalLlm {
         self.shared.waiting.fetch_add(1, Ordering::SeqCst);
         let job = Job {
             prompt,
+            gate,
             request,
             events,
             submitted: Instant::now(),
@@ -541,6 +582,29 @@ impl Engine<'_> {
             let Some(at) = active.logits_at.take() else {
                 continue;
             };
+            if let Some(gate) = active.job.gate.take() {
+                let proceed = proceed_probability(self.context.get_logits_ith(at), &gate);
+                let _ = active.job.events.send(LlmEvent::Verdict(proceed));
+                if proceed < gate.min_proceed {
+                    self.finish(index, FinishReason::Stop);
+                    continue;
+                }
+                // The answer's prompt replaces the gate's: the shared prefix stays in the
+                // cache, the gate's question is dropped from it, and the rest is read.
+                let mut keep = common_prefix(&slot.cached, &gate.answer_prompt)
+                    .min(gate.answer_prompt.len() - 1);
+                let trimmed =
+                    self.context
+                        .clear_kv_cache_seq(Some(slot.id), Some(keep as u32), None);
+                if !matches!(trimmed, Ok(true)) {
+                    let _ = self.context.clear_kv_cache_seq(Some(slot.id), None, None);
+                    keep = 0;
+                }
+                slot.cached.truncate(keep);
+                active.job.prompt = gate.answer_prompt;
+                active.prompt_done = keep;
+                continue;
+            }
             let token = active.sampler.sample(&self.context, at);
             active.first_token.get_or_insert_with(Instant::now);
             let finished = if vocab.is_eog(token) {
@@ -646,6 +710,28 @@ fn add(
         .map_err(|e| format!("llama.cpp batch: {e}"))
 }
 
+/// P(proceed) from the logits of the reply's first token, over the gate's two tokens only.
+fn proceed_probability(logits: &[f32], gate: &TokenGate) -> f32 {
+    let logit = |t: LlamaToken| {
+        usize::try_from(t.0)
+            .ok()
+            .and_then(|i| logits.get(i))
+            .copied()
+            .unwrap_or(f32::NEG_INFINITY)
+    };
+    two_way_softmax(logit(gate.proceed), logit(gate.refuse))
+}
+
+/// e^a / (e^a + e^b), computed without overflow; ½ when neither is finite.
+fn two_way_softmax(a: f32, b: f32) -> f32 {
+    let top = a.max(b);
+    if !top.is_finite() {
+        return 0.5;
+    }
+    let (ea, eb) = ((a - top).exp(), (b - top).exp());
+    ea / (ea + eb)
+}
+
 /// Greedy at temperature 0; otherwise the usual top-p / temperature chain. A light
 /// repetition penalty keeps small models out of loops. Top-k comes first: llama.cpp's
 /// penalty looks every candidate up in its window, and over a 152k-token vocabulary that
@@ -730,6 +816,14 @@ mod tests {
         assert_eq!(s.push(&bytes[2..4]), "知");
         assert_eq!(s.push(&bytes[4..]), "库");
         assert_eq!(s.finish(), "");
+    }
+
+    #[test]
+    fn the_gate_compares_two_logits_only() {
+        assert!((two_way_softmax(2.0, 2.0) - 0.5).abs() < 1e-6);
+        assert!(two_way_softmax(10.0, 0.0) > 0.99);
+        assert!(two_way_softmax(-1e30, 0.0) < 1e-6);
+        assert!((two_way_softmax(f32::NEG_INFINITY, f32::NEG_INFINITY) - 0.5).abs() < 1e-6);
     }
 
     #[test]

@@ -74,6 +74,26 @@ pub struct GenerateRequest {
     pub seed: Option<u32>,
     /// Strings that end the answer (not included in it).
     pub stop: Vec<String>,
+    /// A yes/no question the model answers first; the answer is generated only on yes.
+    pub gate: Option<Gate>,
+}
+
+/// A question with two replies put to the model before it answers, read from one forward
+/// pass: the probability of the first token of `proceed` against that of `refuse` as the
+/// reply's first token. Its prompt should begin with the answer's own prompt (the same
+/// messages with the question added at the end), so the answer that follows in the same
+/// slot reads only the few tokens where the two differ.
+#[derive(Debug, Clone)]
+pub struct Gate {
+    /// The prompt that asks the question.
+    pub messages: Vec<ChatMessage>,
+    /// The reply under which the answer goes ahead (its first token counts).
+    pub proceed: String,
+    /// The reply under which it does not (its first token counts).
+    pub refuse: String,
+    /// The answer is generated only when P(proceed), over the two, is at least this;
+    /// below it the stream ends after [`LlmEvent::Verdict`] with no text.
+    pub min_proceed: f32,
 }
 
 impl GenerateRequest {
@@ -86,6 +106,7 @@ impl GenerateRequest {
             top_p: 0.95,
             seed: None,
             stop: Vec::new(),
+            gate: None,
         }
     }
 }
@@ -139,6 +160,8 @@ pub enum LlmEvent {
     Failed(String),
     /// No slot came free in time; nothing was generated and a retry may succeed.
     Busy(String),
+    /// The [`Gate`]'s verdict, before any text: P(proceed) over its two replies.
+    Verdict(f32),
 }
 
 /// A stream of [`LlmEvent`]s; drop it to cancel.
@@ -182,6 +205,7 @@ pub async fn complete(llm: &dyn LlmBackend, request: GenerateRequest) -> Result<
             LlmEvent::Done { .. } => return Ok(text),
             LlmEvent::Failed(e) => return Err(Error::Llm(e)),
             LlmEvent::Busy(e) => return Err(Error::Busy(e)),
+            LlmEvent::Verdict(_) => {}
         }
     }
     Err(Error::Llm("the model stopped without finishing".into()))

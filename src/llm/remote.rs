@@ -81,17 +81,79 @@ impl LlmBackend for RemoteLlm {
         if !request.stop.is_empty() {
             body["stop"] = json!(request.stop);
         }
-        let mut call = self.client.post(&self.url).json(&body);
-        if !self.api_key.is_empty() {
-            call = call.bearer_auth(&self.api_key);
-        }
+        let call = self.call(&body);
+        // The gate is a one-token, greedy request of its own: OpenAI-compatible servers
+        // differ in whether and how they return log-probabilities, but all of them
+        // generate. Its verdict is 1 or 0 (or ½ when the reply is neither word).
+        let gate = request.gate.map(|gate| {
+            let body = json!({
+                "model": self.model,
+                "messages": gate.messages,
+                "stream": true,
+                "max_tokens": 1,
+                "temperature": 0.0,
+            });
+            (self.call(&body), gate)
+        });
         tokio::spawn(async move {
             let submitted = Instant::now();
+            if let Some((gate_call, gate)) = gate {
+                let (tx, mut verdict) = unbounded_channel();
+                let reply = match relay(gate_call, &tx, submitted).await {
+                    Ok(()) => {
+                        let mut text = String::new();
+                        while let Ok(LlmEvent::Token(t)) = verdict.try_recv() {
+                            text.push_str(&t);
+                        }
+                        text
+                    }
+                    Err(message) => {
+                        let _ = events.send(LlmEvent::Failed(message));
+                        return;
+                    }
+                };
+                let proceed = reply_verdict(&reply, &gate.proceed, &gate.refuse);
+                let _ = events.send(LlmEvent::Verdict(proceed));
+                if proceed < gate.min_proceed {
+                    let _ = events.send(LlmEvent::Done {
+                        finish_reason: FinishReason::Stop,
+                        stats: GenerationStats::default(),
+                    });
+                    return;
+                }
+            }
             if let Err(message) = relay(call, &events, submitted).await {
                 let _ = events.send(LlmEvent::Failed(message));
             }
         });
         Ok(stream)
+    }
+}
+
+impl RemoteLlm {
+    fn call(&self, body: &Value) -> reqwest::RequestBuilder {
+        let call = self.client.post(&self.url).json(body);
+        if self.api_key.is_empty() {
+            call
+        } else {
+            call.bearer_auth(&self.api_key)
+        }
+    }
+}
+
+/// 1 when a gate's reply starts with the proceeding word, 0 with the refusing one, ½
+/// otherwise.
+fn reply_verdict(reply: &str, proceed: &str, refuse: &str) -> f32 {
+    let reply = reply.trim_start();
+    let starts = |word: &str| {
+        word.chars()
+            .next()
+            .is_some_and(|first| reply.starts_with(first))
+    };
+    match (starts(proceed), starts(refuse)) {
+        (true, false) => 1.0,
+        (false, true) => 0.0,
+        _ => 0.5,
     }
 }
 
@@ -207,6 +269,13 @@ pub fn estimate_tokens(text: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_gate_reply_is_read_by_its_first_character() {
+        assert_eq!(reply_verdict("是", "是", "否"), 1.0);
+        assert_eq!(reply_verdict(" 否。", "是", "否"), 0.0);
+        assert_eq!(reply_verdict("不确定", "是", "否"), 0.5);
+    }
 
     #[test]
     fn estimates_count_chinese_by_character() {

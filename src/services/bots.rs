@@ -32,6 +32,7 @@ const MAX_QUESTIONS: usize = 10;
 const MAX_QUESTION_CHARS: usize = 200;
 const MAX_REPLY_CHARS: usize = 2000;
 const MAX_TOP_K: usize = 20;
+const MAX_READ_TOKENS: usize = 4096;
 const MAX_TEMPERATURE: f32 = 2.0;
 const MAX_MAX_TOKENS: u32 = 4096;
 const MAX_HISTORY_TURNS: u32 = 50;
@@ -224,6 +225,15 @@ fn check_settings(mut s: BotSettings) -> Result<BotSettings> {
     check(r.min_score.is_finite(), || {
         "retrieval.min_score must be a finite number".into()
     })?;
+    check(r.read_tokens <= MAX_READ_TOKENS, || {
+        format!("retrieval.read_tokens must be at most {MAX_READ_TOKENS} (0: whole passages)")
+    })?;
+    check(
+        s.no_recall
+            .min_answerable
+            .is_none_or(|m| (0.0..=1.0).contains(&m)),
+        || "no_recall.min_answerable must be between 0 and 1 (0: no check)".into(),
+    )?;
     check_chars("no_recall.reply", &s.no_recall.reply, MAX_REPLY_CHARS)?;
     check(
         s.no_recall.mode != NoRecallMode::Fixed || !s.no_recall.reply.trim().is_empty(),
@@ -447,6 +457,12 @@ mod tests {
         bad(|s| s.retrieval.top_k = 0, "top_k");
         bad(|s| s.retrieval.top_k = 21, "top_k");
         bad(|s| s.retrieval.min_score = f32::NAN, "min_score");
+        bad(|s| s.retrieval.read_tokens = 5000, "read_tokens");
+        bad(|s| s.no_recall.min_answerable = Some(1.5), "min_answerable");
+        bad(
+            |s| s.no_recall.min_answerable = Some(f32::NAN),
+            "min_answerable",
+        );
         bad(|s| s.model.temperature = 2.5, "temperature");
         bad(|s| s.model.temperature = f32::NAN, "temperature");
         bad(|s| s.model.max_tokens = 0, "max_tokens");

@@ -15,11 +15,13 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tracing::{Instrument, warn};
 
+use super::evidence;
+use super::focus::focus;
 use super::prompt::{self, Grounding, Passage, PastTurn, PromptParts};
 use super::search::{SearchRequest, SearchResult, SearchService};
 use crate::error::{Error, Result};
 use crate::llm::{
-    ChatMessage, FinishReason, GenerateRequest, GenerationStats, LlmBackend, LlmEvent,
+    ChatMessage, FinishReason, Gate, GenerateRequest, GenerationStats, LlmBackend, LlmEvent,
 };
 use crate::store::Store;
 use crate::store::bots::{BotSettings, NoRecallMode};
@@ -37,6 +39,8 @@ pub struct ChatService {
     pub search: Arc<SearchService>,
     /// The model.
     pub llm: Arc<dyn LlmBackend>,
+    /// `llm.min_answerable`: for bots that set no threshold of their own.
+    pub default_min_answerable: f32,
 }
 
 /// Where the history comes from and where the turn is recorded.
@@ -204,9 +208,21 @@ pub struct ChatOutcome {
     pub answer: String,
     /// stop, length or cancelled.
     pub finish_reason: FinishReason,
-    /// Nothing relevant was retrieved and the no-recall behaviour answered.
+    /// Nothing relevant was retrieved, or the model judged that the passages do not
+    /// answer the question, and the no-recall behaviour answered.
     pub no_recall: bool,
-    /// Cited passages (empty when the bot hides sources).
+    /// The model's verdict, asked before it answered: the probability that the passages
+    /// hold the answer (for a bot without knowledge bases: that the question needs no live
+    /// data). `None`: not asked (the check is off, or nothing was retrieved).
+    pub answerable: Option<f32>,
+    /// Whether the passages support the answer: most of what it says beyond the question
+    /// is found in them (see [`evidence`]). `None` for a bot without knowledge bases;
+    /// `false` for a no-recall reply, which no passage supports.
+    pub grounded: Option<bool>,
+    /// The share of the answer's words the passages hold, 0–1 (`None` as for `grounded`).
+    pub grounding_score: Option<f32>,
+    /// Cited passages (empty when the bot hides sources), only those that hold what the
+    /// answer says with their marker.
     pub citations: Vec<Citation>,
     /// Token counts.
     pub usage: Usage,
@@ -283,7 +299,22 @@ impl ChatService {
         let has_knowledge = !settings.knowledge_bases.is_empty();
         let nothing_found = has_knowledge && prepared.passages.is_empty();
         if nothing_found && settings.no_recall.mode == NoRecallMode::Fixed {
-            return self.fixed_reply(turn, question, prepared, started).await;
+            let reply = settings.no_recall.reply.clone();
+            return self
+                .fixed_reply(turn, question, prepared, started, reply, true)
+                .await;
+        }
+        // A bot without knowledge has no live data; a small model asked for today's
+        // weather describes a sunny 20 °C day all the same.
+        let min_answerable = settings
+            .no_recall
+            .min_answerable
+            .unwrap_or(self.default_min_answerable);
+        if !has_knowledge && min_answerable > 0.0 && prompt::needs_live_data(&question) {
+            let reply = prompt::NO_LIVE_DATA_REPLY.to_string();
+            return self
+                .fixed_reply(turn, question, prepared, started, reply, false)
+                .await;
         }
         let grounding = match (has_knowledge, nothing_found) {
             (false, _) => Grounding::None,
@@ -307,6 +338,21 @@ impl ChatService {
         if turn.trace {
             trace.prompt = built.messages.clone();
         }
+        // Before answering from passages the model is asked whether they hold the answer;
+        // below the bot's threshold its no-recall reply is given instead.
+        let check = (grounding == Grounding::Passages
+            && settings.no_recall.mode == NoRecallMode::Fixed
+            && min_answerable > 0.0)
+            .then(|| Decline {
+                min_proceed: min_answerable,
+                reply: settings.no_recall.reply.clone(),
+            });
+        let gate = check.as_ref().map(|decline| Gate {
+            messages: prompt::gate_messages(&built.messages, prompt::ANSWERABLE),
+            proceed: prompt::ANSWERABLE.proceed.into(),
+            refuse: prompt::ANSWERABLE.refuse.into(),
+            min_proceed: decline.min_proceed,
+        });
         let mut request = GenerateRequest::new(
             built.messages,
             max_tokens,
@@ -314,6 +360,7 @@ impl ChatService {
         );
         request.stop = turn.stop.clone();
         request.seed = turn.seed;
+        request.gate = gate;
         let llm_stream = self.llm.generate(request)?;
 
         trace.passages_dropped_for_context = built.passages_dropped;
@@ -346,6 +393,9 @@ impl ChatService {
             show_sources: settings.retrieval.show_sources,
             conversation_id: conversation_id.clone(),
             no_recall: nothing_found,
+            has_knowledge,
+            question: question.clone(),
+            decline: check,
             trace: turn.trace.then_some(trace),
             timings: ChatTimings {
                 rewrite_ms: prepared.rewrite_ms,
@@ -396,7 +446,11 @@ impl ChatService {
 
         let has_knowledge = !settings.knowledge_bases.is_empty();
         let rewrite_started = Instant::now();
-        let rewritten = if settings.rewrite_query && has_knowledge && !history.is_empty() {
+        let rewritten = if settings.rewrite_query
+            && has_knowledge
+            && !history.is_empty()
+            && prompt::leans_on_history(question)
+        {
             self.rewrite(&history, question).await
         } else {
             None
@@ -436,23 +490,28 @@ impl ChatService {
         }
         chunks.sort_by(|a, b| b.result.score.total_cmp(&a.result.score));
         chunks.truncate(settings.retrieval.top_k);
-        let passages: Vec<Passage> = chunks
-            .iter_mut()
-            .enumerate()
-            .map(|(i, chunk)| {
-                chunk.marker = Some(i + 1);
-                let r = &chunk.result;
-                Passage {
-                    marker: i + 1,
-                    chunk_id: r.chunk_id,
-                    document_id: r.document_id.clone(),
-                    document_name: r.document_name.clone(),
-                    page: r.page,
-                    text: r.text.clone(),
-                    score: r.score,
-                }
-            })
-            .collect();
+        // The model reads the sentences of the passages that matter to the question; a
+        // passage left with none is not given to it (and gets no marker).
+        let whole: Vec<&str> = chunks.iter().map(|c| c.result.text.as_str()).collect();
+        let read = focus(&whole, query, settings.retrieval.read_tokens);
+        let mut passages: Vec<Passage> = Vec::with_capacity(chunks.len());
+        for (chunk, text) in chunks.iter_mut().zip(read) {
+            if text.is_empty() {
+                continue;
+            }
+            let marker = passages.len() + 1;
+            chunk.marker = Some(marker);
+            let r = &chunk.result;
+            passages.push(Passage {
+                marker,
+                chunk_id: r.chunk_id,
+                document_id: r.document_id.clone(),
+                document_name: r.document_name.clone(),
+                page: r.page,
+                text,
+                score: r.score,
+            });
+        }
         let retrieval_ms = ms(retrieval_started);
         Ok(Prepared {
             conversation_id,
@@ -569,19 +628,21 @@ impl ChatService {
         Ok((Some(conversation_id), Some(answer_id)))
     }
 
-    /// The no-recall behaviour "fixed reply": answered and recorded without the model.
+    /// A reply given and recorded without the model: the no-recall behaviour "fixed reply"
+    /// (`no_recall`), or the reply of a bot without knowledge asked for live data.
     async fn fixed_reply(
         &self,
         turn: Turn,
         question: String,
         prepared: Prepared,
         started: Instant,
+        reply: String,
+        no_recall: bool,
     ) -> Result<ChatStream> {
-        let reply = turn.settings.no_recall.reply.clone();
         let context = UserContext {
             rewritten_query: prepared.rewritten.clone(),
             passages: Vec::new(),
-            no_recall: true,
+            no_recall,
         };
         let (conversation_id, answer_id) = self
             .record_question(&turn, prepared.conversation_id.clone(), &question, &context)
@@ -591,7 +652,10 @@ impl ChatService {
             message_id: answer_id,
             answer: reply.clone(),
             finish_reason: FinishReason::Stop,
-            no_recall: true,
+            no_recall,
+            answerable: None,
+            grounded: no_recall.then_some(false),
+            grounding_score: no_recall.then_some(0.0),
             citations: Vec::new(),
             usage: Usage::default(),
             timings: ChatTimings {
@@ -620,6 +684,13 @@ impl ChatService {
     }
 }
 
+/// The reply that stands in for an answer the model judged the passages do not hold.
+struct Decline {
+    /// Below this verdict, the reply is given.
+    min_proceed: f32,
+    reply: String,
+}
+
 /// Streams one answer to the client and records how it ended.
 struct Relay {
     store: Store,
@@ -629,6 +700,10 @@ struct Relay {
     show_sources: bool,
     conversation_id: Option<String>,
     no_recall: bool,
+    has_knowledge: bool,
+    question: String,
+    /// What stands in for an answer the passages do not hold.
+    decline: Option<Decline>,
     trace: Option<RetrievalTrace>,
     timings: ChatTimings,
     started: Instant,
@@ -638,6 +713,7 @@ impl Relay {
     async fn run(mut self, mut llm: crate::llm::LlmStream) {
         let mut answer = String::new();
         let mut first_token: Option<u64> = None;
+        let mut answerable: Option<f32> = None;
         let ending = loop {
             tokio::select! {
                 event = llm.recv() => match event {
@@ -651,6 +727,7 @@ impl Relay {
                     Some(LlmEvent::Done { finish_reason, stats }) => break Ending::Done(finish_reason, stats),
                     Some(LlmEvent::Failed(message)) => break Ending::Failed { message, code: "llm_failed" },
                     Some(LlmEvent::Busy(message)) => break Ending::Failed { message, code: "overloaded" },
+                    Some(LlmEvent::Verdict(yes)) => answerable = Some(yes),
                     None => break Ending::Failed {
                         message: "the model stopped without finishing the answer".into(),
                         code: "llm_failed",
@@ -663,7 +740,20 @@ impl Relay {
         drop(llm);
         match ending {
             Ending::Done(finish_reason, stats) => {
-                let outcome = self.outcome(answer, finish_reason, &stats, first_token);
+                let decline = self
+                    .decline
+                    .take()
+                    .filter(|d| answerable.is_some_and(|p| p < d.min_proceed));
+                if let Some(decline) = decline {
+                    // The model judged that the passages do not hold the answer: the bot's
+                    // no-recall reply stands in for an answer they would not support.
+                    first_token = Some(ms(self.started));
+                    answer = decline.reply;
+                    self.no_recall = true;
+                    let _ = self.out.send(ChatEvent::Token(answer.clone())).await;
+                }
+                let mut outcome = self.outcome(answer, finish_reason, &stats, first_token);
+                outcome.answerable = answerable;
                 self.save(
                     &outcome.answer,
                     MessageStatus::Complete,
@@ -712,15 +802,21 @@ impl Relay {
         stats: &GenerationStats,
         first_token: Option<u64>,
     ) -> ChatOutcome {
-        let citations = if self.show_sources {
-            let mut markers = prompt::cited_markers(&answer, self.passages.len());
-            let inferred = markers.is_empty();
-            if inferred {
-                markers = prompt::supporting_markers(&answer, &self.passages);
-            }
-            markers
-                .into_iter()
-                .filter_map(|n| self.passages.get(n - 1))
+        let support = match (self.has_knowledge, self.no_recall) {
+            (false, _) => None,
+            (true, true) => Some(evidence::Support {
+                score: 0.0,
+                grounded: false,
+                markers: Vec::new(),
+                inferred: false,
+            }),
+            (true, false) => Some(evidence::support(&answer, &self.question, &self.passages)),
+        };
+        let citations = match &support {
+            Some(support) if self.show_sources => support
+                .markers
+                .iter()
+                .filter_map(|&n| self.passages.get(n - 1))
                 .map(|p| Citation {
                     marker: p.marker,
                     chunk_id: p.chunk_id,
@@ -729,11 +825,10 @@ impl Relay {
                     page: p.page,
                     snippet: p.text.chars().take(200).collect(),
                     score: p.score,
-                    inferred,
+                    inferred: support.inferred,
                 })
-                .collect()
-        } else {
-            Vec::new()
+                .collect(),
+            _ => Vec::new(),
         };
         let mut timings = std::mem::take(&mut self.timings);
         timings.queue_ms = stats.queue_ms;
@@ -748,6 +843,11 @@ impl Relay {
             answer,
             finish_reason,
             no_recall: self.no_recall,
+            answerable: None,
+            grounded: support.as_ref().map(|s| s.grounded),
+            grounding_score: support
+                .as_ref()
+                .map(|s| (s.score * 1000.0).round() / 1000.0),
             citations,
             usage: Usage {
                 prompt_tokens: stats.prompt_tokens,
@@ -785,6 +885,9 @@ fn answer_context(outcome: &ChatOutcome) -> String {
     json!({
         "citations": outcome.citations,
         "no_recall": outcome.no_recall,
+        "answerable": outcome.answerable,
+        "grounded": outcome.grounded,
+        "grounding_score": outcome.grounding_score,
         "finish_reason": outcome.finish_reason,
         "usage": outcome.usage,
         "timings": outcome.timings,

@@ -1,11 +1,15 @@
 //! What zhiku does, independent of how it is asked (HTTP or CLI): [`knowledge`] (KBs,
 //! documents, chunks), [`indexing`] (keeping BM25 and vectors in step with SQLite),
 //! [`search`] (hit testing) and [`bots`] (bot drafts, versions, API keys, recorded
-//! conversations). Services never import axum.
+//! conversations), [`chat`] (answers: [`prompt`] builds what the model reads, [`focus`]
+//! cuts passages to what the question asks, [`evidence`] checks what the answer says
+//! against them). Services never import axum.
 
 pub mod backup;
 pub mod bots;
 pub mod chat;
+pub mod evidence;
+pub mod focus;
 pub mod indexing;
 pub mod knowledge;
 pub mod prompt;

@@ -73,7 +73,18 @@ pub struct RetrievalSettings {
     pub min_score: f32,
     /// Show the passages an answer cites.
     pub show_sources: bool,
+    /// The model reads at most about this many tokens of passage text in all: the
+    /// sentences of the passages that matter most to the question (see
+    /// `services::focus`). 0 gives whole chunks.
+    #[schema(maximum = 4096)]
+    pub read_tokens: usize,
 }
+
+/// The default [`RetrievalSettings::read_tokens`]: about a third of three whole chunks'
+/// text, which the default model reads in about 4 s on two CPU cores, while the text
+/// read keeps a gold answer about as often as the first two whole chunks
+/// (docs/benchmarks.md).
+pub const DEFAULT_READ_TOKENS: usize = 300;
 
 impl Default for RetrievalSettings {
     fn default() -> Self {
@@ -82,6 +93,7 @@ impl Default for RetrievalSettings {
             top_k: 3,
             min_score: 0.0,
             show_sources: true,
+            read_tokens: DEFAULT_READ_TOKENS,
         }
     }
 }
@@ -105,6 +117,15 @@ pub struct NoRecallSettings {
     pub mode: NoRecallMode,
     /// The fixed reply.
     pub reply: String,
+    /// Before answering from passages, the model is asked whether they hold the answer;
+    /// below this probability of "yes" the bot gives the fixed reply instead of an
+    /// answer the passages do not support. It is made only in `fixed` mode (in `model`
+    /// mode the bot may answer from the model's own knowledge). A bot without knowledge
+    /// bases says it has no live data when asked for some (weather, news, prices) rather
+    /// than make them up. 0 turns both off; `null` takes `llm.min_answerable`, which is
+    /// chosen for the configured model (the verdict's scale depends on the model).
+    #[schema(minimum = 0.0, maximum = 1.0)]
+    pub min_answerable: Option<f32>,
 }
 
 /// The fixed reply of a new bot when nothing is found.
@@ -115,6 +136,7 @@ impl Default for NoRecallSettings {
         Self {
             mode: NoRecallMode::Fixed,
             reply: DEFAULT_NO_RECALL_REPLY.into(),
+            min_answerable: None,
         }
     }
 }

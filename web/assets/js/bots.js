@@ -80,7 +80,12 @@ addStrings({
     'editor.minScore.semantic': '语义检索：余弦相似度，相关文本通常在 0.8–0.9 之间。0 表示不过滤。',
     'editor.showSources': '在回答下方显示引用来源',
     'editor.noRecall': '无召回回复',
-    'editor.noRecallHint': '所有片段都低于最低分数时怎么办。',
+    'editor.noRecallHint': '所有片段都低于最低分数，或模型判断资料回答不了问题时怎么办。',
+    'editor.readTokens': '每段阅读长度',
+    'editor.readTokensHint': 'read_tokens：每个片段只把与问题最相关的句子（约这么多 token）交给模型，回答更快；0 表示整段。',
+    'editor.minAnswerable': '可回答判断阈值',
+    'editor.minAnswerableDefault': '模型默认',
+    'editor.minAnswerableHint': 'min_answerable：回答前先让模型判断资料里有没有答案，低于这个概率就给出上面的固定回复，不编造。留空用模型的默认值（配置 llm.min_answerable），0 表示不判断；仅“固定回复”时生效。',
     'editor.noRecall.fixed': '固定回复',
     'editor.noRecall.model': '让模型回答',
     'editor.noRecallReply': '回复内容',
@@ -203,7 +208,12 @@ addStrings({
     'editor.minScore.semantic': 'Semantic: cosine similarity; related text is usually 0.8–0.9. 0 keeps everything.',
     'editor.showSources': 'Show the cited sources under answers',
     'editor.noRecall': 'When nothing is found',
-    'editor.noRecallHint': 'What happens when every passage scores below the minimum.',
+    'editor.noRecallHint': 'What happens when every passage scores below the minimum, or the model judges that the passages do not answer.',
+    'editor.readTokens': 'Reading length',
+    'editor.readTokensHint': 'read_tokens: the model reads only the sentences of each passage closest to the question (about this many tokens), so it answers sooner; 0 reads whole passages.',
+    'editor.minAnswerable': 'Answerability threshold',
+    'editor.minAnswerableDefault': 'model default',
+    'editor.minAnswerableHint': 'min_answerable: before answering, the model judges whether the passages hold the answer; below this probability the bot gives the fixed reply instead of making one up. Empty uses the model\'s default (llm.min_answerable); 0 turns it off. Fixed reply only.',
     'editor.noRecall.fixed': 'Fixed reply',
     'editor.noRecall.model': 'Let the model answer',
     'editor.noRecallReply': 'Reply',
@@ -353,6 +363,7 @@ function renderList(main) {
 const FIELD_LABELS = [
   ['retrieval.min_score', 'editor.minScore'], ['retrieval.top_k', 'editor.topK'], ['retrieval.mode', 'editor.mode'],
   ['no_recall.reply', 'editor.noRecallReply'], ['no_recall.mode', 'editor.noRecallMode'],
+  ['retrieval.read_tokens', 'editor.readTokens'], ['no_recall.min_answerable', 'editor.minAnswerable'],
   ['model.temperature', 'editor.temperature'], ['model.max_tokens', 'editor.maxTokens'],
   ['model.history_turns', 'editor.historyTurns'], ['suggested_questions', 'editor.questions'],
   ['opening_message', 'editor.opening'], ['knowledge_bases', 'editor.kbs'], ['persona', 'editor.persona'],
@@ -409,6 +420,8 @@ function renderEditor(main, match) {
         ['hybrid', 'fulltext', 'semantic'].map((m) => h('option', { value: m }, t('editor.mode.' + m)))),
       topK: h('input.input', { type: 'number', min: 1, max: 20, step: 1, 'data-path': 'retrieval.top_k' }),
       minScore: h('input.input', { type: 'number', step: 'any', 'data-path': 'retrieval.min_score' }),
+      readTokens: h('input.input', { type: 'number', min: 0, max: 4096, step: 10, 'data-path': 'retrieval.read_tokens' }),
+      minAnswerable: h('input.input', { type: 'number', min: 0, max: 1, step: 0.05, placeholder: t('editor.minAnswerableDefault'), 'data-path': 'no_recall.min_answerable' }),
       showSources: h('input', { type: 'checkbox' }),
       noRecallMode: h('select.select', { 'data-path': 'no_recall.mode' },
         ['fixed', 'model'].map((m) => h('option', { value: m }, t('editor.noRecall.' + m)))),
@@ -444,6 +457,8 @@ function renderEditor(main, match) {
       c.mode.value = draft.retrieval?.mode || 'hybrid';
       c.topK.value = draft.retrieval?.top_k ?? 3;
       c.minScore.value = draft.retrieval?.min_score ?? 0;
+      c.readTokens.value = draft.retrieval?.read_tokens ?? 0;
+      c.minAnswerable.value = draft.no_recall?.min_answerable ?? '';
       c.showSources.checked = draft.retrieval?.show_sources !== false;
       c.noRecallMode.value = draft.no_recall?.mode || 'fixed';
       c.noRecallReply.value = draft.no_recall?.reply || '';
@@ -468,8 +483,8 @@ function renderEditor(main, match) {
         suggested_questions: c.questions.value.split('\n').map((q) => q.trim()).filter(Boolean),
         // Until the list has loaded there are no boxes to read: keep what is saved.
         knowledge_bases: kbs ? [...kbBox.querySelectorAll('input[type=checkbox]:checked')].map((x) => x.value) : [...pendingKbs],
-        retrieval: { mode: c.mode.value, top_k: num(c.topK), min_score: num(c.minScore), show_sources: c.showSources.checked },
-        no_recall: { mode: c.noRecallMode.value, reply: c.noRecallReply.value },
+        retrieval: { mode: c.mode.value, top_k: num(c.topK), min_score: num(c.minScore), show_sources: c.showSources.checked, read_tokens: num(c.readTokens) },
+        no_recall: { mode: c.noRecallMode.value, reply: c.noRecallReply.value, min_answerable: c.minAnswerable.value.trim() === '' ? null : Number(c.minAnswerable.value) },
         model: { temperature: num(c.temperature), max_tokens: num(c.maxTokens), history_turns: num(c.historyTurns) },
         rewrite_query: c.rewrite.checked,
       };
@@ -484,8 +499,8 @@ function renderEditor(main, match) {
         opening_message: d.opening_message || '',
         suggested_questions: (d.suggested_questions || []).map((q) => q.trim()).filter(Boolean),
         knowledge_bases: [...(d.knowledge_bases || [])],
-        retrieval: { mode: d.retrieval.mode, top_k: n(d.retrieval.top_k), min_score: n(d.retrieval.min_score), show_sources: d.retrieval.show_sources },
-        no_recall: { mode: d.no_recall.mode, reply: d.no_recall.reply },
+        retrieval: { mode: d.retrieval.mode, top_k: n(d.retrieval.top_k), min_score: n(d.retrieval.min_score), show_sources: d.retrieval.show_sources, read_tokens: n(d.retrieval.read_tokens) },
+        no_recall: { mode: d.no_recall.mode, reply: d.no_recall.reply, min_answerable: d.no_recall.min_answerable ?? null },
         model: { temperature: n(d.model.temperature), max_tokens: n(d.model.max_tokens), history_turns: n(d.model.history_turns) },
         rewrite_query: d.rewrite_query,
       };
@@ -500,6 +515,7 @@ function renderEditor(main, match) {
       personaCount.classList.toggle('over', n > LIMITS.persona);
       minScoreHint.textContent = t('editor.minScore.' + c.mode.value);
       c.noRecallReply.closest('.field')?.classList.toggle('muted-field', c.noRecallMode.value !== 'fixed');
+      c.minAnswerable.closest('.field')?.classList.toggle('muted-field', c.noRecallMode.value !== 'fixed');
     }
 
     function refreshDirty() {
@@ -565,6 +581,7 @@ function renderEditor(main, match) {
     /** Numbers the browser could not read, found before the server is asked. */
     function localProblem(s) {
       const checks = [['retrieval.top_k', s.retrieval.top_k], ['retrieval.min_score', s.retrieval.min_score],
+        ['retrieval.read_tokens', s.retrieval.read_tokens],
         ['model.temperature', s.model.temperature], ['model.max_tokens', s.model.max_tokens],
         ['model.history_turns', s.model.history_turns]];
       for (const [path, v] of checks) {
@@ -858,10 +875,12 @@ print(r.choices[0].message.content)`;
       field(t('editor.mode'), c.mode),
       h('div.grid-2', field(t('editor.topK'), c.topK, t('editor.topKHint')), field(t('editor.minScore'), c.minScore)),
       minScoreHint,
+      field(t('editor.readTokens'), c.readTokens, t('editor.readTokensHint')),
       h('label.check', c.showSources, h('span', t('editor.showSources')))),
     panel(t('editor.noRecall'), t('editor.noRecallHint'),
       field(t('editor.noRecallMode'), c.noRecallMode),
-      field(t('editor.noRecallReply'), c.noRecallReply, t('editor.noRecallReplyHint'))),
+      field(t('editor.noRecallReply'), c.noRecallReply, t('editor.noRecallReplyHint')),
+      field(t('editor.minAnswerable'), c.minAnswerable, t('editor.minAnswerableHint'))),
     panel(t('editor.model'), null,
       h('div.grid-3',
         field(t('editor.temperature'), c.temperature, t('editor.temperatureHint')),

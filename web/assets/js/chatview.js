@@ -58,6 +58,10 @@ addStrings({
     'chat.noRecall': '未召回',
     'chat.noRecallTitle': '知识库中没有找到足够相关的内容，这是“无召回回复”。',
     'chat.inferred': '推断引用',
+    'chat.ungrounded': '知识库中未找到依据',
+    'chat.trace.judged': '判断',
+    'chat.trace.judgedLine': '资料可回答的概率 {answerable} · 回答的依据分数 {grounding}（回答里有多少内容能在资料中找到）',
+    'chat.ungroundedTitle': '这个回答的内容大多不在检索到的资料里（依据分数 {score}），可能是模型自己编的，请核实。',
     'chat.copy': '复制',
     'chat.retry': '重新发送',
     'chat.sources': '来源',
@@ -104,6 +108,10 @@ addStrings({
     'chat.noRecall': 'No recall',
     'chat.noRecallTitle': 'Nothing relevant enough was found; this is the no-recall reply.',
     'chat.inferred': 'inferred',
+    'chat.ungrounded': 'Not supported by the knowledge base',
+    'chat.trace.judged': 'Checks',
+    'chat.trace.judgedLine': 'probability the passages answer {answerable} · grounding score {grounding} (how much of the answer the passages hold)',
+    'chat.ungroundedTitle': 'Most of this answer is not in the retrieved passages (grounding score {score}); the model may have made it up. Check it.',
     'chat.copy': 'Copy',
     'chat.retry': 'Send again',
     'chat.sources': 'Sources',
@@ -180,8 +188,13 @@ export function chatErrorText(err) {
 
 const fmt = (n, digits = 3) => (typeof n === 'number' ? (Number.isInteger(n) ? String(n) : n.toFixed(digits)) : '—');
 
-function traceView(trace, timings, usage) {
+function traceView(trace, timings, usage, judged) {
   const body = [];
+  if (judged && (judged.answerable != null || judged.grounding_score != null)) {
+    body.push(h('div', h('strong', t('chat.trace.judged') + '：'), t('chat.trace.judgedLine', {
+      answerable: fmt(judged.answerable, 2), grounding: fmt(judged.grounding_score, 2),
+    })));
+  }
   if (trace) {
     if (trace.rewritten_query) {
       body.push(h('div', h('strong', t('chat.trace.rewritten') + '：'), h('span.break', trace.rewritten_query)));
@@ -330,6 +343,9 @@ export function chatView(options = {}) {
     const answerText = data.answer || '';
     mount(tools, 
       data.no_recall ? h('span.badge.badge-warning', { title: t('chat.noRecallTitle') }, t('chat.noRecall')) : null,
+      data.grounded === false && !data.no_recall ? h('span.badge.badge-warning', {
+        'data-testid': 'ungrounded', title: t('chat.ungroundedTitle', { score: fmt(data.grounding_score, 2) }),
+      }, t('chat.ungrounded')) : null,
       data.finish_reason === 'length' ? h('span.badge.badge-warning', t('chat.lengthCut')) : null,
       citations.some((c) => c.inferred) ? h('span.badge', { title: t('chat.citationInferred') }, t('chat.inferred')) : null,
       o.canShowTrace && data.timings?.first_token_ms > 0 ? h('span', t('chat.summary', {
@@ -339,7 +355,7 @@ export function chatView(options = {}) {
     );
     mount(extra, 
       sourcesRow(citations),
-      o.canShowTrace && (data.trace || data.timings) ? traceView(data.trace, data.timings, data.usage) : null,
+      o.canShowTrace && (data.trace || data.timings) ? traceView(data.trace, data.timings, data.usage, data) : null,
     );
   }
 
@@ -472,6 +488,8 @@ export function chatView(options = {}) {
           answer: m.content,
           citations: m.citations ?? ctx.citations ?? [],
           no_recall: m.no_recall ?? ctx.no_recall,
+          grounded: ctx.grounded,
+          grounding_score: ctx.grounding_score,
           finish_reason: ctx.finish_reason,
         };
         if (m.status === 'failed') {
