@@ -40,7 +40,8 @@ fn zhiku(args: &[&str], data_dir: &Path, env: &[(&str, &str)]) -> (bool, String,
     )
 }
 
-/// The figures of one mode's table row: recall@1, @5, @10, MRR@10, nDCG@10, p50, p95.
+/// The figures of one mode's table row: recall@1, @5, @10, hit@1, @5, @10, MRR@10,
+/// nDCG@10, p50, p95, embed ms.
 fn row(table: &str, mode: &str) -> Vec<f64> {
     let line = table
         .lines()
@@ -73,16 +74,18 @@ fn llm_intro_table_shows_all_three_modes_with_plausible_figures() {
     );
     for mode in ["fulltext", "semantic", "hybrid"] {
         let figures = row(&out, mode);
-        assert_eq!(figures.len(), 8, "{out}");
+        assert_eq!(figures.len(), 11, "{out}");
         assert!(
-            figures[..5].iter().all(|x| (0.0..=1.0).contains(x)),
+            figures[..8].iter().all(|x| (0.0..=1.0).contains(x)),
             "{out}"
         );
         assert!(
             figures[0] <= figures[1] && figures[1] <= figures[2],
             "{out}"
         );
-        assert!(figures[5] > 0.0 && figures[5] <= figures[6], "{out}");
+        // One positive per question: a hit is a full recall.
+        assert_eq!(figures[..3], figures[3..6], "{out}");
+        assert!(figures[8] > 0.0 && figures[8] <= figures[9], "{out}");
     }
     assert!(row(&out, "hybrid")[1] > 0.5, "{out}");
     // The KB was built in a temp dir, never in the configured data dir.
@@ -149,6 +152,13 @@ fn json_report_parses_and_respects_limit_modes_and_k() {
         assert!(answer[0] <= answer[1] && answer[1] > 0.0, "{m}");
         let chars = per_k(m, "chars", "chars");
         assert!(chars[0] > 0.0 && chars[1] > chars[0], "{m}");
+        // As the bot reads them: never more text than the whole chunks.
+        let read = per_k(m, "chars_read", "chars");
+        assert!(
+            read[0] > 0.0 && read[0] <= chars[0] && read[1] <= chars[1],
+            "{m}"
+        );
+        assert_eq!(per_k(m, "hit", "hit").len(), 2, "{m}");
     }
 }
 
@@ -300,6 +310,14 @@ fn answers_report_hit_rate_and_negative_rejection() {
             .iter()
             .all(|s| !s["answer"].as_str().unwrap().is_empty())
     );
+    // Every answer says whether its passages support it, and when its first token came.
+    assert!(
+        samples
+            .iter()
+            .all(|s| s["grounded"].is_boolean() && s["first_token_ms"].as_f64().unwrap() > 0.0),
+        "{answers}"
+    );
+    assert!(answers["grounded"].as_u64().unwrap() <= 3, "{answers}");
 
     let negative = &report["negative_rejection"];
     assert_eq!(negative["queries"], 2, "{negative}");

@@ -16,8 +16,9 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::eval::dataset::{self, QueryRecord};
 use crate::eval::metrics::ModeReport;
-use crate::eval::run::{self, AnswerReport, AskSettings, EvalKb, RejectionReport};
+use crate::eval::run::{self, AnswerReport, AskSettings, BotOverrides, EvalKb, RejectionReport};
 use crate::services::search::SearchMode;
+use crate::store::bots::DEFAULT_READ_TOKENS;
 
 /// Arguments of `zhiku eval`.
 #[derive(Debug, Args)]
@@ -70,6 +71,15 @@ pub struct EvalArgs {
     /// The eval bot's min_score (default: a new bot's).
     #[arg(long)]
     min_score: Option<f32>,
+    /// The eval bot's retrieval.read_tokens: how much passage text it reads in all (0:
+    /// whole chunks; default: a new bot's). Also what "as read" measures.
+    #[arg(long)]
+    read_tokens: Option<usize>,
+    /// The eval bot's no_recall.min_answerable: below this probability that the passages
+    /// answer, it declines (0: no check; default: a new bot's). A tiny value such as
+    /// 0.000001 asks without ever declining, to see the verdicts.
+    #[arg(long)]
+    min_answerable: Option<f32>,
     /// Longest answer in tokens (short answers keep a CPU run quick; gold answers are
     /// short facts).
     #[arg(long, default_value_t = 128)]
@@ -110,6 +120,8 @@ struct Report {
     split: Option<SplitSettings>,
     /// Live chunks those documents were split into.
     chunks: i64,
+    /// How much of each chunk the bot reads ("as read" figures and the eval bot).
+    read_tokens: usize,
     /// Corpus records whose ingestion failed: (id, reason).
     failed_documents: Vec<(String, String)>,
     queries: usize,
@@ -185,7 +197,19 @@ pub(super) async fn run(mut config: Config, args: EvalArgs) -> Result<()> {
 
     let mut reports = Vec::new();
     for &mode in &modes {
-        reports.push(run::evaluate_mode(&state, &kb, &queries, mode.into(), &ks, &progress).await?);
+        let read_tokens = args.read_tokens.unwrap_or(DEFAULT_READ_TOKENS);
+        reports.push(
+            run::evaluate_mode(
+                &state,
+                &kb,
+                &queries,
+                mode.into(),
+                &ks,
+                read_tokens,
+                &progress,
+            )
+            .await?,
+        );
     }
     let (answers, negative_rejection) = match args.answers {
         true => ask_bot(&state, &kb, &queries, &args, &progress).await?,
@@ -208,6 +232,7 @@ pub(super) async fn run(mut config: Config, args: EvalArgs) -> Result<()> {
             .is_none()
             .then(|| args.split.clone().unwrap_or_default()),
         chunks,
+        read_tokens: args.read_tokens.unwrap_or(DEFAULT_READ_TOKENS),
         failed_documents: kb.failed.clone(),
         queries: queries.len(),
         ingest_s,
@@ -239,7 +264,7 @@ fn print_passages(r: &Report, ks: &[usize]) {
         .map(|s| format!(", split {s}"))
         .unwrap_or_default();
     println!("chunks as a bot reads them ({answered} queries with gold answers{split}):");
-    let mut header = format!("{:<9}", "mode");
+    let mut header = format!("{:<14}", "mode");
     for k in ks {
         header.push_str(&format!(" {:>9}", format!("answer@{k}")));
     }
@@ -248,17 +273,23 @@ fn print_passages(r: &Report, ks: &[usize]) {
     }
     println!("{header}");
     for m in &r.modes {
-        let mut line = format!("{:<9}", m.mode);
-        for a in &m.answer {
-            line.push_str(&format!(" {:>9.3}", a.recall));
+        for (what, answer, chars) in [
+            ("", &m.answer, &m.chars),
+            (" read", &m.answer_read, &m.chars_read),
+        ] {
+            let mut line = format!("{:<14}", format!("{}{what}", m.mode));
+            for a in answer {
+                line.push_str(&format!(" {:>9.3}", a.recall));
+            }
+            for c in chars {
+                line.push_str(&format!(" {:>9.0}", c.chars));
+            }
+            println!("{line}");
         }
-        for c in &m.chars {
-            line.push_str(&format!(" {:>9.0}", c.chars));
-        }
-        println!("{line}");
     }
     println!(
-        "(answer@k: a gold answer is in one of the first k chunks; chars@k: their mean length)"
+        "(answer@k: a gold answer is in one of the first k chunks; chars@k: their mean length; read: the first k cut together to the question's sentences, {} tokens in all (0: whole), as the bot reads them)",
+        r.read_tokens
     );
 }
 
@@ -301,7 +332,12 @@ async fn ask_bot(
         state.llm.count_tokens(&[])?;
     }
     let throw_away = args.kb.is_none();
-    let (bot_id, bot) = run::eval_bot(&state, &kb.kb_id, args.min_score, throw_away).await?;
+    let overrides = BotOverrides {
+        min_score: args.min_score,
+        read_tokens: args.read_tokens,
+        min_answerable: args.min_answerable,
+    };
+    let (bot_id, bot) = run::eval_bot(&state, &kb.kb_id, overrides, throw_away).await?;
     let how = AskSettings {
         bot,
         bot_id,
@@ -334,6 +370,9 @@ fn print_report(r: &Report, ks: &[usize]) {
     for k in ks {
         header.push_str(&format!(" {:>9}", format!("recall@{k}")));
     }
+    for k in ks {
+        header.push_str(&format!(" {:>7}", format!("hit@{k}")));
+    }
     header.push_str(&format!(
         " {:>7} {:>8} {:>8} {:>8} {:>9}",
         "MRR@10", "nDCG@10", "p50 ms", "p95 ms", "embed ms"
@@ -343,6 +382,9 @@ fn print_report(r: &Report, ks: &[usize]) {
         let mut line = format!("{:<9}", m.mode);
         for rk in &m.recall {
             line.push_str(&format!(" {:>9.3}", rk.recall));
+        }
+        for h in &m.hit {
+            line.push_str(&format!(" {:>7.3}", h.hit));
         }
         line.push_str(&format!(
             " {:>7.3} {:>8.3} {:>8.1} {:>8.1} {:>9.1}",
@@ -357,25 +399,28 @@ fn print_report(r: &Report, ks: &[usize]) {
     if let Some(a) = &r.answers {
         println!();
         println!(
-            "answers ({}): {}/{} contain a gold answer ({:.1}%), {} no-recall replies, p50 {:.0} ms, p95 {:.0} ms per answer",
+            "answers ({}): {}/{} contain a gold answer ({:.1}%), {} no-recall replies, {} grounded; first token p50 {:.0} ms; p50 {:.0} ms, p95 {:.0} ms per answer",
             a.model,
             a.hits,
             a.queries,
             a.hit_rate * 100.0,
             a.no_recall,
+            a.grounded,
+            a.first_token_p50_ms,
             a.p50_ms,
             a.p95_ms
         );
     }
     match &r.negative_rejection {
         Some(n) => println!(
-            "negative rejection (gold documents disabled): {}/{} declined ({:.1}%): {} no-recall replies, {} model declines; {} still gave a gold answer",
+            "negative rejection (gold documents disabled): {}/{} declined ({:.1}%): {} no-recall replies, {} model declines; {} still gave a gold answer; {} answers marked grounded",
             n.no_recall_replies + n.model_declines,
             n.queries,
             n.rejection_rate * 100.0,
             n.no_recall_replies,
             n.model_declines,
-            n.gold_anyway
+            n.gold_anyway,
+            n.grounded
         ),
         None if r.answers.is_some() && !r.is_throw_away => println!(
             "negative rejection: skipped (it disables gold documents, so it runs only on the throw-away knowledge base)"

@@ -5,9 +5,10 @@
 //! sees. Relevance is binary: a document is relevant when it is one of the query's
 //! positives.
 //!
-//! - recall@k: the share of the query's positives among the first k documents. With one
-//!   positive per query (all of `shared/data/eval`) this is the "hit rate" the sets'
-//!   READMEs report.
+//! - recall@k: the share of the query's positives among the first k documents.
+//! - hit@k: 1 when any of the query's positives is among the first k documents, else 0 —
+//!   what most of the literature calls recall@k for multi-positive sets. With one positive
+//!   per query (all of `shared/data/eval`) the two are equal.
 //! - MRR@10: 1 / rank of the first relevant document, 0 when none is in the first 10.
 //! - nDCG@10: Σ 1/log2(rank + 1) over relevant documents in the first 10, divided by the
 //!   same sum for the ideal ranking (all positives first), after Järvelin & Kekäläinen,
@@ -18,7 +19,9 @@
 //! So the chunks themselves are scored too, as a bot reads them (the first k, in rank
 //! order): answer@k is the share of the queries with gold answers whose first k chunks
 //! contain one (compared as [`super::answers::contains_gold`] does), and chars@k the mean
-//! characters of those k chunks, which is what the model has to read before it answers.
+//! characters of those k chunks. A bot does not read whole chunks: it reads the sentences
+//! of each that match the question (`services::focus`), so both are also reported for
+//! the text as read: that is what the model pays for before its first token.
 
 use std::collections::HashSet;
 use std::hash::Hash;
@@ -45,6 +48,11 @@ pub fn recall_at(relevant: &[bool], positives: usize, k: usize) -> f64 {
     }
     let found = relevant.iter().take(k).filter(|r| **r).count();
     found.min(positives) as f64 / positives as f64
+}
+
+/// 1 when a relevant document is among the first `k`, else 0.
+pub fn hit_at(relevant: &[bool], k: usize) -> f64 {
+    f64::from(u8::from(relevant.iter().take(k).any(|r| *r)))
 }
 
 /// 1 / rank of the first relevant document within [`CUTOFF`], else 0.
@@ -81,6 +89,15 @@ pub fn percentile(samples: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// Hits at one cut-off.
+#[derive(Debug, Clone, Serialize)]
+pub struct HitAt {
+    /// The cut-off.
+    pub k: usize,
+    /// Share of the queries with a positive in the first k.
+    pub hit: f64,
+}
+
 /// Recall at one cut-off.
 #[derive(Debug, Clone, Serialize)]
 pub struct RecallAt {
@@ -99,6 +116,8 @@ pub struct ModeReport {
     pub queries: usize,
     /// Mean recall@k for each requested k.
     pub recall: Vec<RecallAt>,
+    /// hit@k for each requested k.
+    pub hit: Vec<HitAt>,
     /// Mean reciprocal rank at 10.
     pub mrr_at_10: f64,
     /// Mean nDCG at 10.
@@ -115,6 +134,11 @@ pub struct ModeReport {
     pub answer_queries: usize,
     /// Mean characters in the first k chunks, for each k.
     pub chars: Vec<CharsAt>,
+    /// `answer` for the text the bot reads: the first k chunks cut together to its
+    /// reading budget (`services::focus`).
+    pub answer_read: Vec<RecallAt>,
+    /// `chars` for the chunks as the bot reads them.
+    pub chars_read: Vec<CharsAt>,
 }
 
 /// Mean passage text at one cut-off.
@@ -126,7 +150,7 @@ pub struct CharsAt {
     pub chars: f64,
 }
 
-/// One query's ranked chunks as a bot would read them.
+/// One query's ranked chunks, whole or as a bot reads them.
 #[derive(Debug, Clone, Copy)]
 pub struct ChunkEvidence<'a> {
     /// For each chunk in rank order: whether it contains a gold answer; `None` when the
@@ -136,18 +160,68 @@ pub struct ChunkEvidence<'a> {
     pub chars: &'a [usize],
 }
 
+/// What a bot reads at each cut-off k (its first k chunks cut together to its reading
+/// budget, so not a prefix of what it reads at a larger k): one entry per cut-off.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadEvidence<'a> {
+    /// Whether the text read holds a gold answer; `None` when the query has none.
+    pub holds_answer: Option<&'a [bool]>,
+    /// Characters read.
+    pub chars: &'a [usize],
+}
+
+/// Per-cut-off sums of chunk evidence.
+#[derive(Debug, Default)]
+struct EvidenceSums {
+    answer: Vec<f64>,
+    chars: Vec<f64>,
+}
+
+impl EvidenceSums {
+    fn new(cut_offs: usize) -> Self {
+        Self {
+            answer: vec![0.0; cut_offs],
+            chars: vec![0.0; cut_offs],
+        }
+    }
+
+    fn add(&mut self, ks: &[usize], chunks: ChunkEvidence<'_>) {
+        for (i, &k) in ks.iter().enumerate() {
+            self.chars[i] += chunks.chars.iter().take(k).sum::<usize>() as f64;
+            if chunks
+                .holds_answer
+                .is_some_and(|holds| holds.iter().take(k).any(|h| *h))
+            {
+                self.answer[i] += 1.0;
+            }
+        }
+    }
+
+    fn add_read(&mut self, read: ReadEvidence<'_>) {
+        for (i, chars) in read.chars.iter().enumerate().take(self.chars.len()) {
+            self.chars[i] += *chars as f64;
+        }
+        for (i, holds) in read.holds_answer.unwrap_or(&[]).iter().enumerate() {
+            if *holds && i < self.answer.len() {
+                self.answer[i] += 1.0;
+            }
+        }
+    }
+}
+
 /// Adds up per-query results into a [`ModeReport`].
 #[derive(Debug, Default)]
 pub struct ModeAccumulator {
     ks: Vec<usize>,
     recall_sums: Vec<f64>,
+    hit_sums: Vec<f64>,
     rr_sum: f64,
     ndcg_sum: f64,
     latencies_ms: Vec<f64>,
     embed_ms_sum: f64,
-    answer_sums: Vec<f64>,
+    whole: EvidenceSums,
+    read: EvidenceSums,
     answer_queries: usize,
-    chars_sums: Vec<f64>,
 }
 
 impl ModeAccumulator {
@@ -156,33 +230,31 @@ impl ModeAccumulator {
         Self {
             ks: ks.to_vec(),
             recall_sums: vec![0.0; ks.len()],
-            answer_sums: vec![0.0; ks.len()],
-            chars_sums: vec![0.0; ks.len()],
+            hit_sums: vec![0.0; ks.len()],
+            whole: EvidenceSums::new(ks.len()),
+            read: EvidenceSums::new(ks.len()),
             ..Self::default()
         }
     }
 
     /// Add one query: its ranked documents' relevance, its number of positives, its
-    /// ranked chunks, and how long the search took.
+    /// ranked chunks whole and as the bot reads them, and how long the search took.
     pub fn add(
         &mut self,
         relevant: &[bool],
         positives: usize,
-        chunks: ChunkEvidence<'_>,
+        whole: ChunkEvidence<'_>,
+        read: ReadEvidence<'_>,
         latency_ms: f64,
         embed_ms: f64,
     ) {
         for (i, &k) in self.ks.iter().enumerate() {
             self.recall_sums[i] += recall_at(relevant, positives, k);
-            self.chars_sums[i] += chunks.chars.iter().take(k).sum::<usize>() as f64;
-            if chunks
-                .holds_answer
-                .is_some_and(|holds| holds.iter().take(k).any(|h| *h))
-            {
-                self.answer_sums[i] += 1.0;
-            }
+            self.hit_sums[i] += hit_at(relevant, k);
         }
-        self.answer_queries += usize::from(chunks.holds_answer.is_some());
+        self.whole.add(&self.ks, whole);
+        self.read.add_read(read);
+        self.answer_queries += usize::from(whole.holds_answer.is_some());
         self.rr_sum += reciprocal_rank(relevant);
         self.ndcg_sum += ndcg(relevant, positives);
         self.latencies_ms.push(latency_ms);
@@ -201,17 +273,26 @@ impl ModeAccumulator {
                 k,
                 recall: mean(sum),
             }),
+            hit: self.per_k(&self.hit_sums, |k, sum| HitAt { k, hit: mean(sum) }),
             mrr_at_10: mean(self.rr_sum),
             ndcg_at_10: mean(self.ndcg_sum),
             p50_ms: percentile(&self.latencies_ms, 50.0),
             p95_ms: percentile(&self.latencies_ms, 95.0),
             mean_embed_ms: mean(self.embed_ms_sum),
-            answer: self.per_k(&self.answer_sums, |k, sum| RecallAt {
+            answer: self.per_k(&self.whole.answer, |k, sum| RecallAt {
                 k,
                 recall: mean_over(sum, answered),
             }),
             answer_queries: answered,
-            chars: self.per_k(&self.chars_sums, |k, sum| CharsAt {
+            chars: self.per_k(&self.whole.chars, |k, sum| CharsAt {
+                k,
+                chars: mean(sum),
+            }),
+            answer_read: self.per_k(&self.read.answer, |k, sum| RecallAt {
+                k,
+                recall: mean_over(sum, answered),
+            }),
+            chars_read: self.per_k(&self.read.chars, |k, sum| CharsAt {
                 k,
                 chars: mean(sum),
             }),
@@ -261,6 +342,16 @@ mod tests {
     }
 
     #[test]
+    fn hits_count_a_query_once_whatever_its_positives() {
+        let r = [false, true, true];
+        assert!(close(hit_at(&r, 1), 0.0));
+        assert!(close(hit_at(&r, 2), 1.0));
+        // Two positives, one found by k = 2: recall 0.5, hit 1.
+        assert!(close(recall_at(&r, 2, 2), 0.5));
+        assert!(close(hit_at(&[], 5), 0.0));
+    }
+
+    #[test]
     fn reciprocal_rank_stops_at_ten() {
         assert!(close(reciprocal_rank(&[false, false, true]), 1.0 / 3.0));
         let mut late = vec![false; 10];
@@ -300,8 +391,16 @@ mod tests {
             holds_answer: None,
             chars: &[10, 20, 30],
         };
-        acc.add(&[true], 1, first, 10.0, 2.0);
-        acc.add(&[false, false, true], 1, second, 30.0, 4.0);
+        let read = ReadEvidence {
+            holds_answer: Some(&[false, false]),
+            chars: &[40, 70],
+        };
+        let second_read = ReadEvidence {
+            holds_answer: None,
+            chars: &[10, 60],
+        };
+        acc.add(&[true], 1, first, read, 10.0, 2.0);
+        acc.add(&[false, false, true], 1, second, second_read, 30.0, 4.0);
         let r = acc.report("hybrid");
         // Only the first query has gold answers: found in its second chunk.
         assert_eq!(r.answer_queries, 1);
@@ -309,6 +408,10 @@ mod tests {
         assert!(close(r.answer[1].recall, 1.0));
         assert!(close(r.chars[0].chars, (100.0 + 10.0) / 2.0));
         assert!(close(r.chars[1].chars, (150.0 + 60.0) / 2.0));
+        // As read, the first query's answer was cut away.
+        assert!(close(r.answer_read[1].recall, 0.0));
+        assert!(close(r.chars_read[0].chars, (40.0 + 10.0) / 2.0));
+        assert!(close(r.hit[1].hit, 1.0));
         assert_eq!(r.queries, 2);
         assert!(close(r.recall[0].recall, 0.5));
         assert!(close(r.recall[1].recall, 1.0));

@@ -10,11 +10,14 @@ use serde::Serialize;
 
 use super::answers::{contains_gold, is_decline};
 use super::dataset::{CorpusRecord, QueryRecord};
-use super::metrics::{ChunkEvidence, ModeAccumulator, ModeReport, first_occurrences, percentile};
+use super::metrics::{
+    ChunkEvidence, ModeAccumulator, ModeReport, ReadEvidence, first_occurrences, percentile,
+};
 use crate::app::AppState;
 use crate::error::{Error, Result};
 use crate::services::bots::BotService;
 use crate::services::chat::{ChatEvent, History, Turn};
+use crate::services::focus::focus;
 use crate::services::knowledge::{CreateKb, UploadSettings};
 use crate::services::search::{SearchMode, SearchRequest};
 use crate::store::bots::BotSettings;
@@ -187,13 +190,15 @@ pub async fn existing_kb(state: &AppState, id_or_name: &str) -> Result<EvalKb> {
     })
 }
 
-/// Search every query in `mode` and score the document rankings.
+/// Search every query in `mode` and score the document rankings, and the chunks whole and
+/// cut to `read_tokens` as a bot reads them.
 pub async fn evaluate_mode(
     state: &AppState,
     kb: &EvalKb,
     queries: &[QueryRecord],
     mode: SearchMode,
     ks: &[usize],
+    read_tokens: usize,
     progress: Progress<'_>,
 ) -> Result<ModeReport> {
     let name = mode_name(mode);
@@ -222,30 +227,57 @@ pub async fn evaluate_mode(
             .map(|d| kb.is_positive(d, &q.positive_ids))
             .collect();
         let positives = q.positive_ids.iter().collect::<HashSet<_>>().len();
-        let holds_answer: Vec<bool> = response
-            .results
-            .iter()
-            .map(|r| contains_gold(&r.text, &q.answers))
-            .collect();
-        let chars: Vec<usize> = response
-            .results
-            .iter()
-            .map(|r| r.text.chars().count())
-            .collect();
-        let chunks = ChunkEvidence {
-            holds_answer: (!q.answers.is_empty()).then_some(holds_answer.as_slice()),
-            chars: &chars,
+        let whole: Vec<&str> = response.results.iter().map(|r| r.text.as_str()).collect();
+        let (whole_holds, whole_chars) = evidence_of(&whole, &q.answers);
+        let (read_holds, read_chars) = read_evidence(&whole, &q.query, &q.answers, ks, read_tokens);
+        let has_answers = !q.answers.is_empty();
+        let whole = ChunkEvidence {
+            holds_answer: has_answers.then_some(whole_holds.as_slice()),
+            chars: &whole_chars,
+        };
+        let read = ReadEvidence {
+            holds_answer: has_answers.then_some(read_holds.as_slice()),
+            chars: &read_chars,
         };
         acc.add(
             &relevant,
             positives,
-            chunks,
+            whole,
+            read,
             latency_ms,
             response.timings_ms.embed_ms,
         );
         progress(name, i as u64 + 1, queries.len() as u64);
     }
     Ok(acc.report(name))
+}
+
+/// The chunks as a bot with `top_k = k` reads them, for each cut-off k: the first k cut
+/// together to `read_tokens` ([`focus`]): whether that text holds a gold answer, and its
+/// characters.
+fn read_evidence(
+    whole: &[&str],
+    query: &str,
+    answers: &[String],
+    ks: &[usize],
+    read_tokens: usize,
+) -> (Vec<bool>, Vec<usize>) {
+    ks.iter()
+        .map(|&k| {
+            let read = focus(&whole[..k.min(whole.len())], query, read_tokens);
+            let read: Vec<&str> = read.iter().map(String::as_str).collect();
+            let (holds, chars) = evidence_of(&read, answers);
+            (holds.iter().any(|h| *h), chars.iter().sum::<usize>())
+        })
+        .unzip()
+}
+
+/// For each text: whether it holds a gold answer, and its length in characters.
+fn evidence_of(texts: &[&str], answers: &[String]) -> (Vec<bool>, Vec<usize>) {
+    texts
+        .iter()
+        .map(|t| (contains_gold(t, answers), t.chars().count()))
+        .unzip()
 }
 
 /// The word for a mode, as the command line and the reports spell it.
@@ -268,12 +300,23 @@ pub struct AskSettings {
     pub max_tokens: u32,
 }
 
+/// What an eval bot changes from a new bot's defaults.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BotOverrides {
+    /// `retrieval.min_score`.
+    pub min_score: Option<f32>,
+    /// `retrieval.read_tokens`.
+    pub read_tokens: Option<usize>,
+    /// `no_recall.min_answerable`.
+    pub min_answerable: Option<f32>,
+}
+
 /// The settings of a throw-away bot over `kb_id`: the defaults a new bot gets, with no
 /// query rewriting (every question is asked on its own). Saved as a bot when `save`.
 pub async fn eval_bot(
     state: &AppState,
     kb_id: &str,
-    min_score: Option<f32>,
+    overrides: BotOverrides,
     save: bool,
 ) -> Result<(String, BotSettings)> {
     let mut settings = BotSettings {
@@ -285,8 +328,14 @@ pub async fn eval_bot(
         rewrite_query: false,
         ..BotSettings::default()
     };
-    if let Some(min) = min_score {
+    if let Some(min) = overrides.min_score {
         settings.retrieval.min_score = min;
+    }
+    if let Some(tokens) = overrides.read_tokens {
+        settings.retrieval.read_tokens = tokens;
+    }
+    if let Some(min) = overrides.min_answerable {
+        settings.no_recall.min_answerable = Some(min);
     }
     let bots = BotService {
         store: state.store.clone(),
@@ -305,9 +354,18 @@ pub struct AnswerSample {
     pub id: String,
     /// The answer text.
     pub answer: String,
-    /// Retrieval found nothing and the no-recall behaviour answered.
+    /// Retrieval found nothing, or the model judged the passages do not answer, and the
+    /// no-recall behaviour answered.
     pub no_recall: bool,
-    /// Seconds from question to the end of the answer, in ms.
+    /// The model's probability that the passages answer (when it was asked).
+    pub answerable: Option<f32>,
+    /// The passages support the answer (see `services::evidence`).
+    pub grounded: Option<bool>,
+    /// The share of the answer's words the passages hold.
+    pub grounding_score: Option<f32>,
+    /// From the question to the first token of the answer, in ms.
+    pub first_token_ms: f64,
+    /// From the question to the end of the answer, in ms.
     pub total_ms: f64,
 }
 
@@ -336,6 +394,10 @@ async fn ask(state: &AppState, how: &AskSettings, question: &str) -> Result<Answ
                     id: String::new(),
                     answer: outcome.answer,
                     no_recall: outcome.no_recall,
+                    answerable: outcome.answerable,
+                    grounded: outcome.grounded,
+                    grounding_score: outcome.grounding_score,
+                    first_token_ms: outcome.timings.first_token_ms as f64,
                     total_ms: started.elapsed().as_secs_f64() * 1000.0,
                 });
             }
@@ -388,6 +450,10 @@ pub struct AnswerReport {
     pub hit_rate: f64,
     /// Answers that were the no-recall reply.
     pub no_recall: usize,
+    /// Answers the passages support (`grounded`).
+    pub grounded: usize,
+    /// Median time to the first token.
+    pub first_token_p50_ms: f64,
     /// Median time per answer.
     pub p50_ms: f64,
     /// 95th percentile time per answer.
@@ -411,12 +477,15 @@ pub async fn answer_hits(
         .filter(|(s, q)| contains_gold(&s.answer, &q.answers))
         .count();
     let times: Vec<f64> = samples.iter().map(|s| s.total_ms).collect();
+    let first_tokens: Vec<f64> = samples.iter().map(|s| s.first_token_ms).collect();
     Ok(AnswerReport {
         model: state.llm.info().model,
         queries: samples.len(),
         hits,
         hit_rate: ratio(hits, samples.len()),
         no_recall: samples.iter().filter(|s| s.no_recall).count(),
+        grounded: grounded_count(&samples),
+        first_token_p50_ms: percentile(&first_tokens, 50.0),
         p50_ms: percentile(&times, 50.0),
         p95_ms: percentile(&times, 95.0),
         samples,
@@ -437,6 +506,9 @@ pub struct RejectionReport {
     /// Answers that still contained a gold answer (from the model's own knowledge, or
     /// another document that also holds it).
     pub gold_anyway: usize,
+    /// Answers (not declines) the passages were judged to support: an ungrounded answer
+    /// is marked as such to the person even where it is not declined.
+    pub grounded: usize,
     /// Every answer, in query order.
     pub samples: Vec<AnswerSample>,
 }
@@ -502,8 +574,17 @@ pub async fn negative_rejection(
         model_declines,
         rejection_rate: ratio(no_recall_replies + model_declines, samples.len()),
         gold_anyway,
+        grounded: grounded_count(&samples),
         samples,
     })
+}
+
+/// Answers that are not no-recall replies and that the passages support.
+fn grounded_count(samples: &[AnswerSample]) -> usize {
+    samples
+        .iter()
+        .filter(|s| !s.no_recall && s.grounded == Some(true))
+        .count()
 }
 
 fn ratio(part: usize, whole: usize) -> f64 {
