@@ -124,6 +124,127 @@ fn a_bot_answers_from_its_knowledge_with_citations_and_follow_ups_reuse_the_cach
 }
 
 #[test]
+fn answers_say_whether_their_passages_support_them_and_unsupported_ones_are_declined() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        data.path(),
+        &[
+            ("ZHIKU_LLM__MODEL", ANSWER_LLM),
+            ("ZHIKU_LLM__CONTEXT_TOKENS", "4096"),
+        ],
+    );
+    let kb = pasted_kb(&server, "policy");
+    let ask = |bot: &str, message: &str| {
+        let (status, events) = server.chat(
+            &format!("/api/bots/{bot}/chat"),
+            TOKEN,
+            json!({"message": message}),
+        );
+        assert_eq!(status, 200, "{events:?}");
+        done(&events).clone()
+    };
+
+    // The check off: the model answers, and the answer says how far the passages hold it.
+    let open = server.create_bot(json!({
+        "name": "open",
+        "knowledge_bases": [kb],
+        "no_recall": {"min_answerable": 0},
+        "model": {"temperature": 0, "max_tokens": 48},
+    }));
+    let answer = ask(&open, "出差住宿标准是多少？");
+    assert_eq!(answer["no_recall"], false, "{answer}");
+    assert!(answer["answerable"].is_null(), "not asked: {answer}");
+    assert!(answer["grounded"].is_boolean(), "{answer}");
+    let score = answer["grounding_score"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&score), "{answer}");
+    if (score - 0.5).abs() > 0.001 {
+        // The score is rounded to three places; the verdict is taken before that.
+        assert_eq!(answer["grounded"], score >= 0.5, "{answer}");
+    }
+    // Citation chips only for passages that hold the words of what cites them.
+    if answer["grounded"] == false {
+        assert!(
+            answer["citations"].as_array().unwrap().is_empty(),
+            "{answer}"
+        );
+    }
+
+    // The check asked and its verdict reported; a bar no verdict reaches declines with
+    // the no-recall reply, and the model writes nothing.
+    let strict = server.create_bot(json!({
+        "name": "strict",
+        "knowledge_bases": [kb],
+        "no_recall": {"mode": "fixed", "reply": "知识库里没有这个问题的答案。", "min_answerable": 1.0},
+        "model": {"temperature": 0, "max_tokens": 48},
+    }));
+    let declined = ask(&strict, "出差住宿标准是多少？");
+    assert_eq!(
+        declined["answer"], "知识库里没有这个问题的答案。",
+        "{declined}"
+    );
+    assert_eq!(declined["no_recall"], true, "{declined}");
+    assert_eq!(declined["grounded"], false, "{declined}");
+    let verdict = declined["answerable"].as_f64().unwrap();
+    assert!((0.0..1.0).contains(&verdict), "{declined}");
+    assert_eq!(declined["usage"]["completion_tokens"], 0, "{declined}");
+    assert!(declined["citations"].as_array().unwrap().is_empty());
+
+    // Over the OpenAI API the same fields ride beside OpenAI's.
+    let key = server.publish_with_key(&open);
+    let (status, completion) = server.request_as(
+        "POST",
+        "/v1/chat/completions",
+        Some(&key),
+        Some(json!({"model": open, "messages": [{"role": "user", "content": "会议室最长可以用多久？"}]})),
+    );
+    assert_eq!(status, 200, "{completion}");
+    assert!(completion["grounded"].is_boolean(), "{completion}");
+    assert!(completion["grounding_score"].is_number(), "{completion}");
+    assert_eq!(completion["no_recall"], false, "{completion}");
+}
+
+#[test]
+fn a_bot_without_knowledge_says_it_has_no_live_data_instead_of_making_it_up() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start_with(data.path(), &[("ZHIKU_LLM__MIN_ANSWERABLE", "0.5")]);
+    let bot = server.create_bot(json!({"name": "chatty", "model": {"max_tokens": 16}}));
+    let key = server.publish_with_key(&bot);
+    let (status, completion) = server.request_as(
+        "POST",
+        "/v1/chat/completions",
+        Some(&key),
+        Some(json!({"model": bot, "messages": [{"role": "user", "content": "北京今天天气怎么样？"}]})),
+    );
+    assert_eq!(status, 200, "{completion}");
+    let answer = completion["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap();
+    assert!(answer.contains("无法获取实时信息"), "{completion}");
+    assert_eq!(
+        completion["usage"]["completion_tokens"], 0,
+        "no model call: {completion}"
+    );
+    assert!(
+        completion["grounded"].is_null(),
+        "no knowledge, no grounding: {completion}"
+    );
+
+    // Questions that only mention time or weather are answered by the model.
+    let (status, events) = server.chat(
+        &format!("/api/bots/{bot}/chat"),
+        TOKEN,
+        json!({"message": "天气预报的原理是什么？"}),
+    );
+    assert_eq!(status, 200);
+    assert!(
+        done(&events)["usage"]["completion_tokens"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+}
+
+#[test]
 fn nothing_relevant_gives_the_no_recall_behaviour() {
     let data = tempfile::tempdir().unwrap();
     let server = Server::start(data.path());
