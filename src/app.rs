@@ -89,6 +89,8 @@ impl AppState {
                 max_jobs: config.ingest.batch_max_jobs,
                 max_bytes: config.ingest.batch_max_bytes,
             },
+            split_timeout: std::time::Duration::from_millis(config.ingest.split_timeout_ms),
+            slice_passages: config.ingest.embed_slice_passages,
         };
         let knowledge = Arc::new(KnowledgeService {
             store: store.clone(),
@@ -210,13 +212,26 @@ pub struct Workers {
 }
 
 impl Workers {
-    /// Ask the workers to stop and wait for each up to `grace` (`Duration::MAX`: as long as
-    /// it takes): a worker in the middle of a job finishes it (if the process is killed
-    /// meanwhile, the job is requeued at the next start).
-    pub async fn stop(self, grace: std::time::Duration) {
+    /// Ask the workers to stop and wait up to `grace` in all (`Duration::MAX`: as long as
+    /// it takes). A worker that is embedding stops at the end of its slice and puts its
+    /// job back in the queue; one still busy when `grace` runs out (inside extraction or
+    /// splitting, which cannot be interrupted) is left behind, and its job, still
+    /// 'processing' in the database, is queued again at the next start. Returns how many
+    /// were left behind.
+    pub async fn stop(self, grace: std::time::Duration) -> usize {
         let _ = self.stop_tx.send(true);
+        let deadline = tokio::time::Instant::now().checked_add(grace);
+        let mut busy = 0;
         for handle in self.handles {
-            let _ = tokio::time::timeout(grace, handle).await;
+            let finished = match deadline {
+                Some(deadline) => tokio::time::timeout_at(deadline, handle).await.is_ok(),
+                None => {
+                    let _ = handle.await;
+                    true
+                }
+            };
+            busy += usize::from(!finished);
         }
+        busy
     }
 }

@@ -79,6 +79,10 @@ pub struct IngestConfig {
     pub max_upload_bytes: u64,
     /// Extraction time limit.
     pub extract_timeout_ms: u64,
+    /// Cleaning + splitting time limit.
+    pub split_timeout_ms: u64,
+    /// Passages embedded between two looks at the queue (small jobs, shutdown).
+    pub embed_slice_passages: usize,
     /// Zip container cap on uncompressed bytes.
     pub max_uncompressed_bytes: u64,
     /// Zip container cap on entries.

@@ -50,11 +50,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(zhiku::cli::run(cli)) {
+    let code = match runtime.block_on(zhiku::cli::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
-    }
+    };
+    // Dropping a runtime waits for every blocking task, and a worker left inside a
+    // tokenizer or an ONNX Runtime run kept a stopped server alive for minutes: whatever
+    // still runs now is abandoned (its job is queued again at the next start).
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    code
 }

@@ -12,6 +12,11 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::lock::DataDirLock;
 
+/// How long a shutdown waits for the workers: one embedding slice takes seconds, and a
+/// worker inside extraction or splitting (which nothing can interrupt) is not waited for
+/// longer than this.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
 /// Run the server until a shutdown signal; `on_ready` gets the bound address.
 pub async fn serve(config: Config) -> Result<()> {
     let _lock = DataDirLock::acquire(&config.data_dir)?;
@@ -74,9 +79,19 @@ pub async fn serve(config: Config) -> Result<()> {
         .await?;
 
     info!("shutting down");
-    workers_running.stop(Duration::from_secs(30)).await;
+    let busy = workers_running.stop(STOP_GRACE).await;
     state.indexes.save_all().await?;
-    info!("stopped");
+    if busy > 0 {
+        // Said as it is: their threads are abandoned when the process exits, and the jobs
+        // they held are queued again at the next start.
+        warn!(
+            busy,
+            grace_s = STOP_GRACE.as_secs(),
+            "stopped without waiting for workers still extracting or splitting; their documents are processed again at the next start"
+        );
+    } else {
+        info!("stopped");
+    }
     Ok(())
 }
 

@@ -16,6 +16,7 @@ mod bots;
 mod chat;
 mod crash;
 mod eval;
+mod fairness;
 mod faults;
 mod hostile;
 mod injection;

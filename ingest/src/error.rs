@@ -53,6 +53,18 @@ pub enum Error {
         /// The limit that was exceeded.
         limit_ms: u64,
     },
+    /// Cleaning and splitting ran past their time limit (a tokenizer stuck on one huge
+    /// "word" is the usual cause).
+    #[error(
+        "cleaning and splitting took longer than {limit_ms} ms and were abandoned; the text may hold a huge run without spaces (an embedded file?)"
+    )]
+    SplitTimedOut {
+        /// The limit that was exceeded.
+        limit_ms: u64,
+    },
+    /// The server is stopping: the job was put back in the queue, not failed.
+    #[error("the server is stopping; the document is processed again at the next start")]
+    Stopping,
     /// A program extraction needs (tesseract, pdftoppm, a tesseract language, antiword,
     /// catppt) is not installed; `package` is the Debian package that provides it.
     #[error("{what} is not installed (Debian package {package}); {remedy}")]
@@ -101,7 +113,8 @@ impl Error {
             Error::Corrupt { .. } => "corrupt",
             Error::TooLarge { .. } => "too_large",
             Error::Panicked { .. } => "extractor_panicked",
-            Error::TimedOut { .. } => "timed_out",
+            Error::TimedOut { .. } | Error::SplitTimedOut { .. } => "timed_out",
+            Error::Stopping => "stopping",
             Error::ToolMissing { .. } => "tool_missing",
             Error::Ocr(_) => "ocr_failed",
             Error::Model(_) => "model",

@@ -60,6 +60,13 @@ pub struct Job {
     /// Size of the document's file; small jobs are claimed together (absent on jobs queued
     /// before sizes were recorded, which run alone).
     pub bytes: Option<i64>,
+    /// Passages embedded so far, while embedding.
+    pub passages_done: Option<i64>,
+    /// Passages to embed in all, while embedding.
+    pub passages_total: Option<i64>,
+    /// Seconds of embedding left, estimated from the rate so far (absent before the first
+    /// passages are done).
+    pub eta_seconds: Option<f64>,
 }
 
 /// How many small jobs one worker takes at once (see [`JobQueue::claim_batch`]).
@@ -80,6 +87,8 @@ pub struct JobQueue {
 }
 
 const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
+/// Clears the embedding progress of a job that starts, ends or goes back in the queue.
+const NO_PASSAGES: &str = "passages_done = NULL, passages_total = NULL, eta_seconds = NULL";
 
 impl JobQueue {
     /// A queue on `pool`; a job that was interrupted `max_attempts` times fails for good.
@@ -131,7 +140,7 @@ impl JobQueue {
         // first job that does not fit, so the queue order is kept.
         let sql = format!(
             "UPDATE ingest_job SET status = 'processing', attempts = attempts + 1, started_at = {NOW},
-                    stage = NULL, progress = 0
+                    stage = NULL, progress = 0, {NO_PASSAGES}
              WHERE job_id IN (
                  WITH head AS (
                      SELECT job_id, attempts,
@@ -173,10 +182,82 @@ impl JobQueue {
         Ok(())
     }
 
+    /// Take the oldest small jobs queued, passing over big ones, and mark them processing:
+    /// what a worker runs between two slices of a big document, so a note uploaded behind
+    /// big documents does not wait for them. Small means what a batch may hold
+    /// (`limits.max_bytes` at most, size known, never claimed before: a job that was
+    /// interrupted runs alone, as in [`JobQueue::claim_batch`]). Empty when none is queued.
+    pub async fn claim_small(&self, limits: BatchLimits) -> Result<Vec<Job>> {
+        let sql = format!(
+            "UPDATE ingest_job SET status = 'processing', attempts = attempts + 1, started_at = {NOW},
+                    stage = NULL, progress = 0, {NO_PASSAGES}
+             WHERE job_id IN (
+                 WITH small AS (
+                     SELECT job_id, SUM(bytes) OVER (ORDER BY job_id) AS running_bytes
+                     FROM (SELECT job_id, bytes FROM ingest_job
+                           WHERE status = 'enqueued' AND attempts = 0 AND bytes IS NOT NULL
+                                 AND bytes <= ?2
+                           ORDER BY job_id LIMIT ?1)
+                 )
+                 SELECT job_id FROM small WHERE running_bytes <= ?2
+             )
+             RETURNING *"
+        );
+        let max_bytes = i64::try_from(limits.max_bytes).unwrap_or(i64::MAX - 1);
+        let mut jobs = sqlx::query_as::<_, Job>(&sql)
+            .bind(limits.max_jobs.max(1) as i64)
+            .bind(max_bytes)
+            .fetch_all(&self.pool)
+            .await?;
+        jobs.sort_by_key(|j| j.job_id);
+        Ok(jobs)
+    }
+
+    /// Record embedding progress for the running jobs of a batch: `done` of `total`
+    /// passages, `eta_seconds` left if known.
+    pub async fn embed_progress(
+        &self,
+        job_ids: &[i64],
+        done: usize,
+        total: usize,
+        eta_seconds: Option<f64>,
+    ) -> Result<()> {
+        if job_ids.is_empty() {
+            return Ok(());
+        }
+        let ids = serde_json::to_string(job_ids).map_err(|e| Error::Sink(e.to_string()))?;
+        let progress = 0.1 + 0.8 * done as f64 / total.max(1) as f64;
+        sqlx::query(
+            "UPDATE ingest_job SET stage = 'embed', progress = ?, passages_done = ?,
+                    passages_total = ?, eta_seconds = ?
+             WHERE job_id IN (SELECT value FROM json_each(?)) AND status = 'processing'",
+        )
+        .bind(progress.clamp(0.0, 1.0))
+        .bind(done as i64)
+        .bind(total as i64)
+        .bind(eta_seconds)
+        .bind(ids)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Put a running job back in the queue as if it had not been claimed (the server is
+    /// stopping: that is no fault of the document, so the attempt does not count).
+    pub async fn release(&self, job_id: i64) -> Result<()> {
+        let sql = format!(
+            "UPDATE ingest_job SET status = 'enqueued', attempts = MAX(attempts - 1, 0),
+                    stage = NULL, progress = 0, {NO_PASSAGES}
+             WHERE job_id = ? AND status = 'processing'"
+        );
+        sqlx::query(&sql).bind(job_id).execute(&self.pool).await?;
+        Ok(())
+    }
+
     /// Mark a job succeeded.
     pub async fn succeed(&self, job_id: i64) -> Result<()> {
         let sql = format!(
-            "UPDATE ingest_job SET status = 'succeeded', progress = 1, stage = NULL, finished_at = {NOW},
+            "UPDATE ingest_job SET status = 'succeeded', progress = 1, stage = NULL, {NO_PASSAGES}, finished_at = {NOW},
                     error_code = NULL, error_message = NULL
              WHERE job_id = ?"
         );
@@ -187,7 +268,7 @@ impl JobQueue {
     /// Mark a job failed with the error's code and message.
     pub async fn fail(&self, job_id: i64, error: &Error) -> Result<()> {
         let sql = format!(
-            "UPDATE ingest_job SET status = 'failed', finished_at = {NOW}, error_code = ?, error_message = ?
+            "UPDATE ingest_job SET status = 'failed', finished_at = {NOW}, {NO_PASSAGES}, error_code = ?, error_message = ?
              WHERE job_id = ?"
         );
         sqlx::query(&sql)
@@ -201,15 +282,17 @@ impl JobQueue {
 
     /// Put a job that hit a transient failure back in the queue (its attempts still count).
     pub async fn retry_later(&self, job_id: i64, error: &Error) -> Result<()> {
-        sqlx::query(
-            "UPDATE ingest_job SET status = 'enqueued', stage = NULL, progress = 0, error_code = ?, error_message = ?
-             WHERE job_id = ? AND status = 'processing'",
-        )
-        .bind(error.code())
-        .bind(error.to_string())
-        .bind(job_id)
-        .execute(&self.pool)
-        .await?;
+        let sql = format!(
+            "UPDATE ingest_job SET status = 'enqueued', stage = NULL, progress = 0, {NO_PASSAGES},
+                    error_code = ?, error_message = ?
+             WHERE job_id = ? AND status = 'processing'"
+        );
+        sqlx::query(&sql)
+            .bind(error.code())
+            .bind(error.to_string())
+            .bind(job_id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -257,12 +340,11 @@ impl JobQueue {
             .bind(self.max_attempts)
             .fetch_all(&self.pool)
             .await?;
-        let requeued = sqlx::query_as::<_, Job>(
-            "UPDATE ingest_job SET status = 'enqueued', stage = NULL, progress = 0
-             WHERE status = 'processing' RETURNING *",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let sql = format!(
+            "UPDATE ingest_job SET status = 'enqueued', stage = NULL, progress = 0, {NO_PASSAGES}
+             WHERE status = 'processing' RETURNING *"
+        );
+        let requeued = sqlx::query_as::<_, Job>(&sql).fetch_all(&self.pool).await?;
         Ok((requeued, failed))
     }
 
@@ -357,6 +439,21 @@ pub(crate) mod tests {
             assert_eq!(alone[0].attempts, 2);
         }
         assert_eq!(ids(&queue.claim_batch(LIMITS).await.unwrap()), [4]);
+    }
+
+    #[tokio::test]
+    async fn small_jobs_are_claimed_past_big_ones() {
+        let queue =
+            queue_with(&[Some(5_000), Some(5_000), Some(10), None, Some(20), Some(30)]).await;
+        // A worker is on the first big one; the second waits; the small ones come forward.
+        assert_eq!(ids(&queue.claim_batch(LIMITS).await.unwrap()), [1]);
+        assert_eq!(ids(&queue.claim_small(LIMITS).await.unwrap()), [3, 5, 6]);
+        assert!(queue.claim_small(LIMITS).await.unwrap().is_empty());
+        // A small job that was interrupted once is not taken between slices.
+        assert_eq!(ids(&queue.claim_batch(LIMITS).await.unwrap()), [2]);
+        queue.release(2).await.unwrap();
+        let again = queue.get(2).await.unwrap().unwrap();
+        assert_eq!((again.status, again.attempts), (JobStatus::Enqueued, 0));
     }
 
     #[tokio::test]

@@ -5,14 +5,17 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
+use tokio::sync::watch;
 use tracing::{Instrument, Span, info, info_span, warn};
 
 use crate::clean::{CleanSettings, clean};
 use crate::embed::Embedder;
+use crate::extract::guard::{Outcome, run_guarded};
 use crate::extract::{self, DocKind, ExtractLimits, Extracted};
 use crate::jobs::{BatchLimits, Job, JobQueue};
 use crate::split::{ChunkDraft, SplitSettings, split};
@@ -72,6 +75,8 @@ pub trait ChunkSink: Send + Sync + 'static {
     /// Make the documents of these jobs, whose chunks [`ChunkSink::write`] stored, searchable
     /// and mark them so: called once per batch, so their index updates share one commit.
     fn publish(&self, jobs: &[Job]) -> impl Future<Output = Result<()>> + Send;
+    /// The document goes back in the queue untouched (the server is stopping).
+    fn requeued(&self, job: &Job) -> impl Future<Output = Result<()>> + Send;
     /// The document failed; record why.
     fn failed(&self, job: &Job, error: &Error) -> impl Future<Output = Result<()>> + Send;
 }
@@ -85,6 +90,12 @@ pub struct Pipeline {
     pub limits: ExtractLimits,
     /// How many small jobs a worker takes at once.
     pub batch: BatchLimits,
+    /// Wall-clock limit for cleaning and splitting one document.
+    pub split_timeout: Duration,
+    /// Passages embedded between two looks at the queue: a big document is embedded in
+    /// slices of this many, and between slices the worker runs the small documents queued
+    /// meanwhile (and stops, if the server is stopping).
+    pub slice_passages: usize,
 }
 
 /// hex sha256 of a text.
@@ -95,39 +106,50 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 impl Pipeline {
     /// Extract, clean and split (no embedding): what `split-preview` shows.
     pub fn chunk(&self, source: &SourceDocument) -> Result<(Extracted, Vec<ChunkDraft>)> {
-        self.chunk_timed(source)
-            .map(|(extracted, drafts, _)| (extracted, drafts))
+        let extracted = extract::extract(&source.name, source.bytes.clone(), &self.limits)?;
+        self.clean_and_split(extracted, source)
     }
 
-    /// [`Pipeline::chunk`], and how long extraction and cleaning + splitting took.
-    fn chunk_timed(
+    /// Clean and split an extracted document under [`Pipeline::split_timeout`].
+    ///
+    /// The tokenizer that sizes chunks is not ours to interrupt, and one pathological
+    /// "word" kept it busy for minutes: like extraction, the work runs on a thread of its
+    /// own and the document fails when the limit passes (the thread is abandoned).
+    pub fn clean_and_split(
         &self,
+        extracted: Extracted,
         source: &SourceDocument,
-    ) -> Result<(Extracted, Vec<ChunkDraft>, StageTimes)> {
-        let started = Instant::now();
-        let mut extracted = extract::extract(&source.name, source.bytes.clone(), &self.limits)?;
-        let extracted_at = Instant::now();
-        for section in &mut extracted.sections {
-            section.text = clean(&section.text, &source.clean);
-        }
-        extracted.sections.retain(|s| !s.text.is_empty());
-        if extracted.sections.is_empty() {
-            return Err(if extracted.kind.may_be_scanned() {
-                Error::NoText
-            } else {
-                Error::Empty
-            });
-        }
-        let chunks = split(&extracted, &source.split, &*self.embedder.tokens()?)?;
-        if chunks.is_empty() {
-            return Err(Error::NoText);
-        }
-        let times = StageTimes {
-            extract: extracted_at - started,
-            split: extracted_at.elapsed(),
-            ..StageTimes::default()
+    ) -> Result<(Extracted, Vec<ChunkDraft>)> {
+        let tokens = self.embedder.tokens()?;
+        let (clean_settings, split_settings) = (source.clean.clone(), source.split.clone());
+        let limit_ms = self.split_timeout.as_millis() as u64;
+        let work = move || -> Result<(Extracted, Vec<ChunkDraft>)> {
+            let mut extracted = extracted;
+            for section in &mut extracted.sections {
+                section.text = clean(&section.text, &clean_settings);
+            }
+            extracted.sections.retain(|s| !s.text.is_empty());
+            if extracted.sections.is_empty() {
+                return Err(if extracted.kind.may_be_scanned() {
+                    Error::NoText
+                } else {
+                    Error::Empty
+                });
+            }
+            let chunks = split(&extracted, &split_settings, &*tokens)?;
+            if chunks.is_empty() {
+                return Err(Error::NoText);
+            }
+            Ok((extracted, chunks))
         };
-        Ok((extracted, chunks, times))
+        match run_guarded("split", self.split_timeout, work)? {
+            Outcome::Done(result) => result,
+            Outcome::Panicked(detail) => Err(Error::Panicked {
+                kind: "splitting".into(),
+                detail,
+            }),
+            Outcome::TimedOut => Err(Error::SplitTimedOut { limit_ms }),
+        }
     }
 }
 
@@ -178,19 +200,23 @@ struct Written {
 /// A job's failure is recorded on that job and its document only; errors are returned
 /// only when the database itself fails.
 async fn run_batch<S: ChunkSink>(
-    worker: usize,
     queue: &JobQueue,
     pipeline: &Pipeline,
     sink: &S,
     jobs: Vec<Job>,
+    turns: &Turns<'_>,
 ) -> Result<()> {
+    let worker = turns.worker;
     let ids: Vec<i64> = jobs.iter().map(|j| j.job_id).collect();
     queue.progress_many(&ids, "extract", 0.0).await?;
     let mut prepared = Vec::with_capacity(jobs.len());
     for job in jobs {
         let span = info_span!("ingest_job", worker, job_id = job.job_id, document_id = %job.document_id, kb_id = %job.kb_id);
         let started = Instant::now();
-        match prepare(pipeline, sink, &job).instrument(span.clone()).await {
+        match prepare(queue, pipeline, sink, &job)
+            .instrument(span.clone())
+            .await
+        {
             Ok((extracted, drafts, hashes, known, times)) => prepared.push(Prepared {
                 job,
                 span,
@@ -219,8 +245,20 @@ async fn run_batch<S: ChunkSink>(
     }
     let ids: Vec<i64> = prepared.iter().map(|p| p.job.job_id).collect();
     let embed_started = Instant::now();
-    let vectors = match embed_missing(queue, pipeline, &prepared, &ids).await {
+    let vectors = match embed_missing(queue, pipeline, sink, &prepared, &ids, turns).await {
         Ok(vectors) => vectors,
+        Err(Error::Stopping) => {
+            for p in &prepared {
+                queue.release(p.job.job_id).await?;
+                sink.requeued(&p.job).instrument(p.span.clone()).await?;
+            }
+            info!(
+                worker,
+                jobs = prepared.len(),
+                "server stopping: embedding stopped between two slices; the documents are queued again"
+            );
+            return Ok(());
+        }
         Err(error) => {
             for p in &prepared {
                 settle_failure(queue, sink, &p.job, &error)
@@ -365,7 +403,9 @@ async fn settle_failure<S: ChunkSink>(
 }
 
 /// Fetch, extract, clean and split one job, and look up the vectors its KB already has.
+/// The job's stage says which of these runs now, so a document stuck in one shows where.
 async fn prepare<S: ChunkSink>(
+    queue: &JobQueue,
     pipeline: &Pipeline,
     sink: &S,
     job: &Job,
@@ -377,16 +417,25 @@ async fn prepare<S: ChunkSink>(
     StageTimes,
 )> {
     sink.started(job).await?;
-    let source = sink.fetch(job).await?;
-    let span = tracing::Span::current();
-    let p = pipeline.clone();
-    let (extracted, drafts, times) =
-        tokio::task::spawn_blocking(move || span.in_scope(|| p.chunk_timed(&source)))
-            .await
-            .map_err(|e| Error::Panicked {
-                kind: "pipeline".into(),
-                detail: e.to_string(),
-            })??;
+    let source = Arc::new(sink.fetch(job).await?);
+    let started = Instant::now();
+    let extracted = blocking("pipeline", {
+        let (p, source) = (pipeline.clone(), source.clone());
+        move || extract::extract(&source.name, source.bytes.clone(), &p.limits)
+    })
+    .await?;
+    let extracted_at = Instant::now();
+    queue.progress_many(&[job.job_id], "split", 0.05).await?;
+    let (extracted, drafts) = blocking("pipeline", {
+        let p = pipeline.clone();
+        move || p.clean_and_split(extracted, &source)
+    })
+    .await?;
+    let times = StageTimes {
+        extract: extracted_at - started,
+        split: extracted_at.elapsed(),
+        ..StageTimes::default()
+    };
     let hashes: Vec<String> = drafts
         .iter()
         .map(|d| sha256_hex(d.text.as_bytes()))
@@ -395,16 +444,47 @@ async fn prepare<S: ChunkSink>(
     Ok((extracted, drafts, hashes, known, times))
 }
 
-/// Embed every chunk of the batch that its KB does not already have a vector for, in one
-/// run; the vectors come back in batch order (job by job, chunk by chunk). `ids` are the
-/// batch's job ids, for progress.
-async fn embed_missing(
+/// Run `work` on tokio's blocking pool inside the caller's span; a panic becomes
+/// [`Error::Panicked`] of `kind`.
+async fn blocking<T: Send + 'static>(
+    kind: &str,
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(work))
+        .await
+        .map_err(|e| Error::Panicked {
+            kind: kind.into(),
+            detail: e.to_string(),
+        })?
+}
+
+/// What a batch may do between its embedding slices.
+struct Turns<'a> {
+    worker: usize,
+    /// Turns true when the server is stopping: the batch stops at the next slice.
+    shutdown: &'a watch::Receiver<bool>,
+    /// Whether small queued jobs run between this batch's slices (not when this batch is
+    /// itself such a turn: small jobs do not wait for each other long).
+    may_yield: bool,
+}
+
+/// Embed every chunk of the batch that its KB does not already have a vector for; the
+/// vectors come back in batch order (job by job, chunk by chunk). `ids` are the batch's
+/// job ids, for progress.
+///
+/// The passages go in slices of [`Pipeline::slice_passages`]. Between two slices the
+/// worker runs the small jobs queued meanwhile (see [`JobQueue::claim_small`]), so a note
+/// waits for one slice of a big document, not all of it; and it returns
+/// [`Error::Stopping`] if the server is stopping, so a shutdown waits for one slice.
+async fn embed_missing<S: ChunkSink>(
     queue: &JobQueue,
     pipeline: &Pipeline,
+    sink: &S,
     prepared: &[Prepared],
     ids: &[i64],
+    turns: &Turns<'_>,
 ) -> Result<Vec<Vec<f32>>> {
-    queue.progress_many(ids, "embed", 0.1).await?;
     let missing: Vec<String> = prepared
         .iter()
         .flat_map(|p| {
@@ -415,32 +495,122 @@ async fn embed_missing(
                 .map(|(d, _)| d.text.clone())
         })
         .collect();
+    let total = missing.len();
+    queue.embed_progress(ids, 0, total, None).await?;
+    let mut vectors: Vec<Vec<f32>> = Vec::with_capacity(total);
+    // Time spent embedding this batch's own passages, for the estimate of the time left
+    // (small jobs run in between do not count).
+    let mut embedding = Duration::ZERO;
+    for (n, slice) in missing.chunks(pipeline.slice_passages.max(1)).enumerate() {
+        if n > 0 {
+            let stopping = *turns.shutdown.borrow();
+            if stopping {
+                return Err(Error::Stopping);
+            }
+            if turns.may_yield {
+                run_small_jobs_between_slices(queue, pipeline, sink, turns).await?;
+            }
+        }
+        let started = Instant::now();
+        let slice_vectors = embed_slice(
+            queue,
+            pipeline,
+            slice.to_vec(),
+            ids,
+            vectors.len(),
+            total,
+            embedding,
+        )
+        .await?;
+        vectors.extend(slice_vectors);
+        embedding += started.elapsed();
+    }
+    Ok(vectors)
+}
+
+/// Embed one slice of a batch's passages (those after the first `offset` of `total`),
+/// recording progress and the time left after each ONNX Runtime run.
+async fn embed_slice(
+    queue: &JobQueue,
+    pipeline: &Pipeline,
+    texts: Vec<String>,
+    ids: &[i64],
+    offset: usize,
+    total: usize,
+    spent_before: Duration,
+) -> Result<Vec<Vec<f32>>> {
     let embedder = pipeline.embedder.clone();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, usize)>();
-    let span = info_span!(
-        "embed_batch",
-        jobs = prepared.len(),
-        passages = missing.len()
-    );
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<usize>();
+    let span = info_span!("embed_slice", offset, passages = texts.len(), total);
+    let started = Instant::now();
     let embedding = tokio::task::spawn_blocking(move || {
         span.in_scope(|| {
-            embedder.embed_passages(&missing, |done, total| {
-                let _ = tx.send((done, total));
+            embedder.embed_passages(&texts, |done, _| {
+                let _ = tx.send(done);
             })
         })
     });
     tokio::pin!(embedding);
     loop {
         tokio::select! {
-            Some((done, total)) = rx.recv() => {
-                let fraction = 0.1 + 0.8 * done as f64 / total.max(1) as f64;
-                queue.progress_many(ids, "embed", fraction).await?;
+            Some(done) = rx.recv() => {
+                let done = offset + done;
+                let spent = (spent_before + started.elapsed()).as_secs_f64();
+                let eta = (done > 0).then(|| spent / done as f64 * (total - done.min(total)) as f64);
+                queue.embed_progress(ids, done, total, eta).await?;
             }
             result = &mut embedding => {
                 return result.map_err(|e| Error::Panicked { kind: "embedding".into(), detail: e.to_string() })?;
             }
         }
     }
+}
+
+/// Run the small jobs queued behind a big batch, as batches of their own, before the big
+/// batch's next slice. A database failure while they run puts them back in the queue and
+/// interrupts the big batch too (its worker then settles it).
+async fn run_small_jobs_between_slices<S: ChunkSink>(
+    queue: &JobQueue,
+    pipeline: &Pipeline,
+    sink: &S,
+    turns: &Turns<'_>,
+) -> Result<()> {
+    loop {
+        let small = queue.claim_small(pipeline.batch).await?;
+        if small.is_empty() {
+            return Ok(());
+        }
+        info!(
+            worker = turns.worker,
+            jobs = small.len(),
+            "small documents run between two slices of a big one"
+        );
+        let turn = Turns {
+            worker: turns.worker,
+            shutdown: turns.shutdown,
+            may_yield: false,
+        };
+        if let Err(error) = run_turn(queue, pipeline, sink, small.clone(), &turn).await {
+            let _ = settle_unfinished(queue, sink, &small, &error).await;
+            return Err(error);
+        }
+        let stopping = *turns.shutdown.borrow();
+        if stopping {
+            return Ok(());
+        }
+    }
+}
+
+/// [`run_batch`] boxed, with its `Send` spelled out: a batch runs small batches between its
+/// slices, and a recursive future needs a name for its type.
+fn run_turn<'a, S: ChunkSink>(
+    queue: &'a JobQueue,
+    pipeline: &'a Pipeline,
+    sink: &'a S,
+    jobs: Vec<Job>,
+    turns: &'a Turns<'a>,
+) -> Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>> {
+    Box::pin(run_batch(queue, pipeline, sink, jobs, turns))
 }
 
 /// After a batch was cut short (the database failed under it, or something panicked), its
@@ -515,7 +685,15 @@ pub async fn run_worker<S: ChunkSink>(
                 // the worker, and the jobs it held are not left 'processing' for ever.
                 let batch = tokio::spawn({
                     let (queue, pipeline, sink) = (queue.clone(), pipeline.clone(), sink.clone());
-                    async move { run_batch(worker, &queue, &pipeline, sink.as_ref(), jobs).await }
+                    let shutdown = shutdown.clone();
+                    async move {
+                        let turns = Turns {
+                            worker,
+                            shutdown: &shutdown,
+                            may_yield: true,
+                        };
+                        run_batch(&queue, &pipeline, sink.as_ref(), jobs, &turns).await
+                    }
                 });
                 let interrupted = match batch.await {
                     Ok(Ok(())) => None,
@@ -575,6 +753,9 @@ mod tests {
             unreachable!("not called when settling")
         }
         async fn publish(&self, _: &[Job]) -> Result<()> {
+            unreachable!("not called when settling")
+        }
+        async fn requeued(&self, _: &Job) -> Result<()> {
             unreachable!("not called when settling")
         }
         async fn failed(&self, job: &Job, _: &Error) -> Result<()> {

@@ -495,6 +495,13 @@ impl ChunkSink for IndexingSink {
         self.publish_documents(jobs).await.map_err(to_ingest)
     }
 
+    async fn requeued(&self, job: &Job) -> ingest::Result<()> {
+        self.store
+            .set_document_status(&job.document_id, "queued", None)
+            .await
+            .map_err(to_ingest)
+    }
+
     async fn failed(&self, job: &Job, error: &ingest::Error) -> ingest::Result<()> {
         let message = error.to_string();
         if let Err(e) = self

@@ -150,6 +150,8 @@ pub struct DocumentView {
     pub stage: Option<String>,
     /// Job progress 0..1.
     pub progress: Option<f64>,
+    /// Seconds of embedding left, estimated from the rate so far (while embedding).
+    pub eta_seconds: Option<f64>,
     /// Uploaded.
     pub created_at: String,
     /// Updated.
@@ -186,6 +188,9 @@ impl From<DocumentRow> for DocumentView {
                 .job_stage
                 .filter(|_| d.job_status.as_deref() == Some("processing")),
             progress: d.job_progress,
+            eta_seconds: d
+                .job_eta_seconds
+                .filter(|_| d.job_status.as_deref() == Some("processing")),
             created_at: d.created_at,
             updated_at: d.updated_at,
         }

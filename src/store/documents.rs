@@ -51,10 +51,12 @@ pub struct DocumentRow {
     pub job_stage: Option<String>,
     /// Latest job's progress.
     pub job_progress: Option<f64>,
+    /// Latest job's estimate of the embedding time left, in seconds.
+    pub job_eta_seconds: Option<f64>,
 }
 
 const SELECT: &str = "SELECT d.*, j.job_id AS job_id, j.status AS job_status, j.stage AS job_stage,
-        j.progress AS job_progress
+        j.progress AS job_progress, j.eta_seconds AS job_eta_seconds
    FROM document d
    LEFT JOIN ingest_job j ON j.job_id = (SELECT MAX(job_id) FROM ingest_job WHERE document_id = d.document_id)";
 

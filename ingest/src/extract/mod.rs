@@ -17,7 +17,7 @@ mod decode;
 mod doc;
 mod docx;
 mod epub;
-mod guard;
+pub(crate) mod guard;
 mod html;
 mod image;
 mod json;

@@ -41,7 +41,7 @@ addStrings({
     'kb.docs.enabledOn': '已启用“{name}”，检索时会用到它', 'kb.docs.enabledOff': '已停用“{name}”，检索时不会再用到它',
     'kb.docs.deleted': '已删除“{name}”', 'kb.docs.pollFailed': '刷新处理状态失败：{message}。稍后自动重试。',
     'kb.status.queued': '排队中', 'kb.status.processing': '处理中', 'kb.status.indexed': '可用', 'kb.status.failed': '失败',
-    'kb.stage.extract': '解析文档', 'kb.stage.embed': '向量化', 'kb.stage.index': '写入索引',
+    'kb.stage.extract': '解析文档', 'kb.stage.split': '清洗切分', 'kb.stage.embed': '向量化', 'kb.eta': '约剩 {time}', 'kb.stage.index': '写入索引',
     'kb.failedReason': '原因：{message}',
     'kb.preview.title': '分段预览：{name}', 'kb.preview.summary': '共 {n} 个分段（{mode}）。这只是预览，不会保存。',
     'kb.preview.more': '仅显示前 {shown} 个，共 {n} 个。', 'kb.preview.uploadOne': '按此设置上传', 'kb.preview.uploadMany': '按此设置上传全部 {n} 个文件',
@@ -108,7 +108,7 @@ addStrings({
     'kb.docs.enabledOn': '“{name}” enabled: search will use it', 'kb.docs.enabledOff': '“{name}” disabled: search will skip it',
     'kb.docs.deleted': 'Deleted “{name}”', 'kb.docs.pollFailed': 'Could not refresh the status: {message}. Retrying shortly.',
     'kb.status.queued': 'Queued', 'kb.status.processing': 'Processing', 'kb.status.indexed': 'Ready', 'kb.status.failed': 'Failed',
-    'kb.stage.extract': 'Reading', 'kb.stage.embed': 'Embedding', 'kb.stage.index': 'Indexing',
+    'kb.stage.extract': 'Reading', 'kb.stage.split': 'Splitting', 'kb.stage.embed': 'Embedding', 'kb.eta': 'about {time} left', 'kb.stage.index': 'Indexing',
     'kb.failedReason': 'Reason: {message}',
     'kb.preview.title': 'Chunk preview: {name}', 'kb.preview.summary': '{n} chunks ({mode}). Only a preview: nothing is saved.',
     'kb.preview.more': 'Showing the first {shown} of {n}.', 'kb.preview.uploadOne': 'Upload with these settings', 'kb.preview.uploadMany': 'Upload all {n} files with these settings',
@@ -450,7 +450,9 @@ function statusCell(d) {
   if (d.status === 'processing') {
     const pct = Math.round(Math.max(0, Math.min(1, d.progress ?? 0)) * 100);
     const stage = d.stage ? (t('kb.stage.' + d.stage) === 'kb.stage.' + d.stage ? d.stage : t('kb.stage.' + d.stage)) : '';
-    parts.push(h('div.small.muted.doc-stage', [stage, pct + '%'].filter(Boolean).join(' · ')),
+    // The job's estimate of the embedding time left, once it has one.
+    const eta = d.eta_seconds == null ? '' : t('kb.eta', { time: d.eta_seconds >= 90 ? Math.round(d.eta_seconds / 60) + ' min' : Math.max(1, Math.round(d.eta_seconds)) + ' s' });
+    parts.push(h('div.small.muted.doc-stage', [stage, pct + '%', eta].filter(Boolean).join(' · ')),
       h('div.progress', { role: 'progressbar', 'aria-valuemin': '0', 'aria-valuemax': '100', 'aria-valuenow': String(pct) }, h('span', { style: { width: pct + '%' } })));
   }
   if (d.status === 'failed') {
