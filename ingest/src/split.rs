@@ -166,11 +166,10 @@ fn split_auto<'t>(
     tokens: &dyn TokenCount,
 ) -> Result<Vec<(usize, &'t str)>> {
     let cfg = config(AUTO_MAX_TOKENS, AUTO_OVERLAP_TOKENS, tokens)?;
-    Ok(match kind {
-        DocKind::Markdown | DocKind::Docx | DocKind::Html => {
-            MarkdownSplitter::new(cfg).chunk_indices(text).collect()
-        }
-        _ => TextSplitter::new(cfg).chunk_indices(text).collect(),
+    Ok(if kind.writes_markdown() {
+        MarkdownSplitter::new(cfg).chunk_indices(text).collect()
+    } else {
+        TextSplitter::new(cfg).chunk_indices(text).collect()
     })
 }
 
