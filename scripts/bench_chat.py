@@ -8,12 +8,15 @@ For each model: start `zhiku serve` on a scratch data dir, index llm-intro-zh, t
   - a bot with the knowledge base: TTFT with retrieval against bare llama.cpp's prompt time
     for the very prompt zhiku built (from the debug trace) + zhiku's retrieval time;
   - a follow-up turn in the same conversation: TTFT with the KV cache of the earlier turns
-    reused, against bare llama.cpp reading that whole prompt;
+    reused, against bare llama.cpp reading that whole prompt; one follow-up that refers
+    back ("它…", rewritten before retrieval) and one that stands alone (searched as asked);
   - throughput with 1, 4 and 8 chats at once (`--concurrency`): all answers' tokens over
     the wall time, each answer's TTFT (queueing included) and its own rate;
   - the server's RSS.
 
-Usage: .venv/bin/python scripts/bench_chat.py [--models a,b] [--threads 2] [--write]
+Usage: .venv/bin/python scripts/bench_chat.py [--models a,b] [--threads 2] [--rag-settings JSON]
+(--rag-settings is merged into the knowledge bot's settings, e.g. the settings before a
+change: '{"retrieval":{"read_tokens":0},"no_recall":{"min_answerable":0}}')
 (builds nothing: run `cargo build --release --example llm_ceiling` and the binary first).
 """
 import argparse
@@ -121,7 +124,15 @@ def rss_mb(pid):
     return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
 
 
-def bench_model(model, threads, max_tokens, concurrency):
+def merged(base, extra):
+    """`base` with `extra` laid over it, nested objects merged."""
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = merged(out.get(key, {}), value) if isinstance(value, dict) else value
+    return out
+
+
+def bench_model(model, threads, max_tokens, concurrency, rag_settings):
     models_dir = Path(os.environ.get("ZHIKU_MODELS_DIR", ROOT / "models"))
     model_path = models_dir / "llm" / f"{model}.gguf"
     data = tempfile.mkdtemp(prefix="zhiku-bench-chat-")
@@ -146,7 +157,8 @@ def bench_model(model, threads, max_tokens, concurrency):
         settings = {"model": {"temperature": 0, "max_tokens": max_tokens}}
         warm = call(base, "POST", "/api/bots", {"name": "warm", "persona": "You are terse.", **settings})["id"]
         plain = call(base, "POST", "/api/bots", {"name": "plain", "persona": PERSONA, **settings})["id"]
-        rag = call(base, "POST", "/api/bots", {"name": "rag", "persona": PERSONA, "knowledge_bases": [kb], **settings})["id"]
+        rag_bot = merged({"name": "rag", "persona": PERSONA, "knowledge_bases": [kb], **settings}, rag_settings)
+        rag = call(base, "POST", "/api/bots", rag_bot)["id"]
         chat(base, warm, "Hello.")  # pages the model in; different persona, so no prefix reuse
 
         row = {"model": model, "threads": threads}
@@ -168,6 +180,10 @@ def bench_model(model, threads, max_tokens, concurrency):
         bare = ceiling(model_path, follow["trace"]["prompt"], threads, max_tokens)
         row["follow_up"] = {"zhiku": follow["timings"] | follow["usage"], "bare": bare,
                             "rewritten_query": follow["trace"].get("rewritten_query")}
+        alone = chat(base, rag, "历史上第一个聊天机器人叫什么名字？", first["conversation_id"])
+        bare = ceiling(model_path, alone["trace"]["prompt"], threads, max_tokens)
+        row["follow_up_alone"] = {"zhiku": alone["timings"] | alone["usage"], "bare": bare,
+                                  "rewritten_query": alone["trace"].get("rewritten_query")}
         row["throughput"] = [throughput(base, plain, n) for n in concurrency]
         rss_now, rss_peak = rss_mb(server.pid)
         row["rss_mb"] = {"after_load": round(rss_start), "after_chats": round(rss_now), "peak": round(rss_peak)}
@@ -183,7 +199,7 @@ def table(rows):
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
-        for case in ("plain", "plain-2", "rag-2", "rag", "follow_up"):
+        for case in ("plain", "plain-2", "rag-2", "rag", "follow_up", "follow_up_alone"):
             z, b = row[case]["zhiku"], row[case]["bare"]
             overhead = z["retrieval_ms"] + z["rewrite_ms"]
             ratio = z["tokens_per_s"] / b["tokens_per_s"] if b["tokens_per_s"] else 0
@@ -217,13 +233,17 @@ def main():
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--concurrency", default="1,4,8", help="chats at once for the throughput rows")
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
+    parser.add_argument("--rag-settings", type=json.loads, default={},
+                        help="JSON merged into the knowledge bot's settings")
     args = parser.parse_args()
     concurrency = [int(n) for n in args.concurrency.split(",") if n]
-    rows = [bench_model(m, args.threads, args.max_tokens, concurrency) for m in args.models.split(",")]
+    rows = [bench_model(m, args.threads, args.max_tokens, concurrency, args.rag_settings)
+            for m in args.models.split(",")]
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, threads {args.threads}")
     print(table(rows))
     for row in rows:
-        print(f"{row['model']}: follow-up rewritten to {row['follow_up']['rewritten_query']!r}")
+        print(f"{row['model']}: follow-up rewritten to {row['follow_up']['rewritten_query']!r}; "
+              f"the standalone one to {row['follow_up_alone']['rewritten_query']!r}")
     if args.json:
         args.json.write_text(json.dumps(rows, ensure_ascii=False, indent=1))
 
