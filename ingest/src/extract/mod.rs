@@ -12,6 +12,7 @@
 //! Every extractor's output goes through one normaliser (`decode::normalise`), so callers
 //! can count on text without NULs, BOMs, trailing spaces or runs of blank lines.
 
+mod cfb_check;
 mod csv;
 mod decode;
 mod doc;

@@ -11,6 +11,7 @@ use crate::{Error, Result};
 
 /// One section per visible worksheet, titled with the sheet name.
 pub(super) fn extract(bytes: &[u8]) -> Result<Extracted> {
+    super::cfb_check::check(bytes, "xls")?;
     let mut workbook: Xls<_> =
         calamine::open_workbook_from_rs(Cursor::new(bytes)).map_err(|e| match e {
             XlsError::Password => Error::Encrypted,
