@@ -154,14 +154,7 @@ impl JobQueue {
              )
              RETURNING *"
         );
-        let max_bytes = i64::try_from(limits.max_bytes).unwrap_or(i64::MAX - 1);
-        let mut jobs = sqlx::query_as::<_, Job>(&sql)
-            .bind(limits.max_jobs.max(1) as i64)
-            .bind(max_bytes)
-            .fetch_all(&self.pool)
-            .await?;
-        jobs.sort_by_key(|j| j.job_id);
-        Ok(jobs)
+        self.claim_with(&sql, limits).await
     }
 
     /// Record the same stage and progress for several running jobs (a batch) at once.
@@ -180,6 +173,19 @@ impl JobQueue {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// Run a claiming UPDATE … RETURNING whose `?1` is the most jobs and `?2` the most
+    /// bytes of `limits`; the claimed jobs, oldest first.
+    async fn claim_with(&self, sql: &str, limits: BatchLimits) -> Result<Vec<Job>> {
+        let max_bytes = i64::try_from(limits.max_bytes).unwrap_or(i64::MAX - 1);
+        let mut jobs = sqlx::query_as::<_, Job>(sql)
+            .bind(limits.max_jobs.max(1) as i64)
+            .bind(max_bytes)
+            .fetch_all(&self.pool)
+            .await?;
+        jobs.sort_by_key(|j| j.job_id);
+        Ok(jobs)
     }
 
     /// Take the oldest small jobs queued, passing over big ones, and mark them processing:
@@ -203,14 +209,7 @@ impl JobQueue {
              )
              RETURNING *"
         );
-        let max_bytes = i64::try_from(limits.max_bytes).unwrap_or(i64::MAX - 1);
-        let mut jobs = sqlx::query_as::<_, Job>(&sql)
-            .bind(limits.max_jobs.max(1) as i64)
-            .bind(max_bytes)
-            .fetch_all(&self.pool)
-            .await?;
-        jobs.sort_by_key(|j| j.job_id);
-        Ok(jobs)
+        self.claim_with(&sql, limits).await
     }
 
     /// Record embedding progress for the running jobs of a batch: `done` of `total`
