@@ -212,8 +212,8 @@ pub struct ChatOutcome {
     /// answer the question, and the no-recall behaviour answered.
     pub no_recall: bool,
     /// The model's verdict, asked before it answered: the probability that the passages
-    /// hold the answer (for a bot without knowledge bases: that the question needs no live
-    /// data). `None`: not asked (the check is off, or nothing was retrieved).
+    /// hold the answer. `None`: not asked (no knowledge base, nothing retrieved, `model`
+    /// no-recall mode, or the check is off).
     pub answerable: Option<f32>,
     /// Whether the passages support the answer: most of what it says beyond the question
     /// is found in them (see [`evidence`]). `None` for a bot without knowledge bases;
