@@ -3,25 +3,10 @@
 // {pattern: RegExp on location.hash, render(main, match) → cleanup?}.
 
 import { adminToken, api, setAdminToken } from './api.js';
-import { addStrings, lang, setLang, t } from './i18n.js';
+import { lang, setLang, t } from './i18n.js';
 import { errorText, h, mount } from './ui.js';
 import { pages as kbPages } from './kb.js';
 import { pages as botPages } from './bots.js';
-
-addStrings({
-  zh: {
-    'nav.kbs': '知识库', 'nav.bots': '机器人', 'nav.logout': '退出',
-    'login.title': '登录知库', 'login.hint': '输入管理员令牌（首次启动时打印在终端，也保存在 data/admin_token）。',
-    'login.token': '管理员令牌', 'login.submit': '登录', 'login.failed': '令牌不正确。',
-    'page.notFound': '页面不存在',
-  },
-  en: {
-    'nav.kbs': 'Knowledge', 'nav.bots': 'Bots', 'nav.logout': 'Sign out',
-    'login.title': 'Sign in to zhiku', 'login.hint': 'Enter the admin token (printed on the first start and saved in data/admin_token).',
-    'login.token': 'Admin token', 'login.submit': 'Sign in', 'login.failed': 'That token is not right.',
-    'page.notFound': 'Page not found',
-  },
-});
 
 const pages = [...kbPages, ...botPages];
 const root = document.getElementById('app');

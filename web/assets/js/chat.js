@@ -6,25 +6,8 @@
 
 import { request } from './api.js';
 import { chatView } from './chatview.js';
-import { addStrings, lang, setLang, t } from './i18n.js';
+import { lang, setLang, t } from './i18n.js';
 import { errorText, formatTime, h, mount } from './ui.js';
-
-addStrings({
-  zh: {
-    'page.newChat': '新对话', 'page.history': '对话记录', 'page.noHistory': '还没有对话',
-    'page.menu': '对话列表', 'page.keyTitle': '需要访问密钥', 'page.keyHint': '请输入这个机器人的 API 密钥（由管理员在“分享 / API”中创建）。',
-    'page.key': 'API 密钥', 'page.open': '进入', 'page.badKey': '密钥无效或已被撤销，请向管理员索取新的链接。',
-    'page.notPublished': '这个机器人还没有发布，或者已经不存在。', 'page.poweredBy': '由知库提供 · 本地运行',
-    'page.loadFailed': '无法打开这个对话：{message}',
-  },
-  en: {
-    'page.newChat': 'New chat', 'page.history': 'Conversations', 'page.noHistory': 'No conversations yet',
-    'page.menu': 'Conversations', 'page.keyTitle': 'Access key needed', 'page.keyHint': "Enter this bot's API key (created by an admin under Share / API).",
-    'page.key': 'API key', 'page.open': 'Open', 'page.badKey': 'This key is invalid or revoked. Ask an admin for a new link.',
-    'page.notPublished': 'This bot is not published, or no longer exists.', 'page.poweredBy': 'Powered by zhiku · runs locally',
-    'page.loadFailed': 'Could not open this conversation: {message}',
-  },
-});
 
 const root = document.getElementById('chat-app');
 const botId = decodeURIComponent(location.pathname.split('/').filter(Boolean)[1] || '');
