@@ -5,13 +5,9 @@
 import { adminToken, api } from './api.js';
 import { chatView } from './chatview.js';
 import { t } from './i18n.js';
-import { confirmDialog, copyText, empty, errorText, failure, field, formatTime, h, modal, mount, toast } from './ui.js';
+import { confirmDialog, copyText, empty, errorText, failure, field, formatTime, h, loading, modal, mount, toast } from './ui.js';
 
 const LIMITS = { persona: 8000 };
-
-function loading(text) {
-  return h('div.empty', h('span.spinner'), ' ', text || t('common.loading'));
-}
 
 function statusBadges(bot) {
   return [

@@ -1,5 +1,6 @@
 // Small DOM helpers shared by every page: h() builds elements, toast() and modal() talk to
-// the person, errorText() puts an API error into words.
+// the person, errorText() puts an API error into words, loading() and failure() fill a
+// page while it waits or after it failed, and scope() ends what a page started.
 
 import { t } from './i18n.js';
 
@@ -153,4 +154,38 @@ export function empty(text, action) {
 export function failure(err, retry) {
   return h('div.alert.alert-error', { role: 'alert' }, h('span', errorText(err)),
     retry ? h('button.btn.btn-small', { type: 'button', onclick: retry }, t('common.retry')) : null);
+}
+
+/** A spinner with a line of text while something loads. */
+export function loading(text) {
+  return h('div.empty', { role: 'status' }, h('span.spinner'), ' ', text || t('common.loading'));
+}
+
+/** Whether a request failed only because its page went away (its signal was aborted). */
+export const aborted = (err) => err && err.name === 'AbortError';
+
+/** Everything a page started — requests, timers, listeners — ends with it. */
+export function scope() {
+  const controller = new AbortController();
+  const timers = new Set();
+  const ends = [];
+  const s = {
+    alive: true,
+    signal: controller.signal,
+    later(fn, ms) {
+      const id = setTimeout(() => { timers.delete(id); if (s.alive) fn(); }, ms);
+      timers.add(id);
+      return id;
+    },
+    cancel(id) { if (id) { clearTimeout(id); timers.delete(id); } },
+    onEnd(fn) { ends.push(fn); },
+    end() {
+      s.alive = false;
+      controller.abort();
+      for (const id of timers) clearTimeout(id);
+      timers.clear();
+      for (const fn of ends.splice(0)) fn();
+    },
+  };
+  return s;
 }

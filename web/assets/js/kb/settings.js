@@ -1,0 +1,75 @@
+// The settings tab: name, description and the default split; the index's facts; delete.
+
+import { api } from '../api.js';
+import { t } from '../i18n.js';
+import { aborted, confirmDialog, errorText, field, formatTime, h, mount, toast } from '../ui.js';
+import { kbPath } from './common.js';
+import { splitEditor } from './split.js';
+
+export function settingsTab({ kb, s, panel, refreshKb }) {
+  const name = h('input.input', { type: 'text', maxlength: '100', value: kb.name, autocomplete: 'off' });
+  const description = h('textarea.textarea', { rows: '3', maxlength: '2000' });
+  description.value = kb.description || '';
+  const split = splitEditor(kb.split);
+  const error = h('p.form-error', { role: 'alert' });
+  const save = h('button.btn.btn-primary', { type: 'submit', 'data-testid': 'kb-save' }, t('common.save'));
+  const form = h('form.panel.stack', {
+    onsubmit: async (e) => {
+      e.preventDefault();
+      error.textContent = '';
+      const value = name.value.trim();
+      if (!value) { error.textContent = t('kb.nameRequired'); name.focus(); return; }
+      let splitSettings;
+      try { splitSettings = split.value(); } catch (err) { error.textContent = err.message; return; }
+      save.disabled = true;
+      try {
+        const updated = await api.patch(kbPath(kb), { name: value, description: description.value.trim(), split: splitSettings });
+        if (!s.alive) return;
+        Object.assign(kb, updated);
+        refreshKb(updated);
+        toast(t('common.saved'), 'success');
+      } catch (err) {
+        if (!s.alive || aborted(err)) return;
+        error.textContent = err.code === 'conflict' ? t('kb.nameTaken', { name: value }) : errorText(err);
+      } finally {
+        save.disabled = false;
+      }
+    },
+  },
+  h('h2', t('kb.settings.basic')),
+  field(t('common.name'), name),
+  field(t('common.description'), description, t('kb.descHint')),
+  h('h2', t('kb.settings.split')),
+  h('p.field-hint', t('kb.settings.splitHint')),
+  split.element,
+  error,
+  h('div.row', save));
+
+  const info = h('section.panel',
+    h('div.panel-head', h('h2', t('kb.settings.info'))),
+    h('dl.kb-info',
+      h('dt', t('kb.settings.id')), h('dd.break', h('code', kb.id)),
+      h('dt', t('kb.settings.model')), h('dd.break', kb.embedding_model + ' · ' + t('kb.settings.dims', { n: kb.embedding_dims })),
+      h('dt', t('kb.settings.created')), h('dd', formatTime(kb.created_at)),
+      h('dt', t('kb.settings.updated')), h('dd', formatTime(kb.updated_at))));
+
+  const danger = h('section.panel.danger-zone',
+    h('div.panel-head', h('h2', t('kb.settings.danger'))),
+    h('p.muted', t('kb.settings.dangerText', { docs: kb.document_count, chunks: kb.chunk_count })),
+    h('div', h('button.btn.btn-danger', {
+      type: 'button',
+      'data-testid': 'kb-delete',
+      onclick: async () => {
+        if (!await confirmDialog(t('kb.settings.confirmDelete', { name: kb.name, docs: kb.document_count }), t('kb.settings.delete'))) return;
+        try {
+          await api.del(kbPath(kb));
+          toast(t('kb.settings.deleted', { name: kb.name }), 'success');
+          location.hash = '#/kbs';
+        } catch (err) {
+          if (!aborted(err)) toast(errorText(err), 'error');
+        }
+      },
+    }, t('kb.settings.delete'))));
+
+  mount(panel, form, info, danger);
+}

@@ -1,0 +1,67 @@
+// The split editor (automatic, or custom separator / max tokens / overlap), shared by the
+// documents tab (settings for an upload) and the settings tab (the KB's default), and a
+// chunk as the split preview shows it.
+
+import { t } from '../i18n.js';
+import { field, h } from '../ui.js';
+
+/** Show a stored separator as typed: real newlines and tabs as \n and \t escapes. */
+const escapeSeparator = (sep) => sep.replaceAll('\n', '\\n').replaceAll('\t', '\\t').replaceAll('\r', '\\r');
+let splitEditors = 0;
+
+export function splitEditor(initial) {
+  const custom = initial && initial.mode === 'custom';
+  const group = 'split-mode-' + (++splitEditors);
+  const auto = h('input', { type: 'radio', name: group, value: 'auto', checked: !custom });
+  const manual = h('input', { type: 'radio', name: group, value: 'custom', checked: custom });
+  const separator = h('input.input', { type: 'text', value: custom ? escapeSeparator(initial.separator) : '\\n\\n', autocomplete: 'off' });
+  const max = h('input.input', { type: 'number', min: '16', max: '500', step: '1', value: String(custom ? initial.max_tokens : 256) });
+  const overlap = h('input.input', { type: 'number', min: '0', max: '250', step: '1', value: String(custom ? (initial.overlap_tokens ?? 0) : 32) });
+  const fields = h('div.grid-3.split-custom',
+    field(t('kb.split.separator'), separator, t('kb.split.separatorHint')),
+    field(t('kb.split.maxTokens'), max, t('kb.split.maxHint')),
+    field(t('kb.split.overlap'), overlap, t('kb.split.overlapHint')));
+  const sync = () => fields.classList.toggle('hidden', !manual.checked);
+  auto.addEventListener('change', sync);
+  manual.addEventListener('change', sync);
+  sync();
+  const element = h('fieldset.split-settings',
+    h('legend', t('kb.split.legend')),
+    h('div.split-options',
+      h('label.split-option', auto, h('span', h('strong', t('kb.split.auto')), h('span.field-hint', t('kb.split.autoHint')))),
+      h('label.split-option', manual, h('span', h('strong', t('kb.split.custom')), h('span.field-hint', t('kb.split.customHint'))))),
+    fields);
+  return {
+    element,
+    /** The settings as the API takes them; throws an Error with words when a number is off. */
+    value() {
+      if (!manual.checked) return { mode: 'auto' };
+      const sep = separator.value;
+      const maxTokens = Number(max.value);
+      const overlapTokens = overlap.value.trim() === '' ? 0 : Number(overlap.value);
+      if (!sep) { separator.focus(); throw new Error(t('kb.split.errSeparator')); }
+      if (!Number.isInteger(maxTokens) || maxTokens < 16 || maxTokens > 500) { max.focus(); throw new Error(t('kb.split.errMax')); }
+      const half = Math.floor(maxTokens / 2);
+      if (!Number.isInteger(overlapTokens) || overlapTokens < 0 || overlapTokens > half) {
+        overlap.focus();
+        throw new Error(t('kb.split.errOverlap', { max: half }));
+      }
+      return { mode: 'custom', separator: sep, max_tokens: maxTokens, overlap_tokens: overlapTokens };
+    },
+  };
+}
+
+export const splitLabel = (split) => (split.mode === 'custom'
+  ? `${t('kb.split.custom')} · ${split.separator} · ≤${split.max_tokens} · ${split.overlap_tokens}`
+  : t('kb.split.auto'));
+
+/** A chunk as read-only preview. */
+export function previewChunk(c) {
+  return h('div.chunk',
+    h('div.chunk-head',
+      h('strong', '#' + (c.ordinal + 1)),
+      c.page != null ? h('span', t('kb.page', { n: c.page })) : null,
+      h('span', t('kb.tokens', { n: c.token_count })),
+      h('span', t('kb.chars', { n: [...c.text].length }))),
+    h('div.chunk-text', c.text));
+}
