@@ -264,26 +264,20 @@ export function documentsTab({ kb, s, panel, refreshKb }) {
   async function uploadFiles(files, chosen) {
     const splitSettings = chosen || settings();
     if (!splitSettings) return;
-    await pool(files, 3, async (file) => {
-      const set = uploadItem(file.name, file.size);
-      try {
-        const result = await api.upload(path, [file], { split: splitSettings }, { signal: s.signal });
-        if (!s.alive) return;
-        settle(set, result.documents[0]);
-        loadDocs(true);
-      } catch (err) {
-        if (!s.alive || aborted(err)) return;
-        set('error', uploadError(err));
-      }
-    });
+    await pool(files, 3, (file) => send(uploadItem(file.name, file.size),
+      () => api.upload(path, [file], { split: splitSettings }, { signal: s.signal })));
   }
 
   async function uploadText(name, text, splitSettings) {
-    const set = uploadItem(name || 'pasted.txt', new Blob([text]).size);
+    const body = { text, split: splitSettings };
+    if (name) body.name = name;
+    await send(uploadItem(name || 'pasted.txt', new Blob([text]).size), () => api.post(path, body, { signal: s.signal }));
+  }
+
+  /** Make one upload request and show on its line of "this upload" how it settled. */
+  async function send(set, request) {
     try {
-      const body = { text, split: splitSettings };
-      if (name) body.name = name;
-      const result = await api.post(path, body, { signal: s.signal });
+      const result = await request();
       if (!s.alive) return;
       settle(set, result.documents[0]);
       loadDocs(true);
