@@ -71,7 +71,7 @@ export default {
   'kb.hit.query': 'Test question', 'kb.hit.queryPlaceholder': 'A question a user might ask', 'kb.hit.mode': 'Retrieval',
   'kb.hit.hybrid': 'Hybrid', 'kb.hit.fulltext': 'Full text', 'kb.hit.semantic': 'Semantic',
   'kb.hit.topK': 'Results (top_k)', 'kb.hit.minScore': 'Minimum score (optional)', 'kb.hit.submit': 'Test', 'kb.hit.searching': 'Searching…',
-  'kb.hit.hintHybrid': 'Hybrid scores are fused, 0–1: each retriever\'s scores are normalised over this query\'s candidates and mixed; 1 means best for both full text and semantic search, about 0.5 best for only one of them. The score is relative to the query: it ranks well but says little about absolute relevance.',
+  'kb.hit.hintHybrid': 'Hybrid scores are fused, at most 1: by default about 0.9 × the semantic cosine similarity + 0.1 × the full-text BM25 score divided by this question\'s best, so a score also says how close a chunk is to the question.',
   'kb.hit.hintFulltext': 'Full-text scores are raw BM25, with no upper bound; about 5–30 for a good match of a short question.',
   'kb.hit.hintSemantic': 'Semantic scores are cosine similarity: related text about 0.8–0.9, unrelated about 0.7; a threshold near 0.8 is typical.',
   'kb.hit.needQuery': 'Please enter a question.', 'kb.hit.badTopK': 'Results must be a whole number from 1 to 100.', 'kb.hit.badMin': 'Minimum score must be a number.',

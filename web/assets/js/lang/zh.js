@@ -72,7 +72,7 @@ export default {
   'kb.hit.query': '测试问题', 'kb.hit.queryPlaceholder': '输入一个用户可能会问的问题', 'kb.hit.mode': '检索方式',
   'kb.hit.hybrid': '混合检索', 'kb.hit.fulltext': '全文检索', 'kb.hit.semantic': '语义检索',
   'kb.hit.topK': '返回数量（top_k）', 'kb.hit.minScore': '最低分（可选）', 'kb.hit.submit': '测试召回', 'kb.hit.searching': '检索中…',
-  'kb.hit.hintHybrid': '混合检索的分数是融合分（0–1）：两路分数各自在本次候选中归一化后加权相加，1 表示全文和语义都最好，约 0.5 表示只有其中一路最好。它是相对本次问题的分数，适合排序，不代表绝对相关度。',
+  'kb.hit.hintHybrid': '混合检索的分数是融合分，最高为 1：默认约为 0.9 × 语义的余弦相似度 + 0.1 × 全文 BM25 分（除以本次问题的最高 BM25），所以它也表示分段与问题有多接近。',
   'kb.hit.hintFulltext': '全文检索的分数是 BM25 原始分，没有上限；短问题匹配良好时约 5–30。',
   'kb.hit.hintSemantic': '语义检索的分数是余弦相似度：相关内容约 0.8–0.9，无关内容约 0.7，阈值一般设 0.8 左右。',
   'kb.hit.needQuery': '请输入测试问题。', 'kb.hit.badTopK': '返回数量须为 1 到 100 之间的整数。', 'kb.hit.badMin': '最低分须是一个数字。',
