@@ -203,7 +203,7 @@ export default {
   'editor.topK': 'Passages',
   'editor.topKHint': 'top_k: passages given to the model, 1–20.',
   'editor.minScore': 'Minimum score',
-  'editor.minScore.hybrid': 'Hybrid: the fused score is normalised to 0–1; 1.0 is first for both retrievers, ~0.5 first for one only. 0 keeps everything.',
+  'editor.minScore.hybrid': 'Hybrid: the fused score, at most 1, is by default about 0.9 × the cosine similarity + 0.1 × BM25 over the question\'s best, so it says how close a passage is. 0 keeps everything.',
   'editor.minScore.fulltext': 'Full text: the raw BM25 score, with no fixed maximum; it depends on the documents and the question. 0 keeps everything.',
   'editor.minScore.semantic': 'Semantic: cosine similarity; related text is usually 0.8–0.9. 0 keeps everything.',
   'editor.showSources': 'Show the cited sources under answers',

@@ -204,7 +204,7 @@ export default {
   'editor.topK': '召回数量',
   'editor.topKHint': 'top_k：提供给模型的片段数，1–20。',
   'editor.minScore': '最低分数',
-  'editor.minScore.hybrid': '混合检索：融合分数已归一化到 0–1，1.0 表示两路检索都排第一，约 0.5 表示只有一路排第一。0 表示不过滤。',
+  'editor.minScore.hybrid': '混合检索：融合分数最高为 1，默认约为 0.9 × 余弦相似度 + 0.1 × BM25（除以本次问题的最高分），所以它表示资料与问题有多接近。0 表示不过滤。',
   'editor.minScore.fulltext': '全文检索：BM25 原始分数，没有固定上限，取决于文档和问题。0 表示不过滤。',
   'editor.minScore.semantic': '语义检索：余弦相似度，相关文本通常在 0.8–0.9 之间。0 表示不过滤。',
   'editor.showSources': '在回答下方显示引用来源',
