@@ -101,6 +101,10 @@ fn expectation(name: &str) -> Option<Expect> {
                 (None, "2024年第一季度华东区销售明细（测试数据）"),
             ],
         ),
+        "zh-stock-merged.xlsx" => Text(
+            DocKind::Xlsx,
+            &[(None, "上海一仓"), (None, "盘点中，暂停出库")],
+        ),
         "zh-slides.pptx" => Text(
             DocKind::Pptx,
             &[(Some(2), "各区域销售额"), (Some(3), "讲者备注")],
