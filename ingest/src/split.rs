@@ -36,7 +36,9 @@ pub enum SplitSettings {
     /// Structure-aware with the default size and overlap.
     #[default]
     Auto,
-    /// Split on `separator` first, then cut pieces longer than `max_tokens`.
+    /// Split on `separator` first, then cut pieces longer than `max_tokens`. A table (a
+    /// sheet, a CSV file) is cut between rows whatever the separator, `max_tokens` its
+    /// chunks' size, without overlap.
     Custom {
         /// The separator; `\n` and `\t` escapes are understood (as typed in a form).
         separator: String,
