@@ -61,6 +61,7 @@ fuzz_target!(|data: &[u8]| {
             title: None,
             text: clean(t, &clean_settings),
             ocr: false,
+            table: None,
         })
         .filter(|s| !s.text.is_empty())
         .collect();

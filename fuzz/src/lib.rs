@@ -54,8 +54,9 @@ pub fn install_panic_policy() {
 }
 
 /// What every split must satisfy: ordinals 0, 1, 2…; offsets inside the section, on char
-/// boundaries and pointing at exactly the chunk's text; no empty or untrimmed chunk; the
-/// token count the counter gives.
+/// boundaries and pointing at exactly the chunk's text (a table's chunk: at its rows, the
+/// text being the table's header lines and then those rows); no empty or untrimmed chunk;
+/// the token count the counter gives.
 pub fn check_chunks(doc: &Extracted, chunks: &[ChunkDraft]) {
     let mut next_section = 0;
     for (i, chunk) in chunks.iter().enumerate() {
@@ -68,7 +69,20 @@ pub fn check_chunks(doc: &Extracted, chunks: &[ChunkDraft]) {
         // has the chunk at its offsets (sections are walked in order).
         let found = doc.sections[next_section..].iter().position(|s| {
             s.page == chunk.page
-                && s.text.get(chunk.start_byte..chunk.end_byte) == Some(&chunk.text)
+                && s.text
+                    .get(chunk.start_byte..chunk.end_byte)
+                    .is_some_and(|at| {
+                        at == chunk.text
+                            || s.table.as_ref().is_some_and(|t| {
+                                let header = s.text.split('\n').take(t.header_lines);
+                                let header = header.collect::<Vec<_>>().join("\n");
+                                chunk
+                                    .text
+                                    .strip_prefix(header.as_str())
+                                    .and_then(|rest| rest.strip_prefix('\n'))
+                                    == Some(at)
+                            })
+                    })
         });
         match found {
             Some(at) => next_section += at,

@@ -15,7 +15,7 @@
 //! let text = clean("知库  把文档\n\n\n变成可检索的知识。", &CleanSettings::default());
 //! let doc = Extracted {
 //!     kind: DocKind::Text,
-//!     sections: vec![Section { page: None, title: None, text, ocr: false }],
+//!     sections: vec![Section { page: None, title: None, text, ocr: false, table: None }],
 //!     page_count: None,
 //!     title: None,
 //! };

@@ -126,7 +126,8 @@ impl Pipeline {
         let work = move || -> Result<(Extracted, Vec<ChunkDraft>)> {
             let mut extracted = extracted;
             for section in &mut extracted.sections {
-                section.text = clean(&section.text, &clean_settings);
+                // Line by line for a table, so that its rows stay one per line.
+                section.rewrite(|text| clean(text, &clean_settings));
             }
             extracted.sections.retain(|s| !s.text.is_empty());
             if extracted.sections.is_empty() {

@@ -4,11 +4,16 @@
 //! and the byte range it came from. Markdown-shaped documents (Markdown, DOCX and HTML,
 //! which extraction renders with `#` headings) use the markdown-aware splitter so a heading
 //! stays with its paragraph.
+//!
+//! A table (a sheet, a CSV file: a section with [`TableLines`]) is cut between rows, never
+//! through one: as many whole rows as the size allows go in a chunk, under the table's
+//! header lines, and the chunk is labelled with the sheet and the rows it holds. Only a row
+//! too long for a chunk of its own is cut, each piece again under the header.
 
 use serde::{Deserialize, Serialize};
 use text_splitter::{ChunkConfig, ChunkSizer, MarkdownSplitter, TextSplitter};
 
-use crate::extract::{DocKind, Extracted};
+use crate::extract::{DocKind, Extracted, Section, TableLines};
 use crate::{Error, Result};
 
 /// Default chunk size of the auto mode, in embedding tokens.
@@ -31,7 +36,9 @@ pub enum SplitSettings {
     /// Structure-aware with the default size and overlap.
     #[default]
     Auto,
-    /// Split on `separator` first, then cut pieces longer than `max_tokens`.
+    /// Split on `separator` first, then cut pieces longer than `max_tokens`. A table (a
+    /// sheet, a CSV file) is cut between rows whatever the separator, `max_tokens` its
+    /// chunks' size, without overlap.
     Custom {
         /// The separator; `\n` and `\t` escapes are understood (as typed in a form).
         separator: String,
@@ -94,12 +101,16 @@ pub struct ChunkDraft {
     pub text: String,
     /// 1-based page for paged documents.
     pub page: Option<u32>,
-    /// Byte offset of the chunk's start within its section's text.
+    /// Byte offset of the chunk's start within its section's text. A table's chunk
+    /// points at its rows: the header lines it starts with are a copy of the table's top.
     pub start_byte: usize,
     /// Byte offset of the chunk's end within its section's text.
     pub end_byte: usize,
     /// Tokens in `text` as the embedding model counts them.
     pub token_count: usize,
+    /// Where the chunk lies when a page number cannot say it: a table's sheet and rows
+    /// (`销售明细 第3–8行`, `第2–41行` for a CSV file).
+    pub label: Option<String>,
 }
 
 /// Split every section of `doc` (already cleaned) into chunks.
@@ -111,6 +122,10 @@ pub fn split(
     settings.validate()?;
     let mut chunks = Vec::new();
     for section in &doc.sections {
+        if let Some(table) = section.table.as_ref().filter(|t| t.fits(&section.text)) {
+            split_table(section, table, settings.max_tokens(), tokens, &mut chunks)?;
+            continue;
+        }
         let pieces = match settings {
             SplitSettings::Auto => split_auto(&section.text, doc.kind, tokens)?,
             SplitSettings::Custom {
@@ -133,20 +148,248 @@ pub fn split(
             // The offsets are the trimmed text's: a piece can start with whitespace (the
             // space after a custom separator), and `start` is where the piece starts.
             let start = start + (piece.len() - piece.trim_start().len());
-            let ordinal = u32::try_from(chunks.len()).map_err(|_| Error::TooLarge {
-                detail: "more than 4 billion chunks".into(),
-            })?;
             chunks.push(ChunkDraft {
-                ordinal,
+                ordinal: next_ordinal(&chunks)?,
                 page: section.page,
                 start_byte: start,
                 end_byte: start + text.len(),
                 token_count: tokens.count(text),
                 text: text.to_string(),
+                label: None,
             });
         }
     }
     Ok(chunks)
+}
+
+fn next_ordinal(chunks: &[ChunkDraft]) -> Result<u32> {
+    u32::try_from(chunks.len()).map_err(|_| Error::TooLarge {
+        detail: "more than 4 billion chunks".into(),
+    })
+}
+
+impl SplitSettings {
+    /// The most tokens a chunk may have under these settings.
+    pub fn max_tokens(&self) -> usize {
+        match self {
+            SplitSettings::Auto => AUTO_MAX_TOKENS,
+            SplitSettings::Custom { max_tokens, .. } => *max_tokens,
+        }
+    }
+}
+
+/// Split a table (`table` fits `section.text`) into chunks of whole rows under its header,
+/// each at most `budget` tokens.
+///
+/// The header lines head every chunk if they take at most half the budget; a wider header
+/// becomes chunks of its own, and the rows go without it (repeating it would leave too
+/// little room for rows). Neighbouring chunks do not overlap: the header is their context,
+/// and a row in two chunks would be found twice. Tokens are counted per line and added up,
+/// then the chunk's real count is checked, because a tokenizer need not count a text as
+/// the sum of its lines.
+fn split_table(
+    section: &Section,
+    table: &TableLines,
+    budget: usize,
+    tokens: &dyn TokenCount,
+    chunks: &mut Vec<ChunkDraft>,
+) -> Result<()> {
+    let text = section.text.as_str();
+    let sheet = section.title.as_deref();
+    let mut lines = Vec::with_capacity(table.rows.len());
+    let mut offset = 0;
+    for (line, &row) in text.split('\n').zip(&table.rows) {
+        lines.push(Line {
+            start: offset,
+            end: offset + line.len(),
+            row,
+        });
+        offset += line.len() + 1;
+    }
+    let (header_lines, rows) = lines.split_at(table.header_lines);
+    let header = match (header_lines.first(), header_lines.last()) {
+        (Some(first), Some(last)) => &text[first.start..last.end],
+        _ => "",
+    };
+    let header_tokens = if header.is_empty() {
+        0
+    } else {
+        tokens.count(header)
+    };
+    let mut out = TableChunks {
+        text,
+        sheet,
+        page: section.page,
+        budget,
+        header: "",
+        tokens,
+        chunks,
+    };
+    if header_tokens * 2 > budget {
+        // Too wide to repeat: the header is chunks of its own, like any long text.
+        out.long_line(header_lines, budget)?;
+    } else {
+        out.header = header;
+    }
+    // Room for rows under the header, its line break included.
+    let room = if out.header.is_empty() {
+        budget
+    } else {
+        budget.saturating_sub(header_tokens + 1)
+    };
+    if let (true, false, Some(first), Some(last)) = (
+        rows.is_empty(),
+        out.header.is_empty(),
+        header_lines.first(),
+        header_lines.last(),
+    ) {
+        // A header without rows is still the table's text.
+        let count = tokens.count(header);
+        let (rows, bytes) = ((first.row, last.row), first.start..last.end);
+        return out.push(header.to_owned(), count, rows, bytes);
+    }
+    let mut group: Vec<Line> = Vec::new();
+    let mut group_tokens = 0;
+    for line in rows {
+        let line_tokens = tokens.count(&text[line.start..line.end]) + 1;
+        if !group.is_empty() && group_tokens + line_tokens > room {
+            out.rows(&group)?;
+            group.clear();
+            group_tokens = 0;
+        }
+        if line_tokens > room {
+            out.long_line(std::slice::from_ref(line), room)?;
+            continue;
+        }
+        group.push(*line);
+        group_tokens += line_tokens;
+    }
+    if !group.is_empty() {
+        out.rows(&group)?;
+    }
+    Ok(())
+}
+
+/// A line of a table's text: its byte range and its source row.
+#[derive(Debug, Clone, Copy)]
+struct Line {
+    start: usize,
+    end: usize,
+    row: u32,
+}
+
+/// Where a table's chunks go, and what each of them shares.
+struct TableChunks<'a, 'c> {
+    text: &'a str,
+    sheet: Option<&'a str>,
+    page: Option<u32>,
+    budget: usize,
+    /// The lines that head every chunk; empty when there are none, or they are too wide.
+    header: &'a str,
+    tokens: &'a dyn TokenCount,
+    chunks: &'c mut Vec<ChunkDraft>,
+}
+
+impl TableChunks<'_, '_> {
+    /// Consecutive whole rows as one chunk; halved until each part fits (see
+    /// [`split_table`] on counting), and a single row that still does not is cut.
+    fn rows(&mut self, group: &[Line]) -> Result<()> {
+        let (Some(first), Some(last)) = (group.first(), group.last()) else {
+            return Ok(());
+        };
+        let body = &self.text[first.start..last.end];
+        let text = self.with_header(body);
+        let count = self.tokens.count(&text);
+        if count > self.budget {
+            if group.len() > 1 {
+                let (a, b) = group.split_at(group.len() / 2);
+                self.rows(a)?;
+                return self.rows(b);
+            }
+            // One row whose count grew with the header: cut it with a margin.
+            let room = self
+                .budget
+                .saturating_sub(self.tokens.count(self.header) + 2)
+                .max(1);
+            return self.long_line(group, room);
+        }
+        self.push(text, count, (first.row, last.row), first.start..last.end)
+    }
+
+    /// Lines too long for one chunk, cut by the text splitter into pieces of `room`
+    /// tokens, each under the header.
+    fn long_line(&mut self, lines: &[Line], room: usize) -> Result<()> {
+        let (Some(first), Some(last)) = (lines.first(), lines.last()) else {
+            return Ok(());
+        };
+        let body = &self.text[first.start..last.end];
+        let splitter = TextSplitter::new(config(room.max(1), 0, self.tokens)?);
+        for (at, piece) in splitter.chunk_indices(body) {
+            let trimmed = piece.trim();
+            if trimmed.is_empty() {
+                continue;
+            }
+            let start = first.start + at + (piece.len() - piece.trim_start().len());
+            // The rows the piece is on: its first and last line's.
+            let end = start + trimmed.len();
+            let row_at = |byte: usize| {
+                lines
+                    .iter()
+                    .rev()
+                    .find(|l| l.start <= byte)
+                    .map_or(first.row, |l| l.row)
+            };
+            let rows = (row_at(start), row_at(end.saturating_sub(1)));
+            let text = self.with_header(trimmed);
+            let count = self.tokens.count(&text);
+            self.push(text, count, rows, start..end)?;
+        }
+        Ok(())
+    }
+
+    fn with_header(&self, body: &str) -> String {
+        if self.header.is_empty() {
+            return body.to_owned();
+        }
+        let mut text = String::with_capacity(self.header.len() + 1 + body.len());
+        text.push_str(self.header);
+        text.push('\n');
+        text.push_str(body);
+        text
+    }
+
+    /// A chunk of `count` tokens holding `rows`, at `bytes` of the section's text.
+    fn push(
+        &mut self,
+        text: String,
+        count: usize,
+        rows: (u32, u32),
+        bytes: std::ops::Range<usize>,
+    ) -> Result<()> {
+        self.chunks.push(ChunkDraft {
+            ordinal: next_ordinal(self.chunks)?,
+            page: self.page,
+            start_byte: bytes.start,
+            end_byte: bytes.end,
+            token_count: count,
+            text,
+            label: Some(row_label(self.sheet, rows)),
+        });
+        Ok(())
+    }
+}
+
+/// `销售明细 第3–8行`: the sheet (if the table has one) and the rows.
+fn row_label(sheet: Option<&str>, (first, last): (u32, u32)) -> String {
+    let rows = if first == last {
+        format!("第{first}行")
+    } else {
+        format!("第{first}–{last}行")
+    };
+    match sheet {
+        Some(name) => format!("{name} {rows}"),
+        None => rows,
+    }
 }
 
 fn config(
@@ -229,7 +472,6 @@ fn unescape(separator: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::extract::Section;
 
     /// One token per character: enough to test the splitting logic without a model.
     struct Chars;
@@ -249,6 +491,7 @@ mod tests {
                     title: None,
                     text: (*text).to_string(),
                     ocr: false,
+                    table: None,
                 })
                 .collect(),
             page_count: None,
@@ -271,6 +514,146 @@ mod tests {
             &text[chunks[1].start_byte..chunks[1].end_byte],
             chunks[1].text
         );
+    }
+
+    /// A sheet of `rows` data rows under a title and a header, as the extractors write it.
+    fn sheet(rows: usize, title: Option<&str>) -> Extracted {
+        let mut text = String::from("2024 销售\n日期 | 城市 | 金额");
+        let mut numbers = vec![1, 3];
+        for i in 0..rows {
+            text.push_str(&format!("\n1月{} | 上海 | {}", i + 1, 100 + i));
+            numbers.push(4 + i as u32);
+        }
+        Extracted {
+            kind: DocKind::Xlsx,
+            sections: vec![Section {
+                page: None,
+                title: title.map(str::to_owned),
+                text,
+                ocr: false,
+                table: Some(TableLines {
+                    header_lines: 2,
+                    rows: numbers,
+                }),
+            }],
+            page_count: None,
+            title: None,
+        }
+    }
+
+    fn custom(max_tokens: usize) -> SplitSettings {
+        SplitSettings::Custom {
+            separator: "\n".into(),
+            max_tokens,
+            overlap_tokens: 0,
+        }
+    }
+
+    #[test]
+    fn table_chunks_hold_whole_rows_under_the_header() {
+        let d = sheet(40, Some("销售明细"));
+        let chunks = split(&d, &custom(100), &Chars).unwrap();
+        assert!(chunks.len() > 3, "{chunks:#?}");
+        let text = &d.sections[0].text;
+        let mut next_row = 4;
+        for c in &chunks {
+            assert!(c.token_count <= 100, "{c:?}");
+            let lines: Vec<&str> = c.text.lines().collect();
+            assert_eq!(lines[..2], ["2024 销售", "日期 | 城市 | 金额"], "{c:?}");
+            assert!(lines.len() > 3, "several rows per chunk: {c:?}");
+            assert!(
+                lines[2..]
+                    .iter()
+                    .all(|l| l.ends_with(|ch: char| ch.is_ascii_digit()))
+            );
+            // The offsets point at the chunk's rows; the rows follow one another.
+            assert_eq!(text[c.start_byte..c.end_byte], lines[2..].join("\n"));
+            let rows = lines.len() as u32 - 2;
+            assert_eq!(
+                c.label.as_deref(),
+                Some(format!("销售明细 第{next_row}–{}行", next_row + rows - 1).as_str())
+            );
+            next_row += rows;
+        }
+        assert_eq!(next_row, 44, "every row once");
+    }
+
+    #[test]
+    fn a_table_uses_the_auto_size_and_a_csv_label_has_no_sheet() {
+        let d = sheet(3, None);
+        let chunks = split(&d, &SplitSettings::Auto, &Chars).unwrap();
+        assert_eq!(chunks.len(), 1);
+        assert_eq!(chunks[0].text, d.sections[0].text);
+        assert_eq!(chunks[0].label.as_deref(), Some("第4–6行"));
+        let only_header = Extracted {
+            sections: vec![Section {
+                text: "a | b".into(),
+                table: Some(TableLines {
+                    header_lines: 1,
+                    rows: vec![7],
+                }),
+                ..d.sections[0].clone()
+            }],
+            ..d
+        };
+        let chunks = split(&only_header, &SplitSettings::Auto, &Chars).unwrap();
+        assert_eq!(chunks[0].text, "a | b");
+        assert_eq!(chunks[0].label.as_deref(), Some("第7行"));
+    }
+
+    #[test]
+    fn a_row_longer_than_a_chunk_is_cut_under_the_header() {
+        let mut d = sheet(2, Some("说明"));
+        let long = "很长的备注。".repeat(60);
+        d.sections[0]
+            .text
+            .push_str(&format!("\n1月9 | 北京 | {long}"));
+        d.sections[0].text.push_str("\n1月10 | 广州 | 7");
+        let rows = &mut d.sections[0].table.as_mut().unwrap().rows;
+        rows.extend([9, 10]);
+        let chunks = split(&d, &custom(80), &Chars).unwrap();
+        let labels: Vec<_> = chunks.iter().map(|c| c.label.as_deref().unwrap()).collect();
+        assert_eq!(labels.first(), Some(&"说明 第4–5行"));
+        assert_eq!(labels.last(), Some(&"说明 第10行"));
+        let pieces: Vec<_> = chunks
+            .iter()
+            .filter(|c| c.label.as_deref() == Some("说明 第9行"))
+            .collect();
+        assert!(pieces.len() >= 5, "{chunks:#?}");
+        for c in &chunks {
+            assert!(c.token_count <= 80, "{c:?}");
+            assert!(
+                c.text.starts_with("2024 销售\n日期 | 城市 | 金额\n"),
+                "{c:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_header_too_wide_to_repeat_goes_alone() {
+        let mut d = sheet(5, None);
+        let wide: Vec<String> = (0..30).map(|i| format!("列{i}")).collect();
+        d.sections[0].text =
+            d.sections[0]
+                .text
+                .replacen("日期 | 城市 | 金额", &wide.join(" | "), 1);
+        let chunks = split(&d, &custom(64), &Chars).unwrap();
+        assert!(chunks.iter().any(|c| c.text.contains("列29")));
+        let rows: Vec<_> = chunks.iter().filter(|c| c.text.contains("上海")).collect();
+        assert!(!rows.is_empty(), "{chunks:#?}");
+        assert!(
+            rows.iter()
+                .all(|c| !c.text.contains("列0") && c.token_count <= 64)
+        );
+    }
+
+    #[test]
+    fn a_layout_that_does_not_fit_the_text_is_ignored() {
+        let mut d = sheet(3, None);
+        d.sections[0].table.as_mut().unwrap().rows.pop();
+        let chunks = split(&d, &SplitSettings::Auto, &Chars).unwrap();
+        assert_eq!(chunks.len(), 1);
+        assert_eq!(chunks[0].label, None);
     }
 
     #[test]

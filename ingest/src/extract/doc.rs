@@ -83,6 +83,7 @@ fn read_with(program: &str, bytes: &[u8], limits: &ExtractLimits) -> Result<Extr
             title: None,
             text: tidy(&text),
             ocr: false,
+            table: None,
         }],
         page_count: None,
         title: None,

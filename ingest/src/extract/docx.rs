@@ -41,6 +41,7 @@ pub(super) fn extract(bytes: &[u8], limits: &ExtractLimits) -> Result<Extracted>
             title: None,
             text,
             ocr: false,
+            table: None,
         }],
         page_count: None,
         title,

@@ -55,6 +55,7 @@ pub(super) fn extract(bytes: &[u8], limits: &ExtractLimits) -> Result<Extracted>
                 .collect::<Vec<_>>()
                 .join("\n\n"),
             ocr: false,
+            table: None,
         });
     }
     let title = ooxml::part_title(&mut archive, &package_path, "epub", limits);

@@ -71,6 +71,7 @@ pub(super) fn extract(bytes: &[u8]) -> Extracted {
             title: None,
             text: writer.out,
             ocr: false,
+            table: None,
         }],
         page_count: None,
         title,

@@ -167,6 +167,7 @@ fn render_records(
             title: None,
             text,
             ocr: false,
+            table: None,
         });
     }
     Ok(sections)

@@ -22,6 +22,7 @@ pub(super) fn extract(bytes: &[u8]) -> Extracted {
             title: None,
             text: body,
             ocr: false,
+            table: None,
         }],
         page_count: None,
         title,

@@ -153,6 +153,72 @@ pub struct Section {
     /// errors, so chunks from it can be flagged as such.
     #[serde(default)]
     pub ocr: bool,
+    /// For a table (a sheet, a CSV file): which lines of `text` are its header and which
+    /// source row each line is, so the splitter can put whole rows under the header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<TableLines>,
+}
+
+/// How a table lies in its [`Section::text`]: one line per row, the header first.
+///
+/// Rows are lines so that the text stays readable and searchable like any other; this is
+/// the part a line cannot say. It stays true only while the text is rewritten line by
+/// line, which is why [`Section::rewrite`] exists.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct TableLines {
+    /// How many lines at the top head the table: title rows above the header, then the
+    /// header row. 0 for a list without a header.
+    pub header_lines: usize,
+    /// The 1-based row of the source (as a spreadsheet numbers it) of each line, header
+    /// lines included. Rows without values have no line, so the numbers may jump.
+    pub rows: Vec<u32>,
+}
+
+impl TableLines {
+    /// Whether these lines describe `text`: as many rows as it has lines.
+    pub fn fits(&self, text: &str) -> bool {
+        self.header_lines <= self.rows.len() && text.split('\n').count() == self.rows.len()
+    }
+}
+
+impl Section {
+    /// Replace the text by `rewrite(text)`. A table is rewritten line by line, and a line
+    /// that comes out empty drops its row, so its [`TableLines`] stay true; line breaks the
+    /// rewrite puts into a row become spaces.
+    pub fn rewrite(&mut self, rewrite: impl Fn(&str) -> String) {
+        let Some(table) = self.table.as_mut().filter(|t| t.fits(&self.text)) else {
+            // A layout that no longer fits is dropped rather than trusted: the text is
+            // then split like any other.
+            self.table = None;
+            self.text = rewrite(&self.text);
+            return;
+        };
+        let mut text = String::with_capacity(self.text.len());
+        let mut rows = Vec::with_capacity(table.rows.len());
+        let mut header_lines = 0;
+        for (i, (line, &row)) in self.text.split('\n').zip(&table.rows).enumerate() {
+            let line = rewrite(line);
+            let line = line.trim();
+            if line.is_empty() {
+                continue;
+            }
+            if !text.is_empty() {
+                text.push('\n');
+            }
+            if line.contains(['\n', '\r']) {
+                text.push_str(&line.replace(['\n', '\r'], " "));
+            } else {
+                text.push_str(line);
+            }
+            rows.push(row);
+            if i < table.header_lines {
+                header_lines += 1;
+            }
+        }
+        table.rows = rows;
+        table.header_lines = header_lines;
+        self.text = text;
+    }
 }
 
 /// What a document yielded.
@@ -369,7 +435,7 @@ fn read_the_rest(parsed: Parsed, bytes: &[u8], settings: &OcrSettings) -> Result
 /// users understand: a PDF without text is probably a scan, anything else is just empty.
 fn finish(mut doc: Extracted) -> Result<Extracted> {
     for section in &mut doc.sections {
-        section.text = decode::normalise(&section.text);
+        section.rewrite(decode::normalise);
     }
     doc.sections.retain(|s| !s.text.is_empty());
     doc.title = doc
@@ -423,6 +489,37 @@ mod tests {
         assert_eq!(doc.kind, DocKind::Text);
         assert_eq!(doc.sections.len(), 1);
         assert_eq!(doc.sections[0].text, "line one\n\nline two");
+    }
+
+    #[test]
+    fn a_table_is_rewritten_row_by_row() {
+        let mut section = Section {
+            page: None,
+            title: None,
+            text: "标题\na | b\nhttp://x.cn\n1 | 2  3\n4 | 5".into(),
+            ocr: false,
+            table: Some(TableLines {
+                header_lines: 2,
+                rows: vec![1, 2, 3, 5, 6],
+            }),
+        };
+        // A row that comes out empty goes with its number; one that comes out as two
+        // lines stays one row.
+        section.rewrite(|line| match line {
+            "http://x.cn" => String::new(),
+            "4 | 5" => "4 |\n5".into(),
+            other => other.replace("  ", " "),
+        });
+        assert_eq!(section.text, "标题\na | b\n1 | 2 3\n4 | 5");
+        let table = section.table.as_ref().unwrap();
+        assert_eq!(
+            (table.header_lines, &table.rows[..]),
+            (2, &[1, 2, 5, 6][..])
+        );
+        // A layout that no longer fits its text is dropped, not trusted.
+        section.table.as_mut().unwrap().rows.pop();
+        section.rewrite(str::to_owned);
+        assert_eq!(section.table, None);
     }
 
     #[test]

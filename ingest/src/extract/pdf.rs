@@ -51,6 +51,7 @@ pub(super) fn extract(bytes: &[u8]) -> Result<PdfText> {
                 title: None,
                 text,
                 ocr: false,
+                table: None,
             }),
             Ok(Ok(_)) => unread.push(page),
             Ok(Err(e)) => {

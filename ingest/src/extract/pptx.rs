@@ -53,6 +53,7 @@ pub(super) fn extract(bytes: &[u8], limits: &ExtractLimits) -> Result<Extracted>
             title: None,
             text,
             ocr: false,
+            table: None,
         });
     }
     let title = ooxml::core_title(&mut archive, "pptx", limits);

@@ -88,6 +88,7 @@ pub(crate) fn read_pdf_pages(
                 title: None,
                 text,
                 ocr: true,
+                table: None,
             }),
             Some(Err(failure)) => outcome
                 .failures
@@ -124,6 +125,7 @@ pub(crate) fn read_image(image: &[u8], settings: &OcrSettings) -> Result<OcrOutc
                     title: None,
                     text: frame.to_owned(),
                     ocr: true,
+                    table: None,
                 });
             }
         }

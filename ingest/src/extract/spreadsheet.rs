@@ -1,18 +1,27 @@
-//! Workbooks (XLSX, XLS, ODS) through calamine: each visible worksheet → one section of
-//! `header: value; …` lines (see `rows`), titled with the sheet name.
+//! Workbooks (XLSX, XLS, ODS) through calamine: each visible worksheet → one section
+//! written as a table (see `rows`), titled with the sheet name, its rows numbered as the
+//! sheet numbers them.
 //!
 //! Files written by scripts (openpyxl) carry formulas without cached values; a reader that
 //! trusts cached values alone shows those cells as empty, so the formula text is used instead.
-//! The container checks (zip bombs) are the caller's: calamine has no caps of its own.
+//! A merged cell's value belongs to every row and column it spans (a region "华东" over five
+//! rows says where each of them is), so it is copied into each cell of the region, from the
+//! header down: a title merged across the top stays one line. The container checks (zip
+//! bombs) are the caller's: calamine has no caps of its own.
 
-use calamine::{Data, Range, Reader, SheetType, SheetVisible};
+use calamine::{Data, Dimensions, Range, Reader, SheetType, SheetVisible};
 
 use super::Section;
-use super::rows::render_table;
+use super::rows::{TableWriter, header_row};
 use crate::{Error, Result};
 
 /// One section per visible worksheet, in workbook order; `kind` names the format in errors.
-pub(super) fn sheet_sections<RS, R>(workbook: &mut R, kind: &str) -> Result<Vec<Section>>
+/// `merged` gives a sheet's merged regions (none where the format's reader has none).
+pub(super) fn sheet_sections<RS, R>(
+    workbook: &mut R,
+    kind: &str,
+    mut merged: impl FnMut(&mut R, &str) -> Vec<Dimensions>,
+) -> Result<Vec<Section>>
 where
     RS: std::io::Read + std::io::Seek,
     R: Reader<RS>,
@@ -31,15 +40,70 @@ where
             .map_err(|e| corrupt(kind, &e))?;
         // Formulas are a fallback only; a sheet whose formulas can't be read still has values.
         let formulas = workbook.worksheet_formula(&name).unwrap_or_default();
-        let text = render_table(&sheet_rows(&values, &formulas));
+        let Some(mut grid) = sheet_rows(&values, &formulas) else {
+            continue;
+        };
+        // The calamine ranges are a second copy of the sheet: gone before it is written out.
+        drop((values, formulas));
+        grid.spread_merged(&merged(workbook, &name));
+        let mut table = TableWriter::default();
+        for (number, row) in (grid.top.saturating_add(1)..).zip(&grid.rows) {
+            table.push(number, row.iter().map(String::as_str));
+        }
+        let (text, lines) = table.finish();
         sections.push(Section {
             page: None,
             title: Some(name),
             text,
             ocr: false,
+            table: Some(lines),
         });
     }
     Ok(sections)
+}
+
+/// A sheet's cells as text: `rows[0][0]` is the cell at (`top`, `left`), 0-based.
+#[derive(Debug, PartialEq)]
+struct Grid {
+    top: u32,
+    left: u32,
+    rows: Vec<Vec<String>>,
+}
+
+impl Grid {
+    /// Copy each merged region's value (its top-left cell's) into the empty cells it
+    /// covers, in the header row and below. Regions are clipped to the grid; one whose
+    /// top-left cell lies outside it has no value here.
+    fn spread_merged(&mut self, regions: &[Dimensions]) {
+        let Some(header) = header_row(&self.rows) else {
+            return;
+        };
+        for region in regions {
+            let at = |(row, col): (u32, u32)| {
+                let row = usize::try_from(row.checked_sub(self.top)?).ok()?;
+                let col = usize::try_from(col.checked_sub(self.left)?).ok()?;
+                Some((row, col))
+            };
+            let (Some((r0, c0)), Some((r1, c1))) = (at(region.start), at(region.end)) else {
+                continue;
+            };
+            let Some(value) = self.rows.get(r0).and_then(|r| r.get(c0)).cloned() else {
+                continue;
+            };
+            if value.trim().is_empty() {
+                continue;
+            }
+            // `take`/`skip` rather than slicing: a region may be malformed (its end
+            // before its start) and must not panic.
+            for row in self.rows.iter_mut().take(r1 + 1).skip(r0.max(header)) {
+                for cell in row.iter_mut().take(c1 + 1).skip(c0) {
+                    if cell.trim().is_empty() {
+                        cell.clone_from(&value);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// calamine's error for a workbook of this kind, as [`Error::Corrupt`].
@@ -51,23 +115,20 @@ pub(super) fn corrupt(kind: &str, e: &impl std::fmt::Display) -> Error {
 }
 
 /// The cells as text, over the union of the value and formula ranges (a column of
-/// uncalculated formulas may lie outside the value range).
-fn sheet_rows(values: &Range<Data>, formulas: &Range<String>) -> Vec<Vec<String>> {
+/// uncalculated formulas may lie outside the value range); `None` for an empty sheet.
+fn sheet_rows(values: &Range<Data>, formulas: &Range<String>) -> Option<Grid> {
     let bounds = [
         values.start().zip(values.end()),
         formulas.start().zip(formulas.end()),
     ];
-    let Some(((top, left), (bottom, right))) =
+    let ((top, left), (bottom, right)) =
         bounds.into_iter().flatten().reduce(|(s1, e1), (s2, e2)| {
             (
                 (s1.0.min(s2.0), s1.1.min(s2.1)),
                 (e1.0.max(e2.0), e1.1.max(e2.1)),
             )
-        })
-    else {
-        return Vec::new();
-    };
-    (top..=bottom)
+        })?;
+    let rows = (top..=bottom)
         .map(|row| {
             (left..=right)
                 .map(|col| {
@@ -85,7 +146,8 @@ fn sheet_rows(values: &Range<Data>, formulas: &Range<String>) -> Vec<Vec<String>
                 })
                 .collect()
         })
-        .collect()
+        .collect();
+    Some(Grid { top, left, rows })
 }
 
 /// A cell as people read it: integers without `.0`, dates as ISO dates.
@@ -157,9 +219,10 @@ mod tests {
         let mut formulas = Range::new((1, 1), (1, 2));
         formulas.set_value((1, 1), "A2*2".to_owned());
         formulas.set_value((1, 2), "SUM(B2)".to_owned());
-        let rows = sheet_rows(&values, &formulas);
+        let grid = sheet_rows(&values, &formulas).unwrap();
+        assert_eq!((grid.top, grid.left), (0, 0));
         assert_eq!(
-            rows,
+            grid.rows,
             vec![vec!["数量", "金额", ""], vec!["3", "=A2*2", "=SUM(B2)"]]
         );
     }

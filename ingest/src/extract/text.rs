@@ -13,6 +13,7 @@ pub(super) fn extract(bytes: &[u8]) -> Extracted {
             title: None,
             text,
             ocr: false,
+            table: None,
         }],
         page_count: None,
         title: None,

@@ -19,7 +19,9 @@ pub(super) fn extract(bytes: &[u8]) -> Result<Extracted> {
         })?;
     Ok(Extracted {
         kind: DocKind::Xls,
-        sections: sheet_sections(&mut workbook, "xls")?,
+        sections: sheet_sections(&mut workbook, "xls", |workbook, name| {
+            workbook.worksheet_merge_cells(name).unwrap_or_default()
+        })?,
         page_count: None,
         title: None,
     })

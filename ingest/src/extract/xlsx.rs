@@ -18,7 +18,13 @@ pub(super) fn extract(bytes: &[u8], limits: &ExtractLimits) -> Result<Extracted>
         calamine::open_workbook_from_rs(Cursor::new(bytes)).map_err(|e| corrupt("xlsx", &e))?;
     Ok(Extracted {
         kind: DocKind::Xlsx,
-        sections: sheet_sections(&mut workbook, "xlsx")?,
+        // A sheet whose merged regions can't be read still has its values.
+        sections: sheet_sections(&mut workbook, "xlsx", |workbook, name| {
+            workbook
+                .worksheet_merge_cells(name)
+                .and_then(std::result::Result::ok)
+                .unwrap_or_default()
+        })?,
         page_count: None,
         title,
     })
