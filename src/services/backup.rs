@@ -45,23 +45,15 @@ pub async fn backup(store: &Store, data_dir: &Path, out: &Path) -> Result<Manife
     }
     std::fs::create_dir_all(out.join("files"))?;
     let snapshot = out.join("zhiku.db");
-    let target = snapshot
-        .to_str()
-        .ok_or_else(|| Error::InvalidInput(format!("{} is not valid UTF-8", out.display())))?;
-    sqlx::query("VACUUM INTO ?")
-        .bind(target)
-        .execute(&store.pool)
-        .await?;
+    store.snapshot_into(&snapshot).await?;
 
     // Read the file list from the snapshot itself, so files and rows agree.
     let snap = Store::open(&snapshot).await?;
-    let paths: Vec<(String,)> = sqlx::query_as("SELECT file_path FROM document")
-        .fetch_all(&snap.pool)
-        .await?;
-    snap.pool.close().await;
+    let paths = snap.document_file_paths().await?;
+    snap.close().await;
     let mut files = 0;
     let mut missing_files = Vec::new();
-    for (relative,) in &paths {
+    for relative in &paths {
         let source = safe_join(data_dir, relative)?;
         let dest = safe_join(out, relative)?;
         if let Some(parent) = dest.parent() {

@@ -32,19 +32,8 @@ use crate::error::{Error, Result};
 use crate::retrieval::fusion::{Fusion, Hit, fuse};
 use crate::store::Store;
 use crate::store::chunks::LiveChunk;
-
-/// Which retrievers to use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum SearchMode {
-    /// BM25 only.
-    Fulltext,
-    /// Vectors only.
-    Semantic,
-    /// Both, fused.
-    #[default]
-    Hybrid,
-}
+/// Which retrievers to use: a bot setting, so it is stored with the bot's settings.
+pub use crate::store::bots::SearchMode;
 
 /// A search request (`POST /api/kbs/{kb}/search`).
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]

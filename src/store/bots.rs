@@ -10,7 +10,19 @@ use sqlx::FromRow;
 
 use super::Store;
 use crate::error::{Error, Result};
-use crate::services::search::SearchMode;
+
+/// Which retrievers to use (a bot's retrieval setting, and a search request's mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchMode {
+    /// BM25 only.
+    Fulltext,
+    /// Vectors only.
+    Semantic,
+    /// Both, fused.
+    #[default]
+    Hybrid,
+}
 
 /// Everything that makes a bot what it is: the draft, and each published version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -194,6 +194,14 @@ impl Store {
         Ok(())
     }
 
+    /// The stored file of every document, relative to the data dir (what a backup copies).
+    pub async fn document_file_paths(&self) -> Result<Vec<String>> {
+        let paths: Vec<(String,)> = sqlx::query_as("SELECT file_path FROM document")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(paths.into_iter().map(|(p,)| p).collect())
+    }
+
     /// Delete a document: cancel its job, tombstone its chunks, drop the row. Returns the
     /// stored file path to remove.
     pub async fn delete_document(&self, document_id: &str) -> Result<String> {

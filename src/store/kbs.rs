@@ -150,13 +150,8 @@ impl Store {
                 .bind(kb_id)
                 .fetch_all(&mut *tx)
                 .await?;
-        sqlx::query(
-            "UPDATE ingest_job SET status = 'canceled', finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
-             WHERE kb_id = ? AND status IN ('enqueued', 'processing')",
-        )
-        .bind(kb_id)
-        .execute(&mut *tx)
-        .await?;
+        // The queue owns its table: it cancels the KB's jobs in this same transaction.
+        ingest::jobs::JobQueue::cancel_for_kb(&mut tx, kb_id).await?;
         sqlx::query("DELETE FROM chunk WHERE kb_id = ?")
             .bind(kb_id)
             .execute(&mut *tx)

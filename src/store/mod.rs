@@ -60,6 +60,25 @@ impl Store {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
+    /// Write a consistent copy of the whole database to `path` (SQLite's `VACUUM INTO`),
+    /// safe while other connections write: the backup's snapshot.
+    pub async fn snapshot_into(&self, path: &Path) -> Result<()> {
+        let target = path.to_str().ok_or_else(|| {
+            crate::error::Error::InvalidInput(format!("{} is not valid UTF-8", path.display()))
+        })?;
+        sqlx::query("VACUUM INTO ?")
+            .bind(target)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Close the pool, waiting for its connections to finish (a snapshot opened to be read
+    /// and then copied).
+    pub async fn close(self) {
+        self.pool.close().await;
+    }
+
     /// Reserve `n` consecutive chunk seqs inside a transaction; returns the first.
     pub async fn reserve_seqs(conn: &mut sqlx::SqliteConnection, n: i64) -> Result<i64> {
         let (last,): (i64,) = sqlx::query_as(
