@@ -11,8 +11,11 @@ use ingest::pipeline::Pipeline;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::llm::{LlmBackend, Unavailable};
+use crate::services::bots::BotService;
 use crate::services::chat::ChatService;
+use crate::services::embeddings::EmbeddingService;
 use crate::services::indexing::{IndexRegistry, IndexingSink};
+use crate::services::jobs::JobService;
 use crate::services::knowledge::KnowledgeService;
 use crate::services::search::SearchService;
 use crate::store::Store;
@@ -35,6 +38,14 @@ pub struct AppState {
     pub knowledge: Arc<KnowledgeService>,
     /// Hit testing.
     pub search: Arc<SearchService>,
+    /// The embedding model for `/v1/embeddings`.
+    pub embeddings: Arc<EmbeddingService>,
+    /// Bots, their versions, keys and conversations.
+    pub bots: Arc<BotService>,
+    /// Answers (rebuilt by [`AppState::load_llm`] with the model loaded).
+    pub chat: Arc<ChatService>,
+    /// The ingestion queue as the API and the CLI see it.
+    pub jobs: Arc<JobService>,
     /// Pipeline (embedder + limits).
     pub pipeline: Pipeline,
     /// The admin token in force.
@@ -103,9 +114,21 @@ impl AppState {
         let search = Arc::new(SearchService {
             store: store.clone(),
             indexes: indexes.clone(),
-            embedder,
+            embedder: embedder.clone(),
             config: config.search.clone(),
         });
+        let embeddings = Arc::new(EmbeddingService { embedder });
+        let bots = Arc::new(BotService {
+            store: store.clone(),
+        });
+        let jobs = Arc::new(JobService {
+            store: store.clone(),
+            queue: queue.clone(),
+        });
+        let llm: Arc<dyn LlmBackend> = Arc::new(Unavailable {
+            reason: "the chat model is loaded by `zhiku serve`".into(),
+        });
+        let chat = Arc::new(chat_service(&store, &search, &llm, &config));
         let config_http = config.http.clone();
         Ok(Self {
             config: Arc::new(config),
@@ -114,13 +137,15 @@ impl AppState {
             indexes,
             knowledge,
             search,
+            embeddings,
+            bots,
+            chat,
+            jobs,
             pipeline,
             admin_token: admin_token.into(),
             key_limits: std::num::NonZeroU32::new(config_http.key_requests_per_minute)
                 .map(|n| Arc::new(KeyLimiter::keyed(governor::Quota::per_minute(n)))),
-            llm: Arc::new(Unavailable {
-                reason: "the chat model is loaded by `zhiku serve`".into(),
-            }),
+            llm,
         })
     }
 
@@ -129,17 +154,13 @@ impl AppState {
     pub async fn load_llm(&mut self) -> Result<()> {
         let config = self.config.clone();
         self.llm = tokio::task::spawn_blocking(move || crate::llm::load(&config)).await?;
+        self.chat = Arc::new(chat_service(
+            &self.store,
+            &self.search,
+            &self.llm,
+            &self.config,
+        ));
         Ok(())
-    }
-
-    /// Chat with the model in force.
-    pub fn chat(&self) -> ChatService {
-        ChatService {
-            store: self.store.clone(),
-            search: self.search.clone(),
-            llm: self.llm.clone(),
-            default_min_answerable: self.config.llm.min_answerable,
-        }
     }
 
     /// Start `count` ingestion workers in this process (the server, `zhiku ingest`, the
@@ -168,6 +189,21 @@ impl AppState {
             indexes: self.indexes.clone(),
             data_dir: self.config.data_dir.clone(),
         }
+    }
+}
+
+/// Chat with `llm`, the one way [`AppState`] builds its chat service.
+fn chat_service(
+    store: &Store,
+    search: &Arc<SearchService>,
+    llm: &Arc<dyn LlmBackend>,
+    config: &Config,
+) -> ChatService {
+    ChatService {
+        store: store.clone(),
+        search: search.clone(),
+        llm: llm.clone(),
+        default_min_answerable: config.llm.min_answerable,
     }
 }
 

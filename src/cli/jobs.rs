@@ -5,6 +5,7 @@ use clap::Args;
 use super::{print_json, reader_state};
 use crate::config::Config;
 use crate::error::Result;
+use crate::services::jobs::NamedJob;
 
 /// Arguments of `zhiku jobs`.
 #[derive(Debug, Args)]
@@ -19,16 +20,19 @@ pub struct JobsArgs {
 
 pub(super) async fn run(config: Config, args: JobsArgs) -> Result<()> {
     let (state, _lock) = reader_state(config).await?;
-    let jobs = state.queue.list(None, args.limit).await?;
     if args.json {
-        return print_json(&jobs);
+        return print_json(&state.jobs.list(None, args.limit).await?);
     }
+    let jobs = state.jobs.list_named(args.limit).await?;
     if jobs.is_empty() {
         println!("no jobs");
     }
-    for j in jobs {
-        let doc = state.store.document(None, &j.document_id).await.ok();
-        let name = doc.map(|d| d.name).unwrap_or_else(|| "(deleted)".into());
+    for NamedJob {
+        job: j,
+        document_name,
+    } in jobs
+    {
+        let name = document_name.unwrap_or_else(|| "(deleted)".into());
         let error = j
             .error_message
             .map(|e| format!("  {e}"))

@@ -384,7 +384,7 @@ async fn ask(state: &AppState, how: &AskSettings, question: &str) -> Result<Answ
     turn.max_tokens = Some(how.max_tokens);
     // A fixed seed makes a rerun with the same model give the same answers.
     turn.seed = Some(42);
-    let mut stream = state.chat().start(turn).await?;
+    let mut stream = state.chat.start(turn).await?;
     let mut answer = String::new();
     while let Some(event) = stream.events.recv().await {
         match event {

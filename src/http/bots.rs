@@ -13,7 +13,7 @@ use super::error::{AppJson, ErrorBody};
 use super::openapi::TAG_BOTS;
 use crate::app::AppState;
 use crate::error::Result;
-use crate::services::bots::{BotService, CreateKey, KeyCreated};
+use crate::services::bots::{CreateKey, KeyCreated};
 use crate::store::bots::BotSettings;
 use crate::store::bots::{BotRow, BotVersion};
 use crate::store::keys::KeyRow;
@@ -27,13 +27,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(versions))
         .routes(routes!(keys, create_key))
         .routes(routes!(revoke_key))
-}
-
-/// The service is a handle on the store, cheap to make per request.
-pub(crate) fn service(s: &AppState) -> BotService {
-    BotService {
-        store: s.store.clone(),
-    }
 }
 
 /// The answer to a publish.
@@ -57,7 +50,7 @@ async fn create(
 ) -> Result<(StatusCode, Json<BotRow>)> {
     Ok((
         StatusCode::CREATED,
-        Json(service(&s).create_from_json(&body).await?),
+        Json(s.bots.create_from_json(&body).await?),
     ))
 }
 
@@ -65,7 +58,7 @@ async fn create(
 #[utoipa::path(get, path = "/bots", tag = TAG_BOTS, operation_id = "list_bots",
     responses((status = 200, description = "All bots", body = Vec<BotRow>)))]
 async fn list(State(s): State<AppState>) -> Result<Json<Vec<BotRow>>> {
-    Ok(Json(service(&s).list().await?))
+    Ok(Json(s.bots.list().await?))
 }
 
 /// Show a bot with its draft.
@@ -73,7 +66,7 @@ async fn list(State(s): State<AppState>) -> Result<Json<Vec<BotRow>>> {
     params(("bot" = String, Path, description = "Bot id or name")),
     responses((status = 200, description = "The bot", body = BotRow)))]
 async fn show(State(s): State<AppState>, Path(bot): Path<String>) -> Result<Json<BotRow>> {
-    Ok(Json(service(&s).bot(&bot).await?))
+    Ok(Json(s.bots.bot(&bot).await?))
 }
 
 /// Edit the draft with a JSON merge patch (RFC 7396) of its settings.
@@ -89,7 +82,7 @@ async fn update(
     Path(bot): Path<String>,
     AppJson(patch): AppJson<Value>,
 ) -> Result<Json<BotRow>> {
-    Ok(Json(service(&s).patch(&bot, &patch).await?))
+    Ok(Json(s.bots.patch(&bot, &patch).await?))
 }
 
 /// Delete a bot with its versions, keys and conversations.
@@ -97,7 +90,7 @@ async fn update(
     params(("bot" = String, Path, description = "Bot id or name")),
     responses((status = 204, description = "Deleted")))]
 async fn remove(State(s): State<AppState>, Path(bot): Path<String>) -> Result<StatusCode> {
-    service(&s).delete(&bot).await?;
+    s.bots.delete(&bot).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -106,7 +99,7 @@ async fn remove(State(s): State<AppState>, Path(bot): Path<String>) -> Result<St
     params(("bot" = String, Path, description = "Bot id or name")),
     responses((status = 200, description = "The new version", body = Published)))]
 async fn publish(State(s): State<AppState>, Path(bot): Path<String>) -> Result<Json<Published>> {
-    let v = service(&s).publish(&bot).await?;
+    let v = s.bots.publish(&bot).await?;
     Ok(Json(Published {
         bot_id: v.bot_id,
         version: v.version,
@@ -122,7 +115,7 @@ async fn versions(
     State(s): State<AppState>,
     Path(bot): Path<String>,
 ) -> Result<Json<Vec<BotVersion>>> {
-    Ok(Json(service(&s).versions(&bot).await?))
+    Ok(Json(s.bots.versions(&bot).await?))
 }
 
 /// Make an API key for the bot; the answer is the only time the key is shown.
@@ -137,7 +130,7 @@ async fn create_key(
 ) -> Result<(StatusCode, Json<KeyCreated>)> {
     Ok((
         StatusCode::CREATED,
-        Json(service(&s).create_key(&bot, req).await?),
+        Json(s.bots.create_key(&bot, req).await?),
     ))
 }
 
@@ -146,7 +139,7 @@ async fn create_key(
     params(("bot" = String, Path, description = "Bot id or name")),
     responses((status = 200, description = "Keys, revoked ones included", body = Vec<KeyRow>)))]
 async fn keys(State(s): State<AppState>, Path(bot): Path<String>) -> Result<Json<Vec<KeyRow>>> {
-    Ok(Json(service(&s).keys(&bot).await?))
+    Ok(Json(s.bots.keys(&bot).await?))
 }
 
 /// Revoke a key: it never authenticates again.
@@ -157,6 +150,6 @@ async fn revoke_key(
     State(s): State<AppState>,
     Path((bot, key_id)): Path<(String, String)>,
 ) -> Result<StatusCode> {
-    service(&s).revoke_key(&bot, &key_id).await?;
+    s.bots.revoke_key(&bot, &key_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -19,7 +19,6 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::bot_key::BotKey;
-use super::bots::service;
 use super::error::{AppJson, AppQuery, ErrorBody};
 use super::openapi::{SseEvent, TAG_BOTS, TAG_CHAT};
 use crate::app::AppState;
@@ -74,7 +73,7 @@ async fn debug_chat(
     Path(bot): Path<String>,
     AppJson(body): AppJson<ChatBody>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
-    let bot = service(&s).bot(&bot).await?;
+    let bot = s.bots.bot(&bot).await?;
     let mut turn = Turn::new(
         bot.bot_id,
         bot.draft,
@@ -86,7 +85,7 @@ async fn debug_chat(
         },
     );
     turn.trace = true;
-    Ok(sse(s.chat().start(turn).await?))
+    Ok(sse(s.chat.start(turn).await?))
 }
 
 /// Ask the published bot; the conversation is recorded for this key.
@@ -116,7 +115,7 @@ async fn published_chat(
             key_id: Some(key.0.key_id.clone()),
         },
     );
-    Ok(sse(s.chat().start(turn).await?))
+    Ok(sse(s.chat.start(turn).await?))
 }
 
 /// The bot a key opens, with its published settings.
@@ -125,9 +124,9 @@ pub(crate) async fn published(
     key: &BotKey,
     bot: &str,
 ) -> Result<(String, i64, BotSettings)> {
-    let bot = service(s).bot(bot).await?;
+    let bot = s.bots.bot(bot).await?;
     key.opens(&bot)?;
-    let Some((version, settings)) = s.store.published_bot(&bot.bot_id).await? else {
+    let Some((version, settings)) = s.bots.published(&bot.bot_id).await? else {
         return Err(Error::not_found(format!(
             "a published version of bot '{}' (publish it first)",
             bot.name
@@ -200,14 +199,10 @@ async fn key_conversations(
     AppQuery(q): AppQuery<ListQuery>,
 ) -> Result<Json<Vec<ConversationRow>>> {
     let (bot_id, _, _) = published(&s, &key, &bot).await?;
+    let limit = q.limit.unwrap_or(50).clamp(1, 200);
     Ok(Json(
-        s.store
-            .list_conversations(
-                &bot_id,
-                Some(Channel::Published),
-                Some(&key.0.key_id),
-                q.limit.unwrap_or(50).clamp(1, 200),
-            )
+        s.bots
+            .key_conversations(&bot_id, &key.0.key_id, limit)
             .await?,
     ))
 }
@@ -226,7 +221,7 @@ async fn key_conversation(
     Path((bot, id)): Path<(String, String)>,
 ) -> Result<Json<ConversationDetail>> {
     let (bot_id, _, _) = published(&s, &key, &bot).await?;
-    let detail = service(&s).conversation(&id).await?;
+    let detail = s.bots.conversation(&id).await?;
     let c = &detail.conversation;
     if c.bot_id != bot_id || c.key_id.as_deref() != Some(key.0.key_id.as_str()) {
         return Err(Error::not_found(format!("conversation '{id}'")));
@@ -298,10 +293,10 @@ async fn optimize_persona(
     AppJson(body): AppJson<OptimizeBody>,
 ) -> Result<Json<Suggestion>> {
     let started = std::time::Instant::now();
-    let bot = service(&s).bot(&bot).await?;
+    let bot = s.bots.bot(&bot).await?;
     let original = body.persona.unwrap_or(bot.draft.persona);
     let persona = s
-        .chat()
+        .chat
         .suggest_persona(&original, &bot.name, &bot.draft.description)
         .await?;
     Ok(Json(Suggestion {

@@ -8,7 +8,6 @@ use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::bots::service;
 use super::error::AppQuery;
 use super::openapi::TAG_CONVERSATIONS;
 use crate::app::AppState;
@@ -61,9 +60,7 @@ async fn list(
             "limit must be between 1 and 1000".into(),
         ));
     }
-    Ok(Json(
-        service(&s).conversations(&bot, channel, q.limit).await?,
-    ))
+    Ok(Json(s.bots.conversations(&bot, channel, q.limit).await?))
 }
 
 /// A conversation with its messages.
@@ -75,7 +72,7 @@ async fn show(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<ConversationDetail>> {
-    Ok(Json(service(&s).conversation(&id).await?))
+    Ok(Json(s.bots.conversation(&id).await?))
 }
 
 /// Delete a conversation with its messages.
@@ -84,6 +81,6 @@ async fn show(
     params(("id" = String, Path, description = "Conversation id")),
     responses((status = 204, description = "Deleted")))]
 async fn remove(State(s): State<AppState>, Path(id): Path<String>) -> Result<StatusCode> {
-    service(&s).delete_conversation(&id).await?;
+    s.bots.delete_conversation(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -53,7 +53,7 @@ fn parse_status(s: &str) -> Result<JobStatus> {
 async fn list(State(s): State<AppState>, AppQuery(f): AppQuery<Filter>) -> Result<Json<Vec<Job>>> {
     let status = f.status.as_deref().map(parse_status).transpose()?;
     let limit = f.limit.unwrap_or(100).clamp(1, 1000);
-    Ok(Json(s.queue.list(status, limit).await?))
+    Ok(Json(s.jobs.list(status, limit).await?))
 }
 
 /// One job: its state, stage and progress.
@@ -61,7 +61,7 @@ async fn list(State(s): State<AppState>, AppQuery(f): AppQuery<Filter>) -> Resul
     params(("id" = i64, Path, description = "Job id")),
     responses((status = 200, description = "The job", body = Job)))]
 async fn show(State(s): State<AppState>, AppPath(id): AppPath<i64>) -> Result<Json<Job>> {
-    s.queue
+    s.jobs
         .get(id)
         .await?
         .map(Json)

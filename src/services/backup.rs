@@ -34,9 +34,13 @@ pub struct Manifest {
     pub missing_files: Vec<String>,
 }
 
-/// Write a backup of the data dir `data_dir` (whose database `store` is) into `out`, which
-/// must not exist or be empty.
-pub async fn backup(store: &Store, data_dir: &Path, out: &Path) -> Result<Manifest> {
+/// Write a backup of the data dir `data_dir`, whose database is the file `database`, into
+/// `out`, which must not exist or be empty.
+pub async fn backup(database: &Path, data_dir: &Path, out: &Path) -> Result<Manifest> {
+    if !database.is_file() {
+        return Err(Error::not_found(format!("database {}", database.display())));
+    }
+    let store = Store::open(database).await?;
     if out.exists() && std::fs::read_dir(out)?.next().is_some() {
         return Err(Error::InvalidInput(format!(
             "{} is not empty; back up into a new folder",

@@ -327,6 +327,16 @@ impl BotService {
         self.store.list_bot_versions(&bot.bot_id).await
     }
 
+    /// A bot's published version and its settings; `None` until it is first published.
+    pub async fn published(&self, bot_id: &str) -> Result<Option<(i64, BotSettings)>> {
+        self.store.published_bot(bot_id).await
+    }
+
+    /// The live key a bearer token is; `None` for an unknown or revoked key.
+    pub async fn authenticate_key(&self, token: &str) -> Result<Option<KeyRow>> {
+        self.store.authenticate_key(token).await
+    }
+
     /// Make an API key for a bot.
     pub async fn create_key(&self, id_or_name: &str, req: CreateKey) -> Result<KeyCreated> {
         let name = checked_name("key name", &req.name, MAX_NAME_CHARS)?;
@@ -363,6 +373,19 @@ impl BotService {
         let bot = self.store.bot(id_or_name).await?;
         self.store
             .list_conversations(&bot.bot_id, channel, None, limit)
+            .await
+    }
+
+    /// The conversations one API key had with a bot on its published channel, most
+    /// recent first.
+    pub async fn key_conversations(
+        &self,
+        bot_id: &str,
+        key_id: &str,
+        limit: i64,
+    ) -> Result<Vec<ConversationRow>> {
+        self.store
+            .list_conversations(bot_id, Some(Channel::Published), Some(key_id), limit)
             .await
     }
 
