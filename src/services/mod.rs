@@ -19,3 +19,5 @@ pub mod knowledge;
 pub mod prompt;
 pub mod reembed;
 pub mod search;
+#[cfg(test)]
+pub(crate) mod testing;

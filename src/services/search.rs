@@ -320,3 +320,6 @@ impl SearchService {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;
