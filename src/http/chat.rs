@@ -19,14 +19,15 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::bot_key::BotKey;
+use super::conversations::{ConversationDetail, ConversationView};
 use super::error::{AppJson, AppQuery, ErrorBody};
 use super::openapi::{SseEvent, TAG_BOTS, TAG_CHAT};
+use super::views;
 use crate::app::AppState;
 use crate::error::{Error, Result};
-use crate::services::bots::ConversationDetail;
 use crate::services::chat::{ChatEvent, ChatStream, History, Turn};
 use crate::store::bots::BotSettings;
-use crate::store::conversations::{Channel, ConversationRow};
+use crate::store::conversations::Channel;
 
 /// Admin routes (under the admin guard): debug chat and persona optimisation.
 pub fn admin_router() -> OpenApiRouter<AppState> {
@@ -189,7 +190,7 @@ struct ListQuery {
     params(("bot" = String, Path, description = "Bot id or name"), ListQuery),
     security(("bot_key" = [])),
     responses(
-        (status = 200, description = "Conversations", body = Vec<ConversationRow>),
+        (status = 200, description = "Conversations", body = Vec<ConversationView>),
         (status = 403, description = "The key belongs to another bot", body = ErrorBody),
     ))]
 async fn key_conversations(
@@ -197,14 +198,14 @@ async fn key_conversations(
     key: BotKey,
     Path(bot): Path<String>,
     AppQuery(q): AppQuery<ListQuery>,
-) -> Result<Json<Vec<ConversationRow>>> {
+) -> Result<Json<Vec<ConversationView>>> {
     let (bot_id, _, _) = published(&s, &key, &bot).await?;
     let limit = q.limit.unwrap_or(50).clamp(1, 200);
-    Ok(Json(
+    Ok(Json(views(
         s.bots
             .key_conversations(&bot_id, &key.0.key_id, limit)
             .await?,
-    ))
+    )))
 }
 
 /// One of this key's conversations, with its messages.
@@ -226,7 +227,7 @@ async fn key_conversation(
     if c.bot_id != bot_id || c.key_id.as_deref() != Some(key.0.key_id.as_str()) {
         return Err(Error::not_found(format!("conversation '{id}'")));
     }
-    Ok(Json(detail))
+    Ok(Json(detail.into()))
 }
 
 /// Turn a started answer into SSE.

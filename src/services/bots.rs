@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use crate::error::{Error, Result};
 use crate::store::Store;
 use crate::store::bots::{BotRow, BotSettings, BotVersion, NoRecallMode};
-use crate::store::conversations::{Channel, ConversationRow, MessageRow, MessageStatus, Role};
+use crate::store::conversations::{Channel, ConversationRow, MessageRow};
 use crate::store::keys::KeyRow;
 
 /// The bot service.
@@ -61,49 +61,13 @@ pub struct KeyCreated {
     pub created_at: String,
 }
 
-/// A message as the API shows it, its stored context parsed back into JSON.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct MessageView {
-    /// Id.
-    pub id: i64,
-    /// Who said it.
-    pub role: Role,
-    /// Text.
-    pub content: String,
-    /// How it ended.
-    pub status: MessageStatus,
-    /// What the chat service recorded with it.
-    pub context: Option<Value>,
-    /// Written.
-    pub created_at: String,
-}
-
-impl From<MessageRow> for MessageView {
-    fn from(m: MessageRow) -> Self {
-        // The context is opaque here; one that is not JSON is shown as a string rather
-        // than making the whole conversation unreadable.
-        let context = m
-            .context_json
-            .map(|raw| serde_json::from_str(&raw).unwrap_or(Value::String(raw)));
-        Self {
-            id: m.message_id,
-            role: m.role,
-            content: m.content,
-            status: m.status,
-            context,
-            created_at: m.created_at,
-        }
-    }
-}
-
-/// A conversation with its messages: the conversation's fields and `messages`.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct ConversationDetail {
+/// A recorded conversation with its messages, in order.
+#[derive(Debug, Clone)]
+pub struct RecordedConversation {
     /// The conversation.
-    #[serde(flatten)]
     pub conversation: ConversationRow,
-    /// Its messages, in order.
-    pub messages: Vec<MessageView>,
+    /// Its messages, oldest first.
+    pub messages: Vec<MessageRow>,
 }
 
 /// Apply a JSON merge patch (RFC 7396) to `target`.
@@ -390,16 +354,10 @@ impl BotService {
     }
 
     /// A conversation with its messages.
-    pub async fn conversation(&self, conversation_id: &str) -> Result<ConversationDetail> {
+    pub async fn conversation(&self, conversation_id: &str) -> Result<RecordedConversation> {
         let conversation = self.store.conversation(conversation_id).await?;
-        let messages = self
-            .store
-            .list_messages(conversation_id)
-            .await?
-            .into_iter()
-            .map(MessageView::from)
-            .collect();
-        Ok(ConversationDetail {
+        let messages = self.store.list_messages(conversation_id).await?;
+        Ok(RecordedConversation {
             conversation,
             messages,
         })

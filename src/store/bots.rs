@@ -178,15 +178,13 @@ impl Default for ModelSettings {
     }
 }
 
-/// A bot as the API shows it:
-/// `{id, name, draft: BotSettings, published_version, published_at, unpublished_changes,
-/// created_at, updated_at}`. `published_version` and `published_at` are null until the
-/// first publish; `unpublished_changes` is true when the draft differs from the version in
-/// force (always true before the first publish).
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+/// A bot with its draft and the version in force (the API shows it as `http::bots`'s
+/// view). `published_version` and `published_at` are `None` until the first publish;
+/// `unpublished_changes` is true when the draft differs from the version in force (always
+/// true before the first publish).
+#[derive(Debug, Clone)]
 pub struct BotRow {
     /// Id (UUID).
-    #[serde(rename = "id")]
     pub bot_id: String,
     /// Unique name.
     pub name: String,
@@ -205,7 +203,7 @@ pub struct BotRow {
 }
 
 /// A published version.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct BotVersion {
     /// Its bot.
     pub bot_id: String,
