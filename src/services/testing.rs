@@ -120,7 +120,8 @@ impl Fixture {
         }
     }
 
-    /// Add a document whose chunks are `texts`, stored as if ingested; returns its id.
+    /// Add a document whose chunks are `texts`, stored and indexed as if ingested; returns
+    /// its id.
     pub(crate) async fn add_document(&mut self, texts: &[&str]) -> String {
         let chunks: Vec<SyntheticChunk> = texts
             .iter()
@@ -139,6 +140,13 @@ impl Fixture {
         .await
         .expect("a document");
         self.documents += 1;
+        // As the ingestion sink does once a document is stored: search only catches up
+        // the indexes when it first opens them.
+        self.search
+            .indexes
+            .catch_up(&self.kb_id)
+            .await
+            .expect("the indexes caught up");
         let docs = self
             .store
             .list_documents(&self.kb_id, 0, 1_000)

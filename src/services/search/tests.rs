@@ -81,7 +81,11 @@ async fn disabled_documents_and_low_scores_drop_out() {
     let doc = f.add_document(&["The canteen also serves dinner."]).await;
     let dinner = request("canteen dinner", SearchMode::Hybrid);
     let found = f.search.search("kb", &dinner).await.unwrap();
-    assert_eq!(found.results[0].document_id, doc);
+    assert!(
+        found.results.iter().any(|r| r.document_id == doc),
+        "{found:?}"
+    );
+    // The indexes still hold its chunk: the check against SQLite drops it.
     f.store.set_document_enabled(&doc, false).await.unwrap();
     let found = f.search.search("kb", &dinner).await.unwrap();
     assert!(
