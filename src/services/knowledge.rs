@@ -17,8 +17,9 @@ use ingest::split::{ChunkDraft, SplitSettings};
 use serde::{Deserialize, Serialize};
 use tracing::instrument;
 
-use super::indexing::{Consistency, IndexRegistry};
+use super::indexing::{Consistency, IndexRegistry, IndexingSink};
 use super::reembed::{ReEmbedReport, re_embed_kb};
+use super::workers::{self, Workers};
 use crate::error::{Error, Result};
 use crate::store::Store;
 use crate::store::chunks::ChunkRow;
@@ -284,6 +285,17 @@ impl KnowledgeService {
             });
         }
         Ok(())
+    }
+
+    /// Start `count` ingestion workers in this process, writing what they ingest through
+    /// the indexes; stop them with [`Workers::stop`].
+    pub fn start_workers(&self, count: usize) -> Workers {
+        let sink = IndexingSink {
+            store: self.store.clone(),
+            indexes: self.indexes.clone(),
+            data_dir: self.data_dir.clone(),
+        };
+        workers::start(count, &self.queue, &self.pipeline, sink)
     }
 
     /// Compare a KB's BM25 and vector indexes with SQLite (`GET /api/kbs/{kb}/index-check`).

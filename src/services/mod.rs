@@ -1,6 +1,6 @@
 //! What zhiku does, independent of how it is asked (HTTP or CLI): [`knowledge`] (KBs,
 //! documents, chunks), [`indexing`] (keeping BM25 and vectors in step with SQLite),
-//! [`jobs`] (the ingestion queue), [`search`] (hit testing), [`embeddings`] (the embedding
+//! [`jobs`] (the ingestion queue) and [`workers`] (ingesting in this process), [`search`] (hit testing), [`embeddings`] (the embedding
 //! model for `/v1`), [`bots`] (bot drafts, versions, API keys, recorded conversations),
 //! [`chat`] (answers: [`prompt`] builds what the model reads, [`focus`] cuts passages to
 //! what the question asks, [`evidence`] checks what the answer says against them).
@@ -21,3 +21,4 @@ pub mod reembed;
 pub mod search;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod workers;
