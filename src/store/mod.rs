@@ -1,7 +1,10 @@
 //! SQLite, the source of truth: knowledge bases, documents, chunks with their vectors,
 //! (through the ingest crate) the job queue, and bots with their keys and conversations.
-//! Split by table: [`kbs`], [`documents`], [`chunks`], [`bots`] (with their versions),
-//! [`keys`], [`conversations`] (with their messages).
+//! Split by table: [`kbs`], [`documents`], [`chunks`], [`reembed`] (staged vectors),
+//! [`bots`] (with their versions), [`keys`], [`conversations`] (with their messages); this
+//! module owns the `counter`. Each table is written only by its module: an operation that
+//! spans tables (deleting a KB, storing a document's chunks, a re-embedding's swap) calls
+//! each owner inside one transaction. Reads may join other tables.
 
 pub mod bots;
 pub mod chunks;
