@@ -30,8 +30,8 @@ pub enum JobStatus {
     Canceled,
 }
 
-/// One row of `ingest_job`.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+/// One row of `ingest_job` (the API shows it through its own type, built from this).
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Job {
     /// Id.
     pub job_id: i64,

@@ -5,6 +5,7 @@ use clap::Args;
 use super::{print_json, reader_state};
 use crate::config::Config;
 use crate::error::Result;
+use crate::http::jobs::JobView;
 use crate::services::jobs::NamedJob;
 
 /// Arguments of `zhiku jobs`.
@@ -21,7 +22,10 @@ pub struct JobsArgs {
 pub(super) async fn run(config: Config, args: JobsArgs) -> Result<()> {
     let (state, _lock) = reader_state(config).await?;
     if args.json {
-        return print_json(&state.jobs.list(None, args.limit).await?);
+        let jobs = state.jobs.list(None, args.limit).await?;
+        // The same JSON as `GET /api/jobs`.
+        let jobs: Vec<JobView> = jobs.into_iter().map(JobView::from).collect();
+        return print_json(&jobs);
     }
     let jobs = state.jobs.list_named(args.limit).await?;
     if jobs.is_empty() {
