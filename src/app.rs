@@ -11,10 +11,14 @@ use ingest::pipeline::Pipeline;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::llm::{LlmBackend, Unavailable};
+use crate::services::bots::BotService;
 use crate::services::chat::ChatService;
-use crate::services::indexing::{IndexRegistry, IndexingSink};
+use crate::services::embeddings::EmbeddingService;
+use crate::services::indexing::IndexRegistry;
+use crate::services::jobs::JobService;
 use crate::services::knowledge::KnowledgeService;
 use crate::services::search::SearchService;
+pub use crate::services::workers::Workers;
 use crate::store::Store;
 
 /// A rate limiter keyed by API key id.
@@ -25,18 +29,20 @@ pub type KeyLimiter = governor::DefaultKeyedRateLimiter<String>;
 pub struct AppState {
     /// Configuration.
     pub config: Arc<Config>,
-    /// Database.
-    pub store: Store,
-    /// Job queue.
-    pub queue: JobQueue,
-    /// Index registry.
+    /// The BM25 and vector indexes of every KB.
     pub indexes: Arc<IndexRegistry>,
     /// KBs, documents, chunks.
     pub knowledge: Arc<KnowledgeService>,
     /// Hit testing.
     pub search: Arc<SearchService>,
-    /// Pipeline (embedder + limits).
-    pub pipeline: Pipeline,
+    /// The embedding model for `/v1/embeddings`.
+    pub embeddings: Arc<EmbeddingService>,
+    /// Bots, their versions, keys and conversations.
+    pub bots: Arc<BotService>,
+    /// Answers (rebuilt by [`AppState::load_llm`] with the model loaded).
+    pub chat: Arc<ChatService>,
+    /// The ingestion queue as the API and the CLI see it.
+    pub jobs: Arc<JobService>,
     /// The admin token in force.
     pub admin_token: Arc<str>,
     /// Requests per minute per bot API key (`None`: unlimited).
@@ -103,24 +109,40 @@ impl AppState {
         let search = Arc::new(SearchService {
             store: store.clone(),
             indexes: indexes.clone(),
-            embedder,
+            embedder: embedder.clone(),
             config: config.search.clone(),
+        });
+        let embeddings = Arc::new(EmbeddingService { embedder });
+        let bots = Arc::new(BotService {
+            store: store.clone(),
+        });
+        let jobs = Arc::new(JobService {
+            store: store.clone(),
+            queue: queue.clone(),
+        });
+        let llm: Arc<dyn LlmBackend> = Arc::new(Unavailable {
+            reason: "the chat model is loaded by `zhiku serve`".into(),
+        });
+        let chat = Arc::new(ChatService {
+            store: store.clone(),
+            search: search.clone(),
+            llm: llm.clone(),
+            default_min_answerable: config.llm.min_answerable,
         });
         let config_http = config.http.clone();
         Ok(Self {
             config: Arc::new(config),
-            store,
-            queue,
             indexes,
             knowledge,
             search,
-            pipeline,
+            embeddings,
+            bots,
+            chat,
+            jobs,
             admin_token: admin_token.into(),
             key_limits: std::num::NonZeroU32::new(config_http.key_requests_per_minute)
                 .map(|n| Arc::new(KeyLimiter::keyed(governor::Quota::per_minute(n)))),
-            llm: Arc::new(Unavailable {
-                reason: "the chat model is loaded by `zhiku serve`".into(),
-            }),
+            llm,
         })
     }
 
@@ -129,45 +151,17 @@ impl AppState {
     pub async fn load_llm(&mut self) -> Result<()> {
         let config = self.config.clone();
         self.llm = tokio::task::spawn_blocking(move || crate::llm::load(&config)).await?;
-        Ok(())
-    }
-
-    /// Chat with the model in force.
-    pub fn chat(&self) -> ChatService {
-        ChatService {
-            store: self.store.clone(),
-            search: self.search.clone(),
+        self.chat = Arc::new(ChatService {
             llm: self.llm.clone(),
-            default_min_answerable: self.config.llm.min_answerable,
-        }
+            ..ChatService::clone(&self.chat)
+        });
+        Ok(())
     }
 
     /// Start `count` ingestion workers in this process (the server, `zhiku ingest`, the
     /// eval's throw-away KB); stop them with [`Workers::stop`].
     pub fn start_workers(&self, count: usize) -> Workers {
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let sink = Arc::new(self.sink());
-        let handles = (0..count.max(1))
-            .map(|worker| {
-                tokio::spawn(ingest::pipeline::run_worker(
-                    worker,
-                    self.queue.clone(),
-                    self.pipeline.clone(),
-                    sink.clone(),
-                    stop_rx.clone(),
-                ))
-            })
-            .collect();
-        Workers { stop_tx, handles }
-    }
-
-    /// The sink ingestion workers write through.
-    pub fn sink(&self) -> IndexingSink {
-        IndexingSink {
-            store: self.store.clone(),
-            indexes: self.indexes.clone(),
-            data_dir: self.config.data_dir.clone(),
-        }
+        self.knowledge.start_workers(count)
     }
 }
 
@@ -203,35 +197,4 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
     f.write_all(text.as_bytes())?;
     f.sync_all()?;
     Ok(())
-}
-
-/// Running ingestion workers.
-pub struct Workers {
-    stop_tx: tokio::sync::watch::Sender<bool>,
-    handles: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Workers {
-    /// Ask the workers to stop and wait up to `grace` in all (`Duration::MAX`: as long as
-    /// it takes). A worker that is embedding stops at the end of its slice and puts its
-    /// job back in the queue; one still busy when `grace` runs out (inside extraction or
-    /// splitting, which cannot be interrupted) is left behind, and its job, still
-    /// 'processing' in the database, is queued again at the next start. Returns how many
-    /// were left behind.
-    pub async fn stop(self, grace: std::time::Duration) -> usize {
-        let _ = self.stop_tx.send(true);
-        let deadline = tokio::time::Instant::now().checked_add(grace);
-        let mut busy = 0;
-        for handle in self.handles {
-            let finished = match deadline {
-                Some(deadline) => tokio::time::timeout_at(deadline, handle).await.is_ok(),
-                None => {
-                    let _ = handle.await;
-                    true
-                }
-            };
-            busy += usize::from(!finished);
-        }
-        busy
-    }
 }

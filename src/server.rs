@@ -33,38 +33,8 @@ pub async fn serve(config: Config) -> Result<()> {
     let mut state = AppState::build(config, token, false).await?;
     state.load_llm().await?;
 
-    let (requeued, failed) = state.queue.recover().await?;
-    for job in &failed {
-        state
-            .store
-            .set_document_status(
-                &job.document_id,
-                "failed",
-                Some((
-                    "worker_crashed",
-                    job.error_message.as_deref().unwrap_or_default(),
-                )),
-            )
-            .await?;
-    }
-    if !requeued.is_empty() || !failed.is_empty() {
-        info!(
-            requeued = requeued.len(),
-            failed = failed.len(),
-            "recovered interrupted jobs"
-        );
-    }
-    for job in &requeued {
-        state
-            .store
-            .set_document_status(&job.document_id, "queued", None)
-            .await?;
-    }
-    for kb in state.store.list_kbs().await? {
-        if let Err(e) = state.indexes.catch_up(&kb.kb_id).await {
-            warn!(kb = %kb.name, error = %e, "cannot open the indexes of this knowledge base");
-        }
-    }
+    state.jobs.recover().await?;
+    state.indexes.catch_up_all().await?;
 
     let workers_running = state.start_workers(workers);
 

@@ -30,8 +30,8 @@ pub enum JobStatus {
     Canceled,
 }
 
-/// One row of `ingest_job`.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+/// One row of `ingest_job` (the API shows it through its own type, built from this).
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Job {
     /// Id.
     pub job_id: i64,
@@ -305,12 +305,28 @@ impl JobQueue {
         conn: &mut SqliteConnection,
         document_id: &str,
     ) -> Result<u64> {
+        Self::cancel_unfinished(conn, "document_id", document_id).await
+    }
+
+    /// Cancel the unfinished jobs of a knowledge base (it is being deleted), inside the
+    /// caller's transaction.
+    pub async fn cancel_for_kb(conn: &mut SqliteConnection, kb_id: &str) -> Result<u64> {
+        Self::cancel_unfinished(conn, "kb_id", kb_id).await
+    }
+
+    /// Cancel the enqueued and processing jobs whose `column` (a fixed column name, never
+    /// input) is `value`.
+    async fn cancel_unfinished(
+        conn: &mut SqliteConnection,
+        column: &'static str,
+        value: &str,
+    ) -> Result<u64> {
         let sql = format!(
             "UPDATE ingest_job SET status = 'canceled', finished_at = {NOW}
-             WHERE document_id = ? AND status IN ('enqueued', 'processing')"
+             WHERE {column} = ? AND status IN ('enqueued', 'processing')"
         );
         Ok(sqlx::query(&sql)
-            .bind(document_id)
+            .bind(value)
             .execute(&mut *conn)
             .await?
             .rows_affected())

@@ -7,10 +7,9 @@ use clap::Args;
 
 use super::print_json;
 use crate::config::Config;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::lock::DataDirLock;
 use crate::services::backup;
-use crate::store::Store;
 
 /// Arguments of `zhiku backup`.
 #[derive(Debug, Args)]
@@ -36,12 +35,7 @@ pub struct RestoreArgs {
 }
 
 pub(super) async fn backup(config: Config, args: BackupArgs) -> Result<()> {
-    let database = config.database_path();
-    if !database.is_file() {
-        return Err(Error::not_found(format!("database {}", database.display())));
-    }
-    let store = Store::open(&database).await?;
-    let manifest = backup::backup(&store, &config.data_dir, &args.out).await?;
+    let manifest = backup::backup(&config.database_path(), &config.data_dir, &args.out).await?;
     if args.json {
         return print_json(&manifest);
     }

@@ -158,8 +158,7 @@ async fn search(mut config: Config, args: SearchBenchArgs) -> Result<()> {
         have = target;
         // A serving server releases its passage model once documents stop coming
         // (`embedding.passage_idle_release_s`); the sizes are measured as it then stands.
-        let embedder = state.pipeline.embedder.clone();
-        tokio::task::spawn_blocking(move || embedder.release_idle()).await?;
+        state.embeddings.release_idle().await?;
         let mut modes = Vec::new();
         for mode in [
             SearchMode::Fulltext,

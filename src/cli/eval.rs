@@ -217,12 +217,7 @@ pub(super) async fn run(mut config: Config, args: EvalArgs) -> Result<()> {
     };
     bar.finish_and_clear();
 
-    let chunks = state
-        .store
-        .kb_with_counts(&kb.kb_id)
-        .await?
-        .chunk_count
-        .unwrap_or(0);
+    let chunks = state.knowledge.kb(&kb.kb_id).await?.chunk_count;
     let report = Report {
         is_throw_away: args.kb.is_none(),
         knowledge_base: name,

@@ -83,7 +83,7 @@ pub(super) async fn run(config: Config, args: IngestArgs) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(200)).await;
         let mut still = Vec::new();
         for id in pending {
-            let doc = state.store.document(None, &id).await?;
+            let doc = state.knowledge.document(&args.kb, &id).await?;
             match doc.status.as_str() {
                 "indexed" => {
                     indexed += 1;
@@ -91,7 +91,8 @@ pub(super) async fn run(config: Config, args: IngestArgs) -> Result<()> {
                     bar.inc(1);
                 }
                 "failed" => {
-                    failed.push((doc.name, doc.error_message.unwrap_or_default()));
+                    let why = doc.error.map(|e| e.message).unwrap_or_default();
+                    failed.push((doc.name, why));
                     bar.inc(1);
                 }
                 _ => still.push(id),

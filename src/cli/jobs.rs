@@ -5,6 +5,8 @@ use clap::Args;
 use super::{print_json, reader_state};
 use crate::config::Config;
 use crate::error::Result;
+use crate::http::jobs::JobView;
+use crate::services::jobs::NamedJob;
 
 /// Arguments of `zhiku jobs`.
 #[derive(Debug, Args)]
@@ -19,16 +21,22 @@ pub struct JobsArgs {
 
 pub(super) async fn run(config: Config, args: JobsArgs) -> Result<()> {
     let (state, _lock) = reader_state(config).await?;
-    let jobs = state.queue.list(None, args.limit).await?;
     if args.json {
+        let jobs = state.jobs.list(None, args.limit).await?;
+        // The same JSON as `GET /api/jobs`.
+        let jobs: Vec<JobView> = jobs.into_iter().map(JobView::from).collect();
         return print_json(&jobs);
     }
+    let jobs = state.jobs.list_named(args.limit).await?;
     if jobs.is_empty() {
         println!("no jobs");
     }
-    for j in jobs {
-        let doc = state.store.document(None, &j.document_id).await.ok();
-        let name = doc.map(|d| d.name).unwrap_or_else(|| "(deleted)".into());
+    for NamedJob {
+        job: j,
+        document_name,
+    } in jobs
+    {
+        let name = document_name.unwrap_or_else(|| "(deleted)".into());
         let error = j
             .error_message
             .map(|e| format!("  {e}"))

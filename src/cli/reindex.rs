@@ -9,7 +9,6 @@ use clap::Args;
 use super::{progress_bar, writer_state};
 use crate::config::Config;
 use crate::error::Result;
-use crate::services::reembed::re_embed_kb;
 
 /// Arguments of `zhiku reindex`.
 #[derive(Debug, Args)]
@@ -25,24 +24,21 @@ pub struct ReindexArgs {
 pub(super) async fn run(config: Config, args: ReindexArgs) -> Result<()> {
     let (state, _lock) = writer_state(config).await?;
     let kbs = match &args.kb {
-        Some(name) => vec![state.store.kb_with_counts(name).await?],
-        None => state.store.list_kbs().await?,
+        Some(name) => vec![state.knowledge.kb(name).await?],
+        None => state.knowledge.list_kbs().await?,
     };
     for kb in kbs {
         if args.re_embed {
-            let bar = progress_bar(kb.chunk_count.unwrap_or(0) as u64, "embedding");
-            let report = re_embed_kb(
-                &state.store,
-                &state.pipeline.embedder,
-                &kb.kb_id,
-                |done, total| {
+            let bar = progress_bar(kb.chunk_count as u64, "embedding");
+            let report = state
+                .knowledge
+                .re_embed(&kb.id, |done, total| {
                     bar.set_length(total as u64);
                     bar.set_position(done as u64);
-                },
-            )
-            .await?;
+                })
+                .await?;
             bar.finish_and_clear();
-            let info = state.pipeline.embedder.info();
+            let info = state.embeddings.info();
             let resumed = match report.resumed {
                 0 => String::new(),
                 n => format!(", {n} of them staged by an interrupted run"),
@@ -52,10 +48,10 @@ pub(super) async fn run(config: Config, args: ReindexArgs) -> Result<()> {
                 kb.name, info.id, info.dims, report.chunks
             );
         }
-        let bar = progress_bar(kb.chunk_count.unwrap_or(0) as u64, "indexing");
+        let bar = progress_bar(kb.chunk_count as u64, "indexing");
         let n = state
             .indexes
-            .rebuild(&kb.kb_id, |done, total| {
+            .rebuild(&kb.id, |done, total| {
                 bar.set_length(total as u64);
                 bar.set_position(done as u64);
             })

@@ -15,7 +15,6 @@ use super::metrics::{
 };
 use crate::app::AppState;
 use crate::error::{Error, Result};
-use crate::services::bots::BotService;
 use crate::services::chat::{ChatEvent, History, Turn};
 use crate::services::focus::focus;
 use crate::services::knowledge::{CreateKb, UploadSettings};
@@ -132,7 +131,7 @@ async fn ingest_records(
     let mut failed = Vec::new();
     loop {
         let docs = state
-            .store
+            .knowledge
             .list_documents(kb_id, 0, labels.len() as i64 + 1)
             .await?;
         let settled: Vec<_> = docs
@@ -141,13 +140,17 @@ async fn ingest_records(
             .collect();
         let settled_records: usize = settled
             .iter()
-            .map(|d| labels.get(&d.document_id).map_or(0, Vec::len))
+            .map(|d| labels.get(&d.id).map_or(0, Vec::len))
             .sum();
         progress("indexing", settled_records as u64, total);
         if settled.len() == docs.len() {
             for d in docs.iter().filter(|d| d.status == "failed") {
-                let ids = labels.remove(&d.document_id).unwrap_or_default();
-                let why = d.error_message.clone().unwrap_or_default();
+                let ids = labels.remove(&d.id).unwrap_or_default();
+                let why = d
+                    .error
+                    .as_ref()
+                    .map(|e| e.message.clone())
+                    .unwrap_or_default();
                 failed.extend(ids.into_iter().map(|id| (id, why.clone())));
             }
             break;
@@ -164,19 +167,19 @@ async fn ingest_records(
 /// An existing KB: a document answers to its id, its name, and its name without the
 /// extension, so a queries file can name documents as the user knows them.
 pub async fn existing_kb(state: &AppState, id_or_name: &str) -> Result<EvalKb> {
-    let kb = state.store.kb(id_or_name).await?;
+    let kb = state.knowledge.kb(id_or_name).await?;
     let mut labels = HashMap::new();
     let page = 1000;
     let mut offset = 0;
     loop {
-        let docs = state.store.list_documents(&kb.kb_id, offset, page).await?;
+        let docs = state.knowledge.list_documents(&kb.id, offset, page).await?;
         let n = docs.len() as i64;
-        for d in docs.into_iter().filter(|d| d.is_enabled) {
-            let mut names = vec![d.document_id.clone(), d.name.clone()];
+        for d in docs.into_iter().filter(|d| d.enabled) {
+            let mut names = vec![d.id.clone(), d.name.clone()];
             if let Some((stem, _)) = d.name.rsplit_once('.') {
                 names.push(stem.to_string());
             }
-            labels.insert(d.document_id, names);
+            labels.insert(d.id, names);
         }
         if n < page {
             break;
@@ -184,7 +187,7 @@ pub async fn existing_kb(state: &AppState, id_or_name: &str) -> Result<EvalKb> {
         offset += page;
     }
     Ok(EvalKb {
-        kb_id: kb.kb_id,
+        kb_id: kb.id,
         labels,
         failed: Vec::new(),
     })
@@ -337,9 +340,7 @@ pub async fn eval_bot(
     if let Some(min) = overrides.min_answerable {
         settings.no_recall.min_answerable = Some(min);
     }
-    let bots = BotService {
-        store: state.store.clone(),
-    };
+    let bots = &state.bots;
     if save {
         let row = bots.create(settings).await?;
         return Ok((row.bot_id, row.draft));
@@ -384,7 +385,7 @@ async fn ask(state: &AppState, how: &AskSettings, question: &str) -> Result<Answ
     turn.max_tokens = Some(how.max_tokens);
     // A fixed seed makes a rerun with the same model give the same answers.
     turn.seed = Some(42);
-    let mut stream = state.chat().start(turn).await?;
+    let mut stream = state.chat.start(turn).await?;
     let mut answer = String::new();
     while let Some(event) = stream.events.recv().await {
         match event {

@@ -167,7 +167,7 @@ fn unit(mut v: Vec<f32>) -> Vec<f32> {
 /// Every live chunk of a KB, as the sources of synthetic ones.
 pub async fn source_chunks(state: &AppState, kb_id: &str) -> Result<Vec<SourceChunk>> {
     let mut out = Vec::new();
-    let mut pages = state.store.live_chunk_pages(kb_id, SOURCE_PAGE);
+    let mut pages = state.knowledge.store.live_chunk_pages(kb_id, SOURCE_PAGE);
     while let Some(rows) = pages.next_page().await? {
         out.extend(rows.iter().map(|r| SourceChunk {
             vector: r.vector(),
@@ -213,8 +213,8 @@ pub async fn grow_kb(
             .filter_map(|_| grower.blend_of(sources))
             .collect();
         write_document(
-            &state.store,
-            &state.queue,
+            &state.knowledge.store,
+            &state.knowledge.queue,
             kb_id,
             next / CHUNKS_PER_DOCUMENT,
             &copies,
@@ -434,7 +434,7 @@ pub async fn ann_recall(state: &AppState, kb_id: &str, queries: &[String]) -> Re
     // Exact: one pass over the KB, keeping each query's K best (score, seq).
     let started = Instant::now();
     let mut best: Vec<Vec<(f32, i64)>> = vec![Vec::new(); vectors.len()];
-    let mut pages = state.store.live_chunk_pages(kb_id, SOURCE_PAGE);
+    let mut pages = state.knowledge.store.live_chunk_pages(kb_id, SOURCE_PAGE);
     while let Some(rows) = pages.next_page().await? {
         let queries = vectors.clone();
         best = tokio::task::spawn_blocking(move || {

@@ -23,7 +23,7 @@ impl FromRequestParts<AppState> for BotKey {
         let Some(token) = bearer(&parts.headers) else {
             return Err(Error::Unauthorized);
         };
-        let Some(key) = state.store.authenticate_key(token).await? else {
+        let Some(key) = state.bots.authenticate_key(token).await? else {
             return Err(Error::Unauthorized);
         };
         if let Some(limits) = &state.key_limits

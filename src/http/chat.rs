@@ -19,15 +19,15 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::bot_key::BotKey;
-use super::bots::service;
+use super::conversations::{ConversationDetail, ConversationView};
 use super::error::{AppJson, AppQuery, ErrorBody};
 use super::openapi::{SseEvent, TAG_BOTS, TAG_CHAT};
+use super::views;
 use crate::app::AppState;
 use crate::error::{Error, Result};
-use crate::services::bots::ConversationDetail;
 use crate::services::chat::{ChatEvent, ChatStream, History, Turn};
 use crate::store::bots::BotSettings;
-use crate::store::conversations::{Channel, ConversationRow};
+use crate::store::conversations::Channel;
 
 /// Admin routes (under the admin guard): debug chat and persona optimisation.
 pub fn admin_router() -> OpenApiRouter<AppState> {
@@ -74,7 +74,7 @@ async fn debug_chat(
     Path(bot): Path<String>,
     AppJson(body): AppJson<ChatBody>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
-    let bot = service(&s).bot(&bot).await?;
+    let bot = s.bots.bot(&bot).await?;
     let mut turn = Turn::new(
         bot.bot_id,
         bot.draft,
@@ -86,7 +86,7 @@ async fn debug_chat(
         },
     );
     turn.trace = true;
-    Ok(sse(s.chat().start(turn).await?))
+    Ok(sse(s.chat.start(turn).await?))
 }
 
 /// Ask the published bot; the conversation is recorded for this key.
@@ -116,7 +116,7 @@ async fn published_chat(
             key_id: Some(key.0.key_id.clone()),
         },
     );
-    Ok(sse(s.chat().start(turn).await?))
+    Ok(sse(s.chat.start(turn).await?))
 }
 
 /// The bot a key opens, with its published settings.
@@ -125,9 +125,9 @@ pub(crate) async fn published(
     key: &BotKey,
     bot: &str,
 ) -> Result<(String, i64, BotSettings)> {
-    let bot = service(s).bot(bot).await?;
+    let bot = s.bots.bot(bot).await?;
     key.opens(&bot)?;
-    let Some((version, settings)) = s.store.published_bot(&bot.bot_id).await? else {
+    let Some((version, settings)) = s.bots.published(&bot.bot_id).await? else {
         return Err(Error::not_found(format!(
             "a published version of bot '{}' (publish it first)",
             bot.name
@@ -190,7 +190,7 @@ struct ListQuery {
     params(("bot" = String, Path, description = "Bot id or name"), ListQuery),
     security(("bot_key" = [])),
     responses(
-        (status = 200, description = "Conversations", body = Vec<ConversationRow>),
+        (status = 200, description = "Conversations", body = Vec<ConversationView>),
         (status = 403, description = "The key belongs to another bot", body = ErrorBody),
     ))]
 async fn key_conversations(
@@ -198,18 +198,14 @@ async fn key_conversations(
     key: BotKey,
     Path(bot): Path<String>,
     AppQuery(q): AppQuery<ListQuery>,
-) -> Result<Json<Vec<ConversationRow>>> {
+) -> Result<Json<Vec<ConversationView>>> {
     let (bot_id, _, _) = published(&s, &key, &bot).await?;
-    Ok(Json(
-        s.store
-            .list_conversations(
-                &bot_id,
-                Some(Channel::Published),
-                Some(&key.0.key_id),
-                q.limit.unwrap_or(50).clamp(1, 200),
-            )
+    let limit = q.limit.unwrap_or(50).clamp(1, 200);
+    Ok(Json(views(
+        s.bots
+            .key_conversations(&bot_id, &key.0.key_id, limit)
             .await?,
-    ))
+    )))
 }
 
 /// One of this key's conversations, with its messages.
@@ -226,12 +222,12 @@ async fn key_conversation(
     Path((bot, id)): Path<(String, String)>,
 ) -> Result<Json<ConversationDetail>> {
     let (bot_id, _, _) = published(&s, &key, &bot).await?;
-    let detail = service(&s).conversation(&id).await?;
+    let detail = s.bots.conversation(&id).await?;
     let c = &detail.conversation;
     if c.bot_id != bot_id || c.key_id.as_deref() != Some(key.0.key_id.as_str()) {
         return Err(Error::not_found(format!("conversation '{id}'")));
     }
-    Ok(Json(detail))
+    Ok(Json(detail.into()))
 }
 
 /// Turn a started answer into SSE.
@@ -298,10 +294,10 @@ async fn optimize_persona(
     AppJson(body): AppJson<OptimizeBody>,
 ) -> Result<Json<Suggestion>> {
     let started = std::time::Instant::now();
-    let bot = service(&s).bot(&bot).await?;
+    let bot = s.bots.bot(&bot).await?;
     let original = body.persona.unwrap_or(bot.draft.persona);
     let persona = s
-        .chat()
+        .chat
         .suggest_persona(&original, &bot.name, &bot.draft.description)
         .await?;
     Ok(Json(Suggestion {

@@ -101,6 +101,5 @@ async fn index_check(
     State(s): State<AppState>,
     Path(kb): Path<String>,
 ) -> Result<Json<Consistency>> {
-    let kb = s.store.kb(&kb).await?;
-    Ok(Json(s.indexes.check(&kb.kb_id).await?))
+    Ok(Json(s.knowledge.index_check(&kb).await?))
 }

@@ -73,6 +73,11 @@ fn api_routes(
     all
 }
 
+/// Rows as the API shows them (each view is built `From` its row), in order.
+fn views<R, V: From<R>>(rows: Vec<R>) -> Vec<V> {
+    rows.into_iter().map(V::from).collect()
+}
+
 /// The OpenAPI description of the whole API (what `GET /openapi.json` serves).
 pub fn openapi_spec() -> utoipa::openapi::OpenApi {
     api_routes(0, |api| api).into_openapi()

@@ -33,6 +33,7 @@ use crate::app::AppState;
 use crate::error::{Error, Result};
 use crate::llm::{ChatMessage, FinishReason, Role};
 use crate::services::chat::{ChatEvent, ChatOutcome, History, Turn};
+use crate::services::embeddings::Embedded;
 
 /// Routes under `/v1`.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -77,20 +78,20 @@ async fn model_cards(s: &AppState, caller: &Caller) -> Result<Vec<Value>> {
     let mut cards = Vec::new();
     match caller {
         Caller::Key(key) => {
-            let bot = s.store.bot(&key.0.bot_id).await?;
+            let bot = s.bots.bot(&key.0.bot_id).await?;
             if bot.published_version.is_some() {
                 cards.push(model_card(&bot.bot_id, &bot.name));
             }
         }
         Caller::Admin => {
-            for bot in s.store.list_bots().await? {
+            for bot in s.bots.list().await? {
                 if bot.published_version.is_some() {
                     cards.push(model_card(&bot.bot_id, &bot.name));
                 }
             }
         }
     }
-    let embedding = &s.search.embedder.info().id;
+    let embedding = &s.embeddings.info().id;
     cards.push(model_card(embedding, embedding));
     Ok(cards)
 }
@@ -299,7 +300,7 @@ async fn chat_completions(
         Some(Stop::One(s)) => vec![s],
         Some(Stop::Many(v)) => v.into_iter().take(4).collect(),
     };
-    let started = s.chat().start(turn).await?;
+    let started = s.chat.start(turn).await?;
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
     let created = unix_now();
     let mut events = started.events;
@@ -452,8 +453,7 @@ async fn embeddings(
     _caller: Caller,
     AppJson(body): AppJson<EmbeddingBody>,
 ) -> Result<Json<Value>> {
-    let embedder = s.search.embedder.clone();
-    let info = embedder.info().clone();
+    let info = s.embeddings.info().clone();
     if body.model != info.id {
         return Err(Error::not_found(format!(
             "embedding model '{}' (this server embeds with '{}')",
@@ -497,26 +497,7 @@ async fn embeddings(
             )));
         }
     };
-    let (vectors, tokens) = tokio::task::spawn_blocking(move || -> ingest::Result<_> {
-        // Queries are counted by the query session's own tokenizer, so embedding questions
-        // does not start the passage model.
-        if as_query {
-            let mut tokens = 0;
-            let vectors = inputs
-                .iter()
-                .map(|t| {
-                    tokens += embedder.query_tokens(t)?;
-                    embedder.embed_query(t)
-                })
-                .collect::<ingest::Result<Vec<_>>>()?;
-            return Ok((vectors, tokens));
-        }
-        use ingest::split::TokenCount as _;
-        let counter = embedder.tokens()?;
-        let tokens: usize = inputs.iter().map(|t| counter.count(t)).sum();
-        Ok((embedder.embed_passages(&inputs, |_, _| {})?, tokens))
-    })
-    .await??;
+    let Embedded { vectors, tokens } = s.embeddings.embed(inputs, as_query).await?;
     let data: Vec<Value> = vectors
         .into_iter()
         .enumerate()

@@ -1,9 +1,12 @@
 //! The language model behind chat, behind one trait: [`LlmBackend`]. [`local`] runs a GGUF
 //! model in this process with llama.cpp; [`remote`] calls any OpenAI-compatible server.
 //! Both stream [`LlmEvent`]s through a channel; dropping the receiver cancels the answer.
+//! Tests use a stand-in, `scripted`, that needs no model.
 
 pub mod local;
 pub mod remote;
+#[cfg(test)]
+pub mod scripted;
 pub mod stop;
 pub mod template;
 

@@ -34,9 +34,13 @@ pub struct Manifest {
     pub missing_files: Vec<String>,
 }
 
-/// Write a backup of the data dir `data_dir` (whose database `store` is) into `out`, which
-/// must not exist or be empty.
-pub async fn backup(store: &Store, data_dir: &Path, out: &Path) -> Result<Manifest> {
+/// Write a backup of the data dir `data_dir`, whose database is the file `database`, into
+/// `out`, which must not exist or be empty.
+pub async fn backup(database: &Path, data_dir: &Path, out: &Path) -> Result<Manifest> {
+    if !database.is_file() {
+        return Err(Error::not_found(format!("database {}", database.display())));
+    }
+    let store = Store::open(database).await?;
     if out.exists() && std::fs::read_dir(out)?.next().is_some() {
         return Err(Error::InvalidInput(format!(
             "{} is not empty; back up into a new folder",
@@ -45,23 +49,15 @@ pub async fn backup(store: &Store, data_dir: &Path, out: &Path) -> Result<Manife
     }
     std::fs::create_dir_all(out.join("files"))?;
     let snapshot = out.join("zhiku.db");
-    let target = snapshot
-        .to_str()
-        .ok_or_else(|| Error::InvalidInput(format!("{} is not valid UTF-8", out.display())))?;
-    sqlx::query("VACUUM INTO ?")
-        .bind(target)
-        .execute(&store.pool)
-        .await?;
+    store.snapshot_into(&snapshot).await?;
 
     // Read the file list from the snapshot itself, so files and rows agree.
     let snap = Store::open(&snapshot).await?;
-    let paths: Vec<(String,)> = sqlx::query_as("SELECT file_path FROM document")
-        .fetch_all(&snap.pool)
-        .await?;
-    snap.pool.close().await;
+    let paths = snap.document_file_paths().await?;
+    snap.close().await;
     let mut files = 0;
     let mut missing_files = Vec::new();
-    for (relative,) in &paths {
+    for relative in &paths {
         let source = safe_join(data_dir, relative)?;
         let dest = safe_join(out, relative)?;
         if let Some(parent) = dest.parent() {

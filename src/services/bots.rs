@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use crate::error::{Error, Result};
 use crate::store::Store;
 use crate::store::bots::{BotRow, BotSettings, BotVersion, NoRecallMode};
-use crate::store::conversations::{Channel, ConversationRow, MessageRow, MessageStatus, Role};
+use crate::store::conversations::{Channel, ConversationRow, MessageRow};
 use crate::store::keys::KeyRow;
 
 /// The bot service.
@@ -61,49 +61,13 @@ pub struct KeyCreated {
     pub created_at: String,
 }
 
-/// A message as the API shows it, its stored context parsed back into JSON.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct MessageView {
-    /// Id.
-    pub id: i64,
-    /// Who said it.
-    pub role: Role,
-    /// Text.
-    pub content: String,
-    /// How it ended.
-    pub status: MessageStatus,
-    /// What the chat service recorded with it.
-    pub context: Option<Value>,
-    /// Written.
-    pub created_at: String,
-}
-
-impl From<MessageRow> for MessageView {
-    fn from(m: MessageRow) -> Self {
-        // The context is opaque here; one that is not JSON is shown as a string rather
-        // than making the whole conversation unreadable.
-        let context = m
-            .context_json
-            .map(|raw| serde_json::from_str(&raw).unwrap_or(Value::String(raw)));
-        Self {
-            id: m.message_id,
-            role: m.role,
-            content: m.content,
-            status: m.status,
-            context,
-            created_at: m.created_at,
-        }
-    }
-}
-
-/// A conversation with its messages: the conversation's fields and `messages`.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct ConversationDetail {
+/// A recorded conversation with its messages, in order.
+#[derive(Debug, Clone)]
+pub struct RecordedConversation {
     /// The conversation.
-    #[serde(flatten)]
     pub conversation: ConversationRow,
-    /// Its messages, in order.
-    pub messages: Vec<MessageView>,
+    /// Its messages, oldest first.
+    pub messages: Vec<MessageRow>,
 }
 
 /// Apply a JSON merge patch (RFC 7396) to `target`.
@@ -327,6 +291,16 @@ impl BotService {
         self.store.list_bot_versions(&bot.bot_id).await
     }
 
+    /// A bot's published version and its settings; `None` until it is first published.
+    pub async fn published(&self, bot_id: &str) -> Result<Option<(i64, BotSettings)>> {
+        self.store.published_bot(bot_id).await
+    }
+
+    /// The live key a bearer token is; `None` for an unknown or revoked key.
+    pub async fn authenticate_key(&self, token: &str) -> Result<Option<KeyRow>> {
+        self.store.authenticate_key(token).await
+    }
+
     /// Make an API key for a bot.
     pub async fn create_key(&self, id_or_name: &str, req: CreateKey) -> Result<KeyCreated> {
         let name = checked_name("key name", &req.name, MAX_NAME_CHARS)?;
@@ -366,17 +340,24 @@ impl BotService {
             .await
     }
 
+    /// The conversations one API key had with a bot on its published channel, most
+    /// recent first.
+    pub async fn key_conversations(
+        &self,
+        bot_id: &str,
+        key_id: &str,
+        limit: i64,
+    ) -> Result<Vec<ConversationRow>> {
+        self.store
+            .list_conversations(bot_id, Some(Channel::Published), Some(key_id), limit)
+            .await
+    }
+
     /// A conversation with its messages.
-    pub async fn conversation(&self, conversation_id: &str) -> Result<ConversationDetail> {
+    pub async fn conversation(&self, conversation_id: &str) -> Result<RecordedConversation> {
         let conversation = self.store.conversation(conversation_id).await?;
-        let messages = self
-            .store
-            .list_messages(conversation_id)
-            .await?
-            .into_iter()
-            .map(MessageView::from)
-            .collect();
-        Ok(ConversationDetail {
+        let messages = self.store.list_messages(conversation_id).await?;
+        Ok(RecordedConversation {
             conversation,
             messages,
         })

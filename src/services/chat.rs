@@ -949,3 +949,6 @@ fn given_turns(messages: &[ChatMessage]) -> Vec<PastTurn> {
 fn ms(since: Instant) -> u64 {
     u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
+
+#[cfg(test)]
+mod tests;

@@ -115,6 +115,17 @@ impl IndexRegistry {
         Ok(indexes)
     }
 
+    /// At start-up: bring every KB's indexes up to date with SQLite. A KB whose indexes
+    /// cannot be opened is logged and skipped, so one damaged KB leaves the rest served.
+    pub async fn catch_up_all(&self) -> Result<()> {
+        for kb in self.store.list_kbs().await? {
+            if let Err(e) = self.catch_up(&kb.kb_id).await {
+                warn!(kb = %kb.name, error = %e, "cannot open the indexes of this knowledge base");
+            }
+        }
+        Ok(())
+    }
+
     /// Apply SQLite changes newer than the indexes' marks.
     pub async fn catch_up(&self, kb_id: &str) -> Result<()> {
         let indexes = self.get(kb_id).await?;

@@ -17,7 +17,9 @@ use ingest::split::{ChunkDraft, SplitSettings};
 use serde::{Deserialize, Serialize};
 use tracing::instrument;
 
-use super::indexing::IndexRegistry;
+use super::indexing::{Consistency, IndexRegistry, IndexingSink};
+use super::reembed::{ReEmbedReport, re_embed_kb};
+use super::workers::{self, Workers};
 use crate::error::{Error, Result};
 use crate::store::Store;
 use crate::store::chunks::ChunkRow;
@@ -283,6 +285,33 @@ impl KnowledgeService {
             });
         }
         Ok(())
+    }
+
+    /// Start `count` ingestion workers in this process, writing what they ingest through
+    /// the indexes; stop them with [`Workers::stop`].
+    pub fn start_workers(&self, count: usize) -> Workers {
+        let sink = IndexingSink {
+            store: self.store.clone(),
+            indexes: self.indexes.clone(),
+            data_dir: self.data_dir.clone(),
+        };
+        workers::start(count, &self.queue, &self.pipeline, sink)
+    }
+
+    /// Compare a KB's BM25 and vector indexes with SQLite (`GET /api/kbs/{kb}/index-check`).
+    pub async fn index_check(&self, id_or_name: &str) -> Result<Consistency> {
+        let kb = self.store.kb(id_or_name).await?;
+        self.indexes.check(&kb.kb_id).await
+    }
+
+    /// Recompute every vector of a KB with the configured model and switch the KB to it
+    /// (`zhiku reindex --re-embed`; see [`super::reembed`]). `progress(done, total)`.
+    pub async fn re_embed(
+        &self,
+        kb_id: &str,
+        progress: impl FnMut(usize, usize),
+    ) -> Result<ReEmbedReport> {
+        re_embed_kb(&self.store, self.embedder(), kb_id, progress).await
     }
 
     /// Create a KB.

@@ -1,17 +1,24 @@
 //! What zhiku does, independent of how it is asked (HTTP or CLI): [`knowledge`] (KBs,
 //! documents, chunks), [`indexing`] (keeping BM25 and vectors in step with SQLite),
-//! [`search`] (hit testing) and [`bots`] (bot drafts, versions, API keys, recorded
-//! conversations), [`chat`] (answers: [`prompt`] builds what the model reads, [`focus`]
-//! cuts passages to what the question asks, [`evidence`] checks what the answer says
-//! against them). Services never import axum.
+//! [`jobs`] (the ingestion queue) and [`workers`] (ingesting in this process), [`search`] (hit testing), [`embeddings`] (the embedding
+//! model for `/v1`), [`bots`] (bot drafts, versions, API keys, recorded conversations),
+//! [`chat`] (answers: [`prompt`] builds what the model reads, [`focus`] cuts passages to
+//! what the question asks, [`evidence`] checks what the answer says against them).
+//! Services never import axum. Handlers and CLI commands reach the store only through
+//! them.
 
 pub mod backup;
 pub mod bots;
 pub mod chat;
+pub mod embeddings;
 pub mod evidence;
 pub mod focus;
 pub mod indexing;
+pub mod jobs;
 pub mod knowledge;
 pub mod prompt;
 pub mod reembed;
 pub mod search;
+#[cfg(test)]
+pub(crate) mod testing;
+pub mod workers;

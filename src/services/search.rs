@@ -22,7 +22,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use ingest::embed::Embedder;
+use ingest::embed::{Embedder, ModelInfo};
 use serde::{Deserialize, Serialize};
 use tracing::instrument;
 
@@ -31,20 +31,9 @@ use crate::config::SearchConfig;
 use crate::error::{Error, Result};
 use crate::retrieval::fusion::{Fusion, Hit, fuse};
 use crate::store::Store;
+/// Which retrievers to use: a bot setting, so it is stored with the bot's settings.
+pub use crate::store::bots::SearchMode;
 use crate::store::chunks::LiveChunk;
-
-/// Which retrievers to use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum SearchMode {
-    /// BM25 only.
-    Fulltext,
-    /// Vectors only.
-    Semantic,
-    /// Both, fused.
-    #[default]
-    Hybrid,
-}
 
 /// A search request (`POST /api/kbs/{kb}/search`).
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -131,6 +120,27 @@ pub struct SearchResponse {
     pub timings_ms: SearchTimings,
 }
 
+/// What search needs of an embedding model: which it is, and a question's vector. The
+/// [`Embedder`] in service; tests put a stand-in here so search runs with no model files.
+pub trait QueryEmbedder: Send + Sync {
+    /// The model's id and dimensions (a KB built with another model cannot be searched
+    /// semantically).
+    fn info(&self) -> &ModelInfo;
+
+    /// The vector of a question (blocking: call it off the async threads).
+    fn embed_query(&self, query: &str) -> ingest::Result<Vec<f32>>;
+}
+
+impl QueryEmbedder for Embedder {
+    fn info(&self) -> &ModelInfo {
+        Embedder::info(self)
+    }
+
+    fn embed_query(&self, query: &str) -> ingest::Result<Vec<f32>> {
+        Embedder::embed_query(self, query)
+    }
+}
+
 /// The search service.
 pub struct SearchService {
     /// Database.
@@ -138,7 +148,7 @@ pub struct SearchService {
     /// Indexes.
     pub indexes: Arc<IndexRegistry>,
     /// Query embedder.
-    pub embedder: Arc<Embedder>,
+    pub embedder: Arc<dyn QueryEmbedder>,
     /// Defaults.
     pub config: SearchConfig,
 }
@@ -310,3 +320,6 @@ impl SearchService {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

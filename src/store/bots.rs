@@ -10,7 +10,19 @@ use sqlx::FromRow;
 
 use super::Store;
 use crate::error::{Error, Result};
-use crate::services::search::SearchMode;
+
+/// Which retrievers to use (a bot's retrieval setting, and a search request's mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchMode {
+    /// BM25 only.
+    Fulltext,
+    /// Vectors only.
+    Semantic,
+    /// Both, fused.
+    #[default]
+    Hybrid,
+}
 
 /// Everything that makes a bot what it is: the draft, and each published version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -166,15 +178,13 @@ impl Default for ModelSettings {
     }
 }
 
-/// A bot as the API shows it:
-/// `{id, name, draft: BotSettings, published_version, published_at, unpublished_changes,
-/// created_at, updated_at}`. `published_version` and `published_at` are null until the
-/// first publish; `unpublished_changes` is true when the draft differs from the version in
-/// force (always true before the first publish).
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+/// A bot with its draft and the version in force (the API shows it as `http::bots`'s
+/// view). `published_version` and `published_at` are `None` until the first publish;
+/// `unpublished_changes` is true when the draft differs from the version in force (always
+/// true before the first publish).
+#[derive(Debug, Clone)]
 pub struct BotRow {
     /// Id (UUID).
-    #[serde(rename = "id")]
     pub bot_id: String,
     /// Unique name.
     pub name: String,
@@ -193,7 +203,7 @@ pub struct BotRow {
 }
 
 /// A published version.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct BotVersion {
     /// Its bot.
     pub bot_id: String,

@@ -148,12 +148,7 @@ impl Store {
         chunks: &[NewChunk<'_>],
     ) -> Result<()> {
         let mut tx = self.begin_write().await?;
-        let kb: Option<(String,)> =
-            sqlx::query_as("SELECT kb_id FROM document WHERE document_id = ?")
-                .bind(document_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let Some((kb_id,)) = kb else {
+        let Some(kb_id) = Store::document_kb(&mut tx, document_id).await? else {
             return Err(Error::not_found(format!(
                 "document '{document_id}' (deleted while processing)"
             )));
@@ -180,17 +175,8 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        sqlx::query(
-            "UPDATE document SET kind = ?, page_count = ?, chunk_count = ?,
-                updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
-             WHERE document_id = ?",
-        )
-        .bind(kind)
-        .bind(page_count)
-        .bind(chunks.len() as i64)
-        .bind(document_id)
-        .execute(&mut *tx)
-        .await?;
+        Store::set_document_chunks(&mut tx, document_id, kind, page_count, chunks.len() as i64)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -300,19 +286,16 @@ impl Store {
     pub async fn delete_chunk(&self, chunk_id: i64) -> Result<()> {
         let mut tx = self.begin_write().await?;
         let seq = Store::reserve_seqs(&mut tx, 1).await?;
-        sqlx::query("UPDATE chunk SET is_deleted = 1, seq = ? WHERE chunk_id = ?")
-            .bind(seq)
-            .bind(chunk_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "UPDATE document SET chunk_count = (SELECT COUNT(*) FROM chunk WHERE document_id = document.document_id
-                AND is_deleted = 0)
-             WHERE document_id = (SELECT document_id FROM chunk WHERE chunk_id = ?)",
+        let document: Option<(String,)> = sqlx::query_as(
+            "UPDATE chunk SET is_deleted = 1, seq = ? WHERE chunk_id = ? RETURNING document_id",
         )
+        .bind(seq)
         .bind(chunk_id)
-        .execute(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await?;
+        if let Some((document_id,)) = document {
+            Store::recount_document_chunks(&mut tx, &document_id).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -448,5 +431,68 @@ impl Store {
         .execute(&self.pool)
         .await?
         .rows_affected())
+    }
+
+    /// Give every live chunk of a document a new seq (and tombstone them if `delete`).
+    pub(crate) async fn bump_document_chunks(
+        conn: &mut sqlx::SqliteConnection,
+        document_id: &str,
+        delete: bool,
+    ) -> Result<u64> {
+        let (n,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM chunk WHERE document_id = ? AND is_deleted = 0")
+                .bind(document_id)
+                .fetch_one(&mut *conn)
+                .await?;
+        if n == 0 {
+            return Ok(0);
+        }
+        let first = Store::reserve_seqs(conn, n).await?;
+        let done = sqlx::query(
+            "UPDATE chunk SET seq = ?1 - 1 + r.rn, is_deleted = (is_deleted OR ?2),
+                updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+             FROM (SELECT chunk_id AS id, ROW_NUMBER() OVER (ORDER BY chunk_id) AS rn
+                     FROM chunk WHERE document_id = ?3 AND is_deleted = 0) AS r
+             WHERE chunk.chunk_id = r.id",
+        )
+        .bind(first)
+        .bind(delete)
+        .bind(document_id)
+        .execute(&mut *conn)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Give a chunk the vector staged for it and a new seq (so the indexes replace it on
+    /// catch-up), inside the re-embedding's swap.
+    pub(crate) async fn take_staged_vector(
+        conn: &mut sqlx::SqliteConnection,
+        chunk_id: i64,
+        seq: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE chunk SET seq = ?, embedding =
+                (SELECT embedding FROM chunk_vector_staging WHERE chunk_id = ?)
+              WHERE chunk_id = ?",
+        )
+        .bind(seq)
+        .bind(chunk_id)
+        .bind(chunk_id)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Delete every chunk of a KB, inside the caller's transaction (the KB is being
+    /// deleted).
+    pub(crate) async fn delete_kb_chunks(
+        conn: &mut sqlx::SqliteConnection,
+        kb_id: &str,
+    ) -> Result<()> {
+        sqlx::query("DELETE FROM chunk WHERE kb_id = ?")
+            .bind(kb_id)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
     }
 }

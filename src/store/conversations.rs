@@ -103,11 +103,10 @@ text_enum!(
     Failed = "failed"
 );
 
-/// A conversation: `{id, bot_id, channel, key_id, title, created_at, updated_at}`.
-#[derive(Debug, Clone, Serialize, FromRow, utoipa::ToSchema)]
+/// A conversation.
+#[derive(Debug, Clone, FromRow)]
 pub struct ConversationRow {
     /// Id (UUID).
-    #[serde(rename = "id")]
     pub conversation_id: String,
     /// Its bot.
     pub bot_id: String,

@@ -1,4 +1,5 @@
-//! The `document` table (and enqueueing its job in the same transaction).
+//! The `document` table (and enqueueing its job in the same transaction, through the
+//! queue, which owns `ingest_job`).
 
 use serde::Serialize;
 use sqlx::FromRow;
@@ -194,6 +195,14 @@ impl Store {
         Ok(())
     }
 
+    /// The stored file of every document, relative to the data dir (what a backup copies).
+    pub async fn document_file_paths(&self) -> Result<Vec<String>> {
+        let paths: Vec<(String,)> = sqlx::query_as("SELECT file_path FROM document")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(paths.into_iter().map(|(p,)| p).collect())
+    }
+
     /// Delete a document: cancel its job, tombstone its chunks, drop the row. Returns the
     /// stored file path to remove.
     pub async fn delete_document(&self, document_id: &str) -> Result<String> {
@@ -214,33 +223,70 @@ impl Store {
         Ok(file_path)
     }
 
-    /// Give every live chunk of a document a new seq (and tombstone them if `delete`).
-    pub(crate) async fn bump_document_chunks(
+    /// The KB of a document, inside the caller's transaction (`None`: deleted).
+    pub(crate) async fn document_kb(
         conn: &mut sqlx::SqliteConnection,
         document_id: &str,
-        delete: bool,
-    ) -> Result<u64> {
-        let (n,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM chunk WHERE document_id = ? AND is_deleted = 0")
+    ) -> Result<Option<String>> {
+        let kb: Option<(String,)> =
+            sqlx::query_as("SELECT kb_id FROM document WHERE document_id = ?")
                 .bind(document_id)
-                .fetch_one(&mut *conn)
+                .fetch_optional(&mut *conn)
                 .await?;
-        if n == 0 {
-            return Ok(0);
-        }
-        let first = Store::reserve_seqs(conn, n).await?;
-        let done = sqlx::query(
-            "UPDATE chunk SET seq = ?1 - 1 + r.rn, is_deleted = (is_deleted OR ?2),
+        Ok(kb.map(|(kb_id,)| kb_id))
+    }
+
+    /// Record what ingestion found in a document (its kind, pages and chunk count), inside
+    /// the transaction that stores its chunks.
+    pub(crate) async fn set_document_chunks(
+        conn: &mut sqlx::SqliteConnection,
+        document_id: &str,
+        kind: &str,
+        page_count: Option<i64>,
+        chunk_count: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE document SET kind = ?, page_count = ?, chunk_count = ?,
                 updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
-             FROM (SELECT chunk_id AS id, ROW_NUMBER() OVER (ORDER BY chunk_id) AS rn
-                     FROM chunk WHERE document_id = ?3 AND is_deleted = 0) AS r
-             WHERE chunk.chunk_id = r.id",
+             WHERE document_id = ?",
         )
-        .bind(first)
-        .bind(delete)
+        .bind(kind)
+        .bind(page_count)
+        .bind(chunk_count)
         .bind(document_id)
         .execute(&mut *conn)
         .await?;
-        Ok(done.rows_affected())
+        Ok(())
+    }
+
+    /// Count a document's live chunks again after one was deleted, inside that
+    /// transaction.
+    pub(crate) async fn recount_document_chunks(
+        conn: &mut sqlx::SqliteConnection,
+        document_id: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE document SET chunk_count = (SELECT COUNT(*) FROM chunk WHERE document_id = document.document_id
+                AND is_deleted = 0)
+             WHERE document_id = ?",
+        )
+        .bind(document_id)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    /// The stored files of a KB's documents, inside the caller's transaction (the KB is
+    /// being deleted).
+    pub(crate) async fn kb_file_paths(
+        conn: &mut sqlx::SqliteConnection,
+        kb_id: &str,
+    ) -> Result<Vec<String>> {
+        let files: Vec<(String,)> =
+            sqlx::query_as("SELECT file_path FROM document WHERE kb_id = ?")
+                .bind(kb_id)
+                .fetch_all(&mut *conn)
+                .await?;
+        Ok(files.into_iter().map(|(f,)| f).collect())
     }
 }

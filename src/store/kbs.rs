@@ -143,33 +143,34 @@ impl Store {
     }
 
     /// Delete a KB with its documents, chunks and jobs; returns the stored file paths.
+    /// Each table's owner removes its rows, all in one transaction.
     pub async fn delete_kb(&self, kb_id: &str) -> Result<Vec<String>> {
         let mut tx = self.begin_write().await?;
-        let files: Vec<(String,)> =
-            sqlx::query_as("SELECT file_path FROM document WHERE kb_id = ?")
-                .bind(kb_id)
-                .fetch_all(&mut *tx)
-                .await?;
-        sqlx::query(
-            "UPDATE ingest_job SET status = 'canceled', finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
-             WHERE kb_id = ? AND status IN ('enqueued', 'processing')",
-        )
-        .bind(kb_id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM chunk WHERE kb_id = ?")
-            .bind(kb_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM chunk_vector_staging WHERE kb_id = ?")
-            .bind(kb_id)
-            .execute(&mut *tx)
-            .await?;
+        let files = Store::kb_file_paths(&mut tx, kb_id).await?;
+        ingest::jobs::JobQueue::cancel_for_kb(&mut tx, kb_id).await?;
+        Store::delete_kb_chunks(&mut tx, kb_id).await?;
+        Store::clear_staging(&mut tx, kb_id).await?;
         sqlx::query("DELETE FROM kb WHERE kb_id = ?")
             .bind(kb_id)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(files.into_iter().map(|(f,)| f).collect())
+        Ok(files)
+    }
+
+    /// Record the model a KB's vectors now come from, inside the re-embedding's swap.
+    pub(crate) async fn set_kb_model(
+        conn: &mut sqlx::SqliteConnection,
+        kb_id: &str,
+        model: &str,
+        dims: i64,
+    ) -> Result<()> {
+        sqlx::query("UPDATE kb SET embedding_model = ?, embedding_dims = ? WHERE kb_id = ?")
+            .bind(model)
+            .bind(dims)
+            .bind(kb_id)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
     }
 }

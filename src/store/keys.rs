@@ -6,7 +6,6 @@
 
 use rand::Rng;
 use rand::distr::Alphanumeric;
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::FromRow;
 use subtle::ConstantTimeEq;
@@ -21,11 +20,10 @@ const RANDOM_CHARS: usize = 40;
 /// Characters of the key kept in clear (the marker and 7 random ones).
 pub const PREFIX_CHARS: usize = 10;
 
-/// A key as lists show it: never the key, never its hash.
-#[derive(Debug, Clone, Serialize, FromRow, utoipa::ToSchema)]
+/// A key without the key or its hash (all a list or an authentication needs).
+#[derive(Debug, Clone, FromRow)]
 pub struct KeyRow {
     /// Id (UUID).
-    #[serde(rename = "id")]
     pub key_id: String,
     /// Its bot.
     pub bot_id: String,

@@ -1,7 +1,10 @@
 //! SQLite, the source of truth: knowledge bases, documents, chunks with their vectors,
 //! (through the ingest crate) the job queue, and bots with their keys and conversations.
-//! Split by table: [`kbs`], [`documents`], [`chunks`], [`bots`] (with their versions),
-//! [`keys`], [`conversations`] (with their messages).
+//! Split by table: [`kbs`], [`documents`], [`chunks`], [`reembed`] (staged vectors),
+//! [`bots`] (with their versions), [`keys`], [`conversations`] (with their messages); this
+//! module owns the `counter`. Each table is written only by its module: an operation that
+//! spans tables (deleting a KB, storing a document's chunks, a re-embedding's swap) calls
+//! each owner inside one transaction. Reads may join other tables.
 
 pub mod bots;
 pub mod chunks;
@@ -58,6 +61,25 @@ impl Store {
     /// two ingestion workers make likely.
     pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// Write a consistent copy of the whole database to `path` (SQLite's `VACUUM INTO`),
+    /// safe while other connections write: the backup's snapshot.
+    pub async fn snapshot_into(&self, path: &Path) -> Result<()> {
+        let target = path.to_str().ok_or_else(|| {
+            crate::error::Error::InvalidInput(format!("{} is not valid UTF-8", path.display()))
+        })?;
+        sqlx::query("VACUUM INTO ?")
+            .bind(target)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Close the pool, waiting for its connections to finish (a snapshot opened to be read
+    /// and then copied).
+    pub async fn close(self) {
+        self.pool.close().await;
     }
 
     /// Reserve `n` consecutive chunk seqs inside a transaction; returns the first.

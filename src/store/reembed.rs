@@ -123,28 +123,24 @@ impl Store {
         }
         let first = Store::reserve_seqs(&mut tx, ids.len() as i64).await?;
         for (i, (chunk_id, _)) in ids.iter().enumerate() {
-            sqlx::query(
-                "UPDATE chunk SET seq = ?, embedding =
-                    (SELECT embedding FROM chunk_vector_staging WHERE chunk_id = ?)
-                  WHERE chunk_id = ?",
-            )
-            .bind(first + i as i64)
-            .bind(chunk_id)
-            .bind(chunk_id)
-            .execute(&mut *tx)
-            .await?;
+            Store::take_staged_vector(&mut tx, *chunk_id, first + i as i64).await?;
         }
-        sqlx::query("UPDATE kb SET embedding_model = ?, embedding_dims = ? WHERE kb_id = ?")
-            .bind(model)
-            .bind(dims)
-            .bind(kb_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM chunk_vector_staging WHERE kb_id = ?")
-            .bind(kb_id)
-            .execute(&mut *tx)
-            .await?;
+        Store::set_kb_model(&mut tx, kb_id, model, dims).await?;
+        Store::clear_staging(&mut tx, kb_id).await?;
         tx.commit().await?;
         Ok(ids.len())
+    }
+
+    /// Drop a KB's staged vectors inside the caller's transaction (swapped in, or the KB
+    /// is being deleted).
+    pub(crate) async fn clear_staging(
+        conn: &mut sqlx::SqliteConnection,
+        kb_id: &str,
+    ) -> Result<()> {
+        sqlx::query("DELETE FROM chunk_vector_staging WHERE kb_id = ?")
+            .bind(kb_id)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
     }
 }

@@ -1,0 +1,108 @@
+//! A stand-in chat model for tests: scripted replies and a fixed answerability verdict,
+//! no model files. It behaves as the real backends do where the services can tell (a gate
+//! below its threshold ends the stream after the verdict with no text), and records what
+//! it was asked, so the chat and search services get tests that run in milliseconds.
+
+use std::collections::VecDeque;
+use std::sync::{Mutex, PoisonError};
+
+use tokio::sync::mpsc::unbounded_channel;
+
+use super::{
+    ChatMessage, FinishReason, GenerateRequest, GenerationStats, LlmBackend, LlmEvent, LlmInfo,
+    LlmStream,
+};
+use crate::error::Result;
+
+/// The stand-in model: each generation takes the next scripted reply (an empty answer once
+/// they run out) and a gated one first gets `verdict`.
+pub struct ScriptedLlm {
+    replies: Mutex<VecDeque<String>>,
+    verdict: f32,
+    requests: Mutex<Vec<GenerateRequest>>,
+}
+
+impl ScriptedLlm {
+    /// A model that answers `replies` in turn and judges every question answerable
+    /// (verdict 1.0).
+    pub fn new<S: Into<String>>(replies: impl IntoIterator<Item = S>) -> Self {
+        Self {
+            replies: Mutex::new(replies.into_iter().map(Into::into).collect()),
+            verdict: 1.0,
+            requests: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The same, giving `verdict` as P(proceed) to every gate.
+    pub fn with_verdict(mut self, verdict: f32) -> Self {
+        self.verdict = verdict;
+        self
+    }
+
+    /// What it was asked, in order.
+    pub fn requests(&self) -> Vec<GenerateRequest> {
+        self.requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// Tokens as a rough count: one per two characters, plus a few per message for the
+/// template, so prompt budgets behave as with a real tokenizer.
+fn rough_tokens(text: &str) -> usize {
+    text.chars().count().div_ceil(2)
+}
+
+impl LlmBackend for ScriptedLlm {
+    fn info(&self) -> LlmInfo {
+        LlmInfo {
+            backend: "scripted",
+            model: "scripted".into(),
+            context_tokens: 8192,
+            parallel: 1,
+            gpu_layers: 0,
+        }
+    }
+
+    fn count_tokens(&self, messages: &[ChatMessage]) -> Result<usize> {
+        Ok(messages.iter().map(|m| rough_tokens(&m.content) + 4).sum())
+    }
+
+    fn generate(&self, request: GenerateRequest) -> Result<LlmStream> {
+        let prompt_tokens = self.count_tokens(&request.messages)?;
+        let gate = request.gate.as_ref().map(|g| g.min_proceed);
+        self.requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(request);
+        let (tx, rx) = unbounded_channel();
+        let done = |completion_tokens| LlmEvent::Done {
+            finish_reason: FinishReason::Stop,
+            stats: GenerationStats {
+                prompt_tokens,
+                completion_tokens,
+                ..GenerationStats::default()
+            },
+        };
+        if let Some(min_proceed) = gate {
+            let _ = tx.send(LlmEvent::Verdict(self.verdict));
+            if self.verdict < min_proceed {
+                let _ = tx.send(done(0));
+                return Ok(rx);
+            }
+        }
+        let reply = self
+            .replies
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop_front()
+            .unwrap_or_default();
+        // Streamed in pieces, as a model would, so relays see more than one token.
+        for piece in reply.split_inclusive(' ') {
+            let _ = tx.send(LlmEvent::Token(piece.to_string()));
+        }
+        let _ = tx.send(done(rough_tokens(&reply)));
+        Ok(rx)
+    }
+}

@@ -1,0 +1,173 @@
+//! The question path with a stand-in model and embedder: retrieval, the no-recall reply,
+//! the answerability gate, citations and recording, with no model files.
+
+use super::*;
+use crate::llm::scripted::ScriptedLlm;
+use crate::services::search::SearchMode;
+use crate::services::testing::Fixture;
+
+const LEAVE: &str = "Leave: every employee has fifteen days of paid leave a year.";
+
+async fn fixture() -> Fixture {
+    let mut f = Fixture::new().await;
+    f.add_document(&[
+        "Travel: hotel rooms are refunded up to 500 yuan a night.",
+        LEAVE,
+    ])
+    .await;
+    f
+}
+
+/// Chat over the fixture's KB with `llm`, declining below 0.5 by default.
+fn chat(f: &Fixture, llm: &Arc<ScriptedLlm>) -> ChatService {
+    ChatService {
+        store: f.store.clone(),
+        search: f.search.clone(),
+        llm: llm.clone(),
+        default_min_answerable: 0.5,
+    }
+}
+
+fn settings(f: &Fixture) -> BotSettings {
+    let mut s = BotSettings {
+        name: "hr".into(),
+        knowledge_bases: vec![f.kb_id.clone()],
+        ..BotSettings::default()
+    };
+    s.retrieval.mode = SearchMode::Fulltext;
+    s
+}
+
+fn turn(settings: BotSettings, question: &str) -> Turn {
+    Turn::new(
+        "bot".into(),
+        settings,
+        question.into(),
+        History::Given {
+            extra_system: String::new(),
+            messages: Vec::new(),
+        },
+    )
+}
+
+/// The streamed text and the outcome of an answer.
+async fn answer(chat: &ChatService, turn: Turn) -> (String, ChatOutcome) {
+    let mut stream = chat.start(turn).await.unwrap();
+    let mut text = String::new();
+    while let Some(event) = stream.events.recv().await {
+        match event {
+            ChatEvent::Token(t) => text.push_str(&t),
+            ChatEvent::Done(outcome) => return (text, *outcome),
+            ChatEvent::Failed { message, .. } => panic!("the answer failed: {message}"),
+        }
+    }
+    panic!("the stream ended without an outcome")
+}
+
+#[tokio::test]
+async fn nothing_retrieved_gives_the_no_recall_reply_without_the_model() {
+    let f = fixture().await;
+    let llm = Arc::new(ScriptedLlm::new(["never said"]));
+    let s = settings(&f);
+    let reply = s.no_recall.reply.clone();
+    let (text, outcome) = answer(&chat(&f, &llm), turn(s, "火星天气怎么样")).await;
+    assert_eq!(text, reply);
+    assert_eq!(outcome.answer, reply);
+    assert!(outcome.no_recall);
+    assert_eq!(outcome.grounded, Some(false));
+    assert!(outcome.citations.is_empty());
+    assert!(llm.requests().is_empty(), "the model was asked");
+}
+
+#[tokio::test]
+async fn a_verdict_below_the_threshold_declines() {
+    let f = fixture().await;
+    let llm = Arc::new(ScriptedLlm::new(["Fifteen days [1]."]).with_verdict(0.2));
+    let s = settings(&f);
+    let reply = s.no_recall.reply.clone();
+    let (text, outcome) = answer(&chat(&f, &llm), turn(s, "how many days of paid leave")).await;
+    assert_eq!(text, reply);
+    assert!(outcome.no_recall);
+    assert_eq!(outcome.answerable, Some(0.2));
+    assert_eq!(outcome.grounded, Some(false));
+    assert!(outcome.citations.is_empty());
+    let asked = llm.requests();
+    assert_eq!(asked.len(), 1);
+    let gate = asked[0].gate.as_ref().expect("the gate is asked");
+    assert_eq!(gate.min_proceed, 0.5);
+}
+
+#[tokio::test]
+async fn a_scripted_answer_cites_the_passage_it_uses() {
+    let f = fixture().await;
+    let said = "Every employee has fifteen days of paid leave a year [1].";
+    let llm = Arc::new(ScriptedLlm::new([said]).with_verdict(0.9));
+    let (text, outcome) = answer(
+        &chat(&f, &llm),
+        turn(settings(&f), "how many days of paid leave"),
+    )
+    .await;
+    assert_eq!(text, said);
+    assert!(!outcome.no_recall);
+    assert_eq!(outcome.answerable, Some(0.9));
+    assert_eq!(outcome.grounded, Some(true));
+    assert_eq!(outcome.citations.len(), 1, "{:?}", outcome.citations);
+    let cited = &outcome.citations[0];
+    assert_eq!(cited.marker, 1);
+    assert!(!cited.inferred);
+    assert_eq!(cited.snippet, LEAVE);
+    // The model read the passage it cites.
+    let prompt = &llm.requests()[0].messages;
+    assert!(
+        prompt.iter().any(|m| m.content.contains(LEAVE)),
+        "{prompt:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_bot_with_the_check_off_is_not_gated_and_one_without_knowledge_is_not_grounded() {
+    let f = fixture().await;
+    let llm = Arc::new(ScriptedLlm::new(["Fifteen days [1].", "Hello!"]).with_verdict(0.0));
+    let mut s = settings(&f);
+    s.no_recall.min_answerable = Some(0.0);
+    let (_, outcome) = answer(&chat(&f, &llm), turn(s, "paid leave days")).await;
+    assert_eq!(outcome.answer, "Fifteen days [1].");
+    assert_eq!(outcome.answerable, None);
+
+    let plain = BotSettings {
+        name: "chat".into(),
+        ..BotSettings::default()
+    };
+    let (_, outcome) = answer(&chat(&f, &llm), turn(plain, "hi")).await;
+    assert_eq!(outcome.answer, "Hello!");
+    assert_eq!(outcome.grounded, None);
+    assert!(outcome.citations.is_empty());
+    assert!(llm.requests().iter().all(|r| r.gate.is_none()));
+}
+
+#[tokio::test]
+async fn a_recorded_turn_keeps_the_question_and_the_answer() {
+    let f = fixture().await;
+    let said = "Every employee has fifteen days of paid leave a year [1].";
+    let llm = Arc::new(ScriptedLlm::new([said]));
+    let s = settings(&f);
+    let bot = f.store.create_bot(&s).await.unwrap();
+    let recorded = Turn::new(
+        bot.bot_id,
+        s,
+        "how many days of paid leave".into(),
+        History::Stored {
+            conversation_id: None,
+            channel: Channel::Debug,
+            key_id: None,
+        },
+    );
+    let (_, outcome) = answer(&chat(&f, &llm), recorded).await;
+    let id = outcome.conversation_id.expect("a new conversation");
+    let messages = f.store.list_messages(&id).await.unwrap();
+    assert_eq!(messages.len(), 2);
+    assert_eq!(messages[0].role, Role::User);
+    assert_eq!(messages[1].content, said);
+    assert_eq!(messages[1].status, MessageStatus::Complete);
+    assert_eq!(Some(messages[1].message_id), outcome.message_id);
+}
