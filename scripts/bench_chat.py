@@ -33,6 +33,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests/fixtures"
+# Where cargo put the binaries: CARGO_TARGET_DIR when set, as cargo reads it.
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target")
 TOKEN = "bench-admin-token"
 PERSONA = "你是大模型知识助手，回答简洁准确。"
 
@@ -109,7 +111,7 @@ def throughput(base, bot, concurrency):
 def ceiling(model_path, messages, threads, max_tokens):
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(messages, f, ensure_ascii=False)
-    exe = ROOT / "target/release/examples/llm_ceiling"
+    exe = TARGET / "release/examples/llm_ceiling"
     out = subprocess.run(
         [str(exe), "--model", str(model_path), "--messages", f.name, "--threads", str(threads),
          "--max-tokens", str(max_tokens)],
@@ -139,7 +141,7 @@ def bench_model(model, threads, max_tokens, concurrency, rag_settings):
     env = dict(os.environ, ZHIKU_BIND="127.0.0.1:0", ZHIKU_DATA_DIR=data, ZHIKU_MODELS_DIR=str(models_dir),
                ZHIKU_ADMIN_TOKEN=TOKEN, ZHIKU_LLM__MODEL=model, ZHIKU_LLM__THREADS=str(threads),
                ZHIKU_EMBEDDING__THREADS=str(threads), ZHIKU_LOG="warn")
-    server = subprocess.Popen([str(ROOT / "target/release/zhiku"), "serve"], env=env,
+    server = subprocess.Popen([str(TARGET / "release/zhiku"), "serve"], env=env,
                               stdout=subprocess.PIPE, text=True)
     try:
         base = None

@@ -210,7 +210,7 @@ export default {
   'editor.noRecall': 'When nothing is found',
   'editor.noRecallHint': 'What happens when every passage scores below the minimum, or the model judges that the passages do not answer.',
   'editor.readTokens': 'Reading length',
-  'editor.readTokensHint': 'read_tokens: the model reads only the sentences of each passage closest to the question (about this many tokens), so it answers sooner; 0 reads whole passages.',
+  'editor.readTokensHint': 'read_tokens: the model reads only the sentences of the passages closest to the question (about this many tokens in all), so it answers sooner; 0 reads whole passages.',
   'editor.minAnswerable': 'Answerability threshold',
   'editor.minAnswerableDefault': 'model default',
   'editor.minAnswerableHint': 'min_answerable: before answering, the model judges whether the passages hold the answer; below this probability the bot gives the fixed reply instead of making one up. Empty uses the model\'s default (llm.min_answerable); 0 turns it off. Fixed reply only.',

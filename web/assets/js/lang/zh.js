@@ -211,7 +211,7 @@ export default {
   'editor.noRecall': '无召回回复',
   'editor.noRecallHint': '所有片段都低于最低分数，或模型判断资料回答不了问题时怎么办。',
   'editor.readTokens': '每段阅读长度',
-  'editor.readTokensHint': 'read_tokens：每个片段只把与问题最相关的句子（约这么多 token）交给模型，回答更快；0 表示整段。',
+  'editor.readTokensHint': 'read_tokens：只把各片段中与问题最相关的句子（合计约这么多 token）交给模型，回答更快；0 表示整段。',
   'editor.minAnswerable': '可回答判断阈值',
   'editor.minAnswerableDefault': '模型默认',
   'editor.minAnswerableHint': 'min_answerable：回答前先让模型判断资料里有没有答案，低于这个概率就给出上面的固定回复，不编造。留空用模型的默认值（配置 llm.min_answerable），0 表示不判断；仅“固定回复”时生效。',
