@@ -6,11 +6,8 @@ use std::path::PathBuf;
 
 use ingest::embed::{Embedder, EmbedderConfig, cosine};
 
-fn models_dir() -> PathBuf {
-    std::env::var_os("ZHIKU_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models"))
-}
+mod common;
+use common::models_dir;
 
 fn embedder() -> Embedder {
     embedder_releasing_after(0)

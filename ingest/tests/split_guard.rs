@@ -2,43 +2,13 @@
 //! the tokenizer sees it, and a time limit fails a document instead of pinning a worker.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ingest::embed::{Embedder, EmbedderConfig};
-use ingest::extract::{ExtractLimits, extract};
-use ingest::jobs::BatchLimits;
-use ingest::pipeline::{Pipeline, SourceDocument};
+use ingest::extract::extract;
+use ingest::pipeline::SourceDocument;
 
-fn models_dir() -> PathBuf {
-    std::env::var_os("ZHIKU_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models"))
-}
-
-fn pipeline(split_timeout: Duration) -> Pipeline {
-    let models = models_dir();
-    let embedder = Embedder::load(&EmbedderConfig {
-        model_dir: models.join("multilingual-e5-small"),
-        ort_library: models.join("onnxruntime/libonnxruntime.so.1.31.1"),
-        threads: 2,
-        batch_size: 8,
-        batch_tokens: 1024,
-        passage_idle_release_s: 0,
-    })
-    .unwrap();
-    Pipeline {
-        embedder: Arc::new(embedder),
-        limits: ExtractLimits::default(),
-        batch: BatchLimits {
-            max_jobs: 64,
-            max_bytes: 262_144,
-        },
-        split_timeout,
-        slice_passages: 128,
-    }
-}
+mod common;
+use common::pipeline;
 
 fn source(name: &str, text: String) -> SourceDocument {
     SourceDocument {

@@ -5,46 +5,19 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
-use ingest::embed::{Embedder, EmbedderConfig};
-use ingest::extract::ExtractLimits;
-use ingest::jobs::BatchLimits;
 use ingest::pipeline::{Pipeline, SourceDocument};
 use ingest::split::{AUTO_MAX_TOKENS, ChunkDraft, SplitSettings};
 
-fn models_dir() -> PathBuf {
-    std::env::var_os("ZHIKU_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models"))
-}
+mod common;
 
 fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/docs")
 }
 
 fn pipeline() -> Pipeline {
-    let models = models_dir();
-    let embedder = Embedder::load(&EmbedderConfig {
-        model_dir: models.join("multilingual-e5-small"),
-        ort_library: models.join("onnxruntime/libonnxruntime.so.1.31.1"),
-        threads: 2,
-        batch_size: 8,
-        batch_tokens: 1024,
-        passage_idle_release_s: 0,
-    })
-    .unwrap();
-    Pipeline {
-        embedder: Arc::new(embedder),
-        limits: ExtractLimits::default(),
-        batch: BatchLimits {
-            max_jobs: 64,
-            max_bytes: 262_144,
-        },
-        split_timeout: Duration::from_secs(60),
-        slice_passages: 128,
-    }
+    common::pipeline(Duration::from_secs(60))
 }
 
 fn chunks(name: &str, bytes: Vec<u8>, split: SplitSettings) -> Vec<ChunkDraft> {
