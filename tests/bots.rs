@@ -253,3 +253,69 @@ fn bot_routes_require_the_admin_token() {
     assert_eq!(status, 200);
     assert_eq!(got["name"], "guarded");
 }
+
+/// `GET /api/limits` (no token) says what the server enforces: one past each limit it
+/// serves is refused with that limit in the message, and the limit itself is taken.
+#[test]
+fn the_served_limits_are_the_enforced_ones() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let (status, limits) = server.request_as("GET", "/api/limits", None, None);
+    assert_eq!(status, 200, "{limits}");
+    let n = |v: &Value| v.as_u64().unwrap_or_else(|| panic!("not a number: {v}"));
+    let bot = &limits["bot"];
+    // The CLI prints the same.
+    let (ok, printed) = crate::common::cli(data.path(), &["limits"]);
+    assert!(ok, "{printed}");
+    let printed: Value = serde_json::from_str(&printed).unwrap();
+    assert_eq!(printed, limits);
+
+    // Suggested questions: short prompts, with their own limit.
+    let at = n(&bot["suggested_question_chars"]) as usize;
+    let (status, body) = server.post(
+        "/api/bots",
+        json!({"name": "limits", "suggested_questions": ["问".repeat(at)]}),
+    );
+    assert_eq!(status, 201, "{body}");
+    let id = body["id"].as_str().unwrap().to_string();
+    let (status, body) = server.patch(
+        &format!("/api/bots/{id}"),
+        json!({"suggested_questions": ["问".repeat(at + 1)]}),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(message(&body).contains(&at.to_string()), "{body}");
+
+    // Numbers the bot editor bounds.
+    for (path, field, max) in [
+        ("retrieval", "read_tokens", n(&bot["read_tokens_max"])),
+        ("retrieval", "top_k", n(&bot["top_k_max"])),
+        ("model", "max_tokens", n(&bot["max_tokens_max"])),
+        ("model", "history_turns", n(&bot["history_turns_max"])),
+    ] {
+        let (status, body) = server.patch(&format!("/api/bots/{id}"), json!({path: {field: max}}));
+        assert_eq!(status, 200, "{path}.{field} = {max}: {body}");
+        let (status, body) =
+            server.patch(&format!("/api/bots/{id}"), json!({path: {field: max + 1}}));
+        assert_eq!(status, 400, "{path}.{field} = {}: {body}", max + 1);
+        assert!(message(&body).contains(&max.to_string()), "{body}");
+    }
+
+    // A chat message one character too long is refused before anything runs.
+    let chars = n(&limits["question_chars"]) as usize;
+    let (status, events) = server.chat(
+        &format!("/api/bots/{id}/chat"),
+        crate::common::TOKEN,
+        json!({"message": "问".repeat(chars + 1)}),
+    );
+    assert_eq!(status, 400, "{events:?}");
+    assert!(
+        message(&events[0].1).contains(&format!("at most {chars} characters")),
+        "{events:?}"
+    );
+
+    // The split bounds and accepted types are checked in `knowledge::`; here only their shape.
+    let split = &limits["split"];
+    assert!(n(&split["min_tokens"]) < n(&split["auto_tokens"]));
+    assert!(n(&split["auto_tokens"]) <= n(&split["max_tokens"]));
+    assert!(!limits["accepted_types"].as_array().unwrap().is_empty());
+}

@@ -165,16 +165,26 @@ fn bad_uploads_get_clear_errors() {
     let server = Server::start_with(data.path(), &[("ZHIKU_INGEST__MAX_UPLOAD_BYTES", "200000")]);
     let kb = server.create_kb("bad-files");
     let docs = fixtures_dir().join("docs");
+    // What GET /api/limits serves is what the checks below enforce.
+    let (status, limits) = server.get("/api/limits");
+    assert_eq!(status, 200, "{limits}");
+    assert_eq!(limits["upload_bytes"], 200_000, "{limits}");
+    let extensions: Vec<&str> = limits["accepted_types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|t| t["extensions"].as_array().unwrap())
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert!(extensions.contains(&"pdf") && !extensions.contains(&"ppt"));
 
     // A PNG renamed to .pdf: 415 with the accepted list, nothing stored.
     let (status, body) =
         server.upload(&kb, &[(docs.join("not-a-pdf.pdf"), "not-a-pdf.pdf".into())]);
     assert_eq!(status, 415, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
     assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("accepted"),
+        message.ends_with(&format!("accepted: {}", extensions.join(", "))),
         "{body}"
     );
 
@@ -241,19 +251,27 @@ fn bad_uploads_get_clear_errors() {
             .any(|d| d["name"] == "笔记.txt" && d["status"] == "indexed")
     );
 
-    // Bad settings are refused with the reason.
-    let (status, body) = server.post(
-        "/api/kbs",
-        json!({"name": "x", "split": {"mode": "custom", "separator": "\n", "max_tokens": 9999}}),
+    // Bad settings are refused with the reason: one past the split bounds GET /api/limits
+    // serves, and no further.
+    let split = &limits["split"];
+    let (min, max) = (
+        split["min_tokens"].as_u64().unwrap(),
+        split["max_tokens"].as_u64().unwrap(),
     );
-    assert_eq!(status, 400, "{body}");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("max_tokens"),
-        "{body}"
-    );
+    for (tokens, ok) in [(min - 1, false), (min, true), (max, true), (max + 1, false)] {
+        let (status, body) = server.post(
+            &format!("/api/kbs/{kb}/split-preview"),
+            json!({"text": "第一段。", "split": {"mode": "custom", "separator": "\n", "max_tokens": tokens}}),
+        );
+        assert_eq!(status, if ok { 200 } else { 400 }, "{tokens}: {body}");
+        if !ok {
+            let message = body["error"]["message"].as_str().unwrap();
+            assert!(
+                message.contains(&format!("between {min} and {max}")),
+                "{body}"
+            );
+        }
+    }
 }
 
 /// RSS of a process, in MiB.

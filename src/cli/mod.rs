@@ -11,6 +11,7 @@ mod eval;
 mod ingest_files;
 mod jobs;
 mod kb;
+mod limits;
 mod openapi;
 mod reindex;
 mod search;
@@ -62,6 +63,8 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// Print the OpenAPI description of the HTTP API (as `GET /openapi.json` serves it).
     Openapi(openapi::OpenapiArgs),
+    /// Print the limits the server enforces, as JSON (as `GET /api/limits` serves them).
+    Limits,
     /// Benchmarks on this machine (search at 10k–1M chunks).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -87,6 +90,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Eval(args) => eval::run(config, args).await,
         Command::Openapi(args) => openapi::run(&args),
         Command::Bench(cmd) => bench::run(config, cmd).await,
+        Command::Limits => limits::run(&config),
     }
 }
 

@@ -94,10 +94,7 @@ async fn read_incoming(state: &AppState, request: Request) -> Result<Incoming> {
         let AppJson(body) = AppJson::<PastedText>::from_request(request, state).await?;
         let mut name = body.name.unwrap_or_else(|| "pasted.txt".into());
         let lower = name.to_lowercase();
-        if !ingest::extract::ACCEPTED_EXTENSIONS
-            .iter()
-            .any(|ext| lower.ends_with(&format!(".{ext}")))
-        {
+        if !ingest::extract::accepted_extensions().any(|ext| lower.ends_with(&format!(".{ext}"))) {
             name.push_str(".txt");
         }
         return Ok(Incoming {

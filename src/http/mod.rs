@@ -9,6 +9,7 @@ pub mod documents;
 pub mod error;
 pub mod jobs;
 pub mod knowledge;
+pub mod limits;
 pub mod openai;
 pub mod openapi;
 pub mod web;
@@ -65,6 +66,8 @@ fn api_routes(
     openapi::require_admin(api.get_openapi_mut());
     let mut all = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(health))
+        // No auth: the published chat page needs the message length too.
+        .routes(routes!(limits::show))
         // Bot API keys, not the admin token, open a published bot's chat and /v1.
         .nest("/api/chat", chat::key_router())
         .nest("/api", guard(api))

@@ -140,7 +140,8 @@ struct CompletionBody {
     stream: bool,
     /// Streaming options.
     stream_options: Option<StreamOptions>,
-    /// Longest answer in tokens (the bot's setting when absent; at most 4096 are used).
+    /// Longest answer in tokens (the bot's setting when absent; at most `max_tokens_max` of
+    /// `GET /api/limits` are used).
     #[schema(minimum = 1)]
     max_tokens: Option<u32>,
     /// Same as `max_tokens`, which it overrides.
@@ -292,7 +293,7 @@ async fn chat_completions(
             messages: given,
         },
     );
-    turn.max_tokens = max_tokens.map(|m| m.min(4096));
+    turn.max_tokens = max_tokens.map(|m| m.min(crate::services::bots::MAX_MAX_TOKENS));
     turn.temperature = body.temperature;
     turn.seed = body.seed.map(|s| s as u32);
     turn.stop = match body.stop {

@@ -240,6 +240,7 @@ mod tests {
         ("post", "/api/chat/{bot}"),
         ("get", "/api/chat/{bot}/conversations"),
         ("get", "/api/chat/{bot}/conversations/{id}"),
+        ("get", "/api/limits"),
         ("get", "/v1/models"),
         ("get", "/v1/models/{id}"),
         ("post", "/v1/chat/completions"),
@@ -287,6 +288,7 @@ mod tests {
             ("documents.rs", include_str!("documents.rs")),
             ("jobs.rs", include_str!("jobs.rs")),
             ("knowledge.rs", include_str!("knowledge.rs")),
+            ("limits.rs", include_str!("limits.rs")),
             ("openai.rs", include_str!("openai.rs")),
         ];
         for (name, source) in sources {
@@ -313,7 +315,7 @@ mod tests {
                         .collect()
                 })
                 .unwrap_or_default();
-            let expected: &[&str] = if path == "/health" {
+            let expected: &[&str] = if path == "/health" || path == "/api/limits" {
                 &[]
             } else if path.starts_with("/api/chat/") || path == "/v1/chat/completions" {
                 &[super::BOT_KEY]
@@ -341,6 +343,97 @@ mod tests {
         for field in ["code", "message", "type", "param"] {
             assert!(error.get(field).is_some(), "error field {field}");
         }
+    }
+
+    /// utoipa takes only literals for bounds, so the description repeats some limits: they
+    /// must say what the services enforce (and `GET /api/limits` serves).
+    #[test]
+    fn schema_bounds_are_the_enforced_limits() {
+        use crate::services::bots as b;
+        let spec = spec();
+        let schemas = &spec["components"]["schemas"];
+        let cases: &[(&str, &str, &str, f64)] = &[
+            ("BotSettings", "name", "maxLength", b::MAX_NAME_CHARS as f64),
+            ("CreateKey", "name", "maxLength", b::MAX_NAME_CHARS as f64),
+            (
+                "BotSettings",
+                "description",
+                "maxLength",
+                b::MAX_DESCRIPTION_CHARS as f64,
+            ),
+            (
+                "BotSettings",
+                "persona",
+                "maxLength",
+                b::MAX_PERSONA_CHARS as f64,
+            ),
+            (
+                "BotSettings",
+                "opening_message",
+                "maxLength",
+                b::MAX_OPENING_CHARS as f64,
+            ),
+            (
+                "BotSettings",
+                "suggested_questions",
+                "maxItems",
+                b::MAX_QUESTIONS as f64,
+            ),
+            ("RetrievalSettings", "top_k", "maximum", b::MAX_TOP_K as f64),
+            (
+                "RetrievalSettings",
+                "read_tokens",
+                "maximum",
+                b::MAX_READ_TOKENS as f64,
+            ),
+            (
+                "ModelSettings",
+                "temperature",
+                "maximum",
+                b::MAX_TEMPERATURE as f64,
+            ),
+            (
+                "ModelSettings",
+                "max_tokens",
+                "maximum",
+                b::MAX_MAX_TOKENS as f64,
+            ),
+            (
+                "ModelSettings",
+                "history_turns",
+                "maximum",
+                b::MAX_HISTORY_TURNS as f64,
+            ),
+            (
+                "ChatBody",
+                "message",
+                "maxLength",
+                crate::services::chat::MAX_QUESTION_CHARS as f64,
+            ),
+            (
+                "CreateKb",
+                "name",
+                "maxLength",
+                crate::services::knowledge::MAX_KB_NAME_CHARS as f64,
+            ),
+            (
+                "UpdateKb",
+                "name",
+                "maxLength",
+                crate::services::knowledge::MAX_KB_NAME_CHARS as f64,
+            ),
+        ];
+        for (schema, field, key, limit) in cases {
+            let found = schemas[schema]["properties"][field][key].as_f64();
+            assert_eq!(found, Some(*limit), "{schema}.{field}.{key}");
+        }
+        // `/v1`'s body is described inline, not as a component.
+        let completion = &spec["paths"]["/v1/chat/completions"]["post"]["requestBody"]["content"]["application/json"]
+            ["schema"]["properties"];
+        assert_eq!(
+            completion["temperature"]["maximum"].as_f64(),
+            Some(f64::from(b::MAX_TEMPERATURE))
+        );
     }
 
     #[test]

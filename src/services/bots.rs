@@ -23,19 +23,34 @@ pub struct BotService {
     pub store: Store,
 }
 
-/// Limits on settings, named in the errors that enforce them.
-const MAX_NAME_CHARS: usize = 64;
-const MAX_DESCRIPTION_CHARS: usize = 2000;
-const MAX_PERSONA_CHARS: usize = 8000;
-const MAX_OPENING_CHARS: usize = 2000;
-const MAX_QUESTIONS: usize = 10;
-const MAX_QUESTION_CHARS: usize = 200;
-const MAX_REPLY_CHARS: usize = 2000;
-const MAX_TOP_K: usize = 20;
-const MAX_READ_TOKENS: usize = 4096;
-const MAX_TEMPERATURE: f32 = 2.0;
-const MAX_MAX_TOKENS: u32 = 4096;
-const MAX_HISTORY_TURNS: u32 = 50;
+// Limits on settings, named in the errors that enforce them and served by
+// `GET /api/limits` (see `services::limits`).
+/// Longest name of a bot or of one of its API keys, in characters.
+pub const MAX_NAME_CHARS: usize = 64;
+/// Longest bot description, in characters.
+pub const MAX_DESCRIPTION_CHARS: usize = 2000;
+/// Longest persona (the system prompt's own words), in characters.
+pub const MAX_PERSONA_CHARS: usize = 8000;
+/// Longest opening message, in characters.
+pub const MAX_OPENING_CHARS: usize = 2000;
+/// Most suggested questions.
+pub const MAX_QUESTIONS: usize = 10;
+/// Longest suggested question a bot shows under its opening message, in characters (a
+/// short prompt to click, not a message: see [`super::chat::MAX_QUESTION_CHARS`]).
+pub const MAX_SUGGESTED_QUESTION_CHARS: usize = 200;
+/// Longest fixed reply when nothing is found (`no_recall.reply`), in characters.
+pub const MAX_REPLY_CHARS: usize = 2000;
+/// Most passages given to the model (`retrieval.top_k`).
+pub const MAX_TOP_K: usize = 20;
+/// Most passage tokens a bot may read for an answer (`retrieval.read_tokens`).
+pub const MAX_READ_TOKENS: usize = 4096;
+/// Highest sampling temperature (`model.temperature`).
+pub const MAX_TEMPERATURE: f32 = 2.0;
+/// Longest answer in tokens, for a bot's `model.max_tokens` and for the `max_tokens` a
+/// `/v1` client asks for (which is capped to it).
+pub const MAX_MAX_TOKENS: u32 = 4096;
+/// Most earlier turns given to the model (`model.history_turns`).
+pub const MAX_HISTORY_TURNS: u32 = 50;
 
 /// Body of `POST /api/bots/{bot}/keys`.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -180,7 +195,11 @@ fn check_settings(mut s: BotSettings) -> Result<BotSettings> {
         check(!q.is_empty(), || {
             "suggested_questions must not contain empty questions".into()
         })?;
-        check_chars("each of suggested_questions", q, MAX_QUESTION_CHARS)?;
+        check_chars(
+            "each of suggested_questions",
+            q,
+            MAX_SUGGESTED_QUESTION_CHARS,
+        )?;
     }
     let r = &s.retrieval;
     check((1..=MAX_TOP_K).contains(&r.top_k), || {

@@ -27,8 +27,9 @@ use crate::store::Store;
 use crate::store::bots::{BotSettings, NoRecallMode};
 use crate::store::conversations::{Channel, MessageRow, MessageStatus, Role};
 
-/// Longest question accepted, in characters.
-const MAX_QUESTION_CHARS: usize = 4000;
+/// Longest chat message (a question) accepted, in characters, on every channel: the
+/// workspace's test chat, a published bot's chat and `/v1`.
+pub const MAX_QUESTION_CHARS: usize = 4000;
 
 /// Chat: retrieval, prompt, model, records.
 #[derive(Clone)]

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use ingest::clean::CleanSettings;
 use ingest::embed::Embedder;
-use ingest::extract::{ACCEPTED_EXTENSIONS, detect_kind};
+use ingest::extract::detect_kind;
 use ingest::jobs::JobQueue;
 use ingest::pipeline::{Pipeline, SourceDocument, sha256_hex};
 use ingest::split::{ChunkDraft, SplitSettings};
@@ -247,13 +247,16 @@ impl From<ChunkDraft> for PreviewChunk {
     }
 }
 
+/// Longest knowledge base name, in characters (after trimming).
+pub const MAX_KB_NAME_CHARS: usize = 100;
+
 /// Characters allowed in a KB name.
 fn validate_name(name: &str) -> Result<()> {
     let trimmed = name.trim();
-    if trimmed.is_empty() || trimmed.chars().count() > 100 {
-        return Err(Error::InvalidInput(
-            "name must be 1 to 100 characters".into(),
-        ));
+    if trimmed.is_empty() || trimmed.chars().count() > MAX_KB_NAME_CHARS {
+        return Err(Error::InvalidInput(format!(
+            "name must be 1 to {MAX_KB_NAME_CHARS} characters"
+        )));
     }
     if trimmed.chars().any(char::is_control) {
         return Err(Error::InvalidInput(
@@ -680,9 +683,9 @@ pub fn display_name(file_name: &str) -> String {
     }
 }
 
-/// The accepted extensions, for error messages.
+/// The accepted extensions, for error messages (the same list as the 415's).
 pub fn accepted_types() -> String {
-    ACCEPTED_EXTENSIONS.join(", ")
+    ingest::extract::accepted_list()
 }
 
 #[cfg(test)]

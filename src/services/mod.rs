@@ -1,7 +1,7 @@
 //! What zhiku does, independent of how it is asked (HTTP or CLI): [`knowledge`] (KBs,
 //! documents, chunks), [`indexing`] (keeping BM25 and vectors in step with SQLite),
 //! [`jobs`] (the ingestion queue) and [`workers`] (ingesting in this process), [`search`] (hit testing), [`embeddings`] (the embedding
-//! model for `/v1`), [`bots`] (bot drafts, versions, API keys, recorded conversations),
+//! model for `/v1`), [`limits`] (every limit a client should know, from their homes), [`bots`] (bot drafts, versions, API keys, recorded conversations),
 //! [`chat`] (answers: [`prompt`] builds what the model reads, [`focus`] cuts passages to
 //! what the question asks, [`evidence`] checks what the answer says against them).
 //! Services never import axum. Handlers and CLI commands reach the store only through
@@ -16,6 +16,7 @@ pub mod focus;
 pub mod indexing;
 pub mod jobs;
 pub mod knowledge;
+pub mod limits;
 pub mod prompt;
 pub mod reembed;
 pub mod search;

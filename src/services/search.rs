@@ -157,6 +157,9 @@ fn ms(since: Instant) -> f64 {
     (since.elapsed().as_secs_f64() * 1e5).round() / 100.0
 }
 
+/// Longest hit-test query, in characters (after trimming).
+pub const MAX_QUERY_CHARS: usize = 2000;
+
 impl SearchService {
     /// Search one KB.
     #[instrument(skip_all, fields(kb = id_or_name, mode = ?req.mode))]
@@ -166,10 +169,10 @@ impl SearchService {
         if query.is_empty() {
             return Err(Error::InvalidInput("query must not be empty".into()));
         }
-        if query.chars().count() > 2_000 {
-            return Err(Error::InvalidInput(
-                "query must be at most 2000 characters".into(),
-            ));
+        if query.chars().count() > MAX_QUERY_CHARS {
+            return Err(Error::InvalidInput(format!(
+                "query must be at most {MAX_QUERY_CHARS} characters"
+            )));
         }
         let top_k = req.top_k.unwrap_or(self.config.top_k);
         if top_k == 0 || top_k > 100 {

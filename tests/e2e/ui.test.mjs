@@ -64,6 +64,14 @@ try {
   await submitModal(page, ['大模型入门 ' + run, '五篇中文的大模型入门文章']);
   await page.locator('[data-testid=dropzone]').waitFor();
 
+  step('the upload takes the types GET /api/limits names, and says so');
+  const limits = await (await fetch(base + '/api/limits')).json();
+  const accept = limits.accepted_types.flatMap((type) => type.extensions.map((ext) => '.' + ext)).join(',');
+  assert.equal(await page.locator('[data-testid=upload-input]').getAttribute('accept'), accept);
+  const dropText = await page.locator('[data-testid=dropzone]').innerText();
+  for (const type of limits.accepted_types) assert.ok(dropText.includes(type.label), type.label);
+  assert.ok(!/\{\w+\}/.test(await page.locator('main').innerText()), 'a hint kept its {placeholder}');
+
   step('upload the llm-intro-zh articles and see them indexed');
   const dir = join(fixtures, 'docs/llm-intro-zh');
   const files = readdirSync(dir).filter((f) => f.endsWith('.txt')).sort().map((f) => join(dir, f));
@@ -95,6 +103,10 @@ try {
   await page.locator('[data-testid=bot-create]').click();
   await submitModal(page, ['入门助手 ' + run, '回答大模型入门问题']);
   await page.locator('[data-testid=persona]').waitFor();
+  // The editor's bounds are the server's.
+  assert.equal(await page.locator('[data-path="model.max_tokens"]').getAttribute('max'), String(limits.bot.max_tokens_max));
+  assert.equal(await page.locator('[data-testid=chat-input]').getAttribute('maxlength'), String(limits.question_chars));
+  assert.ok(!/\{\w+\}/.test(await page.locator('main').innerText()), 'a hint kept its {placeholder}');
   await page.locator('[data-testid=persona]').fill('你是大模型知识助手，回答简洁准确。');
   await page.locator('[data-testid=kb-checkbox]').first().check();
   await page.locator('[data-testid=bot-save]').click();

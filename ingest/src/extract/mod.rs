@@ -132,12 +132,80 @@ impl std::fmt::Display for DocKind {
     }
 }
 
-/// Extensions accepted: the one list behind error messages, the 415 response and the
-/// server's checks (the sniffer's text and image lists are subsets, checked by a test).
-pub const ACCEPTED_EXTENSIONS: &[&str] = &[
-    "pdf", "docx", "xlsx", "pptx", "doc", "xls", "odt", "ods", "epub", "csv", "json", "jsonl",
-    "html", "htm", "md", "markdown", "txt", "png", "jpg", "jpeg", "tif", "tiff", "webp", "bmp",
+/// A kind of file an upload takes: what a person calls it and the extensions it comes under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileType {
+    /// How a person reads it, e.g. "Word (docx/doc)".
+    pub label: &'static str,
+    /// Its extensions, lowercase, without the dot.
+    pub extensions: &'static [&'static str],
+}
+
+/// The file types accepted: the one list behind error messages, the 415 response, the
+/// server's checks and the UI's file picker (served by `GET /api/limits`; the sniffer's
+/// text and image lists are subsets, checked by a test).
+pub const ACCEPTED_TYPES: &[FileType] = &[
+    FileType {
+        label: "PDF",
+        extensions: &["pdf"],
+    },
+    FileType {
+        label: "Word (docx/doc)",
+        extensions: &["docx", "doc"],
+    },
+    FileType {
+        label: "Excel (xlsx/xls)",
+        extensions: &["xlsx", "xls"],
+    },
+    FileType {
+        label: "PowerPoint (pptx)",
+        extensions: &["pptx"],
+    },
+    FileType {
+        label: "OpenDocument (odt/ods)",
+        extensions: &["odt", "ods"],
+    },
+    FileType {
+        label: "EPUB",
+        extensions: &["epub"],
+    },
+    FileType {
+        label: "CSV",
+        extensions: &["csv"],
+    },
+    FileType {
+        label: "JSON/JSONL",
+        extensions: &["json", "jsonl"],
+    },
+    FileType {
+        label: "HTML",
+        extensions: &["html", "htm"],
+    },
+    FileType {
+        label: "Markdown",
+        extensions: &["md", "markdown"],
+    },
+    FileType {
+        label: "TXT",
+        extensions: &["txt"],
+    },
+    FileType {
+        label: "PNG/JPEG/TIFF/WebP/BMP (OCR)",
+        extensions: &["png", "jpg", "jpeg", "tif", "tiff", "webp", "bmp"],
+    },
 ];
+
+/// Every accepted extension (lowercase, no dot), in [`ACCEPTED_TYPES`]' order.
+pub fn accepted_extensions() -> impl Iterator<Item = &'static str> {
+    ACCEPTED_TYPES
+        .iter()
+        .flat_map(|t| t.extensions.iter().copied())
+}
+
+/// Whether `ext` (lowercase, no dot) is an accepted extension.
+pub fn is_accepted_extension(ext: &str) -> bool {
+    accepted_extensions().any(|e| e == ext)
+}
 
 /// One piece of extracted text: a PDF page, a spreadsheet sheet, or the whole document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -282,8 +350,8 @@ struct Parsed {
 }
 
 /// The accepted extensions as one comma-separated string, for [`Error::Unsupported`].
-pub(crate) fn accepted_list() -> String {
-    ACCEPTED_EXTENSIONS.join(", ")
+pub fn accepted_list() -> String {
+    accepted_extensions().collect::<Vec<_>>().join(", ")
 }
 
 /// Extract text, guarded: detection and parsing run on their own thread under

@@ -5,9 +5,11 @@
 import { adminToken, api } from './api.js';
 import { chatView } from './chatview.js';
 import { t } from './i18n.js';
+import { limits } from './limits.js';
 import { confirmDialog, copyText, empty, errorText, failure, field, formatTime, h, loading, modal, mount, toast } from './ui.js';
 
-const LIMITS = { persona: 8000 };
+/** The bounds of a bot's settings, as the server enforces them. */
+const LIMITS = limits.bot;
 
 function statusBadges(bot) {
   return [
@@ -27,8 +29,8 @@ function avatarLetter(name) {
 // ---------------------------------------------------------------- the list
 
 function createBotDialog() {
-  const name = h('input.input', { maxlength: 64, placeholder: t('bots.namePlaceholder'), required: true });
-  const description = h('textarea.textarea', { rows: 3, maxlength: 2000, placeholder: t('bots.descPlaceholder') });
+  const name = h('input.input', { maxlength: LIMITS.name_chars, placeholder: t('bots.namePlaceholder'), required: true });
+  const description = h('textarea.textarea', { rows: 3, maxlength: LIMITS.description_chars, placeholder: t('bots.descPlaceholder') });
   const status = h('p.form-error', { role: 'alert' });
   const create = async () => {
     if (!name.value.trim()) {
@@ -148,24 +150,24 @@ function renderEditor(main, match) {
 
     // --- controls
     const c = {
-      name: h('input.input', { maxlength: 64, 'data-path': 'name' }),
-      description: h('textarea.textarea', { rows: 2, maxlength: 2000, 'data-path': 'description' }),
+      name: h('input.input', { maxlength: LIMITS.name_chars, 'data-path': 'name' }),
+      description: h('textarea.textarea', { rows: 2, maxlength: LIMITS.description_chars, 'data-path': 'description' }),
       persona: h('textarea.textarea.persona-input', { rows: 14, 'data-testid': 'persona', 'data-path': 'persona', 'aria-label': t('editor.persona'), placeholder: t('editor.personaPlaceholder') }),
-      opening: h('textarea.textarea', { rows: 3, 'aria-label': t('editor.opening'), 'data-path': 'opening_message', placeholder: t('editor.openingPlaceholder') }),
+      opening: h('textarea.textarea', { rows: 3, maxlength: LIMITS.opening_chars, 'aria-label': t('editor.opening'), 'data-path': 'opening_message', placeholder: t('editor.openingPlaceholder') }),
       questions: h('textarea.textarea', { rows: 4, 'aria-label': t('editor.questions'), 'data-path': 'suggested_questions' }),
       mode: h('select.select', { 'data-path': 'retrieval.mode' },
         ['hybrid', 'fulltext', 'semantic'].map((m) => h('option', { value: m }, t('editor.mode.' + m)))),
-      topK: h('input.input', { type: 'number', min: 1, max: 20, step: 1, 'data-path': 'retrieval.top_k' }),
+      topK: h('input.input', { type: 'number', min: 1, max: LIMITS.top_k_max, step: 1, 'data-path': 'retrieval.top_k' }),
       minScore: h('input.input', { type: 'number', step: 'any', 'data-path': 'retrieval.min_score' }),
-      readTokens: h('input.input', { type: 'number', min: 0, max: 4096, step: 10, 'data-path': 'retrieval.read_tokens' }),
+      readTokens: h('input.input', { type: 'number', min: 0, max: LIMITS.read_tokens_max, step: 10, 'data-path': 'retrieval.read_tokens' }),
       minAnswerable: h('input.input', { type: 'number', min: 0, max: 1, step: 0.05, placeholder: t('editor.minAnswerableDefault'), 'data-path': 'no_recall.min_answerable' }),
       showSources: h('input', { type: 'checkbox' }),
       noRecallMode: h('select.select', { 'data-path': 'no_recall.mode' },
         ['fixed', 'model'].map((m) => h('option', { value: m }, t('editor.noRecall.' + m)))),
-      noRecallReply: h('textarea.textarea', { rows: 2, 'data-path': 'no_recall.reply' }),
-      temperature: h('input.input', { type: 'number', min: 0, max: 2, step: 0.1, 'data-path': 'model.temperature' }),
-      maxTokens: h('input.input', { type: 'number', min: 1, max: 4096, step: 1, 'data-path': 'model.max_tokens' }),
-      historyTurns: h('input.input', { type: 'number', min: 0, max: 50, step: 1, 'data-path': 'model.history_turns' }),
+      noRecallReply: h('textarea.textarea', { rows: 2, maxlength: LIMITS.no_recall_reply_chars, 'data-path': 'no_recall.reply' }),
+      temperature: h('input.input', { type: 'number', min: 0, max: LIMITS.temperature_max, step: 0.1, 'data-path': 'model.temperature' }),
+      maxTokens: h('input.input', { type: 'number', min: 1, max: LIMITS.max_tokens_max, step: 1, 'data-path': 'model.max_tokens' }),
+      historyTurns: h('input.input', { type: 'number', min: 0, max: LIMITS.history_turns_max, step: 1, 'data-path': 'model.history_turns' }),
       rewrite: h('input', { type: 'checkbox' }),
     };
     const personaCount = h('span.field-hint.persona-count');
@@ -248,8 +250,8 @@ function renderEditor(main, match) {
 
     function refreshHints() {
       const n = [...c.persona.value].length;
-      personaCount.textContent = t('editor.chars', { n, max: LIMITS.persona });
-      personaCount.classList.toggle('over', n > LIMITS.persona);
+      personaCount.textContent = t('editor.chars', { n, max: LIMITS.persona_chars });
+      personaCount.classList.toggle('over', n > LIMITS.persona_chars);
       minScoreHint.textContent = t('editor.minScore.' + c.mode.value);
       c.noRecallReply.closest('.field')?.classList.toggle('muted-field', c.noRecallMode.value !== 'fixed');
       c.minAnswerable.closest('.field')?.classList.toggle('muted-field', c.noRecallMode.value !== 'fixed');
@@ -477,7 +479,7 @@ function renderEditor(main, match) {
       };
       refreshLink();
 
-      const keyName = h('input.input', { maxlength: 64, placeholder: t('share.keyNamePlaceholder'), 'aria-label': t('share.keyName') });
+      const keyName = h('input.input', { maxlength: LIMITS.name_chars, placeholder: t('share.keyNamePlaceholder'), 'aria-label': t('share.keyName') });
       const keyError = h('p.form-error', { role: 'alert' });
       const shown = h('div.stack.hidden', { style: { gap: '8px' } });
       const keyList = h('div', loading(t('share.keysLoading')));
@@ -606,11 +608,11 @@ print(r.choices[0].message.content)`;
         h('div.field', c.persona, h('div.row', personaCount, h('span.spacer'), optimizeStatus)),
         suggestArea)),
     panel(t('editor.opening'), t('editor.openingHint'), c.opening),
-    panel(t('editor.questions'), t('editor.questionsHint'), c.questions),
+    panel(t('editor.questions'), t('editor.questionsHint', { max: LIMITS.suggested_questions }), c.questions),
     panel(t('editor.kbs'), t('editor.kbsHint'), kbBox),
     panel(t('editor.retrieval'), null,
       field(t('editor.mode'), c.mode),
-      h('div.grid-2', field(t('editor.topK'), c.topK, t('editor.topKHint')), field(t('editor.minScore'), c.minScore)),
+      h('div.grid-2', field(t('editor.topK'), c.topK, t('editor.topKHint', { max: LIMITS.top_k_max })), field(t('editor.minScore'), c.minScore)),
       minScoreHint,
       field(t('editor.readTokens'), c.readTokens, t('editor.readTokensHint')),
       h('label.check', c.showSources, h('span', t('editor.showSources')))),
@@ -620,9 +622,9 @@ print(r.choices[0].message.content)`;
       field(t('editor.minAnswerable'), c.minAnswerable, t('editor.minAnswerableHint'))),
     panel(t('editor.model'), null,
       h('div.grid-3',
-        field(t('editor.temperature'), c.temperature, t('editor.temperatureHint')),
-        field(t('editor.maxTokens'), c.maxTokens, t('editor.maxTokensHint')),
-        field(t('editor.historyTurns'), c.historyTurns, t('editor.historyTurnsHint'))),
+        field(t('editor.temperature'), c.temperature, t('editor.temperatureHint', { max: LIMITS.temperature_max })),
+        field(t('editor.maxTokens'), c.maxTokens, t('editor.maxTokensHint', { max: LIMITS.max_tokens_max })),
+        field(t('editor.historyTurns'), c.historyTurns, t('editor.historyTurnsHint', { max: LIMITS.history_turns_max }))),
       h('label.check', c.rewrite, h('span', t('editor.rewrite')))),
     h('div.row.editor-foot', h('span.spacer'), deleteBtn));
 

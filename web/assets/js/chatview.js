@@ -39,6 +39,7 @@
 // trace (the <details>).
 
 import { t } from './i18n.js';
+import { limits } from './limits.js';
 import { renderAnswer } from './markdown.js';
 import { streamChat } from './stream.js';
 import { copyText, errorText, h, modal, mount } from './ui.js';
@@ -153,6 +154,7 @@ export function chatView(options = {}) {
   const log = h('div.chat-log', { role: 'log', 'aria-live': 'polite' });
   const input = h('textarea.textarea', {
     rows: 1,
+    maxlength: limits.question_chars,
     'data-testid': 'chat-input',
     'aria-label': t('chat.input'),
     placeholder: o.placeholder || t('chat.placeholder'),

@@ -4,9 +4,10 @@ import { api } from '../api.js';
 import { t } from '../i18n.js';
 import { errorText, field, h, modal, toast } from '../ui.js';
 import { kbHash } from './common.js';
+import { limits } from '../limits.js';
 
 export function openCreate() {
-  const name = h('input.input', { type: 'text', maxlength: '100', autocomplete: 'off', required: true });
+  const name = h('input.input', { type: 'text', maxlength: limits.kb_name_chars, autocomplete: 'off', required: true });
   const description = h('textarea.textarea', { rows: '3', maxlength: '2000' });
   const error = h('p.form-error', { role: 'alert' });
   const m = modal({

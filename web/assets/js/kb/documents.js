@@ -5,7 +5,8 @@
 import { api } from '../api.js';
 import { t } from '../i18n.js';
 import { aborted, confirmDialog, empty, errorText, failure, field, formatBytes, h, loading, modal, mount, toast } from '../ui.js';
-import { ACCEPT, enc, kbHash, kbPath, TYPES } from './common.js';
+import { enc, kbHash, kbPath } from './common.js';
+import { acceptAttribute, typeLabels } from '../limits.js';
 import { previewChunk, splitEditor, splitLabel } from './split.js';
 
 const PREVIEW_SHOWN = 200;
@@ -44,7 +45,7 @@ export function documentsTab({ kb, s, panel, refreshKb }) {
   const path = kbPath(kb) + '/documents';
   const split = splitEditor(kb.split);
   const input = h('input.hidden', {
-    type: 'file', multiple: true, accept: ACCEPT, 'data-testid': 'upload-input', 'aria-label': t('kb.drop.label'),
+    type: 'file', multiple: true, accept: acceptAttribute, 'data-testid': 'upload-input', 'aria-label': t('kb.drop.label'),
     onchange: () => {
       const files = [...input.files];
       input.value = '';
@@ -52,7 +53,7 @@ export function documentsTab({ kb, s, panel, refreshKb }) {
     },
   });
   const previewInput = h('input.hidden', {
-    type: 'file', multiple: true, accept: ACCEPT, 'aria-label': t('kb.previewPick'),
+    type: 'file', multiple: true, accept: acceptAttribute, 'aria-label': t('kb.previewPick'),
     onchange: () => {
       const files = [...previewInput.files];
       previewInput.value = '';
@@ -72,7 +73,7 @@ export function documentsTab({ kb, s, panel, refreshKb }) {
       const files = [...(e.dataTransfer?.files || [])];
       if (files.length) uploadFiles(files);
     },
-  }, h('span.dropzone-icon', { 'aria-hidden': 'true' }, '↑'), h('strong', t('kb.drop.title')), h('span.small', t('kb.drop.hint', { types: TYPES })));
+  }, h('span.dropzone-icon', { 'aria-hidden': 'true' }, '↑'), h('strong', t('kb.drop.title')), h('span.small', t('kb.drop.hint', { types: typeLabels })));
   // A file dropped just beside the zone would otherwise make the browser open it and
   // leave the workspace.
   const guardDrop = (e) => { if (e.dataTransfer && [...e.dataTransfer.types].includes('Files')) e.preventDefault(); };
@@ -253,7 +254,7 @@ export function documentsTab({ kb, s, panel, refreshKb }) {
       const limit = /(\d+)\s*bytes/.exec(err.message || '');
       return limit ? t('kb.upload.tooLarge', { limit: formatBytes(Number(limit[1])) }) : t('kb.upload.tooLargeNoLimit');
     }
-    if (err.status === 415 || err.code === 'unsupported_type') return t('kb.upload.unsupported', { types: TYPES });
+    if (err.status === 415 || err.code === 'unsupported_type') return t('kb.upload.unsupported', { types: typeLabels });
     if (err.code === 'network') return t('kb.upload.network');
     if (err.code === 'unauthorized') return errorText(err);
     return t('kb.upload.failed', { message: err.message });

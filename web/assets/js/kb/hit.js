@@ -5,6 +5,7 @@ import { api } from '../api.js';
 import { t } from '../i18n.js';
 import { aborted, failure, field, h, loading, mount } from '../ui.js';
 import { kbPath } from './common.js';
+import { limits } from '../limits.js';
 
 // Hit-testing form and last answer per KB, so switching tabs and back keeps them.
 const hitMemory = new Map();
@@ -16,7 +17,7 @@ export function hitTab({ kb, s, panel }) {
   const memory = hitMemory.get(kb.id) || { query: '', mode: 'hybrid', top_k: '5', min_score: '', response: null, request: null };
   hitMemory.set(kb.id, memory);
 
-  const query = h('input.input', { type: 'text', 'data-testid': 'hit-query', placeholder: t('kb.hit.queryPlaceholder'), maxlength: '2000', value: memory.query });
+  const query = h('input.input', { type: 'text', 'data-testid': 'hit-query', placeholder: t('kb.hit.queryPlaceholder'), maxlength: limits.search_query_chars, value: memory.query });
   const mode = h('select.select', { 'data-testid': 'hit-mode' },
     ['hybrid', 'fulltext', 'semantic'].map((m) => h('option', { value: m, selected: m === memory.mode }, t('kb.hit.' + m))));
   const topK = h('input.input', { type: 'number', min: '1', max: '100', step: '1', value: memory.top_k, 'data-testid': 'hit-topk' });

@@ -5,9 +5,10 @@ import { t } from '../i18n.js';
 import { aborted, confirmDialog, errorText, field, formatTime, h, mount, toast } from '../ui.js';
 import { kbPath } from './common.js';
 import { splitEditor } from './split.js';
+import { limits } from '../limits.js';
 
 export function settingsTab({ kb, s, panel, refreshKb }) {
-  const name = h('input.input', { type: 'text', maxlength: '100', value: kb.name, autocomplete: 'off' });
+  const name = h('input.input', { type: 'text', maxlength: limits.kb_name_chars, value: kb.name, autocomplete: 'off' });
   const description = h('textarea.textarea', { rows: '3', maxlength: '2000' });
   description.value = kb.description || '';
   const split = splitEditor(kb.split);

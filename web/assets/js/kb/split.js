@@ -4,6 +4,7 @@
 
 import { t } from '../i18n.js';
 import { field, h } from '../ui.js';
+import { limits } from '../limits.js';
 
 /** Show a stored separator as typed: real newlines and tabs as \n and \t escapes. */
 const escapeSeparator = (sep) => sep.replaceAll('\n', '\\n').replaceAll('\t', '\\t').replaceAll('\r', '\\r');
@@ -15,11 +16,14 @@ export function splitEditor(initial) {
   const auto = h('input', { type: 'radio', name: group, value: 'auto', checked: !custom });
   const manual = h('input', { type: 'radio', name: group, value: 'custom', checked: custom });
   const separator = h('input.input', { type: 'text', value: custom ? escapeSeparator(initial.separator) : '\\n\\n', autocomplete: 'off' });
-  const max = h('input.input', { type: 'number', min: '16', max: '500', step: '1', value: String(custom ? initial.max_tokens : 256) });
-  const overlap = h('input.input', { type: 'number', min: '0', max: '250', step: '1', value: String(custom ? (initial.overlap_tokens ?? 0) : 32) });
+  const { min_tokens: minTokens, max_tokens: maxAllowed, auto_tokens: autoTokens, auto_overlap_tokens: autoOverlap } = limits.split;
+  const bounds = { min: minTokens, max: maxAllowed };
+  const max = h('input.input', { type: 'number', min: String(minTokens), max: String(maxAllowed), step: '1', value: String(custom ? initial.max_tokens : autoTokens) });
+  // An overlap may be at most half a chunk (the server's rule).
+  const overlap = h('input.input', { type: 'number', min: '0', max: String(Math.floor(maxAllowed / 2)), step: '1', value: String(custom ? (initial.overlap_tokens ?? 0) : autoOverlap) });
   const fields = h('div.grid-3.split-custom',
     field(t('kb.split.separator'), separator, t('kb.split.separatorHint')),
-    field(t('kb.split.maxTokens'), max, t('kb.split.maxHint')),
+    field(t('kb.split.maxTokens'), max, t('kb.split.maxHint', bounds)),
     field(t('kb.split.overlap'), overlap, t('kb.split.overlapHint')));
   const sync = () => fields.classList.toggle('hidden', !manual.checked);
   auto.addEventListener('change', sync);
@@ -28,7 +32,7 @@ export function splitEditor(initial) {
   const element = h('fieldset.split-settings',
     h('legend', t('kb.split.legend')),
     h('div.split-options',
-      h('label.split-option', auto, h('span', h('strong', t('kb.split.auto')), h('span.field-hint', t('kb.split.autoHint')))),
+      h('label.split-option', auto, h('span', h('strong', t('kb.split.auto')), h('span.field-hint', t('kb.split.autoHint', { tokens: autoTokens, overlap: autoOverlap })))),
       h('label.split-option', manual, h('span', h('strong', t('kb.split.custom')), h('span.field-hint', t('kb.split.customHint'))))),
     fields);
   return {
@@ -40,7 +44,7 @@ export function splitEditor(initial) {
       const maxTokens = Number(max.value);
       const overlapTokens = overlap.value.trim() === '' ? 0 : Number(overlap.value);
       if (!sep) { separator.focus(); throw new Error(t('kb.split.errSeparator')); }
-      if (!Number.isInteger(maxTokens) || maxTokens < 16 || maxTokens > 500) { max.focus(); throw new Error(t('kb.split.errMax')); }
+      if (!Number.isInteger(maxTokens) || maxTokens < minTokens || maxTokens > maxAllowed) { max.focus(); throw new Error(t('kb.split.errMax', bounds)); }
       const half = Math.floor(maxTokens / 2);
       if (!Number.isInteger(overlapTokens) || overlapTokens < 0 || overlapTokens > half) {
         overlap.focus();

@@ -1,0 +1,150 @@
+//! `GET /api/limits`: the limits the server enforces, for clients to show and check
+//! before they ask (no auth: they hold no secrets, and the published chat page needs them).
+
+use axum::Json;
+use axum::extract::State;
+use serde::Serialize;
+
+use super::openapi::TAG_SERVER;
+use crate::app::AppState;
+use crate::services::limits::{self, BotLimits, Limits, SplitLimits};
+
+/// The limits the server enforces; requests past them are refused with the same numbers in
+/// their error messages.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = Limits)]
+pub(crate) struct LimitsView {
+    /// Longest chat message (a question), in characters, on every channel.
+    question_chars: usize,
+    /// Longest hit-test query, in characters.
+    search_query_chars: usize,
+    /// Longest knowledge base name, in characters.
+    kb_name_chars: usize,
+    /// Largest file an upload takes, in bytes.
+    upload_bytes: u64,
+    /// The file types an upload takes; any other gets 415 naming these extensions.
+    accepted_types: Vec<FileTypeView>,
+    /// Splitting.
+    split: SplitLimitsView,
+    /// A bot's settings.
+    bot: BotLimitsView,
+}
+
+/// A file type an upload takes.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = FileType)]
+pub(crate) struct FileTypeView {
+    /// How a person reads it, e.g. "Word (docx/doc)".
+    label: &'static str,
+    /// Its extensions, lowercase, without the dot.
+    extensions: &'static [&'static str],
+}
+
+/// Bounds of a custom split (its overlap may be at most half its `max_tokens`) and the
+/// automatic split's sizes.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = SplitLimits)]
+pub(crate) struct SplitLimitsView {
+    /// Smallest `max_tokens` of a custom split.
+    min_tokens: usize,
+    /// Largest `max_tokens` of a custom split.
+    max_tokens: usize,
+    /// What a chunk of the automatic split holds at most, in tokens.
+    auto_tokens: usize,
+    /// Overlap of the automatic split's neighbouring chunks, in tokens.
+    auto_overlap_tokens: usize,
+}
+
+/// Bounds of a bot's settings.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = BotLimits)]
+pub(crate) struct BotLimitsView {
+    /// Longest name of the bot or of one of its API keys, in characters.
+    name_chars: usize,
+    /// Longest description, in characters.
+    description_chars: usize,
+    /// Longest persona, in characters.
+    persona_chars: usize,
+    /// Longest opening message, in characters.
+    opening_chars: usize,
+    /// Most suggested questions.
+    suggested_questions: usize,
+    /// Longest suggested question, in characters.
+    suggested_question_chars: usize,
+    /// Longest fixed reply when nothing is found, in characters.
+    no_recall_reply_chars: usize,
+    /// Largest `retrieval.top_k`.
+    top_k_max: usize,
+    /// Largest `retrieval.read_tokens`.
+    read_tokens_max: usize,
+    /// Highest `model.temperature`.
+    temperature_max: f32,
+    /// Largest `model.max_tokens`, and the cap on `/v1`'s `max_tokens`.
+    max_tokens_max: u32,
+    /// Largest `model.history_turns`.
+    history_turns_max: u32,
+}
+
+impl From<Limits> for LimitsView {
+    fn from(l: Limits) -> Self {
+        Self {
+            question_chars: l.question_chars,
+            search_query_chars: l.search_query_chars,
+            kb_name_chars: l.kb_name_chars,
+            upload_bytes: l.upload_bytes,
+            accepted_types: l
+                .accepted_types
+                .iter()
+                .map(|t| FileTypeView {
+                    label: t.label,
+                    extensions: t.extensions,
+                })
+                .collect(),
+            split: l.split.into(),
+            bot: l.bot.into(),
+        }
+    }
+}
+
+impl From<SplitLimits> for SplitLimitsView {
+    fn from(s: SplitLimits) -> Self {
+        Self {
+            min_tokens: s.min_tokens,
+            max_tokens: s.max_tokens,
+            auto_tokens: s.auto_tokens,
+            auto_overlap_tokens: s.auto_overlap_tokens,
+        }
+    }
+}
+
+impl From<BotLimits> for BotLimitsView {
+    fn from(b: BotLimits) -> Self {
+        Self {
+            name_chars: b.name_chars,
+            description_chars: b.description_chars,
+            persona_chars: b.persona_chars,
+            opening_chars: b.opening_chars,
+            suggested_questions: b.suggested_questions,
+            suggested_question_chars: b.suggested_question_chars,
+            no_recall_reply_chars: b.no_recall_reply_chars,
+            top_k_max: b.top_k_max,
+            read_tokens_max: b.read_tokens_max,
+            temperature_max: b.temperature_max,
+            max_tokens_max: b.max_tokens_max,
+            history_turns_max: b.history_turns_max,
+        }
+    }
+}
+
+/// The limits the server enforces: message length, upload size and types, split bounds,
+/// bot settings' bounds (no auth).
+#[utoipa::path(
+    get,
+    path = "/api/limits",
+    tag = TAG_SERVER,
+    operation_id = "limits",
+    responses((status = 200, description = "The limits in force", body = LimitsView))
+)]
+pub(crate) async fn show(State(state): State<AppState>) -> Json<LimitsView> {
+    Json(limits::limits(&state.config).into())
+}

@@ -1,0 +1,105 @@
+//! The limits the server enforces, gathered in one place for clients (`GET /api/limits`,
+//! the workspace and the published chat page), so that none of them keeps its own copy.
+//! Each number is read from the constant (or the configuration) beside the code that
+//! enforces it; this module only collects them.
+
+use ingest::extract::{ACCEPTED_TYPES, FileType};
+use ingest::split::{AUTO_MAX_TOKENS, AUTO_OVERLAP_TOKENS, MAX_CHUNK_TOKENS, MIN_CHUNK_TOKENS};
+
+use super::bots;
+use super::chat::MAX_QUESTION_CHARS;
+use super::knowledge::MAX_KB_NAME_CHARS;
+use super::search::MAX_QUERY_CHARS;
+use crate::config::Config;
+
+/// The limits the server enforces.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Longest chat message, in characters.
+    pub question_chars: usize,
+    /// Longest hit-test query, in characters.
+    pub search_query_chars: usize,
+    /// Longest knowledge base name, in characters.
+    pub kb_name_chars: usize,
+    /// Largest file an upload takes, in bytes (`ingest.max_upload_bytes`).
+    pub upload_bytes: u64,
+    /// The file types an upload takes.
+    pub accepted_types: &'static [FileType],
+    /// Splitting.
+    pub split: SplitLimits,
+    /// A bot's settings.
+    pub bot: BotLimits,
+}
+
+/// Bounds of a custom split and the automatic split's sizes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SplitLimits {
+    /// Smallest `max_tokens` of a custom split.
+    pub min_tokens: usize,
+    /// Largest `max_tokens` of a custom split.
+    pub max_tokens: usize,
+    /// What a chunk of the automatic split holds at most, in tokens.
+    pub auto_tokens: usize,
+    /// Overlap of the automatic split's neighbouring chunks, in tokens.
+    pub auto_overlap_tokens: usize,
+}
+
+/// Bounds of a bot's settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BotLimits {
+    /// Longest name of the bot or of one of its API keys, in characters.
+    pub name_chars: usize,
+    /// Longest description, in characters.
+    pub description_chars: usize,
+    /// Longest persona, in characters.
+    pub persona_chars: usize,
+    /// Longest opening message, in characters.
+    pub opening_chars: usize,
+    /// Most suggested questions.
+    pub suggested_questions: usize,
+    /// Longest suggested question, in characters.
+    pub suggested_question_chars: usize,
+    /// Longest fixed reply when nothing is found, in characters.
+    pub no_recall_reply_chars: usize,
+    /// Largest `retrieval.top_k`.
+    pub top_k_max: usize,
+    /// Largest `retrieval.read_tokens`.
+    pub read_tokens_max: usize,
+    /// Highest `model.temperature`.
+    pub temperature_max: f32,
+    /// Largest `model.max_tokens` (and the cap on `/v1`'s `max_tokens`).
+    pub max_tokens_max: u32,
+    /// Largest `model.history_turns`.
+    pub history_turns_max: u32,
+}
+
+/// The limits in force under `config`.
+pub fn limits(config: &Config) -> Limits {
+    Limits {
+        question_chars: MAX_QUESTION_CHARS,
+        search_query_chars: MAX_QUERY_CHARS,
+        kb_name_chars: MAX_KB_NAME_CHARS,
+        upload_bytes: config.ingest.max_upload_bytes,
+        accepted_types: ACCEPTED_TYPES,
+        split: SplitLimits {
+            min_tokens: MIN_CHUNK_TOKENS,
+            max_tokens: MAX_CHUNK_TOKENS,
+            auto_tokens: AUTO_MAX_TOKENS,
+            auto_overlap_tokens: AUTO_OVERLAP_TOKENS,
+        },
+        bot: BotLimits {
+            name_chars: bots::MAX_NAME_CHARS,
+            description_chars: bots::MAX_DESCRIPTION_CHARS,
+            persona_chars: bots::MAX_PERSONA_CHARS,
+            opening_chars: bots::MAX_OPENING_CHARS,
+            suggested_questions: bots::MAX_QUESTIONS,
+            suggested_question_chars: bots::MAX_SUGGESTED_QUESTION_CHARS,
+            no_recall_reply_chars: bots::MAX_REPLY_CHARS,
+            top_k_max: bots::MAX_TOP_K,
+            read_tokens_max: bots::MAX_READ_TOKENS,
+            temperature_max: bots::MAX_TEMPERATURE,
+            max_tokens_max: bots::MAX_MAX_TOKENS,
+            history_turns_max: bots::MAX_HISTORY_TURNS,
+        },
+    }
+}
