@@ -5,9 +5,19 @@
 import { errorFrom } from './api.js';
 
 async function load() {
-  const response = await fetch('/api/limits');
-  if (!response.ok) throw await errorFrom(response);
-  return response.json();
+  try {
+    const response = await fetch('/api/limits');
+    if (!response.ok) throw await errorFrom(response);
+    return await response.json();
+  } catch (e) {
+    // No page can render without these numbers; say why instead of leaving it blank.
+    // Both languages: the language tables are not loaded yet.
+    const note = document.createElement('p');
+    note.style.margin = '2rem';
+    note.textContent = '无法连接服务器，请稍后刷新。 Cannot reach the server; reload later. (' + (e.message || e) + ')';
+    document.body.replaceChildren(note);
+    throw e;
+  }
 }
 
 /** {question_chars, upload_bytes, accepted_types: [{label, extensions}], split: {...}, bot: {...}} */
