@@ -21,6 +21,7 @@ mod faults;
 mod hostile;
 mod injection;
 mod knowledge;
+mod labels;
 mod load;
 mod openai;
 mod reembed;

@@ -111,6 +111,9 @@ pub struct ChunkDraft {
     /// Where the chunk lies when a page number cannot say it: a table's sheet and rows
     /// (`销售明细 第3–8行`, `第2–41行` for a CSV file).
     pub label: Option<String>,
+    /// Whether the text was read by OCR (from [`Section::ocr`]): it may hold recognition
+    /// errors, which users are told beside the chunk.
+    pub ocr: bool,
 }
 
 /// Split every section of `doc` (already cleaned) into chunks.
@@ -156,6 +159,7 @@ pub fn split(
                 token_count: tokens.count(text),
                 text: text.to_string(),
                 label: None,
+                ocr: section.ocr,
             });
         }
     }
@@ -220,6 +224,7 @@ fn split_table(
         text,
         sheet,
         page: section.page,
+        ocr: section.ocr,
         budget,
         header: "",
         tokens,
@@ -283,6 +288,7 @@ struct TableChunks<'a, 'c> {
     text: &'a str,
     sheet: Option<&'a str>,
     page: Option<u32>,
+    ocr: bool,
     budget: usize,
     /// The lines that head every chunk; empty when there are none, or they are too wide.
     header: &'a str,
@@ -374,6 +380,7 @@ impl TableChunks<'_, '_> {
             token_count: count,
             text,
             label: Some(row_label(self.sheet, rows)),
+            ocr: self.ocr,
         });
         Ok(())
     }
@@ -514,6 +521,18 @@ mod tests {
             &text[chunks[1].start_byte..chunks[1].end_byte],
             chunks[1].text
         );
+    }
+
+    #[test]
+    fn chunks_of_an_ocr_page_are_marked_and_the_others_are_not() {
+        let mut d = doc(
+            DocKind::Pdf,
+            &[(Some(1), "有文字层的一页。"), (Some(2), "扫描的一页。")],
+        );
+        d.sections[1].ocr = true;
+        let chunks = split(&d, &SplitSettings::Auto, &Chars).unwrap();
+        let marks: Vec<_> = chunks.iter().map(|c| (c.page, c.ocr)).collect();
+        assert_eq!(marks, vec![(Some(1), false), (Some(2), true)]);
     }
 
     /// A sheet of `rows` data rows under a title and a header, as the extractors write it.

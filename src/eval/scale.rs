@@ -280,6 +280,8 @@ pub(crate) async fn write_document(
                 token_count: c.text.chars().count() as i64,
                 text_sha256: hash,
                 vector: &c.vector,
+                label: None,
+                is_ocr: false,
             }
         })
         .collect();

@@ -333,6 +333,12 @@ struct ChunkView {
     ordinal: i64,
     /// Page, for paged formats.
     page: Option<i64>,
+    /// Where it lies when a page cannot say it: a table's sheet and rows
+    /// (`销售明细 第3–8行`, `第2–41行` for a CSV).
+    label: Option<String>,
+    /// Whether its text was read by OCR from a scan or photo (it may hold recognition
+    /// errors).
+    ocr: bool,
     /// Where it starts in the extracted text.
     start_byte: i64,
     /// Where it ends in the extracted text.
@@ -352,6 +358,8 @@ impl From<&ChunkRow> for ChunkView {
             document_id: c.document_id.clone(),
             ordinal: c.ordinal,
             page: c.page,
+            label: c.label.clone(),
+            ocr: c.is_ocr,
             start_byte: c.start_byte,
             end_byte: c.end_byte,
             text: c.text.clone(),

@@ -64,7 +64,7 @@ pub struct SseEvent {
     modifiers(&SecuritySchemes),
     tags(
         (name = TAG_KBS, description = "Knowledge bases and hit testing"),
-        (name = TAG_DOCUMENTS, description = "Uploads, documents, chunks and split previews"),
+        (name = TAG_DOCUMENTS, description = "Uploads, documents, chunks (each placed by its page, or a table's sheet and rows, and marked when read by OCR) and split previews"),
         (name = TAG_JOBS, description = "The ingestion queue"),
         (name = TAG_BOTS, description = "Bots: draft, publish, versions, API keys, debug chat"),
         (name = TAG_CONVERSATIONS, description = "Recorded conversations"),

@@ -118,6 +118,9 @@ pub struct Citation {
     pub document_name: String,
     /// Page, for paged formats.
     pub page: Option<i64>,
+    /// Where the passage lies when a page cannot say it: a table's sheet and rows
+    /// (`销售明细 第3–8行`).
+    pub label: Option<String>,
     /// The start of the passage.
     pub snippet: String,
     /// Retrieval score.
@@ -509,6 +512,7 @@ impl ChatService {
                 document_id: r.document_id.clone(),
                 document_name: r.document_name.clone(),
                 page: r.page,
+                label: r.label.clone(),
                 text,
                 score: r.score,
             });
@@ -824,6 +828,7 @@ impl Relay {
                     document_id: p.document_id.clone(),
                     document_name: p.document_name.clone(),
                     page: p.page,
+                    label: p.label.clone(),
                     snippet: p.text.chars().take(200).collect(),
                     score: p.score,
                     inferred: support.inferred,

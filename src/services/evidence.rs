@@ -273,6 +273,7 @@ mod tests {
             document_id: "d".into(),
             document_name: "n".into(),
             page: None,
+            label: None,
             text: text.into(),
             score: 1.0,
         }

@@ -434,6 +434,8 @@ impl IndexingSink {
                 token_count: c.draft.token_count as i64,
                 text_sha256: &c.text_sha256,
                 vector: &c.vector,
+                label: c.draft.label.as_deref(),
+                is_ocr: c.draft.ocr,
             })
             .collect();
         self.store

@@ -230,6 +230,10 @@ pub struct PreviewChunk {
     pub ordinal: u32,
     /// Page.
     pub page: Option<u32>,
+    /// A table's sheet and rows (`销售明细 第3–8行`).
+    pub label: Option<String>,
+    /// Whether the text was read by OCR.
+    pub ocr: bool,
     /// Text.
     pub text: String,
     /// Tokens.
@@ -241,6 +245,8 @@ impl From<ChunkDraft> for PreviewChunk {
         Self {
             ordinal: c.ordinal,
             page: c.page,
+            label: c.label,
+            ocr: c.ocr,
             text: c.text,
             token_count: c.token_count,
         }

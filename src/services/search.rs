@@ -84,6 +84,11 @@ pub struct SearchResult {
     pub document_name: String,
     /// Page.
     pub page: Option<i64>,
+    /// Where the chunk lies when a page cannot say it: a table's sheet and rows
+    /// (`销售明细 第3–8行`).
+    pub label: Option<String>,
+    /// Whether the text was read by OCR (it may hold recognition errors).
+    pub ocr: bool,
     /// Text.
     pub text: String,
     /// The score of the mode used.
@@ -301,6 +306,8 @@ impl SearchService {
                     document_id: c.document_id,
                     document_name: c.document_name,
                     page: c.page,
+                    label: c.label,
+                    ocr: c.is_ocr,
                     text: c.text,
                     score,
                     ranks: Ranks {

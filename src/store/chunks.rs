@@ -34,6 +34,10 @@ pub struct ChunkRow {
     pub is_enabled: bool,
     /// Change sequence.
     pub seq: i64,
+    /// A table's sheet and rows (`销售明细 第3–8行`).
+    pub label: Option<String>,
+    /// Read by OCR.
+    pub is_ocr: bool,
 }
 
 /// A chunk for search results: with its document's name.
@@ -53,6 +57,10 @@ pub struct LiveChunk {
     pub text: String,
     /// Change sequence.
     pub seq: i64,
+    /// A table's sheet and rows.
+    pub label: Option<String>,
+    /// Read by OCR.
+    pub is_ocr: bool,
 }
 
 /// A cursor over a KB's live chunks; see [`Store::live_chunk_pages`].
@@ -118,6 +126,10 @@ pub struct NewChunk<'a> {
     pub text_sha256: &'a str,
     /// Vector.
     pub vector: &'a [f32],
+    /// A table's sheet and rows.
+    pub label: Option<&'a str>,
+    /// Read by OCR.
+    pub is_ocr: bool,
 }
 
 /// Liveness: not deleted, enabled, and its document exists and is enabled.
@@ -158,8 +170,8 @@ impl Store {
         for (i, c) in chunks.iter().enumerate() {
             sqlx::query(
                 "INSERT INTO chunk (kb_id, document_id, ordinal, page, start_byte, end_byte, text, token_count,
-                                    text_sha256, embedding, seq)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                    text_sha256, embedding, seq, label, is_ocr)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(&kb_id)
             .bind(document_id)
@@ -172,6 +184,8 @@ impl Store {
             .bind(c.text_sha256)
             .bind(vector_to_blob(c.vector))
             .bind(first + i as i64)
+            .bind(c.label)
+            .bind(c.is_ocr)
             .execute(&mut *tx)
             .await?;
         }
@@ -215,7 +229,7 @@ impl Store {
         let pattern = query.filter(|q| !q.is_empty()).map(|q| format!("%{q}%"));
         let rows = sqlx::query_as(
             "SELECT chunk_id, kb_id, document_id, ordinal, page, start_byte, end_byte, text, token_count,
-                    is_enabled, seq
+                    is_enabled, seq, label, is_ocr
                FROM chunk WHERE document_id = ?1 AND is_deleted = 0 AND (?2 IS NULL OR text LIKE ?2)
               ORDER BY ordinal LIMIT ?3 OFFSET ?4",
         )
@@ -239,7 +253,7 @@ impl Store {
     pub async fn chunk(&self, document_id: &str, chunk_id: i64) -> Result<ChunkRow> {
         sqlx::query_as(
             "SELECT chunk_id, kb_id, document_id, ordinal, page, start_byte, end_byte, text, token_count,
-                    is_enabled, seq
+                    is_enabled, seq, label, is_ocr
                FROM chunk WHERE chunk_id = ? AND document_id = ? AND is_deleted = 0",
         )
         .bind(chunk_id)
@@ -378,7 +392,8 @@ impl Store {
             return Ok(Vec::new());
         }
         let sql = live_among_sql(
-            "c.chunk_id, c.document_id, d.name AS document_name, c.page, c.ordinal, c.text, c.seq",
+            "c.chunk_id, c.document_id, d.name AS document_name, c.page, c.ordinal, c.text, c.seq,
+             c.label, c.is_ocr",
             by_seq,
             ids.len(),
         );

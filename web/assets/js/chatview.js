@@ -44,10 +44,13 @@ import { renderAnswer } from './markdown.js';
 import { streamChat } from './stream.js';
 import { copyText, errorText, h, modal, mount } from './ui.js';
 
+/** Where a cited passage lies: a table's sheet and rows, or its page. */
+const placeOf = (c) => c.label || (c.page != null ? t('chat.page', { n: c.page }) : null);
+
 /** The cited passage in a modal. */
 export function showCitation(c) {
   const meta = [
-    c.page != null ? t('chat.page', { n: c.page }) : null,
+    placeOf(c),
     typeof c.score === 'number' ? t('chat.citationScore', { score: c.score.toFixed(3) }) : null,
   ].filter(Boolean).join(' · ');
   modal({
@@ -68,10 +71,10 @@ export function sourcesRow(citations, onCite = showCitation) {
   return h('div.sources', { 'aria-label': t('chat.sources') }, citations.map((c) => h('button.source-chip', {
     type: 'button',
     'data-testid': 'citation',
-    title: c.document_name + (c.page != null ? ' · ' + t('chat.page', { n: c.page }) : ''),
+    title: [c.document_name, placeOf(c)].filter(Boolean).join(' · '),
     onclick: () => onCite(c),
   }, h('span.n', String(c.marker)), h('span.doc', c.document_name || '—'),
-  c.page != null ? h('span.faint', 'p.' + c.page) : null)));
+  c.label ? h('span.faint', c.label) : c.page != null ? h('span.faint', 'p.' + c.page) : null)));
 }
 
 /** An error from the chat stream in words. */
@@ -112,7 +115,7 @@ function traceView(trace, timings, usage, judged) {
         h('div.chunk-head',
           c.marker != null ? h('span.badge.badge-info', '[' + c.marker + ']') : h('span.badge', t('chat.trace.unused')),
           h('strong.break', c.document_name || '—'),
-          c.page != null ? h('span', t('chat.page', { n: c.page })) : null,
+          placeOf(c) ? h('span', placeOf(c)) : null,
           h('span', t('chat.trace.fused'), ' ', h('span.score', fmt(c.score)), ' ',
             h('span.score-bar', h('span', { style: { width: (score * 100).toFixed(0) + '%' } }))),
           h('span', t('chat.trace.ranks', { ft: c.ranks?.fulltext ?? '—', sem: c.ranks?.semantic ?? '—' })),

@@ -38,7 +38,7 @@ export function renderAnswer(el, text, citations = [], onCite) {
           chip.type = 'button';
           chip.className = 'cite';
           chip.textContent = String(n);
-          chip.title = c.document_name + (c.page ? ' · p.' + c.page : '');
+          chip.title = c.document_name + (c.label ? ' · ' + c.label : c.page ? ' · p.' + c.page : '');
           chip.addEventListener('click', () => onCite?.(c));
           frag.append(chip);
         }

@@ -4,7 +4,7 @@
 import { api } from '../api.js';
 import { t } from '../i18n.js';
 import { aborted, confirmDialog, empty, errorText, failure, field, h, loading, modal, mount, toast } from '../ui.js';
-import { enc, kbHash, kbPath } from './common.js';
+import { enc, kbHash, kbPath, placeOf } from './common.js';
 
 const CHUNK_PAGE = 20;
 
@@ -107,7 +107,7 @@ export function chunksTab({ kb, s, panel, docParam }) {
       const el = h('div.chunk', { 'data-testid': 'chunk', dataset: { id: String(c.id) } },
         h('div.chunk-head',
           h('strong', '#' + (c.ordinal + 1)),
-          c.page != null ? h('span', t('kb.page', { n: c.page })) : null,
+          ...placeOf(c),
           c.token_count != null ? h('span', t('kb.tokens', { n: c.token_count })) : null,
           h('span', t('kb.chars', { n: [...c.text].length })),
           c.enabled === false ? h('span.badge.badge-warning', t('kb.disabledChunk')) : null,

@@ -4,7 +4,7 @@
 import { api } from '../api.js';
 import { t } from '../i18n.js';
 import { aborted, failure, field, h, loading, mount } from '../ui.js';
-import { kbPath } from './common.js';
+import { kbPath, placeOf } from './common.js';
 import { limits } from '../limits.js';
 
 // Hit-testing form and last answer per KB, so switching tabs and back keeps them.
@@ -90,7 +90,7 @@ export function hitTab({ kb, s, panel }) {
         h('div.chunk-head',
           h('span.hit-rank', '#' + (i + 1)),
           h('strong.break.hit-doc', r.document_name),
-          r.page != null ? h('span', t('kb.page', { n: r.page })) : null,
+          ...placeOf(r),
           h('span.spacer'),
           h('span.score', t('kb.hit.score.' + response.mode) + ' ' + num(r.score, digits)),
           h('span.score-bar', { role: 'img', 'aria-label': num(r.score, digits) }, h('span', { style: { width: (width(r.score) * 100).toFixed(1) + '%' } }))),

@@ -5,6 +5,7 @@
 import { t } from '../i18n.js';
 import { field, h } from '../ui.js';
 import { limits } from '../limits.js';
+import { placeOf } from './common.js';
 
 /** Show a stored separator as typed: real newlines and tabs as \n and \t escapes. */
 const escapeSeparator = (sep) => sep.replaceAll('\n', '\\n').replaceAll('\t', '\\t').replaceAll('\r', '\\r');
@@ -64,7 +65,7 @@ export function previewChunk(c) {
   return h('div.chunk',
     h('div.chunk-head',
       h('strong', '#' + (c.ordinal + 1)),
-      c.page != null ? h('span', t('kb.page', { n: c.page })) : null,
+      ...placeOf(c),
       h('span', t('kb.tokens', { n: c.token_count })),
       h('span', t('kb.chars', { n: [...c.text].length }))),
     h('div.chunk-text', c.text));

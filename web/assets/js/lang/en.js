@@ -61,6 +61,7 @@ export default {
   'kb.paste.title': 'Paste text', 'kb.paste.name': 'Document name', 'kb.paste.namePlaceholder': 'e.g. leave-policy', 'kb.paste.nameHint': 'Empty means pasted.txt; .txt is added when there is no extension.',
   'kb.paste.text': 'Text', 'kb.paste.add': 'Add', 'kb.paste.empty': 'Paste some text first.',
   'kb.tokens': '{n} tokens', 'kb.chars': '{n} chars', 'kb.page': 'page {n}', 'kb.disabledChunk': 'Disabled',
+  'kb.ocr': 'OCR', 'kb.ocrHint': 'This text was recognised from a scan or photo and may contain recognition errors.',
   'kb.chunks.doc': 'Document', 'kb.chunks.search': 'Search chunks', 'kb.chunks.searchPlaceholder': 'Filter chunks by keyword',
   'kb.chunks.total': '{n} chunks', 'kb.chunks.matched': '{n} matching chunks', 'kb.chunks.more': 'Load more',
   'kb.chunks.noDocs': 'No documents yet. Upload some under Documents first.', 'kb.chunks.none': 'This document has no chunks.', 'kb.chunks.noMatch': 'No chunk contains “{q}”.',

@@ -62,6 +62,7 @@ export default {
   'kb.paste.title': '粘贴文本', 'kb.paste.name': '文档名称', 'kb.paste.namePlaceholder': '例如：请假制度', 'kb.paste.nameHint': '不填则命名为 pasted.txt；没有扩展名时会加上 .txt。',
   'kb.paste.text': '文本内容', 'kb.paste.add': '添加', 'kb.paste.empty': '请先粘贴文本内容。',
   'kb.tokens': '{n} token', 'kb.chars': '{n} 字符', 'kb.page': '第 {n} 页', 'kb.disabledChunk': '已停用',
+  'kb.ocr': 'OCR', 'kb.ocrHint': '这段文字是从扫描件或照片中识别出来的，可能有识别错误。',
   'kb.chunks.doc': '文档', 'kb.chunks.search': '搜索分段', 'kb.chunks.searchPlaceholder': '输入关键词筛选分段',
   'kb.chunks.total': '共 {n} 个分段', 'kb.chunks.matched': '找到 {n} 个匹配的分段', 'kb.chunks.more': '加载更多',
   'kb.chunks.noDocs': '还没有文档。先在“文档”里上传。', 'kb.chunks.none': '这个文档没有分段。', 'kb.chunks.noMatch': '没有包含“{q}”的分段。',
