@@ -1,9 +1,10 @@
 //! Where a chunk lies and how it was read reach the user (issue 21): a spreadsheet's
 //! chunks carry their sheet and rows (`label`) and a scan's chunks `ocr: true`, in the
 //! chunk list, in hit testing, and in a bot's citations (debug chat, the recorded
-//! conversation and `/v1`), where the sheet and rows stand in for a page.
+//! conversation and `/v1`), where the sheet and rows stand in for a page. A knowledge
+//! base reads its scans in its own OCR languages, and a scan being read shows its pages.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -127,4 +128,89 @@ fn sheet_rows_and_ocr_marks_reach_chunks_search_and_citations() {
     );
     assert_eq!(status, 200, "{completion}");
     assert!(cites_the_rows(&completion["citations"]), "{completion}");
+}
+
+/// The text of every chunk of the document called `name`, joined.
+fn text_of(server: &Server, kb: &str, name: &str) -> String {
+    let (_, docs) = server.get(&format!("/api/kbs/{kb}/documents"));
+    chunks_of(server, kb, docs.as_array().unwrap(), name)
+        .iter()
+        .map(|c| c["text"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn a_kb_reads_scans_in_its_ocr_languages_and_shows_the_pages_read() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+
+    // A language tesseract does not have is refused, naming what it has.
+    let (status, body) = server.post(
+        "/api/kbs",
+        json!({"name": "typo", "ocr_languages": "chi_sim+xx_nonexistent"}),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_settings", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("xx_nonexistent is not installed") && message.contains("chi_sim"),
+        "{message}"
+    );
+
+    let default = server.create_kb("default-ocr");
+    let (_, view) = server.get(&format!("/api/kbs/{default}"));
+    assert_eq!(view["ocr_languages"], "chi_sim+eng", "{view}");
+    let (status, english) = server.post(
+        "/api/kbs",
+        json!({"name": "english-ocr", "ocr_languages": "eng"}),
+    );
+    assert_eq!(status, 201, "{english}");
+    assert_eq!(english["ocr_languages"], "eng", "{english}");
+    let english = english["id"].as_str().unwrap().to_string();
+    let (status, body) = server.patch(
+        &format!("/api/kbs/{english}"),
+        json!({"ocr_languages": "english"}),
+    );
+    assert_eq!(status, 400, "{body}");
+    let (_, view) = server.get(&format!("/api/kbs/{english}"));
+    assert_eq!(
+        view["ocr_languages"], "eng",
+        "a refused change changes nothing: {view}"
+    );
+
+    // The same scan in both; while the default KB reads it, its pages show.
+    let scan = [(fixtures_dir().join("docs").join(SCAN), SCAN.to_string())];
+    for kb in [&english, &default] {
+        let (status, body) = server.upload(kb, &scan);
+        assert_eq!(status, 202, "{body}");
+    }
+    let mut seen = Vec::new();
+    let started = Instant::now();
+    loop {
+        let (_, docs) = server.get(&format!("/api/kbs/{default}/documents"));
+        let d = &docs[0];
+        if d["status"] == "indexed" || d["status"] == "failed" {
+            break;
+        }
+        if d["stage"] == "ocr" {
+            seen.push((d["ocr_pages_done"].clone(), d["ocr_pages_total"].clone()));
+        }
+        assert!(started.elapsed() < Duration::from_secs(300), "{docs}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!seen.is_empty(), "the OCR stage was never shown");
+    for (done, total) in &seen {
+        assert_eq!(total, 3, "{seen:?}");
+        assert!((1..=3).contains(&done.as_i64().unwrap()), "{seen:?}");
+    }
+    server.wait_settled(&english, Duration::from_secs(300));
+
+    let heading = "行政处罚决定书";
+    let chinese = text_of(&server, &default, SCAN);
+    assert!(chinese.contains(heading), "{chinese}");
+    let latin = text_of(&server, &english, SCAN);
+    assert!(
+        !latin.contains(heading),
+        "read as English, the Chinese heading cannot come out: {latin}"
+    );
 }

@@ -66,6 +66,7 @@ fn main() -> Result<()> {
         bytes: std::fs::read(&file)?.into(),
         split: Default::default(),
         clean: Default::default(),
+        ocr_languages: None,
     };
     let extracted = ingest::extract::extract(&source.name, source.bytes.clone(), &pipeline.limits)?;
     let extract_s = started.elapsed().as_secs_f64();

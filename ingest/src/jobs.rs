@@ -241,6 +241,35 @@ impl JobQueue {
         Ok(())
     }
 
+    /// OCR progress of a running job: `read` of `total` pages, and the time left. The
+    /// pages go where the embedding's passages go (`passages_done`, `passages_total`,
+    /// `eta_seconds`): one progress mechanism, whose unit the stage names (`ocr`: pages,
+    /// `embed`: passages). OCR is part of extraction, the first 5 % of the job.
+    pub async fn ocr_progress(
+        &self,
+        job_id: i64,
+        read: usize,
+        total: usize,
+        eta_seconds: Option<f64>,
+    ) -> Result<()> {
+        let progress = 0.05 * read as f64 / total.max(1) as f64;
+        // Once the last page is read no estimate is left to show (splitting follows).
+        let eta_seconds = eta_seconds.filter(|_| read < total);
+        sqlx::query(
+            "UPDATE ingest_job SET stage = 'ocr', progress = ?, passages_done = ?,
+                    passages_total = ?, eta_seconds = ?
+             WHERE job_id = ? AND status = 'processing'",
+        )
+        .bind(progress.clamp(0.0, 1.0))
+        .bind(read as i64)
+        .bind(total as i64)
+        .bind(eta_seconds)
+        .bind(job_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Put a running job back in the queue as if it had not been claimed (the server is
     /// stopping: that is no fault of the document, so the attempt does not count).
     pub async fn release(&self, job_id: i64) -> Result<()> {

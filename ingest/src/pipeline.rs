@@ -32,6 +32,9 @@ pub struct SourceDocument {
     pub split: SplitSettings,
     /// Clean settings in force for this document.
     pub clean: CleanSettings,
+    /// Tesseract languages for this document's OCR (its knowledge base's setting, e.g.
+    /// `chi_tra+eng`); `None` keeps [`Pipeline::limits`]' own.
+    pub ocr_languages: Option<String>,
 }
 
 /// A chunk with its vector.
@@ -106,8 +109,18 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 impl Pipeline {
     /// Extract, clean and split (no embedding): what `split-preview` shows.
     pub fn chunk(&self, source: &SourceDocument) -> Result<(Extracted, Vec<ChunkDraft>)> {
-        let extracted = extract::extract(&source.name, source.bytes.clone(), &self.limits)?;
+        let limits = self.limits_for(source);
+        let extracted = extract::extract(&source.name, source.bytes.clone(), &limits)?;
         self.clean_and_split(extracted, source)
+    }
+
+    /// The extraction limits for `source`: [`Pipeline::limits`] with its OCR languages.
+    pub fn limits_for(&self, source: &SourceDocument) -> ExtractLimits {
+        let mut limits = self.limits.clone();
+        if let Some(languages) = &source.ocr_languages {
+            limits.ocr.languages.clone_from(languages);
+        }
+        limits
     }
 
     /// Clean and split an extracted document under [`Pipeline::split_timeout`].
@@ -420,11 +433,7 @@ async fn prepare<S: ChunkSink>(
     sink.started(job).await?;
     let source = Arc::new(sink.fetch(job).await?);
     let started = Instant::now();
-    let extracted = blocking("pipeline", {
-        let (p, source) = (pipeline.clone(), source.clone());
-        move || extract::extract(&source.name, source.bytes.clone(), &p.limits)
-    })
-    .await?;
+    let extracted = extract_recording_ocr(queue, pipeline, job.job_id, source.clone()).await?;
     let extracted_at = Instant::now();
     queue.progress_many(&[job.job_id], "split", 0.05).await?;
     let (extracted, drafts) = blocking("pipeline", {
@@ -443,6 +452,39 @@ async fn prepare<S: ChunkSink>(
         .collect();
     let known = sink.known_vectors(job, &hashes).await?;
     Ok((extracted, drafts, hashes, known, times))
+}
+
+/// Extract a job's document on the blocking pool, recording on the job how far OCR is
+/// (pages read of the total, and the time left at the rate so far) as its pages end.
+async fn extract_recording_ocr(
+    queue: &JobQueue,
+    pipeline: &Pipeline,
+    job_id: i64,
+    source: Arc<SourceDocument>,
+) -> Result<Extracted> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, usize)>();
+    let started = Instant::now();
+    let extraction = blocking("pipeline", {
+        let p = pipeline.clone();
+        move || {
+            let on_page = move |read: usize, total: usize| {
+                let _ = tx.send((read, total));
+            };
+            let limits = p.limits_for(&source);
+            extract::extract_reporting(&source.name, source.bytes.clone(), &limits, &on_page)
+        }
+    });
+    tokio::pin!(extraction);
+    loop {
+        tokio::select! {
+            Some((read, total)) = rx.recv() => {
+                let spent = started.elapsed().as_secs_f64();
+                let eta = (read > 0).then(|| spent / read as f64 * total.saturating_sub(read) as f64);
+                queue.ocr_progress(job_id, read, total, eta).await?;
+            }
+            result = &mut extraction => return result,
+        }
+    }
 }
 
 /// Run `work` on tokio's blocking pool inside the caller's span; a panic becomes

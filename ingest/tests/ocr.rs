@@ -10,7 +10,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use ingest::Error;
-use ingest::extract::{DocKind, ExtractLimits, Extracted, OcrSettings, extract};
+use ingest::extract::{DocKind, ExtractLimits, Extracted, OcrSettings, extract, extract_reporting};
 
 /// `tests/fixtures/docs` of the workspace root, where `extract_fixtures.rs` reads them.
 fn fixtures_dir() -> PathBuf {
@@ -40,13 +40,19 @@ fn squashed(doc: &Extracted, page: Option<u32>) -> String {
 }
 
 #[test]
-fn a_scanned_pdf_is_read_with_its_page_numbers() {
-    let doc = extract(
+fn a_scanned_pdf_is_read_with_its_page_numbers_and_reports_each_page() {
+    let reported = std::sync::Mutex::new(Vec::new());
+    let doc = extract_reporting(
         "scan.pdf",
         fixture("zh-scanned-no-text.pdf"),
         &ExtractLimits::default(),
+        &|read, total| reported.lock().unwrap().push((read, total)),
     )
     .unwrap();
+    // One report as each page ends, whichever reading thread ended it.
+    let mut reported = reported.into_inner().unwrap();
+    reported.sort_unstable();
+    assert_eq!(reported, [(1, 3), (2, 3), (3, 3)]);
     assert_eq!(doc.kind, DocKind::Pdf);
     assert_eq!(doc.page_count, Some(3));
     let pages: Vec<Option<u32>> = doc.sections.iter().map(|s| s.page).collect();

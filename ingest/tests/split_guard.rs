@@ -16,6 +16,7 @@ fn source(name: &str, text: String) -> SourceDocument {
         bytes: text.into_bytes().into(),
         split: Default::default(),
         clean: Default::default(),
+        ocr_languages: None,
     }
 }
 

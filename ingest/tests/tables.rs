@@ -26,6 +26,7 @@ fn chunks(name: &str, bytes: Vec<u8>, split: SplitSettings) -> Vec<ChunkDraft> {
         bytes: bytes.into(),
         split,
         clean: Default::default(),
+        ocr_languages: None,
     };
     pipeline().chunk(&source).unwrap().1
 }

@@ -35,7 +35,7 @@ pub(crate) struct JobView {
     status: JobStatus,
     /// How many times a worker has claimed it.
     attempts: i64,
-    /// Current stage while processing.
+    /// Current stage while processing: extract, ocr (pages of a scan), split, embed, index.
     stage: Option<String>,
     /// 0..1 within the job.
     progress: f64,
@@ -52,12 +52,13 @@ pub(crate) struct JobView {
     /// Size of the document's file; small jobs are claimed together (absent on jobs queued
     /// before sizes were recorded, which run alone).
     bytes: Option<i64>,
-    /// Passages embedded so far, while embedding.
+    /// Passages embedded so far, while embedding; pages read so far while the stage is
+    /// `ocr` (one progress record, its unit named by the stage).
     passages_done: Option<i64>,
-    /// Passages to embed in all, while embedding.
+    /// Passages to embed in all, while embedding; pages to read while `ocr`.
     passages_total: Option<i64>,
-    /// Seconds of embedding left, estimated from the rate so far (absent before the first
-    /// passages are done).
+    /// Seconds of embedding (or OCR) left, estimated from the rate so far (absent before
+    /// the first passages or pages are done).
     eta_seconds: Option<f64>,
 }
 

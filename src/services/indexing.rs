@@ -418,6 +418,7 @@ impl IndexingSink {
                 .map_err(|e| Error::InvalidInput(e.to_string()))?,
             clean: serde_json::from_str(clean_json)
                 .map_err(|e| Error::InvalidInput(e.to_string()))?,
+            ocr_languages: kb.ocr_languages,
         })
     }
 
@@ -551,6 +552,7 @@ mod tests {
                 description: "",
                 split_json: "{}",
                 clean_json: "{}",
+                ocr_languages: None,
                 embedding_model: "test",
                 embedding_dims: DIMS as i64,
             })

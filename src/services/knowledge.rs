@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use ingest::clean::CleanSettings;
 use ingest::embed::Embedder;
-use ingest::extract::detect_kind;
+use ingest::extract::{OcrSettings, check_languages, detect_kind};
 use ingest::jobs::JobQueue;
 use ingest::pipeline::{Pipeline, SourceDocument, sha256_hex};
 use ingest::split::{ChunkDraft, SplitSettings};
@@ -55,6 +55,9 @@ pub struct KbView {
     pub split: SplitSettings,
     /// Default clean settings.
     pub clean: CleanSettings,
+    /// Tesseract languages scans and photos are read in, most likely first
+    /// (`chi_sim+eng` unless set).
+    pub ocr_languages: String,
     /// Embedding model the vectors come from.
     pub embedding_model: String,
     /// Its dimensions.
@@ -77,6 +80,9 @@ impl TryFrom<KbRow> for KbView {
                 .map_err(|e| Error::Internal(e.to_string()))?,
             clean: serde_json::from_str(&k.clean_json)
                 .map_err(|e| Error::Internal(e.to_string()))?,
+            ocr_languages: k
+                .ocr_languages
+                .unwrap_or_else(|| OcrSettings::default().languages),
             id: k.kb_id,
             name: k.name,
             description: k.description,
@@ -106,6 +112,10 @@ pub struct CreateKb {
     /// Clean settings (defaults when absent).
     #[serde(default)]
     pub clean: Option<CleanSettings>,
+    /// Tesseract languages for OCR joined with `+` (`chi_tra+eng`), each installed
+    /// (`chi_sim+eng` when absent).
+    #[serde(default)]
+    pub ocr_languages: Option<String>,
 }
 
 /// Body of `PATCH /api/kbs/{kb}`.
@@ -121,6 +131,9 @@ pub struct UpdateKb {
     pub split: Option<SplitSettings>,
     /// New default clean settings.
     pub clean: Option<CleanSettings>,
+    /// New OCR languages (`chi_tra+eng`), each installed; documents uploaded later are
+    /// read in them.
+    pub ocr_languages: Option<String>,
 }
 
 /// A document as the API shows it.
@@ -152,8 +165,12 @@ pub struct DocumentView {
     pub stage: Option<String>,
     /// Job progress 0..1.
     pub progress: Option<f64>,
-    /// Seconds of embedding left, estimated from the rate so far (while embedding).
+    /// Seconds of embedding (or OCR) left, estimated from the rate so far.
     pub eta_seconds: Option<f64>,
+    /// Pages read by OCR so far, while `stage` is `ocr`.
+    pub ocr_pages_done: Option<i64>,
+    /// Pages to read by OCR, while `stage` is `ocr`.
+    pub ocr_pages_total: Option<i64>,
     /// Uploaded.
     pub created_at: String,
     /// Updated.
@@ -171,7 +188,12 @@ pub struct ErrorView {
 
 impl From<DocumentRow> for DocumentView {
     fn from(d: DocumentRow) -> Self {
+        let processing = d.job_status.as_deref() == Some("processing");
+        // The job's units are pages only while it reads pages (they are passages later).
+        let reading = processing && d.job_stage.as_deref() == Some("ocr");
         Self {
+            ocr_pages_done: d.job_units_done.filter(|_| reading),
+            ocr_pages_total: d.job_units_total.filter(|_| reading),
             error: d.error_code.map(|code| ErrorView {
                 code,
                 message: d.error_message.unwrap_or_default(),
@@ -186,13 +208,9 @@ impl From<DocumentRow> for DocumentView {
             chunk_count: d.chunk_count,
             pages: d.page_count,
             job_id: d.job_id,
-            stage: d
-                .job_stage
-                .filter(|_| d.job_status.as_deref() == Some("processing")),
+            stage: d.job_stage.filter(|_| processing),
             progress: d.job_progress,
-            eta_seconds: d
-                .job_eta_seconds
-                .filter(|_| d.job_status.as_deref() == Some("processing")),
+            eta_seconds: d.job_eta_seconds.filter(|_| processing),
             created_at: d.created_at,
             updated_at: d.updated_at,
         }
@@ -272,6 +290,18 @@ fn validate_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// `languages` trimmed, once tesseract is known to have each of them: a typo would
+/// otherwise surface only when a scan of this knowledge base fails.
+async fn checked_ocr_languages(languages: Option<&str>) -> Result<Option<String>> {
+    let Some(languages) = languages.map(str::trim) else {
+        return Ok(None);
+    };
+    let owned = languages.to_owned();
+    let checked = owned.clone();
+    tokio::task::spawn_blocking(move || check_languages(&checked)).await??;
+    Ok(Some(owned))
+}
+
 fn to_json<T: Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(|e| Error::Internal(e.to_string()))
 }
@@ -330,6 +360,7 @@ impl KnowledgeService {
         let split = req.split.unwrap_or_default();
         split.validate()?;
         let clean = req.clean.unwrap_or_default();
+        let ocr_languages = checked_ocr_languages(req.ocr_languages.as_deref()).await?;
         let info = self.embedder().info();
         let row = self
             .store
@@ -338,6 +369,7 @@ impl KnowledgeService {
                 description: &req.description,
                 split_json: &to_json(&split)?,
                 clean_json: &to_json(&clean)?,
+                ocr_languages: ocr_languages.as_deref(),
                 embedding_model: &info.id,
                 embedding_dims: info.dims as i64,
             })
@@ -371,6 +403,7 @@ impl KnowledgeService {
         }
         let split = req.split.as_ref().map(to_json).transpose()?;
         let clean = req.clean.as_ref().map(to_json).transpose()?;
+        let ocr_languages = checked_ocr_languages(req.ocr_languages.as_deref()).await?;
         self.store
             .update_kb(
                 &kb.kb_id,
@@ -378,6 +411,7 @@ impl KnowledgeService {
                 req.description.as_deref(),
                 split.as_deref(),
                 clean.as_deref(),
+                ocr_languages.as_deref(),
             )
             .await?
             .try_into()
@@ -665,6 +699,7 @@ impl KnowledgeService {
             bytes: bytes.into(),
             split,
             clean,
+            ocr_languages: kb.ocr_languages,
         };
         let pipeline = self.pipeline.clone();
         let (_, chunks) = tokio::task::spawn_blocking(move || pipeline.chunk(&source)).await??;

@@ -92,6 +92,7 @@ impl Fixture {
                 description: "",
                 split_json: "{}",
                 clean_json: "{}",
+                ocr_languages: None,
                 embedding_model: MODEL,
                 embedding_dims: DIMS as i64,
             })

@@ -54,10 +54,16 @@ pub struct DocumentRow {
     pub job_progress: Option<f64>,
     /// Latest job's estimate of the embedding time left, in seconds.
     pub job_eta_seconds: Option<f64>,
+    /// Latest job's units done in its stage: pages read while `ocr`, passages embedded
+    /// while `embed`.
+    pub job_units_done: Option<i64>,
+    /// Latest job's units of its stage in all.
+    pub job_units_total: Option<i64>,
 }
 
 const SELECT: &str = "SELECT d.*, j.job_id AS job_id, j.status AS job_status, j.stage AS job_stage,
-        j.progress AS job_progress, j.eta_seconds AS job_eta_seconds
+        j.progress AS job_progress, j.eta_seconds AS job_eta_seconds,
+        j.passages_done AS job_units_done, j.passages_total AS job_units_total
    FROM document d
    LEFT JOIN ingest_job j ON j.job_id = (SELECT MAX(job_id) FROM ingest_job WHERE document_id = d.document_id)";
 

@@ -19,6 +19,8 @@ pub struct KbRow {
     pub split_json: String,
     /// Default clean settings (JSON).
     pub clean_json: String,
+    /// Tesseract languages for OCR (`chi_tra+eng`); `None` for the default.
+    pub ocr_languages: Option<String>,
     /// Embedding model id.
     pub embedding_model: String,
     /// Embedding dimensions.
@@ -51,6 +53,8 @@ pub struct NewKb<'a> {
     pub split_json: &'a str,
     /// Clean settings JSON.
     pub clean_json: &'a str,
+    /// OCR languages (`None`: the default).
+    pub ocr_languages: Option<&'a str>,
     /// Embedding model id.
     pub embedding_model: &'a str,
     /// Dimensions.
@@ -71,14 +75,16 @@ impl Store {
     pub async fn insert_kb(&self, kb: &NewKb<'_>) -> Result<KbRow> {
         let id = uuid::Uuid::new_v4().to_string();
         sqlx::query(
-            "INSERT INTO kb (kb_id, name, description, split_json, clean_json, embedding_model, embedding_dims)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO kb (kb_id, name, description, split_json, clean_json, ocr_languages,
+                             embedding_model, embedding_dims)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&id)
         .bind(kb.name)
         .bind(kb.description)
         .bind(kb.split_json)
         .bind(kb.clean_json)
+        .bind(kb.ocr_languages)
         .bind(kb.embedding_model)
         .bind(kb.embedding_dims)
         .execute(&self.pool)
@@ -124,10 +130,12 @@ impl Store {
         description: Option<&str>,
         split_json: Option<&str>,
         clean_json: Option<&str>,
+        ocr_languages: Option<&str>,
     ) -> Result<KbRow> {
         sqlx::query(
             "UPDATE kb SET name = COALESCE(?, name), description = COALESCE(?, description),
                 split_json = COALESCE(?, split_json), clean_json = COALESCE(?, clean_json),
+                ocr_languages = COALESCE(?, ocr_languages),
                 updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
              WHERE kb_id = ?",
         )
@@ -135,6 +143,7 @@ impl Store {
         .bind(description)
         .bind(split_json)
         .bind(clean_json)
+        .bind(ocr_languages)
         .bind(kb_id)
         .execute(&self.pool)
         .await

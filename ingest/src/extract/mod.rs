@@ -46,7 +46,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
-pub use ocr::OcrSettings;
+pub use ocr::{OcrSettings, check_languages, installed_languages};
 pub use sniff::detect_kind;
 
 /// The document kinds we accept.
@@ -361,9 +361,22 @@ pub fn accepted_list() -> String {
 /// [`Error::ToolMissing`] when the document has no other text (and a warning when it has),
 /// OCR failing on every page [`Error::Ocr`].
 pub fn extract(file_name: &str, bytes: Arc<[u8]>, limits: &ExtractLimits) -> Result<Extracted> {
+    extract_reporting(file_name, bytes, limits, &|_, _| {})
+}
+
+/// [`extract`], calling `on_ocr_page(read, total)` as each page that needs OCR ends (read
+/// or skipped; from OCR's threads): OCR takes seconds a page, so a long scan's progress is
+/// worth showing. Not called for documents without such pages, nor for image files
+/// (tesseract reads all frames of a TIFF in one run).
+pub fn extract_reporting(
+    file_name: &str,
+    bytes: Arc<[u8]>,
+    limits: &ExtractLimits,
+    on_ocr_page: &(dyn Fn(usize, usize) + Sync),
+) -> Result<Extracted> {
     let started = Instant::now();
     let result = parse_guarded(file_name, Arc::clone(&bytes), limits)
-        .and_then(|parsed| read_the_rest(parsed, &bytes, &limits.ocr));
+        .and_then(|parsed| read_the_rest(parsed, &bytes, &limits.ocr, on_ocr_page));
     let elapsed_ms = started.elapsed().as_millis() as u64;
     match &result {
         Ok(doc) => tracing::debug!(
@@ -450,7 +463,12 @@ fn parse_kind(kind: DocKind, bytes: &[u8], limits: &ExtractLimits) -> Result<Par
 }
 
 /// OCR what parsing left unread, merge it in page order, and normalise.
-fn read_the_rest(parsed: Parsed, bytes: &[u8], settings: &OcrSettings) -> Result<Extracted> {
+fn read_the_rest(
+    parsed: Parsed,
+    bytes: &[u8],
+    settings: &OcrSettings,
+    on_page: &(dyn Fn(usize, usize) + Sync),
+) -> Result<Extracted> {
     let Parsed {
         mut doc,
         ocr,
@@ -463,7 +481,7 @@ fn read_the_rest(parsed: Parsed, bytes: &[u8], settings: &OcrSettings) -> Result
         OcrWork::PdfPages(pages) => Some(
             settings
                 .validate()
-                .and_then(|()| scanned::read_pdf_pages(bytes, &pages, settings)),
+                .and_then(|()| scanned::read_pdf_pages(bytes, &pages, settings, on_page)),
         ),
         OcrWork::Image => Some(
             settings

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -95,6 +95,84 @@ impl OcrSettings {
         }
         Ok(())
     }
+}
+
+/// How long `tesseract --list-langs` may take (it reads a directory listing).
+const LIST_LANGUAGES_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The languages tesseract has data for (`tesseract --list-langs`), sorted, without `osd`
+/// (orientation detection data, not a language). [`Error::ToolMissing`] when tesseract is
+/// not installed.
+pub fn installed_languages() -> Result<Vec<String>> {
+    let dir = tempfile::Builder::new().prefix("zhiku-ocr-").tempdir()?;
+    let out = dir.path().join("languages.txt");
+    let mut command = Command::new("tesseract");
+    command.arg("--list-langs");
+    let deadline = Instant::now() + LIST_LANGUAGES_TIMEOUT;
+    let stderr = match subprocess::run(command, &out, deadline, 0) {
+        Ok(stderr) => stderr,
+        Err(ChildError::NotFound) => {
+            return Err(Error::ToolMissing {
+                what: "tesseract".into(),
+                package: "tesseract-ocr".into(),
+                remedy: OCR_REMEDY.into(),
+            });
+        }
+        Err(e) => {
+            return Err(Error::Ocr(format!(
+                "cannot list the installed languages: {}",
+                e.describe("tesseract", 0)
+            )));
+        }
+    };
+    // Tesseract 4 wrote the list to stderr, 5 writes it to stdout.
+    let stdout = std::fs::read_to_string(&out)?;
+    Ok(parse_language_list(&format!("{stdout}\n{stderr}")))
+}
+
+/// The language names of `tesseract --list-langs` output: every line after the heading
+/// that is a bare name.
+fn parse_language_list(listing: &str) -> Vec<String> {
+    let mut names: Vec<String> = listing
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty() && *l != "osd" && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
+        .map(str::to_owned)
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
+/// Check `languages` (`chi_sim+eng`) for a knowledge base: well formed, and each installed;
+/// [`Error::InvalidSettings`] names the missing ones, the installed ones and the package to
+/// install, [`Error::ToolMissing`] says that tesseract itself is missing.
+pub fn check_languages(languages: &str) -> Result<()> {
+    OcrSettings {
+        languages: languages.to_owned(),
+        ..OcrSettings::default()
+    }
+    .validate()?;
+    let installed = installed_languages()?;
+    let missing: Vec<&str> = languages
+        .split('+')
+        .filter(|l| !installed.iter().any(|i| i == l))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let packages: Vec<String> = missing
+        .iter()
+        .map(|l| format!("tesseract-ocr-{}", l.replace('_', "-")))
+        .collect();
+    Err(Error::InvalidSettings(format!(
+        "OCR language {} is not installed (installed: {}); install {} or choose an installed one",
+        missing.join(", "),
+        installed.join(", "),
+        packages.join(", ")
+    )))
 }
 
 /// Why a page could not be read.
@@ -250,6 +328,26 @@ mod tests {
         );
         assert_eq!(join_cjk("行\n政"), "行\n政");
         assert_eq!(join_cjk(" 中 "), " 中 ");
+    }
+
+    #[test]
+    fn the_language_list_is_read_without_its_heading_and_osd() {
+        let listing = "List of available languages in \"/usr/share/tesseract-ocr/5/tessdata/\" (4):\n\
+                       chi_sim\nchi_tra\neng\nosd\n";
+        assert_eq!(parse_language_list(listing), ["chi_sim", "chi_tra", "eng"]);
+    }
+
+    #[test]
+    fn a_language_that_is_not_installed_is_refused_with_what_is() {
+        // Needs tesseract with its English data, as `scripts/setup` installs it.
+        let error = check_languages("eng+xx_nonexistent")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("xx_nonexistent is not installed"), "{error}");
+        assert!(error.contains("tesseract-ocr-xx-nonexistent"), "{error}");
+        assert!(error.contains("eng"), "{error}");
+        let error = check_languages("chi sim").unwrap_err().to_string();
+        assert!(error.contains("expected tesseract names"), "{error}");
     }
 
     #[test]

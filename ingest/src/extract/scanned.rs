@@ -25,11 +25,13 @@ pub(crate) struct OcrOutcome {
 }
 
 /// OCR 1-based `pages` of a PDF: render each with pdftoppm at `settings.dpi`, read it
-/// with tesseract.
+/// with tesseract. `on_page(read, total)` is called as each page ends, read or not (from
+/// the reading threads), so a person watching a long scan sees it advance.
 pub(crate) fn read_pdf_pages(
     pdf: &[u8],
     pages: &[u32],
     settings: &OcrSettings,
+    on_page: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<OcrOutcome> {
     let clock = Clock::start(settings);
     let dir = tempfile::Builder::new().prefix("zhiku-ocr-").tempdir()?;
@@ -57,18 +59,21 @@ pub(crate) fn read_pdf_pages(
         let _ = std::fs::remove_file(&image);
         text
     };
+    let ended = AtomicUsize::new(0);
     // Past the document's deadline every page would start a child only to kill it: that
     // ends the document instead (a fatal failure stops the workers).
     let read_one = |page: u32| -> Result<String, PageFailure> {
         if clock.is_over() {
             return Err(PageFailure::Fatal(clock.timed_out()));
         }
-        match render_and_read(page) {
+        let result = match render_and_read(page) {
             Err(PageFailure::PageTimedOut) if clock.is_over() => {
                 Err(PageFailure::Fatal(clock.timed_out()))
             }
             other => other,
-        }
+        };
+        on_page(ended.fetch_add(1, Ordering::Relaxed) + 1, pages.len());
+        result
     };
     let mut results = in_parallel(pages, settings.parallel_pages, read_one);
     // A fatal failure decides the outcome whichever page met it; the pages after it were

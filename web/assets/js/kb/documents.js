@@ -28,8 +28,11 @@ function statusCell(d) {
   const parts = [statusBadge(d)];
   if (d.status === 'processing') {
     const pct = Math.round(Math.max(0, Math.min(1, d.progress ?? 0)) * 100);
-    const stage = d.stage ? (t('kb.stage.' + d.stage) === 'kb.stage.' + d.stage ? d.stage : t('kb.stage.' + d.stage)) : '';
-    // The job's estimate of the embedding time left, once it has one.
+    // While a scan is read, the pages read of its pages ("OCR 第3/12页").
+    const stage = d.stage === 'ocr' && d.ocr_pages_total
+      ? t('kb.stage.ocrPages', { done: d.ocr_pages_done ?? 0, total: d.ocr_pages_total })
+      : d.stage ? (t('kb.stage.' + d.stage) === 'kb.stage.' + d.stage ? d.stage : t('kb.stage.' + d.stage)) : '';
+    // The job's estimate of the OCR or embedding time left, once it has one.
     const eta = d.eta_seconds == null ? '' : t('kb.eta', { time: d.eta_seconds >= 90 ? Math.round(d.eta_seconds / 60) + ' min' : Math.max(1, Math.round(d.eta_seconds)) + ' s' });
     parts.push(h('div.small.muted.doc-stage', [stage, pct + '%', eta].filter(Boolean).join(' · ')),
       h('div.progress', { role: 'progressbar', 'aria-valuemin': '0', 'aria-valuemax': '100', 'aria-valuenow': String(pct) }, h('span', { style: { width: pct + '%' } })));

@@ -1,4 +1,5 @@
-// The settings tab: name, description and the default split; the index's facts; delete.
+// The settings tab: name, description, the default split and the OCR languages; the
+// index's facts; delete.
 
 import { api } from '../api.js';
 import { t } from '../i18n.js';
@@ -12,6 +13,7 @@ export function settingsTab({ kb, s, panel, refreshKb }) {
   const description = h('textarea.textarea', { rows: '3', maxlength: '2000' });
   description.value = kb.description || '';
   const split = splitEditor(kb.split);
+  const ocrLanguages = h('input.input', { type: 'text', value: kb.ocr_languages || '', autocomplete: 'off', spellcheck: false, 'data-testid': 'kb-ocr-languages' });
   const error = h('p.form-error', { role: 'alert' });
   const save = h('button.btn.btn-primary', { type: 'submit', 'data-testid': 'kb-save' }, t('common.save'));
   const form = h('form.panel.stack', {
@@ -24,7 +26,11 @@ export function settingsTab({ kb, s, panel, refreshKb }) {
       try { splitSettings = split.value(); } catch (err) { error.textContent = err.message; return; }
       save.disabled = true;
       try {
-        const updated = await api.patch(kbPath(kb), { name: value, description: description.value.trim(), split: splitSettings });
+        const body = { name: value, description: description.value.trim(), split: splitSettings };
+        // Sent only when changed: the server checks the languages against tesseract's.
+        const languages = ocrLanguages.value.trim();
+        if (languages !== (kb.ocr_languages || '')) body.ocr_languages = languages;
+        const updated = await api.patch(kbPath(kb), body);
         if (!s.alive) return;
         Object.assign(kb, updated);
         refreshKb(updated);
@@ -43,6 +49,8 @@ export function settingsTab({ kb, s, panel, refreshKb }) {
   h('h2', t('kb.settings.split')),
   h('p.field-hint', t('kb.settings.splitHint')),
   split.element,
+  h('h2', t('kb.settings.ocr')),
+  field(t('kb.settings.ocrLanguages'), ocrLanguages, t('kb.settings.ocrHint')),
   error,
   h('div.row', save));
 
