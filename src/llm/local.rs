@@ -507,7 +507,7 @@ impl Engine<'_> {
             }
             slot.cached.truncate(keep);
             let request = &job.request;
-            let sampler = sampler(request.temperature, request.top_p, request.seed);
+            let sampler = sampler(self.model, request);
             let stop = StopMatcher::new(&request.stop);
             slot.active = Some(Active {
                 prompt_done: keep,
@@ -736,20 +736,28 @@ fn two_way_softmax(a: f32, b: f32) -> f32 {
 /// repetition penalty keeps small models out of loops. Top-k comes first: llama.cpp's
 /// penalty looks every candidate up in its window, and over a 152k-token vocabulary that
 /// costs milliseconds a token; over the best 40 it costs nothing and changes nothing a
-/// greedy or nucleus pick could see.
-fn sampler(temperature: f32, top_p: f32, seed: Option<u32>) -> LlamaSampler {
-    let top_k = LlamaSampler::top_k(40);
-    let penalties = LlamaSampler::penalties(-1, 64, 1.1, 0.0, 0.0);
-    if temperature <= 0.0 {
-        return LlamaSampler::chain_simple([top_k, penalties, LlamaSampler::greedy()]);
+/// greedy or nucleus pick could see. A grammar goes before top-k, so that the best tokens
+/// it allows are kept even when none of the model's 40 favourites is among them.
+fn sampler(model: &LlamaModel, request: &GenerateRequest) -> LlamaSampler {
+    let mut chain = Vec::new();
+    if let Some(grammar) = &request.grammar {
+        match LlamaSampler::grammar(model, grammar, "root") {
+            Ok(sampler) => chain.push(sampler),
+            // Our grammars are built from passages; one llama.cpp cannot parse costs the
+            // answer its constraint, not the answer.
+            Err(e) => tracing::warn!(error = %e, "grammar refused; answering without it"),
+        }
     }
-    LlamaSampler::chain_simple([
-        top_k,
-        penalties,
-        LlamaSampler::top_p(top_p.clamp(0.01, 1.0), 1),
-        LlamaSampler::temp(temperature),
-        LlamaSampler::dist(seed.unwrap_or_else(rand::random)),
-    ])
+    chain.push(LlamaSampler::top_k(40));
+    chain.push(LlamaSampler::penalties(-1, 64, 1.1, 0.0, 0.0));
+    if request.temperature <= 0.0 {
+        chain.push(LlamaSampler::greedy());
+    } else {
+        chain.push(LlamaSampler::top_p(request.top_p.clamp(0.01, 1.0), 1));
+        chain.push(LlamaSampler::temp(request.temperature));
+        chain.push(LlamaSampler::dist(request.seed.unwrap_or_else(rand::random)));
+    }
+    LlamaSampler::chain_simple(chain)
 }
 
 /// Tokens of `prompt` a slot holding `cached` saves. A few shared template tokens (every

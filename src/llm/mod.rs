@@ -79,6 +79,10 @@ pub struct GenerateRequest {
     pub stop: Vec<String>,
     /// A yes/no question the model answers first; the answer is generated only on yes.
     pub gate: Option<Gate>,
+    /// A GBNF grammar (root rule `root`) the answer must follow. Only the local engine
+    /// enforces it: an OpenAI-compatible server is not sent one, since the API has no
+    /// field for it.
+    pub grammar: Option<String>,
 }
 
 /// A question with two replies put to the model before it answers, read from one forward
@@ -110,6 +114,7 @@ impl GenerateRequest {
             seed: None,
             stop: Vec::new(),
             gate: None,
+            grammar: None,
         }
     }
 }

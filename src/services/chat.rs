@@ -365,6 +365,9 @@ impl ChatService {
         request.stop = turn.stop.clone();
         request.seed = turn.seed;
         request.gate = gate;
+        if grounding == Grounding::Passages && settings.model.quote_first {
+            request.grammar = prompt::quote_grammar(&built.passages);
+        }
         let llm_stream = self.llm.generate(request)?;
 
         trace.passages_dropped_for_context = built.passages_dropped;

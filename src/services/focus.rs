@@ -130,7 +130,7 @@ fn joined(mine: &[usize], kept: &[bool], pool: &[Sentence<'_>]) -> String {
 }
 
 /// Sentences, each keeping its end mark.
-fn sentences(text: &str) -> Vec<&str> {
+pub(crate) fn sentences(text: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let mut start = 0;
     let mut iter = text.char_indices().peekable();

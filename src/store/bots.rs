@@ -166,6 +166,10 @@ pub struct ModelSettings {
     /// Earlier question-and-answer pairs given to the model.
     #[schema(maximum = 50)]
     pub history_turns: u32,
+    /// An answer from passages opens with one of their sentences, word for word, with
+    /// its marker (`services::prompt::quote_grammar`); the model goes on freely after it.
+    /// Enforced by the local engine only.
+    pub quote_first: bool,
 }
 
 impl Default for ModelSettings {
@@ -174,6 +178,7 @@ impl Default for ModelSettings {
             temperature: 0.3,
             max_tokens: 512,
             history_turns: 4,
+            quote_first: true,
         }
     }
 }

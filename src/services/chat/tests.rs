@@ -171,3 +171,23 @@ async fn a_recorded_turn_keeps_the_question_and_the_answer() {
     assert_eq!(messages[1].status, MessageStatus::Complete);
     assert_eq!(Some(messages[1].message_id), outcome.message_id);
 }
+
+#[tokio::test]
+async fn an_answer_from_passages_opens_with_a_quote_unless_the_bot_turns_it_off() {
+    let f = fixture().await;
+    let llm = Arc::new(ScriptedLlm::new(["a", "b", "c"]).with_verdict(1.0));
+    answer(&chat(&f, &llm), turn(settings(&f), "paid leave days")).await;
+    let mut free = settings(&f);
+    free.model.quote_first = false;
+    answer(&chat(&f, &llm), turn(free, "paid leave days")).await;
+    let plain = BotSettings {
+        name: "chat".into(),
+        ..BotSettings::default()
+    };
+    answer(&chat(&f, &llm), turn(plain, "hi")).await;
+
+    let grammars: Vec<_> = llm.requests().into_iter().map(|r| r.grammar).collect();
+    let quoted = grammars[0].as_deref().expect("a grammar for the passages' answer");
+    assert!(quoted.contains(r#""Leave: every employee has fifteen days of paid leave a year [1].""#));
+    assert_eq!(grammars[1..], [None, None]);
+}
