@@ -137,7 +137,7 @@ export default {
   'chat.trace.prompt': '发送给模型的消息',
   'chat.trace.errors': '检索出错',
   'chat.summary': '首字 {first} s · {tps} tok/s',
-  // Bots (bots.js)
+  // Bots (bots.js and bots/)
   'bots.title': '机器人',
   'bots.subtitle': '基于知识库回答问题的机器人：编辑人设与召回设置，调试，发布后通过聊天页或 API 使用。',
   'bots.create': '创建机器人',
