@@ -272,6 +272,50 @@ fn bad_uploads_get_clear_errors() {
             );
         }
     }
+    // The largest overlap is max_tokens / max_overlap_divisor, rounded down.
+    let most = 100 / split["max_overlap_divisor"].as_u64().unwrap();
+    for (overlap, ok) in [(most, true), (most + 1, false)] {
+        let (status, body) = server.post(
+            &format!("/api/kbs/{kb}/split-preview"),
+            json!({"text": "第一段。", "split": {"mode": "custom", "separator": "\n", "max_tokens": 100, "overlap_tokens": overlap}}),
+        );
+        assert_eq!(status, if ok { 200 } else { 400 }, "{overlap}: {body}");
+        if !ok {
+            assert!(
+                body["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains(&format!("({most})")),
+                "{body}"
+            );
+        }
+    }
+    // A KB description and a hit test's top_k, at their limits and one past.
+    let chars = limits["kb_description_chars"].as_u64().unwrap() as usize;
+    for (length, ok) in [(chars, true), (chars + 1, false)] {
+        let (status, body) = server.patch(
+            &format!("/api/kbs/{kb}"),
+            json!({"description": "述".repeat(length)}),
+        );
+        assert_eq!(status, if ok { 200 } else { 400 }, "{length}: {body}");
+    }
+    let top_k = limits["search_top_k_max"].as_u64().unwrap();
+    for (k, ok) in [(top_k, true), (top_k + 1, false)] {
+        let (status, body) = server.post(
+            &format!("/api/kbs/{kb}/search"),
+            json!({"query": "粘贴", "top_k": k}),
+        );
+        assert_eq!(status, if ok { 200 } else { 400 }, "{k}: {body}");
+        if !ok {
+            assert!(
+                body["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains(&format!("1 and {top_k}")),
+                "{body}"
+            );
+        }
+    }
 }
 
 /// RSS of a process, in MiB.

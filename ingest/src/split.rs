@@ -28,6 +28,10 @@ pub const AUTO_OVERLAP_TOKENS: usize = 32;
 pub const MAX_CHUNK_TOKENS: usize = 500;
 /// The smallest chunk size we accept.
 pub const MIN_CHUNK_TOKENS: usize = 16;
+/// A custom split's `overlap_tokens` is at most `max_tokens / MAX_OVERLAP_DIVISOR` (rounded
+/// down): half a chunk, so that each piece still moves the text forward by at least as much
+/// as it repeats.
+pub const MAX_OVERLAP_DIVISOR: usize = 2;
 
 /// How to split a document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
@@ -67,10 +71,10 @@ impl SplitSettings {
                     "max_tokens must be between {MIN_CHUNK_TOKENS} and {MAX_CHUNK_TOKENS}, got {max_tokens}"
                 )));
             }
-            if *overlap_tokens * 2 > *max_tokens {
+            let max_overlap = max_tokens / MAX_OVERLAP_DIVISOR;
+            if *overlap_tokens > max_overlap {
                 return Err(Error::InvalidSettings(format!(
-                    "overlap_tokens must be at most half of max_tokens ({}), got {overlap_tokens}",
-                    max_tokens / 2
+                    "overlap_tokens must be at most max_tokens / {MAX_OVERLAP_DIVISOR} ({max_overlap}), got {overlap_tokens}"
                 )));
             }
         }

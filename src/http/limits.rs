@@ -18,8 +18,15 @@ pub(crate) struct LimitsView {
     question_chars: usize,
     /// Longest hit-test query, in characters.
     search_query_chars: usize,
+    /// Largest `top_k` of a hit test.
+    search_top_k_max: usize,
     /// Longest knowledge base name, in characters.
     kb_name_chars: usize,
+    /// Longest knowledge base description, in characters.
+    kb_description_chars: usize,
+    /// Longest document name kept, in characters: a longer file name (or pasted text's
+    /// name) is cut to this many, not refused.
+    document_name_chars: usize,
     /// Largest file an upload takes, in bytes.
     upload_bytes: u64,
     /// The file types an upload takes; any other gets 415 naming these extensions.
@@ -40,8 +47,7 @@ pub(crate) struct FileTypeView {
     extensions: &'static [&'static str],
 }
 
-/// Bounds of a custom split (its overlap may be at most half its `max_tokens`) and the
-/// automatic split's sizes.
+/// Bounds of a custom split and the automatic split's sizes.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[schema(as = SplitLimits)]
 pub(crate) struct SplitLimitsView {
@@ -49,6 +55,9 @@ pub(crate) struct SplitLimitsView {
     min_tokens: usize,
     /// Largest `max_tokens` of a custom split.
     max_tokens: usize,
+    /// A custom split's `overlap_tokens` is at most its `max_tokens` divided by this,
+    /// rounded down.
+    max_overlap_divisor: usize,
     /// What a chunk of the automatic split holds at most, in tokens.
     auto_tokens: usize,
     /// Overlap of the automatic split's neighbouring chunks, in tokens.
@@ -90,7 +99,10 @@ impl From<Limits> for LimitsView {
         Self {
             question_chars: l.question_chars,
             search_query_chars: l.search_query_chars,
+            search_top_k_max: l.search_top_k_max,
             kb_name_chars: l.kb_name_chars,
+            kb_description_chars: l.kb_description_chars,
+            document_name_chars: l.document_name_chars,
             upload_bytes: l.upload_bytes,
             accepted_types: l
                 .accepted_types
@@ -111,6 +123,7 @@ impl From<SplitLimits> for SplitLimitsView {
         Self {
             min_tokens: s.min_tokens,
             max_tokens: s.max_tokens,
+            max_overlap_divisor: s.max_overlap_divisor,
             auto_tokens: s.auto_tokens,
             auto_overlap_tokens: s.auto_overlap_tokens,
         }
@@ -147,4 +160,54 @@ impl From<BotLimits> for BotLimitsView {
 )]
 pub(crate) async fn show(State(state): State<AppState>) -> Json<LimitsView> {
     Json(limits::limits(&state.config).into())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::LimitsView;
+    use crate::config::Config;
+    use crate::services::limits::limits;
+
+    /// Every number under `value`, named by its key (the keys of `/api/limits` are unique
+    /// across its levels).
+    fn numbers<'a>(value: &'a Value, out: &mut Vec<(&'a str, f64)>) {
+        if let Value::Object(map) = value {
+            for (key, v) in map {
+                match v {
+                    Value::Number(n) => out.push((key, n.as_f64().unwrap())),
+                    _ => numbers(v, out),
+                }
+            }
+        }
+    }
+
+    /// docs/api.md shows what `GET /api/limits` answers under the shipped defaults; this
+    /// keeps that sample from going stale when a limit changes or one is added.
+    #[test]
+    fn the_api_docs_show_the_limits_served_by_default() {
+        let docs = include_str!("../../docs/api.md");
+        let sample = docs
+            .split("```jsonc")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("docs/api.md has a ```jsonc block with the limits");
+        let config = Config::load(None).unwrap();
+        let served = serde_json::to_value(LimitsView::from(limits(&config))).unwrap();
+        let mut found = Vec::new();
+        numbers(&served, &mut found);
+        for (key, value) in found {
+            let shown = sample
+                .split(&format!("\"{key}\":"))
+                .nth(1)
+                .and_then(|rest| {
+                    rest.trim_start()
+                        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+                        .next()
+                })
+                .and_then(|n| n.parse::<f64>().ok());
+            assert_eq!(shown, Some(value), "docs/api.md's limits sample: {key}");
+        }
+    }
 }

@@ -422,6 +422,24 @@ mod tests {
                 "maxLength",
                 crate::services::knowledge::MAX_KB_NAME_CHARS as f64,
             ),
+            (
+                "CreateKb",
+                "description",
+                "maxLength",
+                crate::services::knowledge::MAX_KB_DESCRIPTION_CHARS as f64,
+            ),
+            (
+                "UpdateKb",
+                "description",
+                "maxLength",
+                crate::services::knowledge::MAX_KB_DESCRIPTION_CHARS as f64,
+            ),
+            (
+                "SearchRequest",
+                "top_k",
+                "maximum",
+                crate::services::search::MAX_TOP_K as f64,
+            ),
         ];
         for (schema, field, key, limit) in cases {
             let found = schemas[schema]["properties"][field][key].as_f64();

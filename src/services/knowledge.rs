@@ -105,6 +105,7 @@ pub struct CreateKb {
     pub name: String,
     /// Description.
     #[serde(default)]
+    #[schema(max_length = 2000)]
     pub description: String,
     /// Split settings (auto when absent).
     #[serde(default)]
@@ -126,6 +127,7 @@ pub struct UpdateKb {
     #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: Option<String>,
     /// New description.
+    #[schema(max_length = 2000)]
     pub description: Option<String>,
     /// New default split settings.
     pub split: Option<SplitSettings>,
@@ -274,6 +276,22 @@ impl From<ChunkDraft> for PreviewChunk {
 /// Longest knowledge base name, in characters (after trimming).
 pub const MAX_KB_NAME_CHARS: usize = 100;
 
+/// Longest knowledge base description, in characters.
+pub const MAX_KB_DESCRIPTION_CHARS: usize = 2000;
+
+/// Longest document name, in characters: a longer one (a file's or a pasted text's) is
+/// cut to this many, not refused, since it is only what the lists show.
+pub const MAX_DOCUMENT_NAME_CHARS: usize = 200;
+
+fn validate_description(description: &str) -> Result<()> {
+    if description.chars().count() > MAX_KB_DESCRIPTION_CHARS {
+        return Err(Error::InvalidInput(format!(
+            "description must be at most {MAX_KB_DESCRIPTION_CHARS} characters"
+        )));
+    }
+    Ok(())
+}
+
 /// Characters allowed in a KB name.
 fn validate_name(name: &str) -> Result<()> {
     let trimmed = name.trim();
@@ -357,6 +375,7 @@ impl KnowledgeService {
     #[instrument(skip_all, fields(name = %req.name))]
     pub async fn create_kb(&self, req: CreateKb) -> Result<KbView> {
         validate_name(&req.name)?;
+        validate_description(&req.description)?;
         let split = req.split.unwrap_or_default();
         split.validate()?;
         let clean = req.clean.unwrap_or_default();
@@ -397,6 +416,9 @@ impl KnowledgeService {
         let kb = self.store.kb(id_or_name).await?;
         if let Some(name) = &req.name {
             validate_name(name)?;
+        }
+        if let Some(description) = &req.description {
+            validate_description(description)?;
         }
         if let Some(split) = &req.split {
             split.validate()?;
@@ -720,7 +742,7 @@ pub fn display_name(file_name: &str) -> String {
     if clean.is_empty() || clean == "." || clean == ".." {
         "untitled.txt".into()
     } else {
-        clean.chars().take(200).collect()
+        clean.chars().take(MAX_DOCUMENT_NAME_CHARS).collect()
     }
 }
 

@@ -4,12 +4,14 @@
 //! enforces it; this module only collects them.
 
 use ingest::extract::{ACCEPTED_TYPES, FileType};
-use ingest::split::{AUTO_MAX_TOKENS, AUTO_OVERLAP_TOKENS, MAX_CHUNK_TOKENS, MIN_CHUNK_TOKENS};
+use ingest::split::{
+    AUTO_MAX_TOKENS, AUTO_OVERLAP_TOKENS, MAX_CHUNK_TOKENS, MAX_OVERLAP_DIVISOR, MIN_CHUNK_TOKENS,
+};
 
 use super::bots;
 use super::chat::MAX_QUESTION_CHARS;
-use super::knowledge::MAX_KB_NAME_CHARS;
-use super::search::MAX_QUERY_CHARS;
+use super::knowledge::{MAX_DOCUMENT_NAME_CHARS, MAX_KB_DESCRIPTION_CHARS, MAX_KB_NAME_CHARS};
+use super::search::{self, MAX_QUERY_CHARS};
 use crate::config::Config;
 
 /// The limits the server enforces.
@@ -19,8 +21,14 @@ pub struct Limits {
     pub question_chars: usize,
     /// Longest hit-test query, in characters.
     pub search_query_chars: usize,
+    /// Largest `top_k` of a hit test.
+    pub search_top_k_max: usize,
     /// Longest knowledge base name, in characters.
     pub kb_name_chars: usize,
+    /// Longest knowledge base description, in characters.
+    pub kb_description_chars: usize,
+    /// Longest document name kept (a longer one is cut), in characters.
+    pub document_name_chars: usize,
     /// Largest file an upload takes, in bytes (`ingest.max_upload_bytes`).
     pub upload_bytes: u64,
     /// The file types an upload takes.
@@ -38,6 +46,9 @@ pub struct SplitLimits {
     pub min_tokens: usize,
     /// Largest `max_tokens` of a custom split.
     pub max_tokens: usize,
+    /// A custom split's `overlap_tokens` is at most its `max_tokens` divided by this
+    /// (rounded down).
+    pub max_overlap_divisor: usize,
     /// What a chunk of the automatic split holds at most, in tokens.
     pub auto_tokens: usize,
     /// Overlap of the automatic split's neighbouring chunks, in tokens.
@@ -78,12 +89,16 @@ pub fn limits(config: &Config) -> Limits {
     Limits {
         question_chars: MAX_QUESTION_CHARS,
         search_query_chars: MAX_QUERY_CHARS,
+        search_top_k_max: search::MAX_TOP_K,
         kb_name_chars: MAX_KB_NAME_CHARS,
+        kb_description_chars: MAX_KB_DESCRIPTION_CHARS,
+        document_name_chars: MAX_DOCUMENT_NAME_CHARS,
         upload_bytes: config.ingest.max_upload_bytes,
         accepted_types: ACCEPTED_TYPES,
         split: SplitLimits {
             min_tokens: MIN_CHUNK_TOKENS,
             max_tokens: MAX_CHUNK_TOKENS,
+            max_overlap_divisor: MAX_OVERLAP_DIVISOR,
             auto_tokens: AUTO_MAX_TOKENS,
             auto_overlap_tokens: AUTO_OVERLAP_TOKENS,
         },

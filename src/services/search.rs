@@ -164,6 +164,8 @@ fn ms(since: Instant) -> f64 {
 
 /// Longest hit-test query, in characters (after trimming).
 pub const MAX_QUERY_CHARS: usize = 2000;
+/// Most results a hit test returns (its largest `top_k`).
+pub const MAX_TOP_K: usize = 100;
 
 impl SearchService {
     /// Search one KB.
@@ -180,10 +182,10 @@ impl SearchService {
             )));
         }
         let top_k = req.top_k.unwrap_or(self.config.top_k);
-        if top_k == 0 || top_k > 100 {
-            return Err(Error::InvalidInput(
-                "top_k must be between 1 and 100".into(),
-            ));
+        if top_k == 0 || top_k > MAX_TOP_K {
+            return Err(Error::InvalidInput(format!(
+                "top_k must be between 1 and {MAX_TOP_K}"
+            )));
         }
         let fusion = match req.semantic_weight {
             Some(w) => Fusion::Weighted {

@@ -71,6 +71,9 @@ try {
   const dropText = await page.locator('[data-testid=dropzone]').innerText();
   for (const type of limits.accepted_types) assert.ok(dropText.includes(type.label), type.label);
   assert.ok(!/\{\w+\}/.test(await page.locator('main').innerText()), 'a hint kept its {placeholder}');
+  // The split editor's largest overlap is the server's rule, not a copy of it.
+  assert.equal(await page.locator('[data-testid=split-overlap]').first().getAttribute('max'),
+    String(Math.floor(limits.split.max_tokens / limits.split.max_overlap_divisor)));
 
   step('upload the llm-intro-zh articles and see them indexed');
   const dir = join(fixtures, 'docs/llm-intro-zh');
@@ -95,6 +98,7 @@ try {
   await page.locator('[data-testid=hit-query]').fill('LangChain 是谁推出的？');
   await page.locator('[data-testid=hit-submit]').click();
   await page.locator('[data-testid=hit-result]').first().waitFor();
+  assert.equal(await page.locator('[data-testid=hit-topk]').getAttribute('max'), String(limits.search_top_k_max));
   assert.ok(await page.locator('[data-testid=hit-result]').count() >= 1);
   await shot(page, 'desktop-hit-testing');
 

@@ -1,4 +1,4 @@
-// The chat box shared by the bot editor's debug chat (bots.js) and the published chat page
+// The chat box shared by the bot editor's debug chat (bots/debug.js) and the published chat page
 // (chat.js): a message log, a composer, answers streamed as they are written, citations,
 // and (debug only) what retrieval did.
 //

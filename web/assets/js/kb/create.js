@@ -8,7 +8,7 @@ import { limits } from '../limits.js';
 
 export function openCreate() {
   const name = h('input.input', { type: 'text', maxlength: limits.kb_name_chars, autocomplete: 'off', required: true });
-  const description = h('textarea.textarea', { rows: '3', maxlength: '2000' });
+  const description = h('textarea.textarea', { rows: '3', maxlength: limits.kb_description_chars });
   const error = h('p.form-error', { role: 'alert' });
   const m = modal({
     title: t('kb.create'),

@@ -6,7 +6,7 @@ import { api } from '../api.js';
 import { t } from '../i18n.js';
 import { aborted, confirmDialog, empty, errorText, failure, field, formatBytes, h, loading, modal, mount, toast } from '../ui.js';
 import { enc, kbHash, kbPath } from './common.js';
-import { acceptAttribute, typeLabels } from '../limits.js';
+import { acceptAttribute, limits, typeLabels } from '../limits.js';
 import { previewChunk, splitEditor, splitLabel } from './split.js';
 
 const PREVIEW_SHOWN = 200;
@@ -330,7 +330,7 @@ export function documentsTab({ kb, s, panel, refreshKb }) {
   }
 
   function openPaste() {
-    const name = h('input.input', { type: 'text', maxlength: '200', placeholder: t('kb.paste.namePlaceholder'), autocomplete: 'off' });
+    const name = h('input.input', { type: 'text', maxlength: limits.document_name_chars, placeholder: t('kb.paste.namePlaceholder'), autocomplete: 'off' });
     const text = h('textarea.textarea.paste-text', { rows: '12' });
     const error = h('p.form-error', { role: 'alert' });
     const read = () => {

@@ -20,7 +20,7 @@ export function hitTab({ kb, s, panel }) {
   const query = h('input.input', { type: 'text', 'data-testid': 'hit-query', placeholder: t('kb.hit.queryPlaceholder'), maxlength: limits.search_query_chars, value: memory.query });
   const mode = h('select.select', { 'data-testid': 'hit-mode' },
     ['hybrid', 'fulltext', 'semantic'].map((m) => h('option', { value: m, selected: m === memory.mode }, t('kb.hit.' + m))));
-  const topK = h('input.input', { type: 'number', min: '1', max: '100', step: '1', value: memory.top_k, 'data-testid': 'hit-topk' });
+  const topK = h('input.input', { type: 'number', min: '1', max: String(limits.search_top_k_max), step: '1', value: memory.top_k, 'data-testid': 'hit-topk' });
   const minScore = h('input.input', { type: 'number', step: 'any', value: memory.min_score, 'data-testid': 'hit-min-score' });
   const hint = h('span.field-hint');
   const error = h('p.form-error', { role: 'alert' });
@@ -45,7 +45,7 @@ export function hitTab({ kb, s, panel }) {
     const k = Number(topK.value || 5);
     const min = minScore.value.trim();
     if (!q) { error.textContent = t('kb.hit.needQuery'); query.focus(); return; }
-    if (!Number.isInteger(k) || k < 1 || k > 100) { error.textContent = t('kb.hit.badTopK'); topK.focus(); return; }
+    if (!Number.isInteger(k) || k < 1 || k > limits.search_top_k_max) { error.textContent = t('kb.hit.badTopK', { max: limits.search_top_k_max }); topK.focus(); return; }
     if (min !== '' && !Number.isFinite(Number(min))) { error.textContent = t('kb.hit.badMin'); minScore.focus(); return; }
     const request = { query: q, mode: mode.value, top_k: k };
     if (min !== '') request.min_score = Number(min);

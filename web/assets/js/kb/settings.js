@@ -10,7 +10,7 @@ import { limits } from '../limits.js';
 
 export function settingsTab({ kb, s, panel, refreshKb }) {
   const name = h('input.input', { type: 'text', maxlength: limits.kb_name_chars, value: kb.name, autocomplete: 'off' });
-  const description = h('textarea.textarea', { rows: '3', maxlength: '2000' });
+  const description = h('textarea.textarea', { rows: '3', maxlength: limits.kb_description_chars });
   description.value = kb.description || '';
   const split = splitEditor(kb.split);
   const ocrLanguages = h('input.input', { type: 'text', value: kb.ocr_languages || '', autocomplete: 'off', spellcheck: false, 'data-testid': 'kb-ocr-languages' });

@@ -17,15 +17,16 @@ export function splitEditor(initial) {
   const auto = h('input', { type: 'radio', name: group, value: 'auto', checked: !custom });
   const manual = h('input', { type: 'radio', name: group, value: 'custom', checked: custom });
   const separator = h('input.input', { type: 'text', value: custom ? escapeSeparator(initial.separator) : '\\n\\n', autocomplete: 'off' });
-  const { min_tokens: minTokens, max_tokens: maxAllowed, auto_tokens: autoTokens, auto_overlap_tokens: autoOverlap } = limits.split;
+  const { min_tokens: minTokens, max_tokens: maxAllowed, max_overlap_divisor: divisor, auto_tokens: autoTokens, auto_overlap_tokens: autoOverlap } = limits.split;
   const bounds = { min: minTokens, max: maxAllowed };
+  // The largest overlap a chunk of `tokens` may have (the server's rule, from /api/limits).
+  const maxOverlap = (tokens) => Math.floor(tokens / divisor);
   const max = h('input.input', { type: 'number', min: String(minTokens), max: String(maxAllowed), step: '1', value: String(custom ? initial.max_tokens : autoTokens) });
-  // An overlap may be at most half a chunk (the server's rule).
-  const overlap = h('input.input', { type: 'number', min: '0', max: String(Math.floor(maxAllowed / 2)), step: '1', value: String(custom ? (initial.overlap_tokens ?? 0) : autoOverlap) });
+  const overlap = h('input.input', { type: 'number', 'data-testid': 'split-overlap', min: '0', max: String(maxOverlap(maxAllowed)), step: '1', value: String(custom ? (initial.overlap_tokens ?? 0) : autoOverlap) });
   const fields = h('div.grid-3.split-custom',
     field(t('kb.split.separator'), separator, t('kb.split.separatorHint')),
     field(t('kb.split.maxTokens'), max, t('kb.split.maxHint', bounds)),
-    field(t('kb.split.overlap'), overlap, t('kb.split.overlapHint')));
+    field(t('kb.split.overlap'), overlap, t('kb.split.overlapHint', { divisor })));
   const sync = () => fields.classList.toggle('hidden', !manual.checked);
   auto.addEventListener('change', sync);
   manual.addEventListener('change', sync);
@@ -46,10 +47,10 @@ export function splitEditor(initial) {
       const overlapTokens = overlap.value.trim() === '' ? 0 : Number(overlap.value);
       if (!sep) { separator.focus(); throw new Error(t('kb.split.errSeparator')); }
       if (!Number.isInteger(maxTokens) || maxTokens < minTokens || maxTokens > maxAllowed) { max.focus(); throw new Error(t('kb.split.errMax', bounds)); }
-      const half = Math.floor(maxTokens / 2);
-      if (!Number.isInteger(overlapTokens) || overlapTokens < 0 || overlapTokens > half) {
+      const most = maxOverlap(maxTokens);
+      if (!Number.isInteger(overlapTokens) || overlapTokens < 0 || overlapTokens > most) {
         overlap.focus();
-        throw new Error(t('kb.split.errOverlap', { max: half }));
+        throw new Error(t('kb.split.errOverlap', { max: most, divisor }));
       }
       return { mode: 'custom', separator: sep, max_tokens: maxTokens, overlap_tokens: overlapTokens };
     },
