@@ -116,6 +116,8 @@ pub struct Citation {
     pub document_id: String,
     /// Document name.
     pub document_name: String,
+    /// The document's web address, for a page added by URL: where the citation links.
+    pub source_url: Option<String>,
     /// Page, for paged formats.
     pub page: Option<i64>,
     /// The start of the passage.
@@ -508,6 +510,7 @@ impl ChatService {
                 chunk_id: r.chunk_id,
                 document_id: r.document_id.clone(),
                 document_name: r.document_name.clone(),
+                source_url: r.source_url.clone(),
                 page: r.page,
                 text,
                 score: r.score,
@@ -823,6 +826,7 @@ impl Relay {
                     chunk_id: p.chunk_id,
                     document_id: p.document_id.clone(),
                     document_name: p.document_name.clone(),
+                    source_url: p.source_url.clone(),
                     page: p.page,
                     snippet: p.text.chars().take(200).collect(),
                     score: p.score,

@@ -45,6 +45,8 @@ pub struct LiveChunk {
     pub document_id: String,
     /// Document name.
     pub document_name: String,
+    /// The document's web address, for a page added by URL.
+    pub source_url: Option<String>,
     /// Page.
     pub page: Option<i64>,
     /// Position in the document.
@@ -378,7 +380,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let sql = live_among_sql(
-            "c.chunk_id, c.document_id, d.name AS document_name, c.page, c.ordinal, c.text, c.seq",
+            "c.chunk_id, c.document_id, d.name AS document_name, d.source_url, c.page, c.ordinal, c.text, c.seq",
             by_seq,
             ids.len(),
         );
