@@ -59,8 +59,10 @@ struct WebPages {
 }
 
 /// The JSON body of an upload: pasted text, or web pages by URL. It only describes the
-/// body: `read_incoming` tells the two apart by the `urls` field.
-#[derive(utoipa::ToSchema)]
+/// body (serde's `untagged` is what makes it a plain `oneOf`): `read_incoming` tells the
+/// two apart by the `urls` field.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
 #[allow(
     dead_code,
     reason = "a description for the OpenAPI document, never built"

@@ -119,8 +119,8 @@ impl Fetcher {
     /// fetch checks again, hop by hop). A name that does not resolve is left to the fetch,
     /// which fails that one document with the reason.
     pub async fn check_address(&self, url: &Url) -> Result<()> {
-        match self.resolve(url).await {
-            Err(e) if e.code() == "url_refused" => Err(e),
+        match tokio::time::timeout(self.timeout, self.resolve(url)).await {
+            Ok(Err(e)) if e.code() == "url_refused" => Err(e),
             _ => Ok(()),
         }
     }

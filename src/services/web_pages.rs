@@ -218,8 +218,9 @@ impl KnowledgeService {
     }
 
     /// The pages a sitemap lists on its own host (at most the crawl's page cap), or `None`
-    /// when `url` is not a sitemap. Only addresses ending in `.xml` are looked at; a
-    /// sitemap that cannot be fetched fails the request, since there is no page to fail.
+    /// when `url` is not a sitemap. Only addresses ending in `.xml` are looked at. One that
+    /// cannot be fetched is added as a page, whose job then fails with the reason, as any
+    /// other page's would.
     async fn sitemap_pages(
         &self,
         url: &Url,
@@ -228,8 +229,10 @@ impl KnowledgeService {
         if !url.path().to_ascii_lowercase().ends_with(".xml") {
             return Ok(None);
         }
-        let Fetched::Page(page) = self.fetcher.fetch(url, &Validators::default()).await? else {
-            return Ok(None);
+        let page = match self.fetcher.fetch(url, &Validators::default()).await {
+            Ok(Fetched::Page(page)) => page,
+            Err(e) if e.code() == "url_refused" => return Err(e),
+            Ok(Fetched::NotModified) | Err(_) => return Ok(None),
         };
         let Some(locations) = ingest::extract::sitemap_locations(&page.body) else {
             return Ok(None);

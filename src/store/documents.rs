@@ -372,9 +372,12 @@ impl Store {
         Ok(())
     }
 
-    /// The stored file of every document, relative to the data dir (what a backup copies).
+    /// The stored file of every document, relative to the data dir (what a backup copies);
+    /// a web page not fetched yet has none.
     pub async fn document_file_paths(&self) -> Result<Vec<String>> {
-        let paths: Vec<(String,)> = sqlx::query_as("SELECT file_path FROM document")
+        let paths: Vec<(String,)> = sqlx::query_as(
+            "SELECT file_path FROM document WHERE source_url IS NULL OR source_fetched_at IS NOT NULL",
+        )
             .fetch_all(&self.pool)
             .await?;
         Ok(paths.into_iter().map(|(p,)| p).collect())
