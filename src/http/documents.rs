@@ -128,7 +128,7 @@ async fn read_incoming(state: &AppState, request: Request) -> Result<Incoming> {
         let AppJson(body) = AppJson::<serde_json::Value>::from_request(request, state).await?;
         // Told apart by their fields, so that a mistake in either gets that form's own
         // error rather than serde's "did not match any variant".
-        let body = if body.get("urls").is_some() {
+        if body.get("urls").is_some() {
             let pages: WebPages = serde_json::from_value(body)
                 .map_err(|e| Error::InvalidInput(format!("invalid body: {e}")))?;
             return Ok(Incoming {
@@ -139,13 +139,12 @@ async fn read_incoming(state: &AppState, request: Request) -> Result<Incoming> {
                 },
                 web: Some((pages.urls, pages.crawl)),
             });
-        } else {
-            serde_json::from_value::<PastedText>(body).map_err(|e| {
-                Error::InvalidInput(format!(
-                    "invalid body: {e}; send {{name, text}} to paste text or {{urls}} to add web pages"
-                ))
-            })?
-        };
+        }
+        let body: PastedText = serde_json::from_value(body).map_err(|e| {
+            Error::InvalidInput(format!(
+                "invalid body: {e}; send {{name, text}} to paste text or {{urls}} to add web pages"
+            ))
+        })?;
         let mut name = body.name.unwrap_or_else(|| "pasted.txt".into());
         let lower = name.to_lowercase();
         if !ingest::extract::accepted_extensions().any(|ext| lower.ends_with(&format!(".{ext}"))) {

@@ -263,14 +263,14 @@ export function documentsTab({ kb, s, panel, refreshKb }) {
     };
   }
 
-  function settle(set, outcome, count = 1) {
+  function settle(set, outcome, count = 1, queuedKey = 'kb.upload.queued') {
     if (count > 1) {
       set('queued', t('kb.web.queuedMany', { n: count }));
     } else if (outcome.duplicate) {
       const existing = t('kb.status.' + outcome.status) === 'kb.status.' + outcome.status ? outcome.status : t('kb.status.' + outcome.status);
       set('duplicate', t('kb.upload.duplicate', { status: existing }));
     } else {
-      set('queued', t('kb.upload.queued'));
+      set('queued', t(queuedKey));
     }
   }
 
@@ -301,11 +301,11 @@ export function documentsTab({ kb, s, panel, refreshKb }) {
   }
 
   /** Make one upload request and show on its line of "this upload" how it settled. */
-  async function send(set, request) {
+  async function send(set, request, queuedKey) {
     try {
       const result = await request();
       if (!s.alive) return;
-      settle(set, result.documents[0], result.documents.length);
+      settle(set, result.documents[0], result.documents.length, queuedKey);
       loadDocs(true);
     } catch (err) {
       if (!s.alive || aborted(err)) return;
@@ -436,7 +436,7 @@ export function documentsTab({ kb, s, panel, refreshKb }) {
             pool(list, 3, (url) => {
               const body = { urls: [url], split: chosen };
               if (crawl.checked) body.crawl = bounds;
-              return send(uploadItem(url), () => api.post(path, body, { signal: s.signal }));
+              return send(uploadItem(url), () => api.post(path, body, { signal: s.signal }), 'kb.web.queued');
             });
             return false;
           },

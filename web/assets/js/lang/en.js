@@ -64,7 +64,7 @@ export default {
   'kb.web.crawl': 'Also follow the links of each page (same site only)', 'kb.web.depth': 'Link depth', 'kb.web.depthHint': '0 takes the page alone; at most {max}.',
   'kb.web.pages': 'Most pages', 'kb.web.pagesHint': 'The start page included; at most {max}.',
   'kb.web.count': 'Give 1 to {n} addresses.', 'kb.web.bounds': 'Depth 0 to {depth}, pages 1 to {pages}.',
-  'kb.web.queuedMany': '{n} pages added; waiting to be fetched', 'kb.web.open': 'Open the page', 'kb.web.sync': 'Sync',
+  'kb.web.queued': 'Added; waiting to be fetched', 'kb.web.queuedMany': '{n} pages added; waiting to be fetched', 'kb.web.open': 'Open the page', 'kb.web.sync': 'Sync',
   'kb.web.checked': 'Checked {time}', 'kb.web.changed': '{name} changed; it is being indexed again', 'kb.web.unchanged': '{name} has not changed',
   'chat.openSource': 'Open the page',
   'kb.paste.text': 'Text', 'kb.paste.add': 'Add', 'kb.paste.empty': 'Paste some text first.',

@@ -64,7 +64,7 @@ export default {
   'kb.web.crawl': '同时跟随每个网页中的链接（仅限同一站点）', 'kb.web.depth': '链接深度', 'kb.web.depthHint': '0 表示只取该网页；最多 {max}。',
   'kb.web.pages': '最多网页数', 'kb.web.pagesHint': '包括起始网页；最多 {max}。',
   'kb.web.count': '请填写 1 到 {n} 个网址。', 'kb.web.bounds': '深度 0 到 {depth}，网页数 1 到 {pages}。',
-  'kb.web.queuedMany': '已添加 {n} 个网页，等待抓取', 'kb.web.open': '打开网页', 'kb.web.sync': '同步',
+  'kb.web.queued': '已添加，等待抓取', 'kb.web.queuedMany': '已添加 {n} 个网页，等待抓取', 'kb.web.open': '打开网页', 'kb.web.sync': '同步',
   'kb.web.checked': '{time} 检查过', 'kb.web.changed': '{name} 有更新，正在重新索引', 'kb.web.unchanged': '{name} 没有变化',
   'chat.openSource': '打开网页',
   'kb.paste.title': '粘贴文本', 'kb.paste.name': '文档名称', 'kb.paste.namePlaceholder': '例如：请假制度', 'kb.paste.nameHint': '不填则命名为 pasted.txt；没有扩展名时会加上 .txt。',
