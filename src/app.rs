@@ -105,6 +105,7 @@ impl AppState {
             pipeline: pipeline.clone(),
             data_dir: config.data_dir.clone(),
             max_upload_bytes: config.ingest.max_upload_bytes,
+            fetcher: crate::services::fetch::Fetcher::new(&config.ingest),
         });
         let search = Arc::new(SearchService {
             store: store.clone(),

@@ -93,6 +93,12 @@ pub struct IngestConfig {
     pub batch_max_jobs: usize,
     /// Most bytes of documents in one batch; a larger document runs alone.
     pub batch_max_bytes: u64,
+    /// Largest web page (or file behind a URL) the server fetches, in bytes.
+    pub max_fetch_bytes: u64,
+    /// Time limit for fetching one URL, redirects included.
+    pub fetch_timeout_ms: u64,
+    /// Let URLs reach loopback, link-local and private addresses (tests, intranets).
+    pub url_allow_private: bool,
 }
 
 /// `[search]`.
@@ -237,6 +243,11 @@ impl Config {
                 "ingest.batch_max_jobs must be at least 1 (1 turns batching off)".into(),
             ));
         }
+        if self.ingest.max_fetch_bytes == 0 || self.ingest.fetch_timeout_ms == 0 {
+            return Err(Error::Config(
+                "ingest.max_fetch_bytes and ingest.fetch_timeout_ms must be at least 1".into(),
+            ));
+        }
         if self.search.top_k == 0 || self.search.candidates == 0 {
             return Err(Error::Config(
                 "search.top_k and search.candidates must be at least 1".into(),
@@ -359,7 +370,9 @@ mod tests {
             jail.set_env("ZHIKU_INGEST__WORKERS", "4");
             jail.set_env("ZHIKU_ADMIN_TOKEN", "secret");
             jail.set_env("ZHIKU_LOG", "debug");
+            jail.set_env("ZHIKU_INGEST__URL_ALLOW_PRIVATE", "true");
             let c = Config::load(None).unwrap();
+            assert!(c.ingest.url_allow_private);
             assert_eq!(c.bind, "127.0.0.1:9999");
             assert_eq!(c.ingest.workers, 4);
             assert_eq!(c.admin_token, "secret");

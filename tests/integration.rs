@@ -27,3 +27,4 @@ mod openai;
 mod reembed;
 mod schema;
 mod web;
+mod web_pages;

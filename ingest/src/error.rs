@@ -100,6 +100,14 @@ pub enum Error {
     /// The chunk sink (indexing) failed.
     #[error("indexing: {0}")]
     Sink(String),
+    /// A web page could not be fetched: the site did not answer, answered with an error
+    /// status, or redirected too often. The message names the URL and what happened.
+    #[error("{0}")]
+    Fetch(String),
+    /// A URL is refused before anything is fetched: not http(s), or it leads to a
+    /// loopback, link-local or private address while those are not allowed.
+    #[error("{0}")]
+    UrlRefused(String),
 }
 
 impl Error {
@@ -124,6 +132,8 @@ impl Error {
             Error::StorageFull(_) => "storage_full",
             Error::Busy(_) => "busy",
             Error::Sink(_) => "indexing",
+            Error::Fetch(_) => "fetch_failed",
+            Error::UrlRefused(_) => "url_refused",
         }
     }
 

@@ -1,5 +1,6 @@
-//! `zhiku ingest --kb NAME PATH…`: upload files and folders through the same pipeline as
-//! the API, run the workers in this process, and report what was indexed and what failed.
+//! `zhiku ingest --kb NAME PATH…` (and `--url URL…`): upload files and folders, or add web
+//! pages, through the same pipeline as the API, run the workers in this process, and report
+//! what was indexed and what failed.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -10,6 +11,7 @@ use super::{progress_bar, writer_state};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::services::knowledge::UploadSettings;
+use crate::services::web_pages::CrawlSettings;
 
 /// Arguments of `zhiku ingest`.
 #[derive(Debug, Args)]
@@ -18,8 +20,17 @@ pub struct IngestArgs {
     #[arg(long)]
     kb: String,
     /// Files or folders (folders are walked recursively).
-    #[arg(required = true)]
+    #[arg(required_unless_present = "urls")]
     paths: Vec<PathBuf>,
+    /// A web page to fetch and add (repeatable); a `.xml` sitemap adds the pages it lists.
+    #[arg(long = "url", value_name = "URL")]
+    urls: Vec<String>,
+    /// With --url: follow each page's links on the same host this many links deep.
+    #[arg(long, requires = "urls")]
+    crawl_depth: Option<u32>,
+    /// With --url: most pages one crawl adds (default 50).
+    #[arg(long, requires = "urls")]
+    crawl_pages: Option<u32>,
 }
 
 fn collect(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
@@ -73,14 +84,44 @@ pub(super) async fn run(config: Config, args: IngestArgs) -> Result<()> {
             Err(e) => rejected.push((path.display().to_string(), e.to_string())),
         }
     }
+    if !args.urls.is_empty() {
+        let crawl =
+            (args.crawl_depth.is_some() || args.crawl_pages.is_some()).then(|| CrawlSettings {
+                max_depth: args.crawl_depth.unwrap_or(1),
+                max_pages: args.crawl_pages.unwrap_or(50),
+            });
+        let added = state
+            .knowledge
+            .add_urls(&args.kb, &args.urls, crawl, &UploadSettings::default())
+            .await?;
+        for o in added {
+            if o.duplicate {
+                duplicates += 1;
+            } else {
+                queued.push(o.id);
+            }
+        }
+    }
     let running = state.start_workers(workers);
     let bar = progress_bar(queued.len() as u64, "ingesting");
     let mut indexed = 0;
     let mut failed = Vec::new();
     let mut chunks = 0;
     let mut pending: Vec<String> = queued.clone();
+    let mut seen: std::collections::HashSet<String> = queued.iter().cloned().collect();
+    let crawling = args.crawl_depth.is_some() || args.crawl_pages.is_some();
     while !pending.is_empty() {
         tokio::time::sleep(Duration::from_millis(200)).await;
+        if crawling {
+            // The pages a crawl finds are added by the jobs of the pages that link to them.
+            for doc in state.knowledge.list_documents(&args.kb, 0, 1000).await? {
+                let waiting = matches!(doc.status.as_str(), "queued" | "processing");
+                if waiting && doc.source_url.is_some() && seen.insert(doc.id.clone()) {
+                    pending.push(doc.id);
+                    bar.inc_length(1);
+                }
+            }
+        }
         let mut still = Vec::new();
         for id in pending {
             let doc = state.knowledge.document(&args.kb, &id).await?;

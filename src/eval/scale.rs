@@ -257,6 +257,8 @@ pub(crate) async fn write_document(
             file_path: "",
             split_json: None,
             clean_json: None,
+            source_url: None,
+            crawl: None,
         })
         .await?;
     let hashes: Vec<String> = copies

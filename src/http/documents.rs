@@ -1,5 +1,5 @@
-//! `/api/kbs/{kb}/documents` (upload, list, show, enable, delete), their chunks, and
-//! `split-preview`.
+//! `/api/kbs/{kb}/documents` (upload, add web pages by URL, list, show, enable, delete,
+//! sync a web page), their chunks, and `split-preview`.
 
 use axum::Json;
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Request, State};
@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::services::knowledge::{
     DocumentView, PreviewChunk, UploadOutcome, UploadSettings, accepted_types,
 };
+use crate::services::web_pages::{CrawlSettings, SyncOutcome};
 use crate::store::chunks::ChunkRow;
 
 /// Routes for documents and chunks; `max_body_bytes` bounds one upload request.
@@ -23,6 +24,7 @@ pub fn router(max_body_bytes: usize) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, upload))
         .routes(routes!(show, set_enabled, remove))
+        .routes(routes!(sync))
         .routes(routes!(chunks))
         .routes(routes!(edit_chunk, remove_chunk))
         .routes(routes!(preview))
@@ -40,6 +42,36 @@ struct PastedText {
     text: String,
     #[serde(flatten)]
     settings: PastedSettings,
+}
+
+/// Web pages to fetch (the JSON form of an upload by URL).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct WebPages {
+    /// http(s) addresses, 1 to 100; a `.xml` sitemap adds the pages it lists on its host.
+    #[schema(min_items = 1, max_items = 100, example = json!(["https://example.com/handbook.html"]))]
+    urls: Vec<String>,
+    /// Crawl from each URL: follow its links on the same host to this depth, up to this
+    /// many pages (for a sitemap, only the page cap counts).
+    crawl: Option<CrawlSettings>,
+    #[serde(flatten)]
+    settings: PastedSettings,
+}
+
+/// The JSON body of an upload: pasted text, or web pages by URL. It only describes the
+/// body (serde's `untagged` is what makes it a plain `oneOf`): `read_incoming` tells the
+/// two apart by the `urls` field.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(
+    dead_code,
+    reason = "a description for the OpenAPI document, never built"
+)]
+enum JsonUpload {
+    /// Web pages by URL.
+    Urls(WebPages),
+    /// Pasted text.
+    Text(PastedText),
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -69,10 +101,12 @@ struct UploadForm {
     clean: Option<String>,
 }
 
-/// The files of a request, with settings, from multipart or JSON.
+/// The files of a request, with settings, from multipart or JSON; or web pages to fetch.
 struct Incoming {
     files: Vec<(String, Vec<u8>)>,
     settings: UploadSettings,
+    /// URLs and crawl bounds, when the request names web pages instead of files.
+    web: Option<(Vec<String>, Option<CrawlSettings>)>,
 }
 
 fn multipart_error(e: axum::extract::multipart::MultipartError, limit_bytes: u64) -> Error {
@@ -91,7 +125,26 @@ async fn read_incoming(state: &AppState, request: Request) -> Result<Incoming> {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
     if is_json {
-        let AppJson(body) = AppJson::<PastedText>::from_request(request, state).await?;
+        let AppJson(body) = AppJson::<serde_json::Value>::from_request(request, state).await?;
+        // Told apart by their fields, so that a mistake in either gets that form's own
+        // error rather than serde's "did not match any variant".
+        if body.get("urls").is_some() {
+            let pages: WebPages = serde_json::from_value(body)
+                .map_err(|e| Error::InvalidInput(format!("invalid body: {e}")))?;
+            return Ok(Incoming {
+                files: Vec::new(),
+                settings: UploadSettings {
+                    split: pages.settings.split,
+                    clean: pages.settings.clean,
+                },
+                web: Some((pages.urls, pages.crawl)),
+            });
+        }
+        let body: PastedText = serde_json::from_value(body).map_err(|e| {
+            Error::InvalidInput(format!(
+                "invalid body: {e}; send {{name, text}} to paste text or {{urls}} to add web pages"
+            ))
+        })?;
         let mut name = body.name.unwrap_or_else(|| "pasted.txt".into());
         let lower = name.to_lowercase();
         if !ingest::extract::accepted_extensions().any(|ext| lower.ends_with(&format!(".{ext}"))) {
@@ -103,6 +156,7 @@ async fn read_incoming(state: &AppState, request: Request) -> Result<Incoming> {
                 split: body.settings.split,
                 clean: body.settings.clean,
             },
+            web: None,
         });
     }
     let mut multipart = Multipart::from_request(request, state).await.map_err(|e| {
@@ -170,7 +224,11 @@ async fn read_incoming(state: &AppState, request: Request) -> Result<Incoming> {
             accepted_types()
         )));
     }
-    Ok(Incoming { files, settings })
+    Ok(Incoming {
+        files,
+        settings,
+        web: None,
+    })
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -179,19 +237,23 @@ struct UploadResponse {
     documents: Vec<UploadOutcome>,
 }
 
-/// Upload files (multipart) or pasted text (JSON) to a knowledge base.
+/// Upload files (multipart), pasted text or web pages by URL (JSON) to a knowledge base.
 ///
-/// `202 Accepted` with one entry per file; the work happens in the background. A file that
-/// can never be read (wrong type, too large) fails the whole request before anything is
-/// stored, so a client never has to untangle a half-accepted batch.
+/// `202 Accepted` with one entry per file or page; the work happens in the background. A
+/// file that can never be read (wrong type, too large), or a URL that can never be fetched
+/// (not http(s), or leading to a loopback, link-local or private address), fails the whole
+/// request before anything is stored, so a client never has to untangle a half-accepted
+/// batch. A page that cannot be fetched later (no answer, an error status, more than 5
+/// redirects, over `ingest.max_fetch_bytes`) is a failed document with the reason.
 #[utoipa::path(post, path = "/kbs/{kb}/documents", tag = TAG_DOCUMENTS, operation_id = "upload_documents",
     params(("kb" = String, Path, description = "Knowledge base id or name")),
     request_body(content(
         (UploadForm = "multipart/form-data"),
-        (PastedText = "application/json"),
+        (JsonUpload = "application/json"),
     )),
     responses(
         (status = 202, description = "Stored and queued; ingestion runs in the background", body = UploadResponse),
+        (status = 400, description = "Invalid input, or a URL that is refused", body = ErrorBody),
         (status = 409, description = "The KB's vectors come from another embedding model", body = ErrorBody),
         (status = 415, description = "A file of a type that cannot be read", body = ErrorBody),
     ))]
@@ -201,6 +263,13 @@ async fn upload(
     request: Request,
 ) -> Result<(StatusCode, Json<UploadResponse>)> {
     let incoming = read_incoming(&s, request).await?;
+    if let Some((urls, crawl)) = &incoming.web {
+        let documents = s
+            .knowledge
+            .add_urls(&kb, urls, *crawl, &incoming.settings)
+            .await?;
+        return Ok((StatusCode::ACCEPTED, Json(UploadResponse { documents })));
+    }
     for (name, bytes) in &incoming.files {
         if let Err(e @ ingest::Error::Unsupported { .. }) =
             ingest::extract::detect_kind(name, bytes)
@@ -307,6 +376,25 @@ async fn remove(
 ) -> Result<StatusCode> {
     s.knowledge.delete_document(&kb, &doc).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Fetch a web page again; if it changed, index it again in place (its old chunks are
+/// replaced, as by a re-upload). An unchanged page (304, or the same bytes) is not indexed
+/// again.
+#[utoipa::path(post, path = "/kbs/{kb}/documents/{doc}/sync", tag = TAG_DOCUMENTS, operation_id = "sync_document",
+    params(("kb" = String, Path, description = "Knowledge base id or name"), ("doc" = String, Path, description = "Document id")),
+    responses(
+        (status = 200, description = "Fetched; `changed` says whether it is being indexed again", body = SyncOutcome),
+        (status = 400, description = "An uploaded document (nothing to sync), or a refused URL", body = ErrorBody),
+        (status = 409, description = "The document is queued or processing already", body = ErrorBody),
+        (status = 413, description = "The page is over ingest.max_fetch_bytes", body = ErrorBody),
+        (status = 502, description = "The site could not be fetched; the document is left as it was", body = ErrorBody),
+    ))]
+async fn sync(
+    State(s): State<AppState>,
+    Path((kb, doc)): Path<(String, String)>,
+) -> Result<Json<SyncOutcome>> {
+    Ok(Json(s.knowledge.sync_document(&kb, &doc).await?))
 }
 
 /// A page of a document's chunks.
@@ -461,7 +549,7 @@ async fn preview(
     request: Request,
 ) -> Result<Json<PreviewResponse>> {
     let mut incoming = read_incoming(&s, request).await?;
-    if incoming.files.len() != 1 {
+    if incoming.web.is_some() || incoming.files.len() != 1 {
         return Err(Error::InvalidInput(
             "split-preview takes exactly one file or text".into(),
         ));

@@ -37,11 +37,11 @@ pub struct ErrorDetail {
 /// The HTTP status for an error code.
 pub fn status_of(error: &Error) -> StatusCode {
     match error.code() {
-        "invalid_input" | "invalid_settings" | "config" => StatusCode::BAD_REQUEST,
+        "invalid_input" | "invalid_settings" | "config" | "url_refused" => StatusCode::BAD_REQUEST,
         "unauthorized" => StatusCode::UNAUTHORIZED,
         "forbidden" => StatusCode::FORBIDDEN,
         "overloaded" | "rate_limited" => StatusCode::TOO_MANY_REQUESTS,
-        "llm_failed" => StatusCode::BAD_GATEWAY,
+        "llm_failed" | "fetch_failed" => StatusCode::BAD_GATEWAY,
         "not_found" => StatusCode::NOT_FOUND,
         "conflict" | "model_mismatch" => StatusCode::CONFLICT,
         "payload_too_large" | "too_large" => StatusCode::PAYLOAD_TOO_LARGE,

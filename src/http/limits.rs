@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::openapi::TAG_SERVER;
 use crate::app::AppState;
-use crate::services::limits::{self, BotLimits, Limits, SplitLimits};
+use crate::services::limits::{self, BotLimits, Limits, SplitLimits, WebLimits};
 
 /// The limits the server enforces; requests past them are refused with the same numbers in
 /// their error messages.
@@ -31,6 +31,8 @@ pub(crate) struct LimitsView {
     upload_bytes: u64,
     /// The file types an upload takes; any other gets 415 naming these extensions.
     accepted_types: Vec<FileTypeView>,
+    /// Web pages added by URL.
+    web: WebLimitsView,
     /// Splitting.
     split: SplitLimitsView,
     /// A bot's settings.
@@ -45,6 +47,37 @@ pub(crate) struct FileTypeView {
     label: &'static str,
     /// Its extensions, lowercase, without the dot.
     extensions: &'static [&'static str],
+}
+
+/// Bounds of web pages added by URL.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = WebLimits)]
+pub(crate) struct WebLimitsView {
+    /// Most URLs in one request.
+    urls_per_request: usize,
+    /// Largest page fetched, in bytes; a larger one is a failed document.
+    fetch_bytes: u64,
+    /// Time limit for one fetch, redirects included, in milliseconds.
+    fetch_timeout_ms: u64,
+    /// Most redirects followed for one URL.
+    redirects: usize,
+    /// Deepest crawl, in links from the start page.
+    crawl_depth_max: u32,
+    /// Most pages of one crawl or sitemap.
+    crawl_pages_max: u32,
+}
+
+impl From<WebLimits> for WebLimitsView {
+    fn from(w: WebLimits) -> Self {
+        Self {
+            urls_per_request: w.urls_per_request,
+            fetch_bytes: w.fetch_bytes,
+            fetch_timeout_ms: w.fetch_timeout_ms,
+            redirects: w.redirects,
+            crawl_depth_max: w.crawl_depth_max,
+            crawl_pages_max: w.crawl_pages_max,
+        }
+    }
 }
 
 /// Bounds of a custom split and the automatic split's sizes.
@@ -112,6 +145,7 @@ impl From<Limits> for LimitsView {
                     extensions: t.extensions,
                 })
                 .collect(),
+            web: l.web.into(),
             split: l.split.into(),
             bot: l.bot.into(),
         }

@@ -212,6 +212,7 @@ mod tests {
         ("get", "/api/kbs/{kb}/index-check"),
         ("get", "/api/kbs/{kb}/documents"),
         ("post", "/api/kbs/{kb}/documents"),
+        ("post", "/api/kbs/{kb}/documents/{doc}/sync"),
         ("get", "/api/kbs/{kb}/documents/{doc}"),
         ("patch", "/api/kbs/{kb}/documents/{doc}"),
         ("delete", "/api/kbs/{kb}/documents/{doc}"),
@@ -350,6 +351,7 @@ mod tests {
     #[test]
     fn schema_bounds_are_the_enforced_limits() {
         use crate::services::bots as b;
+        use crate::services::web_pages as w;
         let spec = spec();
         let schemas = &spec["components"]["schemas"];
         let cases: &[(&str, &str, &str, f64)] = &[
@@ -440,11 +442,34 @@ mod tests {
                 "maximum",
                 crate::services::search::MAX_TOP_K as f64,
             ),
+            (
+                "CrawlSettings",
+                "max_depth",
+                "maximum",
+                f64::from(w::MAX_CRAWL_DEPTH),
+            ),
+            (
+                "CrawlSettings",
+                "max_pages",
+                "maximum",
+                f64::from(w::MAX_CRAWL_PAGES),
+            ),
         ];
         for (schema, field, key, limit) in cases {
             let found = schemas[schema]["properties"][field][key].as_f64();
             assert_eq!(found, Some(*limit), "{schema}.{field}.{key}");
         }
+        // Its split and clean settings are flattened in, which makes it an `allOf`.
+        let urls = schemas["WebPages"]["allOf"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find_map(|part| part["properties"].get("urls"))
+            .unwrap();
+        assert_eq!(
+            urls["maxItems"].as_f64(),
+            Some(w::MAX_URLS_PER_REQUEST as f64)
+        );
         // `/v1`'s body is described inline, not as a component.
         let completion = &spec["paths"]["/v1/chat/completions"]["post"]["requestBody"]["content"]["application/json"]
             ["schema"]["properties"];

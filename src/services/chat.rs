@@ -116,6 +116,8 @@ pub struct Citation {
     pub document_id: String,
     /// Document name.
     pub document_name: String,
+    /// The document's web address, for a page added by URL: where the citation links.
+    pub source_url: Option<String>,
     /// Page, for paged formats.
     pub page: Option<i64>,
     /// Where the passage lies when a page cannot say it: a table's sheet and rows
@@ -514,6 +516,7 @@ impl ChatService {
                 chunk_id: r.chunk_id,
                 document_id: r.document_id.clone(),
                 document_name: r.document_name.clone(),
+                source_url: r.source_url.clone(),
                 page: r.page,
                 label: r.label.clone(),
                 text,
@@ -830,6 +833,7 @@ impl Relay {
                     chunk_id: p.chunk_id,
                     document_id: p.document_id.clone(),
                     document_name: p.document_name.clone(),
+                    source_url: p.source_url.clone(),
                     page: p.page,
                     label: p.label.clone(),
                     snippet: p.text.chars().take(200).collect(),

@@ -272,6 +272,7 @@ mod tests {
             chunk_id: marker as i64,
             document_id: "d".into(),
             document_name: "n".into(),
+            source_url: None,
             page: None,
             label: None,
             text: text.into(),

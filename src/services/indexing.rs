@@ -14,6 +14,7 @@ use ingest::jobs::Job;
 use ingest::pipeline::{ChunkSink, ProcessedDocument, SourceDocument};
 use tracing::{info, warn};
 
+use super::fetch::Fetcher;
 use crate::config::SearchConfig;
 use crate::error::{Error, Result};
 use crate::retrieval::bm25::Bm25Change;
@@ -399,6 +400,8 @@ pub struct IndexingSink {
     pub indexes: Arc<IndexRegistry>,
     /// Data dir (stored files are relative to it).
     pub data_dir: PathBuf,
+    /// Fetches web documents the first time their job runs.
+    pub fetcher: Fetcher,
 }
 
 impl IndexingSink {
@@ -407,12 +410,39 @@ impl IndexingSink {
         let kb = self.store.kb(&doc.kb_id).await?;
         let split_json = doc.split_json.as_deref().unwrap_or(&kb.split_json);
         let clean_json = doc.clean_json.as_deref().unwrap_or(&kb.clean_json);
-        let path = self.data_dir.join(&doc.file_path);
-        let bytes = tokio::fs::read(&path).await.map_err(|e| {
-            Error::Internal(format!("stored file {} is missing: {e}", path.display()))
-        })?;
+        let (name, bytes) = match (&doc.source_url, &doc.source_fetched_at) {
+            // A web page not fetched yet: its job fetches it (a crash before the fetch
+            // was recorded fetches it again).
+            (Some(url), None) => {
+                super::web_pages::fetch_for_job(
+                    &self.store,
+                    &self.fetcher,
+                    &self.data_dir,
+                    &doc,
+                    url,
+                )
+                .await?
+            }
+            _ => {
+                let path = self.data_dir.join(&doc.file_path);
+                let bytes = tokio::fs::read(&path).await.map_err(|e| {
+                    Error::Internal(format!("stored file {} is missing: {e}", path.display()))
+                })?;
+                // A web page's stored file is named with the extension its type gave it.
+                let name = match doc.source_url {
+                    Some(_) => doc
+                        .file_path
+                        .rsplit('/')
+                        .next()
+                        .unwrap_or_default()
+                        .to_string(),
+                    None => doc.name,
+                };
+                (name, bytes)
+            }
+        };
         Ok(SourceDocument {
-            name: doc.name,
+            name,
             bytes: bytes.into(),
             split: serde_json::from_str(split_json)
                 .map_err(|e| Error::InvalidInput(e.to_string()))?,

@@ -17,6 +17,7 @@ use ingest::split::{ChunkDraft, SplitSettings};
 use serde::{Deserialize, Serialize};
 use tracing::instrument;
 
+use super::fetch::Fetcher;
 use super::indexing::{Consistency, IndexRegistry, IndexingSink};
 use super::reembed::{ReEmbedReport, re_embed_kb};
 use super::workers::{self, Workers};
@@ -40,6 +41,8 @@ pub struct KnowledgeService {
     pub data_dir: PathBuf,
     /// Upload cap.
     pub max_upload_bytes: u64,
+    /// Fetches web pages (URL documents, syncs, sitemaps).
+    pub fetcher: Fetcher,
 }
 
 /// A knowledge base as the API shows it.
@@ -163,6 +166,13 @@ pub struct DocumentView {
     pub pages: Option<i64>,
     /// Latest job.
     pub job_id: Option<i64>,
+    /// The address a web page was fetched from (absent for an upload); citations of
+    /// its passages link to it.
+    pub source_url: Option<String>,
+    /// When the page was last fetched with a new body (web pages).
+    pub fetched_at: Option<String>,
+    /// When a sync last asked the site, changed or not (web pages).
+    pub checked_at: Option<String>,
     /// Current job stage while processing.
     pub stage: Option<String>,
     /// Job progress 0..1.
@@ -210,6 +220,9 @@ impl From<DocumentRow> for DocumentView {
             chunk_count: d.chunk_count,
             pages: d.page_count,
             job_id: d.job_id,
+            source_url: d.source_url,
+            fetched_at: d.source_fetched_at,
+            checked_at: d.source_checked_at,
             stage: d.job_stage.filter(|_| processing),
             progress: d.job_progress,
             eta_seconds: d.job_eta_seconds.filter(|_| processing),
@@ -351,6 +364,7 @@ impl KnowledgeService {
             store: self.store.clone(),
             indexes: self.indexes.clone(),
             data_dir: self.data_dir.clone(),
+            fetcher: self.fetcher.clone(),
         };
         workers::start(count, &self.queue, &self.pipeline, sink)
     }
@@ -502,6 +516,8 @@ impl KnowledgeService {
                 file_path: &file_path,
                 split_json: split.as_deref(),
                 clean_json: clean.as_deref(),
+                source_url: None,
+                crawl: None,
             })
             .await;
         let job_id = match inserted {
@@ -535,24 +551,7 @@ impl KnowledgeService {
     }
 
     async fn write_file(&self, relative: &str, bytes: &[u8]) -> Result<()> {
-        let path = self.data_dir.join(relative);
-        let part = path.with_extension("part");
-        // std::fs on purpose: tokio's File reports an error of its last buffered write only
-        // on a later write or flush, so a write cut short by a full disk looked like success
-        // and left a truncated file behind.
-        let written = tokio::task::block_in_place(|| -> std::io::Result<()> {
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            let mut file = std::fs::File::create(&part)?;
-            file.write_all(bytes)?;
-            file.sync_all()?;
-            std::fs::rename(&part, &path)
-        });
-        if written.is_err() {
-            let _ = std::fs::remove_file(&part);
-        }
-        Ok(written?)
+        write_file(&self.data_dir, relative, bytes)
     }
 
     /// Documents of a KB.
@@ -727,6 +726,29 @@ impl KnowledgeService {
         let (_, chunks) = tokio::task::spawn_blocking(move || pipeline.chunk(&source)).await??;
         Ok(chunks.into_iter().map(PreviewChunk::from).collect())
     }
+}
+
+/// Store `bytes` at `relative` under the data dir: written to a `.part` file, fsynced and
+/// renamed, so a crash leaves the old file or the new one, never half of one.
+pub(crate) fn write_file(data_dir: &std::path::Path, relative: &str, bytes: &[u8]) -> Result<()> {
+    let path = data_dir.join(relative);
+    let part = path.with_extension("part");
+    // std::fs on purpose: tokio's File reports an error of its last buffered write only
+    // on a later write or flush, so a write cut short by a full disk looked like success
+    // and left a truncated file behind.
+    let written = tokio::task::block_in_place(|| -> std::io::Result<()> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let mut file = std::fs::File::create(&part)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&part, &path)
+    });
+    if written.is_err() {
+        let _ = std::fs::remove_file(&part);
+    }
+    Ok(written?)
 }
 
 /// The last path component of a client-supplied name, without control characters: a

@@ -10,8 +10,10 @@ use ingest::split::{
 
 use super::bots;
 use super::chat::MAX_QUESTION_CHARS;
+use super::fetch::MAX_REDIRECTS;
 use super::knowledge::{MAX_DOCUMENT_NAME_CHARS, MAX_KB_DESCRIPTION_CHARS, MAX_KB_NAME_CHARS};
 use super::search::{self, MAX_QUERY_CHARS};
+use super::web_pages::{MAX_CRAWL_DEPTH, MAX_CRAWL_PAGES, MAX_URLS_PER_REQUEST};
 use crate::config::Config;
 
 /// The limits the server enforces.
@@ -33,10 +35,29 @@ pub struct Limits {
     pub upload_bytes: u64,
     /// The file types an upload takes.
     pub accepted_types: &'static [FileType],
+    /// Web pages added by URL.
+    pub web: WebLimits,
     /// Splitting.
     pub split: SplitLimits,
     /// A bot's settings.
     pub bot: BotLimits,
+}
+
+/// Bounds of web pages added by URL.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebLimits {
+    /// Most URLs in one request.
+    pub urls_per_request: usize,
+    /// Largest page fetched, in bytes (`ingest.max_fetch_bytes`).
+    pub fetch_bytes: u64,
+    /// Time limit for one fetch, redirects included (`ingest.fetch_timeout_ms`).
+    pub fetch_timeout_ms: u64,
+    /// Most redirects followed for one URL.
+    pub redirects: usize,
+    /// Deepest crawl, in links from the start page.
+    pub crawl_depth_max: u32,
+    /// Most pages of one crawl or sitemap.
+    pub crawl_pages_max: u32,
 }
 
 /// Bounds of a custom split and the automatic split's sizes.
@@ -95,6 +116,14 @@ pub fn limits(config: &Config) -> Limits {
         document_name_chars: MAX_DOCUMENT_NAME_CHARS,
         upload_bytes: config.ingest.max_upload_bytes,
         accepted_types: ACCEPTED_TYPES,
+        web: WebLimits {
+            urls_per_request: MAX_URLS_PER_REQUEST,
+            fetch_bytes: config.ingest.max_fetch_bytes,
+            fetch_timeout_ms: config.ingest.fetch_timeout_ms,
+            redirects: MAX_REDIRECTS,
+            crawl_depth_max: MAX_CRAWL_DEPTH,
+            crawl_pages_max: MAX_CRAWL_PAGES,
+        },
         split: SplitLimits {
             min_tokens: MIN_CHUNK_TOKENS,
             max_tokens: MAX_CHUNK_TOKENS,

@@ -1,5 +1,6 @@
 //! What zhiku does, independent of how it is asked (HTTP or CLI): [`knowledge`] (KBs,
-//! documents, chunks), [`indexing`] (keeping BM25 and vectors in step with SQLite),
+//! documents, chunks; [`web_pages`]: documents fetched from URLs through [`fetch`], which
+//! keeps them off private addresses), [`indexing`] (keeping BM25 and vectors in step with SQLite),
 //! [`jobs`] (the ingestion queue) and [`workers`] (ingesting in this process), [`search`] (hit testing), [`embeddings`] (the embedding
 //! model for `/v1`), [`limits`] (every limit a client should know, from their homes), [`bots`] (bot drafts, versions, API keys, recorded conversations),
 //! [`chat`] (answers: [`prompt`] builds what the model reads, [`focus`] cuts passages to
@@ -12,6 +13,7 @@ pub mod bots;
 pub mod chat;
 pub mod embeddings;
 pub mod evidence;
+pub mod fetch;
 pub mod focus;
 pub mod indexing;
 pub mod jobs;
@@ -22,4 +24,5 @@ pub mod reembed;
 pub mod search;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod web_pages;
 pub mod workers;

@@ -82,6 +82,8 @@ pub struct SearchResult {
     pub document_id: String,
     /// Document name.
     pub document_name: String,
+    /// The document's web address, for a page added by URL.
+    pub source_url: Option<String>,
     /// Page.
     pub page: Option<i64>,
     /// Where the chunk lies when a page cannot say it: a table's sheet and rows
@@ -307,6 +309,7 @@ impl SearchService {
                     chunk_id: c.chunk_id,
                     document_id: c.document_id,
                     document_name: c.document_name,
+                    source_url: c.source_url,
                     page: c.page,
                     label: c.label,
                     ocr: c.is_ocr,

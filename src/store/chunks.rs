@@ -49,6 +49,8 @@ pub struct LiveChunk {
     pub document_id: String,
     /// Document name.
     pub document_name: String,
+    /// The document's web address, for a page added by URL.
+    pub source_url: Option<String>,
     /// Page.
     pub page: Option<i64>,
     /// Position in the document.
@@ -392,7 +394,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let sql = live_among_sql(
-            "c.chunk_id, c.document_id, d.name AS document_name, c.page, c.ordinal, c.text, c.seq,
+            "c.chunk_id, c.document_id, d.name AS document_name, d.source_url, c.page, c.ordinal, c.text, c.seq,
              c.label, c.is_ocr",
             by_seq,
             ids.len(),

@@ -40,6 +40,26 @@ pub struct DocumentRow {
     pub split_json: Option<String>,
     /// Per-upload clean settings.
     pub clean_json: Option<String>,
+    /// The address a web page was fetched from (`None`: an upload).
+    pub source_url: Option<String>,
+    /// `ETag` of the last fetch.
+    pub source_etag: Option<String>,
+    /// `Last-Modified` of the last fetch.
+    pub source_last_modified: Option<String>,
+    /// sha256 of the body last fetched.
+    pub source_sha256: Option<String>,
+    /// When the page was last fetched with a new body (`None`: not yet).
+    pub source_fetched_at: Option<String>,
+    /// When a sync last asked the site.
+    pub source_checked_at: Option<String>,
+    /// The crawl this page belongs to: its start page's document id.
+    pub crawl_id: Option<String>,
+    /// Links from the start page to this one.
+    pub crawl_depth: Option<i64>,
+    /// How many links deep the crawl goes.
+    pub crawl_max_depth: Option<i64>,
+    /// How many pages the crawl takes at most.
+    pub crawl_max_pages: Option<i64>,
     /// Upload time.
     pub created_at: String,
     /// Last change.
@@ -86,6 +106,38 @@ pub struct NewDocument<'a> {
     pub split_json: Option<&'a str>,
     /// Per-upload clean settings JSON.
     pub clean_json: Option<&'a str>,
+    /// A web page's address (its job fetches it first).
+    pub source_url: Option<&'a str>,
+    /// Its place in a crawl.
+    pub crawl: Option<CrawlPlace<'a>>,
+}
+
+/// Where a page stands in a crawl.
+#[derive(Debug, Clone, Copy)]
+pub struct CrawlPlace<'a> {
+    /// The start page's document id.
+    pub crawl_id: &'a str,
+    /// Links from the start page.
+    pub depth: i64,
+    /// How deep the crawl goes.
+    pub max_depth: i64,
+    /// Most pages of the crawl.
+    pub max_pages: i64,
+}
+
+/// What a fetch of a web page brought, recorded on its document.
+#[derive(Debug, Clone)]
+pub struct FetchRecord<'a> {
+    /// Where the body is stored now, relative to the data dir.
+    pub file_path: &'a str,
+    /// Size of the body.
+    pub bytes: i64,
+    /// sha256 of the body.
+    pub source_sha256: &'a str,
+    /// `ETag` sent with it.
+    pub etag: Option<&'a str>,
+    /// `Last-Modified` sent with it.
+    pub last_modified: Option<&'a str>,
 }
 
 impl Store {
@@ -93,9 +145,20 @@ impl Store {
     /// The same bytes already in the KB is a [`Error::Conflict`] naming the existing document.
     pub async fn insert_document(&self, doc: &NewDocument<'_>) -> Result<i64> {
         let mut tx = self.begin_write().await?;
+        let job_id = Self::insert_document_in(&mut tx, doc).await?;
+        tx.commit().await?;
+        Ok(job_id)
+    }
+
+    async fn insert_document_in(
+        conn: &mut sqlx::SqliteConnection,
+        doc: &NewDocument<'_>,
+    ) -> Result<i64> {
+        let crawl = doc.crawl.as_ref();
         let inserted = sqlx::query(
-            "INSERT INTO document (document_id, kb_id, name, bytes, sha256, file_path, split_json, clean_json)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO document (document_id, kb_id, name, bytes, sha256, file_path, split_json, clean_json,
+                                   source_url, crawl_id, crawl_depth, crawl_max_depth, crawl_max_pages)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(doc.document_id)
         .bind(doc.kb_id)
@@ -105,7 +168,12 @@ impl Store {
         .bind(doc.file_path)
         .bind(doc.split_json)
         .bind(doc.clean_json)
-        .execute(&mut *tx)
+        .bind(doc.source_url)
+        .bind(crawl.map(|c| c.crawl_id))
+        .bind(crawl.map(|c| c.depth))
+        .bind(crawl.map(|c| c.max_depth))
+        .bind(crawl.map(|c| c.max_pages))
+        .execute(&mut *conn)
         .await;
         if let Err(sqlx::Error::Database(db)) = &inserted
             && db.is_unique_violation()
@@ -113,8 +181,117 @@ impl Store {
             return Err(Error::Conflict("duplicate".into()));
         }
         inserted?;
+        Ok(ingest::jobs::JobQueue::enqueue(conn, doc.document_id, doc.kb_id, doc.bytes).await?)
+    }
+
+    /// Add the pages a crawl found, in order, while the crawl has fewer than its
+    /// `max_pages` pages; a page already in the KB (same URL) is passed over. One
+    /// transaction, so two workers crawling at once cannot pass the cap together. Returns
+    /// how many were added.
+    pub async fn insert_crawl_pages(
+        &self,
+        crawl_id: &str,
+        max_pages: i64,
+        pages: &[NewDocument<'_>],
+    ) -> Result<usize> {
+        let mut tx = self.begin_write().await?;
+        let (mut count,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM document WHERE crawl_id = ?")
+                .bind(crawl_id)
+                .fetch_one(&mut *tx)
+                .await?;
+        let mut added = 0;
+        for page in pages {
+            if count >= max_pages {
+                break;
+            }
+            match Self::insert_document_in(&mut tx, page).await {
+                Ok(_) => {
+                    count += 1;
+                    added += 1;
+                }
+                Err(Error::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        tx.commit().await?;
+        Ok(added)
+    }
+
+    /// Record the first fetch of a web page (by its job, before the page is extracted).
+    pub async fn record_first_fetch(
+        &self,
+        document_id: &str,
+        fetch: &FetchRecord<'_>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE document SET file_path = ?, bytes = ?, source_sha256 = ?, source_etag = ?,
+                source_last_modified = ?,
+                source_fetched_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
+                source_checked_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
+                updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+             WHERE document_id = ?",
+        )
+        .bind(fetch.file_path)
+        .bind(fetch.bytes)
+        .bind(fetch.source_sha256)
+        .bind(fetch.etag)
+        .bind(fetch.last_modified)
+        .bind(document_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A sync found the page unchanged: note when it asked, and the site's newest
+    /// validators (`None` keeps the old ones).
+    pub async fn record_unchanged(
+        &self,
+        document_id: &str,
+        etag: Option<&str>,
+        last_modified: Option<&str>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE document SET source_etag = COALESCE(?, source_etag),
+                source_last_modified = COALESCE(?, source_last_modified),
+                source_checked_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+             WHERE document_id = ?",
+        )
+        .bind(etag)
+        .bind(last_modified)
+        .bind(document_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A sync found a new body (already stored at `fetch.file_path`): record it and queue
+    /// the document to be indexed again, in one transaction. Returns the job id.
+    pub async fn record_changed(
+        &self,
+        document_id: &str,
+        kb_id: &str,
+        fetch: &FetchRecord<'_>,
+    ) -> Result<i64> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "UPDATE document SET file_path = ?, bytes = ?, source_sha256 = ?, source_etag = ?,
+                source_last_modified = ?, status = 'queued', error_code = NULL, error_message = NULL,
+                source_fetched_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
+                source_checked_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
+                updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+             WHERE document_id = ?",
+        )
+        .bind(fetch.file_path)
+        .bind(fetch.bytes)
+        .bind(fetch.source_sha256)
+        .bind(fetch.etag)
+        .bind(fetch.last_modified)
+        .bind(document_id)
+        .execute(&mut *tx)
+        .await?;
         let job_id =
-            ingest::jobs::JobQueue::enqueue(&mut tx, doc.document_id, doc.kb_id, doc.bytes).await?;
+            ingest::jobs::JobQueue::enqueue(&mut tx, document_id, kb_id, fetch.bytes).await?;
         tx.commit().await?;
         Ok(job_id)
     }
@@ -201,9 +378,12 @@ impl Store {
         Ok(())
     }
 
-    /// The stored file of every document, relative to the data dir (what a backup copies).
+    /// The stored file of every document, relative to the data dir (what a backup copies);
+    /// a web page not fetched yet has none.
     pub async fn document_file_paths(&self) -> Result<Vec<String>> {
-        let paths: Vec<(String,)> = sqlx::query_as("SELECT file_path FROM document")
+        let paths: Vec<(String,)> = sqlx::query_as(
+            "SELECT file_path FROM document WHERE source_url IS NULL OR source_fetched_at IS NOT NULL",
+        )
             .fetch_all(&self.pool)
             .await?;
         Ok(paths.into_iter().map(|(p,)| p).collect())

@@ -22,6 +22,7 @@ pub(crate) mod guard;
 mod html;
 mod image;
 mod json;
+mod links;
 mod markdown;
 mod ocr;
 mod ods;
@@ -46,6 +47,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
+pub use links::{page_links, sitemap_locations};
 pub use ocr::{OcrSettings, check_languages, installed_languages};
 pub use sniff::detect_kind;
 

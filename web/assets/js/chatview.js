@@ -58,6 +58,9 @@ export function showCitation(c) {
     body: [
       h('div.stack', { style: { gap: '4px' } },
         h('strong.break', c.document_name || '—'),
+        /^https?:\/\//i.test(c.source_url || '')
+          ? h('a.small.break', { href: c.source_url, target: '_blank', rel: 'noopener noreferrer', 'data-testid': 'citation-link' }, t('chat.openSource') + ' ↗')
+          : null,
         meta ? h('span.muted.small', meta) : null,
         c.inferred ? h('span.badge.badge-warning', { style: { alignSelf: 'flex-start' } }, t('chat.citationInferred')) : null),
       h('div.chunk', h('div.chunk-text.citation-text', c.snippet || '')),
@@ -71,7 +74,7 @@ export function sourcesRow(citations, onCite = showCitation) {
   return h('div.sources', { 'aria-label': t('chat.sources') }, citations.map((c) => h('button.source-chip', {
     type: 'button',
     'data-testid': 'citation',
-    title: [c.document_name, placeOf(c)].filter(Boolean).join(' · '),
+    title: [c.source_url || c.document_name, placeOf(c)].filter(Boolean).join(' · '),
     onclick: () => onCite(c),
   }, h('span.n', String(c.marker)), h('span.doc', c.document_name || '—'),
   c.label ? h('span.faint', c.label) : c.page != null ? h('span.faint', 'p.' + c.page) : null)));

@@ -1,6 +1,7 @@
-// The documents tab: upload (drop zone, file picker, pasted text, split preview), and the
-// documents' table polled while any is queued or processing (status, stage, progress, the
-// reason of a failure, enable switch, delete).
+// The documents tab: upload (drop zone, file picker, pasted text, web pages by URL with an
+// optional crawl, split preview), and the documents' table polled while any is queued or
+// processing (status, stage, progress, the reason of a failure, a web page's link and
+// sync, enable switch, delete).
 
 import { api } from '../api.js';
 import { t } from '../i18n.js';
@@ -96,7 +97,8 @@ export function documentsTab({ kb, s, panel, refreshKb }) {
   const uploadPanel = h('section.panel.upload-panel',
     h('div.panel-head', h('h2', t('kb.upload.title')),
       h('button.btn.btn-small', { type: 'button', onclick: () => previewInput.click() }, t('kb.preview')),
-      h('button.btn.btn-small', { type: 'button', onclick: openPaste }, t('kb.paste'))),
+      h('button.btn.btn-small', { type: 'button', onclick: openPaste }, t('kb.paste')),
+      h('button.btn.btn-small', { type: 'button', 'data-testid': 'add-web', onclick: openWeb }, t('kb.web'))),
     zone, input, previewInput, split.element, uploadBox);
 
   const countLabel = h('span.muted.small');
@@ -206,14 +208,35 @@ export function documentsTab({ kb, s, panel, refreshKb }) {
     const chunks = d.status === 'indexed'
       ? h('a', { href: kbHash(kb, 'chunks', d.id), title: t('kb.docs.viewChunks', { name: d.name }), 'aria-label': t('kb.docs.viewChunks', { name: d.name }) }, String(d.chunk_count))
       : h('span.faint', '—');
+    const busy = d.status === 'queued' || d.status === 'processing';
     return h('tr', { 'data-testid': 'doc-row', dataset: { status: d.status, name: d.name, id: d.id } },
-      h('td.name', h('div.doc-name.break', d.name),
-        d.pages ? h('div.small.faint', t('kb.docs.pages', { n: d.pages })) : null),
+      h('td.name', d.source_url
+        ? h('a.doc-name.break', { href: safeUrl(d.source_url), target: '_blank', rel: 'noopener noreferrer', title: t('kb.web.open') }, d.name)
+        : h('div.doc-name.break', d.name),
+        d.pages ? h('div.small.faint', t('kb.docs.pages', { n: d.pages })) : null,
+        d.checked_at ? h('div.small.faint', t('kb.web.checked', { time: new Date(d.checked_at).toLocaleString() })) : null),
       h('td.doc-status', statusCell(d)),
       h('td.nowrap', { 'data-label': t('kb.docs.chunks') }, chunks),
       h('td.nowrap', { 'data-label': t('kb.docs.size') }, formatBytes(d.bytes)),
       h('td', { 'data-label': t('kb.docs.enabled') }, toggle),
-      h('td.nowrap.doc-actions', h('button.link-btn.danger', { type: 'button', onclick: () => removeDoc(d) }, t('common.delete'))));
+      h('td.nowrap.doc-actions',
+        d.source_url ? h('button.link-btn', { type: 'button', disabled: busy, 'data-testid': 'doc-sync', onclick: (e) => syncDoc(d, e.currentTarget) }, t('kb.web.sync')) : null,
+        h('button.link-btn.danger', { type: 'button', onclick: () => removeDoc(d) }, t('common.delete'))));
+  }
+
+  /** Fetch a web page again; the server indexes it again only if it changed. */
+  async function syncDoc(d, button) {
+    button.disabled = true;
+    try {
+      const result = await api.post(path + '/' + enc(d.id) + '/sync', {}, { signal: s.signal });
+      if (!s.alive) return;
+      toast(t(result.changed ? 'kb.web.changed' : 'kb.web.unchanged', { name: d.name }), 'success');
+      loadDocs(true);
+    } catch (err) {
+      if (!s.alive || aborted(err)) return;
+      button.disabled = false;
+      toast(errorText(err), 'error');
+    }
   }
 
   async function removeDoc(d) {
@@ -243,12 +266,14 @@ export function documentsTab({ kb, s, panel, refreshKb }) {
     };
   }
 
-  function settle(set, outcome) {
-    if (outcome.duplicate) {
+  function settle(set, outcome, count = 1, queuedKey = 'kb.upload.queued') {
+    if (count > 1) {
+      set('queued', t('kb.web.queuedMany', { n: count }));
+    } else if (outcome.duplicate) {
       const existing = t('kb.status.' + outcome.status) === 'kb.status.' + outcome.status ? outcome.status : t('kb.status.' + outcome.status);
       set('duplicate', t('kb.upload.duplicate', { status: existing }));
     } else {
-      set('queued', t('kb.upload.queued'));
+      set('queued', t(queuedKey));
     }
   }
 
@@ -279,11 +304,11 @@ export function documentsTab({ kb, s, panel, refreshKb }) {
   }
 
   /** Make one upload request and show on its line of "this upload" how it settled. */
-  async function send(set, request) {
+  async function send(set, request, queuedKey) {
     try {
       const result = await request();
       if (!s.alive) return;
-      settle(set, result.documents[0]);
+      settle(set, result.documents[0], result.documents.length, queuedKey);
       loadDocs(true);
     } catch (err) {
       if (!s.alive || aborted(err)) return;
@@ -374,5 +399,59 @@ export function documentsTab({ kb, s, panel, refreshKb }) {
     });
   }
 
+  /** Add web pages: one request per URL, so a refused address names itself. */
+  function openWeb() {
+    const web = limits.web;
+    const urls = h('textarea.textarea', { rows: '5', placeholder: 'https://example.com/handbook.html', 'data-testid': 'web-urls' });
+    const crawl = h('input', { type: 'checkbox', 'data-testid': 'web-crawl' });
+    const depth = h('input.input', { type: 'number', min: '0', max: String(web.crawl_depth_max), value: '1' });
+    const pages = h('input.input', { type: 'number', min: '1', max: String(web.crawl_pages_max), value: '50' });
+    const crawlBox = h('div.stack.hidden', field(t('kb.web.depth'), depth, t('kb.web.depthHint', { max: web.crawl_depth_max })),
+      field(t('kb.web.pages'), pages, t('kb.web.pagesHint', { max: web.crawl_pages_max })));
+    crawl.onchange = () => crawlBox.classList.toggle('hidden', !crawl.checked);
+    const error = h('p.form-error', { role: 'alert' });
+    modal({
+      title: t('kb.web.title'),
+      wide: true,
+      body: [
+        field(t('kb.web.urls'), urls, t('kb.web.urlsHint', { n: web.urls_per_request, size: formatBytes(web.fetch_bytes), redirects: web.redirects })),
+        h('label.row', crawl, ' ', t('kb.web.crawl')), crawlBox, error,
+      ],
+      actions: [
+        { label: t('common.cancel') },
+        {
+          label: t('kb.paste.add'),
+          kind: 'primary',
+          onClick: () => {
+            const list = urls.value.split(/\s+/).map((u) => u.trim()).filter(Boolean);
+            if (!list.length || list.length > web.urls_per_request) {
+              error.textContent = t('kb.web.count', { n: web.urls_per_request });
+              return true;
+            }
+            const bounds = { max_depth: Number(depth.value), max_pages: Number(pages.value) };
+            if (crawl.checked && !(bounds.max_depth >= 0 && bounds.max_depth <= web.crawl_depth_max
+              && bounds.max_pages >= 1 && bounds.max_pages <= web.crawl_pages_max)) {
+              error.textContent = t('kb.web.bounds', { depth: web.crawl_depth_max, pages: web.crawl_pages_max });
+              return true;
+            }
+            const chosen = settings();
+            if (!chosen) return true;
+            pool(list, 3, (url) => {
+              const body = { urls: [url], split: chosen };
+              if (crawl.checked) body.crawl = bounds;
+              return send(uploadItem(url), () => api.post(path, body, { signal: s.signal }), 'kb.web.queued');
+            });
+            return false;
+          },
+        },
+      ],
+    });
+  }
+
   loadDocs();
+}
+
+/** Only http(s) links are made clickable (a stored address is shown, never run). */
+function safeUrl(url) {
+  return /^https?:\/\//i.test(url) ? url : '#';
 }
