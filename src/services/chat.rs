@@ -368,7 +368,8 @@ impl ChatService {
         request.seed = turn.seed;
         request.gate = gate;
         if grounding == Grounding::Passages && settings.model.quote_first {
-            request.grammar = prompt::quote_grammar(&built.passages);
+            let asked = prepared.rewritten.as_deref().unwrap_or(&question);
+            request.grammar = prompt::quote_grammar(&built.passages, asked);
         }
         let llm_stream = self.llm.generate(request)?;
 

@@ -43,39 +43,7 @@ pub fn focus(passages: &[&str], question: &str, budget_tokens: usize) -> Vec<Str
     if budget_tokens == 0 || total <= budget_tokens {
         return passages.iter().map(|p| (*p).to_string()).collect();
     }
-    let mut asked = units(question);
-    for u in units(QUESTION_WORDS) {
-        asked.remove(&u);
-    }
-    let pool: Vec<Sentence<'_>> = passages
-        .iter()
-        .enumerate()
-        .flat_map(|(passage, text)| {
-            sentences(text).into_iter().map(move |s| Sentence {
-                passage,
-                text: s,
-                units: units(s),
-                cost: estimate_tokens(s),
-            })
-        })
-        .collect();
-    let mut holding: HashMap<&Unit, usize> = HashMap::new();
-    for s in &pool {
-        for u in s.units.intersection(&asked) {
-            *holding.entry(u).or_default() += 1;
-        }
-    }
-    let n = pool.len() as f32;
-    let score = |s: &Sentence<'_>| {
-        let words: f32 = s
-            .units
-            .intersection(&asked)
-            .map(|u| (1.0 + n / holding.get(u).copied().unwrap_or(1) as f32).ln())
-            .sum();
-        // The first passage's sentences count double, the third's a third more.
-        words * (1.0 + 1.0 / (s.passage + 1) as f32)
-    };
-    let scores: Vec<f32> = pool.iter().map(score).collect();
+    let (pool, scores) = scored(passages, question);
     let mut order: Vec<usize> = (0..pool.len()).collect();
     // Best first; ties to the better passage, then to the earlier sentence.
     order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
@@ -105,6 +73,61 @@ pub fn focus(passages: &[&str], question: &str, budget_tokens: usize) -> Vec<Str
         .collect()
 }
 
+/// The sentences of `passages` (best first) and how much each shares with `question`.
+fn scored<'a>(passages: &[&'a str], question: &str) -> (Vec<Sentence<'a>>, Vec<f32>) {
+    let mut asked = units(question);
+    for u in units(QUESTION_WORDS) {
+        asked.remove(&u);
+    }
+    let pool: Vec<Sentence<'a>> = passages
+        .iter()
+        .enumerate()
+        .flat_map(|(passage, text)| {
+            sentences(text).into_iter().map(move |s| Sentence {
+                passage,
+                text: s,
+                units: units(s),
+                cost: estimate_tokens(s),
+            })
+        })
+        .collect();
+    let mut holding: HashMap<&Unit, usize> = HashMap::new();
+    for s in &pool {
+        for u in s.units.intersection(&asked) {
+            *holding.entry(u).or_default() += 1;
+        }
+    }
+    let n = pool.len() as f32;
+    let score = |s: &Sentence<'_>| {
+        let words: f32 = s
+            .units
+            .intersection(&asked)
+            .map(|u| (1.0 + n / holding.get(u).copied().unwrap_or(1) as f32).ln())
+            .sum();
+        // The first passage's sentences count double, the third's a third more.
+        words * (1.0 + 1.0 / (s.passage + 1) as f32)
+    };
+    let scores = pool.iter().map(score).collect();
+    (pool, scores)
+}
+
+/// The `n` sentences of `passages` (best first) that share most with `question`, best
+/// first, each with the index of its passage; sentences that share nothing are left out.
+pub(crate) fn best_sentences<'a>(
+    passages: &[&'a str],
+    question: &str,
+    n: usize,
+) -> Vec<(usize, &'a str)> {
+    let (pool, scores) = scored(passages, question);
+    let mut order: Vec<usize> = (0..pool.len()).filter(|&i| scores[i] > 0.0).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+    order
+        .into_iter()
+        .take(n)
+        .map(|i| (pool[i].passage, pool[i].text))
+        .collect()
+}
+
 /// One passage's kept sentences in order, "…" where sentences were left out.
 fn joined(mine: &[usize], kept: &[bool], pool: &[Sentence<'_>]) -> String {
     if !mine.iter().any(|&i| kept[i]) {
@@ -130,7 +153,7 @@ fn joined(mine: &[usize], kept: &[bool], pool: &[Sentence<'_>]) -> String {
 }
 
 /// Sentences, each keeping its end mark.
-pub(crate) fn sentences(text: &str) -> Vec<&str> {
+fn sentences(text: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let mut start = 0;
     let mut iter = text.char_indices().peekable();

@@ -157,33 +157,41 @@ pub fn user_message(question: &str, passages: &[Passage], grounding: Grounding) 
 /// "注：" answers nothing.
 const MIN_QUOTE_CHARS: usize = 6;
 
+/// How many sentences an answer may open with: those that share most with the question.
+/// The model commits to a sentence with its first token, and its habit is to begin with
+/// the question's subject ("尤金袋鼠…"); offered every sentence, it then often took the
+/// first one starting that way rather than the one that answers.
+const QUOTE_CHOICES: usize = 3;
+
 /// A grammar (GBNF) under which the answer opens with one sentence of the passages, word
 /// for word, with its marker — "尤金袋鼠约只有8公斤重 [1]。" — and then goes on freely.
 ///
 /// Asked to keep the passages' words, the default 1.5B model still restates the question
 /// ("尤金袋鼠的体重大约是8公斤重"), and in doing so rewrites the numbers, names and
 /// qualifiers it carries; decoding the opening under this grammar makes the model choose
-/// the passage sentence it finds most likely instead, so the answer's first sentence is
-/// always one a person can find in the cited passage. `None` when no passage has a
-/// sentence long enough to quote.
-pub fn quote_grammar(passages: &[Passage]) -> Option<String> {
+/// among the passage sentences closest to the question instead, so the answer's first
+/// sentence is always one a person can find in the cited passage. `None` when no
+/// sentence shares a word with the question.
+pub fn quote_grammar(passages: &[Passage], question: &str) -> Option<String> {
+    let texts: Vec<&str> = passages.iter().map(|p| p.text.as_str()).collect();
     let mut quotes: Vec<String> = Vec::new();
-    for passage in passages {
-        for sentence in focus::sentences(&passage.text) {
-            // Cut passages mark their gaps with "…": those are not the passage's words.
-            let sentence = sentence.trim().trim_matches('…').trim();
-            let (body, end) = match sentence.char_indices().last() {
-                Some((at, c)) if "。！？；.!?;".contains(c) => (&sentence[..at], &sentence[at..]),
-                _ => (sentence, ""),
-            };
-            let body = body.trim_end();
-            if body.chars().count() < MIN_QUOTE_CHARS {
-                continue;
-            }
-            let quote = gbnf_literal(&format!("{body} [{}]{end}", passage.marker));
-            if !quotes.contains(&quote) {
-                quotes.push(quote);
-            }
+    for (index, sentence) in focus::best_sentences(&texts, question, usize::MAX) {
+        // Cut passages mark their gaps with "…": those are not the passage's words.
+        let sentence = sentence.trim().trim_matches('…').trim();
+        let (body, end) = match sentence.char_indices().last() {
+            Some((at, c)) if "。！？；.!?;".contains(c) => (&sentence[..at], &sentence[at..]),
+            _ => (sentence, ""),
+        };
+        let body = body.trim_end();
+        if body.chars().count() < MIN_QUOTE_CHARS {
+            continue;
+        }
+        let quote = gbnf_literal(&format!("{body} [{}]{end}", passages[index].marker));
+        if !quotes.contains(&quote) {
+            quotes.push(quote);
+        }
+        if quotes.len() == QUOTE_CHOICES {
+            break;
         }
     }
     if quotes.is_empty() {
@@ -573,28 +581,33 @@ mod tests {
             document_name: "d.txt".into(),
             page: None,
             label: None,
+            source_url: None,
             text: text.into(),
             score: 1.0,
         };
-        let grammar = quote_grammar(&[
-            passage(1, "尤金袋鼠约只有8公斤重。注：见下。…他说\"不\\行\""),
-            passage(2, "Leave is fifteen days a year. OK."),
-        ])
-        .unwrap();
-        let quote = grammar
-            .lines()
-            .find_map(|l| l.strip_prefix("quote ::= "))
-            .unwrap();
+        let quotes = |passages: &[Passage], question: &str| -> Vec<String> {
+            let grammar = quote_grammar(passages, question).unwrap();
+            assert!(grammar.starts_with("root ::= quote rest\n"));
+            let line = grammar.lines().find_map(|l| l.strip_prefix("quote ::= "));
+            line.unwrap().split(" | ").map(String::from).collect()
+        };
+        let kangaroo = passage(1, "尤金袋鼠的奶中有一种物质。注：见下。尤金袋鼠约只有8公斤重。");
+        let leave = passage(2, "Leave is fifteen days a year. OK.");
+        // Only sentences that share words with the question, the closest first.
         assert_eq!(
-            quote.split(" | ").collect::<Vec<_>>(),
-            [
-                r#""尤金袋鼠约只有8公斤重 [1]。""#,
-                r#""他说\"不\\行\" [1]""#,
-                r#""Leave is fifteen days a year [2].""#,
-            ]
+            quotes(&[kangaroo.clone(), leave.clone()], "尤金袋鼠有多重？8公斤？"),
+            [r#""尤金袋鼠约只有8公斤重 [1]。""#, r#""尤金袋鼠的奶中有一种物质 [1]。""#]
         );
-        assert!(grammar.starts_with("root ::= quote rest\n"));
-        assert_eq!(quote_grammar(&[passage(1, "短。OK.")]), None);
+        assert_eq!(
+            quotes(&[kangaroo.clone(), leave], "How many days of leave a year?"),
+            [r#""Leave is fifteen days a year [2].""#]
+        );
+        // Quotes and backslashes are escaped; the "…" of a cut passage is not quoted.
+        assert_eq!(
+            quotes(&[passage(1, "…他说\"不\\行\"")], "他说了什么"),
+            [r#""他说\"不\\行\" [1]""#]
+        );
+        assert_eq!(quote_grammar(&[kangaroo], "天气"), None);
     }
 
     #[test]
@@ -607,6 +620,7 @@ mod tests {
             page: None,
             label: Some("销售明细 第3–8行".into()),
             text: "日期 | 城市 | 金额".into(),
+            source_url: None,
             score: 1.0,
         };
         let m = user_message("问题？", &[p], Grounding::Passages);
