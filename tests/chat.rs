@@ -79,6 +79,17 @@ fn a_bot_answers_from_its_knowledge_with_citations_and_follow_ups_reuse_the_cach
     );
     let trace = &outcome["trace"];
     assert!(!trace["chunks"].as_array().unwrap().is_empty(), "{trace}");
+    // The answer opens with a sentence of the passages, word for word, and its marker.
+    let answer = outcome["answer"].as_str().unwrap();
+    let (quote, _) = answer
+        .split_once(" [")
+        .unwrap_or_else(|| panic!("no marker after the opening quote: {answer}"));
+    let prompt = trace["prompt"].as_array().unwrap();
+    let read = prompt.last().unwrap()["content"].as_str().unwrap();
+    assert!(
+        quote.chars().count() >= 6 && read.contains(quote),
+        "the answer does not open with a passage sentence: {answer}"
+    );
     assert!(trace["chunks"][0]["ranks"].is_object(), "{trace}");
     assert!(outcome["timings"]["first_token_ms"].as_u64().unwrap() > 0);
 

@@ -755,7 +755,9 @@ fn sampler(model: &LlamaModel, request: &GenerateRequest) -> LlamaSampler {
     } else {
         chain.push(LlamaSampler::top_p(request.top_p.clamp(0.01, 1.0), 1));
         chain.push(LlamaSampler::temp(request.temperature));
-        chain.push(LlamaSampler::dist(request.seed.unwrap_or_else(rand::random)));
+        chain.push(LlamaSampler::dist(
+            request.seed.unwrap_or_else(rand::random),
+        ));
     }
     LlamaSampler::chain_simple(chain)
 }

@@ -247,6 +247,19 @@ pub struct UploadOutcome {
     pub duplicate: bool,
 }
 
+impl UploadOutcome {
+    /// The answer for a file (or page) the KB already holds, as `existing`.
+    pub(crate) fn duplicate(existing: DocumentRow, name: String) -> Self {
+        Self {
+            id: existing.document_id,
+            name,
+            status: existing.status,
+            job_id: None,
+            duplicate: true,
+        }
+    }
+}
+
 /// Per-upload overrides of the KB's settings.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct UploadSettings {
@@ -492,13 +505,7 @@ impl KnowledgeService {
         }
         let sha256 = sha256_hex(&bytes);
         if let Some(existing) = self.store.document_by_sha256(&kb.kb_id, &sha256).await? {
-            return Ok(UploadOutcome {
-                id: existing.document_id,
-                name,
-                status: existing.status,
-                job_id: None,
-                duplicate: true,
-            });
+            return Ok(UploadOutcome::duplicate(existing, name));
         }
         let document_id = uuid::Uuid::new_v4().to_string();
         let file_path = format!("files/{document_id}");
@@ -529,13 +536,7 @@ impl KnowledgeService {
                         self.store.document_by_sha256(&kb.kb_id, &sha256).await?
                 {
                     // Lost a race with the same file uploaded at the same moment.
-                    return Ok(UploadOutcome {
-                        id: existing.document_id,
-                        name,
-                        status: existing.status,
-                        job_id: None,
-                        duplicate: true,
-                    });
+                    return Ok(UploadOutcome::duplicate(existing, name));
                 }
                 return Err(e);
             }

@@ -591,12 +591,21 @@ mod tests {
             let line = grammar.lines().find_map(|l| l.strip_prefix("quote ::= "));
             line.unwrap().split(" | ").map(String::from).collect()
         };
-        let kangaroo = passage(1, "尤金袋鼠的奶中有一种物质。注：见下。尤金袋鼠约只有8公斤重。");
+        let kangaroo = passage(
+            1,
+            "尤金袋鼠的奶中有一种物质。注：见下。尤金袋鼠约只有8公斤重。",
+        );
         let leave = passage(2, "Leave is fifteen days a year. OK.");
         // Only sentences that share words with the question, the closest first.
         assert_eq!(
-            quotes(&[kangaroo.clone(), leave.clone()], "尤金袋鼠有多重？8公斤？"),
-            [r#""尤金袋鼠约只有8公斤重 [1]。""#, r#""尤金袋鼠的奶中有一种物质 [1]。""#]
+            quotes(
+                &[kangaroo.clone(), leave.clone()],
+                "尤金袋鼠有多重？8公斤？"
+            ),
+            [
+                r#""尤金袋鼠约只有8公斤重 [1]。""#,
+                r#""尤金袋鼠的奶中有一种物质 [1]。""#
+            ]
         );
         assert_eq!(
             quotes(&[kangaroo.clone(), leave], "How many days of leave a year?"),

@@ -275,13 +275,7 @@ impl KnowledgeService {
         let name = url_name(url);
         let sha256 = url_sha256(url);
         if let Some(existing) = self.store.document_by_sha256(kb_id, &sha256).await? {
-            return Ok(UploadOutcome {
-                id: existing.document_id,
-                name,
-                status: existing.status,
-                job_id: None,
-                duplicate: true,
-            });
+            return Ok(UploadOutcome::duplicate(existing, name));
         }
         let document_id = uuid::Uuid::new_v4().to_string();
         let file_path = format!("files/{document_id}");
@@ -314,13 +308,7 @@ impl KnowledgeService {
                     .document_by_sha256(kb_id, &sha256)
                     .await?
                     .ok_or_else(|| Error::Conflict(format!("{url} is being added")))?;
-                return Ok(UploadOutcome {
-                    id: existing.document_id,
-                    name,
-                    status: existing.status,
-                    job_id: None,
-                    duplicate: true,
-                });
+                return Ok(UploadOutcome::duplicate(existing, name));
             }
             Err(e) => return Err(e),
         };

@@ -187,7 +187,11 @@ async fn an_answer_from_passages_opens_with_a_quote_unless_the_bot_turns_it_off(
     answer(&chat(&f, &llm), turn(plain, "hi")).await;
 
     let grammars: Vec<_> = llm.requests().into_iter().map(|r| r.grammar).collect();
-    let quoted = grammars[0].as_deref().expect("a grammar for the passages' answer");
-    assert!(quoted.contains(r#""Leave: every employee has fifteen days of paid leave a year [1].""#));
+    let quoted = grammars[0]
+        .as_deref()
+        .expect("a grammar for the passages' answer");
+    assert!(
+        quoted.contains(r#""Leave: every employee has fifteen days of paid leave a year [1].""#)
+    );
     assert_eq!(grammars[1..], [None, None]);
 }

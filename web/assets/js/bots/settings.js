@@ -57,6 +57,7 @@ export function botSettings({ botId, isAlive, onEdit, onSubmit, foot }) {
     maxTokens: h('input.input', { type: 'number', min: 1, max: LIMITS.max_tokens_max, step: 1, 'data-path': 'model.max_tokens' }),
     historyTurns: h('input.input', { type: 'number', min: 0, max: LIMITS.history_turns_max, step: 1, 'data-path': 'model.history_turns' }),
     rewrite: h('input', { type: 'checkbox' }),
+    quoteFirst: h('input', { type: 'checkbox', 'data-path': 'model.quote_first' }),
   };
   const personaCount = h('span.field-hint.persona-count');
   const minScoreHint = h('span.field-hint');
@@ -111,7 +112,8 @@ export function botSettings({ botId, isAlive, onEdit, onSubmit, foot }) {
       field(t('editor.temperature'), c.temperature, t('editor.temperatureHint', { max: LIMITS.temperature_max })),
       field(t('editor.maxTokens'), c.maxTokens, t('editor.maxTokensHint', { max: LIMITS.max_tokens_max })),
       field(t('editor.historyTurns'), c.historyTurns, t('editor.historyTurnsHint', { max: LIMITS.history_turns_max }))),
-    h('label.check', c.rewrite, h('span', t('editor.rewrite')))),
+    h('label.check', c.rewrite, h('span', t('editor.rewrite'))),
+    h('label.check', c.quoteFirst, h('span', t('editor.quoteFirst')))),
   foot);
 
   /** Show `draft` in the controls. */
@@ -133,6 +135,7 @@ export function botSettings({ botId, isAlive, onEdit, onSubmit, foot }) {
     c.maxTokens.value = draft.model?.max_tokens ?? 512;
     c.historyTurns.value = draft.model?.history_turns ?? 4;
     c.rewrite.checked = draft.rewrite_query !== false;
+    c.quoteFirst.checked = draft.model?.quote_first !== false;
     kbs.set(draft.knowledge_bases);
     refreshHints();
   }
@@ -150,7 +153,7 @@ export function botSettings({ botId, isAlive, onEdit, onSubmit, foot }) {
       knowledge_bases: kbs.selected(),
       retrieval: { mode: c.mode.value, top_k: num(c.topK), min_score: num(c.minScore), show_sources: c.showSources.checked, read_tokens: num(c.readTokens) },
       no_recall: { mode: c.noRecallMode.value, reply: c.noRecallReply.value, min_answerable: c.minAnswerable.value.trim() === '' ? null : Number(c.minAnswerable.value) },
-      model: { temperature: num(c.temperature), max_tokens: num(c.maxTokens), history_turns: num(c.historyTurns) },
+      model: { temperature: num(c.temperature), max_tokens: num(c.maxTokens), history_turns: num(c.historyTurns), quote_first: c.quoteFirst.checked },
       rewrite_query: c.rewrite.checked,
     };
   }
@@ -225,7 +228,7 @@ function snapshot(d) {
     knowledge_bases: [...(d.knowledge_bases || [])],
     retrieval: { mode: d.retrieval.mode, top_k: n(d.retrieval.top_k), min_score: n(d.retrieval.min_score), show_sources: d.retrieval.show_sources, read_tokens: n(d.retrieval.read_tokens) },
     no_recall: { mode: d.no_recall.mode, reply: d.no_recall.reply, min_answerable: d.no_recall.min_answerable ?? null },
-    model: { temperature: n(d.model.temperature), max_tokens: n(d.model.max_tokens), history_turns: n(d.model.history_turns) },
+    model: { temperature: n(d.model.temperature), max_tokens: n(d.model.max_tokens), history_turns: n(d.model.history_turns), quote_first: d.model.quote_first !== false },
     rewrite_query: d.rewrite_query,
   };
 }

@@ -238,6 +238,7 @@ export default {
   'editor.historyTurns': 'History turns',
   'editor.historyTurnsHint': 'history_turns: 0–{max} earlier exchanges.',
   'editor.rewrite': 'Rewrite follow-up questions into standalone ones before retrieval',
+  'editor.quoteFirst': 'Open each answer with the passage sentence closest to the question, word for word (local model only)',
   'editor.debug': 'Debug & preview',
   'editor.toDebug': 'Debug ↓',
   'editor.newChat': 'New chat',

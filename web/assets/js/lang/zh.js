@@ -239,6 +239,7 @@ export default {
   'editor.historyTurns': '历史轮数',
   'editor.historyTurnsHint': 'history_turns，0–{max} 轮上文问答。',
   'editor.rewrite': '多轮改写：根据上文把追问改写成完整问题再检索',
+  'editor.quoteFirst': '引用原文开头：回答的第一句照录资料中与问题最相关的原句（仅本地模型）',
   'editor.debug': '调试与预览',
   'editor.toDebug': '去调试 ↓',
   'editor.newChat': '新对话',
