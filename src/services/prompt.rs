@@ -183,7 +183,8 @@ pub fn quote_grammar(passages: &[Passage], question: &str) -> Option<String> {
             _ => (sentence, ""),
         };
         let body = body.trim_end();
-        if body.chars().count() < MIN_QUOTE_CHARS {
+        // A "；" inside brackets splits a sentence into halves that each leave one open.
+        if body.chars().count() < MIN_QUOTE_CHARS || !balanced(body) {
             continue;
         }
         let quote = gbnf_literal(&format!("{body} [{}]{end}", passages[index].marker));
@@ -201,6 +202,27 @@ pub fn quote_grammar(passages: &[Passage], question: &str) -> Option<String> {
         "root ::= quote rest\nquote ::= {}\nrest ::= [^\\x00]*\n",
         quotes.join(" | ")
     ))
+}
+
+/// Whether every bracket and quotation mark `text` opens it also closes, in order.
+fn balanced(text: &str) -> bool {
+    const PAIRS: [(char, char); 6] = [
+        ('（', '）'),
+        ('(', ')'),
+        ('“', '”'),
+        ('《', '》'),
+        ('「', '」'),
+        ('【', '】'),
+    ];
+    let mut open = Vec::new();
+    for c in text.chars() {
+        if let Some(&(_, close)) = PAIRS.iter().find(|(o, _)| *o == c) {
+            open.push(close);
+        } else if PAIRS.iter().any(|(_, close)| *close == c) && open.pop() != Some(c) {
+            return false;
+        }
+    }
+    open.is_empty()
 }
 
 /// `text` as a GBNF string literal.
@@ -616,6 +638,9 @@ mod tests {
             quotes(&[passage(1, "…他说\"不\\行\"")], "他说了什么"),
             [r#""他说\"不\\行\" [1]""#]
         );
+        // Halves of a sentence split inside its brackets are not offered.
+        let split = passage(1, "纽西兰鸡毛松（学名：；毛利语：kahikatea）是一种树。");
+        assert_eq!(quote_grammar(&[split], "纽西兰鸡毛松的学名"), None);
         assert_eq!(quote_grammar(&[kangaroo], "天气"), None);
     }
 
