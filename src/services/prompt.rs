@@ -173,11 +173,13 @@ const QUOTE_CHOICES: usize = 3;
 /// sentence is always one a person can find in the cited passage. `None` when no
 /// sentence shares a word with the question.
 pub fn quote_grammar(passages: &[Passage], question: &str) -> Option<String> {
-    let texts: Vec<&str> = passages.iter().map(|p| p.text.as_str()).collect();
+    // A cut passage joins the sentences it kept with "…" (`services::focus`): text on
+    // both sides of one was not written together, so no quote spans it.
+    let texts: Vec<String> = passages.iter().map(|p| p.text.replace('…', "\n")).collect();
+    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
     let mut quotes: Vec<String> = Vec::new();
     for (index, sentence) in focus::best_sentences(&texts, question, usize::MAX) {
-        // Cut passages mark their gaps with "…": those are not the passage's words.
-        let sentence = sentence.trim().trim_matches('…').trim();
+        let sentence = sentence.trim();
         let (body, end) = match sentence.char_indices().last() {
             Some((at, c)) if "。！？；.!?;".contains(c) => (&sentence[..at], &sentence[at..]),
             _ => (sentence, ""),
@@ -633,7 +635,21 @@ mod tests {
             quotes(&[kangaroo.clone(), leave], "How many days of leave a year?"),
             [r#""Leave is fifteen days a year [2].""#]
         );
-        // Quotes and backslashes are escaped; the "…" of a cut passage is not quoted.
+        // No quote spans the "…" where a cut passage left sentences out.
+        assert_eq!(
+            quotes(
+                &[passage(
+                    1,
+                    "LangChain 是一个开源框架：…LangChain 的价值在于组件"
+                )],
+                "LangChain 是什么"
+            ),
+            [
+                r#""LangChain 是一个开源框架： [1]""#,
+                r#""LangChain 的价值在于组件 [1]""#
+            ]
+        );
+        // Quotes and backslashes are escaped.
         assert_eq!(
             quotes(&[passage(1, "…他说\"不\\行\"")], "他说了什么"),
             [r#""他说\"不\\行\" [1]""#]
