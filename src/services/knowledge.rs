@@ -248,6 +248,17 @@ pub struct UploadOutcome {
 }
 
 impl UploadOutcome {
+    /// The answer for a document just queued as job `job_id`.
+    pub(crate) fn queued(id: String, name: String, job_id: i64) -> Self {
+        Self {
+            id,
+            name,
+            status: "queued".into(),
+            job_id: Some(job_id),
+            duplicate: false,
+        }
+    }
+
     /// The answer for a file (or page) the KB already holds, as `existing`.
     pub(crate) fn duplicate(existing: DocumentRow, name: String) -> Self {
         Self {
@@ -542,13 +553,7 @@ impl KnowledgeService {
             }
         };
         self.queue.notify();
-        Ok(UploadOutcome {
-            id: document_id,
-            name,
-            status: "queued".into(),
-            job_id: Some(job_id),
-            duplicate: false,
-        })
+        Ok(UploadOutcome::queued(document_id, name, job_id))
     }
 
     async fn write_file(&self, relative: &str, bytes: &[u8]) -> Result<()> {

@@ -312,13 +312,7 @@ impl KnowledgeService {
             }
             Err(e) => return Err(e),
         };
-        Ok(UploadOutcome {
-            id: document_id,
-            name,
-            status: "queued".into(),
-            job_id: Some(job_id),
-            duplicate: false,
-        })
+        Ok(UploadOutcome::queued(document_id, name, job_id))
     }
 
     /// Fetch a web document again and, if it changed, index it again in place.
