@@ -43,10 +43,7 @@ pub fn focus(passages: &[&str], question: &str, budget_tokens: usize) -> Vec<Str
     if budget_tokens == 0 || total <= budget_tokens {
         return passages.iter().map(|p| (*p).to_string()).collect();
     }
-    let (pool, scores) = scored(passages, question);
-    let mut order: Vec<usize> = (0..pool.len()).collect();
-    // Best first; ties to the better passage, then to the earlier sentence.
-    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+    let (pool, _, order) = scored(passages, question);
     let mut kept = vec![false; pool.len()];
     let mut used = 0;
     for &i in &order {
@@ -73,8 +70,9 @@ pub fn focus(passages: &[&str], question: &str, budget_tokens: usize) -> Vec<Str
         .collect()
 }
 
-/// The sentences of `passages` (best first) and how much each shares with `question`.
-fn scored<'a>(passages: &[&'a str], question: &str) -> (Vec<Sentence<'a>>, Vec<f32>) {
+/// The sentences of `passages` (best first), how much each shares with `question`, and
+/// their indexes from the one that shares most.
+fn scored<'a>(passages: &[&'a str], question: &str) -> (Vec<Sentence<'a>>, Vec<f32>, Vec<usize>) {
     let mut asked = units(question);
     for u in units(QUESTION_WORDS) {
         asked.remove(&u);
@@ -107,23 +105,20 @@ fn scored<'a>(passages: &[&'a str], question: &str) -> (Vec<Sentence<'a>>, Vec<f
         // The first passage's sentences count double, the third's a third more.
         words * (1.0 + 1.0 / (s.passage + 1) as f32)
     };
-    let scores = pool.iter().map(score).collect();
-    (pool, scores)
+    let scores: Vec<f32> = pool.iter().map(score).collect();
+    let mut order: Vec<usize> = (0..pool.len()).collect();
+    // Best first; ties to the better passage, then to the earlier sentence.
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+    (pool, scores, order)
 }
 
-/// The `n` sentences of `passages` (best first) that share most with `question`, best
-/// first, each with the index of its passage; sentences that share nothing are left out.
-pub(crate) fn best_sentences<'a>(
-    passages: &[&'a str],
-    question: &str,
-    n: usize,
-) -> Vec<(usize, &'a str)> {
-    let (pool, scores) = scored(passages, question);
-    let mut order: Vec<usize> = (0..pool.len()).filter(|&i| scores[i] > 0.0).collect();
-    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+/// The sentences of `passages` (best first) that share anything with `question`, the
+/// one that shares most first, each with the index of its passage.
+pub(crate) fn best_sentences<'a>(passages: &[&'a str], question: &str) -> Vec<(usize, &'a str)> {
+    let (pool, scores, order) = scored(passages, question);
     order
         .into_iter()
-        .take(n)
+        .filter(|&i| scores[i] > 0.0)
         .map(|i| (pool[i].passage, pool[i].text))
         .collect()
 }

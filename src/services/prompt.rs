@@ -178,7 +178,7 @@ pub fn quote_grammar(passages: &[Passage], question: &str) -> Option<String> {
     let texts: Vec<String> = passages.iter().map(|p| p.text.replace('…', "\n")).collect();
     let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
     let mut quotes: Vec<String> = Vec::new();
-    for (index, sentence) in focus::best_sentences(&texts, question, usize::MAX) {
+    for (index, sentence) in focus::best_sentences(&texts, question) {
         let sentence = sentence.trim();
         let (body, end) = match sentence.char_indices().last() {
             Some((at, c)) if "。！？；.!?;".contains(c) => (&sentence[..at], &sentence[at..]),
