@@ -369,7 +369,7 @@ impl ChatService {
         request.gate = gate;
         if grounding == Grounding::Passages && settings.model.quote_first {
             let asked = prepared.rewritten.as_deref().unwrap_or(&question);
-            request.grammar = prompt::quote_grammar(&built.passages, asked);
+            request.opening = prompt::quote_openings(&built.passages, asked);
         }
         let llm_stream = self.llm.generate(request)?;
 
