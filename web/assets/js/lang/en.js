@@ -120,6 +120,7 @@ export default {
   'chat.ungrounded': 'Not supported by the knowledge base',
   'chat.trace.judged': 'Checks',
   'chat.trace.judgedLine': 'probability the passages answer {answerable} · grounding score {grounding} (how much of the answer the passages hold)',
+  'chat.trace.bar': 'to answer, the probability had to reach {bar}: the passages hold {coverage} % of what the question asks about (the less they hold, the higher the bar)',
   'chat.ungroundedTitle': 'Most of this answer is not in the retrieved passages (grounding score {score}); the model may have made it up. Check it.',
   'chat.copy': 'Copy',
   'chat.retry': 'Send again',
