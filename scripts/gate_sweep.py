@@ -15,6 +15,7 @@ which hits a threshold loses.
 """
 import argparse
 import json
+import re
 import sys
 import unicodedata
 
@@ -24,8 +25,12 @@ def normalise(text):
     return "".join(c for c in text if c.isalnum())
 
 
+MARKER = re.compile(r"[\[【][0-9, ，、]{1,24}[\]】]")
+
+
 def contains_gold(answer, gold):
-    a = normalise(answer)
+    # As zhiku eval compares (eval::answers::answer_contains_gold): markers left out.
+    a = normalise(MARKER.sub("", answer))
     return any(normalise(g) and normalise(g) in a for g in gold)
 
 

@@ -80,6 +80,10 @@ pub struct EvalArgs {
     /// 0.000001 asks without ever declining, to see the verdicts.
     #[arg(long)]
     min_answerable: Option<f32>,
+    /// The eval bot's model.quote_first: whether an answer from passages opens with one of
+    /// their sentences word for word (default: a new bot's).
+    #[arg(long)]
+    quote_first: Option<bool>,
     /// Longest answer in tokens (short answers keep a CPU run quick; gold answers are
     /// short facts).
     #[arg(long, default_value_t = 128)]
@@ -331,6 +335,7 @@ async fn ask_bot(
         min_score: args.min_score,
         read_tokens: args.read_tokens,
         min_answerable: args.min_answerable,
+        quote_first: args.quote_first,
     };
     let (bot_id, bot) = run::eval_bot(&state, &kb.kb_id, overrides, throw_away).await?;
     let how = AskSettings {

@@ -44,6 +44,13 @@ pub fn contains_gold(answer: &str, gold: &[String]) -> bool {
         .any(|g| !g.is_empty() && answer.contains(&g))
 }
 
+/// Whether a bot's `answer` contains any of the `gold` answers, its citation markers
+/// (`[1]`, `[1, 2]`) left out first: a marker the model puts between the parts of a
+/// gold answer ("…作为上品 [1]；木材…") is not a different answer.
+pub fn answer_contains_gold(answer: &str, gold: &[String]) -> bool {
+    contains_gold(&crate::services::evidence::strip_markers(answer), gold)
+}
+
 /// Whether the model's answer declines: it says the knowledge base has nothing on it, or
 /// repeats the bot's fixed no-recall reply.
 pub fn is_decline(answer: &str, no_recall_reply: &str) -> bool {
@@ -75,6 +82,15 @@ mod tests {
         ));
         assert!(!contains_gold("不知道", &gold));
         assert!(!contains_gold("anything", &["  ".to_string()]));
+    }
+
+    #[test]
+    fn citation_markers_inside_an_answer_do_not_hide_its_gold_answer() {
+        let gold = vec!["作为上品；木材可制成猎鸟的矛".to_string()];
+        let answer = "此树的用途广泛，在大型活动上作为上品 [1]；木材可制成猎鸟的矛 [1]。";
+        assert!(!contains_gold(answer, &gold));
+        assert!(answer_contains_gold(answer, &gold));
+        assert!(answer_contains_gold("它有 [3] 个", &["它有个".to_string()]));
     }
 
     #[test]

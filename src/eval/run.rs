@@ -8,7 +8,7 @@ use futures::StreamExt;
 use ingest::split::SplitSettings;
 use serde::Serialize;
 
-use super::answers::{contains_gold, is_decline};
+use super::answers::{answer_contains_gold, contains_gold, is_decline};
 use super::dataset::{CorpusRecord, QueryRecord};
 use super::metrics::{
     ChunkEvidence, ModeAccumulator, ModeReport, ReadEvidence, first_occurrences, percentile,
@@ -312,6 +312,8 @@ pub struct BotOverrides {
     pub read_tokens: Option<usize>,
     /// `no_recall.min_answerable`.
     pub min_answerable: Option<f32>,
+    /// `model.quote_first`.
+    pub quote_first: Option<bool>,
 }
 
 /// The settings of a throw-away bot over `kb_id`: the defaults a new bot gets, with no
@@ -339,6 +341,9 @@ pub async fn eval_bot(
     }
     if let Some(min) = overrides.min_answerable {
         settings.no_recall.min_answerable = Some(min);
+    }
+    if let Some(quote) = overrides.quote_first {
+        settings.model.quote_first = quote;
     }
     let bots = &state.bots;
     if save {
@@ -495,7 +500,7 @@ pub async fn answer_hits(
     let hits = samples
         .iter()
         .zip(&asked)
-        .filter(|(s, q)| contains_gold(&s.answer, &q.answers))
+        .filter(|(s, q)| answer_contains_gold(&s.answer, &q.answers))
         .count();
     let times: Vec<f64> = samples.iter().map(|s| s.total_ms).collect();
     let first_tokens: Vec<f64> = samples.iter().map(|s| s.first_token_ms).collect();
@@ -587,7 +592,7 @@ pub async fn negative_rejection(
     let gold_anyway = samples
         .iter()
         .zip(queries)
-        .filter(|(s, q)| !s.no_recall && contains_gold(&s.answer, &q.answers))
+        .filter(|(s, q)| !s.no_recall && answer_contains_gold(&s.answer, &q.answers))
         .count();
     Ok(RejectionReport {
         queries: samples.len(),

@@ -108,7 +108,7 @@ pub fn is_cjk(c: char) -> bool {
 }
 
 /// `text` without `[1]`, `[1, 2]` or `【1】` markers.
-fn strip_markers(text: &str) -> String {
+pub fn strip_markers(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find(['[', '【']) {
