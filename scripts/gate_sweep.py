@@ -6,8 +6,9 @@ made with the check asked but never applied (`--min-answerable 0.000001`):
       --min-answerable 0.000001 --json > run.json
   python3 scripts/gate_sweep.py run.json [--queries Q]
 
-For each threshold t, an answer whose verdict P(yes) is below t would have been the
-no-recall reply: on answerable questions that costs its hit (if it had one), on the
+For each coverage weight w and threshold t, an answer whose verdict P(yes) is below the
+bar t * (1 + w * (0.5 - coverage)) (coverage: the share of the question's words the
+passages hold, as the bot computes it) would have been the no-recall reply: on answerable questions that costs its hit (if it had one), on the
 negatives (gold documents disabled) it counts as a rejection. Also prints the grounding
 check's rates. With --queries, the answerable questions' gold answers are used to show
 which hits a threshold loses.
@@ -33,6 +34,8 @@ def main():
     parser.add_argument("report", help="zhiku eval --answers --json output")
     parser.add_argument("--queries", help="the queries file, for per-question gold answers")
     parser.add_argument("--thresholds", default="0.05,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9")
+    parser.add_argument("--weights", default="0,0.1,0.2,0.3,0.4",
+                        help="coverage weights w for the bar t * (1 + w * (0.5 - coverage))")
     args = parser.parse_args()
     report = json.load(open(args.report))
     answers = report.get("answers")
@@ -57,16 +60,35 @@ def main():
     print(f"answerable: {len(pos)} questions, {hits} hits without a threshold")
     print(f"negatives: {len(neg)} questions, {negatives['no_recall_replies'] + negatives['model_declines']} declined without a threshold")
     print()
-    print("| threshold | answer hits | hit rate | negatives declined | rejection |")
-    print("|---:|---:|---:|---:|---:|")
-    for t in [float(x) for x in args.thresholds.split(",")]:
-        kept_hits = sum(1 for s in pos if (s.get("answerable") or 0) >= t and hit(s)) if gold else None
-        declined = sum(1 for s in neg if s["no_recall"] or (s.get("answerable") or 0) < t
-                       or any(p in normalise(s["answer"]) for p in (normalise("知识库中没有"), normalise("没有相关信息"))))
-        hit_text = f"{kept_hits}" if kept_hits is not None else "—"
-        rate = f"{kept_hits / len(pos):.3f}" if kept_hits is not None else "—"
-        print(f"| {t:.2f} | {hit_text} | {rate} | {declined} | {declined / len(neg):.3f} |")
+    # The bar the bot applies (services::chat::answerable_bar): the threshold at half
+    # coverage, scaled by w either side. Runs without coverage (older reports) use w = 0.
+    has_coverage = all(s.get("question_coverage") is not None for s in pos + neg if not s["no_recall"])
+    weights = [float(x) for x in args.weights.split(",")] if has_coverage else [0.0]
+
+    def bar(s, t, w):
+        cov = min(max(s.get("question_coverage") or 0.0, 0.0), 1.0)
+        return min(1.0, t * (1 + w * (0.5 - cov)))
+
+    def answers(s, t, w):
+        return (s.get("answerable") or 0) >= bar(s, t, w)
+
+    print("| weight | threshold | answer hits | hit rate | negatives declined | rejection |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for w in weights:
+        for t in [float(x) for x in args.thresholds.split(",")]:
+            kept_hits = sum(1 for s in pos if answers(s, t, w) and hit(s)) if gold else None
+            declined = sum(1 for s in neg if s["no_recall"] or not answers(s, t, w)
+                           or any(p in normalise(s["answer"]) for p in (normalise("知识库中没有"), normalise("没有相关信息"))))
+            hit_text = f"{kept_hits}" if kept_hits is not None else "—"
+            rate = f"{kept_hits / len(pos):.3f}" if kept_hits is not None else "—"
+            print(f"| {w:.2f} | {t:.3f} | {hit_text} | {rate} | {declined} | {declined / len(neg):.3f} |")
     print()
+    if has_coverage:
+        def coverages(samples):
+            return sorted(round(s["question_coverage"], 2) for s in samples if s.get("question_coverage") is not None)
+
+        print("question coverage, answerable:", coverages(pos))
+        print("question coverage, negatives: ", coverages(neg))
 
     def verdicts(samples):
         return sorted(round(s["answerable"], 3) for s in samples if s.get("answerable") is not None)

@@ -110,6 +110,9 @@ pub struct IngestConfig {
     pub fetch_timeout_ms: u64,
     /// Let URLs reach loopback, link-local and private addresses (tests, intranets).
     pub url_allow_private: bool,
+    /// How long a minute of a KB's `web_sync_interval_minutes` lasts, in milliseconds, and
+    /// how often the schedule looks for due pages (60000; the tests shorten it).
+    pub web_sync_minute_ms: u64,
 }
 
 /// `[search]`.
@@ -254,9 +257,12 @@ impl Config {
                 "ingest.batch_max_jobs must be at least 1 (1 turns batching off)".into(),
             ));
         }
-        if self.ingest.max_fetch_bytes == 0 || self.ingest.fetch_timeout_ms == 0 {
+        if self.ingest.max_fetch_bytes == 0
+            || self.ingest.fetch_timeout_ms == 0
+            || self.ingest.web_sync_minute_ms == 0
+        {
             return Err(Error::Config(
-                "ingest.max_fetch_bytes and ingest.fetch_timeout_ms must be at least 1".into(),
+                "ingest.max_fetch_bytes, ingest.fetch_timeout_ms and ingest.web_sync_minute_ms must be at least 1".into(),
             ));
         }
         if self.search.top_k == 0 || self.search.candidates == 0 {

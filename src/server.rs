@@ -37,6 +37,10 @@ pub async fn serve(config: Config) -> Result<()> {
     state.indexes.catch_up_all().await?;
 
     let workers_running = state.start_workers(workers);
+    let schedule = crate::services::web_schedule::start(
+        state.knowledge.clone(),
+        Duration::from_millis(state.config.ingest.web_sync_minute_ms),
+    );
 
     let listener = TcpListener::bind(&bind)
         .await
@@ -49,6 +53,7 @@ pub async fn serve(config: Config) -> Result<()> {
         .await?;
 
     info!("shutting down");
+    schedule.stop(STOP_GRACE).await;
     let busy = workers_running.stop(STOP_GRACE).await;
     state.indexes.save_all().await?;
     if busy > 0 {

@@ -2,13 +2,16 @@
 //! 127.0.0.1, is fetched, indexed and searchable with its URL; a sync of an unchanged page
 //! indexes nothing and a changed one replaces its text; redirects past 5 and bodies past
 //! the cap fail their document clearly; a crawl stays on its host and under its page cap;
-//! and with `ingest.url_allow_private` off (the default) a loopback URL is refused.
+//! and with `ingest.url_allow_private` off (the default) a loopback URL is refused. A KB's
+//! re-sync schedule (run here with a minute of 100 ms) picks up a changed page by itself,
+//! leaves an unchanged one unindexed, and marks a page that is gone without dropping its
+//! text.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -67,6 +70,11 @@ impl Site {
                 etag: etag.map(str::to_string),
             },
         );
+    }
+
+    /// Take a page away: it answers 404 from now on.
+    fn remove(&self, path: &str) {
+        self.routes.lock().unwrap().remove(path);
     }
 
     fn redirect(&self, path: &str, to: &str) {
@@ -480,4 +488,391 @@ fn a_loopback_url_is_refused_by_default() {
     // Nothing was stored.
     let (_, docs) = server.get(&format!("/api/kbs/{kb}/documents"));
     assert_eq!(docs, json!([]));
+}
+
+/// Poll `what` until `done` holds for the document, or fail after `deadline`.
+fn wait_document(
+    server: &Server,
+    kb: &str,
+    id: &str,
+    deadline: Duration,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let started = Instant::now();
+    loop {
+        let d = document(server, kb, id);
+        if done(&d) {
+            return d;
+        }
+        assert!(
+            started.elapsed() < deadline,
+            "{what} not seen in {deadline:?}: {d}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_kb_schedule_re_syncs_its_web_pages() {
+    let site = Site::start();
+    site.page(
+        "/news.html",
+        fixture("docs/zh-article.html"),
+        "text/html",
+        Some("\"n1\""),
+    );
+    site.page("/static.html", "<p>这一页从不改变。</p>", "text/html", None);
+    site.page(
+        "/manual.html",
+        "<p>这一页只手动同步。</p>",
+        "text/html",
+        None,
+    );
+    let data = tempfile::tempdir().unwrap();
+    // A minute of 100 ms: a 5-minute schedule comes round every half second.
+    let server = Server::start_with(
+        data.path(),
+        &[
+            ("ZHIKU_INGEST__URL_ALLOW_PRIVATE", "true"),
+            ("ZHIKU_INGEST__WEB_SYNC_MINUTE_MS", "100"),
+        ],
+    );
+    let (_, limits) = server.get("/api/limits");
+    assert_eq!(limits["web"]["sync_interval_minutes_min"], 5, "{limits}");
+    assert_eq!(
+        limits["web"]["sync_interval_minutes_max"], 43_200,
+        "{limits}"
+    );
+
+    let kb = server.create_kb("fresh");
+    let (_, view) = server.get(&format!("/api/kbs/{kb}"));
+    assert!(
+        view["web_sync_interval_minutes"].is_null(),
+        "off by default: {view}"
+    );
+    for bad in [json!(1), json!(43_201), json!(0)] {
+        let (status, e) = server.patch(
+            &format!("/api/kbs/{kb}"),
+            json!({"web_sync_interval_minutes": bad}),
+        );
+        assert_eq!(status, 400, "{bad}: {e}");
+        assert!(
+            e["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("between 5 and 43200"),
+            "{e}"
+        );
+    }
+    let manual_kb = server.create_kb("manual");
+    let added = add_urls(
+        &server,
+        &kb,
+        json!({"urls": [site.url("/news.html"), site.url("/static.html")]}),
+    );
+    let manual = add_urls(
+        &server,
+        &manual_kb,
+        json!({"urls": [site.url("/manual.html")]}),
+    );
+    let (news, still) = (
+        added[0]["id"].as_str().unwrap().to_string(),
+        added[1]["id"].as_str().unwrap().to_string(),
+    );
+    server.wait_settled(&kb, Duration::from_secs(300));
+    server.wait_settled(&manual_kb, Duration::from_secs(300));
+    let still_before = document(&server, &kb, &still);
+    let manual_id = manual[0]["id"].as_str().unwrap();
+    let manual_before = document(&server, &manual_kb, manual_id);
+
+    // The news page changes; the schedule, once on, finds it and indexes it again.
+    site.page(
+        "/news.html",
+        fixture("docs/llm-intro-zh/03.txt"),
+        "text/plain; charset=utf-8",
+        Some("\"n2\""),
+    );
+    let (status, view) = server.patch(
+        &format!("/api/kbs/{kb}"),
+        json!({"web_sync_interval_minutes": 5}),
+    );
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["web_sync_interval_minutes"], 5, "{view}");
+    let synced = wait_document(
+        &server,
+        &kb,
+        &news,
+        Duration::from_secs(300),
+        "the changed page indexed again",
+        |d| d["status"] == "indexed" && d["kind"] == "text",
+    );
+    assert!(synced["check_error"].is_null(), "{synced}");
+    let text = chunk_texts(&server, &kb, &news);
+    assert!(text.iter().any(|(_, t)| t.contains(TOKENS)), "{text:?}");
+    assert!(!text.iter().any(|(_, t)| t.contains("信天翁")), "{text:?}");
+    // The unchanged page was checked again but not indexed again.
+    let still_after = wait_document(
+        &server,
+        &kb,
+        &still,
+        Duration::from_secs(60),
+        "the unchanged page checked again",
+        |d| d["checked_at"].as_str() > still_before["checked_at"].as_str(),
+    );
+    assert_eq!(
+        still_after["job_id"], still_before["job_id"],
+        "{still_after}"
+    );
+    assert_eq!(still_after["status"], "indexed");
+
+    // The page goes away: marked on the document, its text kept, nothing deleted.
+    site.remove("/news.html");
+    let gone = wait_document(
+        &server,
+        &kb,
+        &news,
+        Duration::from_secs(60),
+        "the gone page marked",
+        |d| !d["check_error"].is_null(),
+    );
+    assert_eq!(gone["check_error"]["code"], "page_gone", "{gone}");
+    assert!(
+        gone["check_error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("404"),
+        "{gone}"
+    );
+    assert_eq!(gone["status"], "indexed", "{gone}");
+    assert_eq!(chunk_texts(&server, &kb, &news), text);
+    // It comes back: the next check clears the mark.
+    site.page(
+        "/news.html",
+        fixture("docs/llm-intro-zh/03.txt"),
+        "text/plain; charset=utf-8",
+        Some("\"n2\""),
+    );
+    wait_document(
+        &server,
+        &kb,
+        &news,
+        Duration::from_secs(60),
+        "the mark cleared",
+        |d| d["check_error"].is_null(),
+    );
+
+    // Off again; a KB without a schedule was never checked by it.
+    let (status, view) = server.patch(
+        &format!("/api/kbs/{kb}"),
+        json!({"web_sync_interval_minutes": null}),
+    );
+    assert_eq!(status, 200, "{view}");
+    assert!(view["web_sync_interval_minutes"].is_null(), "{view}");
+    let manual_after = document(&server, &manual_kb, manual_id);
+    assert_eq!(manual_after["checked_at"], manual_before["checked_at"]);
+    // A manual sync of a gone page says so and marks it too.
+    site.remove("/manual.html");
+    let (status, e) = server.post(
+        &format!("/api/kbs/{manual_kb}/documents/{manual_id}/sync"),
+        json!({}),
+    );
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (502, Some("page_gone")),
+        "{e}"
+    );
+    let marked = document(&server, &manual_kb, manual_id);
+    assert_eq!(marked["check_error"]["code"], "page_gone", "{marked}");
+    assert_eq!(marked["status"], "indexed", "{marked}");
+}
+
+fn links_page(text: &str, hrefs: &[&str]) -> String {
+    let links: String = hrefs
+        .iter()
+        .map(|href| format!(r#"<a href="{href}">{href}</a> "#))
+        .collect();
+    format!("<html><body><p>{text}</p>{links}</body></html>")
+}
+
+fn urlset(urls: &[String]) -> String {
+    let entries: String = urls
+        .iter()
+        .map(|u| format!("<url><loc>{u}</loc></url>"))
+        .collect();
+    format!(
+        r#"<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{entries}</urlset>"#
+    )
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use flate2::write::GzEncoder;
+    let mut encoder = GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+fn source_urls(docs: &[Value]) -> Vec<String> {
+    let mut urls: Vec<String> = docs
+        .iter()
+        .map(|d| d["source_url"].as_str().unwrap().to_string())
+        .collect();
+    urls.sort_unstable();
+    urls
+}
+
+#[test]
+fn a_re_sync_re_crawls_and_sitemap_indexes_are_read() {
+    let site = Site::start();
+    site.page(
+        "/c/index.html",
+        links_page("首页", &["a.html", "b.html"]),
+        "text/html",
+        None,
+    );
+    site.page("/c/a.html", "<p>甲页讲苹果。</p>", "text/html", None);
+    site.page("/c/b.html", "<p>乙页讲香蕉。</p>", "text/html", None);
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start_with(data.path(), &[("ZHIKU_INGEST__URL_ALLOW_PRIVATE", "true")]);
+    let kb = server.create_kb("recrawl");
+    let started = add_urls(
+        &server,
+        &kb,
+        json!({"urls": [site.url("/c/index.html")], "crawl": {"max_depth": 1, "max_pages": 4}}),
+    );
+    let start = started[0]["id"].as_str().unwrap().to_string();
+    let docs = server.wait_settled(&kb, Duration::from_secs(300));
+    assert_eq!(docs.len(), 3, "{docs:?}");
+    let b = docs
+        .iter()
+        .find(|d| d["source_url"] == site.url("/c/b.html"))
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // The site gains two pages (the cap leaves room for one) and loses one.
+    site.page(
+        "/c/index.html",
+        links_page("首页", &["a.html", "b.html", "c.html", "d.html"]),
+        "text/html",
+        None,
+    );
+    site.page("/c/c.html", "<p>丙页讲橘子。</p>", "text/html", None);
+    site.page("/c/d.html", "<p>丁页讲葡萄。</p>", "text/html", None);
+    site.remove("/c/b.html");
+    let (status, sync) = server.post(&format!("/api/kbs/{kb}/documents/{start}/sync"), json!({}));
+    assert_eq!(status, 200, "{sync}");
+    assert_eq!(sync["changed"], true, "{sync}");
+    assert_eq!(sync["pages_added"], 1, "the page cap is 4: {sync}");
+    assert_eq!(sync["crawl_pages_checking"], 2, "{sync}");
+    let gone = wait_document(
+        &server,
+        &kb,
+        &b,
+        Duration::from_secs(60),
+        "the removed page marked",
+        |d| !d["check_error"].is_null(),
+    );
+    assert_eq!(gone["check_error"]["code"], "page_gone", "{gone}");
+    assert_eq!(gone["status"], "indexed", "kept, not deleted: {gone}");
+    assert!(!chunk_texts(&server, &kb, &b).is_empty());
+    let docs = server.wait_settled(&kb, Duration::from_secs(300));
+    assert_eq!(
+        source_urls(&docs),
+        [
+            site.url("/c/a.html"),
+            site.url("/c/b.html"),
+            site.url("/c/c.html"),
+            site.url("/c/index.html")
+        ],
+        "{docs:?}"
+    );
+    assert!(docs.iter().all(|d| d["status"] == "indexed"), "{docs:?}");
+
+    // A sitemap index: its sitemaps on the same host are read, a gzipped one too.
+    for n in 1..=4 {
+        site.page(
+            &format!("/s/{n}.html"),
+            format!("<p>第{n}页。</p>"),
+            "text/html",
+            None,
+        );
+    }
+    let other_host = format!("http://localhost:{}/maps/elsewhere.xml", site.port);
+    site.page(
+        "/maps/index.xml",
+        format!(
+            r#"<?xml version="1.0"?><sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
+            <sitemap><loc>{}</loc></sitemap><sitemap><loc>{}</loc></sitemap>
+            <sitemap><loc>{other_host}</loc></sitemap></sitemapindex>"#,
+            site.url("/maps/one.xml"),
+            site.url("/maps/two.xml.gz")
+        ),
+        "application/xml",
+        None,
+    );
+    site.page(
+        "/maps/one.xml",
+        urlset(&[site.url("/s/1.html"), site.url("/s/2.html")]),
+        "application/xml",
+        None,
+    );
+    site.page(
+        "/maps/two.xml.gz",
+        gzip(urlset(&[site.url("/s/3.html")]).as_bytes()),
+        "application/gzip",
+        None,
+    );
+    site.page(
+        "/maps/elsewhere.xml",
+        urlset(&[site.url("/s/4.html")]),
+        "application/xml",
+        None,
+    );
+    let map_kb = server.create_kb("maps");
+    let listed = add_urls(
+        &server,
+        &map_kb,
+        json!({"urls": [site.url("/maps/index.xml")]}),
+    );
+    let mut names: Vec<&str> = listed.iter().map(|d| d["name"].as_str().unwrap()).collect();
+    names.sort_unstable();
+    let host = format!("127.0.0.1:{}", site.port);
+    assert_eq!(
+        names,
+        [
+            format!("{host}/s/1.html"),
+            format!("{host}/s/2.html"),
+            format!("{host}/s/3.html")
+        ],
+        "{listed:?}"
+    );
+    server.wait_settled(&map_kb, Duration::from_secs(300));
+
+    // The sitemap lists a new page: syncing the first page read from it reads it again.
+    site.page(
+        "/maps/one.xml",
+        urlset(&[
+            site.url("/s/1.html"),
+            site.url("/s/2.html"),
+            site.url("/s/4.html"),
+        ]),
+        "application/xml",
+        None,
+    );
+    let first = listed[0]["id"].as_str().unwrap();
+    let (status, sync) = server.post(
+        &format!("/api/kbs/{map_kb}/documents/{first}/sync"),
+        json!({}),
+    );
+    assert_eq!(status, 200, "{sync}");
+    assert_eq!(sync["changed"], false, "{sync}");
+    assert_eq!(sync["pages_added"], 1, "{sync}");
+    let docs = server.wait_settled(&map_kb, Duration::from_secs(300));
+    assert_eq!(docs.len(), 4, "{docs:?}");
+    assert!(
+        source_urls(&docs).contains(&site.url("/s/4.html")),
+        "{docs:?}"
+    );
 }

@@ -104,6 +104,10 @@ pub enum Error {
     /// status, or redirected too often. The message names the URL and what happened.
     #[error("{0}")]
     Fetch(String),
+    /// A web page's address answers 404 Not Found or 410 Gone: the page was removed (a
+    /// document that held it keeps its last text, marked with this).
+    #[error("{0}")]
+    PageGone(String),
     /// A URL is refused before anything is fetched: not http(s), or it leads to a
     /// loopback, link-local or private address while those are not allowed.
     #[error("{0}")]
@@ -133,6 +137,7 @@ impl Error {
             Error::Busy(_) => "busy",
             Error::Sink(_) => "indexing",
             Error::Fetch(_) => "fetch_failed",
+            Error::PageGone(_) => "page_gone",
             Error::UrlRefused(_) => "url_refused",
         }
     }

@@ -105,6 +105,13 @@ fn expectation(name: &str) -> Option<Expect> {
             DocKind::Xlsx,
             &[(None, "上海一仓"), (None, "盘点中，暂停出库")],
         ),
+        "zh-stock-merged.ods" => Text(
+            DocKind::Ods,
+            &[(None, "上海一仓"), (None, "盘点中，暂停出库")],
+        ),
+        "zh-sales-grouped.xlsx" => Text(DocKind::Xlsx, &[(None, "销售额 / 一季度")]),
+        "zh-sales-grouped.ods" => Text(DocKind::Ods, &[(None, "销售额 / 一季度")]),
+        "zh-sales-grouped.csv" => Text(DocKind::Csv, &[(None, "销售额 / 一季度")]),
         "zh-slides.pptx" => Text(
             DocKind::Pptx,
             &[(Some(2), "各区域销售额"), (Some(3), "讲者备注")],

@@ -161,3 +161,93 @@ fn the_custom_size_is_the_budget_for_rows() {
     assert!(small_chunks.len() > 2 * auto_chunks.len());
     assert!(small_chunks.iter().all(|c| c.token_count <= 64));
 }
+
+/// The lines of `name`'s chunks on sheet `sheet` (all chunks for a CSV, `sheet` "").
+fn sheet_lines(name: &str, sheet: &str) -> (Vec<String>, Vec<String>) {
+    let bytes = std::fs::read(fixtures_dir().join(name)).unwrap();
+    let chunks = chunks(name, bytes, SplitSettings::Auto);
+    let prefix = if sheet.is_empty() {
+        String::new()
+    } else {
+        format!("{sheet} ")
+    };
+    let ours: Vec<&ChunkDraft> = chunks
+        .iter()
+        .filter(|c| c.label.as_deref().is_some_and(|l| l.starts_with(&prefix)))
+        .collect();
+    assert_eq!(ours.len(), 1, "a small sheet is one chunk: {chunks:#?}");
+    let labels = ours.iter().filter_map(|c| c.label.clone()).collect();
+    (ours[0].text.lines().map(str::to_owned).collect(), labels)
+}
+
+const GROUPED_TITLE: &str = "2024年上半年各地区销售额与利润（测试数据，单位：万元）";
+const GROUPED_HEADER: &str =
+    "区域 | 城市 | 销售额 / 一季度 | 销售额 / 二季度 | 利润 / 一季度 | 利润 / 二季度";
+
+#[test]
+fn a_two_row_header_names_each_column_by_its_group_and_its_name() {
+    for name in ["zh-sales-grouped.xlsx", "zh-sales-grouped.ods"] {
+        let (lines, labels) = sheet_lines(name, "销售");
+        assert_eq!(
+            lines,
+            [
+                GROUPED_TITLE,
+                GROUPED_HEADER,
+                "华东 | 上海 | 1200 | 1350 | 180 | 210",
+                "华东 | 杭州 | 860 | 920 | 120 | 131",
+                "华南 | 广州 | 990 | 1010 | 140 | 150",
+                "华北 | 北京 | 1100 | 1180 | 160 | 175",
+            ],
+            "{name}"
+        );
+        assert_eq!(
+            labels,
+            ["销售 第4–7行"],
+            "{name}: the header rows are not data"
+        );
+    }
+}
+
+#[test]
+fn a_two_row_header_exported_to_csv_is_recognised_from_its_empty_cells() {
+    // Excel writes a merged value in its first cell only: 销售额 over an empty cell, 区域
+    // over nothing, and 华东 on its first row alone (a CSV cannot say it spans two).
+    let (lines, labels) = sheet_lines("zh-sales-grouped.csv", "");
+    assert_eq!(
+        lines,
+        [
+            GROUPED_TITLE,
+            GROUPED_HEADER,
+            "华东 | 上海 | 1200 | 1350 | 180 | 210",
+            "| 杭州 | 860 | 920 | 120 | 131",
+            "华南 | 广州 | 990 | 1010 | 140 | 150",
+            "华北 | 北京 | 1100 | 1180 | 160 | 175",
+        ]
+    );
+    assert_eq!(labels, ["第4–7行"]);
+}
+
+#[test]
+fn an_ods_merged_cell_belongs_to_every_row_it_spans_as_in_xlsx() {
+    let (xlsx, xlsx_labels) = sheet_lines("zh-stock-merged.xlsx", "库存");
+    let (ods, ods_labels) = sheet_lines("zh-stock-merged.ods", "库存");
+    assert_eq!(ods, xlsx);
+    assert_eq!(ods_labels, xlsx_labels);
+    assert!(
+        ods.contains(&"华东 | 杭州仓 | 空气净化器 | 60".to_owned()),
+        "{ods:#?}"
+    );
+}
+
+#[test]
+fn a_first_row_of_data_under_a_header_with_gaps_stays_data() {
+    // A header with an unnamed column, then rows: not a two-row header (numbers below).
+    let csv = "产品,数量,,备注\r\n智能音箱,3,299,现货\r\n扫地机器人,1,1899,\r\n";
+    let chunks = chunks("gaps.csv", csv.as_bytes().to_vec(), SplitSettings::Auto);
+    assert_eq!(chunks.len(), 1, "{chunks:#?}");
+    assert_eq!(
+        chunks[0].text,
+        "产品 | 数量 | 备注\n智能音箱 | 3 | 299 | 现货\n扫地机器人 | 1 | 1899"
+    );
+    assert_eq!(chunks[0].label.as_deref(), Some("第2–3行"));
+}

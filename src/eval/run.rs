@@ -364,6 +364,13 @@ pub struct AnswerSample {
     pub grounded: Option<bool>,
     /// The share of the answer's words the passages hold.
     pub grounding_score: Option<f32>,
+    /// What the model read: the last message of its prompt (the passages and the
+    /// question), to see why an answer went wrong.
+    pub read: Option<String>,
+    /// Each retriever's score of the passages given to the model, best first.
+    pub read_scores: Vec<crate::services::search::RawScores>,
+    /// The share of what the question asks about that those passages hold.
+    pub question_coverage: Option<f32>,
     /// From the question to the first token of the answer, in ms.
     pub first_token_ms: f64,
     /// From the question to the end of the answer, in ms.
@@ -385,6 +392,7 @@ async fn ask(state: &AppState, how: &AskSettings, question: &str) -> Result<Answ
     turn.max_tokens = Some(how.max_tokens);
     // A fixed seed makes a rerun with the same model give the same answers.
     turn.seed = Some(42);
+    turn.trace = true;
     let mut stream = state.chat.start(turn).await?;
     let mut answer = String::new();
     while let Some(event) = stream.events.recv().await {
@@ -398,6 +406,18 @@ async fn ask(state: &AppState, how: &AskSettings, question: &str) -> Result<Answ
                     answerable: outcome.answerable,
                     grounded: outcome.grounded,
                     grounding_score: outcome.grounding_score,
+                    question_coverage: outcome.trace.as_ref().and_then(|t| t.question_coverage),
+                    read: outcome
+                        .trace
+                        .as_ref()
+                        .and_then(|t| t.prompt.last().map(|m| m.content.clone())),
+                    read_scores: outcome.trace.map_or_else(Vec::new, |t| {
+                        t.chunks
+                            .into_iter()
+                            .filter(|c| c.marker.is_some())
+                            .map(|c| c.result.raw)
+                            .collect()
+                    }),
                     first_token_ms: outcome.timings.first_token_ms as f64,
                     total_ms: started.elapsed().as_secs_f64() * 1000.0,
                 });

@@ -259,6 +259,7 @@ pub(crate) async fn write_document(
             clean_json: None,
             source_url: None,
             crawl: None,
+            crawl_sitemap_url: None,
         })
         .await?;
     let hashes: Vec<String> = copies

@@ -16,7 +16,8 @@ use crate::error::{Error, Result};
 use crate::services::knowledge::{
     DocumentView, PreviewChunk, UploadOutcome, UploadSettings, accepted_types,
 };
-use crate::services::web_pages::{CrawlSettings, SyncOutcome};
+use crate::services::web_pages::CrawlSettings;
+use crate::services::web_sync::SyncOutcome;
 use crate::store::chunks::ChunkRow;
 
 /// Routes for documents and chunks; `max_body_bytes` bounds one upload request.

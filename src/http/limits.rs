@@ -65,6 +65,12 @@ pub(crate) struct WebLimitsView {
     crawl_depth_max: u32,
     /// Most pages of one crawl or sitemap.
     crawl_pages_max: u32,
+    /// Most sitemaps of one sitemap index (`<sitemapindex>`) read.
+    sitemaps_per_index: usize,
+    /// Shortest re-sync interval a knowledge base's schedule takes, in minutes.
+    sync_interval_minutes_min: u32,
+    /// Longest re-sync interval a knowledge base's schedule takes, in minutes.
+    sync_interval_minutes_max: u32,
 }
 
 impl From<WebLimits> for WebLimitsView {
@@ -76,6 +82,9 @@ impl From<WebLimits> for WebLimitsView {
             redirects: w.redirects,
             crawl_depth_max: w.crawl_depth_max,
             crawl_pages_max: w.crawl_pages_max,
+            sitemaps_per_index: w.sitemaps_per_index,
+            sync_interval_minutes_min: w.sync_interval_minutes_min,
+            sync_interval_minutes_max: w.sync_interval_minutes_max,
         }
     }
 }

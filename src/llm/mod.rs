@@ -79,10 +79,11 @@ pub struct GenerateRequest {
     pub stop: Vec<String>,
     /// A yes/no question the model answers first; the answer is generated only on yes.
     pub gate: Option<Gate>,
-    /// A GBNF grammar (root rule `root`) the answer must follow. Only the local engine
-    /// enforces it: an OpenAI-compatible server is not sent one, since the API has no
-    /// field for it.
-    pub grammar: Option<String>,
+    /// Texts the answer must open with, one of them word for word (empty: no constraint);
+    /// after the opening the model goes on freely. Only the local engine enforces it (a
+    /// grammar over the opening alone, so the rest runs at full speed): an
+    /// OpenAI-compatible server is not sent one, since the API has no field for it.
+    pub opening: Vec<String>,
 }
 
 /// A question with two replies put to the model before it answers, read from one forward
@@ -114,7 +115,7 @@ impl GenerateRequest {
             seed: None,
             stop: Vec::new(),
             gate: None,
-            grammar: None,
+            opening: Vec::new(),
         }
     }
 }

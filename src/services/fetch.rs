@@ -185,6 +185,14 @@ impl Fetcher {
                 url = Self::parse(next.as_str())?;
                 continue;
             }
+            if matches!(
+                status,
+                reqwest::StatusCode::NOT_FOUND | reqwest::StatusCode::GONE
+            ) {
+                return Err(Error::Ingest(ingest::Error::PageGone(format!(
+                    "{url} answered HTTP {status}: the page is no longer there"
+                ))));
+            }
             if !status.is_success() {
                 return Err(fetch_error(format!("{url} answered HTTP {status}")));
             }

@@ -20,6 +20,7 @@ use tracing::instrument;
 use super::fetch::Fetcher;
 use super::indexing::{Consistency, IndexRegistry, IndexingSink};
 use super::reembed::{ReEmbedReport, re_embed_kb};
+use super::web_schedule::check_sync_interval;
 use super::workers::{self, Workers};
 use crate::error::{Error, Result};
 use crate::store::Store;
@@ -65,6 +66,9 @@ pub struct KbView {
     pub embedding_model: String,
     /// Its dimensions.
     pub embedding_dims: i64,
+    /// How often the server re-syncs this KB's web pages by itself, in minutes (`null`:
+    /// never, the default; a person's sync works either way).
+    pub web_sync_interval_minutes: Option<u32>,
     /// Documents.
     pub document_count: i64,
     /// Live chunks.
@@ -91,6 +95,9 @@ impl TryFrom<KbRow> for KbView {
             description: k.description,
             embedding_model: k.embedding_model,
             embedding_dims: k.embedding_dims,
+            web_sync_interval_minutes: k
+                .web_sync_interval_minutes
+                .and_then(|m| u32::try_from(m).ok()),
             document_count: k.document_count.unwrap_or(0),
             chunk_count: k.chunk_count.unwrap_or(0),
             created_at: k.created_at,
@@ -120,6 +127,11 @@ pub struct CreateKb {
     /// (`chi_sim+eng` when absent).
     #[serde(default)]
     pub ocr_languages: Option<String>,
+    /// Re-sync the KB's web pages every this many minutes (5 to 43200; absent or `null`:
+    /// never).
+    #[serde(default)]
+    #[schema(minimum = 5, maximum = 43200)]
+    pub web_sync_interval_minutes: Option<u32>,
 }
 
 /// Body of `PATCH /api/kbs/{kb}`.
@@ -139,6 +151,21 @@ pub struct UpdateKb {
     /// New OCR languages (`chi_tra+eng`), each installed; documents uploaded later are
     /// read in them.
     pub ocr_languages: Option<String>,
+    /// Re-sync the KB's web pages every this many minutes (5 to 43200); `null` turns the
+    /// schedule off, absent leaves it as it is.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u32>, minimum = 5, maximum = 43200)]
+    pub web_sync_interval_minutes: Option<Option<u32>>,
+}
+
+/// A field that may be set to `null`: `Some(None)` when the body says `null`, `None` (by
+/// `#[serde(default)]`) when it leaves the field out.
+fn present<'de, D, T>(deserializer: D) -> std::result::Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// A document as the API shows it.
@@ -171,8 +198,12 @@ pub struct DocumentView {
     pub source_url: Option<String>,
     /// When the page was last fetched with a new body (web pages).
     pub fetched_at: Option<String>,
-    /// When a sync last asked the site, changed or not (web pages).
+    /// When a sync (a person's or the KB's schedule) last asked the site, changed or not
+    /// (web pages).
     pub checked_at: Option<String>,
+    /// What that last check found wrong (`page_gone`: 404/410, `fetch_failed`…), while the
+    /// document keeps its status and the text last indexed; absent when it reached the page.
+    pub check_error: Option<ErrorView>,
     /// Current job stage while processing.
     pub stage: Option<String>,
     /// Job progress 0..1.
@@ -209,6 +240,10 @@ impl From<DocumentRow> for DocumentView {
             error: d.error_code.map(|code| ErrorView {
                 code,
                 message: d.error_message.unwrap_or_default(),
+            }),
+            check_error: d.source_error_code.map(|code| ErrorView {
+                code,
+                message: d.source_error_message.unwrap_or_default(),
             }),
             id: d.document_id,
             kb_id: d.kb_id,
@@ -418,6 +453,7 @@ impl KnowledgeService {
         split.validate()?;
         let clean = req.clean.unwrap_or_default();
         let ocr_languages = checked_ocr_languages(req.ocr_languages.as_deref()).await?;
+        check_sync_interval(req.web_sync_interval_minutes)?;
         let info = self.embedder().info();
         let row = self
             .store
@@ -431,6 +467,12 @@ impl KnowledgeService {
                 embedding_dims: info.dims as i64,
             })
             .await?;
+        if let Some(minutes) = req.web_sync_interval_minutes {
+            self.store
+                .set_kb_web_sync(&row.kb_id, Some(i64::from(minutes)))
+                .await?;
+            return self.kb(&row.kb_id).await;
+        }
         row.try_into()
     }
 
@@ -464,6 +506,12 @@ impl KnowledgeService {
         let split = req.split.as_ref().map(to_json).transpose()?;
         let clean = req.clean.as_ref().map(to_json).transpose()?;
         let ocr_languages = checked_ocr_languages(req.ocr_languages.as_deref()).await?;
+        if let Some(interval) = req.web_sync_interval_minutes {
+            check_sync_interval(interval)?;
+            self.store
+                .set_kb_web_sync(&kb.kb_id, interval.map(i64::from))
+                .await?;
+        }
         self.store
             .update_kb(
                 &kb.kb_id,
@@ -536,6 +584,7 @@ impl KnowledgeService {
                 clean_json: clean.as_deref(),
                 source_url: None,
                 crawl: None,
+                crawl_sitemap_url: None,
             })
             .await;
         let job_id = match inserted {

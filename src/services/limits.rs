@@ -13,7 +13,10 @@ use super::chat::MAX_QUESTION_CHARS;
 use super::fetch::MAX_REDIRECTS;
 use super::knowledge::{MAX_DOCUMENT_NAME_CHARS, MAX_KB_DESCRIPTION_CHARS, MAX_KB_NAME_CHARS};
 use super::search::{self, MAX_QUERY_CHARS};
-use super::web_pages::{MAX_CRAWL_DEPTH, MAX_CRAWL_PAGES, MAX_URLS_PER_REQUEST};
+use super::web_pages::{
+    MAX_CHILD_SITEMAPS, MAX_CRAWL_DEPTH, MAX_CRAWL_PAGES, MAX_URLS_PER_REQUEST,
+};
+use super::web_schedule::{MAX_SYNC_INTERVAL_MINUTES, MIN_SYNC_INTERVAL_MINUTES};
 use crate::config::Config;
 
 /// The limits the server enforces.
@@ -58,6 +61,12 @@ pub struct WebLimits {
     pub crawl_depth_max: u32,
     /// Most pages of one crawl or sitemap.
     pub crawl_pages_max: u32,
+    /// Most sitemaps of one sitemap index read.
+    pub sitemaps_per_index: usize,
+    /// Shortest re-sync interval of a KB's schedule, in minutes.
+    pub sync_interval_minutes_min: u32,
+    /// Longest re-sync interval of a KB's schedule, in minutes.
+    pub sync_interval_minutes_max: u32,
 }
 
 /// Bounds of a custom split and the automatic split's sizes.
@@ -123,6 +132,9 @@ pub fn limits(config: &Config) -> Limits {
             redirects: MAX_REDIRECTS,
             crawl_depth_max: MAX_CRAWL_DEPTH,
             crawl_pages_max: MAX_CRAWL_PAGES,
+            sitemaps_per_index: MAX_CHILD_SITEMAPS,
+            sync_interval_minutes_min: MIN_SYNC_INTERVAL_MINUTES,
+            sync_interval_minutes_max: MAX_SYNC_INTERVAL_MINUTES,
         },
         split: SplitLimits {
             min_tokens: MIN_CHUNK_TOKENS,

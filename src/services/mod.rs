@@ -1,6 +1,6 @@
 //! What zhiku does, independent of how it is asked (HTTP or CLI): [`knowledge`] (KBs,
 //! documents, chunks; [`web_pages`]: documents fetched from URLs through [`fetch`], which
-//! keeps them off private addresses), [`indexing`] (keeping BM25 and vectors in step with SQLite),
+//! keeps them off private addresses, synced and re-crawled by [`web_sync`], on a KB's schedule by [`web_schedule`]), [`indexing`] (keeping BM25 and vectors in step with SQLite),
 //! [`jobs`] (the ingestion queue) and [`workers`] (ingesting in this process), [`search`] (hit testing), [`embeddings`] (the embedding
 //! model for `/v1`), [`limits`] (every limit a client should know, from their homes), [`bots`] (bot drafts, versions, API keys, recorded conversations),
 //! [`chat`] (answers: [`prompt`] builds what the model reads, [`focus`] cuts passages to
@@ -25,4 +25,6 @@ pub mod search;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod web_pages;
+pub mod web_schedule;
+pub mod web_sync;
 pub mod workers;

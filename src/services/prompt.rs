@@ -163,16 +163,16 @@ const MIN_QUOTE_CHARS: usize = 6;
 /// first one starting that way rather than the one that answers.
 const QUOTE_CHOICES: usize = 3;
 
-/// A grammar (GBNF) under which the answer opens with one sentence of the passages, word
-/// for word, with its marker — "尤金袋鼠约只有8公斤重 [1]。" — and then goes on freely.
+/// The sentences of the passages an answer may open with, word for word, each with its
+/// marker — "尤金袋鼠约只有8公斤重 [1]。" — after which it goes on freely
+/// ([`GenerateRequest::opening`](crate::llm::GenerateRequest::opening)).
 ///
 /// Asked to keep the passages' words, the default 1.5B model still restates the question
 /// ("尤金袋鼠的体重大约是8公斤重"), and in doing so rewrites the numbers, names and
-/// qualifiers it carries; decoding the opening under this grammar makes the model choose
-/// among the passage sentences closest to the question instead, so the answer's first
-/// sentence is always one a person can find in the cited passage. `None` when no
-/// sentence shares a word with the question.
-pub fn quote_grammar(passages: &[Passage], question: &str) -> Option<String> {
+/// qualifiers it carries; making it open with one of the passage sentences closest to the
+/// question instead means the answer's first sentence is always one a person can find in
+/// the cited passage. Empty when no sentence shares a word with the question.
+pub fn quote_openings(passages: &[Passage], question: &str) -> Vec<String> {
     // A cut passage joins the sentences it kept with "…" (`services::focus`): text on
     // both sides of one was not written together, so no quote spans it.
     let texts: Vec<String> = passages.iter().map(|p| p.text.replace('…', "\n")).collect();
@@ -189,7 +189,7 @@ pub fn quote_grammar(passages: &[Passage], question: &str) -> Option<String> {
         if body.chars().count() < MIN_QUOTE_CHARS || !balanced(body) {
             continue;
         }
-        let quote = gbnf_literal(&format!("{body} [{}]{end}", passages[index].marker));
+        let quote = format!("{body} [{}]{end}", passages[index].marker);
         if !quotes.contains(&quote) {
             quotes.push(quote);
         }
@@ -197,13 +197,7 @@ pub fn quote_grammar(passages: &[Passage], question: &str) -> Option<String> {
             break;
         }
     }
-    if quotes.is_empty() {
-        return None;
-    }
-    Some(format!(
-        "root ::= quote rest\nquote ::= {}\nrest ::= [^\\x00]*\n",
-        quotes.join(" | ")
-    ))
+    quotes
 }
 
 /// Whether every bracket and quotation mark `text` opens it also closes, in order.
@@ -225,25 +219,6 @@ fn balanced(text: &str) -> bool {
         }
     }
     open.is_empty()
-}
-
-/// `text` as a GBNF string literal.
-fn gbnf_literal(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&format!("\\x{:02X}", c as u32 & 0xFF)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// The answer's prompt with `question` put after the person's question: the same tokens up
@@ -609,12 +584,7 @@ mod tests {
             text: text.into(),
             score: 1.0,
         };
-        let quotes = |passages: &[Passage], question: &str| -> Vec<String> {
-            let grammar = quote_grammar(passages, question).unwrap();
-            assert!(grammar.starts_with("root ::= quote rest\n"));
-            let line = grammar.lines().find_map(|l| l.strip_prefix("quote ::= "));
-            line.unwrap().split(" | ").map(String::from).collect()
-        };
+        let quotes = quote_openings;
         let kangaroo = passage(
             1,
             "尤金袋鼠的奶中有一种物质。注：见下。尤金袋鼠约只有8公斤重。",
@@ -627,13 +597,13 @@ mod tests {
                 "尤金袋鼠有多重？8公斤？"
             ),
             [
-                r#""尤金袋鼠约只有8公斤重 [1]。""#,
-                r#""尤金袋鼠的奶中有一种物质 [1]。""#
+                "尤金袋鼠约只有8公斤重 [1]。",
+                "尤金袋鼠的奶中有一种物质 [1]。"
             ]
         );
         assert_eq!(
             quotes(&[kangaroo.clone(), leave], "How many days of leave a year?"),
-            [r#""Leave is fifteen days a year [2].""#]
+            ["Leave is fifteen days a year [2]."]
         );
         // No quote spans the "…" where a cut passage left sentences out.
         assert_eq!(
@@ -645,19 +615,14 @@ mod tests {
                 "LangChain 是什么"
             ),
             [
-                r#""LangChain 是一个开源框架： [1]""#,
-                r#""LangChain 的价值在于组件 [1]""#
+                "LangChain 是一个开源框架： [1]",
+                "LangChain 的价值在于组件 [1]"
             ]
-        );
-        // Quotes and backslashes are escaped.
-        assert_eq!(
-            quotes(&[passage(1, "…他说\"不\\行\"")], "他说了什么"),
-            [r#""他说\"不\\行\" [1]""#]
         );
         // Halves of a sentence split inside its brackets are not offered.
         let split = passage(1, "纽西兰鸡毛松（学名：；毛利语：kahikatea）是一种树。");
-        assert_eq!(quote_grammar(&[split], "纽西兰鸡毛松的学名"), None);
-        assert_eq!(quote_grammar(&[kangaroo], "天气"), None);
+        assert!(quote_openings(&[split], "纽西兰鸡毛松的学名").is_empty());
+        assert!(quote_openings(&[kangaroo], "天气").is_empty());
     }
 
     #[test]

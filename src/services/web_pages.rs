@@ -12,19 +12,18 @@
 //! their own, one link deeper, until the crawl's depth or page cap is reached. A sitemap is
 //! read when the request is made, and its pages are added as documents.
 //!
-//! A sync asks the site again with the validators it last gave (`If-None-Match`,
-//! `If-Modified-Since`); a 304, or the same bytes, changes nothing. A new body is stored
-//! and the document is queued again: its job replaces its chunks as a re-upload would.
+//! A sitemap's pages are one crawl that follows no links, whose first page stands for the
+//! sitemap. Syncing pages again, and re-crawling, is [`super::web_sync`].
 
 use std::path::Path;
 
 use ingest::pipeline::sha256_hex;
 use reqwest::Url;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tracing::{info, instrument, warn};
 
 use super::fetch::{Fetched, FetchedPage, Fetcher, Validators};
-use super::knowledge::{DocumentView, KnowledgeService, UploadOutcome, UploadSettings, write_file};
+use super::knowledge::{KnowledgeService, UploadOutcome, UploadSettings, write_file};
 use crate::error::{Error, Result};
 use crate::store::Store;
 use crate::store::documents::{CrawlPlace, DocumentRow, FetchRecord, NewDocument};
@@ -35,6 +34,8 @@ pub const MAX_URLS_PER_REQUEST: usize = 100;
 pub const MAX_CRAWL_DEPTH: u32 = 5;
 /// Most pages one crawl (or one sitemap) adds.
 pub const MAX_CRAWL_PAGES: u32 = 1_000;
+/// Most sitemaps of one sitemap index that are read.
+pub const MAX_CHILD_SITEMAPS: usize = 50;
 /// Longest document name made from a URL, in characters.
 const MAX_URL_NAME_CHARS: usize = 200;
 
@@ -56,7 +57,7 @@ fn default_depth() -> u32 {
     1
 }
 
-fn default_pages() -> u32 {
+pub(super) fn default_pages() -> u32 {
     50
 }
 
@@ -76,15 +77,20 @@ impl CrawlSettings {
     }
 }
 
-/// What a sync of one web page did.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct SyncOutcome {
-    /// Whether the page changed; an unchanged page is not indexed again.
-    pub changed: bool,
-    /// The job that indexes the new version (changed pages only).
-    pub job_id: Option<i64>,
-    /// The document after the sync.
-    pub document: DocumentView,
+/// Where a page added by URL stands.
+#[derive(Debug, Clone, Copy)]
+enum Placement<'a> {
+    /// On its own.
+    Alone,
+    /// The start page of a crawl with these bounds.
+    CrawlStart(CrawlSettings),
+    /// A page a sitemap listed: the first one added (`start: None`) stands for the
+    /// sitemap, the others belong to its crawl.
+    SitemapPage {
+        sitemap: &'a Url,
+        start: Option<&'a str>,
+        max_pages: u32,
+    },
 }
 
 /// The identity of a web document in its KB: the same URL twice is a duplicate.
@@ -105,7 +111,7 @@ fn url_name(url: &Url) -> String {
 /// The extension a fetched body is stored under, which tells the extractors what it is
 /// (they check the bytes as well): from the `Content-Type`, else from the URL's last path
 /// segment, else none (the bytes decide alone).
-fn extension_for(page: &FetchedPage) -> Option<String> {
+pub(super) fn extension_for(page: &FetchedPage) -> Option<String> {
     let by_type = match page.content_type.as_deref() {
         Some("text/html" | "application/xhtml+xml") => Some("html"),
         Some("application/pdf") => Some("pdf"),
@@ -130,7 +136,7 @@ fn extension_for(page: &FetchedPage) -> Option<String> {
 /// Where a web document's body is stored: named by the document and the body's hash, so a
 /// sync writes a new file beside the old one and the old one goes only once the database
 /// points at the new.
-fn body_path(document_id: &str, sha256: &str, ext: Option<&str>) -> String {
+pub(super) fn body_path(document_id: &str, sha256: &str, ext: Option<&str>) -> String {
     let short = sha256.get(..12).unwrap_or(sha256);
     match ext {
         Some(ext) => format!("files/{document_id}-{short}.{ext}"),
@@ -148,6 +154,52 @@ fn same_site(link: &Url, start: &Url) -> bool {
 fn without_fragment(mut link: Url) -> Url {
     link.set_fragment(None);
     link
+}
+
+/// The `locations` (relative to `base`) on `site`'s host, without fragments or repeats,
+/// at most `cap` of them.
+fn same_site_links(base: &Url, site: &Url, locations: Vec<String>, cap: usize) -> Vec<Url> {
+    let mut links: Vec<Url> = Vec::new();
+    for loc in locations {
+        if links.len() >= cap {
+            break;
+        }
+        let Ok(link) = base.join(&loc) else {
+            continue;
+        };
+        let link = without_fragment(link);
+        if same_site(&link, site) && Fetcher::parse(link.as_str()).is_ok() && !links.contains(&link)
+        {
+            links.push(link);
+        }
+    }
+    links
+}
+
+/// A gzipped body (`sitemap.xml.gz`) unpacked, refusing to grow past `max_bytes` (a small
+/// archive can unpack to gigabytes); any other body as it is.
+fn gunzip(url: &Url, body: Vec<u8>, max_bytes: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    if !body.starts_with(&[0x1f, 0x8b]) {
+        return Ok(body);
+    }
+    let mut unpacked = Vec::new();
+    flate2::read::GzDecoder::new(body.as_slice())
+        .take(max_bytes.saturating_add(1))
+        .read_to_end(&mut unpacked)
+        .map_err(|e| {
+            Error::Ingest(ingest::Error::Fetch(format!(
+                "{url} looks gzipped but cannot be unpacked: {e}"
+            )))
+        })?;
+    if unpacked.len() as u64 > max_bytes {
+        return Err(Error::Ingest(ingest::Error::TooLarge {
+            detail: format!(
+                "{url} unpacks to more than the limit of {max_bytes} bytes (ingest.max_fetch_bytes)"
+            ),
+        }));
+    }
+    Ok(unpacked)
 }
 
 impl KnowledgeService {
@@ -199,17 +251,32 @@ impl KnowledgeService {
         );
         let mut outcomes = Vec::new();
         for url in parsed {
+            let (split, clean) = (split.as_deref(), clean.as_deref());
             if let Some(pages) = self.sitemap_pages(&url, crawl).await? {
+                // The sitemap's pages are one crawl (no links followed), whose start is
+                // the first page added: it remembers the sitemap, read again when it is
+                // synced.
+                let max_pages = crawl.map_or(default_pages(), |c| c.max_pages);
+                let mut start: Option<String> = None;
                 for page in pages {
-                    outcomes.push(
-                        self.add_url(&kb.kb_id, &page, None, split.as_deref(), clean.as_deref())
-                            .await?,
-                    );
+                    let placement = Placement::SitemapPage {
+                        sitemap: &url,
+                        start: start.as_deref(),
+                        max_pages,
+                    };
+                    let outcome = self
+                        .add_url(&kb.kb_id, &page, placement, split, clean)
+                        .await?;
+                    if start.is_none() && !outcome.duplicate {
+                        start = Some(outcome.id.clone());
+                    }
+                    outcomes.push(outcome);
                 }
                 continue;
             }
+            let placement = crawl.map_or(Placement::Alone, Placement::CrawlStart);
             outcomes.push(
-                self.add_url(&kb.kb_id, &url, crawl, split.as_deref(), clean.as_deref())
+                self.add_url(&kb.kb_id, &url, placement, split, clean)
                     .await?,
             );
         }
@@ -218,41 +285,56 @@ impl KnowledgeService {
     }
 
     /// The pages a sitemap lists on its own host (at most the crawl's page cap), or `None`
-    /// when `url` is not a sitemap. Only addresses ending in `.xml` are looked at. One that
-    /// cannot be fetched is added as a page, whose job then fails with the reason, as any
-    /// other page's would.
-    async fn sitemap_pages(
+    /// when `url` is not a sitemap. Only addresses ending in `.xml` or `.xml.gz` are
+    /// looked at, and a gzip body is unpacked (within the fetch size cap). A sitemap index
+    /// (`<sitemapindex>`) is followed to its sitemaps on the same host, at most
+    /// [`MAX_CHILD_SITEMAPS`] of them, until the cap is reached; one of them that cannot be
+    /// read is passed over. A sitemap that cannot be fetched is added as a page, whose
+    /// job then fails with the reason, as any other page's would.
+    pub(super) async fn sitemap_pages(
         &self,
         url: &Url,
         crawl: Option<CrawlSettings>,
     ) -> Result<Option<Vec<Url>>> {
-        if !url.path().to_ascii_lowercase().ends_with(".xml") {
+        let path = url.path().to_ascii_lowercase();
+        if !(path.ends_with(".xml") || path.ends_with(".xml.gz")) {
             return Ok(None);
         }
-        let page = match self.fetcher.fetch(url, &Validators::default()).await {
-            Ok(Fetched::Page(page)) => page,
+        let (final_url, body) = match self.fetch_sitemap(url).await {
+            Ok(fetched) => fetched,
             Err(e) if e.code() == "url_refused" => return Err(e),
-            Ok(Fetched::NotModified) | Err(_) => return Ok(None),
+            Err(_) => return Ok(None),
         };
-        let Some(locations) = ingest::extract::sitemap_locations(&page.body) else {
+        let Some(locations) = ingest::extract::sitemap_locations(&body) else {
             return Ok(None);
         };
         let cap = crawl.map_or(default_pages(), |c| c.max_pages) as usize;
         let mut pages: Vec<Url> = Vec::new();
-        for loc in locations {
-            let Ok(link) = page.final_url.join(&loc) else {
-                continue;
-            };
-            let link = without_fragment(link);
-            if same_site(&link, &page.final_url)
-                && Fetcher::parse(link.as_str()).is_ok()
-                && !pages.contains(&link)
-            {
-                pages.push(link);
+        if ingest::extract::is_sitemap_index(&body) {
+            let children = same_site_links(&final_url, &final_url, locations, MAX_CHILD_SITEMAPS);
+            for child in children {
+                if pages.len() >= cap {
+                    break;
+                }
+                // The protocol has no index of indexes: a child is read as a sitemap.
+                match self.fetch_sitemap(&child).await {
+                    Ok((child_url, child_body)) => {
+                        let listed = ingest::extract::sitemap_locations(&child_body)
+                            .filter(|_| !ingest::extract::is_sitemap_index(&child_body))
+                            .unwrap_or_default();
+                        for link in same_site_links(&child_url, &final_url, listed, cap) {
+                            if pages.len() < cap && !pages.contains(&link) {
+                                pages.push(link);
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        warn!(sitemap = %child, error = %e, "sitemap index: a sitemap not read")
+                    }
+                }
             }
-            if pages.len() >= cap {
-                break;
-            }
+        } else {
+            pages = same_site_links(&final_url, &final_url, locations, cap);
         }
         if pages.is_empty() {
             return Err(Error::InvalidInput(format!(
@@ -264,11 +346,23 @@ impl KnowledgeService {
         Ok(Some(pages))
     }
 
+    /// Fetch a sitemap and unpack it if it is gzipped; returns where it came from (after
+    /// redirects) and the XML.
+    async fn fetch_sitemap(&self, url: &Url) -> Result<(Url, Vec<u8>)> {
+        let Fetched::Page(page) = self.fetcher.fetch(url, &Validators::default()).await? else {
+            return Err(Error::Ingest(ingest::Error::Fetch(format!(
+                "{url} answered 304 Not Modified to a request without validators"
+            ))));
+        };
+        let body = gunzip(url, page.body, self.fetcher.max_bytes)?;
+        Ok((page.final_url, body))
+    }
+
     async fn add_url(
         &self,
         kb_id: &str,
         url: &Url,
-        crawl: Option<CrawlSettings>,
+        placement: Placement<'_>,
         split: Option<&str>,
         clean: Option<&str>,
     ) -> Result<UploadOutcome> {
@@ -291,12 +385,31 @@ impl KnowledgeService {
                 split_json: split,
                 clean_json: clean,
                 source_url: Some(url.as_str()),
-                crawl: crawl.map(|c| CrawlPlace {
-                    crawl_id: &document_id,
-                    depth: 0,
-                    max_depth: i64::from(c.max_depth),
-                    max_pages: i64::from(c.max_pages),
-                }),
+                crawl: match placement {
+                    Placement::Alone => None,
+                    Placement::CrawlStart(c) => Some(CrawlPlace {
+                        crawl_id: &document_id,
+                        depth: 0,
+                        max_depth: i64::from(c.max_depth),
+                        max_pages: i64::from(c.max_pages),
+                    }),
+                    Placement::SitemapPage {
+                        start, max_pages, ..
+                    } => Some(CrawlPlace {
+                        crawl_id: start.unwrap_or(&document_id),
+                        depth: 0,
+                        max_depth: 0,
+                        max_pages: i64::from(max_pages),
+                    }),
+                },
+                crawl_sitemap_url: match placement {
+                    Placement::SitemapPage {
+                        sitemap,
+                        start: None,
+                        ..
+                    } => Some(sitemap.as_str()),
+                    _ => None,
+                },
             })
             .await;
         let job_id = match inserted {
@@ -313,94 +426,6 @@ impl KnowledgeService {
             Err(e) => return Err(e),
         };
         Ok(UploadOutcome::queued(document_id, name, job_id))
-    }
-
-    /// Fetch a web document again and, if it changed, index it again in place.
-    #[instrument(skip_all, fields(kb = id_or_name, document_id))]
-    pub async fn sync_document(&self, id_or_name: &str, document_id: &str) -> Result<SyncOutcome> {
-        let kb = self.store.kb(id_or_name).await?;
-        let doc = self.store.document(Some(&kb.kb_id), document_id).await?;
-        let Some(raw) = doc.source_url.clone() else {
-            return Err(Error::InvalidInput(format!(
-                "document '{}' was uploaded, not added by URL: there is nothing to sync",
-                doc.name
-            )));
-        };
-        if matches!(doc.status.as_str(), "queued" | "processing") {
-            return Err(Error::Conflict(format!(
-                "document '{}' is {} already; sync it once it is indexed or failed",
-                doc.name, doc.status
-            )));
-        }
-        self.check_model(&kb)?;
-        let url = Fetcher::parse(&raw)?;
-        // Validators only if the body they describe is the one stored.
-        let validators = match doc.source_fetched_at {
-            Some(_) => Validators {
-                etag: doc.source_etag.clone(),
-                last_modified: doc.source_last_modified.clone(),
-            },
-            None => Validators::default(),
-        };
-        let changed = match self.fetcher.fetch(&url, &validators).await? {
-            Fetched::NotModified => None,
-            Fetched::Page(page) => {
-                let sha = sha256_hex(&page.body);
-                if doc.source_sha256.as_deref() == Some(sha.as_str()) && doc.status == "indexed" {
-                    self.store
-                        .record_unchanged(
-                            document_id,
-                            page.validators.etag.as_deref(),
-                            page.validators.last_modified.as_deref(),
-                        )
-                        .await?;
-                    None
-                } else {
-                    Some((page, sha))
-                }
-            }
-        };
-        let Some((page, sha)) = changed else {
-            self.store.record_unchanged(document_id, None, None).await?;
-            return Ok(SyncOutcome {
-                changed: false,
-                job_id: None,
-                document: self.document(&kb.kb_id, document_id).await?,
-            });
-        };
-        let ext = extension_for(&page);
-        let path = body_path(document_id, &sha, ext.as_deref());
-        write_file(&self.data_dir, &path, &page.body)?;
-        let record = FetchRecord {
-            file_path: &path,
-            bytes: page.body.len() as i64,
-            source_sha256: &sha,
-            etag: page.validators.etag.as_deref(),
-            last_modified: page.validators.last_modified.as_deref(),
-        };
-        let job_id = match self
-            .store
-            .record_changed(document_id, &kb.kb_id, &record)
-            .await
-        {
-            Ok(job_id) => job_id,
-            Err(e) => {
-                if path != doc.file_path {
-                    let _ = tokio::fs::remove_file(self.data_dir.join(&path)).await;
-                }
-                return Err(e);
-            }
-        };
-        if path != doc.file_path {
-            let _ = tokio::fs::remove_file(self.data_dir.join(&doc.file_path)).await;
-        }
-        self.queue.notify();
-        info!(url = %url, bytes = page.body.len(), "page changed; indexing it again");
-        Ok(SyncOutcome {
-            changed: true,
-            job_id: Some(job_id),
-            document: self.document(&kb.kb_id, document_id).await?,
-        })
     }
 }
 
@@ -440,7 +465,7 @@ pub(crate) async fn fetch_for_job(
         let _ = tokio::fs::remove_file(data_dir.join(&doc.file_path)).await;
     }
     if ext.as_deref() == Some("html") {
-        crawl_links(store, doc, &url, &page).await?;
+        crawl_links(store, doc, &url, &page.final_url, &page.body).await?;
     }
     let name = Path::new(&path)
         .file_name()
@@ -449,29 +474,32 @@ pub(crate) async fn fetch_for_job(
     Ok((name, page.body))
 }
 
-/// Add the same-site links of a crawled page as pages of its crawl, one link deeper, while
-/// the crawl is under its depth and page cap.
-async fn crawl_links(
+/// Add the same-site links of a crawled page (`body`, whose links are relative to `base`,
+/// read from `url`, the crawl's site) as pages of its crawl, one link deeper, while the
+/// crawl is under its depth and page cap. Returns how many were added: a link already in
+/// the KB is passed over, so reading a page again adds only the links it gained.
+pub(super) async fn crawl_links(
     store: &Store,
     doc: &DocumentRow,
     url: &Url,
-    page: &FetchedPage,
-) -> Result<()> {
+    base: &Url,
+    body: &[u8],
+) -> Result<usize> {
     let (Some(crawl_id), Some(depth), Some(max_depth), Some(max_pages)) = (
         doc.crawl_id.as_deref(),
         doc.crawl_depth,
         doc.crawl_max_depth,
         doc.crawl_max_pages,
     ) else {
-        return Ok(());
+        return Ok(0);
     };
     if depth >= max_depth {
-        return Ok(());
+        return Ok(0);
     }
     // The site is the one the crawl was started on (the URL as given, before redirects).
     let mut links: Vec<Url> = Vec::new();
-    for href in ingest::extract::page_links(&page.body) {
-        let Ok(link) = page.final_url.join(&href) else {
+    for href in ingest::extract::page_links(body) {
+        let Ok(link) = base.join(&href) else {
             continue;
         };
         let link = without_fragment(link);
@@ -480,6 +508,23 @@ async fn crawl_links(
             links.push(link);
         }
     }
+    let place = CrawlPlace {
+        crawl_id,
+        depth: depth + 1,
+        max_depth,
+        max_pages,
+    };
+    insert_pages(store, doc, place, &links).await
+}
+
+/// Add `links` as pages of a crawl at `place`, with `doc`'s split and clean settings, in
+/// order, within the crawl's page cap; returns how many were added.
+pub(super) async fn insert_pages(
+    store: &Store,
+    doc: &DocumentRow,
+    place: CrawlPlace<'_>,
+    links: &[Url],
+) -> Result<usize> {
     let names: Vec<(String, String, String)> = links
         .iter()
         .map(|l| (uuid::Uuid::new_v4().to_string(), url_name(l), url_sha256(l)))
@@ -502,26 +547,25 @@ async fn crawl_links(
             split_json: doc.split_json.as_deref(),
             clean_json: doc.clean_json.as_deref(),
             source_url: Some(link.as_str()),
-            crawl: Some(CrawlPlace {
-                crawl_id,
-                depth: depth + 1,
-                max_depth,
-                max_pages,
-            }),
+            crawl: Some(place),
+            crawl_sitemap_url: None,
         })
         .collect();
     if pages.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
-    match store.insert_crawl_pages(crawl_id, max_pages, &pages).await {
+    match store
+        .insert_crawl_pages(place.crawl_id, place.max_pages, &pages)
+        .await
+    {
         Ok(added) => {
             info!(
                 links = pages.len(),
                 added,
-                depth = depth + 1,
+                depth = place.depth,
                 "crawl: links queued"
             );
-            Ok(())
+            Ok(added)
         }
         Err(e) => {
             warn!(error = %e, "crawl: cannot queue the page's links");

@@ -49,6 +49,7 @@ fn doc<'a>(id: &'a str, kb_id: &'a str, sha: &'a str) -> NewDocument<'a> {
         clean_json: None,
         source_url: None,
         crawl: None,
+        crawl_sitemap_url: None,
     }
 }
 

@@ -168,7 +168,7 @@ pub struct ModelSettings {
     #[schema(maximum = 50)]
     pub history_turns: u32,
     /// An answer from passages opens with one of their sentences, word for word, with
-    /// its marker (`services::prompt::quote_grammar`); the model goes on freely after it.
+    /// its marker (`services::prompt::quote_openings`); the model goes on freely after it.
     /// Enforced by the local engine only.
     pub quote_first: bool,
 }

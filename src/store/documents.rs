@@ -53,6 +53,13 @@ pub struct DocumentRow {
     pub source_fetched_at: Option<String>,
     /// When a sync last asked the site.
     pub source_checked_at: Option<String>,
+    /// What the last check found wrong (`page_gone`, `fetch_failed`…); `None` when it
+    /// reached the page.
+    pub source_error_code: Option<String>,
+    /// Why, in words.
+    pub source_error_message: Option<String>,
+    /// On the first page of a sitemap's pages: the sitemap, read again when it is synced.
+    pub crawl_sitemap_url: Option<String>,
     /// The crawl this page belongs to: its start page's document id.
     pub crawl_id: Option<String>,
     /// Links from the start page to this one.
@@ -80,6 +87,12 @@ pub struct DocumentRow {
     pub job_units_done: Option<i64>,
     /// Latest job's units of its stage in all.
     pub job_units_total: Option<i64>,
+}
+
+/// A time as the `document` and `kb` tables store it (`2026-12-06T03:04:05.678Z`, what
+/// SQLite's `strftime('%Y-%m-%dT%H:%M:%fZ')` writes), so stored times compare as text.
+pub(crate) fn timestamp(time: chrono::DateTime<chrono::Utc>) -> String {
+    time.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
 const SELECT: &str = "SELECT d.*, j.job_id AS job_id, j.status AS job_status, j.stage AS job_stage,
@@ -111,6 +124,8 @@ pub struct NewDocument<'a> {
     pub source_url: Option<&'a str>,
     /// Its place in a crawl.
     pub crawl: Option<CrawlPlace<'a>>,
+    /// The sitemap this page stands for (the first page a sitemap listed).
+    pub crawl_sitemap_url: Option<&'a str>,
 }
 
 /// Where a page stands in a crawl.
@@ -153,9 +168,31 @@ impl Store {
 
     async fn insert_document_in(conn: &mut Tx, doc: &NewDocument<'_>) -> Result<i64> {
         let crawl = doc.crawl.as_ref();
-        let inserted = on_db!(&mut *conn, "INSERT INTO document (document_id, kb_id, name, bytes, sha256, file_path, split_json, clean_json,
-                                   source_url, crawl_id, crawl_depth, crawl_max_depth, crawl_max_pages)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", |e, q| sqlx::query(q).bind(doc.document_id).bind(doc.kb_id).bind(doc.name).bind(doc.bytes).bind(doc.sha256).bind(doc.file_path).bind(doc.split_json).bind(doc.clean_json).bind(doc.source_url).bind(crawl.map(|c| c.crawl_id)).bind(crawl.map(|c| c.depth)).bind(crawl.map(|c| c.max_depth)).bind(crawl.map(|c| c.max_pages)).execute(e).await.map(|r| r.rows_affected()));
+        let inserted = on_db!(
+            &mut *conn,
+            "INSERT INTO document (document_id, kb_id, name, bytes, sha256, file_path, split_json, clean_json,
+                                   source_url, crawl_id, crawl_depth, crawl_max_depth, crawl_max_pages,
+                                   crawl_sitemap_url)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            |e, q| sqlx::query(q)
+                .bind(doc.document_id)
+                .bind(doc.kb_id)
+                .bind(doc.name)
+                .bind(doc.bytes)
+                .bind(doc.sha256)
+                .bind(doc.file_path)
+                .bind(doc.split_json)
+                .bind(doc.clean_json)
+                .bind(doc.source_url)
+                .bind(crawl.map(|c| c.crawl_id))
+                .bind(crawl.map(|c| c.depth))
+                .bind(crawl.map(|c| c.max_depth))
+                .bind(crawl.map(|c| c.max_pages))
+                .bind(doc.crawl_sitemap_url)
+                .execute(e)
+                .await
+                .map(|r| r.rows_affected())
+        );
         if let Err(sqlx::Error::Database(db)) = &inserted
             && db.is_unique_violation()
         {
@@ -211,6 +248,7 @@ impl Store {
                 source_last_modified = ?,
                 source_fetched_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
                 source_checked_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
+                source_error_code = NULL, source_error_message = NULL,
                 updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
              WHERE document_id = ?",
             |e, q| sqlx::query(q)
@@ -239,7 +277,8 @@ impl Store {
             &self.pool,
             "UPDATE document SET source_etag = COALESCE(?, source_etag),
                 source_last_modified = COALESCE(?, source_last_modified),
-                source_checked_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+                source_checked_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
+                source_error_code = NULL, source_error_message = NULL
              WHERE document_id = ?",
             |e, q| sqlx::query(q)
                 .bind(etag)
@@ -265,12 +304,81 @@ impl Store {
                 source_last_modified = ?, status = 'queued', error_code = NULL, error_message = NULL,
                 source_fetched_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
                 source_checked_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
+                source_error_code = NULL, source_error_message = NULL,
                 updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
              WHERE document_id = ?", |e, q| sqlx::query(q).bind(fetch.file_path).bind(fetch.bytes).bind(fetch.source_sha256).bind(fetch.etag).bind(fetch.last_modified).bind(document_id).execute(e).await.map(|r| r.rows_affected()))?;
         let job_id =
             ingest::jobs::JobQueue::enqueue(&mut tx, document_id, kb_id, fetch.bytes).await?;
         tx.commit().await?;
         Ok(job_id)
+    }
+
+    /// A check could not reach the page (gone, unreachable, refused): note when it asked
+    /// and why, leaving the page's status and its indexed text as they were.
+    pub async fn record_check_failed(
+        &self,
+        document_id: &str,
+        code: &str,
+        message: &str,
+    ) -> Result<()> {
+        on_db!(
+            &self.pool,
+            "UPDATE document SET source_checked_at = ?, source_error_code = ?, source_error_message = ?
+             WHERE document_id = ?",
+            |e, q| sqlx::query(q)
+                .bind(timestamp(chrono::Utc::now()))
+                .bind(code)
+                .bind(message)
+                .bind(document_id)
+                .execute(e)
+                .await
+                .map(|r| r.rows_affected())
+        )?;
+        Ok(())
+    }
+
+    /// The web pages of a KB a scheduled sync should check now: fetched or failed (not
+    /// waiting for their job), and not checked since `checked_before` (a
+    /// [`timestamp`]), least recently checked first, at most `limit`.
+    pub async fn web_documents_due(
+        &self,
+        kb_id: &str,
+        checked_before: &str,
+        limit: i64,
+    ) -> Result<Vec<String>> {
+        let ids: Vec<(String,)> = on_db!(
+            &self.pool,
+            "SELECT document_id FROM document
+             WHERE kb_id = ? AND source_url IS NOT NULL AND status IN ('indexed', 'failed')
+               AND (source_checked_at IS NULL OR source_checked_at < ?)
+             ORDER BY source_checked_at IS NOT NULL, source_checked_at, document_id
+             LIMIT ?",
+            |e, q| sqlx::query_as(q)
+                .bind(kb_id)
+                .bind(checked_before)
+                .bind(limit)
+                .fetch_all(e)
+                .await
+        )?;
+        Ok(ids.into_iter().map(|(id,)| id).collect())
+    }
+
+    /// The pages of a crawl other than its start page that a sync may check (fetched or
+    /// failed, not waiting for their job), shallowest first; none when `crawl_id` is not
+    /// a crawl's start page.
+    pub async fn crawl_pages(&self, crawl_id: &str) -> Result<Vec<String>> {
+        let ids: Vec<(String,)> = on_db!(
+            &self.pool,
+            "SELECT document_id FROM document WHERE crawl_id = ? AND document_id <> ?
+               AND status IN ('indexed', 'failed')
+             ORDER BY crawl_depth, created_at, document_id",
+            |e, q| sqlx::query_as(q)
+                .bind(crawl_id)
+                .bind(crawl_id)
+                .fetch_all(e)
+                .await
+        )?;
+        Ok(ids.into_iter().map(|(id,)| id).collect())
     }
 
     /// The document with these bytes in this KB, if any.

@@ -26,6 +26,8 @@ pub struct KbRow {
     pub embedding_model: String,
     /// Embedding dimensions.
     pub embedding_dims: i64,
+    /// How often its web pages are re-synced by the server, in minutes (`None`: never).
+    pub web_sync_interval_minutes: Option<i64>,
     /// Documents in it (only from [`Store::kb_with_counts`] and [`Store::list_kbs`]).
     pub document_count: Option<i64>,
     /// Chunks in it, not deleted (same).
@@ -174,6 +176,32 @@ impl Store {
         })?;
         tx.commit().await?;
         Ok(files)
+    }
+
+    /// Set (or with `None` turn off) how often the server re-syncs a KB's web pages.
+    pub async fn set_kb_web_sync(&self, kb_id: &str, interval_minutes: Option<i64>) -> Result<()> {
+        on_db!(
+            &self.pool,
+            "UPDATE kb SET web_sync_interval_minutes = ?, updated_at = ? WHERE kb_id = ?",
+            |e, q| sqlx::query(q)
+                .bind(interval_minutes)
+                .bind(super::documents::timestamp(chrono::Utc::now()))
+                .bind(kb_id)
+                .execute(e)
+                .await
+                .map(|r| r.rows_affected())
+        )?;
+        Ok(())
+    }
+
+    /// The KBs whose web pages are re-synced on a schedule, with their intervals in minutes.
+    pub async fn kbs_with_web_sync(&self) -> Result<Vec<(String, i64)>> {
+        Ok(on_db!(
+            &self.pool,
+            "SELECT kb_id, web_sync_interval_minutes FROM kb
+             WHERE web_sync_interval_minutes IS NOT NULL ORDER BY name",
+            |e, q| sqlx::query_as(q).fetch_all(e).await
+        )?)
     }
 
     /// Record the model a KB's vectors now come from, inside the re-embedding's swap.

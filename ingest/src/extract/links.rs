@@ -67,6 +67,14 @@ pub fn sitemap_locations(bytes: &[u8]) -> Option<Vec<String>> {
     Some(found)
 }
 
+/// Whether an XML sitemap is a sitemap index (`<sitemapindex>`), whose `<loc>`s are
+/// other sitemaps rather than pages.
+pub fn is_sitemap_index(bytes: &[u8]) -> bool {
+    let (text, _) = decode(bytes, None);
+    let head: String = text.chars().take(4096).collect();
+    head.contains("<sitemapindex")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,5 +98,13 @@ mod tests {
             ["https://example.com/a?x=1&y=2", "https://example.com/b"]
         );
         assert!(sitemap_locations(b"<html><body>hi</body></html>").is_none());
+        assert!(!is_sitemap_index(xml));
+        let index = b"<?xml version=\"1.0\"?><sitemapindex xmlns=\"http://www.sitemaps.org/schemas/sitemap/0.9\">
+            <sitemap><loc>https://example.com/s1.xml</loc></sitemap></sitemapindex>";
+        assert!(is_sitemap_index(index));
+        assert_eq!(
+            sitemap_locations(index).unwrap(),
+            ["https://example.com/s1.xml"]
+        );
     }
 }

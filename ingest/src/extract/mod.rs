@@ -47,7 +47,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
-pub use links::{page_links, sitemap_locations};
+pub use links::{is_sitemap_index, page_links, sitemap_locations};
 pub use ocr::{OcrSettings, check_languages, installed_languages};
 pub use sniff::detect_kind;
 

@@ -191,7 +191,8 @@ pub(crate) enum PageFailure {
 /// resolution when we know it (rendered pages); tesseract estimates it otherwise.
 ///
 /// The text is tesseract's, pages separated by form feeds, with the spaces it puts between
-/// Chinese characters removed ([`join_cjk`]).
+/// Chinese characters removed ([`join_cjk`]) and the lines the page wrapped joined again
+/// ([`join_wrapped_lines`]).
 pub(crate) fn recognise(
     image: &Path,
     out: &Path,
@@ -258,7 +259,9 @@ fn recognise_with(
     }
     let text =
         std::fs::read(out).map_err(|e| PageFailure::Page(format!("tesseract output: {e}")))?;
-    Ok(join_cjk(&String::from_utf8_lossy(&text)))
+    Ok(join_wrapped_lines(&join_cjk(&String::from_utf8_lossy(
+        &text,
+    ))))
 }
 
 /// The language tesseract could not load, from its stderr ("Failed loading language 'xyz'").
@@ -312,6 +315,77 @@ pub(crate) fn join_cjk(text: &str) -> String {
     out
 }
 
+/// Join the lines a printed page wrapped, which tesseract writes as they were printed.
+///
+/// Chinese wraps anywhere, even inside a word or a name ("碓\n井姬"), and a line break
+/// there splits the word for search (jieba cuts at it) and leaves a break in the middle of
+/// sentences of the chunk a reader sees. A line is taken as wrapped when it is about as
+/// wide as the widest line of its paragraph (tesseract separates paragraphs and blocks by
+/// blank lines) and the next line continues the paragraph; a short line (a heading, the
+/// end of a paragraph) keeps its break. The break goes where either side is CJK, and
+/// becomes a space between two Latin words or numbers.
+pub(crate) fn join_wrapped_lines(text: &str) -> String {
+    // Display width: a CJK character is as wide as two Latin ones.
+    let width = |line: &str| -> usize { line.chars().map(|c| if is_cjk(c) { 2 } else { 1 }).sum() };
+    let mut out = String::with_capacity(text.len());
+    for (p, page) in text.split('\u{0c}').enumerate() {
+        if p > 0 {
+            out.push('\u{0c}');
+        }
+        let lines: Vec<&str> = page.split('\n').collect();
+        let mut i = 0;
+        while i < lines.len() {
+            // A paragraph: the run of non-blank lines from `i`.
+            let end = lines[i..]
+                .iter()
+                .position(|l| l.trim().is_empty())
+                .map_or(lines.len(), |n| i + n);
+            if end == i {
+                if i > 0 {
+                    out.push('\n');
+                }
+                out.push_str(lines[i]);
+                i += 1;
+                continue;
+            }
+            let widest = lines[i..end]
+                .iter()
+                .map(|l| width(l.trim_end()))
+                .max()
+                .unwrap_or(0);
+            if i > 0 {
+                out.push('\n');
+            }
+            for j in i..end {
+                let line = lines[j];
+                if j == i {
+                    out.push_str(line);
+                    continue;
+                }
+                let previous = lines[j - 1].trim_end();
+                // 85 %: a wrapped line ends where the next character would not fit, a few
+                // characters short of the widest at most.
+                let wrapped = width(previous) * 100 >= widest * 85;
+                let before = previous.chars().last();
+                let after = line.trim_start().chars().next();
+                if !wrapped {
+                    out.push('\n');
+                    out.push_str(line);
+                } else if before.is_some_and(is_cjk) || after.is_some_and(is_cjk) {
+                    out.truncate(out.trim_end().len());
+                    out.push_str(line.trim_start());
+                } else {
+                    out.truncate(out.trim_end().len());
+                    out.push(' ');
+                    out.push_str(line.trim_start());
+                }
+            }
+            i = end;
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 mod tests {
@@ -328,6 +402,23 @@ mod tests {
         );
         assert_eq!(join_cjk("行\n政"), "行\n政");
         assert_eq!(join_cjk(" 中 "), " 中 ");
+    }
+
+    #[test]
+    fn lines_the_page_wrapped_are_joined_and_short_lines_keep_their_break() {
+        let page = "行政处罚决定书\n\n当事人：哈尔滨某某公司，住所位于哈尔滨市\n南岗区朝阳路一号。经查，该公司于2024年\n3月违规。\n附件一\n\n\u{0c}第二页的文字写到了行的末尾处\n就继续。\n";
+        assert_eq!(
+            join_wrapped_lines(page),
+            "行政处罚决定书\n\n当事人：哈尔滨某某公司，住所位于哈尔滨市南岗区朝阳路一号。经查，该公司于2024年3月违规。\n附件一\n\n\u{0c}第二页的文字写到了行的末尾处就继续。\n"
+        );
+        assert_eq!(
+            join_wrapped_lines("The scanned page wraps this\nsentence here.\nEnd"),
+            "The scanned page wraps this sentence here.\nEnd"
+        );
+        assert_eq!(
+            join_wrapped_lines("第一章 总则\n第一条 为了规范差旅费管理，制定本办法。"),
+            "第一章 总则\n第一条 为了规范差旅费管理，制定本办法。"
+        );
     }
 
     #[test]

@@ -6,13 +6,15 @@
 //! trusts cached values alone shows those cells as empty, so the formula text is used instead.
 //! A merged cell's value belongs to every row and column it spans (a region "华东" over five
 //! rows says where each of them is), so it is copied into each cell of the region, from the
-//! header down: a title merged across the top stays one line. The container checks (zip
+//! header down: a title merged across the top stays one line. A header row whose regions
+//! group several columns over a row of column names is then joined with that row into one
+//! header (`销售额 / 一季度`). The container checks (zip
 //! bombs) are the caller's: calamine has no caps of its own.
 
 use calamine::{Data, Dimensions, Range, Reader, SheetType, SheetVisible};
 
 use super::Section;
-use super::rows::{TableWriter, header_row};
+use super::rows::{TableWriter, header_row, merged_two_row_header};
 use crate::{Error, Result};
 
 /// One section per visible worksheet, in workbook order; `kind` names the format in errors.
@@ -45,7 +47,9 @@ where
         };
         // The calamine ranges are a second copy of the sheet: gone before it is written out.
         drop((values, formulas));
-        grid.spread_merged(&merged(workbook, &name));
+        let regions = merged(workbook, &name);
+        grid.spread_merged(&regions);
+        grid.join_two_row_header(&regions);
         let mut table = TableWriter::default();
         for (number, row) in (grid.top.saturating_add(1)..).zip(&grid.rows) {
             table.push(number, row.iter().map(String::as_str));
@@ -102,6 +106,45 @@ impl Grid {
                     }
                 }
             }
+        }
+    }
+}
+
+impl Grid {
+    /// Join a header of group names over a row of column names into one header row
+    /// (销售额 merged over 一季度 and 二季度 → "销售额 / 一季度", "销售额 / 二季度"; see
+    /// `rows::merged_two_row_header`), told by the header row's regions that span several
+    /// columns. Runs after [`Grid::spread_merged`], so each group's name is in all of its
+    /// columns; the row of names is emptied and so never written as data.
+    fn join_two_row_header(&mut self, regions: &[Dimensions]) {
+        let Some(header) = header_row(&self.rows) else {
+            return;
+        };
+        let Some(at) = u32::try_from(header)
+            .ok()
+            .and_then(|h| self.top.checked_add(h))
+        else {
+            return;
+        };
+        let spans: Vec<(usize, usize)> = regions
+            .iter()
+            .filter(|r| r.start.0 == at && r.end.0 == at && r.end.1 > r.start.1)
+            .filter_map(|r| {
+                let c0 = usize::try_from(r.start.1.checked_sub(self.left)?).ok()?;
+                let c1 = usize::try_from(r.end.1.checked_sub(self.left)?).ok()?;
+                Some((c0, c1))
+            })
+            .collect();
+        if spans.is_empty() {
+            return;
+        }
+        let (head, rest) = self.rows.split_at_mut(header + 1);
+        let (Some(groups), Some(names)) = (head.last_mut(), rest.first_mut()) else {
+            return;
+        };
+        if let Some(combined) = merged_two_row_header(groups, names, &spans) {
+            *groups = combined;
+            names.iter_mut().for_each(String::clear);
         }
     }
 }

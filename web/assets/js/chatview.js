@@ -99,6 +99,11 @@ function traceView(trace, timings, usage, judged) {
       answerable: fmt(judged.answerable, 2), grounding: fmt(judged.grounding_score, 2),
     })));
   }
+  if (trace?.answerable_bar != null) {
+    body.push(h('div', t('chat.trace.bar', {
+      bar: fmt(trace.answerable_bar, 2), coverage: Math.round((trace.question_coverage ?? 1) * 100),
+    })));
+  }
   if (trace) {
     if (trace.rewritten_query) {
       body.push(h('div', h('strong', t('chat.trace.rewritten') + '：'), h('span.break', trace.rewritten_query)));

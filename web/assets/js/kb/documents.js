@@ -42,6 +42,11 @@ function statusCell(d) {
     const message = d.error ? (d.error.message || d.error.code) : '';
     parts.push(h('p.doc-error', { 'data-testid': 'doc-error' }, t('kb.failedReason', { message: message || '—' })));
   }
+  // A web page whose last check did not reach it keeps its text; say why it may be stale.
+  if (d.check_error) {
+    const key = d.check_error.code === 'page_gone' ? 'kb.web.gone' : 'kb.web.unreachable';
+    parts.push(h('p.doc-error', { 'data-testid': 'doc-check-error', title: d.check_error.message }, t(key, { message: d.check_error.message })));
+  }
   return parts;
 }
 
@@ -236,6 +241,8 @@ export function documentsTab({ kb, s, panel, refreshKb }) {
       if (!s.alive || aborted(err)) return;
       button.disabled = false;
       toast(errorText(err), 'error');
+      // The failed check is recorded on the document (gone, unreachable): show it.
+      loadDocs(true);
     }
   }
 
@@ -414,7 +421,7 @@ export function documentsTab({ kb, s, panel, refreshKb }) {
       title: t('kb.web.title'),
       wide: true,
       body: [
-        field(t('kb.web.urls'), urls, t('kb.web.urlsHint', { n: web.urls_per_request, size: formatBytes(web.fetch_bytes), redirects: web.redirects })),
+        field(t('kb.web.urls'), urls, t('kb.web.urlsHint', { n: web.urls_per_request, size: formatBytes(web.fetch_bytes), redirects: web.redirects, sitemaps: web.sitemaps_per_index })),
         h('label.row', crawl, ' ', t('kb.web.crawl')), crawlBox, error,
       ],
       actions: [

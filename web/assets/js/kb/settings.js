@@ -1,5 +1,5 @@
-// The settings tab: name, description, the default split and the OCR languages; the
-// index's facts; delete.
+// The settings tab: name, description, the default split, the OCR languages and the web
+// pages' re-sync schedule; the index's facts; delete.
 
 import { api } from '../api.js';
 import { t } from '../i18n.js';
@@ -14,6 +14,11 @@ export function settingsTab({ kb, s, panel, refreshKb }) {
   description.value = kb.description || '';
   const split = splitEditor(kb.split);
   const ocrLanguages = h('input.input', { type: 'text', value: kb.ocr_languages || '', autocomplete: 'off', spellcheck: false, 'data-testid': 'kb-ocr-languages' });
+  const web = limits.web;
+  const syncEvery = h('input.input', {
+    type: 'number', min: String(web.sync_interval_minutes_min), max: String(web.sync_interval_minutes_max), step: '1',
+    value: kb.web_sync_interval_minutes ?? '', placeholder: t('kb.settings.webSyncOff'), 'data-testid': 'kb-web-sync',
+  });
   const error = h('p.form-error', { role: 'alert' });
   const save = h('button.btn.btn-primary', { type: 'submit', 'data-testid': 'kb-save' }, t('common.save'));
   const form = h('form.panel.stack', {
@@ -24,12 +29,20 @@ export function settingsTab({ kb, s, panel, refreshKb }) {
       if (!value) { error.textContent = t('kb.nameRequired'); name.focus(); return; }
       let splitSettings;
       try { splitSettings = split.value(); } catch (err) { error.textContent = err.message; return; }
+      // Empty turns the schedule off (null); a number must be within the server's bounds.
+      const every = syncEvery.value.trim() === '' ? null : Number(syncEvery.value);
+      if (every !== null && !(Number.isInteger(every) && every >= web.sync_interval_minutes_min && every <= web.sync_interval_minutes_max)) {
+        error.textContent = t('kb.settings.webSyncBounds', { min: web.sync_interval_minutes_min, max: web.sync_interval_minutes_max });
+        syncEvery.focus();
+        return;
+      }
       save.disabled = true;
       try {
         const body = { name: value, description: description.value.trim(), split: splitSettings };
         // Sent only when changed: the server checks the languages against tesseract's.
         const languages = ocrLanguages.value.trim();
         if (languages !== (kb.ocr_languages || '')) body.ocr_languages = languages;
+        if (every !== (kb.web_sync_interval_minutes ?? null)) body.web_sync_interval_minutes = every;
         const updated = await api.patch(kbPath(kb), body);
         if (!s.alive) return;
         Object.assign(kb, updated);
@@ -51,6 +64,8 @@ export function settingsTab({ kb, s, panel, refreshKb }) {
   split.element,
   h('h2', t('kb.settings.ocr')),
   field(t('kb.settings.ocrLanguages'), ocrLanguages, t('kb.settings.ocrHint')),
+  h('h2', t('kb.settings.web')),
+  field(t('kb.settings.webSync'), syncEvery, t('kb.settings.webSyncHint', { min: web.sync_interval_minutes_min, max: web.sync_interval_minutes_max })),
   error,
   h('div.row', save));
 
