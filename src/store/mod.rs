@@ -40,7 +40,7 @@ pub struct Store {
 }
 
 /// The key of the PostgreSQL advisory lock a writing zhiku node holds ("zhiku" in ASCII).
-const WRITER_LOCK_KEY: i64 = 0x7a68_696b_75;
+const WRITER_LOCK_KEY: i64 = 0x007a_6869_6b75;
 
 /// Embedded SQLite migrations (`migrations/`).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
