@@ -108,6 +108,11 @@ async fn knowledge_round_trip(backend: Backend) {
     assert!(rows[2].is_ocr && !rows[0].is_ocr);
     let (hits, total) = store.list_chunks("d1", Some("600"), 0, 10).await.unwrap();
     assert_eq!((hits.len(), total), (1, 1));
+    // The filter ignores ASCII case and takes LIKE's wildcards as text, on both backends.
+    let (hits, _) = store.list_chunks("d1", Some("SCAN"), 0, 10).await.unwrap();
+    assert_eq!(hits.len(), 1);
+    let (hits, _) = store.list_chunks("d1", Some("%"), 0, 10).await.unwrap();
+    assert!(hits.is_empty());
     let vectors = store
         .vectors_by_text_sha256(&k.kb_id, &["出差住宿".to_string()])
         .await

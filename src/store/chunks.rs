@@ -138,6 +138,24 @@ pub struct NewChunk<'a> {
 /// Liveness: not deleted, enabled, and its document exists and is enabled.
 const LIVE: &str = "(c.is_deleted = FALSE AND c.is_enabled = TRUE AND d.is_enabled = TRUE)";
 
+/// A `LIKE … ESCAPE '\'` pattern that finds `text` as a substring: `%`, `_` and `\` in it
+/// stand for themselves. With `LOWER()` on both sides the filter ignores the case of ASCII
+/// letters on SQLite and PostgreSQL alike (SQLite's `LIKE` already does, PostgreSQL's does
+/// not), and PostgreSQL's default escape character (`\`, which SQLite does not have) is
+/// named on both.
+fn like_substring(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
 /// `SELECT columns` of the live chunks of a KB (`?` 1) among `count` ids (`?` 2…), chunk
 /// ids or seqs.
 fn live_among_sql(backend: Backend, columns: &str, by_seq: bool, count: usize) -> String {
@@ -220,14 +238,14 @@ impl Store {
         offset: i64,
         limit: i64,
     ) -> Result<(Vec<ChunkRow>, i64)> {
-        let pattern = query.filter(|q| !q.is_empty()).map(|q| format!("%{q}%"));
+        let pattern = query.filter(|q| !q.is_empty()).map(like_substring);
         let rows = on_db!(&self.pool, "SELECT chunk_id, kb_id, document_id, ordinal, page, start_byte, end_byte, text, token_count,
                     is_enabled, seq, label, is_ocr
-               FROM chunk WHERE document_id = ?1 AND is_deleted = FALSE AND (?2 IS NULL OR text LIKE ?2)
+               FROM chunk WHERE document_id = ?1 AND is_deleted = FALSE AND (?2 IS NULL OR LOWER(text) LIKE LOWER(?2) ESCAPE '\\')
               ORDER BY ordinal LIMIT ?3 OFFSET ?4", |e, q| sqlx::query_as(q).bind(document_id).bind(&pattern).bind(limit).bind(offset).fetch_all(e).await)?;
         let (total,): (i64,) = on_db!(
             &self.pool,
-            "SELECT COUNT(*) FROM chunk WHERE document_id = ?1 AND is_deleted = FALSE AND (?2 IS NULL OR text LIKE ?2)",
+            "SELECT COUNT(*) FROM chunk WHERE document_id = ?1 AND is_deleted = FALSE AND (?2 IS NULL OR LOWER(text) LIKE LOWER(?2) ESCAPE '\\')",
             |e, q| sqlx::query_as(q)
                 .bind(document_id)
                 .bind(&pattern)
@@ -517,5 +535,16 @@ impl Store {
                 .map(|r| r.rows_affected())
         })?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::like_substring;
+
+    #[test]
+    fn like_patterns_take_wildcards_literally() {
+        assert_eq!(like_substring("600"), "%600%");
+        assert_eq!(like_substring("50%_a\\b"), "%50\\%\\_a\\\\b%");
     }
 }
