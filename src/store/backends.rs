@@ -133,6 +133,12 @@ async fn knowledge_round_trip(backend: Backend) {
     let live = store.live_chunks(&k.kb_id, &ids, false).await.unwrap();
     assert_eq!(live.len(), 1);
     assert_eq!(live[0].text, "scan");
+    // The cursor a rebuild and index-check read (its `TRUE AS is_live` decodes on both).
+    let mut pages = store.live_chunk_pages(&k.kb_id, 10);
+    let page = pages.next_page().await.unwrap().unwrap();
+    assert_eq!(page.len(), 1);
+    assert!(page[0].is_live && page[0].chunk_id == rows[2].chunk_id);
+    assert!(pages.next_page().await.unwrap().is_none());
     assert_eq!(
         store.live_chunk_keys(&k.kb_id, &ids, false).await.unwrap(),
         [(rows[2].chunk_id, rows[2].seq)]
