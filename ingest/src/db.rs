@@ -42,6 +42,18 @@ impl Backend {
             Backend::Postgres => "PostgreSQL",
         }
     }
+
+    /// What a `SELECT` in a write transaction adds to lock the rows it reads until the
+    /// transaction ends: ` FOR UPDATE` on PostgreSQL, where transactions write at once and
+    /// a read-then-write (the next version number of a bot) would race without it;
+    /// nothing on SQLite, whose [`Pool::begin_write`] already holds the one write lock and
+    /// which has no such clause.
+    pub fn row_lock(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE",
+        }
+    }
 }
 
 /// A connection pool on one of the two backends.

@@ -227,6 +227,32 @@ async fn bots_publish_versions(backend: Backend) {
     assert!(store.list_bots().await.unwrap().is_empty());
 }
 
+async fn concurrent_publishes_take_distinct_versions(backend: Backend) {
+    let (_dir, store) = test_store(backend).await;
+    let bot = store
+        .create_bot(&BotSettings {
+            name: "race".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    const PUBLISHES: usize = 6;
+    let publishes = (0..PUBLISHES).map(|_| {
+        let store = store.clone();
+        let bot_id = bot.bot_id.clone();
+        tokio::spawn(async move { store.publish_bot(&bot_id).await })
+    });
+    let mut versions: Vec<i64> = futures::future::join_all(publishes)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().unwrap().version)
+        .collect();
+    versions.sort();
+    assert_eq!(versions, (1..=PUBLISHES as i64).collect::<Vec<_>>());
+    let (version, _) = store.published_bot(&bot.bot_id).await.unwrap().unwrap();
+    assert_eq!(version, PUBLISHES as i64);
+}
+
 async fn messages_keep_their_order(backend: Backend) {
     let (_dir, store) = test_store(backend).await;
     let bot = store
@@ -334,6 +360,7 @@ ingest::on_both_backends!(
     knowledge_round_trip,
     re_embedding_stages_and_swaps,
     bots_publish_versions,
+    concurrent_publishes_take_distinct_versions,
     messages_keep_their_order,
     keys_authenticate_until_revoked,
     version_names_the_database,

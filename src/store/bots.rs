@@ -365,11 +365,18 @@ impl Store {
 
     /// Freeze the draft as the next version and put it in force.
     pub async fn publish_bot(&self, bot_id: &str) -> Result<BotVersion> {
-        // One write transaction: two publishes at once must not both take version n + 1.
+        // Two publishes at once must not both take version n + 1 (the second would fail on
+        // bot_version's primary key). One write transaction, and on PostgreSQL the bot's
+        // row locked while it computes the next number: a second publish waits for the
+        // first to commit, then reads its version (read committed takes a fresh snapshot
+        // per statement). SQLite's write transaction already runs one publish at a time.
         let mut tx = self.begin_write().await?;
         let (draft_json,): (String,) = on_db!(
             &mut tx,
-            "SELECT draft_json FROM bot WHERE bot_id = ?",
+            format!(
+                "SELECT draft_json FROM bot WHERE bot_id = ?{}",
+                self.backend().row_lock()
+            ),
             |e, q| sqlx::query_as(q).bind(bot_id).fetch_optional(e).await
         )?
         .ok_or_else(|| Error::not_found(format!("bot '{bot_id}'")))?;
