@@ -350,6 +350,104 @@ async fn keys_authenticate_until_revoked(backend: Backend) {
     ));
 }
 
+async fn web_pages_due_for_a_sync(backend: Backend) {
+    let (_dir, store) = test_store(backend).await;
+    let k = store.insert_kb(&kb("web")).await.unwrap();
+    assert!(store.kbs_with_web_sync().await.unwrap().is_empty());
+    store.set_kb_web_sync(&k.kb_id, Some(30)).await.unwrap();
+    assert_eq!(
+        store.kbs_with_web_sync().await.unwrap(),
+        [(k.kb_id.clone(), 30)]
+    );
+    assert_eq!(
+        store.kb(&k.kb_id).await.unwrap().web_sync_interval_minutes,
+        Some(30)
+    );
+
+    // A crawl: its start page, two pages found from it, one still waiting for its job.
+    let place = |depth| super::documents::CrawlPlace {
+        crawl_id: "p0",
+        depth,
+        max_depth: 2,
+        max_pages: 10,
+    };
+    for (id, sha, depth) in [("p0", "u0", 0), ("p1", "u1", 1), ("p2", "u2", 2)] {
+        store
+            .insert_document(&NewDocument {
+                source_url: Some("https://example.com/"),
+                crawl: Some(place(depth)),
+                crawl_sitemap_url: (id == "p0").then_some("https://example.com/sitemap.xml"),
+                ..doc(id, &k.kb_id, sha)
+            })
+            .await
+            .unwrap();
+    }
+    store
+        .set_document_status("p0", "indexed", None)
+        .await
+        .unwrap();
+    store
+        .set_document_status("p1", "failed", Some(("x", "y")))
+        .await
+        .unwrap();
+    assert_eq!(store.crawl_pages("p0").await.unwrap(), ["p1"]);
+    assert!(store.crawl_pages("p1").await.unwrap().is_empty());
+    let first = store.document(None, "p0").await.unwrap();
+    assert_eq!(
+        first.crawl_sitemap_url.as_deref(),
+        Some("https://example.com/sitemap.xml")
+    );
+
+    // Never checked pages are due first; a page checked after the bar is not due.
+    let later = super::documents::timestamp(chrono::Utc::now() + chrono::Duration::hours(1));
+    assert_eq!(
+        store.web_documents_due(&k.kb_id, &later, 10).await.unwrap(),
+        ["p0", "p1"]
+    );
+    store
+        .record_unchanged("p0", Some("\"e\""), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.web_documents_due(&k.kb_id, &later, 10).await.unwrap(),
+        ["p1", "p0"]
+    );
+    assert_eq!(
+        store.web_documents_due(&k.kb_id, &later, 1).await.unwrap(),
+        ["p1"]
+    );
+    let earlier = super::documents::timestamp(chrono::Utc::now() - chrono::Duration::hours(1));
+    assert_eq!(
+        store
+            .web_documents_due(&k.kb_id, &earlier, 10)
+            .await
+            .unwrap(),
+        ["p1"]
+    );
+
+    store
+        .record_check_failed("p1", "page_gone", "404 Not Found")
+        .await
+        .unwrap();
+    let gone = store.document(None, "p1").await.unwrap();
+    assert_eq!(
+        (
+            gone.status.as_str(),
+            gone.source_error_code.as_deref(),
+            gone.source_error_message.as_deref()
+        ),
+        ("failed", Some("page_gone"), Some("404 Not Found"))
+    );
+    assert!(gone.source_checked_at.is_some());
+    // A check that reaches the page again clears the error.
+    store.record_unchanged("p1", None, None).await.unwrap();
+    let back = store.document(None, "p1").await.unwrap();
+    assert!(back.source_error_code.is_none() && back.source_error_message.is_none());
+
+    store.set_kb_web_sync(&k.kb_id, None).await.unwrap();
+    assert!(store.kbs_with_web_sync().await.unwrap().is_empty());
+}
+
 async fn version_names_the_database(backend: Backend) {
     let (_dir, store) = test_store(backend).await;
     let version = store.version().await.unwrap();
@@ -364,4 +462,5 @@ ingest::on_both_backends!(
     messages_keep_their_order,
     keys_authenticate_until_revoked,
     version_names_the_database,
+    web_pages_due_for_a_sync,
 );
