@@ -68,7 +68,10 @@ impl AppState {
     /// Open the database, load the model and build the services. `read_only` when another
     /// process (the server) owns the indexes.
     pub async fn build(config: Config, admin_token: String, read_only: bool) -> Result<Self> {
-        let store = Store::open(&config.database_path()).await?;
+        let mut store = Store::connect(&config.database_url()).await?;
+        if !read_only {
+            store.lock_single_writer().await?;
+        }
         let embedder = Arc::new(
             tokio::task::spawn_blocking({
                 let c = config.clone();

@@ -37,6 +37,17 @@ pub struct Config {
     pub search: SearchConfig,
     /// Chat model settings.
     pub llm: LlmConfig,
+    /// Database settings.
+    pub database: DatabaseConfig,
+}
+
+/// `[database]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://<path>` or `postgres://user:password@host:port/db`; empty: the SQLite file
+    /// `<data_dir>/zhiku.db`.
+    pub url: String,
 }
 
 /// `[http]`.
@@ -278,6 +289,17 @@ impl Config {
                 )));
             }
         }
+        let url = &self.database.url;
+        if !(url.is_empty()
+            || url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            return Err(Error::Config(format!(
+                "database.url = {:?} is neither sqlite://<path> nor postgres://user@host/db (empty: the SQLite file in data_dir)",
+                crate::store::redact_url(url)
+            )));
+        }
         let llm = &self.llm;
         if llm.parallel == 0 || llm.context_tokens < 256 || llm.batch_tokens == 0 {
             return Err(Error::Config(
@@ -342,9 +364,23 @@ impl Config {
         }
     }
 
-    /// The SQLite database file.
+    /// The SQLite database file (of the default `[database] url`).
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("zhiku.db")
+    }
+
+    /// The database to open: `[database] url`, or the SQLite file in the data directory.
+    pub fn database_url(&self) -> String {
+        if self.database.url.is_empty() {
+            format!("sqlite://{}", self.database_path().display())
+        } else {
+            self.database.url.clone()
+        }
+    }
+
+    /// Whether the database is PostgreSQL.
+    pub fn uses_postgres(&self) -> bool {
+        self.database.url.starts_with("postgres")
     }
 }
 
@@ -377,7 +413,13 @@ mod tests {
             jail.set_env("ZHIKU_ADMIN_TOKEN", "secret");
             jail.set_env("ZHIKU_LOG", "debug");
             jail.set_env("ZHIKU_INGEST__URL_ALLOW_PRIVATE", "true");
+            jail.set_env(
+                "ZHIKU_DATABASE__URL",
+                "postgres://zhiku@db.example:5432/zhiku",
+            );
             let c = Config::load(None).unwrap();
+            assert_eq!(c.database_url(), "postgres://zhiku@db.example:5432/zhiku");
+            assert!(c.uses_postgres());
             assert!(c.ingest.url_allow_private);
             assert_eq!(c.bind, "127.0.0.1:9999");
             assert_eq!(c.ingest.workers, 4);
@@ -396,6 +438,11 @@ mod tests {
             jail.set_env("ZHIKU_SEARCH__CANDIDATES", "20000");
             let err = Config::load(None).unwrap_err().to_string();
             assert!(err.contains("more than 1000"), "{err}");
+            jail.set_env("ZHIKU_SEARCH__CANDIDATES", "100");
+            jail.set_env("ZHIKU_DATABASE__URL", "mysql://root:hunter2@db/zhiku");
+            let err = Config::load(None).unwrap_err().to_string();
+            assert!(err.contains("neither sqlite://"), "{err}");
+            assert!(!err.contains("hunter2"), "the password is not shown: {err}");
             Ok(())
         });
     }

@@ -66,7 +66,7 @@ fn a_backup_taken_while_serving_restores_into_a_working_server() {
     assert_eq!(found["results"][0]["document_name"], "travel.md", "{found}");
     let (_, check) = copy.get(&format!("/api/kbs/{kb}/index-check"));
     assert_eq!(check["bm25_matches"], true, "{check}");
-    assert_eq!(check["vector_hits"], check["sqlite_chunks"], "{check}");
+    assert_eq!(check["vector_hits"], check["db_chunks"], "{check}");
     let (status, restored_bot) = copy.get(&format!("/api/bots/{bot}"));
     assert_eq!(status, 200);
     assert_eq!(restored_bot["name"], "hr");

@@ -71,7 +71,7 @@ fn kill_during_ingestion_loses_and_duplicates_nothing() {
     let (status, check) = server.get(&format!("/api/kbs/{kb}/index-check"));
     assert_eq!(status, 200);
     let total: i64 = reference.values().sum();
-    assert_eq!(check["sqlite_chunks"], total, "{check}");
+    assert_eq!(check["db_chunks"], total, "{check}");
     assert_eq!(check["bm25_matches"], true, "{check}");
     assert_eq!(check["vector_hits"], total, "{check}");
 }
@@ -104,7 +104,7 @@ fn damaged_indexes_are_rebuilt_from_sqlite_at_start() {
     assert_eq!(status, 200, "{r}");
     assert_eq!(r["results"][0]["document_name"], "01.txt", "{r}");
     let (_, check) = server.get(&format!("/api/kbs/{kb}/index-check"));
-    assert_eq!(check["sqlite_chunks"], total, "{check}");
+    assert_eq!(check["db_chunks"], total, "{check}");
     assert_eq!(check["bm25_matches"], true, "{check}");
     assert_eq!(check["vector_hits"], total, "{check}");
 }
@@ -154,7 +154,7 @@ fn kill_at_random_moments_with_ten_seeds() {
         assert_eq!(counts(&docs), reference, "seed {seed}");
         let (_, check) = server.get(&format!("/api/kbs/{kb}/index-check"));
         let total: i64 = reference.values().sum();
-        assert_eq!(check["sqlite_chunks"], total, "seed {seed}: {check}");
+        assert_eq!(check["db_chunks"], total, "seed {seed}: {check}");
         assert_eq!(check["bm25_matches"], true, "seed {seed}: {check}");
         assert_eq!(check["vector_hits"], total, "seed {seed}: {check}");
         for mode in ["fulltext", "semantic", "hybrid"] {
@@ -239,7 +239,7 @@ fn kill_during_chunk_edits_leaves_one_whole_version() {
         let (_, check) = server.get(&format!("/api/kbs/{kb}/index-check"));
         assert_eq!(check["bm25_matches"], true, "seed {seed}: {check}");
         assert_eq!(
-            check["vector_hits"], check["sqlite_chunks"],
+            check["vector_hits"], check["db_chunks"],
             "seed {seed}: {check}"
         );
         let hits = |query: String| {

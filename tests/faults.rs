@@ -56,7 +56,7 @@ fn still_whole(server: &Server, kb: &str, chunks: i64) {
     }
     let (_, check) = server.get(&format!("/api/kbs/{kb}/index-check"));
     assert_eq!(check["bm25_matches"], true, "{check}");
-    assert_eq!(check["vector_hits"], check["sqlite_chunks"], "{check}");
+    assert_eq!(check["vector_hits"], check["db_chunks"], "{check}");
     let (status, found) = server.post(
         &format!("/api/kbs/{kb}/search"),
         json!({"query": "LangChain 这个开源框架最早是谁推出的？"}),

@@ -305,7 +305,7 @@ fn ten_thousand_tiny_files_are_all_indexed() {
         "{hit}"
     );
     let (_, check) = server.get(&format!("/api/kbs/{kb}/index-check"));
-    assert_eq!(check["sqlite_chunks"], FILES, "{check}");
+    assert_eq!(check["db_chunks"], FILES, "{check}");
     assert_eq!(check["bm25_matches"], true, "{check}");
     assert_eq!(check["vector_hits"], FILES, "{check}");
     let peak = peak_rss_mb(server.child.id());

@@ -24,6 +24,7 @@ mod knowledge;
 mod labels;
 mod load;
 mod openai;
+mod postgres;
 mod reembed;
 mod schema;
 mod web;

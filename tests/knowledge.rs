@@ -156,7 +156,7 @@ fn upload_index_and_hit_test_llm_intro() {
     let (status, check) = server.get(&format!("/api/kbs/{kb}/index-check"));
     assert_eq!(status, 200);
     assert_eq!(check["bm25_matches"], true, "{check}");
-    assert_eq!(check["vector_hits"], check["sqlite_chunks"], "{check}");
+    assert_eq!(check["vector_hits"], check["db_chunks"], "{check}");
 }
 
 #[test]

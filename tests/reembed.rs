@@ -176,7 +176,7 @@ fn kill_during_re_embed_and_rebuild_leaves_old_or_new_state() {
             let (_, check) = server.get(&format!("/api/kbs/{kb}/index-check"));
             assert_eq!(check["bm25_matches"], true, "{fraction}: {check}");
             assert_eq!(
-                check["vector_hits"], check["sqlite_chunks"],
+                check["vector_hits"], check["db_chunks"],
                 "{fraction}: {check}"
             );
         }
@@ -207,7 +207,7 @@ fn kill_during_re_embed_and_rebuild_leaves_old_or_new_state() {
         let (_, check) = server.get(&format!("/api/kbs/{kb}/index-check"));
         assert_eq!(check["bm25_matches"], true, "{fraction}: {check}");
         assert_eq!(
-            check["vector_hits"], check["sqlite_chunks"],
+            check["vector_hits"], check["db_chunks"],
             "{fraction}: {check}"
         );
     }
@@ -278,5 +278,5 @@ fn model_change_is_refused_until_reindex_re_embed() {
     assert_eq!(info["embedding_model"], "e5-small-copy");
     let (_, check) = server.get(&format!("/api/kbs/{kb}/index-check"));
     assert_eq!(check["bm25_matches"], true, "{check}");
-    assert_eq!(check["vector_hits"], check["sqlite_chunks"], "{check}");
+    assert_eq!(check["vector_hits"], check["db_chunks"], "{check}");
 }

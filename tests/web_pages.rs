@@ -5,7 +5,7 @@
 //! and with `ingest.url_allow_private` off (the default) a loopback URL is refused. A KB's
 //! re-sync schedule (run here with a minute of 100 ms) picks up a changed page by itself,
 //! leaves an unchanged one unindexed, and marks a page that is gone without dropping its
-//! text.
+//! text, on SQLite and on PostgreSQL.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -515,6 +515,22 @@ fn wait_document(
 
 #[test]
 fn a_kb_schedule_re_syncs_its_web_pages() {
+    schedule_re_syncs_web_pages(None);
+}
+
+/// The same on PostgreSQL (a database of its own in the test binary's throw-away
+/// cluster): the schedule's statements compare the stored check times as text, which
+/// must order the same there.
+#[test]
+fn a_kb_schedule_re_syncs_its_web_pages_on_postgres() {
+    let url = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(ingest::testing::postgres_url());
+    schedule_re_syncs_web_pages(Some(&url));
+}
+
+/// A KB's schedule on `database` (`None`: the default SQLite file).
+fn schedule_re_syncs_web_pages(database: Option<&str>) {
     let site = Site::start();
     site.page(
         "/news.html",
@@ -531,13 +547,12 @@ fn a_kb_schedule_re_syncs_its_web_pages() {
     );
     let data = tempfile::tempdir().unwrap();
     // A minute of 100 ms: a 5-minute schedule comes round every half second.
-    let server = Server::start_with(
-        data.path(),
-        &[
-            ("ZHIKU_INGEST__URL_ALLOW_PRIVATE", "true"),
-            ("ZHIKU_INGEST__WEB_SYNC_MINUTE_MS", "100"),
-        ],
-    );
+    let mut env = vec![
+        ("ZHIKU_INGEST__URL_ALLOW_PRIVATE", "true"),
+        ("ZHIKU_INGEST__WEB_SYNC_MINUTE_MS", "100"),
+    ];
+    env.extend(database.map(|url| ("ZHIKU_DATABASE__URL", url)));
+    let server = Server::start_with(data.path(), &env);
     let (_, limits) = server.get("/api/limits");
     assert_eq!(limits["web"]["sync_interval_minutes_min"], 5, "{limits}");
     assert_eq!(

@@ -174,6 +174,21 @@ impl StorageTrouble {
         let sqlx::Error::Database(db) = e else {
             return None;
         };
+        if db
+            .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+            .is_some()
+        {
+            // SQLSTATE classes: 53100 disk_full, 55P03 lock_not_available.
+            return match db.code().as_deref() {
+                Some("53100") => Some(Self::Full(format!(
+                    "the PostgreSQL server's disk is full ({db}); nothing was saved"
+                ))),
+                Some("55P03") => Some(Self::Locked(format!(
+                    "a PostgreSQL lock is held by another session ({db}); try again later"
+                ))),
+                _ => None,
+            };
+        }
         let code = db.code().and_then(|c| c.parse::<i64>().ok())?;
         if code == SQLITE_IOERR_WRITE {
             return Some(Self::Full(format!(

@@ -1,4 +1,4 @@
-//! The durable ingestion queue in SQLite (`ingest_job`).
+//! The durable ingestion queue in the database (`ingest_job`), on SQLite or PostgreSQL.
 //!
 //! Statuses use the five words everywhere: enqueued, processing, succeeded, failed,
 //! canceled. "processing" is only true while this process holds the job: at start-up
@@ -8,10 +8,10 @@
 use std::sync::Arc;
 
 use serde::Serialize;
-use sqlx::{SqliteConnection, SqlitePool};
 use tokio::sync::Notify;
 
-use crate::{Error, Result};
+use crate::db::{Backend, Pool, Tx};
+use crate::{Error, Result, on_db};
 
 /// A job's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type, utoipa::ToSchema)]
@@ -78,10 +78,10 @@ pub struct BatchLimits {
     pub max_bytes: u64,
 }
 
-/// Claim-and-ack queue over the shared SQLite pool.
+/// Claim-and-ack queue over the shared pool.
 #[derive(Debug, Clone)]
 pub struct JobQueue {
-    pool: SqlitePool,
+    pool: Pool,
     wake: Arc<Notify>,
     max_attempts: i64,
 }
@@ -92,7 +92,7 @@ const NO_PASSAGES: &str = "passages_done = NULL, passages_total = NULL, eta_seco
 
 impl JobQueue {
     /// A queue on `pool`; a job that was interrupted `max_attempts` times fails for good.
-    pub fn new(pool: SqlitePool, max_attempts: i64) -> Self {
+    pub fn new(pool: Pool, max_attempts: i64) -> Self {
         Self {
             pool,
             wake: Arc::new(Notify::new()),
@@ -102,20 +102,15 @@ impl JobQueue {
 
     /// Insert a job for a document of `bytes` inside the caller's transaction (with its
     /// document row).
-    pub async fn enqueue(
-        conn: &mut SqliteConnection,
-        document_id: &str,
-        kb_id: &str,
-        bytes: i64,
-    ) -> Result<i64> {
-        let (job_id,): (i64,) = sqlx::query_as(
-            "INSERT INTO ingest_job (document_id, kb_id, bytes) VALUES (?, ?, ?) RETURNING job_id",
-        )
-        .bind(document_id)
-        .bind(kb_id)
-        .bind(bytes)
-        .fetch_one(&mut *conn)
-        .await?;
+    pub async fn enqueue(tx: &mut Tx, document_id: &str, kb_id: &str, bytes: i64) -> Result<i64> {
+        let sql =
+            "INSERT INTO ingest_job (document_id, kb_id, bytes) VALUES (?, ?, ?) RETURNING job_id";
+        let (job_id,): (i64,) = on_db!(tx, sql, |e, q| sqlx::query_as(q)
+            .bind(document_id)
+            .bind(kb_id)
+            .bind(bytes)
+            .fetch_one(e)
+            .await)?;
         Ok(job_id)
     }
 
@@ -138,17 +133,18 @@ impl JobQueue {
     pub async fn claim_batch(&self, limits: BatchLimits) -> Result<Vec<Job>> {
         // Unknown sizes count as over the limit; the running total stops the batch at the
         // first job that does not fit, so the queue order is kept.
+        let lock = self.skip_locked();
         let sql = format!(
             "UPDATE ingest_job SET status = 'processing', attempts = attempts + 1, started_at = {NOW},
                     stage = NULL, progress = 0, {NO_PASSAGES}
-             WHERE job_id IN (
+             WHERE status = 'enqueued' AND job_id IN (
                  WITH head AS (
                      SELECT job_id, attempts,
                             SUM(CASE WHEN bytes IS NULL OR attempts > 0 THEN ?2 + 1 ELSE bytes END)
                                 OVER (ORDER BY job_id) AS running_bytes,
                             ROW_NUMBER() OVER (ORDER BY job_id) AS position
                      FROM (SELECT job_id, bytes, attempts FROM ingest_job
-                           WHERE status = 'enqueued' ORDER BY job_id LIMIT ?1)
+                           WHERE status = 'enqueued' ORDER BY job_id LIMIT ?1{lock}) AS queued
                  )
                  SELECT job_id FROM head WHERE position = 1 OR running_bytes <= ?2
              )
@@ -162,16 +158,18 @@ impl JobQueue {
         if job_ids.is_empty() {
             return Ok(());
         }
-        let ids = serde_json::to_string(job_ids).map_err(|e| Error::Sink(e.to_string()))?;
-        sqlx::query(
+        let sql = format!(
             "UPDATE ingest_job SET stage = ?, progress = ?
-             WHERE job_id IN (SELECT value FROM json_each(?)) AND status = 'processing'",
-        )
-        .bind(stage)
-        .bind(progress.clamp(0.0, 1.0))
-        .bind(ids)
-        .execute(&self.pool)
-        .await?;
+             WHERE job_id IN ({}) AND status = 'processing'",
+            marks(job_ids.len())
+        );
+        on_db!(&self.pool, sql, |e, q| {
+            let mut query = sqlx::query(q).bind(stage).bind(progress.clamp(0.0, 1.0));
+            for id in job_ids {
+                query = query.bind(id);
+            }
+            query.execute(e).await.map(|_| ())
+        })?;
         Ok(())
     }
 
@@ -179,11 +177,11 @@ impl JobQueue {
     /// bytes of `limits`; the claimed jobs, oldest first.
     async fn claim_with(&self, sql: &str, limits: BatchLimits) -> Result<Vec<Job>> {
         let max_bytes = i64::try_from(limits.max_bytes).unwrap_or(i64::MAX - 1);
-        let mut jobs = sqlx::query_as::<_, Job>(sql)
+        let mut jobs: Vec<Job> = on_db!(&self.pool, sql, |e, q| sqlx::query_as(q)
             .bind(limits.max_jobs.max(1) as i64)
             .bind(max_bytes)
-            .fetch_all(&self.pool)
-            .await?;
+            .fetch_all(e)
+            .await)?;
         jobs.sort_by_key(|j| j.job_id);
         Ok(jobs)
     }
@@ -194,16 +192,17 @@ impl JobQueue {
     /// (`limits.max_bytes` at most, size known, never claimed before: a job that was
     /// interrupted runs alone, as in [`JobQueue::claim_batch`]). Empty when none is queued.
     pub async fn claim_small(&self, limits: BatchLimits) -> Result<Vec<Job>> {
+        let lock = self.skip_locked();
         let sql = format!(
             "UPDATE ingest_job SET status = 'processing', attempts = attempts + 1, started_at = {NOW},
                     stage = NULL, progress = 0, {NO_PASSAGES}
-             WHERE job_id IN (
+             WHERE status = 'enqueued' AND job_id IN (
                  WITH small AS (
                      SELECT job_id, SUM(bytes) OVER (ORDER BY job_id) AS running_bytes
                      FROM (SELECT job_id, bytes FROM ingest_job
                            WHERE status = 'enqueued' AND attempts = 0 AND bytes IS NOT NULL
                                  AND bytes <= ?2
-                           ORDER BY job_id LIMIT ?1)
+                           ORDER BY job_id LIMIT ?1{lock}) AS queued
                  )
                  SELECT job_id FROM small WHERE running_bytes <= ?2
              )
@@ -224,20 +223,24 @@ impl JobQueue {
         if job_ids.is_empty() {
             return Ok(());
         }
-        let ids = serde_json::to_string(job_ids).map_err(|e| Error::Sink(e.to_string()))?;
         let progress = 0.1 + 0.8 * done as f64 / total.max(1) as f64;
-        sqlx::query(
+        let sql = format!(
             "UPDATE ingest_job SET stage = 'embed', progress = ?, passages_done = ?,
                     passages_total = ?, eta_seconds = ?
-             WHERE job_id IN (SELECT value FROM json_each(?)) AND status = 'processing'",
-        )
-        .bind(progress.clamp(0.0, 1.0))
-        .bind(done as i64)
-        .bind(total as i64)
-        .bind(eta_seconds)
-        .bind(ids)
-        .execute(&self.pool)
-        .await?;
+             WHERE job_id IN ({}) AND status = 'processing'",
+            marks(job_ids.len())
+        );
+        on_db!(&self.pool, sql, |e, q| {
+            let mut query = sqlx::query(q)
+                .bind(progress.clamp(0.0, 1.0))
+                .bind(done as i64)
+                .bind(total as i64)
+                .bind(eta_seconds);
+            for id in job_ids {
+                query = query.bind(id);
+            }
+            query.execute(e).await.map(|_| ())
+        })?;
         Ok(())
     }
 
@@ -255,18 +258,18 @@ impl JobQueue {
         let progress = 0.05 * read as f64 / total.max(1) as f64;
         // Once the last page is read no estimate is left to show (splitting follows).
         let eta_seconds = eta_seconds.filter(|_| read < total);
-        sqlx::query(
-            "UPDATE ingest_job SET stage = 'ocr', progress = ?, passages_done = ?,
+        let sql = "UPDATE ingest_job SET stage = 'ocr', progress = ?, passages_done = ?,
                     passages_total = ?, eta_seconds = ?
-             WHERE job_id = ? AND status = 'processing'",
-        )
-        .bind(progress.clamp(0.0, 1.0))
-        .bind(read as i64)
-        .bind(total as i64)
-        .bind(eta_seconds)
-        .bind(job_id)
-        .execute(&self.pool)
-        .await?;
+             WHERE job_id = ? AND status = 'processing'";
+        on_db!(&self.pool, sql, |e, q| sqlx::query(q)
+            .bind(progress.clamp(0.0, 1.0))
+            .bind(read as i64)
+            .bind(total as i64)
+            .bind(eta_seconds)
+            .bind(job_id)
+            .execute(e)
+            .await
+            .map(|_| ()))?;
         Ok(())
     }
 
@@ -274,11 +277,15 @@ impl JobQueue {
     /// stopping: that is no fault of the document, so the attempt does not count).
     pub async fn release(&self, job_id: i64) -> Result<()> {
         let sql = format!(
-            "UPDATE ingest_job SET status = 'enqueued', attempts = MAX(attempts - 1, 0),
+            "UPDATE ingest_job SET status = 'enqueued', attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END,
                     stage = NULL, progress = 0, {NO_PASSAGES}
              WHERE job_id = ? AND status = 'processing'"
         );
-        sqlx::query(&sql).bind(job_id).execute(&self.pool).await?;
+        on_db!(&self.pool, sql, |e, q| sqlx::query(q)
+            .bind(job_id)
+            .execute(e)
+            .await
+            .map(|_| ()))?;
         Ok(())
     }
 
@@ -289,7 +296,11 @@ impl JobQueue {
                     error_code = NULL, error_message = NULL
              WHERE job_id = ?"
         );
-        sqlx::query(&sql).bind(job_id).execute(&self.pool).await?;
+        on_db!(&self.pool, sql, |e, q| sqlx::query(q)
+            .bind(job_id)
+            .execute(e)
+            .await
+            .map(|_| ()))?;
         Ok(())
     }
 
@@ -299,12 +310,13 @@ impl JobQueue {
             "UPDATE ingest_job SET status = 'failed', finished_at = {NOW}, {NO_PASSAGES}, error_code = ?, error_message = ?
              WHERE job_id = ?"
         );
-        sqlx::query(&sql)
+        on_db!(&self.pool, sql, |e, q| sqlx::query(q)
             .bind(error.code())
             .bind(error.to_string())
             .bind(job_id)
-            .execute(&self.pool)
-            .await?;
+            .execute(e)
+            .await
+            .map(|_| ()))?;
         Ok(())
     }
 
@@ -315,13 +327,30 @@ impl JobQueue {
                     error_code = ?, error_message = ?
              WHERE job_id = ? AND status = 'processing'"
         );
-        sqlx::query(&sql)
+        on_db!(&self.pool, sql, |e, q| sqlx::query(q)
             .bind(error.code())
             .bind(error.to_string())
             .bind(job_id)
-            .execute(&self.pool)
-            .await?;
+            .execute(e)
+            .await
+            .map(|_| ()))?;
         Ok(())
+    }
+
+    /// The pool the queue runs on.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// What the claiming subquery adds on PostgreSQL: several nodes' workers claim at
+    /// once there, and `FOR UPDATE SKIP LOCKED` lets each take jobs no other claim holds,
+    /// without waiting or claiming one twice. SQLite's `BEGIN IMMEDIATE`-style writer lock
+    /// already serialises claims (one writer at a time), and it has no such clause.
+    fn skip_locked(&self) -> &'static str {
+        match self.pool.backend() {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        }
     }
 
     /// How many times a job may be claimed before a failure is final.
@@ -330,44 +359,37 @@ impl JobQueue {
     }
 
     /// Cancel the unfinished jobs of a document (it was deleted), inside the caller's transaction.
-    pub async fn cancel_for_document(
-        conn: &mut SqliteConnection,
-        document_id: &str,
-    ) -> Result<u64> {
-        Self::cancel_unfinished(conn, "document_id", document_id).await
+    pub async fn cancel_for_document(tx: &mut Tx, document_id: &str) -> Result<u64> {
+        Self::cancel_unfinished(tx, "document_id", document_id).await
     }
 
     /// Cancel the unfinished jobs of a knowledge base (it is being deleted), inside the
     /// caller's transaction.
-    pub async fn cancel_for_kb(conn: &mut SqliteConnection, kb_id: &str) -> Result<u64> {
-        Self::cancel_unfinished(conn, "kb_id", kb_id).await
+    pub async fn cancel_for_kb(tx: &mut Tx, kb_id: &str) -> Result<u64> {
+        Self::cancel_unfinished(tx, "kb_id", kb_id).await
     }
 
     /// Cancel the enqueued and processing jobs whose `column` (a fixed column name, never
     /// input) is `value`.
-    async fn cancel_unfinished(
-        conn: &mut SqliteConnection,
-        column: &'static str,
-        value: &str,
-    ) -> Result<u64> {
+    async fn cancel_unfinished(tx: &mut Tx, column: &'static str, value: &str) -> Result<u64> {
         let sql = format!(
             "UPDATE ingest_job SET status = 'canceled', finished_at = {NOW}
              WHERE {column} = ? AND status IN ('enqueued', 'processing')"
         );
-        Ok(sqlx::query(&sql)
+        Ok(on_db!(tx, sql, |e, q| sqlx::query(q)
             .bind(value)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected())
+            .execute(e)
+            .await
+            .map(|r| r.rows_affected()))?)
     }
 
     /// Whether the job is still wanted (not canceled meanwhile).
     pub async fn is_canceled(&self, job_id: i64) -> Result<bool> {
-        let status: Option<(JobStatus,)> =
-            sqlx::query_as("SELECT status FROM ingest_job WHERE job_id = ?")
-                .bind(job_id)
-                .fetch_optional(&self.pool)
-                .await?;
+        let sql = "SELECT status FROM ingest_job WHERE job_id = ?";
+        let status: Option<(JobStatus,)> = on_db!(&self.pool, sql, |e, q| sqlx::query_as(q)
+            .bind(job_id)
+            .fetch_optional(e)
+            .await)?;
         Ok(!matches!(status, Some((JobStatus::Processing,))))
     }
 
@@ -380,61 +402,85 @@ impl JobQueue {
                     error_message = 'the server stopped while processing this document ' || attempts || ' times; it was given up'
              WHERE status = 'processing' AND attempts >= ? RETURNING *"
         );
-        let failed = sqlx::query_as::<_, Job>(&sql)
+        let failed: Vec<Job> = on_db!(&self.pool, sql, |e, q| sqlx::query_as(q)
             .bind(self.max_attempts)
-            .fetch_all(&self.pool)
-            .await?;
+            .fetch_all(e)
+            .await)?;
         let sql = format!(
             "UPDATE ingest_job SET status = 'enqueued', stage = NULL, progress = 0, {NO_PASSAGES}
              WHERE status = 'processing' RETURNING *"
         );
-        let requeued = sqlx::query_as::<_, Job>(&sql).fetch_all(&self.pool).await?;
+        let requeued: Vec<Job> =
+            on_db!(&self.pool, sql, |e, q| sqlx::query_as(q).fetch_all(e).await)?;
         Ok((requeued, failed))
     }
 
     /// One job by id.
     pub async fn get(&self, job_id: i64) -> Result<Option<Job>> {
-        Ok(
-            sqlx::query_as::<_, Job>("SELECT * FROM ingest_job WHERE job_id = ?")
-                .bind(job_id)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
+        let sql = "SELECT * FROM ingest_job WHERE job_id = ?";
+        Ok(on_db!(&self.pool, sql, |e, q| sqlx::query_as(q)
+            .bind(job_id)
+            .fetch_optional(e)
+            .await)?)
     }
 
     /// Newest jobs first, optionally only those with `status`.
     pub async fn list(&self, status: Option<JobStatus>, limit: i64) -> Result<Vec<Job>> {
-        Ok(sqlx::query_as::<_, Job>(
-            "SELECT * FROM ingest_job WHERE (?1 IS NULL OR status = ?1) ORDER BY job_id DESC LIMIT ?2",
-        )
-        .bind(status)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?)
+        let sql = "SELECT * FROM ingest_job WHERE (?1 IS NULL OR status = ?1) ORDER BY job_id DESC LIMIT ?2";
+        Ok(on_db!(&self.pool, sql, |e, q| sqlx::query_as(q)
+            .bind(status)
+            .bind(limit)
+            .fetch_all(e)
+            .await)?)
     }
+}
+
+/// `n` placeholders for an `IN (…)` list.
+fn marks(n: usize) -> String {
+    vec!["?"; n].join(", ")
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
 
-    /// A queue over an in-memory database holding one enqueued job per size (documents
-    /// `doc-0`, `doc-1`, …), at most 3 attempts each.
-    pub(crate) async fn queue_with(sizes: &[Option<i64>]) -> JobQueue {
-        // One connection: each in-memory connection would be a database of its own.
-        let pool = sqlx::sqlite::SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect("sqlite::memory:")
-            .await
-            .unwrap();
-        sqlx::migrate!("../migrations").run(&pool).await.unwrap();
+    use crate::db::Backend;
+
+    /// A queue over a fresh database (SQLite in memory, or a database of its own in the
+    /// test cluster) holding one enqueued job per size (documents `doc-0`, `doc-1`, …), at
+    /// most 3 attempts each.
+    pub(crate) async fn queue_with(backend: Backend, sizes: &[Option<i64>]) -> JobQueue {
+        let pool = match backend {
+            Backend::Sqlite => {
+                // One connection: each in-memory connection would be a database of its own.
+                let pool = sqlx::sqlite::SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .connect("sqlite::memory:")
+                    .await
+                    .unwrap();
+                sqlx::migrate!("../migrations").run(&pool).await.unwrap();
+                Pool::Sqlite(pool)
+            }
+            Backend::Postgres => {
+                let pool = sqlx::PgPool::connect(&crate::testing::postgres_url().await)
+                    .await
+                    .unwrap();
+                sqlx::migrate!("../migrations/postgres")
+                    .run(&pool)
+                    .await
+                    .unwrap();
+                Pool::Postgres(pool)
+            }
+        };
         for (i, size) in sizes.iter().enumerate() {
-            sqlx::query("INSERT INTO ingest_job (document_id, kb_id, bytes) VALUES (?, 'kb', ?)")
+            let sql = "INSERT INTO ingest_job (document_id, kb_id, bytes) VALUES (?, 'kb', ?)";
+            on_db!(&pool, sql, |e, q| sqlx::query(q)
                 .bind(format!("doc-{i}"))
                 .bind(size)
-                .execute(&pool)
+                .execute(e)
                 .await
-                .unwrap();
+                .map(|_| ()))
+            .unwrap();
         }
         JobQueue::new(pool, 3)
     }
@@ -448,19 +494,20 @@ pub(crate) mod tests {
         max_bytes: 1_000,
     };
 
-    #[tokio::test]
-    async fn small_jobs_are_claimed_together_in_queue_order() {
-        let queue = queue_with(&[Some(100); 7]).await;
+    async fn small_jobs_are_claimed_together_in_queue_order(backend: Backend) {
+        let queue = queue_with(backend, &[Some(100); 7]).await;
         assert_eq!(ids(&queue.claim_batch(LIMITS).await.unwrap()), [1, 2, 3]);
         assert_eq!(ids(&queue.claim_batch(LIMITS).await.unwrap()), [4, 5, 6]);
         assert_eq!(ids(&queue.claim_batch(LIMITS).await.unwrap()), [7]);
         assert!(queue.claim_batch(LIMITS).await.unwrap().is_empty());
     }
 
-    #[tokio::test]
-    async fn a_large_or_unknown_job_runs_alone_and_the_batch_stops_before_it() {
-        let queue =
-            queue_with(&[Some(400), Some(400), Some(400), Some(5_000), None, Some(1)]).await;
+    async fn a_large_or_unknown_job_runs_alone_and_the_batch_stops_before_it(backend: Backend) {
+        let queue = queue_with(
+            backend,
+            &[Some(400), Some(400), Some(400), Some(5_000), None, Some(1)],
+        )
+        .await;
         // 400 + 400 fit; the third would make 1,200.
         assert_eq!(ids(&queue.claim_batch(LIMITS).await.unwrap()), [1, 2]);
         assert_eq!(ids(&queue.claim_batch(LIMITS).await.unwrap()), [3]);
@@ -469,9 +516,8 @@ pub(crate) mod tests {
         assert_eq!(ids(&queue.claim_batch(LIMITS).await.unwrap()), [6]);
     }
 
-    #[tokio::test]
-    async fn a_job_claimed_before_runs_alone() {
-        let queue = queue_with(&[Some(10); 4]).await;
+    async fn a_job_claimed_before_runs_alone(backend: Backend) {
+        let queue = queue_with(backend, &[Some(10); 4]).await;
         let first = queue.claim_batch(LIMITS).await.unwrap();
         assert_eq!(ids(&first), [1, 2, 3]);
         // The process died: every job of the batch goes back, and each then runs alone.
@@ -485,10 +531,12 @@ pub(crate) mod tests {
         assert_eq!(ids(&queue.claim_batch(LIMITS).await.unwrap()), [4]);
     }
 
-    #[tokio::test]
-    async fn small_jobs_are_claimed_past_big_ones() {
-        let queue =
-            queue_with(&[Some(5_000), Some(5_000), Some(10), None, Some(20), Some(30)]).await;
+    async fn small_jobs_are_claimed_past_big_ones(backend: Backend) {
+        let queue = queue_with(
+            backend,
+            &[Some(5_000), Some(5_000), Some(10), None, Some(20), Some(30)],
+        )
+        .await;
         // A worker is on the first big one; the second waits; the small ones come forward.
         assert_eq!(ids(&queue.claim_batch(LIMITS).await.unwrap()), [1]);
         assert_eq!(ids(&queue.claim_small(LIMITS).await.unwrap()), [3, 5, 6]);
@@ -500,9 +548,8 @@ pub(crate) mod tests {
         assert_eq!((again.status, again.attempts), (JobStatus::Enqueued, 0));
     }
 
-    #[tokio::test]
-    async fn batching_off_claims_one_at_a_time() {
-        let queue = queue_with(&[Some(1); 2]).await;
+    async fn batching_off_claims_one_at_a_time(backend: Backend) {
+        let queue = queue_with(backend, &[Some(1); 2]).await;
         let one = BatchLimits {
             max_jobs: 1,
             max_bytes: u64::MAX,
@@ -510,4 +557,49 @@ pub(crate) mod tests {
         assert_eq!(ids(&queue.claim_batch(one).await.unwrap()), [1]);
         assert_eq!(ids(&queue.claim_batch(one).await.unwrap()), [2]);
     }
+
+    /// Four workers claim at once (on PostgreSQL truly at once, through `SKIP LOCKED`):
+    /// every job is claimed exactly once, and batches still form.
+    async fn concurrent_claims_take_each_job_once(backend: Backend) {
+        let queue = queue_with(backend, &[Some(10); 40]).await;
+        let workers: Vec<_> = (0..4)
+            .map(|_| {
+                let queue = queue.clone();
+                tokio::spawn(async move {
+                    let mut mine = Vec::new();
+                    loop {
+                        let batch = queue.claim_batch(LIMITS).await.unwrap();
+                        if batch.is_empty() {
+                            return mine;
+                        }
+                        assert!(batch.len() <= LIMITS.max_jobs);
+                        mine.push(ids(&batch));
+                    }
+                })
+            })
+            .collect();
+        let mut claimed = Vec::new();
+        let mut batches = 0;
+        for worker in workers {
+            for batch in worker.await.unwrap() {
+                batches += 1;
+                claimed.extend(batch);
+            }
+        }
+        claimed.sort_unstable();
+        assert_eq!(claimed, (1..=40).collect::<Vec<i64>>());
+        assert!(
+            batches < 40,
+            "small jobs were batched: {batches} claims for 40 jobs"
+        );
+    }
+
+    crate::on_both_backends!(
+        concurrent_claims_take_each_job_once,
+        small_jobs_are_claimed_together_in_queue_order,
+        a_large_or_unknown_job_runs_alone_and_the_batch_stops_before_it,
+        a_job_claimed_before_runs_alone,
+        small_jobs_are_claimed_past_big_ones,
+        batching_off_claims_one_at_a_time,
+    );
 }

@@ -24,6 +24,7 @@
 //! ```
 
 pub mod clean;
+pub mod db;
 pub mod embed;
 pub mod error;
 pub mod extract;
@@ -31,5 +32,7 @@ pub mod jobs;
 mod passage_batches;
 pub mod pipeline;
 pub mod split;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
 
 pub use error::{Error, Result};

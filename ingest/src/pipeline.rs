@@ -809,7 +809,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_interrupted_batch_leaves_no_job_processing() {
-        let queue = queue_with(&[Some(10); 3]).await;
+        let queue = queue_with(crate::db::Backend::Sqlite, &[Some(10); 3]).await;
         let mut batch = queue
             .claim_batch(BatchLimits {
                 max_jobs: 3,

@@ -22,6 +22,16 @@ pub struct BackupArgs {
 }
 
 /// Arguments of `zhiku restore`.
+/// Backups copy the SQLite file; on PostgreSQL they would copy an unrelated, empty one.
+fn refuse_postgres(config: &Config, command: &str) -> Result<()> {
+    if config.uses_postgres() {
+        return Err(crate::error::Error::InvalidInput(format!(
+            "zhiku {command} works on SQLite only for now; with a PostgreSQL database use pg_dump / pg_restore for the database and copy the data dir's files and kbs folders"
+        )));
+    }
+    Ok(())
+}
+
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
     /// The backup folder.
@@ -35,6 +45,7 @@ pub struct RestoreArgs {
 }
 
 pub(super) async fn backup(config: Config, args: BackupArgs) -> Result<()> {
+    refuse_postgres(&config, "backup")?;
     let manifest = backup::backup(&config.database_path(), &config.data_dir, &args.out).await?;
     if args.json {
         return print_json(&manifest);
@@ -56,6 +67,7 @@ pub(super) async fn backup(config: Config, args: BackupArgs) -> Result<()> {
 }
 
 pub(super) async fn restore(config: Config, args: RestoreArgs) -> Result<()> {
+    refuse_postgres(&config, "restore")?;
     let _lock = DataDirLock::acquire(&config.data_dir)?;
     let manifest = backup::restore(&args.from, &config.data_dir, args.replace)?;
     if args.json {

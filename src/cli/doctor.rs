@@ -61,6 +61,9 @@ pub(super) async fn run(config: Config, args: DoctorArgs) -> Result<()> {
     let gpu_build = cfg!(feature = "cuda");
     let server_running = DataDirLock::try_acquire(&config.data_dir)?.is_none();
     let db = config.database_path();
+    let database = crate::store::Store::describe(&config.database_url())
+        .await
+        .map_err(|e| e.to_string());
     let report = json!({
         "embedding_model_dir": model_dir.display().to_string(),
         "embedding_files": files.iter().map(|f| json!({"file": f, "bytes": size(&model_dir.join(f))})).collect::<Vec<_>>(),
@@ -79,7 +82,8 @@ pub(super) async fn run(config: Config, args: DoctorArgs) -> Result<()> {
         },
         "chat_gpu_build": gpu_build,
         "data_dir": config.data_dir.display().to_string(),
-        "database_bytes": size(&db),
+        "database": database,
+        "database_bytes": if config.uses_postgres() { json!(null) } else { json!(size(&db)) },
         "server_running": server_running,
     });
     if args.json {
@@ -130,11 +134,19 @@ pub(super) async fn run(config: Config, args: DoctorArgs) -> Result<()> {
             "CPU only (build with --features cuda to offload to an NVIDIA GPU)".to_string()
         }
     );
-    println!(
-        "data dir         {} (database {})",
-        config.data_dir.display(),
-        describe(&db)
-    );
+    match &database {
+        Ok(d) => println!("database         {d}"),
+        Err(e) => println!("database         FAILED: {e}"),
+    }
+    if config.uses_postgres() {
+        println!("data dir         {}", config.data_dir.display());
+    } else {
+        println!(
+            "data dir         {} (database {})",
+            config.data_dir.display(),
+            describe(&db)
+        );
+    }
     println!(
         "server           {}",
         if server_running {

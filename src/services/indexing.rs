@@ -38,11 +38,11 @@ pub struct IndexRegistry {
     open: RwLock<HashMap<String, Arc<KbIndexes>>>,
 }
 
-/// Result of comparing a KB's indexes with SQLite.
+/// Result of comparing a KB's indexes with the database.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Consistency {
-    /// Live chunks in SQLite.
-    pub sqlite_chunks: usize,
+    /// Live chunks in the database (SQLite or PostgreSQL).
+    pub db_chunks: usize,
     /// Documents in the BM25 index.
     pub bm25_docs: usize,
     /// Live chunks whose current seq is a point of the vector index (exact).
@@ -302,7 +302,7 @@ impl IndexRegistry {
         Ok(done)
     }
 
-    /// Compare a KB's indexes with SQLite (tests and `zhiku doctor`).
+    /// Compare a KB's indexes with the database (tests and `zhiku doctor`).
     pub async fn check(&self, kb_id: &str) -> Result<Consistency> {
         let indexes = self.get(kb_id).await?;
         let live = self.store.live_chunk_ids(kb_id).await?;
@@ -357,7 +357,7 @@ impl IndexRegistry {
                 .take(20)
                 .copied()
                 .collect(),
-            sqlite_chunks: live.len(),
+            db_chunks: live.len(),
             bm25_docs: bm25_ids.len(),
             vector_hits: vectors.hits,
             vector_missing: vectors.missing,
@@ -618,7 +618,7 @@ mod tests {
         registry.catch_up(&kb.kb_id).await.unwrap();
 
         let check = registry.check(&kb.kb_id).await.unwrap();
-        assert_eq!(check.sqlite_chunks, CHUNKS);
+        assert_eq!(check.db_chunks, CHUNKS);
         assert_eq!(check.bm25_docs, CHUNKS);
         assert!(check.bm25_matches, "{check:?}");
         assert_eq!(check.vector_hits, CHUNKS);

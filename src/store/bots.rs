@@ -10,6 +10,7 @@ use sqlx::FromRow;
 
 use super::Store;
 use crate::error::{Error, Result};
+use ingest::on_db;
 
 /// Which retrievers to use (a bot's retrieval setting, and a search request's mode).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
@@ -302,49 +303,46 @@ impl Store {
     /// has validated the settings.
     pub async fn create_bot(&self, settings: &BotSettings) -> Result<BotRow> {
         let id = uuid::Uuid::new_v4().to_string();
-        sqlx::query("INSERT INTO bot (bot_id, name, draft_json) VALUES (?, ?, ?)")
-            .bind(&id)
-            .bind(&settings.name)
-            .bind(settings_json(settings)?)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| name_taken(e, &settings.name))?;
+        on_db!(
+            &self.pool,
+            "INSERT INTO bot (bot_id, name, draft_json) VALUES (?, ?, ?)",
+            |e, q| sqlx::query(q)
+                .bind(&id)
+                .bind(&settings.name)
+                .bind(settings_json(settings)?)
+                .execute(e)
+                .await
+                .map(|r| r.rows_affected())
+        )
+        .map_err(|e| name_taken(e, &settings.name))?;
         self.bot(&id).await
     }
 
     /// All bots, by name.
     pub async fn list_bots(&self) -> Result<Vec<BotRow>> {
-        let rows: Vec<RawBot> = sqlx::query_as(&format!("{SELECT} ORDER BY b.name"))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows: Vec<RawBot> = on_db!(&self.pool, format!("{SELECT} ORDER BY b.name"), |e, q| {
+            sqlx::query_as(q).fetch_all(e).await
+        })?;
         rows.into_iter().map(BotRow::try_from).collect()
     }
 
     /// A bot by id or by name.
     pub async fn bot(&self, id_or_name: &str) -> Result<BotRow> {
-        let row: RawBot = sqlx::query_as(&format!(
-            "{SELECT} WHERE b.bot_id = ?1 OR b.name = ?1 LIMIT 1"
-        ))
-        .bind(id_or_name)
-        .fetch_optional(&self.pool)
-        .await?
+        let row: RawBot = on_db!(
+            &self.pool,
+            format!("{SELECT} WHERE b.bot_id = ?1 OR b.name = ?1 LIMIT 1"),
+            |e, q| sqlx::query_as(q).bind(id_or_name).fetch_optional(e).await
+        )?
         .ok_or_else(|| Error::not_found(format!("bot '{id_or_name}'")))?;
         row.try_into()
     }
 
     /// Replace a bot's draft (and its name, which the draft carries).
     pub async fn update_bot_draft(&self, bot_id: &str, settings: &BotSettings) -> Result<BotRow> {
-        let done = sqlx::query(
-            "UPDATE bot SET name = ?, draft_json = ?, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
-             WHERE bot_id = ?",
-        )
-        .bind(&settings.name)
-        .bind(settings_json(settings)?)
-        .bind(bot_id)
-        .execute(&self.pool)
-        .await
+        let done = on_db!(&self.pool, "UPDATE bot SET name = ?, draft_json = ?, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+             WHERE bot_id = ?", |e, q| sqlx::query(q).bind(&settings.name).bind(settings_json(settings)?).bind(bot_id).execute(e).await.map(|r| r.rows_affected()))
         .map_err(|e| name_taken(e, &settings.name))?;
-        if done.rows_affected() == 0 {
+        if done == 0 {
             return Err(Error::not_found(format!("bot '{bot_id}'")));
         }
         self.bot(bot_id).await
@@ -352,11 +350,14 @@ impl Store {
 
     /// Delete a bot with its versions, keys and conversations.
     pub async fn delete_bot(&self, bot_id: &str) -> Result<()> {
-        let done = sqlx::query("DELETE FROM bot WHERE bot_id = ?")
-            .bind(bot_id)
-            .execute(&self.pool)
-            .await?;
-        if done.rows_affected() == 0 {
+        let done = on_db!(&self.pool, "DELETE FROM bot WHERE bot_id = ?", |e, q| {
+            sqlx::query(q)
+                .bind(bot_id)
+                .execute(e)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        if done == 0 {
             return Err(Error::not_found(format!("bot '{bot_id}'")));
         }
         Ok(())
@@ -364,58 +365,51 @@ impl Store {
 
     /// Freeze the draft as the next version and put it in force.
     pub async fn publish_bot(&self, bot_id: &str) -> Result<BotVersion> {
-        // One write transaction: two publishes at once must not both take version n + 1.
+        // Two publishes at once must not both take version n + 1 (the second would fail on
+        // bot_version's primary key). One write transaction, and on PostgreSQL the bot's
+        // row locked while it computes the next number: a second publish waits for the
+        // first to commit, then reads its version (read committed takes a fresh snapshot
+        // per statement). SQLite's write transaction already runs one publish at a time.
         let mut tx = self.begin_write().await?;
-        let (draft_json,): (String,) =
-            sqlx::query_as("SELECT draft_json FROM bot WHERE bot_id = ?")
-                .bind(bot_id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or_else(|| Error::not_found(format!("bot '{bot_id}'")))?;
-        let raw: RawVersion = sqlx::query_as(
-            "INSERT INTO bot_version (bot_id, version, settings_json)
+        let (draft_json,): (String,) = on_db!(
+            &mut tx,
+            format!(
+                "SELECT draft_json FROM bot WHERE bot_id = ?{}",
+                self.backend().row_lock()
+            ),
+            |e, q| sqlx::query_as(q).bind(bot_id).fetch_optional(e).await
+        )?
+        .ok_or_else(|| Error::not_found(format!("bot '{bot_id}'")))?;
+        let raw: RawVersion = on_db!(&mut tx, "INSERT INTO bot_version (bot_id, version, settings_json)
              VALUES (?1, (SELECT COALESCE(MAX(version), 0) + 1 FROM bot_version WHERE bot_id = ?1), ?2)
-             RETURNING bot_id, version, settings_json, published_at",
-        )
-        .bind(bot_id)
-        .bind(&draft_json)
-        .fetch_one(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE bot SET published_version = ?, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
-             WHERE bot_id = ?",
-        )
-        .bind(raw.version)
-        .bind(bot_id)
-        .execute(&mut *tx)
-        .await?;
+             RETURNING bot_id, version, settings_json, published_at", |e, q| sqlx::query_as(q).bind(bot_id).bind(&draft_json).fetch_one(e).await)?;
+        on_db!(&mut tx, "UPDATE bot SET published_version = ?, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+             WHERE bot_id = ?", |e, q| sqlx::query(q).bind(raw.version).bind(bot_id).execute(e).await.map(|r| r.rows_affected()))?;
         tx.commit().await?;
         raw.try_into()
     }
 
     /// The version in force and its settings; `None` until the bot is published.
     pub async fn published_bot(&self, bot_id: &str) -> Result<Option<(i64, BotSettings)>> {
-        let row: Option<(i64, String)> = sqlx::query_as(
+        let row: Option<(i64, String)> = on_db!(
+            &self.pool,
             "SELECT v.version, v.settings_json FROM bot b
                JOIN bot_version v ON v.bot_id = b.bot_id AND v.version = b.published_version
               WHERE b.bot_id = ?",
-        )
-        .bind(bot_id)
-        .fetch_optional(&self.pool)
-        .await?;
+            |e, q| sqlx::query_as(q).bind(bot_id).fetch_optional(e).await
+        )?;
         row.map(|(version, json)| Ok((version, parse_settings(&json)?)))
             .transpose()
     }
 
     /// A bot's published versions, newest first.
     pub async fn list_bot_versions(&self, bot_id: &str) -> Result<Vec<BotVersion>> {
-        let rows: Vec<RawVersion> = sqlx::query_as(
+        let rows: Vec<RawVersion> = on_db!(
+            &self.pool,
             "SELECT bot_id, version, settings_json, published_at FROM bot_version
               WHERE bot_id = ? ORDER BY version DESC",
-        )
-        .bind(bot_id)
-        .fetch_all(&self.pool)
-        .await?;
+            |e, q| sqlx::query_as(q).bind(bot_id).fetch_all(e).await
+        )?;
         rows.into_iter().map(BotVersion::try_from).collect()
     }
 }

@@ -6,8 +6,9 @@ use std::collections::HashMap;
 use serde::Serialize;
 use sqlx::FromRow;
 
-use super::{Store, blob_to_vector, vector_to_blob};
+use super::{Backend, Store, Tx, blob_to_vector, vector_to_blob};
 use crate::error::{Error, Result};
+use ingest::on_db;
 
 /// A chunk as users see it.
 #[derive(Debug, Clone, Serialize, FromRow)]
@@ -135,18 +136,41 @@ pub struct NewChunk<'a> {
 }
 
 /// Liveness: not deleted, enabled, and its document exists and is enabled.
-const LIVE: &str = "(c.is_deleted = 0 AND c.is_enabled = 1 AND d.is_enabled = 1)";
+const LIVE: &str = "(c.is_deleted = FALSE AND c.is_enabled = TRUE AND d.is_enabled = TRUE)";
+
+/// A `LIKE … ESCAPE '\'` pattern that finds `text` as a substring: `%`, `_` and `\` in it
+/// stand for themselves. With `LOWER()` on both sides the filter ignores the case of ASCII
+/// letters on SQLite and PostgreSQL alike (SQLite's `LIKE` already does, PostgreSQL's does
+/// not), and PostgreSQL's default escape character (`\`, which SQLite does not have) is
+/// named on both.
+fn like_substring(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
 
 /// `SELECT columns` of the live chunks of a KB (`?` 1) among `count` ids (`?` 2…), chunk
 /// ids or seqs.
-fn live_among_sql(columns: &str, by_seq: bool, count: usize) -> String {
+fn live_among_sql(backend: Backend, columns: &str, by_seq: bool, count: usize) -> String {
     let column = if by_seq { "c.seq" } else { "c.chunk_id" };
     // `+c.kb_id` keeps SQLite from scanning the whole KB through the kb_id index
     // instead of looking the few ids up (measured: 10 ms → well under 1 ms at 8k chunks).
+    // PostgreSQL has no unary plus on text, and its planner weighs the two indexes itself.
+    let kb = match backend {
+        Backend::Sqlite => "+c.kb_id",
+        Backend::Postgres => "c.kb_id",
+    };
     let marks = vec!["?"; count].join(",");
     format!(
         "SELECT {columns} FROM chunk c JOIN document d ON d.document_id = c.document_id
-          WHERE +c.kb_id = ? AND {column} IN ({marks}) AND {LIVE}"
+          WHERE {kb} = ? AND {column} IN ({marks}) AND {LIVE}"
     )
 }
 
@@ -170,26 +194,9 @@ impl Store {
         Store::bump_document_chunks(&mut tx, document_id, true).await?;
         let first = Store::reserve_seqs(&mut tx, chunks.len() as i64).await?;
         for (i, c) in chunks.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO chunk (kb_id, document_id, ordinal, page, start_byte, end_byte, text, token_count,
+            on_db!(&mut tx, "INSERT INTO chunk (kb_id, document_id, ordinal, page, start_byte, end_byte, text, token_count,
                                     text_sha256, embedding, seq, label, is_ocr)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&kb_id)
-            .bind(document_id)
-            .bind(c.ordinal)
-            .bind(c.page)
-            .bind(c.start_byte)
-            .bind(c.end_byte)
-            .bind(c.text)
-            .bind(c.token_count)
-            .bind(c.text_sha256)
-            .bind(vector_to_blob(c.vector))
-            .bind(first + i as i64)
-            .bind(c.label)
-            .bind(c.is_ocr)
-            .execute(&mut *tx)
-            .await?;
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", |e, q| sqlx::query(q).bind(&kb_id).bind(document_id).bind(c.ordinal).bind(c.page).bind(c.start_byte).bind(c.end_byte).bind(c.text).bind(c.token_count).bind(c.text_sha256).bind(vector_to_blob(c.vector)).bind(first + i as i64).bind(c.label).bind(c.is_ocr).execute(e).await.map(|r| r.rows_affected()))?;
         }
         Store::set_document_chunks(&mut tx, document_id, kind, page_count, chunks.len() as i64)
             .await?;
@@ -207,13 +214,16 @@ impl Store {
         for batch in hashes.chunks(500) {
             let marks = vec!["?"; batch.len()].join(",");
             let sql = format!(
-                "SELECT text_sha256, embedding FROM chunk WHERE kb_id = ? AND is_deleted = 0 AND text_sha256 IN ({marks})"
+                "SELECT text_sha256, embedding FROM chunk WHERE kb_id = ? AND is_deleted = FALSE AND text_sha256 IN ({marks})"
             );
-            let mut q = sqlx::query_as::<_, (String, Vec<u8>)>(&sql).bind(kb_id);
-            for h in batch {
-                q = q.bind(h);
-            }
-            for (h, blob) in q.fetch_all(&self.pool).await? {
+            let rows: Vec<(String, Vec<u8>)> = on_db!(&self.pool, sql, |e, q| {
+                let mut query = sqlx::query_as(q).bind(kb_id);
+                for h in batch {
+                    query = query.bind(h);
+                }
+                query.fetch_all(e).await
+            })?;
+            for (h, blob) in rows {
                 out.entry(h).or_insert_with(|| blob_to_vector(&blob));
             }
         }
@@ -228,40 +238,28 @@ impl Store {
         offset: i64,
         limit: i64,
     ) -> Result<(Vec<ChunkRow>, i64)> {
-        let pattern = query.filter(|q| !q.is_empty()).map(|q| format!("%{q}%"));
-        let rows = sqlx::query_as(
-            "SELECT chunk_id, kb_id, document_id, ordinal, page, start_byte, end_byte, text, token_count,
+        let pattern = query.filter(|q| !q.is_empty()).map(like_substring);
+        let rows = on_db!(&self.pool, "SELECT chunk_id, kb_id, document_id, ordinal, page, start_byte, end_byte, text, token_count,
                     is_enabled, seq, label, is_ocr
-               FROM chunk WHERE document_id = ?1 AND is_deleted = 0 AND (?2 IS NULL OR text LIKE ?2)
-              ORDER BY ordinal LIMIT ?3 OFFSET ?4",
-        )
-        .bind(document_id)
-        .bind(&pattern)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&self.pool)
-        .await?;
-        let (total,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM chunk WHERE document_id = ?1 AND is_deleted = 0 AND (?2 IS NULL OR text LIKE ?2)",
-        )
-        .bind(document_id)
-        .bind(&pattern)
-        .fetch_one(&self.pool)
-        .await?;
+               FROM chunk WHERE document_id = ?1 AND is_deleted = FALSE AND (?2 IS NULL OR LOWER(text) LIKE LOWER(?2) ESCAPE '\\')
+              ORDER BY ordinal LIMIT ?3 OFFSET ?4", |e, q| sqlx::query_as(q).bind(document_id).bind(&pattern).bind(limit).bind(offset).fetch_all(e).await)?;
+        let (total,): (i64,) = on_db!(
+            &self.pool,
+            "SELECT COUNT(*) FROM chunk WHERE document_id = ?1 AND is_deleted = FALSE AND (?2 IS NULL OR LOWER(text) LIKE LOWER(?2) ESCAPE '\\')",
+            |e, q| sqlx::query_as(q)
+                .bind(document_id)
+                .bind(&pattern)
+                .fetch_one(e)
+                .await
+        )?;
         Ok((rows, total))
     }
 
     /// One live (not deleted) chunk of a document.
     pub async fn chunk(&self, document_id: &str, chunk_id: i64) -> Result<ChunkRow> {
-        sqlx::query_as(
-            "SELECT chunk_id, kb_id, document_id, ordinal, page, start_byte, end_byte, text, token_count,
+        on_db!(&self.pool, "SELECT chunk_id, kb_id, document_id, ordinal, page, start_byte, end_byte, text, token_count,
                     is_enabled, seq, label, is_ocr
-               FROM chunk WHERE chunk_id = ? AND document_id = ? AND is_deleted = 0",
-        )
-        .bind(chunk_id)
-        .bind(document_id)
-        .fetch_optional(&self.pool)
-        .await?
+               FROM chunk WHERE chunk_id = ? AND document_id = ? AND is_deleted = FALSE", |e, q| sqlx::query_as(q).bind(chunk_id).bind(document_id).fetch_optional(e).await)?
         .ok_or_else(|| Error::not_found(format!("chunk {chunk_id}")))
     }
 
@@ -278,22 +276,25 @@ impl Store {
             Some((t, n, h, v)) => (Some(t), Some(n), Some(h), Some(vector_to_blob(v))),
             None => (None, None, None, None),
         };
-        sqlx::query(
+        on_db!(
+            &mut tx,
             "UPDATE chunk SET text = COALESCE(?, text), token_count = COALESCE(?, token_count),
                 text_sha256 = COALESCE(?, text_sha256), embedding = COALESCE(?, embedding),
                 is_enabled = COALESCE(?, is_enabled), seq = ?,
                 updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
-             WHERE chunk_id = ? AND is_deleted = 0",
-        )
-        .bind(text)
-        .bind(tokens)
-        .bind(sha)
-        .bind(blob)
-        .bind(enabled)
-        .bind(seq)
-        .bind(chunk_id)
-        .execute(&mut *tx)
-        .await?;
+             WHERE chunk_id = ? AND is_deleted = FALSE",
+            |e, q| sqlx::query(q)
+                .bind(text)
+                .bind(tokens)
+                .bind(sha)
+                .bind(blob)
+                .bind(enabled)
+                .bind(seq)
+                .bind(chunk_id)
+                .execute(e)
+                .await
+                .map(|r| r.rows_affected())
+        )?;
         tx.commit().await?;
         Ok(())
     }
@@ -302,13 +303,15 @@ impl Store {
     pub async fn delete_chunk(&self, chunk_id: i64) -> Result<()> {
         let mut tx = self.begin_write().await?;
         let seq = Store::reserve_seqs(&mut tx, 1).await?;
-        let document: Option<(String,)> = sqlx::query_as(
-            "UPDATE chunk SET is_deleted = 1, seq = ? WHERE chunk_id = ? RETURNING document_id",
-        )
-        .bind(seq)
-        .bind(chunk_id)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let document: Option<(String,)> = on_db!(
+            &mut tx,
+            "UPDATE chunk SET is_deleted = TRUE, seq = ? WHERE chunk_id = ? RETURNING document_id",
+            |e, q| sqlx::query_as(q)
+                .bind(seq)
+                .bind(chunk_id)
+                .fetch_optional(e)
+                .await
+        )?;
         if let Some((document_id,)) = document {
             Store::recount_document_chunks(&mut tx, &document_id).await?;
         }
@@ -323,16 +326,20 @@ impl Store {
         seq: i64,
         limit: i64,
     ) -> Result<Vec<ChunkChange>> {
-        Ok(sqlx::query_as(&format!(
-            "SELECT c.chunk_id, c.seq, c.text, c.embedding, COALESCE({LIVE}, 0) AS is_live
+        Ok(on_db!(
+            &self.pool,
+            format!(
+                "SELECT c.chunk_id, c.seq, c.text, c.embedding, COALESCE({LIVE}, FALSE) AS is_live
                FROM chunk c LEFT JOIN document d ON d.document_id = c.document_id
               WHERE c.kb_id = ? AND c.seq > ? ORDER BY c.seq LIMIT ?"
-        ))
-        .bind(kb_id)
-        .bind(seq)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?)
+            ),
+            |e, q| sqlx::query_as(q)
+                .bind(kb_id)
+                .bind(seq)
+                .bind(limit)
+                .fetch_all(e)
+                .await
+        )?)
     }
 
     /// Pages through a KB's live chunks in chunk id order, `page_rows` at a time, with
@@ -354,32 +361,39 @@ impl Store {
         after_chunk_id: i64,
         limit: i64,
     ) -> Result<Vec<ChunkChange>> {
-        Ok(sqlx::query_as(&format!(
-            "SELECT c.chunk_id, c.seq, c.text, c.embedding, 1 AS is_live
+        Ok(on_db!(
+            &self.pool,
+            format!(
+                "SELECT c.chunk_id, c.seq, c.text, c.embedding, TRUE AS is_live
                FROM chunk c JOIN document d ON d.document_id = c.document_id
               WHERE c.kb_id = ? AND c.chunk_id > ? AND {LIVE} ORDER BY c.chunk_id LIMIT ?"
-        ))
-        .bind(kb_id)
-        .bind(after_chunk_id)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?)
+            ),
+            |e, q| sqlx::query_as(q)
+                .bind(kb_id)
+                .bind(after_chunk_id)
+                .bind(limit)
+                .fetch_all(e)
+                .await
+        )?)
     }
 
     /// The highest seq of a KB's chunks (0 when it has none).
     pub async fn max_kb_seq(&self, kb_id: &str) -> Result<i64> {
-        let (v,): (Option<i64>,) = sqlx::query_as("SELECT MAX(seq) FROM chunk WHERE kb_id = ?")
-            .bind(kb_id)
-            .fetch_one(&self.pool)
-            .await?;
+        let (v,): (Option<i64>,) = on_db!(
+            &self.pool,
+            "SELECT MAX(seq) FROM chunk WHERE kb_id = ?",
+            |e, q| sqlx::query_as(q).bind(kb_id).fetch_one(e).await
+        )?;
         Ok(v.unwrap_or(0))
     }
 
     /// The highest seq in use.
     pub async fn max_seq(&self) -> Result<i64> {
-        let (v,): (i64,) = sqlx::query_as("SELECT value FROM counter WHERE name = 'chunk_seq'")
-            .fetch_one(&self.pool)
-            .await?;
+        let (v,): (i64,) = on_db!(
+            &self.pool,
+            "SELECT value FROM counter WHERE name = 'chunk_seq'",
+            |e, q| sqlx::query_as(q).fetch_one(e).await
+        )?;
         Ok(v)
     }
 
@@ -394,16 +408,19 @@ impl Store {
             return Ok(Vec::new());
         }
         let sql = live_among_sql(
+            self.backend(),
             "c.chunk_id, c.document_id, d.name AS document_name, d.source_url, c.page, c.ordinal, c.text, c.seq,
              c.label, c.is_ocr",
             by_seq,
             ids.len(),
         );
-        let mut q = sqlx::query_as::<_, LiveChunk>(&sql).bind(kb_id);
-        for id in ids {
-            q = q.bind(id);
-        }
-        Ok(q.fetch_all(&self.pool).await?)
+        Ok(on_db!(&self.pool, sql, |e, q| {
+            let mut query = sqlx::query_as::<_, LiveChunk>(q).bind(kb_id);
+            for id in ids {
+                query = query.bind(id);
+            }
+            query.fetch_all(e).await
+        })?)
     }
 
     /// `(chunk_id, seq)` of the live chunks among `ids`, as [`Store::live_chunks`] picks
@@ -418,98 +435,116 @@ impl Store {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let sql = live_among_sql("c.chunk_id, c.seq", by_seq, ids.len());
-        let mut q = sqlx::query_as::<_, (i64, i64)>(&sql).bind(kb_id);
-        for id in ids {
-            q = q.bind(id);
-        }
-        Ok(q.fetch_all(&self.pool).await?)
+        let sql = live_among_sql(self.backend(), "c.chunk_id, c.seq", by_seq, ids.len());
+        Ok(on_db!(&self.pool, sql, |e, q| {
+            let mut query = sqlx::query_as::<_, (i64, i64)>(q).bind(kb_id);
+            for id in ids {
+                query = query.bind(id);
+            }
+            query.fetch_all(e).await
+        })?)
     }
 
     /// Ids of all live chunks of a KB, sorted (consistency checks).
     pub async fn live_chunk_ids(&self, kb_id: &str) -> Result<Vec<i64>> {
-        let rows: Vec<(i64,)> = sqlx::query_as(&format!(
-            "SELECT c.chunk_id FROM chunk c JOIN document d ON d.document_id = c.document_id
+        let rows: Vec<(i64,)> = on_db!(
+            &self.pool,
+            format!(
+                "SELECT c.chunk_id FROM chunk c JOIN document d ON d.document_id = c.document_id
               WHERE c.kb_id = ? AND {LIVE} ORDER BY c.chunk_id"
-        ))
-        .bind(kb_id)
-        .fetch_all(&self.pool)
-        .await?;
+            ),
+            |e, q| sqlx::query_as(q).bind(kb_id).fetch_all(e).await
+        )?;
         Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
     /// Remove tombstones of a KB (after a full rebuild no index refers to them).
     pub async fn purge_tombstones(&self, kb_id: &str) -> Result<u64> {
-        Ok(sqlx::query(
-            "DELETE FROM chunk WHERE kb_id = ? AND (is_deleted = 1
+        Ok(on_db!(
+            &self.pool,
+            "DELETE FROM chunk WHERE kb_id = ? AND (is_deleted = TRUE
                 OR document_id NOT IN (SELECT document_id FROM document))",
-        )
-        .bind(kb_id)
-        .execute(&self.pool)
-        .await?
-        .rows_affected())
+            |e, q| sqlx::query(q)
+                .bind(kb_id)
+                .execute(e)
+                .await
+                .map(|r| r.rows_affected())
+        )?)
     }
 
     /// Give every live chunk of a document a new seq (and tombstone them if `delete`).
     pub(crate) async fn bump_document_chunks(
-        conn: &mut sqlx::SqliteConnection,
+        conn: &mut Tx,
         document_id: &str,
         delete: bool,
     ) -> Result<u64> {
-        let (n,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM chunk WHERE document_id = ? AND is_deleted = 0")
-                .bind(document_id)
-                .fetch_one(&mut *conn)
-                .await?;
+        let (n,): (i64,) = on_db!(
+            &mut *conn,
+            "SELECT COUNT(*) FROM chunk WHERE document_id = ? AND is_deleted = FALSE",
+            |e, q| sqlx::query_as(q).bind(document_id).fetch_one(e).await
+        )?;
         if n == 0 {
             return Ok(0);
         }
         let first = Store::reserve_seqs(conn, n).await?;
-        let done = sqlx::query(
+        let done = on_db!(
+            &mut *conn,
             "UPDATE chunk SET seq = ?1 - 1 + r.rn, is_deleted = (is_deleted OR ?2),
                 updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
              FROM (SELECT chunk_id AS id, ROW_NUMBER() OVER (ORDER BY chunk_id) AS rn
-                     FROM chunk WHERE document_id = ?3 AND is_deleted = 0) AS r
+                     FROM chunk WHERE document_id = ?3 AND is_deleted = FALSE) AS r
              WHERE chunk.chunk_id = r.id",
-        )
-        .bind(first)
-        .bind(delete)
-        .bind(document_id)
-        .execute(&mut *conn)
-        .await?;
-        Ok(done.rows_affected())
+            |e, q| sqlx::query(q)
+                .bind(first)
+                .bind(delete)
+                .bind(document_id)
+                .execute(e)
+                .await
+                .map(|r| r.rows_affected())
+        )?;
+        Ok(done)
     }
 
     /// Give a chunk the vector staged for it and a new seq (so the indexes replace it on
     /// catch-up), inside the re-embedding's swap.
-    pub(crate) async fn take_staged_vector(
-        conn: &mut sqlx::SqliteConnection,
-        chunk_id: i64,
-        seq: i64,
-    ) -> Result<()> {
-        sqlx::query(
+    pub(crate) async fn take_staged_vector(conn: &mut Tx, chunk_id: i64, seq: i64) -> Result<()> {
+        on_db!(
+            &mut *conn,
             "UPDATE chunk SET seq = ?, embedding =
                 (SELECT embedding FROM chunk_vector_staging WHERE chunk_id = ?)
               WHERE chunk_id = ?",
-        )
-        .bind(seq)
-        .bind(chunk_id)
-        .bind(chunk_id)
-        .execute(&mut *conn)
-        .await?;
+            |e, q| sqlx::query(q)
+                .bind(seq)
+                .bind(chunk_id)
+                .bind(chunk_id)
+                .execute(e)
+                .await
+                .map(|r| r.rows_affected())
+        )?;
         Ok(())
     }
 
     /// Delete every chunk of a KB, inside the caller's transaction (the KB is being
     /// deleted).
-    pub(crate) async fn delete_kb_chunks(
-        conn: &mut sqlx::SqliteConnection,
-        kb_id: &str,
-    ) -> Result<()> {
-        sqlx::query("DELETE FROM chunk WHERE kb_id = ?")
-            .bind(kb_id)
-            .execute(&mut *conn)
-            .await?;
+    pub(crate) async fn delete_kb_chunks(conn: &mut Tx, kb_id: &str) -> Result<()> {
+        on_db!(&mut *conn, "DELETE FROM chunk WHERE kb_id = ?", |e, q| {
+            sqlx::query(q)
+                .bind(kb_id)
+                .execute(e)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::like_substring;
+
+    #[test]
+    fn like_patterns_take_wildcards_literally() {
+        assert_eq!(like_substring("600"), "%600%");
+        assert_eq!(like_substring("50%_a\\b"), "%50\\%\\_a\\\\b%");
     }
 }

@@ -8,13 +8,14 @@ use sqlx::FromRow;
 
 use super::Store;
 use crate::error::{Error, Result};
+use ingest::on_db;
 
 /// Where a conversation happens.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema,
 )]
 #[serde(rename_all = "lowercase")]
-#[sqlx(rename_all = "lowercase")]
+#[sqlx(rename_all = "lowercase", type_name = "TEXT")]
 pub enum Channel {
     /// The admin trying the draft.
     Debug,
@@ -29,7 +30,7 @@ pub enum Channel {
     Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema,
 )]
 #[serde(rename_all = "lowercase")]
-#[sqlx(rename_all = "lowercase")]
+#[sqlx(rename_all = "lowercase", type_name = "TEXT")]
 pub enum Role {
     /// The person asking.
     User,
@@ -42,7 +43,7 @@ pub enum Role {
     Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema,
 )]
 #[serde(rename_all = "lowercase")]
-#[sqlx(rename_all = "lowercase")]
+#[sqlx(rename_all = "lowercase", type_name = "TEXT")]
 pub enum MessageStatus {
     /// Fully written.
     #[default]
@@ -157,27 +158,34 @@ impl Store {
         title: &str,
     ) -> Result<ConversationRow> {
         let id = uuid::Uuid::new_v4().to_string();
-        sqlx::query(
+        on_db!(
+            &self.pool,
             "INSERT INTO conversation (conversation_id, bot_id, channel, key_id, title)
              VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(&id)
-        .bind(bot_id)
-        .bind(channel)
-        .bind(key_id)
-        .bind(title)
-        .execute(&self.pool)
-        .await?;
+            |e, q| sqlx::query(q)
+                .bind(&id)
+                .bind(bot_id)
+                .bind(channel)
+                .bind(key_id)
+                .bind(title)
+                .execute(e)
+                .await
+                .map(|r| r.rows_affected())
+        )?;
         self.conversation(&id).await
     }
 
     /// A conversation by id.
     pub async fn conversation(&self, conversation_id: &str) -> Result<ConversationRow> {
-        sqlx::query_as(&format!("{SELECT_CONVERSATION} WHERE conversation_id = ?"))
-            .bind(conversation_id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| Error::not_found(format!("conversation '{conversation_id}'")))
+        on_db!(
+            &self.pool,
+            format!("{SELECT_CONVERSATION} WHERE conversation_id = ?"),
+            |e, q| sqlx::query_as(q)
+                .bind(conversation_id)
+                .fetch_optional(e)
+                .await
+        )?
+        .ok_or_else(|| Error::not_found(format!("conversation '{conversation_id}'")))
     }
 
     /// A bot's conversations, most recently active first; `None` filters match all.
@@ -188,26 +196,35 @@ impl Store {
         key_id: Option<&str>,
         limit: i64,
     ) -> Result<Vec<ConversationRow>> {
-        Ok(sqlx::query_as(&format!(
-            "{SELECT_CONVERSATION}
+        Ok(on_db!(
+            &self.pool,
+            format!(
+                "{SELECT_CONVERSATION}
               WHERE bot_id = ?1 AND (?2 IS NULL OR channel = ?2) AND (?3 IS NULL OR key_id = ?3)
               ORDER BY updated_at DESC, conversation_id LIMIT ?4"
-        ))
-        .bind(bot_id)
-        .bind(channel)
-        .bind(key_id)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?)
+            ),
+            |e, q| sqlx::query_as(q)
+                .bind(bot_id)
+                .bind(channel)
+                .bind(key_id)
+                .bind(limit)
+                .fetch_all(e)
+                .await
+        )?)
     }
 
     /// Delete a conversation with its messages.
     pub async fn delete_conversation(&self, conversation_id: &str) -> Result<()> {
-        let done = sqlx::query("DELETE FROM conversation WHERE conversation_id = ?")
-            .bind(conversation_id)
-            .execute(&self.pool)
-            .await?;
-        if done.rows_affected() == 0 {
+        let done = on_db!(
+            &self.pool,
+            "DELETE FROM conversation WHERE conversation_id = ?",
+            |e, q| sqlx::query(q)
+                .bind(conversation_id)
+                .execute(e)
+                .await
+                .map(|r| r.rows_affected())
+        )?;
+        if done == 0 {
             return Err(Error::not_found(format!(
                 "conversation '{conversation_id}'"
             )));
@@ -225,29 +242,34 @@ impl Store {
         context_json: Option<&str>,
     ) -> Result<i64> {
         let mut tx = self.begin_write().await?;
-        let touched = sqlx::query(
+        let touched = on_db!(
+            &mut tx,
             "UPDATE conversation SET updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
              WHERE conversation_id = ?",
-        )
-        .bind(conversation_id)
-        .execute(&mut *tx)
-        .await?;
-        if touched.rows_affected() == 0 {
+            |e, q| sqlx::query(q)
+                .bind(conversation_id)
+                .execute(e)
+                .await
+                .map(|r| r.rows_affected())
+        )?;
+        if touched == 0 {
             return Err(Error::not_found(format!(
                 "conversation '{conversation_id}'"
             )));
         }
-        let (id,): (i64,) = sqlx::query_as(
+        let (id,): (i64,) = on_db!(
+            &mut tx,
             "INSERT INTO message (conversation_id, role, content, status, context_json)
              VALUES (?, ?, ?, ?, ?) RETURNING message_id",
-        )
-        .bind(conversation_id)
-        .bind(role)
-        .bind(content)
-        .bind(status)
-        .bind(context_json)
-        .fetch_one(&mut *tx)
-        .await?;
+            |e, q| sqlx::query_as(q)
+                .bind(conversation_id)
+                .bind(role)
+                .bind(content)
+                .bind(status)
+                .bind(context_json)
+                .fetch_one(e)
+                .await
+        )?;
         tx.commit().await?;
         Ok(id)
     }
@@ -261,37 +283,42 @@ impl Store {
         context_json: Option<&str>,
     ) -> Result<()> {
         let mut tx = self.begin_write().await?;
-        let done = sqlx::query(
+        let done = on_db!(
+            &mut tx,
             "UPDATE message SET content = ?, status = ?, context_json = ? WHERE message_id = ?",
-        )
-        .bind(content)
-        .bind(status)
-        .bind(context_json)
-        .bind(message_id)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
+            |e, q| sqlx::query(q)
+                .bind(content)
+                .bind(status)
+                .bind(context_json)
+                .bind(message_id)
+                .execute(e)
+                .await
+                .map(|r| r.rows_affected())
+        )?;
+        if done == 0 {
             return Err(Error::not_found(format!("message {message_id}")));
         }
-        sqlx::query(
+        on_db!(
+            &mut tx,
             "UPDATE conversation SET updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
              WHERE conversation_id = (SELECT conversation_id FROM message WHERE message_id = ?)",
-        )
-        .bind(message_id)
-        .execute(&mut *tx)
-        .await?;
+            |e, q| sqlx::query(q)
+                .bind(message_id)
+                .execute(e)
+                .await
+                .map(|r| r.rows_affected())
+        )?;
         tx.commit().await?;
         Ok(())
     }
 
     /// All messages of a conversation, in order.
     pub async fn list_messages(&self, conversation_id: &str) -> Result<Vec<MessageRow>> {
-        Ok(sqlx::query_as(&format!(
-            "{SELECT_MESSAGE} WHERE conversation_id = ? ORDER BY message_id"
-        ))
-        .bind(conversation_id)
-        .fetch_all(&self.pool)
-        .await?)
+        Ok(on_db!(
+            &self.pool,
+            format!("{SELECT_MESSAGE} WHERE conversation_id = ? ORDER BY message_id"),
+            |e, q| sqlx::query_as(q).bind(conversation_id).fetch_all(e).await
+        )?)
     }
 
     /// The last `limit` messages of a conversation, oldest first (the history given to the
@@ -301,22 +328,25 @@ impl Store {
         conversation_id: &str,
         limit: i64,
     ) -> Result<Vec<MessageRow>> {
-        Ok(sqlx::query_as(&format!(
-            "SELECT * FROM ({SELECT_MESSAGE} WHERE conversation_id = ?
-                ORDER BY message_id DESC LIMIT ?)
+        Ok(on_db!(
+            &self.pool,
+            format!(
+                "SELECT * FROM ({SELECT_MESSAGE} WHERE conversation_id = ?
+                ORDER BY message_id DESC LIMIT ?) AS recent
               ORDER BY message_id"
-        ))
-        .bind(conversation_id)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?)
+            ),
+            |e, q| sqlx::query_as(q)
+                .bind(conversation_id)
+                .bind(limit)
+                .fetch_all(e)
+                .await
+        )?)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::bots::BotSettings;
 
     #[test]
     fn enums_parse_their_names() {
@@ -327,85 +357,6 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&MessageStatus::Interrupted).unwrap(),
             "\"interrupted\""
-        );
-    }
-
-    #[tokio::test]
-    async fn messages_keep_their_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.sqlite")).await.unwrap();
-        let bot = store
-            .create_bot(&BotSettings {
-                name: "b".into(),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        let c = store
-            .create_conversation(&bot.bot_id, Channel::Debug, None, "hi")
-            .await
-            .unwrap();
-        assert_eq!(c.channel, Channel::Debug);
-        for i in 0..5 {
-            let role = if i % 2 == 0 {
-                Role::User
-            } else {
-                Role::Assistant
-            };
-            store
-                .append_message(
-                    &c.conversation_id,
-                    role,
-                    &i.to_string(),
-                    MessageStatus::Complete,
-                    None,
-                )
-                .await
-                .unwrap();
-        }
-        let last = store
-            .append_message(
-                &c.conversation_id,
-                Role::Assistant,
-                "",
-                MessageStatus::Interrupted,
-                None,
-            )
-            .await
-            .unwrap();
-        store
-            .update_message(last, "done", MessageStatus::Complete, Some("{\"a\":1}"))
-            .await
-            .unwrap();
-
-        let all = store.list_messages(&c.conversation_id).await.unwrap();
-        let texts: Vec<&str> = all.iter().map(|m| m.content.as_str()).collect();
-        assert_eq!(texts, ["0", "1", "2", "3", "4", "done"]);
-        assert_eq!(all[5].context_json.as_deref(), Some("{\"a\":1}"));
-        let recent = store.recent_messages(&c.conversation_id, 3).await.unwrap();
-        let texts: Vec<&str> = recent.iter().map(|m| m.content.as_str()).collect();
-        assert_eq!(texts, ["3", "4", "done"]);
-
-        let listed = store
-            .list_conversations(&bot.bot_id, Some(Channel::Debug), None, 10)
-            .await
-            .unwrap();
-        assert_eq!(listed.len(), 1);
-        let none = store
-            .list_conversations(&bot.bot_id, Some(Channel::Api), None, 10)
-            .await
-            .unwrap();
-        assert!(none.is_empty());
-
-        // Deleting the bot takes its conversations and messages with it.
-        store.delete_bot(&bot.bot_id).await.unwrap();
-        assert!(store.conversation(&c.conversation_id).await.is_err());
-        assert!(
-            store
-                .list_messages(&c.conversation_id)
-                .await
-                .unwrap()
-                .is_empty()
         );
     }
 }

