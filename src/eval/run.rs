@@ -404,6 +404,22 @@ async fn ask(state: &AppState, how: &AskSettings, question: &str) -> Result<Answ
         match event {
             ChatEvent::Token(t) => answer.push_str(&t),
             ChatEvent::Done(outcome) => {
+                let outcome = *outcome;
+                // What the model read: the passages given to it, and the prompt's last
+                // message (they and the question).
+                let (question_coverage, read, read_scores) = match outcome.trace {
+                    Some(trace) => (
+                        trace.question_coverage,
+                        trace.prompt.into_iter().last().map(|m| m.content),
+                        trace
+                            .chunks
+                            .into_iter()
+                            .filter(|c| c.marker.is_some())
+                            .map(|c| c.result.raw)
+                            .collect(),
+                    ),
+                    None => (None, None, Vec::new()),
+                };
                 return Ok(AnswerSample {
                     id: String::new(),
                     answer: outcome.answer,
@@ -411,18 +427,9 @@ async fn ask(state: &AppState, how: &AskSettings, question: &str) -> Result<Answ
                     answerable: outcome.answerable,
                     grounded: outcome.grounded,
                     grounding_score: outcome.grounding_score,
-                    question_coverage: outcome.trace.as_ref().and_then(|t| t.question_coverage),
-                    read: outcome
-                        .trace
-                        .as_ref()
-                        .and_then(|t| t.prompt.last().map(|m| m.content.clone())),
-                    read_scores: outcome.trace.map_or_else(Vec::new, |t| {
-                        t.chunks
-                            .into_iter()
-                            .filter(|c| c.marker.is_some())
-                            .map(|c| c.result.raw)
-                            .collect()
-                    }),
+                    question_coverage,
+                    read,
+                    read_scores,
                     first_token_ms: outcome.timings.first_token_ms as f64,
                     total_ms: started.elapsed().as_secs_f64() * 1000.0,
                 });
