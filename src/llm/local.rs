@@ -22,6 +22,7 @@ use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
+use llama_cpp_2::vocab::LlamaVocab;
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 
 use super::stop::{StopMatcher, StopOutcome};
@@ -72,6 +73,9 @@ struct EngineSettings {
 struct Job {
     /// What the slot reads: the gate's prompt while there is a gate, then the answer's.
     prompt: Vec<LlamaToken>,
+    /// The request's opening in tokens, the end of the answer's prompt: streamed to the
+    /// client as soon as the model goes ahead (empty: none).
+    opening: Vec<LlamaToken>,
     gate: Option<TokenGate>,
     request: GenerateRequest,
     events: UnboundedSender<LlmEvent>,
@@ -193,7 +197,12 @@ impl LlmBackend for LocalLlm {
     }
 
     fn generate(&self, request: GenerateRequest) -> Result<LlmStream> {
-        let answer_prompt = self.tokenize(&request.messages);
+        let mut answer_prompt = self.tokenize(&request.messages);
+        // The opening is text of the reply, not of the template: its specials stay text.
+        let opening = request.opening.as_ref().map_or_else(Vec::new, |text| {
+            self.model.vocab().tokenize(text.as_bytes(), false, false)
+        });
+        answer_prompt.extend_from_slice(&opening);
         self.check_prompt(&answer_prompt)?;
         let (prompt, gate) = match &request.gate {
             Some(gate) => {
@@ -224,6 +233,7 @@ impl LlmBackend for LocalLlm {
         self.shared.waiting.fetch_add(1, Ordering::SeqCst);
         let job = Job {
             prompt,
+            opening,
             gate,
             request,
             events,
@@ -337,13 +347,31 @@ struct Active {
     logits_at: Option<i32>,
     in_batch: bool,
     sampler: LlamaSampler,
-    /// While the answer's opening is constrained: what it has said so far.
-    opening: Option<Opening>,
     text: Utf8Stream,
     stop: StopMatcher,
     generated: usize,
     admitted: Instant,
     first_token: Option<Instant>,
+}
+
+impl Active {
+    /// Stream the request's opening, if it has one not yet said, and let the sampler's
+    /// repetition window see it; false when the client has left.
+    fn say_opening(&mut self, vocab: &LlamaVocab) -> bool {
+        let opening = std::mem::take(&mut self.job.opening);
+        if opening.is_empty() {
+            return true;
+        }
+        self.first_token.get_or_insert_with(Instant::now);
+        for token in opening {
+            self.sampler.accept(token);
+            let piece = self.text.push(&vocab.token_to_piece(token, false, None));
+            if !piece.is_empty() && self.job.events.send(LlmEvent::Token(piece)).is_err() {
+                return false;
+            }
+        }
+        true
+    }
 }
 
 /// What the engine thread and the request side both see.
@@ -509,8 +537,7 @@ impl Engine<'_> {
             }
             slot.cached.truncate(keep);
             let request = &job.request;
-            let sampler = sampler(self.model, request, true);
-            let opening = (!request.opening.is_empty()).then(Opening::default);
+            let sampler = sampler(request);
             let stop = StopMatcher::new(&request.stop);
             slot.active = Some(Active {
                 prompt_done: keep,
@@ -519,7 +546,6 @@ impl Engine<'_> {
                 logits_at: None,
                 in_batch: false,
                 sampler,
-                opening,
                 text: Utf8Stream::new(),
                 stop,
                 generated: 0,
@@ -607,6 +633,15 @@ impl Engine<'_> {
                 slot.cached.truncate(keep);
                 active.job.prompt = gate.answer_prompt;
                 active.prompt_done = keep;
+                // The model goes ahead: the opening is known, the person need not wait
+                // for the slot to read it.
+                if !active.say_opening(&vocab) {
+                    self.finish(index, FinishReason::Cancelled);
+                }
+                continue;
+            }
+            if !active.say_opening(&vocab) {
+                self.finish(index, FinishReason::Cancelled);
                 continue;
             }
             let token = active.sampler.sample(&self.context, at);
@@ -616,22 +651,6 @@ impl Engine<'_> {
             } else {
                 active.generated += 1;
                 let piece = active.text.push(&vocab.token_to_piece(token, false, None));
-                if let Some(opening) = active.opening.as_mut() {
-                    opening.said.push_str(&piece);
-                    opening.tokens.push(token);
-                    let choices = &active.job.request.opening;
-                    if opening.done(choices) {
-                        // The grammar is checked against the whole vocabulary for every
-                        // token; once the opening is out it allows anything, so the rest
-                        // is sampled without it (the penalty keeps its window).
-                        let mut free = sampler(model, &active.job.request, false);
-                        for &said in &opening.tokens {
-                            free.accept(said);
-                        }
-                        active.sampler = free;
-                        active.opening = None;
-                    }
-                }
                 let (text, stopped) = match active.stop.push(&piece) {
                     StopOutcome::Continue(text) => (text, false),
                     StopOutcome::Stopped(text) => (text, true),
@@ -756,19 +775,9 @@ fn two_way_softmax(a: f32, b: f32) -> f32 {
 /// repetition penalty keeps small models out of loops. Top-k comes first: llama.cpp's
 /// penalty looks every candidate up in its window, and over a 152k-token vocabulary that
 /// costs milliseconds a token; over the best 40 it costs nothing and changes nothing a
-/// greedy or nucleus pick could see. With `constrain_opening`, the request's opening
-/// grammar goes before top-k, so that the best tokens it allows are kept even when none of
-/// the model's 40 favourites is among them.
-fn sampler(model: &LlamaModel, request: &GenerateRequest, constrain_opening: bool) -> LlamaSampler {
+/// greedy or nucleus pick could see.
+fn sampler(request: &GenerateRequest) -> LlamaSampler {
     let mut chain = Vec::new();
-    if let Some(grammar) = opening_grammar(&request.opening).filter(|_| constrain_opening) {
-        match LlamaSampler::grammar(model, &grammar, "root") {
-            Ok(sampler) => chain.push(sampler),
-            // Our grammars are built from passages; one llama.cpp cannot parse costs the
-            // answer its constraint, not the answer.
-            Err(e) => tracing::warn!(error = %e, "grammar refused; answering without it"),
-        }
-    }
     chain.push(LlamaSampler::top_k(40));
     chain.push(LlamaSampler::penalties(-1, 64, 1.1, 0.0, 0.0));
     if request.temperature <= 0.0 {
@@ -781,56 +790,6 @@ fn sampler(model: &LlamaModel, request: &GenerateRequest, constrain_opening: boo
         ));
     }
     LlamaSampler::chain_simple(chain)
-}
-
-/// The answer's opening so far, while it is decoded under the opening grammar.
-#[derive(Default)]
-struct Opening {
-    said: String,
-    tokens: Vec<LlamaToken>,
-}
-
-impl Opening {
-    /// Whether the opening is complete — or can no longer become one of `choices` (a
-    /// grammar llama.cpp refused), when there is nothing left to constrain either.
-    fn done(&self, choices: &[String]) -> bool {
-        choices
-            .iter()
-            .all(|choice| !choice.starts_with(&self.said) || self.said.len() >= choice.len())
-    }
-}
-
-/// A GBNF grammar (root rule `root`) under which the text opens with one of `choices`
-/// and then goes on freely; `None` when there is no choice.
-fn opening_grammar(choices: &[String]) -> Option<String> {
-    if choices.is_empty() {
-        return None;
-    }
-    let quotes: Vec<String> = choices.iter().map(|c| gbnf_literal(c)).collect();
-    // `rest` keeps the answer going should the sampler not be swapped after the opening.
-    Some(format!(
-        "root ::= opening rest\nopening ::= {}\nrest ::= [^\\x00]*\n",
-        quotes.join(" | ")
-    ))
-}
-
-/// `text` as a GBNF string literal.
-fn gbnf_literal(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&format!("\\x{:02X}", c as u32 & 0xFF)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// Tokens of `prompt` a slot holding `cached` saves. A few shared template tokens (every
@@ -944,36 +903,5 @@ mod tests {
         // Once answers are known, the average alone says how long one takes.
         shared.record_slot_time(Duration::from_secs(10));
         assert_eq!(shared.slot_time(), Duration::from_secs(10));
-    }
-
-    #[test]
-    fn the_opening_ends_when_no_choice_can_follow_any_more() {
-        let choices = [
-            "甲 [1]。".to_string(),
-            "甲 [1]。乙 [2]。".to_string(),
-            "丙 [3]".to_string(),
-        ];
-        let said = |text: &str| Opening {
-            said: text.into(),
-            tokens: Vec::new(),
-        };
-        assert!(!said("").done(&choices));
-        assert!(!said("甲 [1").done(&choices));
-        // "甲 [1]。" is complete, but the longer choice may still be on its way.
-        assert!(!said("甲 [1]。").done(&choices));
-        assert!(said("甲 [1]。而").done(&choices));
-        assert!(said("丙 [3]").done(&choices));
-        // Text that matches no choice (a grammar llama.cpp refused) leaves nothing to constrain.
-        assert!(said("丁").done(&choices));
-    }
-
-    #[test]
-    fn the_opening_grammar_quotes_each_choice_and_then_lets_go() {
-        assert_eq!(opening_grammar(&[]), None);
-        let grammar = opening_grammar(&["他说\"不\\行\" [1]".into(), "好 [2]。".into()]).unwrap();
-        assert_eq!(
-            grammar,
-            "root ::= opening rest\nopening ::= \"他说\\\"不\\\\行\\\" [1]\" | \"好 [2]。\"\nrest ::= [^\\x00]*\n"
-        );
     }
 }

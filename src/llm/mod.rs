@@ -79,11 +79,11 @@ pub struct GenerateRequest {
     pub stop: Vec<String>,
     /// A yes/no question the model answers first; the answer is generated only on yes.
     pub gate: Option<Gate>,
-    /// Texts the answer must open with, one of them word for word (empty: no constraint);
-    /// after the opening the model goes on freely. Only the local engine enforces it (a
-    /// grammar over the opening alone, so the rest runs at full speed): an
+    /// Text the answer opens with, word for word; the model goes on from its end. The local
+    /// engine reads it as part of the prompt (at prompt speed, not a token a step) and
+    /// streams it as soon as the model has read the passages — after a gate's yes. An
     /// OpenAI-compatible server is not sent one, since the API has no field for it.
-    pub opening: Vec<String>,
+    pub opening: Option<String>,
 }
 
 /// A question with two replies put to the model before it answers, read from one forward
@@ -115,7 +115,7 @@ impl GenerateRequest {
             seed: None,
             stop: Vec::new(),
             gate: None,
-            opening: Vec::new(),
+            opening: None,
         }
     }
 }

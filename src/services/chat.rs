@@ -380,7 +380,7 @@ impl ChatService {
         request.seed = turn.seed;
         request.gate = gate;
         if grounding == Grounding::Passages && settings.model.quote_first {
-            request.opening = prompt::quote_openings(&built.passages, asked);
+            request.opening = prompt::quote_opening(&built.passages, asked);
         }
         let llm_stream = self.llm.generate(request)?;
 

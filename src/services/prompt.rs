@@ -157,47 +157,40 @@ pub fn user_message(question: &str, passages: &[Passage], grounding: Grounding) 
 /// "注：" answers nothing.
 const MIN_QUOTE_CHARS: usize = 6;
 
-/// How many sentences an answer may open with: those that share most with the question.
-/// The model commits to a sentence with its first token, and its habit is to begin with
-/// the question's subject ("尤金袋鼠…"); offered every sentence, it then often took the
-/// first one starting that way rather than the one that answers.
-const QUOTE_CHOICES: usize = 3;
-
-/// The sentences of the passages an answer may open with, word for word, each with its
-/// marker — "尤金袋鼠约只有8公斤重 [1]。" — after which it goes on freely
-/// ([`GenerateRequest::opening`](crate::llm::GenerateRequest::opening)).
+/// The sentence of the passages an answer opens with, word for word, with its marker —
+/// "尤金袋鼠约只有8公斤重 [1]。" — after which the model goes on freely
+/// ([`GenerateRequest::opening`](crate::llm::GenerateRequest::opening)): the one that
+/// shares most with the question ([`focus`]'s ranking). `None` when no sentence shares a
+/// word with it.
 ///
 /// Asked to keep the passages' words, the default 1.5B model still restates the question
 /// ("尤金袋鼠的体重大约是8公斤重"), and in doing so rewrites the numbers, names and
-/// qualifiers it carries; making it open with one of the passage sentences closest to the
-/// question instead means the answer's first sentence is always one a person can find in
-/// the cited passage. Empty when no sentence shares a word with the question.
-pub fn quote_openings(passages: &[Passage], question: &str) -> Vec<String> {
+/// qualifiers it carries. Made to open with a passage sentence, the answer's first
+/// sentence is always one a person can find in the cited passage. The sentence is chosen
+/// here, not by the model: offered the three closest under a grammar, the model committed
+/// with its first token, mostly to one starting with the question's subject, and held the
+/// gold answer less often than the closest sentence alone (docs/benchmarks.md); chosen
+/// here, the model reads the quote at prompt speed and the person sees it at once.
+pub fn quote_opening(passages: &[Passage], question: &str) -> Option<String> {
     // A cut passage joins the sentences it kept with "…" (`services::focus`): text on
     // both sides of one was not written together, so no quote spans it.
     let texts: Vec<String> = passages.iter().map(|p| p.text.replace('…', "\n")).collect();
     let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let mut quotes: Vec<String> = Vec::new();
-    for (index, sentence) in focus::best_sentences(&texts, question) {
-        let sentence = sentence.trim();
-        let (body, end) = match sentence.char_indices().last() {
-            Some((at, c)) if "。！？；.!?;".contains(c) => (&sentence[..at], &sentence[at..]),
-            _ => (sentence, ""),
-        };
-        let body = body.trim_end();
-        // A "；" inside brackets splits a sentence into halves that each leave one open.
-        if body.chars().count() < MIN_QUOTE_CHARS || !balanced(body) {
-            continue;
-        }
-        let quote = format!("{body} [{}]{end}", passages[index].marker);
-        if !quotes.contains(&quote) {
-            quotes.push(quote);
-        }
-        if quotes.len() == QUOTE_CHOICES {
-            break;
-        }
-    }
-    quotes
+    focus::best_sentences(&texts, question)
+        .into_iter()
+        .find_map(|(index, sentence)| {
+            let sentence = sentence.trim();
+            let (body, end) = match sentence.char_indices().last() {
+                Some((at, c)) if "。！？；.!?;".contains(c) => {
+                    (&sentence[..at], &sentence[at..])
+                }
+                _ => (sentence, ""),
+            };
+            let body = body.trim_end();
+            // A "；" inside brackets splits a sentence into halves that each leave one open.
+            (body.chars().count() >= MIN_QUOTE_CHARS && balanced(body))
+                .then(|| format!("{body} [{}]{end}", passages[index].marker))
+        })
 }
 
 /// Whether every bracket and quotation mark `text` opens it also closes, in order.
@@ -572,7 +565,7 @@ mod tests {
     }
 
     #[test]
-    fn an_answer_may_open_with_any_passage_sentence_word_for_word() {
+    fn an_answer_opens_with_the_passage_sentence_closest_to_the_question() {
         let passage = |marker: usize, text: &str| Passage {
             marker,
             chunk_id: marker as i64,
@@ -584,45 +577,45 @@ mod tests {
             text: text.into(),
             score: 1.0,
         };
-        let quotes = quote_openings;
         let kangaroo = passage(
             1,
             "尤金袋鼠的奶中有一种物质。注：见下。尤金袋鼠约只有8公斤重。",
         );
         let leave = passage(2, "Leave is fifteen days a year. OK.");
-        // Only sentences that share words with the question, the closest first.
         assert_eq!(
-            quotes(
+            quote_opening(
                 &[kangaroo.clone(), leave.clone()],
                 "尤金袋鼠有多重？8公斤？"
-            ),
-            [
-                "尤金袋鼠约只有8公斤重 [1]。",
-                "尤金袋鼠的奶中有一种物质 [1]。"
-            ]
+            )
+            .as_deref(),
+            Some("尤金袋鼠约只有8公斤重 [1]。")
         );
         assert_eq!(
-            quotes(&[kangaroo.clone(), leave], "How many days of leave a year?"),
-            ["Leave is fifteen days a year [2]."]
+            quote_opening(&[kangaroo.clone(), leave], "How many days of leave a year?").as_deref(),
+            Some("Leave is fifteen days a year [2].")
         );
         // No quote spans the "…" where a cut passage left sentences out.
         assert_eq!(
-            quotes(
+            quote_opening(
                 &[passage(
                     1,
                     "LangChain 是一个开源框架：…LangChain 的价值在于组件"
                 )],
-                "LangChain 是什么"
-            ),
-            [
-                "LangChain 是一个开源框架： [1]",
-                "LangChain 的价值在于组件 [1]"
-            ]
+                "LangChain 是什么框架"
+            )
+            .as_deref(),
+            Some("LangChain 是一个开源框架： [1]")
         );
-        // Halves of a sentence split inside its brackets are not offered.
+        // Halves of a sentence split inside its brackets are not offered; a heading is
+        // too short to answer anything, and the next sentence is taken.
         let split = passage(1, "纽西兰鸡毛松（学名：；毛利语：kahikatea）是一种树。");
-        assert!(quote_openings(&[split], "纽西兰鸡毛松的学名").is_empty());
-        assert!(quote_openings(&[kangaroo], "天气").is_empty());
+        assert_eq!(quote_opening(&[split], "纽西兰鸡毛松的学名"), None);
+        let headed = passage(1, "休假。\n员工每年休假十五天。");
+        assert_eq!(
+            quote_opening(&[headed], "休假几天").as_deref(),
+            Some("员工每年休假十五天 [1]。")
+        );
+        assert_eq!(quote_opening(&[kangaroo], "天气"), None);
     }
 
     #[test]

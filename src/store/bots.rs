@@ -167,9 +167,9 @@ pub struct ModelSettings {
     /// Earlier question-and-answer pairs given to the model.
     #[schema(maximum = 50)]
     pub history_turns: u32,
-    /// An answer from passages opens with one of their sentences, word for word, with
-    /// its marker (`services::prompt::quote_openings`); the model goes on freely after it.
-    /// Enforced by the local engine only.
+    /// An answer from passages opens with the sentence of theirs closest to the question,
+    /// word for word, with its marker (`services::prompt::quote_opening`); the model goes
+    /// on freely after it. Enforced by the local engine only.
     pub quote_first: bool,
 }
 
