@@ -198,12 +198,18 @@ impl LlmBackend for LocalLlm {
 
     fn generate(&self, request: GenerateRequest) -> Result<LlmStream> {
         let mut answer_prompt = self.tokenize(&request.messages);
+        self.check_prompt(&answer_prompt)?;
         // The opening is text of the reply, not of the template: its specials stay text.
-        let opening = request.opening.as_ref().map_or_else(Vec::new, |text| {
+        let mut opening = request.opening.as_ref().map_or_else(Vec::new, |text| {
             self.model.vocab().tokenize(text.as_bytes(), false, false)
         });
+        // It is part of the answer: one longer than the answer may be, or than the window
+        // has room for, is not given, and the model answers freely.
+        let room = self.info.context_tokens.saturating_sub(answer_prompt.len() + 1);
+        if opening.len() > (request.max_tokens as usize).min(room) {
+            opening.clear();
+        }
         answer_prompt.extend_from_slice(&opening);
-        self.check_prompt(&answer_prompt)?;
         let (prompt, gate) = match &request.gate {
             Some(gate) => {
                 let probe = self.tokenize(&gate.messages);
