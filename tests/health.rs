@@ -1,7 +1,7 @@
 //! What an operator sees of a node: `/health` ready on a working server and degraded, with
 //! the reason, when the chat model is missing (503, so a load balancer takes the node
 //! out); `/metrics` in the Prometheus text format, behind a token, counting requests under
-//! their route templates and showing the ingestion queue as it is.
+//! their route templates and showing the ingestion queue as it is, on SQLite and PostgreSQL.
 
 use std::time::{Duration, Instant};
 
@@ -219,4 +219,29 @@ fn a_node_without_its_chat_model_is_degraded_and_says_why() {
     assert_eq!(value(&text, "zhiku_llm_slots"), Some(0.0), "{text}");
     let (status, _) = server.request_as("GET", "/api/kbs", Some("scrape-only"), None);
     assert_eq!(status, 401);
+}
+
+/// On PostgreSQL the same checks and counts run on the other backend.
+#[test]
+fn on_postgres_the_database_check_and_the_queue_counts_work_too() {
+    let url = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(ingest::testing::postgres_url());
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start_with(data.path(), &[("ZHIKU_DATABASE__URL", url.as_str())]);
+    let (status, body) = health(&server, None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["checks"]["database"]["about"], "PostgreSQL");
+    let kb = server.create_kb("pg-metrics");
+    let (status, body) = server.upload(&kb, &llm_intro_files()[..1]);
+    assert_eq!(status, 202, "{body}");
+    server.wait_settled(&kb, Duration::from_secs(300));
+    let text = metrics(&server);
+    assert_eq!(
+        value(&text, "zhiku_ingest_jobs{status=\"succeeded\"}"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(value(&text, "zhiku_ingest_queue_depth"), Some(0.0));
+    assert_eq!(value(&text, "zhiku_index_lag_chunks"), Some(0.0));
 }
