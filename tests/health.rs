@@ -245,3 +245,54 @@ fn on_postgres_the_database_check_and_the_queue_counts_work_too() {
     assert_eq!(value(&text, "zhiku_ingest_queue_depth"), Some(0.0));
     assert_eq!(value(&text, "zhiku_index_lag_chunks"), Some(0.0));
 }
+
+/// A remote chat model is available when its server answers `GET /models` with the key:
+/// here another zhiku serving a published bot over `/v1`.
+#[test]
+fn a_remote_chat_model_is_checked_by_asking_its_server() {
+    let data_a = tempfile::tempdir().unwrap();
+    let a = Server::start(data_a.path());
+    let upstream = a.create_bot(serde_json::json!({"name": "upstream"}));
+    let key = a.publish_with_key(&upstream);
+    let remote_url = a.url("/v1");
+    let remote = |url: &str, key: &str| {
+        let data = tempfile::tempdir().unwrap();
+        let server = Server::start_with(
+            data.path(),
+            &[
+                ("ZHIKU_LLM__BACKEND", "remote"),
+                ("ZHIKU_LLM__REMOTE_URL", url),
+                ("ZHIKU_LLM__REMOTE_API_KEY", key),
+                ("ZHIKU_LLM__REMOTE_MODEL", &upstream),
+            ],
+        );
+        (server, data)
+    };
+
+    let (b, _data_b) = remote(&remote_url, &key);
+    let (status, body) = health(&b, None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["checks"]["llm"]["about"], format!("remote {upstream}"));
+
+    let (wrong_key, _data_c) = remote(&remote_url, "zk-not-a-key");
+    let (status, body) = health(&wrong_key, Some(TOKEN));
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        body["reasons"],
+        serde_json::json!(["chat model unavailable"])
+    );
+    let error = body["checks"]["llm"]["error"].as_str().unwrap();
+    assert!(error.contains("refuses llm.remote_api_key"), "{error}");
+
+    // A port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (nobody, _data_d) = remote(&format!("http://127.0.0.1:{port}/v1"), &key);
+    let (status, body) = health(&nobody, Some(TOKEN));
+    assert_eq!(status, 503, "{body}");
+    let error = body["checks"]["llm"]["error"].as_str().unwrap();
+    assert!(error.contains("cannot be reached"), "{error}");
+}
