@@ -437,6 +437,8 @@ impl Engine<'_> {
         let mut batch = LlamaBatch::new(self.settings.batch_tokens as usize, 1);
         loop {
             if self.is_idle() && self.pending.is_empty() {
+                // Idle from here until the next request: say so before waiting for it.
+                self.publish_busy_floor();
                 match jobs.recv() {
                     Ok(job) => self.pending.push_back(job),
                     // Every sender is gone: the server is shutting down.
