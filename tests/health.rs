@@ -179,6 +179,47 @@ fn a_working_node_is_ready_and_its_metrics_count_routes_and_the_queue() {
     assert_eq!(status, 200, "{body}");
     let text = metrics(&server);
     assert!(value(&text, "zhiku_embeddings_total{kind=\"query\"}").unwrap() >= 1.0);
+
+    // An answer is counted in tokens and time, and its slot is free again once it is done.
+    let bot = server.create_bot(serde_json::json!({
+        "name": "counted", "knowledge_bases": [kb], "model": {"max_tokens": 16}
+    }));
+    let (status, events) = server.chat(
+        &format!("/api/bots/{bot}/chat"),
+        TOKEN,
+        serde_json::json!({"message": "什么是大语言模型？"}),
+    );
+    assert_eq!(status, 200, "{events:?}");
+    assert_eq!(events.last().unwrap().0, "done", "{events:?}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        let text = metrics(&server);
+        if value(&text, "zhiku_llm_slots_busy") == Some(0.0) {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "the slot stayed busy:\n{text}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        value(&text, "zhiku_llm_generations_total").unwrap() >= 1.0,
+        "{text}"
+    );
+    assert!(
+        value(&text, "zhiku_llm_completion_tokens_total").unwrap() >= 1.0,
+        "{text}"
+    );
+    // First token to last: zero only for a one-token answer, so only its presence is sure.
+    assert!(
+        value(&text, "zhiku_llm_generation_seconds_total").is_some(),
+        "{text}"
+    );
+    assert!(
+        value(
+            &text,
+            "zhiku_http_requests_total{route=\"/api/bots/{bot}/chat\",method=\"POST\",status=\"2xx\"}"
+        ) == Some(1.0),
+        "{text}"
+    );
 }
 
 #[test]
