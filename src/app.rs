@@ -10,13 +10,16 @@ use ingest::pipeline::Pipeline;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::llm::metered::{LlmUsage, Metered};
 use crate::llm::{LlmBackend, Unavailable};
 use crate::services::bots::BotService;
 use crate::services::chat::ChatService;
 use crate::services::embeddings::EmbeddingService;
+use crate::services::health::HealthService;
 use crate::services::indexing::IndexRegistry;
 use crate::services::jobs::JobService;
 use crate::services::knowledge::KnowledgeService;
+use crate::services::metrics::{HttpMetrics, MetricsService};
 use crate::services::search::SearchService;
 pub use crate::services::workers::Workers;
 use crate::store::Store;
@@ -49,6 +52,11 @@ pub struct AppState {
     pub key_limits: Option<Arc<KeyLimiter>>,
     /// The chat model (loaded by `zhiku serve` with [`AppState::load_llm`]).
     pub llm: Arc<dyn LlmBackend>,
+    /// Whether this node can work (`/health`; rebuilt by [`AppState::load_llm`]).
+    pub health: Arc<HealthService>,
+    /// What this node has done and is doing (`/metrics`; rebuilt by
+    /// [`AppState::load_llm`]).
+    pub metrics: Arc<MetricsService>,
 }
 
 /// Load the embedding model the config names.
@@ -116,7 +124,9 @@ impl AppState {
             embedder: embedder.clone(),
             config: config.search.clone(),
         });
-        let embeddings = Arc::new(EmbeddingService { embedder });
+        let embeddings = Arc::new(EmbeddingService {
+            embedder: embedder.clone(),
+        });
         let bots = Arc::new(BotService {
             store: store.clone(),
         });
@@ -133,6 +143,19 @@ impl AppState {
             llm: llm.clone(),
             default_min_answerable: config.llm.min_answerable,
         });
+        let health = Arc::new(HealthService {
+            store: store.clone(),
+            llm: llm.clone(),
+            embedder: embedder.clone(),
+        });
+        let metrics = Arc::new(MetricsService {
+            http: HttpMetrics::default(),
+            queue: queue.clone(),
+            indexes: indexes.clone(),
+            llm: llm.clone(),
+            llm_usage: Arc::new(LlmUsage::default()),
+            embedder,
+        });
         let config_http = config.http.clone();
         Ok(Self {
             config: Arc::new(config),
@@ -147,17 +170,29 @@ impl AppState {
             key_limits: std::num::NonZeroU32::new(config_http.key_requests_per_minute)
                 .map(|n| Arc::new(KeyLimiter::keyed(governor::Quota::per_minute(n)))),
             llm,
+            health,
+            metrics,
         })
     }
 
-    /// Load the configured chat model (seconds for a local GGUF). A model that cannot be
-    /// loaded leaves chat answering with the reason, and everything else working.
+    /// Load the configured chat model (seconds for a local GGUF), counting what it
+    /// generates for `/metrics`. A model that cannot be loaded leaves chat answering with
+    /// the reason, `/health` degraded, and everything else working.
     pub async fn load_llm(&mut self) -> Result<()> {
         let config = self.config.clone();
-        self.llm = tokio::task::spawn_blocking(move || crate::llm::load(&config)).await?;
+        let loaded = tokio::task::spawn_blocking(move || crate::llm::load(&config)).await?;
+        self.llm = Arc::new(Metered::new(loaded, self.metrics.llm_usage.clone()));
         self.chat = Arc::new(ChatService {
             llm: self.llm.clone(),
             ..ChatService::clone(&self.chat)
+        });
+        self.health = Arc::new(HealthService {
+            llm: self.llm.clone(),
+            ..HealthService::clone(&self.health)
+        });
+        self.metrics = Arc::new(MetricsService {
+            llm: self.llm.clone(),
+            ..MetricsService::clone(&self.metrics)
         });
         Ok(())
     }

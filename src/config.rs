@@ -60,6 +60,9 @@ pub struct HttpConfig {
     pub key_requests_per_minute: u32,
     /// Largest JSON request body.
     pub max_json_body_bytes: usize,
+    /// A bearer token that opens `GET /metrics` and nothing else (empty: only the admin
+    /// token opens it), so a Prometheus server need not hold the admin token.
+    pub metrics_token: String,
 }
 
 /// `[embedding]`.

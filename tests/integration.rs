@@ -18,6 +18,7 @@ mod crash;
 mod eval;
 mod fairness;
 mod faults;
+mod health;
 mod hostile;
 mod injection;
 mod knowledge;

@@ -146,6 +146,10 @@ bearer = {admin}
 [auth.openapi.bot_key]
 bearer = {key}
 
+# The admin token opens /metrics too.
+[auth.openapi.metrics_token]
+bearer = {admin}
+
 [parameters]
 "path.kb" = {kb}
 "path.doc" = {doc}

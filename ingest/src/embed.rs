@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
@@ -72,6 +73,21 @@ pub struct Embedder {
     passage_idle_release: Option<Duration>,
     batch_size: usize,
     batch_tokens: usize,
+    /// Questions embedded since the start.
+    queries_embedded: AtomicU64,
+    /// Passages embedded since the start (each distinct text of a call once).
+    passages_embedded: AtomicU64,
+}
+
+/// How many texts an [`Embedder`] has embedded since it was loaded: what a rate of
+/// embeddings per second is computed from (`/metrics`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EmbedCounts {
+    /// Questions (searches, chat, `/v1/embeddings`).
+    pub queries: u64,
+    /// Passages (ingestion, re-embedding); a text repeated within one call counts once,
+    /// since it is embedded once.
+    pub passages: u64,
 }
 
 /// What ingestion alone needs: the passage session and a tokenizer without truncation for
@@ -277,7 +293,17 @@ impl Embedder {
             // `passage_batches::plan` makes progress with either cap at 0.
             batch_size: config.batch_size,
             batch_tokens: config.batch_tokens,
+            queries_embedded: AtomicU64::new(0),
+            passages_embedded: AtomicU64::new(0),
         })
+    }
+
+    /// Texts embedded since the model was loaded.
+    pub fn embedded(&self) -> EmbedCounts {
+        EmbedCounts {
+            queries: self.queries_embedded.load(Ordering::Relaxed),
+            passages: self.passages_embedded.load(Ordering::Relaxed),
+        }
     }
 
     /// The passage model, started if it was released (or not used yet).
@@ -356,11 +382,13 @@ impl Embedder {
             .queries
             .lock()
             .map_err(|_| Error::Model("query session poisoned".into()))?;
-        session
+        let vector = session
             .embed([text], Some(1))
             .map_err(|e| Error::Model(e.to_string()))?
             .pop()
-            .ok_or_else(|| Error::Model("no vector returned".into()))
+            .ok_or_else(|| Error::Model("no vector returned".into()))?;
+        self.queries_embedded.fetch_add(1, Ordering::Relaxed);
+        Ok(vector)
     }
 
     /// Tokens of a question as the query session embeds it (prefix and special tokens
@@ -425,6 +453,8 @@ impl Embedder {
                 vectors[i] = v;
             }
             done += run.len();
+            self.passages_embedded
+                .fetch_add(run.len() as u64, Ordering::Relaxed);
             on_batch(done, unique.len());
         }
         self.touch_passages();

@@ -7,9 +7,11 @@ pub mod chat;
 pub mod conversations;
 pub mod documents;
 pub mod error;
+pub mod health;
 pub mod jobs;
 pub mod knowledge;
 pub mod limits;
+pub mod metrics;
 pub mod openai;
 pub mod openapi;
 pub mod web;
@@ -17,7 +19,6 @@ pub mod web;
 use axum::http::{HeaderName, Request};
 use axum::routing::get;
 use axum::{Json, Router, middleware};
-use serde_json::json;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
@@ -65,7 +66,10 @@ fn api_routes(
         .fallback(|| async { Error::not_found("API route") });
     openapi::require_admin(api.get_openapi_mut());
     let mut all = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
-        .routes(routes!(health))
+        // No auth: load balancers ask it (details of a failure need the admin token).
+        .routes(routes!(health::show))
+        // Its own token or the admin token, checked by the handler.
+        .routes(routes!(metrics::show))
         // No auth: the published chat page needs the message length too.
         .routes(routes!(limits::show))
         // Bot API keys, not the admin token, open a published bot's chat and /v1.
@@ -86,19 +90,6 @@ pub fn openapi_spec() -> utoipa::openapi::OpenApi {
     api_routes(0, |api| api).into_openapi()
 }
 
-/// Whether the server is up (no auth; for load balancers and `scripts/`).
-#[utoipa::path(
-    get,
-    path = "/health",
-    tag = openapi::TAG_SERVER,
-    operation_id = "health",
-    responses((status = 200, description = "The server is up", body = Object,
-        example = json!({"status": "ok"})))
-)]
-async fn health() -> Json<serde_json::Value> {
-    Json(json!({"status": "ok"}))
-}
-
 /// The whole application router.
 pub fn router(state: AppState) -> Router {
     let state_config = state.config.clone();
@@ -108,6 +99,7 @@ pub fn router(state: AppState) -> Router {
         .saturating_mul(4)
         .max(64 << 20);
     let guard_state = state.clone();
+    let http_metrics = state.metrics.http.clone();
     let (routes, spec) = api_routes(max_body, move |api| {
         api.layer(middleware::from_fn_with_state(
             guard_state,
@@ -128,6 +120,9 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(web::router())
         .fallback(|| async { Error::not_found("page") })
+        // `Router::layer` wraps each route (and the fallback) after matching, so the
+        // counter sees the route's template.
+        .layer(middleware::from_fn_with_state(http_metrics, metrics::track))
         .with_state(state)
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {

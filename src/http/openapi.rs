@@ -21,6 +21,8 @@ use super::error::ErrorBody;
 pub const ADMIN_TOKEN: &str = "admin_token";
 /// The security scheme of a bot's API key (`/api/chat` and `/v1`).
 pub const BOT_KEY: &str = "bot_key";
+/// The security scheme of the metrics token (`/metrics`, which the admin token opens too).
+pub const METRICS_TOKEN: &str = "metrics_token";
 
 /// Tag of the knowledge-base routes.
 pub const TAG_KBS: &str = "knowledge bases";
@@ -99,6 +101,17 @@ impl Modify for SecuritySchemes {
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some(
                         "One of a bot's API keys (`POST /api/bots/{bot}/keys`); it opens that bot only.",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            METRICS_TOKEN,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "The metrics token (config `http.metrics_token`); it opens `/metrics` only.",
                     ))
                     .build(),
             ),
@@ -203,6 +216,7 @@ mod tests {
     /// description (or the other way round) fails `the_spec_lists_every_route`.
     const ROUTES: &[(&str, &str)] = &[
         ("get", "/health"),
+        ("get", "/metrics"),
         ("get", "/api/kbs"),
         ("post", "/api/kbs"),
         ("get", "/api/kbs/{kb}"),
@@ -318,6 +332,8 @@ mod tests {
                 .unwrap_or_default();
             let expected: &[&str] = if path == "/health" || path == "/api/limits" {
                 &[]
+            } else if path == "/metrics" {
+                &[super::METRICS_TOKEN, super::ADMIN_TOKEN]
             } else if path.starts_with("/api/chat/") || path == "/v1/chat/completions" {
                 &[super::BOT_KEY]
             } else if path.starts_with("/v1/") {
@@ -334,7 +350,7 @@ mod tests {
                 );
             }
         }
-        for scheme in [super::ADMIN_TOKEN, super::BOT_KEY] {
+        for scheme in [super::ADMIN_TOKEN, super::BOT_KEY, super::METRICS_TOKEN] {
             assert_eq!(
                 spec["components"]["securitySchemes"][scheme]["scheme"],
                 "bearer"

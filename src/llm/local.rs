@@ -28,7 +28,7 @@ use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use super::stop::{StopMatcher, StopOutcome};
 use super::{
     ChatMessage, FinishReason, GenerateRequest, GenerationStats, LlmBackend, LlmEvent, LlmInfo,
-    LlmStream, template,
+    LlmStream, Occupancy, template,
 };
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -190,6 +190,13 @@ impl LocalLlm {
 impl LlmBackend for LocalLlm {
     fn info(&self) -> LlmInfo {
         self.info.clone()
+    }
+
+    fn occupancy(&self) -> Option<Occupancy> {
+        Some(Occupancy {
+            slots_busy: self.shared.busy_slots.load(Ordering::Relaxed),
+            queued: self.shared.waiting.load(Ordering::SeqCst),
+        })
     }
 
     fn count_tokens(&self, messages: &[ChatMessage]) -> Result<usize> {
@@ -391,6 +398,8 @@ struct Shared {
     /// While every slot is busy, how long the one admitted last has held its slot so far
     /// (ms; 0 while a slot is free). The engine updates it at every step.
     busy_floor_ms: Arc<AtomicU64>,
+    /// Slots answering a request; the engine updates it at every step (`/metrics`).
+    busy_slots: Arc<AtomicUsize>,
 }
 
 impl Shared {
@@ -434,6 +443,8 @@ impl Engine<'_> {
         let mut batch = LlamaBatch::new(self.settings.batch_tokens as usize, 1);
         loop {
             if self.is_idle() && self.pending.is_empty() {
+                // Idle from here until the next request: say so before waiting for it.
+                self.publish_busy_floor();
                 match jobs.recv() {
                     Ok(job) => self.pending.push_back(job),
                     // Every sender is gone: the server is shutting down.
@@ -471,6 +482,8 @@ impl Engine<'_> {
     /// Tell the request side how long every slot has been busy at least (see
     /// [`Shared::slot_time`]); zero while one is free.
     fn publish_busy_floor(&self) {
+        let busy = self.slots.iter().filter(|s| s.active.is_some()).count();
+        self.shared.busy_slots.store(busy, Ordering::Relaxed);
         // None as soon as one slot is free.
         let floor = self.slots.iter().try_fold(Duration::MAX, |least, slot| {
             slot.active

@@ -1,9 +1,11 @@
 //! The language model behind chat, behind one trait: [`LlmBackend`]. [`local`] runs a GGUF
 //! model in this process with llama.cpp; [`remote`] calls any OpenAI-compatible server.
 //! Both stream [`LlmEvent`]s through a channel; dropping the receiver cancels the answer.
-//! Tests use a stand-in, `scripted`, that needs no model.
+//! Tests use a stand-in, `scripted`, that needs no model. [`metered`] wraps whichever is
+//! loaded to count what it generates (`/metrics`).
 
 pub mod local;
+pub mod metered;
 pub mod remote;
 #[cfg(test)]
 pub mod scripted;
@@ -12,6 +14,7 @@ pub mod template;
 
 use std::sync::Arc;
 
+use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -191,10 +194,31 @@ pub struct LlmInfo {
     pub gpu_layers: u32,
 }
 
+/// What a backend's slots are doing now (`/metrics`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Occupancy {
+    /// Slots generating (or reading the prompt of) an answer.
+    pub slots_busy: usize,
+    /// Requests waiting for a slot.
+    pub queued: usize,
+}
+
 /// A chat model.
 pub trait LlmBackend: Send + Sync {
     /// Name and limits.
     fn info(&self) -> LlmInfo;
+
+    /// Its slots and queue now, where it keeps them (the local engine); `None` where it
+    /// does not know (a remote server queues requests itself).
+    fn occupancy(&self) -> Option<Occupancy> {
+        None
+    }
+
+    /// Whether it can answer now; the error says why not (not loaded, its server does not
+    /// answer). What `/health` reports; it must return within a few seconds.
+    fn check(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
 
     /// Tokens `messages` take once rendered with the chat template.
     fn count_tokens(&self, messages: &[ChatMessage]) -> Result<usize>;
@@ -239,6 +263,12 @@ impl LlmBackend for Unavailable {
 
     fn count_tokens(&self, _: &[ChatMessage]) -> Result<usize> {
         Err(Error::ModelUnavailable(self.reason.clone()))
+    }
+
+    fn check(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(std::future::ready(Err(Error::ModelUnavailable(
+            self.reason.clone(),
+        ))))
     }
 
     fn generate(&self, _: GenerateRequest) -> Result<LlmStream> {

@@ -203,6 +203,33 @@ impl IndexRegistry {
         Ok(())
     }
 
+    /// Chunk changes committed to the database that the open indexes have not applied yet,
+    /// over every KB: the lag of this node's indexes behind the database (`/metrics`).
+    /// Zero when idle; during a write, the chunks between its commit and the catch-up that
+    /// follows it. KBs not opened yet are not counted (they catch up when opened).
+    pub async fn lag_chunks(&self) -> Result<i64> {
+        let open: Vec<(String, Arc<KbIndexes>)> = self
+            .open
+            .read()
+            .map_err(poisoned)?
+            .iter()
+            .map(|(kb_id, indexes)| (kb_id.clone(), indexes.clone()))
+            .collect();
+        let mut lag = 0;
+        for (kb_id, indexes) in open {
+            // BM25's mark is read from its commit's metadata file.
+            let mark = tokio::task::spawn_blocking(move || -> Result<i64> {
+                Ok(indexes
+                    .bm25
+                    .applied_seq()?
+                    .min(indexes.vectors.applied_seq()))
+            })
+            .await??;
+            lag += self.store.count_changes_after(&kb_id, mark).await?;
+        }
+        Ok(lag)
+    }
+
     /// Save every open vector index that has unsaved points (shutdown, idle).
     pub async fn save_all(&self) -> Result<()> {
         if self.read_only {

@@ -4,7 +4,9 @@
 //! [`jobs`] (the ingestion queue) and [`workers`] (ingesting in this process), [`search`] (hit testing), [`embeddings`] (the embedding
 //! model for `/v1`), [`limits`] (every limit a client should know, from their homes), [`bots`] (bot drafts, versions, API keys, recorded conversations),
 //! [`chat`] (answers: [`prompt`] builds what the model reads, [`focus`] cuts passages to
-//! what the question asks, [`evidence`] checks what the answer says against them).
+//! what the question asks, [`evidence`] checks what the answer says against them),
+//! [`health`] (whether this node can work) and [`metrics`] (what it has done, for
+//! Prometheus).
 //! Services never import axum. Handlers and CLI commands reach the store only through
 //! them.
 
@@ -15,10 +17,12 @@ pub mod embeddings;
 pub mod evidence;
 pub mod fetch;
 pub mod focus;
+pub mod health;
 pub mod indexing;
 pub mod jobs;
 pub mod knowledge;
 pub mod limits;
+pub mod metrics;
 pub mod prompt;
 pub mod reembed;
 pub mod search;

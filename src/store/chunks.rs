@@ -387,6 +387,18 @@ impl Store {
         Ok(v.unwrap_or(0))
     }
 
+    /// How many chunk changes (new, edited or deleted chunks) of a KB have a seq above
+    /// `seq`: what indexes whose mark is `seq` have yet to apply. A range of the
+    /// `(kb_id, seq)` index, as long as the answer.
+    pub async fn count_changes_after(&self, kb_id: &str, seq: i64) -> Result<i64> {
+        let (n,): (i64,) = on_db!(
+            &self.pool,
+            "SELECT COUNT(*) FROM chunk WHERE kb_id = ? AND seq > ?",
+            |e, q| sqlx::query_as(q).bind(kb_id).bind(seq).fetch_one(e).await
+        )?;
+        Ok(n)
+    }
+
     /// The highest seq in use.
     pub async fn max_seq(&self) -> Result<i64> {
         let (v,): (i64,) = on_db!(

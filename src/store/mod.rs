@@ -177,6 +177,16 @@ impl Store {
         Ok(())
     }
 
+    /// Ask the database a trivial question (`SELECT 1`), through the pool: whether it
+    /// answers at all (`/health`).
+    pub async fn ping(&self) -> Result<()> {
+        on_db!(&self.pool, "SELECT 1", |e, q| sqlx::query(q)
+            .execute(e)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+
     /// Which database this is.
     pub fn backend(&self) -> Backend {
         self.pool.backend()
