@@ -212,7 +212,10 @@ impl LlmBackend for LocalLlm {
         });
         // It is part of the answer: one longer than the answer may be, or than the window
         // has room for, is not given, and the model answers freely.
-        let room = self.info.context_tokens.saturating_sub(answer_prompt.len() + 1);
+        let room = self
+            .info
+            .context_tokens
+            .saturating_sub(answer_prompt.len() + 1);
         if opening.len() > (request.max_tokens as usize).min(room) {
             opening.clear();
         }

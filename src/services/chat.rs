@@ -351,12 +351,22 @@ impl ChatService {
             let read: Vec<&str> = built.passages.iter().map(|p| p.text.as_str()).collect();
             focus::question_coverage(&read, asked)
         });
+        let opening = (grounding == Grounding::Passages && settings.model.quote_first)
+            .then(|| prompt::quote_opening(&built.passages, asked))
+            .flatten()
+            .filter(|quote| fits_twice(quote, built.tokens, self.llm.info().context_tokens));
+        // An answer that opens with a quote is mostly that quote: whether it answers is
+        // what is asked, rather than whether some passage does.
+        let question_asked = match opening {
+            Some(_) => prompt::QUOTE_ANSWERS,
+            None => prompt::ANSWERABLE,
+        };
         // Before answering from passages the model is asked whether they hold the answer;
         // below the bot's threshold its no-recall reply is given instead.
         let check = coverage
             .filter(|_| settings.no_recall.mode == NoRecallMode::Fixed && min_answerable > 0.0)
             .map(|coverage| Decline {
-                min_proceed: answerable_bar(min_answerable, coverage),
+                min_proceed: answerable_bar(min_answerable, coverage) * question_asked.bar_scale,
                 reply: settings.no_recall.reply.clone(),
             });
         let mut trace = prepared.trace;
@@ -366,9 +376,12 @@ impl ChatService {
             trace.prompt = built.messages.clone();
         }
         let gate = check.as_ref().map(|decline| Gate {
-            messages: prompt::gate_messages(&built.messages, prompt::ANSWERABLE),
-            proceed: prompt::ANSWERABLE.proceed.into(),
-            refuse: prompt::ANSWERABLE.refuse.into(),
+            messages: prompt::gate_messages(
+                &built.messages,
+                &prompt::gate_text(&question_asked, opening.as_deref()),
+            ),
+            proceed: question_asked.proceed.into(),
+            refuse: question_asked.refuse.into(),
             min_proceed: decline.min_proceed,
         });
         let mut request = GenerateRequest::new(
@@ -379,9 +392,7 @@ impl ChatService {
         request.stop = turn.stop.clone();
         request.seed = turn.seed;
         request.gate = gate;
-        if grounding == Grounding::Passages && settings.model.quote_first {
-            request.opening = prompt::quote_opening(&built.passages, asked);
-        }
+        request.opening = opening;
         let llm_stream = self.llm.generate(request)?;
 
         trace.passages_dropped_for_context = built.passages_dropped;
@@ -921,6 +932,14 @@ enum Ending {
 fn answerable_bar(min_answerable: f32, coverage: f32) -> f32 {
     const WEIGHT: f32 = 0.2;
     (min_answerable * (1.0 + WEIGHT * (0.5 - coverage.clamp(0.0, 1.0)))).min(1.0)
+}
+
+/// Whether `quote` fits twice (in the gate's question and as the answer's opening) beside
+/// a prompt of `prompt_tokens` in a window of `context_tokens`, with room for the gate's
+/// words; a long sentence in a small window is not quoted, and the answer starts freely.
+fn fits_twice(quote: &str, prompt_tokens: usize, context_tokens: usize) -> bool {
+    const GATE_WORDS_TOKENS: usize = 64;
+    prompt_tokens + 2 * focus::estimate_tokens(quote) + GATE_WORDS_TOKENS < context_tokens
 }
 
 /// What a recorded answer keeps: citations, usage and timings (not the trace).

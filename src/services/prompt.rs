@@ -87,14 +87,47 @@ pub struct GateQuestion {
     pub proceed: &'static str,
     /// The reply under which it does not.
     pub refuse: &'static str,
+    /// The bot's threshold is scaled by this for this question: the model's P(proceed)
+    /// differs from one question to another at the same reliability, and the threshold
+    /// (`llm.min_answerable`) was measured with [`ANSWERABLE`].
+    pub bar_scale: f32,
 }
 
-/// Do the passages hold the answer? Asked of a bot with knowledge bases.
+/// Do the passages hold the answer? Asked of a bot with knowledge bases whose answer
+/// does not open with a quote.
 pub const ANSWERABLE: GateQuestion = GateQuestion {
     text: "\n\n（先不要回答。请判断：上面 <passages> 中的资料里有没有这个问题的答案？只回答“是”或“否”。）",
     proceed: "是",
     refuse: "否",
+    bar_scale: 1.0,
 };
+
+/// Does the sentence the answer will open with ([`quote_opening`]) answer the question?
+/// Its text is followed by the quote and "）" ([`gate_text`]).
+///
+/// The default model mostly stops after the quote, so the answer is right when the quote
+/// answers; and where other paragraphs of the same article are retrieved (English SQuAD
+/// with the gold paragraph gone), the model was as sure that the passages answered as for
+/// answerable questions, but not that the closest sentence did: asked this, it declined
+/// 16 of 20 such questions where [`ANSWERABLE`] declined 13. It says yes less readily to
+/// either kind, so its bar is lower: the thresholds that kept hits and rejection balanced
+/// were 0.82 for it and 0.88 for [`ANSWERABLE`] on the three development sets
+/// (docs/benchmarks.md).
+pub const QUOTE_ANSWERS: GateQuestion = GateQuestion {
+    text: "\n\n（先不要回答。请判断：资料中的这句话是否回答了这个问题？只回答“是”或“否”。\n",
+    proceed: "是",
+    refuse: "否",
+    bar_scale: 0.82 / 0.88,
+};
+
+/// The text put after the person's question to ask `question`: for [`QUOTE_ANSWERS`],
+/// followed by the quote.
+pub fn gate_text(question: &GateQuestion, quote: Option<&str>) -> String {
+    match quote {
+        Some(quote) => format!("{}{quote}）", question.text),
+        None => question.text.to_string(),
+    }
+}
 
 /// What a bot without knowledge bases says instead of making up live data.
 pub const NO_LIVE_DATA_REPLY: &str =
@@ -214,12 +247,13 @@ fn balanced(text: &str) -> bool {
     open.is_empty()
 }
 
-/// The answer's prompt with `question` put after the person's question: the same tokens up
-/// to the end of it, so the answer that follows in the same slot reads only its last few.
-pub fn gate_messages(answer_messages: &[ChatMessage], question: GateQuestion) -> Vec<ChatMessage> {
+/// The answer's prompt with a gate question (`text`) put after the person's question: the
+/// same tokens up to the end of it, so the answer that follows in the same slot reads only
+/// its last few.
+pub fn gate_messages(answer_messages: &[ChatMessage], text: &str) -> Vec<ChatMessage> {
     let mut messages = answer_messages.to_vec();
     if let Some(last) = messages.last_mut() {
-        last.content.push_str(question.text);
+        last.content.push_str(text);
     }
     messages
 }
@@ -646,10 +680,17 @@ mod tests {
             ChatMessage::new(Role::System, "persona"),
             ChatMessage::new(Role::User, "<passages>\n</passages>\n\n问题：几点上班？"),
         ];
-        let gate = gate_messages(&answer, ANSWERABLE);
+        let gate = gate_messages(&answer, &gate_text(&ANSWERABLE, None));
         assert_eq!(gate[0], answer[0]);
         assert!(gate[1].content.starts_with(&answer[1].content));
         assert!(gate[1].content.ends_with("只回答“是”或“否”。）"));
+        let quoted = gate_messages(&answer, &gate_text(&QUOTE_ANSWERS, Some("九点上班 [1]。")));
+        assert!(quoted[1].content.starts_with(&answer[1].content));
+        assert!(
+            quoted[1]
+                .content
+                .ends_with("这句话是否回答了这个问题？只回答“是”或“否”。\n九点上班 [1]。）")
+        );
     }
 
     #[test]

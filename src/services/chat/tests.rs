@@ -83,7 +83,9 @@ async fn nothing_retrieved_gives_the_no_recall_reply_without_the_model() {
 async fn a_verdict_below_the_threshold_declines() {
     let f = fixture().await;
     let llm = Arc::new(ScriptedLlm::new(["Fifteen days [1]."]).with_verdict(0.2));
-    let s = settings(&f);
+    // The passages question, whose bar is the bot's threshold unscaled.
+    let mut s = settings(&f);
+    s.model.quote_first = false;
     let reply = s.no_recall.reply.clone();
     let (text, outcome) = answer(&chat(&f, &llm), turn(s, "how many days of paid leave")).await;
     assert_eq!(text, reply);
@@ -109,7 +111,8 @@ async fn the_bar_rises_when_the_passages_hold_little_of_the_question() {
     // Sure enough for the bot's 0.5, not for passages that hold only "paid" and "leave"
     // of "paid leave for interns in paris".
     let llm = Arc::new(ScriptedLlm::new(["Fifteen days [1]."]).with_verdict(0.505));
-    let s = settings(&f);
+    let mut s = settings(&f);
+    s.model.quote_first = false;
     let reply = s.no_recall.reply.clone();
     let (text, outcome) = answer(&chat(&f, &llm), turn(s, "paid leave for interns in paris")).await;
     assert_eq!(text, reply);
@@ -228,4 +231,24 @@ async fn an_answer_from_passages_opens_with_a_quote_unless_the_bot_turns_it_off(
         "{openings:?}"
     );
     assert!(openings[1].is_none() && openings[2].is_none());
+    // The check asks whether that sentence answers, with its own bar; without a quote it
+    // asks whether the passages do.
+    let gates: Vec<_> = llm.requests().into_iter().map(|r| r.gate).collect();
+    let asked = |i: usize| {
+        let gate = gates[i].as_ref().expect("a checked answer");
+        let last = gate.messages.last().expect("a question");
+        (last.content.clone(), gate.min_proceed)
+    };
+    let (quoted, quoted_bar) = asked(0);
+    let (free, free_bar) = asked(1);
+    assert!(
+        quoted.ends_with("fifteen days of paid leave a year [1].）"),
+        "{quoted}"
+    );
+    assert!(free.ends_with(prompt::ANSWERABLE.text), "{free}");
+    let scale = prompt::QUOTE_ANSWERS.bar_scale;
+    assert!(
+        (quoted_bar - free_bar * scale).abs() < 1e-6,
+        "{quoted_bar} {free_bar}"
+    );
 }
