@@ -366,6 +366,8 @@ struct Active {
     text: Utf8Stream,
     stop: StopMatcher,
     generated: usize,
+    /// Tokens of the opening streamed: part of the answer, not sampled.
+    opening_said: usize,
     admitted: Instant,
     first_token: Option<Instant>,
 }
@@ -379,6 +381,7 @@ impl Active {
             return true;
         }
         self.first_token.get_or_insert_with(Instant::now);
+        self.opening_said = opening.len();
         for token in opening {
             self.sampler.accept(token);
             let piece = self.text.push(&vocab.token_to_piece(token, false, None));
@@ -571,6 +574,7 @@ impl Engine<'_> {
                 text: Utf8Stream::new(),
                 stop,
                 generated: 0,
+                opening_said: 0,
                 admitted: Instant::now(),
                 first_token: None,
                 job,
@@ -681,7 +685,8 @@ impl Engine<'_> {
                     Some(FinishReason::Cancelled)
                 } else if stopped {
                     Some(FinishReason::Stop)
-                } else if active.generated >= active.job.request.max_tokens as usize
+                } else if active.generated + active.opening_said
+                    >= active.job.request.max_tokens as usize
                     || cached + 1 >= context_tokens
                 {
                     Some(FinishReason::Length)
@@ -716,7 +721,7 @@ impl Engine<'_> {
         let stats = GenerationStats {
             prompt_tokens: active.job.prompt.len(),
             cached_prompt_tokens: active.cached_prompt_tokens,
-            completion_tokens: active.generated,
+            completion_tokens: active.generated + active.opening_said,
             queue_ms: ms(active.admitted.duration_since(active.job.submitted)),
             prompt_ms: ms(first.duration_since(active.admitted)),
             first_token_ms: ms(first.duration_since(active.job.submitted)),
