@@ -258,7 +258,8 @@ export function chatView(options = {}) {
       }, t('chat.ungrounded')) : null,
       data.finish_reason === 'length' ? h('span.badge.badge-warning', t('chat.lengthCut')) : null,
       citations.some((c) => c.inferred) ? h('span.badge', { title: t('chat.citationInferred') }, t('chat.inferred')) : null,
-      o.canShowTrace && data.timings?.first_token_ms > 0 ? h('span', t('chat.summary', {
+      // An answer that is its opening quote alone sampled nothing: it has no rate to show.
+      o.canShowTrace && data.timings?.first_token_ms > 0 ? h('span', t(data.timings.tokens_per_s > 0 ? 'chat.summary' : 'chat.summaryFirst', {
         first: ((data.timings.first_token_ms || 0) / 1000).toFixed(1), tps: fmt(data.timings.tokens_per_s, 1),
       })) : null,
       answerText ? h('button', { type: 'button', onclick: () => copyText(answerText) }, t('chat.copy')) : null,

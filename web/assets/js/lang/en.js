@@ -153,6 +153,7 @@ export default {
   'chat.trace.prompt': 'Messages sent to the model',
   'chat.trace.errors': 'Retrieval errors',
   'chat.summary': 'first token {first} s · {tps} tok/s',
+  'chat.summaryFirst': 'first token {first} s',
   // Bots (bots.js and bots/)
   'bots.title': 'Bots',
   'bots.subtitle': 'Bots answer from your knowledge bases: edit the persona and retrieval, debug, then publish for the chat page and the API.',

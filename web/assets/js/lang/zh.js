@@ -154,6 +154,7 @@ export default {
   'chat.trace.prompt': '发送给模型的消息',
   'chat.trace.errors': '检索出错',
   'chat.summary': '首字 {first} s · {tps} tok/s',
+  'chat.summaryFirst': '首字 {first} s',
   // Bots (bots.js and bots/)
   'bots.title': '机器人',
   'bots.subtitle': '基于知识库回答问题的机器人：编辑人设与召回设置，调试，发布后通过聊天页或 API 使用。',
