@@ -26,6 +26,8 @@ use llama_cpp_2::vocab::LlamaVocab;
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 
 use super::stop::{StopMatcher, StopOutcome};
+use super::tool_grammar::{ToolGrammar, tool_grammar};
+use super::tools::{CallReader, Piece, ToolUse};
 use super::{
     ChatMessage, FinishReason, GenerateRequest, GenerationStats, LlmBackend, LlmEvent, LlmInfo,
     LlmStream, Occupancy, template,
@@ -77,6 +79,8 @@ struct Job {
     /// client as soon as the model goes ahead (empty: none).
     opening: Vec<LlamaToken>,
     gate: Option<TokenGate>,
+    /// The grammar tool calls are decoded under (`None`: no tool may be called).
+    grammar: Option<ToolGrammar>,
     request: GenerateRequest,
     events: UnboundedSender<LlmEvent>,
     submitted: Instant,
@@ -157,6 +161,34 @@ impl LocalLlm {
 
     fn tokenize(&self, messages: &[ChatMessage]) -> Vec<LlamaToken> {
         let text = template::render(&self.model, self.template.as_ref(), messages);
+        self.tokenize_text(&text)
+    }
+
+    /// A request's prompt: rendered by the model's own Jinja template when tools are
+    /// offered or the conversation holds tool calls (llama.cpp's templates know neither).
+    fn tokenize_request(&self, request: &GenerateRequest) -> Result<Vec<LlamaToken>> {
+        let offered: Vec<_> = request
+            .tools
+            .as_ref()
+            .map(|t| t.callable().into_iter().cloned().collect())
+            .unwrap_or_default();
+        if offered.is_empty() && !request.messages.iter().any(ChatMessage::is_tool_step) {
+            return Ok(self.tokenize(&request.messages));
+        }
+        let source = self
+            .template
+            .as_ref()
+            .and_then(|t| t.to_string().ok())
+            .ok_or_else(|| {
+                Error::InvalidInput(
+                    "the chat model has no chat template, so it cannot be given tools".into(),
+                )
+            })?;
+        let text = template::render_jinja(&source, &request.messages, &offered)?;
+        Ok(self.tokenize_text(&text))
+    }
+
+    fn tokenize_text(&self, text: &str) -> Vec<LlamaToken> {
         // Specials are parsed because the template's markers are special tokens; the
         // messages themselves had theirs defused by `template::render`.
         self.model.vocab().tokenize(text.as_bytes(), true, true)
@@ -204,8 +236,12 @@ impl LlmBackend for LocalLlm {
     }
 
     fn generate(&self, request: GenerateRequest) -> Result<LlmStream> {
-        let mut answer_prompt = self.tokenize(&request.messages);
+        let mut answer_prompt = self.tokenize_request(&request)?;
         self.check_prompt(&answer_prompt)?;
+        let grammar = match &request.tools {
+            Some(tools) => tool_grammar(tools)?,
+            None => None,
+        };
         // The opening is text of the reply, not of the template: its specials stay text.
         let mut opening = request.opening.as_ref().map_or_else(Vec::new, |text| {
             self.model.vocab().tokenize(text.as_bytes(), false, false)
@@ -251,6 +287,7 @@ impl LlmBackend for LocalLlm {
             prompt,
             opening,
             gate,
+            grammar,
             request,
             events,
             submitted: Instant::now(),
@@ -365,6 +402,8 @@ struct Active {
     sampler: LlamaSampler,
     text: Utf8Stream,
     stop: StopMatcher,
+    /// Reads tool calls out of the text when the request offers tools.
+    calls: Option<CallReader>,
     generated: usize,
     /// Tokens of the opening streamed: part of the answer, not sampled.
     opening_said: usize,
@@ -385,11 +424,31 @@ impl Active {
         for token in opening {
             self.sampler.accept(token);
             let piece = self.text.push(&vocab.token_to_piece(token, false, None));
-            if !piece.is_empty() && self.job.events.send(LlmEvent::Token(piece)).is_err() {
+            if !self.emit(piece) {
                 return false;
             }
         }
         true
+    }
+
+    /// Send generated text: as it is, or read for tool calls; false when the client has
+    /// left.
+    fn emit(&mut self, text: String) -> bool {
+        if text.is_empty() {
+            return true;
+        }
+        let events = &self.job.events;
+        match self.calls.as_mut() {
+            None => events.send(LlmEvent::Token(text)).is_ok(),
+            Some(reader) => reader.push(&text).into_iter().all(|piece| {
+                events
+                    .send(match piece {
+                        Piece::Text(t) => LlmEvent::Token(t),
+                        Piece::Call(c) => LlmEvent::ToolCall(c),
+                    })
+                    .is_ok()
+            }),
+        }
     }
 }
 
@@ -562,8 +621,15 @@ impl Engine<'_> {
             }
             slot.cached.truncate(keep);
             let request = &job.request;
-            let sampler = sampler(request);
+            let sampler = match sampler(self.model, request, job.grammar.as_ref()) {
+                Ok(sampler) => sampler,
+                Err(message) => {
+                    let _ = job.events.send(LlmEvent::Failed(message));
+                    continue;
+                }
+            };
             let stop = StopMatcher::new(&request.stop);
+            let calls = request.tools.as_ref().map(ToolUse::reader);
             slot.active = Some(Active {
                 prompt_done: keep,
                 cached_prompt_tokens: keep,
@@ -573,6 +639,7 @@ impl Engine<'_> {
                 sampler,
                 text: Utf8Stream::new(),
                 stop,
+                calls,
                 generated: 0,
                 opening_said: 0,
                 admitted: Instant::now(),
@@ -676,12 +743,16 @@ impl Engine<'_> {
                 Some(FinishReason::Stop)
             } else {
                 active.generated += 1;
-                let piece = active.text.push(&vocab.token_to_piece(token, false, None));
+                // Tool-call markers are added tokens of their own in most vocabularies.
+                let specials = active.calls.is_some();
+                let piece = active
+                    .text
+                    .push(&vocab.token_to_piece(token, specials, None));
                 let (text, stopped) = match active.stop.push(&piece) {
                     StopOutcome::Continue(text) => (text, false),
                     StopOutcome::Stopped(text) => (text, true),
                 };
-                if !text.is_empty() && active.job.events.send(LlmEvent::Token(text)).is_err() {
+                if !active.emit(text) {
                     Some(FinishReason::Cancelled)
                 } else if stopped {
                     Some(FinishReason::Stop)
@@ -709,10 +780,21 @@ impl Engine<'_> {
         let Some(mut active) = slot.active.take() else {
             return;
         };
+        let mut reason = reason;
         if reason != FinishReason::Cancelled {
             let rest = active.stop.finish() + &active.text.finish();
-            if !rest.is_empty() && reason == FinishReason::Length {
-                let _ = active.job.events.send(LlmEvent::Token(rest));
+            if reason == FinishReason::Length {
+                active.emit(rest);
+            }
+            if let Some(mut reader) = active.calls.take() {
+                for piece in reader.finish() {
+                    if let Piece::Text(t) = piece {
+                        let _ = active.job.events.send(LlmEvent::Token(t));
+                    }
+                }
+                if reader.calls() > 0 {
+                    reason = FinishReason::ToolCalls;
+                }
             }
         }
         let now = Instant::now();
@@ -803,8 +885,30 @@ fn two_way_softmax(a: f32, b: f32) -> f32 {
 /// penalty looks every candidate up in its window, and over a 152k-token vocabulary that
 /// costs milliseconds a token; over the best 40 it costs nothing and changes nothing a
 /// greedy or nucleus pick could see.
-fn sampler(request: &GenerateRequest) -> LlamaSampler {
+///
+/// A tool-call grammar goes first, so that the candidates the rest choose among are the
+/// ones it allows.
+fn sampler(
+    model: &LlamaModel,
+    request: &GenerateRequest,
+    grammar: Option<&ToolGrammar>,
+) -> std::result::Result<LlamaSampler, String> {
     let mut chain = Vec::new();
+    if let Some(grammar) = grammar {
+        let constrained = match grammar.lazy {
+            true => LlamaSampler::grammar_lazy_patterns(
+                model,
+                &grammar.gbnf,
+                "root",
+                &grammar.triggers,
+                &[],
+            ),
+            false => LlamaSampler::grammar(model, &grammar.gbnf, "root"),
+        };
+        chain.push(
+            constrained.map_err(|e| format!("llama.cpp refused the tool-call grammar: {e}"))?,
+        );
+    }
     chain.push(LlamaSampler::top_k(40));
     chain.push(LlamaSampler::penalties(-1, 64, 1.1, 0.0, 0.0));
     if request.temperature <= 0.0 {
@@ -816,7 +920,7 @@ fn sampler(request: &GenerateRequest) -> LlamaSampler {
             request.seed.unwrap_or_else(rand::random),
         ));
     }
-    LlamaSampler::chain_simple(chain)
+    Ok(LlamaSampler::chain_simple(chain))
 }
 
 /// Tokens of `prompt` a slot holding `cached` saves. A few shared template tokens (every

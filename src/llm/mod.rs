@@ -11,6 +11,8 @@ pub mod remote;
 pub mod scripted;
 pub mod stop;
 pub mod template;
+pub mod tool_grammar;
+pub mod tools;
 
 use std::sync::Arc;
 
@@ -20,6 +22,8 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::config::{Config, LlmBackendKind};
 use crate::error::{Error, Result};
+
+pub use tools::{ToolCall, ToolChoice, ToolSpec, ToolUse};
 
 /// Who speaks a chat message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -33,6 +37,8 @@ pub enum Role {
     User,
     /// The model.
     Assistant,
+    /// A tool's result, given back to the model (OpenAI tool calling).
+    Tool,
 }
 
 impl Role {
@@ -42,17 +48,25 @@ impl Role {
             Role::System => "system",
             Role::User => "user",
             Role::Assistant => "assistant",
+            Role::Tool => "tool",
         }
     }
 }
 
-/// One message of a prompt.
+/// One message of a prompt. Serialised as OpenAI's chat messages are (what a remote
+/// server is sent).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChatMessage {
     /// Speaker.
     pub role: Role,
     /// Text.
     pub content: String,
+    /// The tools an assistant message called.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// The call a tool message answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
 }
 
 impl ChatMessage {
@@ -61,7 +75,14 @@ impl ChatMessage {
         Self {
             role,
             content: content.into(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
         }
+    }
+
+    /// Whether the message is part of tool calling: a call or a tool's result.
+    pub fn is_tool_step(&self) -> bool {
+        self.role == Role::Tool || !self.tool_calls.is_empty()
     }
 }
 
@@ -87,6 +108,10 @@ pub struct GenerateRequest {
     /// streams it as soon as the model has read the passages — after a gate's yes. An
     /// OpenAI-compatible server is not sent one, since the API has no field for it.
     pub opening: Option<String>,
+    /// Functions the model may call instead of answering (OpenAI tool calling); a call
+    /// comes as [`LlmEvent::ToolCall`] and the generation ends with
+    /// [`FinishReason::ToolCalls`].
+    pub tools: Option<ToolUse>,
 }
 
 /// A question with two replies put to the model before it answers, read from one forward
@@ -119,6 +144,7 @@ impl GenerateRequest {
             stop: Vec::new(),
             gate: None,
             opening: None,
+            tools: None,
         }
     }
 }
@@ -133,6 +159,8 @@ pub enum FinishReason {
     Length,
     /// The receiver went away.
     Cancelled,
+    /// The model called tools (their results are wanted before it answers).
+    ToolCalls,
 }
 
 /// Counts and timings of one generation.
@@ -174,6 +202,8 @@ pub enum LlmEvent {
     Busy(String),
     /// The [`Gate`]'s verdict, before any text: P(proceed) over its two replies.
     Verdict(f32),
+    /// A complete call of one of the request's tools.
+    ToolCall(ToolCall),
 }
 
 /// A stream of [`LlmEvent`]s; drop it to cancel.
@@ -238,7 +268,7 @@ pub async fn complete(llm: &dyn LlmBackend, request: GenerateRequest) -> Result<
             LlmEvent::Done { .. } => return Ok(text),
             LlmEvent::Failed(e) => return Err(Error::Llm(e)),
             LlmEvent::Busy(e) => return Err(Error::Busy(e)),
-            LlmEvent::Verdict(_) => {}
+            LlmEvent::Verdict(_) | LlmEvent::ToolCall(_) => {}
         }
     }
     Err(Error::Llm("the model stopped without finishing".into()))

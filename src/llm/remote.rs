@@ -10,6 +10,7 @@ use futures::future::BoxFuture;
 use serde_json::{Value, json};
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 
+use super::tools::{ToolCall, ToolChoice, ToolUse};
 use super::{
     ChatMessage, FinishReason, GenerateRequest, GenerationStats, LlmBackend, LlmEvent, LlmInfo,
     LlmStream,
@@ -124,6 +125,9 @@ impl LlmBackend for RemoteLlm {
         if !request.stop.is_empty() {
             body["stop"] = json!(request.stop);
         }
+        if let Some(tools) = &request.tools {
+            add_tools(&mut body, tools);
+        }
         let call = self.call(&body);
         // The gate is a one-token, greedy request of its own: OpenAI-compatible servers
         // differ in whether and how they return log-probabilities, but all of them
@@ -212,6 +216,48 @@ impl RemoteLlm {
     }
 }
 
+/// The request's tools as OpenAI's fields.
+fn add_tools(body: &mut Value, tools: &ToolUse) {
+    if tools.tools.is_empty() {
+        return;
+    }
+    body["tools"] = tools.tools.iter().map(|t| t.to_openai()).collect();
+    body["tool_choice"] = match &tools.choice {
+        ToolChoice::Auto => json!("auto"),
+        ToolChoice::None => json!("none"),
+        ToolChoice::Required => json!("required"),
+        ToolChoice::Function(name) => json!({"type": "function", "function": {"name": name}}),
+    };
+    body["parallel_tool_calls"] = json!(tools.parallel);
+}
+
+/// Tool calls as an OpenAI stream sends them: by index, the id and name first, the
+/// arguments in pieces.
+#[derive(Default)]
+struct StreamedCalls(Vec<ToolCall>);
+
+impl StreamedCalls {
+    fn add(&mut self, deltas: &Value) {
+        for delta in deltas.as_array().into_iter().flatten() {
+            let index = delta["index"].as_u64().unwrap_or(0) as usize;
+            while self.0.len() <= index {
+                self.0.push(ToolCall::new("", ""));
+            }
+            let call = &mut self.0[index];
+            if let Some(id) = delta["id"].as_str().filter(|id| !id.is_empty()) {
+                call.id = id.to_string();
+            }
+            let function = &delta["function"];
+            if let Some(name) = function["name"].as_str() {
+                call.name.push_str(name);
+            }
+            if let Some(arguments) = function["arguments"].as_str() {
+                call.arguments.push_str(arguments);
+            }
+        }
+    }
+}
+
 /// 1 when a gate's reply starts with the proceeding word, 0 with the refusing one, ½
 /// otherwise.
 fn reply_verdict(reply: &str, proceed: &str, refuse: &str) -> f32 {
@@ -251,6 +297,7 @@ async fn relay(
     let mut stats = GenerationStats::default();
     let mut finish_reason = FinishReason::Stop;
     let mut first_token: Option<Instant> = None;
+    let mut calls = StreamedCalls::default();
     // A stream that just stops (the server died, a proxy timed out) is not an answer:
     // only `[DONE]` or a finish_reason says the remote model finished.
     let mut finished = false;
@@ -286,6 +333,7 @@ async fn relay(
                         return Ok(());
                     }
                 }
+                calls.add(&choice["delta"]["tool_calls"]);
                 match choice["finish_reason"].as_str() {
                     Some("length") => {
                         finish_reason = FinishReason::Length;
@@ -304,6 +352,13 @@ async fn relay(
     }
     if !finished {
         return Err("the remote model server stopped before finishing the answer".into());
+    }
+    let called = calls.0.into_iter().filter(|c| !c.name.is_empty());
+    for call in called {
+        finish_reason = FinishReason::ToolCalls;
+        if events.send(LlmEvent::ToolCall(call)).is_err() {
+            return Ok(());
+        }
     }
     let now = Instant::now();
     let first = first_token.unwrap_or(now);

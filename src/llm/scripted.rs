@@ -1,13 +1,16 @@
 //! A stand-in chat model for tests: scripted replies and a fixed answerability verdict,
 //! no model files. It behaves as the real backends do where the services can tell (a gate
 //! below its threshold ends the stream after the verdict with no text), and records what
-//! it was asked, so the chat and search services get tests that run in milliseconds.
+//! it was asked, so the chat and search services get tests that run in milliseconds. A
+//! request with tools has its reply read for calls as the local engine reads them
+//! (`<tool_call>{…}</tool_call>`).
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, PoisonError};
 
 use tokio::sync::mpsc::unbounded_channel;
 
+use super::tools::{Piece, ToolUse};
 use super::{
     ChatMessage, FinishReason, GenerateRequest, GenerationStats, LlmBackend, LlmEvent, LlmInfo,
     LlmStream,
@@ -72,13 +75,14 @@ impl LlmBackend for ScriptedLlm {
     fn generate(&self, request: GenerateRequest) -> Result<LlmStream> {
         let prompt_tokens = self.count_tokens(&request.messages)?;
         let gate = request.gate.as_ref().map(|g| g.min_proceed);
+        let mut calls = request.tools.as_ref().map(ToolUse::reader);
         self.requests
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(request);
         let (tx, rx) = unbounded_channel();
-        let done = |completion_tokens| LlmEvent::Done {
-            finish_reason: FinishReason::Stop,
+        let done = |completion_tokens, finish_reason| LlmEvent::Done {
+            finish_reason,
             stats: GenerationStats {
                 prompt_tokens,
                 completion_tokens,
@@ -88,7 +92,7 @@ impl LlmBackend for ScriptedLlm {
         if let Some(min_proceed) = gate {
             let _ = tx.send(LlmEvent::Verdict(self.verdict));
             if self.verdict < min_proceed {
-                let _ = tx.send(done(0));
+                let _ = tx.send(done(0, FinishReason::Stop));
                 return Ok(rx);
             }
         }
@@ -99,10 +103,24 @@ impl LlmBackend for ScriptedLlm {
             .pop_front()
             .unwrap_or_default();
         // Streamed in pieces, as a model would, so relays see more than one token.
+        let mut finish_reason = FinishReason::Stop;
+        let send = |piece: Piece| match piece {
+            Piece::Text(t) => tx.send(LlmEvent::Token(t)),
+            Piece::Call(c) => tx.send(LlmEvent::ToolCall(c)),
+        };
         for piece in reply.split_inclusive(' ') {
-            let _ = tx.send(LlmEvent::Token(piece.to_string()));
+            match calls.as_mut() {
+                None => drop(tx.send(LlmEvent::Token(piece.to_string()))),
+                Some(reader) => reader.push(piece).into_iter().for_each(|p| drop(send(p))),
+            }
         }
-        let _ = tx.send(done(rough_tokens(&reply)));
+        if let Some(reader) = calls.as_mut() {
+            reader.finish().into_iter().for_each(|p| drop(send(p)));
+            if reader.calls() > 0 {
+                finish_reason = FinishReason::ToolCalls;
+            }
+        }
+        let _ = tx.send(done(rough_tokens(&reply), finish_reason));
         Ok(rx)
     }
 }

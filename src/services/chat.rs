@@ -22,6 +22,7 @@ use super::search::{SearchRequest, SearchResult, SearchService};
 use crate::error::{Error, Result};
 use crate::llm::{
     ChatMessage, FinishReason, Gate, GenerateRequest, GenerationStats, LlmBackend, LlmEvent,
+    ToolCall, ToolUse,
 };
 use crate::store::Store;
 use crate::store::bots::{BotSettings, NoRecallMode};
@@ -86,6 +87,11 @@ pub struct Turn {
     pub stop: Vec<String>,
     /// Sampling seed.
     pub seed: Option<u32>,
+    /// Functions the model may call instead of answering (the OpenAI API's `tools`).
+    pub tools: Option<ToolUse>,
+    /// The calls the model made after the question and the tools' results, oldest first:
+    /// the model goes on from them.
+    pub tool_steps: Vec<ChatMessage>,
 }
 
 impl Turn {
@@ -101,7 +107,21 @@ impl Turn {
             temperature: None,
             stop: Vec::new(),
             seed: None,
+            tools: None,
+            tool_steps: Vec::new(),
         }
+    }
+
+    /// Whether tools take part in this answer: the model may call one, or goes on from
+    /// their results. The passages' checks (the quote, the answerability verdict, the
+    /// live-data reply) are then left to the model: a tool may answer what the
+    /// knowledge does not.
+    fn uses_tools(&self) -> bool {
+        !self.tool_steps.is_empty()
+            || self
+                .tools
+                .as_ref()
+                .is_some_and(|t| !t.callable().is_empty())
     }
 }
 
@@ -236,6 +256,9 @@ pub struct ChatOutcome {
     /// Cited passages (empty when the bot hides sources), only those that hold what the
     /// answer says with their marker.
     pub citations: Vec<Citation>,
+    /// The tools the model called (finish reason `tool_calls`): their results are wanted
+    /// before it answers.
+    pub tool_calls: Vec<ToolCall>,
     /// Token counts.
     pub usage: Usage,
     /// Timings.
@@ -250,6 +273,8 @@ pub struct ChatOutcome {
 pub enum ChatEvent {
     /// Text of the answer.
     Token(String),
+    /// A complete call of one of the turn's tools.
+    ToolCall(ToolCall),
     /// The end, with citations and figures.
     Done(Box<ChatOutcome>),
     /// Generation failed after it started; the partial answer is recorded as interrupted.
@@ -310,7 +335,8 @@ impl ChatService {
         let settings = &turn.settings;
         let has_knowledge = !settings.knowledge_bases.is_empty();
         let nothing_found = has_knowledge && prepared.passages.is_empty();
-        if nothing_found && settings.no_recall.mode == NoRecallMode::Fixed {
+        let uses_tools = turn.uses_tools();
+        if nothing_found && settings.no_recall.mode == NoRecallMode::Fixed && !uses_tools {
             let reply = settings.no_recall.reply.clone();
             return self
                 .fixed_reply(turn, question, prepared, started, reply, true)
@@ -322,7 +348,11 @@ impl ChatService {
             .no_recall
             .min_answerable
             .unwrap_or(self.default_min_answerable);
-        if !has_knowledge && min_answerable > 0.0 && prompt::needs_live_data(&question) {
+        if !has_knowledge
+            && min_answerable > 0.0
+            && !uses_tools
+            && prompt::needs_live_data(&question)
+        {
             let reply = prompt::NO_LIVE_DATA_REPLY.to_string();
             return self
                 .fixed_reply(turn, question, prepared, started, reply, false)
@@ -344,6 +374,8 @@ impl ChatService {
                 passages: prepared.passages.clone(),
                 grounding,
                 answer_tokens: max_tokens as usize,
+                tool_steps: &turn.tool_steps,
+                tools_tokens: turn.tools.as_ref().map_or(0, prompt::tools_tokens),
             },
         )?;
         let asked = prepared.rewritten.as_deref().unwrap_or(&question);
@@ -351,10 +383,11 @@ impl ChatService {
             let read: Vec<&str> = built.passages.iter().map(|p| p.text.as_str()).collect();
             focus::question_coverage(&read, asked)
         });
-        let opening = (grounding == Grounding::Passages && settings.model.quote_first)
-            .then(|| prompt::quote_opening(&built.passages, asked))
-            .flatten()
-            .filter(|quote| fits_twice(quote, built.tokens, self.llm.info().context_tokens));
+        let opening =
+            (grounding == Grounding::Passages && settings.model.quote_first && !uses_tools)
+                .then(|| prompt::quote_opening(&built.passages, asked))
+                .flatten()
+                .filter(|quote| fits_twice(quote, built.tokens, self.llm.info().context_tokens));
         // An answer that opens with a quote is mostly that quote: whether it answers is
         // what is asked, rather than whether some passage does.
         let question_asked = match opening {
@@ -364,7 +397,11 @@ impl ChatService {
         // Before answering from passages the model is asked whether they hold the answer;
         // below the bot's threshold its no-recall reply is given instead.
         let check = coverage
-            .filter(|_| settings.no_recall.mode == NoRecallMode::Fixed && min_answerable > 0.0)
+            .filter(|_| {
+                settings.no_recall.mode == NoRecallMode::Fixed
+                    && min_answerable > 0.0
+                    && !uses_tools
+            })
             .map(|coverage| Decline {
                 min_proceed: answerable_bar(min_answerable, coverage) * question_asked.bar_scale,
                 reply: settings.no_recall.reply.clone(),
@@ -393,6 +430,7 @@ impl ChatService {
         request.seed = turn.seed;
         request.gate = gate;
         request.opening = opening;
+        request.tools = turn.tools.clone();
         let llm_stream = self.llm.generate(request)?;
 
         trace.passages_dropped_for_context = built.passages_dropped;
@@ -424,8 +462,10 @@ impl ChatService {
             passages: built.passages,
             show_sources: settings.retrieval.show_sources,
             conversation_id: conversation_id.clone(),
-            no_recall: nothing_found,
+            // With tools the model may find the answer elsewhere: no no-recall reply.
+            no_recall: nothing_found && !uses_tools,
             has_knowledge,
+            uses_tools,
             question: question.clone(),
             decline: check,
             trace: turn.trace.then_some(trace),
@@ -693,6 +733,7 @@ impl ChatService {
             grounded: no_recall.then_some(false),
             grounding_score: no_recall.then_some(0.0),
             citations: Vec::new(),
+            tool_calls: Vec::new(),
             usage: Usage::default(),
             timings: ChatTimings {
                 rewrite_ms: prepared.rewrite_ms,
@@ -737,6 +778,8 @@ struct Relay {
     conversation_id: Option<String>,
     no_recall: bool,
     has_knowledge: bool,
+    /// Tools take part: an answer from their results is not the passages' to support.
+    uses_tools: bool,
     question: String,
     /// What stands in for an answer the passages do not hold.
     decline: Option<Decline>,
@@ -750,6 +793,7 @@ impl Relay {
         let mut answer = String::new();
         let mut first_token: Option<u64> = None;
         let mut answerable: Option<f32> = None;
+        let mut tool_calls = Vec::new();
         let ending = loop {
             tokio::select! {
                 event = llm.recv() => match event {
@@ -764,6 +808,13 @@ impl Relay {
                     Some(LlmEvent::Failed(message)) => break Ending::Failed { message, code: "llm_failed" },
                     Some(LlmEvent::Busy(message)) => break Ending::Failed { message, code: "overloaded" },
                     Some(LlmEvent::Verdict(yes)) => answerable = Some(yes),
+                    Some(LlmEvent::ToolCall(call)) => {
+                        first_token.get_or_insert_with(|| ms(self.started));
+                        tool_calls.push(call.clone());
+                        if self.out.send(ChatEvent::ToolCall(call)).await.is_err() {
+                            break Ending::ClientLeft;
+                        }
+                    }
                     None => break Ending::Failed {
                         message: "the model stopped without finishing the answer".into(),
                         code: "llm_failed",
@@ -790,6 +841,7 @@ impl Relay {
                 }
                 let mut outcome = self.outcome(answer, finish_reason, &stats, first_token);
                 outcome.answerable = answerable;
+                outcome.tool_calls = tool_calls;
                 self.save(
                     &outcome.answer,
                     MessageStatus::Complete,
@@ -838,7 +890,7 @@ impl Relay {
         stats: &GenerationStats,
         first_token: Option<u64>,
     ) -> ChatOutcome {
-        let support = match (self.has_knowledge, self.no_recall) {
+        let support = match (self.has_knowledge && !self.uses_tools, self.no_recall) {
             (false, _) => None,
             (true, true) => Some(evidence::Support {
                 score: 0.0,
@@ -887,6 +939,7 @@ impl Relay {
                 .as_ref()
                 .map(|s| (s.score * 1000.0).round() / 1000.0),
             citations,
+            tool_calls: Vec::new(),
             usage: Usage {
                 prompt_tokens: stats.prompt_tokens,
                 cached_prompt_tokens: stats.cached_prompt_tokens,
@@ -986,12 +1039,13 @@ fn past_turns(rows: &[MessageRow], keep: usize) -> Vec<PastTurn> {
     turns
 }
 
-/// Earlier turns from a caller's message list (user then assistant).
+/// Earlier turns from a caller's message list (user then assistant). The tool calls of
+/// earlier turns are left out: the answer that followed them says what they found.
 fn given_turns(messages: &[ChatMessage]) -> Vec<PastTurn> {
     use crate::llm::Role as LlmRole;
     let mut turns = Vec::new();
     let mut question: Option<&str> = None;
-    for m in messages {
+    for m in messages.iter().filter(|m| !m.is_tool_step()) {
         match m.role {
             LlmRole::User => question = Some(&m.content),
             LlmRole::Assistant => {
@@ -1002,7 +1056,7 @@ fn given_turns(messages: &[ChatMessage]) -> Vec<PastTurn> {
                     answer: m.content.clone(),
                 });
             }
-            LlmRole::System => {}
+            LlmRole::System | LlmRole::Tool => {}
         }
     }
     turns

@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::llm::{ChatMessage, LlmBackend, Role};
+use crate::llm::{ChatMessage, LlmBackend, Role, ToolUse};
 use crate::services::focus;
 
 /// A retrieved passage as the model saw it (stored with the question it answered).
@@ -290,13 +290,33 @@ pub struct PromptParts<'a> {
     pub grounding: Grounding,
     /// Tokens kept free for the answer.
     pub answer_tokens: usize,
+    /// Tool calls and their results after the question, oldest first.
+    pub tool_steps: &'a [ChatMessage],
+    /// Tokens the offered tools' definitions take in the prompt ([`tools_tokens`]).
+    pub tools_tokens: usize,
+}
+
+/// About how many tokens the definitions of `tools` take in a prompt: their JSON and the
+/// template's words around it (Qwen2.5's take about 120).
+pub fn tools_tokens(tools: &ToolUse) -> usize {
+    const TEMPLATE_TOKENS: usize = 150;
+    let callable = tools.callable();
+    if callable.is_empty() {
+        return 0;
+    }
+    let json: String = callable.iter().map(|t| t.to_openai().to_string()).collect();
+    TEMPLATE_TOKENS + focus::estimate_tokens(&json)
 }
 
 /// Build the prompt within the model's window: the persona and the question always; then
 /// as many passages as fit (best first); then earlier turns, newest first.
 pub fn build(llm: &dyn LlmBackend, parts: PromptParts<'_>) -> Result<Prompt> {
     let window = llm.info().context_tokens;
-    let budget = window.saturating_sub(parts.answer_tokens + 8);
+    let steps_tokens = match parts.tool_steps.is_empty() {
+        true => 0,
+        false => llm.count_tokens(parts.tool_steps)?,
+    };
+    let budget = window.saturating_sub(parts.answer_tokens + parts.tools_tokens + steps_tokens + 8);
     let system = system_message(parts.persona, parts.grounding, parts.extra_system);
     let mut passages = parts.passages;
     let mut dropped = 0;
@@ -338,6 +358,7 @@ pub fn build(llm: &dyn LlmBackend, parts: PromptParts<'_>) -> Result<Prompt> {
     let mut messages = vec![system];
     messages.extend(turns.into_iter().rev().flatten());
     messages.push(fixed.0);
+    messages.extend(parts.tool_steps.iter().cloned());
     Ok(Prompt {
         messages,
         passages,

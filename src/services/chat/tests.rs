@@ -57,6 +57,8 @@ async fn answer(chat: &ChatService, turn: Turn) -> (String, ChatOutcome) {
     while let Some(event) = stream.events.recv().await {
         match event {
             ChatEvent::Token(t) => text.push_str(&t),
+            // The outcome lists them.
+            ChatEvent::ToolCall(_) => {}
             ChatEvent::Done(outcome) => return (text, *outcome),
             ChatEvent::Failed { message, .. } => panic!("the answer failed: {message}"),
         }
@@ -251,4 +253,61 @@ async fn an_answer_from_passages_opens_with_a_quote_unless_the_bot_turns_it_off(
         (quoted_bar - free_bar * scale).abs() < 1e-6,
         "{quoted_bar} {free_bar}"
     );
+}
+
+fn weather_tools(choice: crate::llm::ToolChoice) -> ToolUse {
+    let weather = crate::llm::ToolSpec::new(
+        "get_weather",
+        "The weather in a city now",
+        Some(json!({"type": "object", "properties": {"city": {"type": "string"}}})),
+    )
+    .unwrap();
+    ToolUse::new(vec![weather], choice, true).unwrap()
+}
+
+#[tokio::test]
+async fn a_model_given_tools_may_call_one_and_no_passage_check_stands_in_its_way() {
+    let f = fixture().await;
+    // A verdict that would decline, and a question the knowledge does not answer.
+    let llm = Arc::new(
+        ScriptedLlm::new([
+            "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Beijing\"}}\n</tool_call>",
+        ])
+        .with_verdict(0.0),
+    );
+    let mut asked = turn(settings(&f), "what is the weather in Beijing today");
+    asked.tools = Some(weather_tools(crate::llm::ToolChoice::Auto));
+    let (text, outcome) = answer(&chat(&f, &llm), asked).await;
+    assert_eq!(text, "");
+    assert_eq!(outcome.finish_reason, FinishReason::ToolCalls);
+    assert!(!outcome.no_recall);
+    assert_eq!(outcome.tool_calls.len(), 1);
+    assert_eq!(outcome.tool_calls[0].name, "get_weather");
+    assert_eq!(outcome.tool_calls[0].arguments, r#"{"city":"Beijing"}"#);
+    // Passages are not what supports an answer from a tool.
+    assert_eq!(outcome.grounded, None);
+    let request = &llm.requests()[0];
+    assert!(request.gate.is_none() && request.opening.is_none());
+    assert!(request.tools.is_some());
+}
+
+#[tokio::test]
+async fn the_model_goes_on_from_the_tool_results_after_the_question() {
+    let f = fixture().await;
+    let llm = Arc::new(ScriptedLlm::new(["It is sunny in Beijing."]));
+    let mut call = ChatMessage::new(crate::llm::Role::Assistant, "");
+    call.tool_calls = vec![ToolCall::new("get_weather", r#"{"city":"Beijing"}"#)];
+    let mut result = ChatMessage::new(crate::llm::Role::Tool, "sunny, 21 °C");
+    result.tool_call_id = Some(call.tool_calls[0].id.clone());
+    let mut asked = turn(settings(&f), "what is the weather in Beijing today");
+    asked.tools = Some(weather_tools(crate::llm::ToolChoice::Auto));
+    asked.tool_steps = vec![call, result];
+    let (text, outcome) = answer(&chat(&f, &llm), asked).await;
+    assert_eq!(text, "It is sunny in Beijing.");
+    assert_eq!(outcome.finish_reason, FinishReason::Stop);
+    let messages = &llm.requests()[0].messages;
+    let roles: Vec<_> = messages.iter().map(|m| m.role).collect();
+    use crate::llm::Role as R;
+    assert_eq!(roles, [R::System, R::User, R::Assistant, R::Tool]);
+    assert_eq!(messages[3].content, "sunny, 21 °C");
 }
