@@ -36,11 +36,33 @@ fn the_official_openai_client_works() {
     );
 }
 
-/// The llm-comply checks that apply to a text-only knowledge bot. Not run: tool calling
-/// (bots answer from their knowledge, they call no tools), image input (the models read
-/// text only; an image part gets a clear 400) and reasoning summaries (not a reasoning
-/// model).
-const COMPLY_CHECKS: &str = "chat-basic-response,chat-system-prompt,chat-multi-turn,chat-streaming-response,chat-streaming-usage,chat-error-handling";
+/// A published bot's tools over `/v1` with the official client: a named tool called, its
+/// result answered, a required call streamed, a bad `tool_choice` refused.
+#[test]
+fn the_official_openai_client_calls_tools() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start_with(data.path(), &[("ZHIKU_LLM__MODEL", ANSWER_LLM)]);
+    let bot = server.create_bot(json!({"name": "tools-bot", "model": {"temperature": 0}}));
+    let key = server.publish_with_key(&bot);
+    let output = Command::new(venv_python())
+        .arg(crate::common::repo_root().join("tests/clients/openai_tools.py"))
+        .env("ZHIKU_BASE_URL", server.url("/v1"))
+        .env("ZHIKU_KEY", &key)
+        .env("ZHIKU_BOT", &bot)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "openai tool calls failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The llm-comply checks that apply to a text-only knowledge bot that can call tools. Not
+/// run: image input (the models read text only; an image part gets a clear 400) and
+/// reasoning summaries (not a reasoning model).
+const COMPLY_CHECKS: &str = "chat-basic-response,chat-system-prompt,chat-multi-turn,chat-streaming-response,chat-streaming-usage,chat-error-handling,chat-tool-calling";
 
 #[test]
 fn llm_comply_openai_chat_checks_pass() {

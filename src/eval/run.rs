@@ -403,6 +403,8 @@ async fn ask(state: &AppState, how: &AskSettings, question: &str) -> Result<Answ
     while let Some(event) = stream.events.recv().await {
         match event {
             ChatEvent::Token(t) => answer.push_str(&t),
+            // The eval offers no tools.
+            ChatEvent::ToolCall(_) => {}
             ChatEvent::Done(outcome) => {
                 let outcome = *outcome;
                 // What the model read: the passages given to it, and the prompt's last

@@ -7,6 +7,9 @@
 //!   published bot) and the embedding model.
 //! - `POST /v1/chat/completions`: stream or not; earlier messages are the history, system
 //!   messages add to the bot's persona. Nothing is recorded (the API is stateless).
+//!   `tools` are offered to the model as OpenAI offers them (`tool_choice`,
+//!   `parallel_tool_calls`); a reply that calls them has `tool_calls` and the finish
+//!   reason `tool_calls`, and the caller's `tool` messages carry the results back.
 //! - `POST /v1/embeddings`: the embedding model (float or base64); `input_type`
 //!   (`passage`, the default, or `query`) picks e5's prefix.
 
@@ -31,7 +34,7 @@ use super::error::{AppJson, ErrorBody};
 use super::openapi::{SseEvent, TAG_OPENAI};
 use crate::app::AppState;
 use crate::error::{Error, Result};
-use crate::llm::{ChatMessage, FinishReason, Role};
+use crate::llm::{ChatMessage, FinishReason, Role, ToolCall, ToolChoice, ToolSpec, ToolUse};
 use crate::services::chat::{ChatEvent, ChatOutcome, History, Turn};
 use crate::services::embeddings::Embedded;
 
@@ -157,6 +160,96 @@ struct CompletionBody {
     /// Answers wanted: only 1 is supported.
     #[schema(minimum = 1, maximum = 1)]
     n: Option<u32>,
+    /// Functions the model may call (at most 128).
+    tools: Option<Vec<InTool>>,
+    /// `auto` (the default with tools), `none`, `required`, or
+    /// `{"type": "function", "function": {"name": …}}`.
+    #[schema(value_type = Object)]
+    tool_choice: Option<Value>,
+    /// Whether one reply may call several tools (default true).
+    parallel_tool_calls: Option<bool>,
+}
+
+/// One of `tools`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+struct InTool {
+    /// Only `function`.
+    #[serde(rename = "type")]
+    kind: String,
+    function: InFunction,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+struct InFunction {
+    /// Letters, digits, `_` and `-`, at most 64.
+    name: String,
+    #[serde(default)]
+    description: String,
+    /// A JSON schema of an object.
+    #[schema(value_type = Object)]
+    parameters: Option<Value>,
+}
+
+/// The request's tools, checked; `None` when it offers none.
+fn tool_use(
+    tools: Option<Vec<InTool>>,
+    choice: Option<Value>,
+    parallel: Option<bool>,
+) -> Result<Option<ToolUse>> {
+    let tools = tools.unwrap_or_default();
+    let choice = match choice {
+        None => None,
+        Some(Value::String(word)) => Some(match word.as_str() {
+            "auto" => ToolChoice::Auto,
+            "none" => ToolChoice::None,
+            "required" => ToolChoice::Required,
+            other => {
+                return Err(Error::InvalidInput(format!(
+                    "tool_choice must be auto, none, required or a function, not '{other}'"
+                )));
+            }
+        }),
+        Some(Value::Object(named)) => match named["function"]["name"].as_str() {
+            Some(name) => Some(ToolChoice::Function(name.to_string())),
+            None => {
+                return Err(Error::InvalidInput(
+                    "tool_choice must name the function: {\"type\": \"function\", \"function\": {\"name\": …}}".into(),
+                ));
+            }
+        },
+        Some(_) => {
+            return Err(Error::InvalidInput(
+                "tool_choice must be a string or an object".into(),
+            ));
+        }
+    };
+    if tools.is_empty()
+        && matches!(
+            choice,
+            None | Some(ToolChoice::None) | Some(ToolChoice::Auto)
+        )
+    {
+        return Ok(None);
+    }
+    let specs = tools
+        .into_iter()
+        .map(|tool| {
+            if tool.kind != "function" {
+                return Err(Error::InvalidInput(format!(
+                    "tools[].type must be 'function', not '{}'",
+                    tool.kind
+                )));
+            }
+            let f = tool.function;
+            ToolSpec::new(&f.name, &f.description, f.parameters)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    ToolUse::new(
+        specs,
+        choice.unwrap_or(ToolChoice::Auto),
+        parallel.unwrap_or(true),
+    )
+    .map(Some)
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -175,11 +268,17 @@ enum Stop {
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct InMessage {
-    /// system, developer, user or assistant.
+    /// system, developer, user, assistant or tool.
     role: String,
     /// The text.
     #[serde(default)]
     content: Option<Content>,
+    /// An assistant message's calls.
+    #[serde(default)]
+    tool_calls: Option<Vec<ToolCall>>,
+    /// The call a tool message answers.
+    #[serde(default)]
+    tool_call_id: Option<String>,
 }
 
 /// A message's content: a string, or parts of which the text ones are read.
@@ -213,8 +312,21 @@ impl Content {
     }
 }
 
-/// The question, earlier turns and extra system text of an OpenAI message list.
-fn split_messages(messages: &[InMessage]) -> Result<(String, Vec<ChatMessage>, String)> {
+/// An OpenAI message list taken apart.
+struct SplitMessages {
+    /// The last user message.
+    question: String,
+    /// The messages before it.
+    history: Vec<ChatMessage>,
+    /// System messages, joined.
+    extra_system: String,
+    /// The calls and tool results after the question.
+    tool_steps: Vec<ChatMessage>,
+}
+
+/// The question, earlier turns, extra system text and tool steps of an OpenAI message
+/// list.
+fn split_messages(messages: &[InMessage]) -> Result<SplitMessages> {
     let mut system = Vec::new();
     let mut history = Vec::new();
     for m in messages {
@@ -224,29 +336,58 @@ fn split_messages(messages: &[InMessage]) -> Result<(String, Vec<ChatMessage>, S
             .map(Content::text)
             .transpose()?
             .unwrap_or_default();
-        match m.role.as_str() {
-            "system" | "developer" => system.push(text),
-            "user" => history.push(ChatMessage::new(Role::User, text)),
-            "assistant" => history.push(ChatMessage::new(Role::Assistant, text)),
-            "tool" | "function" => {
-                return Err(Error::InvalidInput(
-                    "tool messages are not supported: zhiku bots answer from their knowledge"
-                        .into(),
-                ));
+        let mut message = match m.role.as_str() {
+            "system" | "developer" => {
+                system.push(text);
+                continue;
+            }
+            "user" => ChatMessage::new(Role::User, text),
+            "assistant" => ChatMessage::new(Role::Assistant, text),
+            "tool" => {
+                let Some(id) = m.tool_call_id.clone() else {
+                    return Err(Error::InvalidInput(
+                        "a tool message needs the tool_call_id of the call it answers".into(),
+                    ));
+                };
+                let mut result = ChatMessage::new(Role::Tool, text);
+                result.tool_call_id = Some(id);
+                result
             }
             other => {
                 return Err(Error::InvalidInput(format!(
-                    "messages[].role must be system, user or assistant, not '{other}'"
+                    "messages[].role must be system, user, assistant or tool, not '{other}'"
                 )));
             }
+        };
+        if let Some(calls) = &m.tool_calls {
+            if message.role != Role::Assistant {
+                return Err(Error::InvalidInput(
+                    "only assistant messages carry tool_calls".into(),
+                ));
+            }
+            message.tool_calls = calls.clone();
         }
+        history.push(message);
     }
-    match history.pop() {
-        Some(last) if last.role == Role::User => Ok((last.content, history, system.join("\n\n"))),
-        _ => Err(Error::InvalidInput(
-            "messages must end with a user message".into(),
-        )),
+    let Some(asked) = history.iter().rposition(|m| m.role == Role::User) else {
+        return Err(Error::InvalidInput(
+            "messages must hold a user message".into(),
+        ));
+    };
+    let tool_steps = history.split_off(asked + 1);
+    let answered = tool_steps.last().is_none_or(|m| m.role == Role::Tool);
+    if !answered || tool_steps.iter().any(|m| !m.is_tool_step()) {
+        return Err(Error::InvalidInput(
+            "messages must end with a user message, or with tool results after the assistant's tool_calls".into(),
+        ));
     }
+    let question = history.pop().map(|m| m.content).unwrap_or_default();
+    Ok(SplitMessages {
+        question,
+        history,
+        extra_system: system.join("\n\n"),
+        tool_steps,
+    })
 }
 
 /// Ask a published bot, OpenAI style; answers carry an extra `citations` field.
@@ -280,19 +421,22 @@ async fn chat_completions(
     if max_tokens == Some(0) {
         return Err(Error::InvalidInput("max_tokens must be at least 1".into()));
     }
-    let (question, given, extra_system) = split_messages(&body.messages)?;
+    let split = split_messages(&body.messages)?;
+    let tools = tool_use(body.tools, body.tool_choice, body.parallel_tool_calls)?;
     let (bot_id, version, settings) = published(&s, &key, &body.model).await?;
     // Changes when the bot is republished, as OpenAI's changes with the backend.
     let fingerprint = format!("zhiku-v{version}");
     let mut turn = Turn::new(
         bot_id.clone(),
         settings,
-        question,
+        split.question,
         History::Given {
-            extra_system,
-            messages: given,
+            extra_system: split.extra_system,
+            messages: split.history,
         },
     );
+    turn.tools = tools;
+    turn.tool_steps = split.tool_steps;
     turn.max_tokens = max_tokens.map(|m| m.min(crate::services::bots::MAX_MAX_TOKENS));
     turn.temperature = body.temperature;
     turn.seed = body.seed.map(|s| s as u32);
@@ -310,6 +454,8 @@ async fn chat_completions(
         while let Some(event) = events.recv().await {
             match event {
                 ChatEvent::Token(t) => answer.push_str(&t),
+                // The outcome lists the calls.
+                ChatEvent::ToolCall(_) => {}
                 ChatEvent::Done(outcome) => {
                     return Ok(
                         Json(completion(&id, created, &bot_id, &fingerprint, &outcome))
@@ -335,9 +481,18 @@ async fn chat_completions(
     };
     let stream = async_stream::stream! {
         yield data(&chunk(json!({"role": "assistant", "content": ""}), None));
+        let mut calls = 0;
         while let Some(event) = events.recv().await {
             match event {
                 ChatEvent::Token(t) => yield data(&chunk(json!({"content": t}), None)),
+                ChatEvent::ToolCall(call) => {
+                    // As OpenAI streams a call: its id and name first, then the arguments.
+                    yield data(&chunk(json!({"tool_calls": [{"index": calls, "id": call.id, "type": "function",
+                        "function": {"name": call.name, "arguments": ""}}]}), None));
+                    yield data(&chunk(json!({"tool_calls": [{"index": calls,
+                        "function": {"arguments": call.arguments}}]}), None));
+                    calls += 1;
+                }
                 ChatEvent::Done(outcome) => {
                     let mut last = chunk(json!({}), Some(finish_reason(outcome.finish_reason)));
                     add_evidence(&mut last, &outcome);
@@ -368,6 +523,7 @@ fn data(value: &Value) -> std::result::Result<Event, Infallible> {
 fn finish_reason(reason: FinishReason) -> &'static str {
     match reason {
         FinishReason::Length => "length",
+        FinishReason::ToolCalls => "tool_calls",
         FinishReason::Stop | FinishReason::Cancelled => "stop",
     }
 }
@@ -388,6 +544,14 @@ fn completion(
     fingerprint: &str,
     outcome: &ChatOutcome,
 ) -> Value {
+    let mut message =
+        json!({"role": "assistant", "content": outcome.answer, "refusal": null, "annotations": []});
+    if !outcome.tool_calls.is_empty() {
+        message["tool_calls"] = json!(outcome.tool_calls);
+        if outcome.answer.is_empty() {
+            message["content"] = Value::Null;
+        }
+    }
     let mut body = json!({
         "id": id,
         "object": "chat.completion",
@@ -396,7 +560,7 @@ fn completion(
         "system_fingerprint": fingerprint,
         "choices": [{
             "index": 0,
-            "message": {"role": "assistant", "content": outcome.answer, "refusal": null, "annotations": []},
+            "message": message,
             "logprobs": null,
             "finish_reason": finish_reason(outcome.finish_reason),
         }],
