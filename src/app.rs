@@ -87,7 +87,13 @@ impl AppState {
             })
             .await??,
         );
-        let queue = JobQueue::new(store.pool.clone(), config.ingest.max_attempts);
+        // A reader beside a running node must not write the data dir; it claims no jobs.
+        let node = node_id(&config, !read_only)?;
+        let queue = JobQueue::new(
+            store.pool.clone(),
+            config.ingest.max_attempts,
+            config.job_lease(&node),
+        );
         let indexes = Arc::new(IndexRegistry::new(
             store.clone(),
             config.data_dir.clone(),
@@ -117,6 +123,7 @@ impl AppState {
             data_dir: config.data_dir.clone(),
             max_upload_bytes: config.ingest.max_upload_bytes,
             fetcher: crate::services::fetch::Fetcher::new(&config.ingest),
+            job_heartbeat: config.job_heartbeat(),
         });
         let search = Arc::new(SearchService {
             store: store.clone(),
@@ -221,6 +228,41 @@ pub fn admin_token(config: &Config) -> Result<(String, bool)> {
     let token = format!("zk-admin-{}", hex::encode(rand::random::<[u8; 24]>()));
     write_private(&path, &token)?;
     Ok((token, true))
+}
+
+/// This node's id, which its job leases carry (`ingest::jobs::Lease`): kept in
+/// `<data_dir>/node_id`, made on first use from the host name and a random part (stored
+/// when `persist`). It stays the same across restarts, so a restarted node knows the jobs
+/// it held before and takes them back at once, while another node's are left to their
+/// leases; the data dir's lock makes one process at a time its only user. A copy of a data
+/// directory must not keep this file while the original runs, or two nodes would share an
+/// id.
+pub fn node_id(config: &Config, persist: bool) -> Result<String> {
+    let path = config.data_dir.join("node_id");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let id = existing.trim();
+        if !id.is_empty() {
+            return Ok(id.to_string());
+        }
+    }
+    let host: String = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'))
+        .take(40)
+        .collect();
+    let host = if host.is_empty() {
+        "zhiku".into()
+    } else {
+        host
+    };
+    let id = format!("{host}-{}", hex::encode(rand::random::<[u8; 6]>()));
+    if persist {
+        std::fs::create_dir_all(&config.data_dir)?;
+        write_private(&path, &id)?;
+    }
+    Ok(id)
 }
 
 fn write_private(path: &Path, text: &str) -> Result<()> {
