@@ -77,7 +77,7 @@ impl AppState {
     /// process (the server) owns the indexes.
     pub async fn build(config: Config, admin_token: String, read_only: bool) -> Result<Self> {
         let mut store = Store::connect(&config.database_url()).await?;
-        if !read_only {
+        if !read_only && !config.database.several_nodes {
             store.lock_single_writer().await?;
         }
         let embedder = Arc::new(
@@ -212,10 +212,17 @@ impl AppState {
 }
 
 /// The admin token: from config, or the one stored in the data dir, or a new one (stored,
-/// and returned with `true` so the caller can print it once).
+/// and returned with `true` so the caller can print it once). On PostgreSQL only from
+/// config: several nodes serve one database there, and a token made by one node in its
+/// own data dir would open that node alone.
 pub fn admin_token(config: &Config) -> Result<(String, bool)> {
     if !config.admin_token.is_empty() {
         return Ok((config.admin_token.clone(), false));
+    }
+    if config.uses_postgres() {
+        return Err(Error::Config(
+            "on PostgreSQL the admin token must come from the configuration, the same on every node: set admin_token in the config file or ZHIKU_ADMIN_TOKEN (for example `openssl rand -hex 24`)".into(),
+        ));
     }
     let path = config.data_dir.join("admin_token");
     if let Ok(existing) = std::fs::read_to_string(&path) {

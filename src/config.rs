@@ -49,6 +49,9 @@ pub struct DatabaseConfig {
     /// `sqlite://<path>` or `postgres://user:password@host:port/db`; empty: the SQLite file
     /// `<data_dir>/zhiku.db`.
     pub url: String,
+    /// Let several nodes write to one PostgreSQL database (off: a second one refuses to
+    /// start; see `config.toml` for what does not work yet).
+    pub several_nodes: bool,
 }
 
 /// `[http]`.
