@@ -34,7 +34,7 @@ use crate::{Error, Result, on_db};
 pub enum JobStatus {
     /// Waiting for a worker.
     Enqueued,
-    /// A worker of this process is on it.
+    /// A node's worker is on it, under that node's lease.
     Processing,
     /// Chunks are stored and indexed.
     Succeeded,
