@@ -77,7 +77,7 @@ impl AppState {
     /// process (the server) owns the indexes.
     pub async fn build(config: Config, admin_token: String, read_only: bool) -> Result<Self> {
         let mut store = Store::connect(&config.database_url()).await?;
-        if !read_only {
+        if !read_only && !config.database.several_nodes {
             store.lock_single_writer().await?;
         }
         let embedder = Arc::new(
@@ -87,7 +87,13 @@ impl AppState {
             })
             .await??,
         );
-        let queue = JobQueue::new(store.pool.clone(), config.ingest.max_attempts);
+        // A reader beside a running node must not write the data dir; it claims no jobs.
+        let node = node_id(&config, !read_only)?;
+        let queue = JobQueue::new(
+            store.pool.clone(),
+            config.ingest.max_attempts,
+            config.job_lease(&node),
+        );
         let indexes = Arc::new(IndexRegistry::new(
             store.clone(),
             config.data_dir.clone(),
@@ -117,6 +123,7 @@ impl AppState {
             data_dir: config.data_dir.clone(),
             max_upload_bytes: config.ingest.max_upload_bytes,
             fetcher: crate::services::fetch::Fetcher::new(&config.ingest),
+            job_heartbeat: config.job_heartbeat(),
         });
         let search = Arc::new(SearchService {
             store: store.clone(),
@@ -205,10 +212,17 @@ impl AppState {
 }
 
 /// The admin token: from config, or the one stored in the data dir, or a new one (stored,
-/// and returned with `true` so the caller can print it once).
+/// and returned with `true` so the caller can print it once). On PostgreSQL only from
+/// config: several nodes serve one database there, and a token made by one node in its
+/// own data dir would open that node alone.
 pub fn admin_token(config: &Config) -> Result<(String, bool)> {
     if !config.admin_token.is_empty() {
         return Ok((config.admin_token.clone(), false));
+    }
+    if config.uses_postgres() {
+        return Err(Error::Config(
+            "on PostgreSQL the admin token must come from the configuration, the same on every node: set admin_token in the config file or ZHIKU_ADMIN_TOKEN (for example `openssl rand -hex 24`)".into(),
+        ));
     }
     let path = config.data_dir.join("admin_token");
     if let Ok(existing) = std::fs::read_to_string(&path) {
@@ -221,6 +235,41 @@ pub fn admin_token(config: &Config) -> Result<(String, bool)> {
     let token = format!("zk-admin-{}", hex::encode(rand::random::<[u8; 24]>()));
     write_private(&path, &token)?;
     Ok((token, true))
+}
+
+/// This node's id, which its job leases carry (`ingest::jobs::Lease`): kept in
+/// `<data_dir>/node_id`, made on first use from the host name and a random part (stored
+/// when `persist`). It stays the same across restarts, so a restarted node knows the jobs
+/// it held before and takes them back at once, while another node's are left to their
+/// leases; the data dir's lock makes one process at a time its only user. A copy of a data
+/// directory must not keep this file while the original runs, or two nodes would share an
+/// id.
+pub fn node_id(config: &Config, persist: bool) -> Result<String> {
+    let path = config.data_dir.join("node_id");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let id = existing.trim();
+        if !id.is_empty() {
+            return Ok(id.to_string());
+        }
+    }
+    let host: String = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'))
+        .take(40)
+        .collect();
+    let host = if host.is_empty() {
+        "zhiku".into()
+    } else {
+        host
+    };
+    let id = format!("{host}-{}", hex::encode(rand::random::<[u8; 6]>()));
+    if persist {
+        std::fs::create_dir_all(&config.data_dir)?;
+        write_private(&path, &id)?;
+    }
+    Ok(id)
 }
 
 fn write_private(path: &Path, text: &str) -> Result<()> {

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
@@ -48,6 +49,9 @@ pub struct DatabaseConfig {
     /// `sqlite://<path>` or `postgres://user:password@host:port/db`; empty: the SQLite file
     /// `<data_dir>/zhiku.db`.
     pub url: String,
+    /// Let several nodes write to one PostgreSQL database (off: a second one refuses to
+    /// start; see `config.toml` for what does not work yet).
+    pub several_nodes: bool,
 }
 
 /// `[http]`.
@@ -116,6 +120,12 @@ pub struct IngestConfig {
     /// How long a minute of a KB's `web_sync_interval_minutes` lasts, in milliseconds, and
     /// how often the schedule looks for due pages (60000; the tests shorten it).
     pub web_sync_minute_ms: u64,
+    /// How long a node's claim on a job holds without renewal; when it runs out (the node
+    /// stopped) any node puts the job back in the queue.
+    pub job_lease_ms: u64,
+    /// How often a node renews the leases of the jobs it holds (and looks for run-out
+    /// leases of others); at most half of `job_lease_ms`.
+    pub job_heartbeat_ms: u64,
 }
 
 /// `[search]`.
@@ -268,6 +278,14 @@ impl Config {
                 "ingest.max_fetch_bytes, ingest.fetch_timeout_ms and ingest.web_sync_minute_ms must be at least 1".into(),
             ));
         }
+        if self.ingest.job_heartbeat_ms == 0
+            || self.ingest.job_heartbeat_ms.saturating_mul(2) > self.ingest.job_lease_ms
+        {
+            return Err(Error::Config(format!(
+                "ingest.job_heartbeat_ms = {} must be at least 1 and at most half of ingest.job_lease_ms = {}, so that a live node renews its leases before they run out",
+                self.ingest.job_heartbeat_ms, self.ingest.job_lease_ms
+            )));
+        }
         if self.search.top_k == 0 || self.search.candidates == 0 {
             return Err(Error::Config(
                 "search.top_k and search.candidates must be at least 1".into(),
@@ -379,6 +397,16 @@ impl Config {
         } else {
             self.database.url.clone()
         }
+    }
+
+    /// How this node's claims on jobs hold: `ingest.job_lease_ms`, for `node`.
+    pub fn job_lease(&self, node: &str) -> ingest::jobs::Lease {
+        ingest::jobs::Lease::new(node, Duration::from_millis(self.ingest.job_lease_ms))
+    }
+
+    /// How often this node renews its job leases (`ingest.job_heartbeat_ms`).
+    pub fn job_heartbeat(&self) -> Duration {
+        Duration::from_millis(self.ingest.job_heartbeat_ms)
     }
 
     /// Whether the database is PostgreSQL.

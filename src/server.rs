@@ -33,6 +33,7 @@ pub async fn serve(config: Config) -> Result<()> {
     let mut state = AppState::build(config, token, false).await?;
     state.load_llm().await?;
 
+    info!(node = %state.jobs.queue.lease().node, "this node's id (on the jobs it holds)");
     state.jobs.recover().await?;
     state.indexes.catch_up_all().await?;
 

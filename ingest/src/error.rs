@@ -62,6 +62,15 @@ pub enum Error {
         /// The limit that was exceeded.
         limit_ms: u64,
     },
+    /// This node no longer holds the job: it was canceled, or its lease ran out and it went
+    /// back to the queue (see `ingest::jobs`). Nothing of this attempt is kept.
+    #[error(
+        "job {job_id} is no longer held by this node (canceled, or its lease ran out and another node took it over)"
+    )]
+    NotHeld {
+        /// The job.
+        job_id: i64,
+    },
     /// The server is stopping: the job was put back in the queue, not failed.
     #[error("the server is stopping; the document is processed again at the next start")]
     Stopping,
@@ -126,6 +135,7 @@ impl Error {
             Error::TooLarge { .. } => "too_large",
             Error::Panicked { .. } => "extractor_panicked",
             Error::TimedOut { .. } | Error::SplitTimedOut { .. } => "timed_out",
+            Error::NotHeld { .. } => "job_not_held",
             Error::Stopping => "stopping",
             Error::ToolMissing { .. } => "tool_missing",
             Error::Ocr(_) => "ocr_failed",

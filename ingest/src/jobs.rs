@@ -1,11 +1,25 @@
 //! The durable ingestion queue in the database (`ingest_job`), on SQLite or PostgreSQL.
 //!
 //! Statuses use the five words everywhere: enqueued, processing, succeeded, failed,
-//! canceled. "processing" is only true while this process holds the job: at start-up
-//! [`JobQueue::recover`] puts interrupted jobs back to enqueued, or fails them once they
-//! have taken the worker down too often, so no job is ever stuck.
+//! canceled.
+//!
+//! A processing job is held by one node under a lease (issue 22: several nodes on one
+//! PostgreSQL): the claim records the node's id (`lease_owner`) and a deadline
+//! (`lease_until`), which the node's heartbeat ([`JobQueue::renew`]) keeps moving. A job
+//! whose lease ran out belongs to a node that stopped (killed, cut off, frozen): every
+//! node's [`JobQueue::requeue_expired`] puts it back to enqueued, and at start-up
+//! [`JobQueue::recover`] also takes back what this node itself held before it stopped. A
+//! job that has taken its worker down too often fails instead, so no job is ever stuck.
+//! Deadlines are the database's clock (`strftime(…, 'now', …)`), so nodes whose clocks
+//! disagree still agree on which leases ran out.
+//!
+//! Every write a worker makes to its job is fenced by the lease: it changes the row only
+//! while this node still holds it, so a node that lost a job (its lease ran out while it
+//! was frozen, and another node took the job) cannot overwrite the new holder's work.
+//! Storing a job's chunks checks the same in its own transaction ([`JobQueue::confirm_held`]).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
 use tokio::sync::Notify;
@@ -20,7 +34,7 @@ use crate::{Error, Result, on_db};
 pub enum JobStatus {
     /// Waiting for a worker.
     Enqueued,
-    /// A worker of this process is on it.
+    /// A node's worker is on it, under that node's lease.
     Processing,
     /// Chunks are stored and indexed.
     Succeeded,
@@ -89,6 +103,11 @@ pub struct Job {
     /// Seconds of embedding left, estimated from the rate so far (absent before the first
     /// passages are done).
     pub eta_seconds: Option<f64>,
+    /// The node that holds the job while it is processing, or held it last (absent on
+    /// jobs never claimed, or claimed before leases existed).
+    pub lease_owner: Option<String>,
+    /// Until when that node's lease holds unless renewed (the database's clock, UTC).
+    pub lease_until: Option<String>,
 }
 
 /// How many small jobs one worker takes at once (see [`JobQueue::claim_batch`]).
@@ -100,26 +119,68 @@ pub struct BatchLimits {
     pub max_bytes: u64,
 }
 
+/// How this node holds the jobs it claims.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// This node's id, recorded on each job it claims (`lease_owner`). It must differ
+    /// between any two processes running at once, and should stay the same across a
+    /// node's restarts so that it recognises its own interrupted jobs (the server keeps it
+    /// in the data directory, whose lock already makes one process its only user).
+    pub node: Arc<str>,
+    /// How long a claim holds without a renewal. The heartbeat renews it several times
+    /// within this, so only a node that stopped lets it run out.
+    pub duration: Duration,
+}
+
+impl Lease {
+    /// A lease for `node`, of `duration`.
+    pub fn new(node: impl Into<Arc<str>>, duration: Duration) -> Self {
+        Self {
+            node: node.into(),
+            duration,
+        }
+    }
+
+    /// The `strftime` modifier that moves 'now' to the deadline of a claim made now.
+    fn modifier(&self) -> String {
+        format!("+{:.3} seconds", self.duration.as_secs_f64())
+    }
+}
+
 /// Claim-and-ack queue over the shared pool.
 #[derive(Debug, Clone)]
 pub struct JobQueue {
     pool: Pool,
     wake: Arc<Notify>,
     max_attempts: i64,
+    lease: Lease,
 }
 
 const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
+/// The deadline of a lease taken or renewed now; its one parameter is [`Lease::modifier`].
+const LEASE_UNTIL: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?)";
+/// A job this node holds: processing, under this node's lease (one parameter, the node).
+/// Every write a worker makes to its job is conditioned on it, so a node that lost the
+/// job changes nothing (see the module's doc).
+const HELD: &str = "status = 'processing' AND lease_owner = ?";
 /// Clears the embedding progress of a job that starts, ends or goes back in the queue.
 const NO_PASSAGES: &str = "passages_done = NULL, passages_total = NULL, eta_seconds = NULL";
 
 impl JobQueue {
-    /// A queue on `pool`; a job that was interrupted `max_attempts` times fails for good.
-    pub fn new(pool: Pool, max_attempts: i64) -> Self {
+    /// A queue on `pool` whose claims this node holds under `lease`; a job that was
+    /// interrupted `max_attempts` times fails for good.
+    pub fn new(pool: Pool, max_attempts: i64, lease: Lease) -> Self {
         Self {
             pool,
             wake: Arc::new(Notify::new()),
             max_attempts: max_attempts.max(1),
+            lease,
         }
+    }
+
+    /// How this node holds its jobs.
+    pub fn lease(&self) -> &Lease {
+        &self.lease
     }
 
     /// Insert a job for a document of `bytes` inside the caller's transaction (with its
@@ -158,7 +219,8 @@ impl JobQueue {
         let lock = self.skip_locked();
         let sql = format!(
             "UPDATE ingest_job SET status = 'processing', attempts = attempts + 1, started_at = {NOW},
-                    stage = NULL, progress = 0, {NO_PASSAGES}
+                    stage = NULL, progress = 0, {NO_PASSAGES},
+                    lease_owner = ?3, lease_until = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?4)
              WHERE status = 'enqueued' AND job_id IN (
                  WITH head AS (
                      SELECT job_id, attempts,
@@ -182,7 +244,7 @@ impl JobQueue {
         }
         let sql = format!(
             "UPDATE ingest_job SET stage = ?, progress = ?
-             WHERE job_id IN ({}) AND status = 'processing'",
+             WHERE job_id IN ({}) AND {HELD}",
             marks(job_ids.len())
         );
         on_db!(&self.pool, sql, |e, q| {
@@ -190,18 +252,21 @@ impl JobQueue {
             for id in job_ids {
                 query = query.bind(id);
             }
-            query.execute(e).await.map(|_| ())
+            query.bind(&*self.lease.node).execute(e).await.map(|_| ())
         })?;
         Ok(())
     }
 
     /// Run a claiming UPDATE … RETURNING whose `?1` is the most jobs and `?2` the most
-    /// bytes of `limits`; the claimed jobs, oldest first.
+    /// bytes of `limits`, `?3` this node and `?4` its lease's modifier; the claimed jobs,
+    /// oldest first.
     async fn claim_with(&self, sql: &str, limits: BatchLimits) -> Result<Vec<Job>> {
         let max_bytes = i64::try_from(limits.max_bytes).unwrap_or(i64::MAX - 1);
         let mut jobs: Vec<Job> = on_db!(&self.pool, sql, |e, q| sqlx::query_as(q)
             .bind(limits.max_jobs.max(1) as i64)
             .bind(max_bytes)
+            .bind(&*self.lease.node)
+            .bind(self.lease.modifier())
             .fetch_all(e)
             .await)?;
         jobs.sort_by_key(|j| j.job_id);
@@ -217,7 +282,8 @@ impl JobQueue {
         let lock = self.skip_locked();
         let sql = format!(
             "UPDATE ingest_job SET status = 'processing', attempts = attempts + 1, started_at = {NOW},
-                    stage = NULL, progress = 0, {NO_PASSAGES}
+                    stage = NULL, progress = 0, {NO_PASSAGES},
+                    lease_owner = ?3, lease_until = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?4)
              WHERE status = 'enqueued' AND job_id IN (
                  WITH small AS (
                      SELECT job_id, SUM(bytes) OVER (ORDER BY job_id) AS running_bytes
@@ -249,7 +315,7 @@ impl JobQueue {
         let sql = format!(
             "UPDATE ingest_job SET stage = 'embed', progress = ?, passages_done = ?,
                     passages_total = ?, eta_seconds = ?
-             WHERE job_id IN ({}) AND status = 'processing'",
+             WHERE job_id IN ({}) AND {HELD}",
             marks(job_ids.len())
         );
         on_db!(&self.pool, sql, |e, q| {
@@ -261,7 +327,7 @@ impl JobQueue {
             for id in job_ids {
                 query = query.bind(id);
             }
-            query.execute(e).await.map(|_| ())
+            query.bind(&*self.lease.node).execute(e).await.map(|_| ())
         })?;
         Ok(())
     }
@@ -280,15 +346,18 @@ impl JobQueue {
         let progress = 0.05 * read as f64 / total.max(1) as f64;
         // Once the last page is read no estimate is left to show (splitting follows).
         let eta_seconds = eta_seconds.filter(|_| read < total);
-        let sql = "UPDATE ingest_job SET stage = 'ocr', progress = ?, passages_done = ?,
+        let sql = format!(
+            "UPDATE ingest_job SET stage = 'ocr', progress = ?, passages_done = ?,
                     passages_total = ?, eta_seconds = ?
-             WHERE job_id = ? AND status = 'processing'";
+             WHERE job_id = ? AND {HELD}"
+        );
         on_db!(&self.pool, sql, |e, q| sqlx::query(q)
             .bind(progress.clamp(0.0, 1.0))
             .bind(read as i64)
             .bind(total as i64)
             .bind(eta_seconds)
             .bind(job_id)
+            .bind(&*self.lease.node)
             .execute(e)
             .await
             .map(|_| ()))?;
@@ -301,41 +370,44 @@ impl JobQueue {
         let sql = format!(
             "UPDATE ingest_job SET status = 'enqueued', attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END,
                     stage = NULL, progress = 0, {NO_PASSAGES}
-             WHERE job_id = ? AND status = 'processing'"
+             WHERE job_id = ? AND {HELD}"
         );
         on_db!(&self.pool, sql, |e, q| sqlx::query(q)
             .bind(job_id)
+            .bind(&*self.lease.node)
             .execute(e)
             .await
             .map(|_| ()))?;
         Ok(())
     }
 
-    /// Mark a job succeeded.
+    /// Mark a job this node holds succeeded.
     pub async fn succeed(&self, job_id: i64) -> Result<()> {
         let sql = format!(
             "UPDATE ingest_job SET status = 'succeeded', progress = 1, stage = NULL, {NO_PASSAGES}, finished_at = {NOW},
                     error_code = NULL, error_message = NULL
-             WHERE job_id = ?"
+             WHERE job_id = ? AND {HELD}"
         );
         on_db!(&self.pool, sql, |e, q| sqlx::query(q)
             .bind(job_id)
+            .bind(&*self.lease.node)
             .execute(e)
             .await
             .map(|_| ()))?;
         Ok(())
     }
 
-    /// Mark a job failed with the error's code and message.
+    /// Mark a job this node holds failed with the error's code and message.
     pub async fn fail(&self, job_id: i64, error: &Error) -> Result<()> {
         let sql = format!(
             "UPDATE ingest_job SET status = 'failed', finished_at = {NOW}, {NO_PASSAGES}, error_code = ?, error_message = ?
-             WHERE job_id = ?"
+             WHERE job_id = ? AND {HELD}"
         );
         on_db!(&self.pool, sql, |e, q| sqlx::query(q)
             .bind(error.code())
             .bind(error.to_string())
             .bind(job_id)
+            .bind(&*self.lease.node)
             .execute(e)
             .await
             .map(|_| ()))?;
@@ -347,12 +419,13 @@ impl JobQueue {
         let sql = format!(
             "UPDATE ingest_job SET status = 'enqueued', stage = NULL, progress = 0, {NO_PASSAGES},
                     error_code = ?, error_message = ?
-             WHERE job_id = ? AND status = 'processing'"
+             WHERE job_id = ? AND {HELD}"
         );
         on_db!(&self.pool, sql, |e, q| sqlx::query(q)
             .bind(error.code())
             .bind(error.to_string())
             .bind(job_id)
+            .bind(&*self.lease.node)
             .execute(e)
             .await
             .map(|_| ()))?;
@@ -405,35 +478,120 @@ impl JobQueue {
             .map(|r| r.rows_affected()))?)
     }
 
-    /// Whether the job is still wanted (not canceled meanwhile).
-    pub async fn is_canceled(&self, job_id: i64) -> Result<bool> {
-        let sql = "SELECT status FROM ingest_job WHERE job_id = ?";
-        let status: Option<(JobStatus,)> = on_db!(&self.pool, sql, |e, q| sqlx::query_as(q)
-            .bind(job_id)
-            .fetch_optional(e)
-            .await)?;
-        Ok(!matches!(status, Some((JobStatus::Processing,))))
+    /// Whether this node no longer holds the job: it was canceled (its document deleted),
+    /// or its lease ran out and it went back to the queue, maybe to another node. Its
+    /// worker then drops it without writing anything more.
+    pub async fn is_lost(&self, job_id: i64) -> Result<bool> {
+        let sql = "SELECT status, lease_owner FROM ingest_job WHERE job_id = ?";
+        let found: Option<(JobStatus, Option<String>)> =
+            on_db!(&self.pool, sql, |e, q| sqlx::query_as(q)
+                .bind(job_id)
+                .fetch_optional(e)
+                .await)?;
+        Ok(
+            !matches!(found, Some((JobStatus::Processing, Some(owner))) if *owner == *self.lease.node),
+        )
     }
 
-    /// At start-up: jobs left processing by a dead process go back to enqueued, unless they
-    /// have been tried `max_attempts` times (then they fail, so one poisonous file cannot
-    /// crash-loop the server). Returns (requeued, failed).
+    /// Inside the caller's write transaction, before it stores a job's results: make sure
+    /// this node still holds the job, and keep it so until the transaction ends (on
+    /// PostgreSQL the row stays locked, so the job cannot be taken back meanwhile; SQLite's
+    /// write lock already serialises it). [`Error::NotHeld`] otherwise, and the caller
+    /// rolls back: a node that lost its job never overwrites the new holder's chunks.
+    /// Call it first in the transaction, so that it locks the job before the chunks and
+    /// the document, in the order deleting a document does.
+    pub async fn confirm_held(&self, tx: &mut Tx, job_id: i64) -> Result<()> {
+        let sql = format!(
+            "SELECT job_id FROM ingest_job WHERE job_id = ? AND {HELD}{}",
+            self.pool.backend().row_lock()
+        );
+        let held: Option<(i64,)> = on_db!(tx, sql, |e, q| sqlx::query_as(q)
+            .bind(job_id)
+            .bind(&*self.lease.node)
+            .fetch_optional(e)
+            .await)?;
+        match held {
+            Some(_) => Ok(()),
+            None => Err(Error::NotHeld { job_id }),
+        }
+    }
+
+    /// Renew the lease of every job this node holds (its heartbeat); how many it holds.
+    pub async fn renew(&self) -> Result<u64> {
+        let sql = format!(
+            "UPDATE ingest_job SET lease_until = {LEASE_UNTIL}
+             WHERE status = 'processing' AND lease_owner = ?"
+        );
+        Ok(on_db!(&self.pool, sql, |e, q| sqlx::query(q)
+            .bind(self.lease.modifier())
+            .bind(&*self.lease.node)
+            .execute(e)
+            .await
+            .map(|r| r.rows_affected()))?)
+    }
+
+    /// Claim one enqueued job by id, for a caller that does the job's work itself (the
+    /// benchmark's synthetic documents); `None` if it is not enqueued.
+    pub async fn claim_job(&self, job_id: i64) -> Result<Option<Job>> {
+        let sql = format!(
+            "UPDATE ingest_job SET status = 'processing', attempts = attempts + 1, started_at = {NOW},
+                    lease_owner = ?, lease_until = {LEASE_UNTIL}
+             WHERE job_id = ? AND status = 'enqueued' RETURNING *"
+        );
+        Ok(on_db!(&self.pool, sql, |e, q| sqlx::query_as(q)
+            .bind(&*self.lease.node)
+            .bind(self.lease.modifier())
+            .bind(job_id)
+            .fetch_optional(e)
+            .await)?)
+    }
+
+    /// At start-up, before this node's workers run: the jobs this node held before it
+    /// stopped (its id is the same across restarts, and nothing else runs as it), and the
+    /// jobs of any node whose lease ran out, go back to enqueued; see
+    /// [`JobQueue::requeue_expired`]. On SQLite, one node per database, that is every job
+    /// left processing. Returns (requeued, failed).
     pub async fn recover(&self) -> Result<(Vec<Job>, Vec<Job>)> {
+        self.requeue_abandoned(Some(&self.lease.node)).await
+    }
+
+    /// The jobs of nodes whose lease ran out (they stopped renewing it: killed, frozen or
+    /// cut off from the database) go back to enqueued, unless they have been tried
+    /// `max_attempts` times (then they fail, so one poisonous file cannot crash-loop the
+    /// nodes). Whoever claims such a job next runs it from the start, and storing its
+    /// chunks turns the earlier attempt's chunks into tombstones, as after a restart.
+    /// Every node runs this on its heartbeat. Each job is taken back once however many
+    /// nodes run it at once: the second update finds the job enqueued already. Jobs
+    /// claimed before leases existed have no deadline and count as run out. Returns
+    /// (requeued, failed).
+    pub async fn requeue_expired(&self) -> Result<(Vec<Job>, Vec<Job>)> {
+        self.requeue_abandoned(None).await
+    }
+
+    /// [`JobQueue::requeue_expired`], and the jobs held by `own` (this node, at its start).
+    async fn requeue_abandoned(&self, own: Option<&str>) -> Result<(Vec<Job>, Vec<Job>)> {
+        // `lease_owner = NULL` is never true, so `own: None` takes the run-out leases only.
+        let abandoned = format!(
+            "status = 'processing' AND (lease_until IS NULL OR lease_until < {NOW} OR lease_owner = ?1)"
+        );
         let sql = format!(
             "UPDATE ingest_job SET status = 'failed', finished_at = {NOW}, error_code = 'worker_crashed',
                     error_message = 'the server stopped while processing this document ' || attempts || ' times; it was given up'
-             WHERE status = 'processing' AND attempts >= ? RETURNING *"
+             WHERE {abandoned} AND attempts >= ?2 RETURNING *"
         );
         let failed: Vec<Job> = on_db!(&self.pool, sql, |e, q| sqlx::query_as(q)
+            .bind(own)
             .bind(self.max_attempts)
             .fetch_all(e)
             .await)?;
         let sql = format!(
             "UPDATE ingest_job SET status = 'enqueued', stage = NULL, progress = 0, {NO_PASSAGES}
-             WHERE status = 'processing' RETURNING *"
+             WHERE {abandoned} RETURNING *"
         );
-        let requeued: Vec<Job> =
-            on_db!(&self.pool, sql, |e, q| sqlx::query_as(q).fetch_all(e).await)?;
+        let requeued: Vec<Job> = on_db!(&self.pool, sql, |e, q| sqlx::query_as(q)
+            .bind(own)
+            .fetch_all(e)
+            .await)?;
         Ok((requeued, failed))
     }
 
@@ -523,7 +681,12 @@ pub(crate) mod tests {
                 .map(|_| ()))
             .unwrap();
         }
-        JobQueue::new(pool, 3)
+        JobQueue::new(pool, 3, Lease::new("node-a", Duration::from_secs(30)))
+    }
+
+    /// Another node's queue on the same database, with leases of `lease`.
+    pub(crate) fn other_node(queue: &JobQueue, node: &str, lease: Duration) -> JobQueue {
+        JobQueue::new(queue.pool.clone(), 3, Lease::new(node, lease))
     }
 
     fn ids(jobs: &[Job]) -> Vec<i64> {
@@ -658,7 +821,95 @@ pub(crate) mod tests {
         assert_eq!(counts(by_status), [1, 1, 1, 1, 0]);
     }
 
+    /// Node A holds a job under a live lease: node B neither claims it nor takes it back,
+    /// at its start or on its heartbeat. A's lease runs out (A stopped renewing): B takes
+    /// the job back once however often it looks, claims it alone as a retry, and from then
+    /// on A's writes to it change nothing.
+    async fn a_live_lease_is_left_alone_and_a_run_out_one_taken_back_once(backend: Backend) {
+        let a = queue_with(backend, &[Some(10), Some(10)]).await;
+        let b = other_node(&a, "node-b", Duration::from_secs(30));
+        let one = BatchLimits {
+            max_jobs: 1,
+            max_bytes: 1_000,
+        };
+        let held = a.claim_batch(one).await.unwrap();
+        assert_eq!(ids(&held), [1]);
+        assert_eq!(held[0].lease_owner.as_deref(), Some("node-a"));
+        assert!(held[0].lease_until.is_some());
+        assert_eq!(a.renew().await.unwrap(), 1);
+
+        let (requeued, failed) = b.recover().await.unwrap();
+        assert!(
+            requeued.is_empty() && failed.is_empty(),
+            "A's live job stays A's"
+        );
+        assert!(b.requeue_expired().await.unwrap().0.is_empty());
+        assert_eq!(ids(&b.claim_batch(one).await.unwrap()), [2], "job 1 is A's");
+        assert!(!a.is_lost(1).await.unwrap());
+        assert!(b.is_lost(1).await.unwrap());
+
+        // A stops renewing; its last renewal gave it a lease of 1 ms.
+        let a_dying = other_node(&a, "node-a", Duration::from_millis(1));
+        a_dying.renew().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let (requeued, failed) = b.requeue_expired().await.unwrap();
+        assert_eq!((ids(&requeued), failed.len()), (vec![1], 0));
+        assert!(
+            b.requeue_expired().await.unwrap().0.is_empty(),
+            "taken back once"
+        );
+        let retry = b.claim_batch(LIMITS).await.unwrap();
+        assert_eq!(ids(&retry), [1]);
+        assert_eq!(retry[0].attempts, 2);
+        assert_eq!(retry[0].lease_owner.as_deref(), Some("node-b"));
+
+        // A wakes up: it has lost the job, and its writes are fenced off.
+        assert!(a.is_lost(1).await.unwrap());
+        a.succeed(1).await.unwrap();
+        a.fail(1, &Error::Empty).await.unwrap();
+        a.progress_many(&[1], "embed", 0.5).await.unwrap();
+        let mut tx = a.pool().begin_write().await.unwrap();
+        assert!(matches!(
+            a.confirm_held(&mut tx, 1).await,
+            Err(Error::NotHeld { job_id: 1 })
+        ));
+        drop(tx);
+        let now = b.get(1).await.unwrap().unwrap();
+        assert_eq!(
+            (now.status, now.stage, now.lease_owner.as_deref()),
+            (JobStatus::Processing, None, Some("node-b"))
+        );
+        let mut tx = b.pool().begin_write().await.unwrap();
+        b.confirm_held(&mut tx, 1).await.unwrap();
+        tx.commit().await.unwrap();
+        b.succeed(1).await.unwrap();
+        assert_eq!(
+            b.get(1).await.unwrap().unwrap().status,
+            JobStatus::Succeeded
+        );
+    }
+
+    /// At its start a node takes back at once the jobs it held itself before it stopped,
+    /// though their leases still run; another node's are left alone.
+    async fn a_restarted_node_takes_back_its_own_jobs_at_once(backend: Backend) {
+        let a = queue_with(backend, &[Some(10), Some(10)]).await;
+        let b = other_node(&a, "node-b", Duration::from_secs(30));
+        let one = BatchLimits {
+            max_jobs: 1,
+            max_bytes: 1_000,
+        };
+        assert_eq!(ids(&a.claim_batch(one).await.unwrap()), [1]);
+        assert_eq!(ids(&b.claim_batch(one).await.unwrap()), [2]);
+        // A restarts: the same node id, a new process.
+        let a_again = other_node(&a, "node-a", Duration::from_secs(30));
+        let (requeued, failed) = a_again.recover().await.unwrap();
+        assert_eq!((ids(&requeued), failed.len()), (vec![1], 0));
+        assert!(!b.is_lost(2).await.unwrap(), "B's job is left to B");
+    }
+
     crate::on_both_backends!(
+        a_live_lease_is_left_alone_and_a_run_out_one_taken_back_once,
+        a_restarted_node_takes_back_its_own_jobs_at_once,
         jobs_are_counted_by_status,
         concurrent_claims_take_each_job_once,
         small_jobs_are_claimed_together_in_queue_order,

@@ -321,8 +321,8 @@ async fn run_batch<S: ChunkSink>(
         }
         let count = chunks.len();
         let stored = async {
-            if queue.is_canceled(job.job_id).await? {
-                return Err(Error::Sink("document deleted while processing".into()));
+            if queue.is_lost(job.job_id).await? {
+                return Err(Error::NotHeld { job_id: job.job_id });
             }
             sink.write(
                 &job,
@@ -401,8 +401,8 @@ async fn settle_failure<S: ChunkSink>(
     job: &Job,
     error: &Error,
 ) -> Result<()> {
-    if queue.is_canceled(job.job_id).await? {
-        info!("job was canceled while running");
+    if queue.is_lost(job.job_id).await? {
+        info!("job was canceled, or taken over after its lease ran out, while running");
         return Ok(());
     }
     if error.is_retryable() && job.attempts < queue.max_attempts() {
@@ -690,11 +690,8 @@ async fn settle_unfinished<S: ChunkSink>(
     error: &Error,
 ) -> Result<()> {
     for job in jobs {
-        let still_running = queue
-            .get(job.job_id)
-            .await?
-            .is_some_and(|now| now.status == crate::jobs::JobStatus::Processing);
-        if !still_running {
+        // Finished meanwhile, canceled, or taken over by another node: not ours to settle.
+        if queue.is_lost(job.job_id).await? {
             continue;
         }
         if job.attempts < queue.max_attempts() {

@@ -97,7 +97,12 @@ pub async fn run(cli: Cli) -> Result<()> {
 /// State for a command that writes: holds the data dir lock for as long as it lives.
 pub(crate) async fn writer_state(config: Config) -> Result<(AppState, DataDirLock)> {
     let lock = DataDirLock::acquire(&config.data_dir)?;
-    let (token, _) = admin_token(&config)?;
+    // A command serves no HTTP: on PostgreSQL, where the token comes from config only
+    // (`admin_token`), it runs without one.
+    let token = match config.uses_postgres() {
+        true => config.admin_token.clone(),
+        false => admin_token(&config)?.0,
+    };
     Ok((AppState::build(config, token, false).await?, lock))
 }
 

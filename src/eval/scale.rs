@@ -288,8 +288,10 @@ pub(crate) async fn write_document(
             }
         })
         .collect();
+    // Claimed as a worker would, so that the job is this node's to finish.
+    queue.claim_job(job_id).await?;
     store
-        .replace_document_chunks(&document_id, "text", None, &chunks)
+        .replace_document_chunks(Some((queue, job_id)), &document_id, "text", None, &chunks)
         .await?;
     store
         .set_document_status(&document_id, "indexed", None)

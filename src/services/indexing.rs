@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
-use ingest::jobs::Job;
+use ingest::jobs::{Job, JobQueue};
 use ingest::pipeline::{ChunkSink, ProcessedDocument, SourceDocument};
 use tracing::{info, warn};
 
@@ -429,6 +429,9 @@ pub struct IndexingSink {
     pub data_dir: PathBuf,
     /// Fetches web documents the first time their job runs.
     pub fetcher: Fetcher,
+    /// The queue the jobs come from: storing a job's chunks checks that this node still
+    /// holds the job.
+    pub queue: JobQueue,
 }
 
 impl IndexingSink {
@@ -498,6 +501,7 @@ impl IndexingSink {
             .collect();
         self.store
             .replace_document_chunks(
+                Some((&self.queue, job.job_id)),
                 &job.document_id,
                 doc.kind.as_str(),
                 doc.page_count.map(i64::from),
@@ -592,7 +596,6 @@ mod tests {
     use super::*;
     use crate::eval::scale::{SyntheticChunk, write_document};
     use crate::store::kbs::NewKb;
-    use ingest::jobs::JobQueue;
 
     /// More live chunks than SQLite takes parameters in one statement (32,766), so a check
     /// that listed them in one `IN (…)` would fail.
@@ -602,7 +605,7 @@ mod tests {
         const DIMS: usize = 8;
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("t.sqlite")).await.unwrap();
-        let queue = JobQueue::new(store.pool.clone(), 3);
+        let queue = JobQueue::new(store.pool.clone(), 3, crate::services::testing::lease());
         let kb = store
             .insert_kb(&NewKb {
                 name: "big",

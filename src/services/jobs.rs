@@ -53,12 +53,32 @@ impl JobService {
         Ok(self.queue.get(job_id).await?)
     }
 
-    /// At start-up, before the workers: jobs left processing by a dead process go back to
-    /// the queue (their documents queued again), or fail for good after too many tries
-    /// (their documents failed with the reason).
+    /// At start-up, before the workers: the jobs this node held when it stopped, and those
+    /// of other nodes whose leases ran out, go back to the queue (their documents queued
+    /// again), or fail for good after too many tries (their documents failed with the
+    /// reason). A live node's jobs are left to it.
     pub async fn recover(&self) -> Result<()> {
         let (requeued, failed) = self.queue.recover().await?;
-        for job in &failed {
+        self.settle_documents(&requeued, &failed).await
+    }
+
+    /// The heartbeat of a node running workers: renew the leases of the jobs it holds,
+    /// then take back the jobs of nodes whose leases ran out (the same way as
+    /// [`JobService::recover`]) and wake the workers for them.
+    pub async fn heartbeat(&self) -> Result<()> {
+        self.queue.renew().await?;
+        let (requeued, failed) = self.queue.requeue_expired().await?;
+        self.settle_documents(&requeued, &failed).await?;
+        if !requeued.is_empty() {
+            self.queue.notify();
+        }
+        Ok(())
+    }
+
+    /// Put the documents of jobs taken back in step with them: queued again, or failed
+    /// with the reason.
+    async fn settle_documents(&self, requeued: &[Job], failed: &[Job]) -> Result<()> {
+        for job in failed {
             self.store
                 .set_document_status(
                     &job.document_id,
@@ -71,13 +91,19 @@ impl JobService {
                 .await?;
         }
         if !requeued.is_empty() || !failed.is_empty() {
+            let nodes: std::collections::BTreeSet<&str> = requeued
+                .iter()
+                .chain(failed)
+                .filter_map(|j| j.lease_owner.as_deref())
+                .collect();
             info!(
                 requeued = requeued.len(),
                 failed = failed.len(),
-                "recovered interrupted jobs"
+                ?nodes,
+                "took back interrupted jobs"
             );
         }
-        for job in &requeued {
+        for job in requeued {
             self.store
                 .set_document_status(&job.document_id, "queued", None)
                 .await?;

@@ -44,6 +44,8 @@ pub struct KnowledgeService {
     pub max_upload_bytes: u64,
     /// Fetches web pages (URL documents, syncs, sitemaps).
     pub fetcher: Fetcher,
+    /// How often the workers' node renews its job leases (`ingest.job_heartbeat_ms`).
+    pub job_heartbeat: std::time::Duration,
 }
 
 /// A knowledge base as the API shows it.
@@ -424,8 +426,20 @@ impl KnowledgeService {
             indexes: self.indexes.clone(),
             data_dir: self.data_dir.clone(),
             fetcher: self.fetcher.clone(),
+            queue: self.queue.clone(),
         };
-        workers::start(count, &self.queue, &self.pipeline, sink)
+        let jobs = super::jobs::JobService {
+            store: self.store.clone(),
+            queue: self.queue.clone(),
+        };
+        workers::start(
+            count,
+            &self.queue,
+            &self.pipeline,
+            sink,
+            jobs,
+            self.job_heartbeat,
+        )
     }
 
     /// Compare a KB's BM25 and vector indexes with SQLite (`GET /api/kbs/{kb}/index-check`).

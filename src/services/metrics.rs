@@ -362,7 +362,11 @@ mod tests {
         let mut fixture = Fixture::new().await;
         // Opens the KB's indexes and catches them up.
         fixture.add_document(&["北京 差旅 住宿"]).await;
-        let queue = JobQueue::new(fixture.store.pool.clone(), 3);
+        let queue = JobQueue::new(
+            fixture.store.pool.clone(),
+            3,
+            crate::services::testing::lease(),
+        );
         // A document waiting for a worker.
         fixture
             .store

@@ -65,6 +65,12 @@ impl QueryEmbedder for HashEmbedder {
 /// The model id the fixture's KB is built with.
 pub(crate) const MODEL: &str = "stand-in-hash";
 
+/// The job lease of a test's only node (the shipped config's length).
+pub(crate) fn lease() -> ingest::jobs::Lease {
+    let config = Config::load(None).expect("the shipped config");
+    config.job_lease("test-node")
+}
+
 /// A temporary data dir with one KB (`kb`) and the services over it.
 pub(crate) struct Fixture {
     /// Database.
@@ -85,7 +91,7 @@ impl Fixture {
         let store = Store::open(&dir.path().join("t.sqlite"))
             .await
             .expect("a database");
-        let queue = JobQueue::new(store.pool.clone(), 3);
+        let queue = JobQueue::new(store.pool.clone(), 3, crate::services::testing::lease());
         let kb = store
             .insert_kb(&NewKb {
                 name: "kb",

@@ -91,6 +91,7 @@ async fn knowledge_round_trip(backend: Backend) {
     let v = [0.5_f32, -1.0];
     store
         .replace_document_chunks(
+            None,
             "d1",
             "text",
             Some(1),
@@ -170,7 +171,13 @@ async fn re_embedding_stages_and_swaps(backend: Backend) {
         .unwrap();
     let v = [1.0_f32, 0.0];
     store
-        .replace_document_chunks("d1", "text", None, &[chunk(0, "a", &v), chunk(1, "b", &v)])
+        .replace_document_chunks(
+            None,
+            "d1",
+            "text",
+            None,
+            &[chunk(0, "a", &v), chunk(1, "b", &v)],
+        )
         .await
         .unwrap();
     let progress = store.prepare_staging(&k.kb_id, "m2").await.unwrap();
@@ -454,7 +461,92 @@ async fn version_names_the_database(backend: Backend) {
     assert!(version.starts_with(backend.name()), "{version}");
 }
 
+/// Node A stores a document's chunks and dies before it finishes the job; its lease runs
+/// out and node B takes the job back (once), runs it again and stores the chunks: A's
+/// become tombstones, exactly as after a restart, and the document's chunks are live
+/// once. A, woken up late, can no longer store anything for the job.
+async fn a_run_out_lease_is_run_again_and_its_chunks_tombstoned(backend: Backend) {
+    use ingest::jobs::{JobQueue, JobStatus, Lease};
+    use std::time::Duration;
+
+    let (_dir, store) = test_store(backend).await;
+    let k = store.insert_kb(&kb("k")).await.unwrap();
+    let job = store
+        .insert_document(&doc("d1", &k.kb_id, "s1"))
+        .await
+        .unwrap();
+    let node = |name: &str, lease_ms: u64| {
+        JobQueue::new(
+            store.pool.clone(),
+            3,
+            Lease::new(name, Duration::from_millis(lease_ms)),
+        )
+    };
+    let (a, b) = (node("node-a", 30_000), node("node-b", 30_000));
+    let v = [1.0_f32, 0.0];
+    let batch = ingest::jobs::BatchLimits {
+        max_jobs: 8,
+        max_bytes: 1 << 20,
+    };
+    assert_eq!(a.claim_batch(batch).await.unwrap()[0].job_id, job);
+    store
+        .replace_document_chunks(
+            Some((&a, job)),
+            "d1",
+            "text",
+            None,
+            &[chunk(0, "a", &v), chunk(1, "b", &v)],
+        )
+        .await
+        .unwrap();
+    let first: Vec<i64> = store.live_chunk_ids(&k.kb_id).await.unwrap();
+    assert_eq!(first.len(), 2);
+
+    // While A's lease holds, B leaves the job alone.
+    assert!(b.recover().await.unwrap().0.is_empty());
+    assert!(b.claim_batch(batch).await.unwrap().is_empty());
+    // A is killed: its last renewal was a lease of 1 ms.
+    node("node-a", 1).renew().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (requeued, _) = b.requeue_expired().await.unwrap();
+    assert_eq!(requeued.len(), 1);
+    assert!(b.requeue_expired().await.unwrap().0.is_empty());
+    let retry = b.claim_batch(batch).await.unwrap();
+    assert_eq!((retry[0].job_id, retry[0].attempts), (job, 2));
+    store
+        .replace_document_chunks(
+            Some((&b, job)),
+            "d1",
+            "text",
+            None,
+            &[chunk(0, "a", &v), chunk(1, "b", &v)],
+        )
+        .await
+        .unwrap();
+    let live = store.live_chunk_ids(&k.kb_id).await.unwrap();
+    assert_eq!(live.len(), 2, "the document's chunks, once");
+    assert!(
+        live.iter().all(|id| !first.contains(id)),
+        "A's are tombstones"
+    );
+    let tombstones = store.changes_since(&k.kb_id, 0, 100).await.unwrap();
+    assert_eq!(tombstones.iter().filter(|c| !c.is_live).count(), 2);
+
+    // A wakes up: its store is refused and changes nothing.
+    let late = store
+        .replace_document_chunks(Some((&a, job)), "d1", "text", None, &[chunk(0, "a", &v)])
+        .await;
+    assert!(late.is_err(), "{late:?}");
+    assert_eq!(store.live_chunk_ids(&k.kb_id).await.unwrap(), live);
+    b.succeed(job).await.unwrap();
+    assert_eq!(
+        b.get(job).await.unwrap().unwrap().status,
+        JobStatus::Succeeded
+    );
+}
+
 ingest::on_both_backends!(
+    a_run_out_lease_is_run_again_and_its_chunks_tombstoned,
     knowledge_round_trip,
     re_embedding_stages_and_swaps,
     bots_publish_versions,

@@ -8,6 +8,7 @@ use sqlx::FromRow;
 
 use super::{Backend, Store, Tx, blob_to_vector, vector_to_blob};
 use crate::error::{Error, Result};
+use ingest::jobs::JobQueue;
 use ingest::on_db;
 
 /// A chunk as users see it.
@@ -176,16 +177,26 @@ fn live_among_sql(backend: Backend, columns: &str, by_seq: bool, count: usize) -
 
 impl Store {
     /// Replace a document's chunks in one transaction. Earlier chunks (from an interrupted
-    /// attempt, or a re-ingest) become tombstones, so re-running a job never duplicates
-    /// chunks. The caller marks the document indexed once the indexes have the chunks.
+    /// attempt — a restart, or a node whose job lease ran out — or a re-ingest) become
+    /// tombstones, so re-running a job never duplicates chunks. With `held` (the queue and
+    /// the job whose work this is), nothing is written unless that queue's node still
+    /// holds the job, checked in the same transaction, so a node that lost its job cannot
+    /// replace the chunks of the node that took it over. The caller marks the document
+    /// indexed once the indexes have the chunks.
     pub async fn replace_document_chunks(
         &self,
+        held: Option<(&JobQueue, i64)>,
         document_id: &str,
         kind: &str,
         page_count: Option<i64>,
         chunks: &[NewChunk<'_>],
     ) -> Result<()> {
         let mut tx = self.begin_write().await?;
+        if let Some((queue, job_id)) = held {
+            // First, so the job's row is locked before the chunks and the document, in the
+            // order deleting a document takes them.
+            queue.confirm_held(&mut tx, job_id).await?;
+        }
         let Some(kb_id) = Store::document_kb(&mut tx, document_id).await? else {
             return Err(Error::not_found(format!(
                 "document '{document_id}' (deleted while processing)"

@@ -155,10 +155,10 @@ impl Store {
     }
 
     /// On PostgreSQL, make this the one process that writes to the database, or say that
-    /// another one already does. Several nodes on one database are not supported yet (each
-    /// would put the other's running jobs back in the queue at start, and their indexes
-    /// would not see each other's writes), so a second writer must not start. On SQLite
-    /// the data directory's lock already says this; nothing to do.
+    /// another one already does. Several nodes share the job queue safely (job leases), but
+    /// their indexes do not follow each other's writes reliably yet (no shared chunk log),
+    /// so unless `database.several_nodes` allows it a second writer must not start. On
+    /// SQLite the data directory's lock already says this; nothing to do.
     pub async fn lock_single_writer(&mut self) -> Result<()> {
         let Pool::Postgres(pool) = &self.pool else {
             return Ok(());
@@ -170,7 +170,7 @@ impl Store {
             .await?;
         if !locked {
             return Err(Error::Busy(
-                "another zhiku node is writing to this PostgreSQL database; several nodes on one database are not supported yet (docs/postgres.md): stop it first, or use its HTTP API".into(),
+                "another zhiku node is writing to this PostgreSQL database, and database.several_nodes is off (docs/postgres.md): stop it first, or use its HTTP API".into(),
             ));
         }
         self.writer_lock = Some(Arc::new(Mutex::new(conn)));
