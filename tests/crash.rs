@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{Server, fixtures_dir, llm_intro_files};
+use crate::common::{Server, llm_intro_files, mixed_folder};
 
 fn counts(docs: &[Value]) -> BTreeMap<String, i64> {
     docs.iter()
@@ -20,21 +20,6 @@ fn counts(docs: &[Value]) -> BTreeMap<String, i64> {
         .collect()
 }
 
-fn folder() -> Vec<(std::path::PathBuf, String)> {
-    let docs = fixtures_dir().join("docs");
-    let mut files = llm_intro_files();
-    for f in [
-        "zh-guide.md",
-        "zh-article.html",
-        "zh-gbk.txt",
-        "zh-faq.csv",
-        "zh-travel-policy.docx",
-    ] {
-        files.push((docs.join(f), f.to_string()));
-    }
-    files
-}
-
 #[test]
 fn kill_during_ingestion_loses_and_duplicates_nothing() {
     // Reference: an uninterrupted run.
@@ -42,14 +27,14 @@ fn kill_during_ingestion_loses_and_duplicates_nothing() {
     let reference = {
         let server = Server::start(reference_dir.path());
         let kb = server.create_kb("crash");
-        assert_eq!(server.upload(&kb, &folder()).0, 202);
+        assert_eq!(server.upload(&kb, &mixed_folder()).0, 202);
         counts(&server.wait_settled(&kb, Duration::from_secs(600)))
     };
 
     let data = tempfile::tempdir().unwrap();
     let mut server = Server::start(data.path());
     let kb = server.create_kb("crash");
-    assert_eq!(server.upload(&kb, &folder()).0, 202);
+    assert_eq!(server.upload(&kb, &mixed_folder()).0, 202);
     // Kill while something is processing and something has been indexed.
     let started = Instant::now();
     loop {
@@ -116,7 +101,7 @@ fn damaged_indexes_are_rebuilt_from_sqlite_at_start() {
 #[test]
 fn kill_at_random_moments_with_ten_seeds() {
     use rand::{Rng, SeedableRng};
-    let files: Vec<_> = folder().into_iter().take(7).collect();
+    let files: Vec<_> = mixed_folder().into_iter().take(7).collect();
     let reference_dir = tempfile::tempdir().unwrap();
     let reference = {
         let server = Server::start(reference_dir.path());

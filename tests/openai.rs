@@ -20,17 +20,33 @@ fn the_official_openai_client_works() {
     server.wait_settled(&kb, std::time::Duration::from_secs(120));
     let bot = server.create_bot(json!({"name": "policy-bot", "knowledge_bases": [kb]}));
     let key = server.publish_with_key(&bot);
+    run_client(
+        "openai_client.py",
+        &server,
+        &key,
+        &bot,
+        &[("ZHIKU_EMBEDDING_MODEL", "multilingual-e5-small")],
+    );
+}
+
+/// Run a client script of tests/clients against `bot` on `server`; it fails the test with
+/// its output when it exits non-zero.
+fn run_client(script: &str, server: &Server, key: &str, bot: &str, env: &[(&str, &str)]) {
     let output = Command::new(venv_python())
-        .arg(crate::common::repo_root().join("tests/clients/openai_client.py"))
+        .arg(
+            crate::common::repo_root()
+                .join("tests/clients")
+                .join(script),
+        )
         .env("ZHIKU_BASE_URL", server.url("/v1"))
-        .env("ZHIKU_KEY", &key)
-        .env("ZHIKU_BOT", &bot)
-        .env("ZHIKU_EMBEDDING_MODEL", "multilingual-e5-small")
+        .env("ZHIKU_KEY", key)
+        .env("ZHIKU_BOT", bot)
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     assert!(
         output.status.success(),
-        "openai client failed:\n{}\n{}",
+        "{script} failed:\n{}\n{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
@@ -44,19 +60,7 @@ fn the_official_openai_client_calls_tools() {
     let server = Server::start_with(data.path(), &[("ZHIKU_LLM__MODEL", ANSWER_LLM)]);
     let bot = server.create_bot(json!({"name": "tools-bot", "model": {"temperature": 0}}));
     let key = server.publish_with_key(&bot);
-    let output = Command::new(venv_python())
-        .arg(crate::common::repo_root().join("tests/clients/openai_tools.py"))
-        .env("ZHIKU_BASE_URL", server.url("/v1"))
-        .env("ZHIKU_KEY", &key)
-        .env("ZHIKU_BOT", &bot)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "openai tool calls failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    run_client("openai_tools.py", &server, &key, &bot, &[]);
 }
 
 /// The llm-comply checks that apply to a text-only knowledge bot that can call tools. Not

@@ -10,9 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::common::{
-    ANSWER_LLM, Server, TOKEN, cli_with, fixtures_dir, llm_intro_files, serve_command,
-};
+use crate::common::{ANSWER_LLM, Server, TOKEN, cli_with, mixed_folder, serve_command};
 
 /// A new database in this test binary's cluster.
 fn database() -> String {
@@ -213,17 +211,7 @@ fn a_killed_nodes_jobs_are_finished_by_another_node_each_document_once() {
     let mut a = Server::start_with(a_dir.path(), &env);
     let a_node = std::fs::read_to_string(a_dir.path().join("node_id")).unwrap();
     let kb = a.create_kb("fleet");
-    let docs = fixtures_dir().join("docs");
-    let mut files = llm_intro_files();
-    for f in [
-        "zh-guide.md",
-        "zh-article.html",
-        "zh-gbk.txt",
-        "zh-faq.csv",
-        "zh-travel-policy.docx",
-    ] {
-        files.push((docs.join(f), f.to_string()));
-    }
+    let files = mixed_folder();
     let (status, body) = a.upload(&kb, &files);
     assert_eq!(status, 202, "{body}");
 

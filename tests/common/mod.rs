@@ -411,3 +411,20 @@ pub fn llm_intro_files() -> Vec<(PathBuf, String)> {
     files.sort();
     files
 }
+
+/// A shared folder as a team has one: the llm-intro-zh articles and five documents of
+/// other kinds (Markdown, HTML, GBK text, CSV, Word).
+pub fn mixed_folder() -> Vec<(PathBuf, String)> {
+    let docs = fixtures_dir().join("docs");
+    let mut files = llm_intro_files();
+    for f in [
+        "zh-guide.md",
+        "zh-article.html",
+        "zh-gbk.txt",
+        "zh-faq.csv",
+        "zh-travel-policy.docx",
+    ] {
+        files.push((docs.join(f), f.to_string()));
+    }
+    files
+}
