@@ -28,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_fairness import TOKEN, request, upload  # noqa: E402  (the same HTTP helpers)
 from bench_sheet import write_csv  # noqa: E402  (the same CSV)
+import zhiku_server  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
@@ -63,16 +64,8 @@ def main() -> int:
                    ZHIKU_MODELS_DIR=args.models, ZHIKU_ADMIN_TOKEN=TOKEN,
                    ZHIKU_LLM__MODEL="smollm2-135m-instruct-q4_1",
                    ZHIKU_LLM__CONTEXT_TOKENS="2048", ZHIKU_LLM__THREADS="1")
-        server = subprocess.Popen([args.binary, "serve"], env=env, stdout=subprocess.PIPE,
-                                  stderr=subprocess.DEVNULL, text=True)
+        server, base = zhiku_server.start(args.binary, env, quiet=True)
         try:
-            base = None
-            for line in server.stdout:
-                if line.startswith("zhiku is listening on "):
-                    base = line.split("on ", 1)[1].strip()
-                    break
-            if base is None:
-                sys.exit("the server did not start")
             kb = request(base, "POST", "/api/kbs", json.dumps({"name": "big"}).encode())["id"]
             started = time.monotonic()
             big = upload(base, kb, "orders.csv", csv.read_bytes())

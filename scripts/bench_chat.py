@@ -31,6 +31,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import zhiku_server  # noqa: E402  (starting the server, as the other benchmarks do)
+
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests/fixtures"
 # Where cargo put the binaries: CARGO_TARGET_DIR when set, as cargo reads it.
@@ -141,14 +144,8 @@ def bench_model(model, threads, max_tokens, concurrency, rag_settings):
     env = dict(os.environ, ZHIKU_BIND="127.0.0.1:0", ZHIKU_DATA_DIR=data, ZHIKU_MODELS_DIR=str(models_dir),
                ZHIKU_ADMIN_TOKEN=TOKEN, ZHIKU_LLM__MODEL=model, ZHIKU_LLM__THREADS=str(threads),
                ZHIKU_EMBEDDING__THREADS=str(threads), ZHIKU_LOG="warn")
-    server = subprocess.Popen([str(TARGET / "release/zhiku"), "serve"], env=env,
-                              stdout=subprocess.PIPE, text=True)
+    server, base = zhiku_server.start(TARGET / "release/zhiku", env)
     try:
-        base = None
-        for line in server.stdout:
-            if line.startswith("zhiku is listening on "):
-                base = line.split("on ", 1)[1].strip()
-                break
         rss_start, _ = rss_mb(server.pid)
         kb = call(base, "POST", "/api/kbs", {"name": "llm-intro"})["id"]
         for path in sorted((FIXTURES / "docs/llm-intro-zh").glob("*.txt")):

@@ -22,6 +22,9 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import zhiku_server  # noqa: E402  (starting the server, as the other benchmarks do)
+
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "bench-fairness-token"
 
@@ -66,17 +69,8 @@ def main() -> int:
                    ZHIKU_MODELS_DIR=args.models, ZHIKU_ADMIN_TOKEN=TOKEN,
                    ZHIKU_EMBEDDING__THREADS="2", ZHIKU_LLM__MODEL="smollm2-135m-instruct-q4_1",
                    ZHIKU_LLM__CONTEXT_TOKENS="2048", ZHIKU_LLM__THREADS="1")
-        server = subprocess.Popen([args.binary, "serve"], env=env, stdout=subprocess.PIPE,
-                                  stderr=subprocess.DEVNULL, text=True)
+        server, base = zhiku_server.start(args.binary, env, quiet=True)
         try:
-            base = None
-            for line in server.stdout:
-                if line.startswith("zhiku is listening on "):
-                    base = line.split("on ", 1)[1].strip()
-                    break
-            if base is None:
-                print("the server did not start", file=sys.stderr)
-                return 1
             kb = request(base, "POST", "/api/kbs", json.dumps({"name": "fair"}).encode())["id"]
             big = [upload(base, kb, f"orders-{i}.csv", csv(i, args.rows)) for i in range(args.csvs)]
             while request(base, "GET", f"/api/jobs/{big[0]['job_id']}")["status"] != "processing":

@@ -21,13 +21,16 @@ import argparse
 import json
 import os
 import platform
-import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
 import openai
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import zhiku_server  # noqa: E402  (starting the server, as the other benchmarks do)
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target")
@@ -139,13 +142,8 @@ def bench_model(model, threads):
     env = dict(os.environ, ZHIKU_BIND="127.0.0.1:0", ZHIKU_DATA_DIR=data, ZHIKU_MODELS_DIR=str(models_dir),
                ZHIKU_ADMIN_TOKEN=TOKEN, ZHIKU_LLM__MODEL=model, ZHIKU_LLM__THREADS=str(threads),
                ZHIKU_LOG="warn")
-    server = subprocess.Popen([str(TARGET / "release/zhiku"), "serve"], env=env, stdout=subprocess.PIPE, text=True)
+    server, base = zhiku_server.start(TARGET / "release/zhiku", env)
     try:
-        base = None
-        for line in server.stdout:
-            if line.startswith("zhiku is listening on "):
-                base = line.split("on ", 1)[1].strip()
-                break
         bot = admin(base, "POST", "/api/bots", {"name": "tools", "persona": "你是一个助手。",
                                                  "model": {"temperature": 0, "max_tokens": 96}})["id"]
         admin(base, "POST", f"/api/bots/{bot}/publish")
