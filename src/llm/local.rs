@@ -27,7 +27,7 @@ use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 
 use super::stop::{StopMatcher, StopOutcome};
 use super::tool_grammar::{ToolGrammar, tool_grammar};
-use super::tools::{CallReader, Piece, ToolUse};
+use super::tools::{CallReader, ToolUse};
 use super::{
     ChatMessage, FinishReason, GenerateRequest, GenerationStats, LlmBackend, LlmEvent, LlmInfo,
     LlmStream, Occupancy, template,
@@ -440,14 +440,10 @@ impl Active {
         let events = &self.job.events;
         match self.calls.as_mut() {
             None => events.send(LlmEvent::Token(text)).is_ok(),
-            Some(reader) => reader.push(&text).into_iter().all(|piece| {
-                events
-                    .send(match piece {
-                        Piece::Text(t) => LlmEvent::Token(t),
-                        Piece::Call(c) => LlmEvent::ToolCall(c),
-                    })
-                    .is_ok()
-            }),
+            Some(reader) => reader
+                .push(&text)
+                .into_iter()
+                .all(|piece| events.send(piece.into()).is_ok()),
         }
     }
 }
@@ -788,9 +784,7 @@ impl Engine<'_> {
             }
             if let Some(mut reader) = active.calls.take() {
                 for piece in reader.finish() {
-                    if let Piece::Text(t) = piece {
-                        let _ = active.job.events.send(LlmEvent::Token(t));
-                    }
+                    let _ = active.job.events.send(piece.into());
                 }
                 if reader.calls() > 0 {
                     reason = FinishReason::ToolCalls;

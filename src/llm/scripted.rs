@@ -104,10 +104,7 @@ impl LlmBackend for ScriptedLlm {
             .unwrap_or_default();
         // Streamed in pieces, as a model would, so relays see more than one token.
         let mut finish_reason = FinishReason::Stop;
-        let send = |piece: Piece| match piece {
-            Piece::Text(t) => tx.send(LlmEvent::Token(t)),
-            Piece::Call(c) => tx.send(LlmEvent::ToolCall(c)),
-        };
+        let send = |piece: Piece| tx.send(piece.into());
         for piece in reply.split_inclusive(' ') {
             match calls.as_mut() {
                 None => drop(tx.send(LlmEvent::Token(piece.to_string()))),

@@ -247,6 +247,15 @@ pub enum Piece {
     Call(ToolCall),
 }
 
+impl From<Piece> for super::LlmEvent {
+    fn from(piece: Piece) -> Self {
+        match piece {
+            Piece::Text(t) => Self::Token(t),
+            Piece::Call(c) => Self::ToolCall(c),
+        }
+    }
+}
+
 /// Reads calls out of generated text as it streams: text outside calls passes through
 /// at once, except an end that may be the start of [`CALL_OPEN`]; a call comes out when
 /// its [`CALL_CLOSE`] arrives. A call whose body is not `{"name": …, "arguments": …}`
