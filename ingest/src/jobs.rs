@@ -157,8 +157,11 @@ pub struct JobQueue {
 }
 
 const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
-/// The deadline of a lease taken or renewed now; its one parameter is [`Lease::modifier`].
-const LEASE_UNTIL: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?)";
+/// The deadline of a lease taken or renewed now, its modifier ([`Lease::modifier`]) bound
+/// to `param` (`?`, or `?4` in a statement that numbers its parameters).
+fn lease_until(param: &str) -> String {
+    format!("strftime('%Y-%m-%dT%H:%M:%fZ', 'now', {param})")
+}
 /// A job this node holds: processing, under this node's lease (one parameter, the node).
 /// Every write a worker makes to its job is conditioned on it, so a node that lost the
 /// job changes nothing (see the module's doc).
@@ -217,10 +220,11 @@ impl JobQueue {
         // Unknown sizes count as over the limit; the running total stops the batch at the
         // first job that does not fit, so the queue order is kept.
         let lock = self.skip_locked();
+        let lease_until = lease_until("?4");
         let sql = format!(
             "UPDATE ingest_job SET status = 'processing', attempts = attempts + 1, started_at = {NOW},
                     stage = NULL, progress = 0, {NO_PASSAGES},
-                    lease_owner = ?3, lease_until = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?4)
+                    lease_owner = ?3, lease_until = {lease_until}
              WHERE status = 'enqueued' AND job_id IN (
                  WITH head AS (
                      SELECT job_id, attempts,
@@ -280,10 +284,11 @@ impl JobQueue {
     /// interrupted runs alone, as in [`JobQueue::claim_batch`]). Empty when none is queued.
     pub async fn claim_small(&self, limits: BatchLimits) -> Result<Vec<Job>> {
         let lock = self.skip_locked();
+        let lease_until = lease_until("?4");
         let sql = format!(
             "UPDATE ingest_job SET status = 'processing', attempts = attempts + 1, started_at = {NOW},
                     stage = NULL, progress = 0, {NO_PASSAGES},
-                    lease_owner = ?3, lease_until = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?4)
+                    lease_owner = ?3, lease_until = {lease_until}
              WHERE status = 'enqueued' AND job_id IN (
                  WITH small AS (
                      SELECT job_id, SUM(bytes) OVER (ORDER BY job_id) AS running_bytes
@@ -519,8 +524,8 @@ impl JobQueue {
     /// Renew the lease of every job this node holds (its heartbeat); how many it holds.
     pub async fn renew(&self) -> Result<u64> {
         let sql = format!(
-            "UPDATE ingest_job SET lease_until = {LEASE_UNTIL}
-             WHERE status = 'processing' AND lease_owner = ?"
+            "UPDATE ingest_job SET lease_until = {} WHERE {HELD}",
+            lease_until("?")
         );
         Ok(on_db!(&self.pool, sql, |e, q| sqlx::query(q)
             .bind(self.lease.modifier())
@@ -535,8 +540,9 @@ impl JobQueue {
     pub async fn claim_job(&self, job_id: i64) -> Result<Option<Job>> {
         let sql = format!(
             "UPDATE ingest_job SET status = 'processing', attempts = attempts + 1, started_at = {NOW},
-                    lease_owner = ?, lease_until = {LEASE_UNTIL}
-             WHERE job_id = ? AND status = 'enqueued' RETURNING *"
+                    lease_owner = ?, lease_until = {}
+             WHERE job_id = ? AND status = 'enqueued' RETURNING *",
+            lease_until("?")
         );
         Ok(on_db!(&self.pool, sql, |e, q| sqlx::query_as(q)
             .bind(&*self.lease.node)
