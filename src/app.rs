@@ -21,6 +21,8 @@ use crate::services::jobs::JobService;
 use crate::services::knowledge::KnowledgeService;
 use crate::services::metrics::{HttpMetrics, MetricsService};
 use crate::services::search::SearchService;
+use crate::services::secrets::SecretBox;
+use crate::services::tools::ToolService;
 pub use crate::services::workers::Workers;
 use crate::store::Store;
 
@@ -134,8 +136,10 @@ impl AppState {
         let embeddings = Arc::new(EmbeddingService {
             embedder: embedder.clone(),
         });
+        let secrets = Arc::new(SecretBox::new(&config));
         let bots = Arc::new(BotService {
             store: store.clone(),
+            secrets: secrets.clone(),
         });
         let jobs = Arc::new(JobService {
             store: store.clone(),
@@ -149,6 +153,7 @@ impl AppState {
             search: search.clone(),
             llm: llm.clone(),
             default_min_answerable: config.llm.min_answerable,
+            tools: Arc::new(ToolService::new(&config.tools, secrets)),
         });
         let health = Arc::new(HealthService {
             store: store.clone(),
@@ -272,7 +277,7 @@ pub fn node_id(config: &Config, persist: bool) -> Result<String> {
     Ok(id)
 }
 
-fn write_private(path: &Path, text: &str) -> Result<()> {
+pub(crate) fn write_private(path: &Path, text: &str) -> Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);

@@ -26,6 +26,9 @@ pub struct Config {
     pub models_dir: PathBuf,
     /// Admin bearer token; empty = generate and store on first start.
     pub admin_token: String,
+    /// Text the key that encrypts stored secrets (tool API keys) is made from; empty =
+    /// generate and store `<data_dir>/secret_key` on first use (SQLite only).
+    pub secret_key: String,
     /// Serve the UI from this folder instead of the copy in the binary (UI work).
     pub web_dir: PathBuf,
     /// HTTP settings.
@@ -40,6 +43,26 @@ pub struct Config {
     pub llm: LlmConfig,
     /// Database settings.
     pub database: DatabaseConfig,
+    /// Bot tools.
+    pub tools: ToolsConfig,
+}
+
+/// `[tools]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolsConfig {
+    /// Time limit of one HTTP tool call.
+    pub timeout_ms: u64,
+    /// Largest HTTP response read.
+    pub max_response_bytes: u64,
+    /// Most characters of a result given to the model.
+    pub max_result_chars: usize,
+    /// Most tool calls in one answer.
+    pub max_calls_per_answer: usize,
+    /// Most model rounds with tools in one answer.
+    pub max_rounds: usize,
+    /// Let HTTP tools reach loopback, link-local and private addresses.
+    pub allow_private: bool,
 }
 
 /// `[database]`.
@@ -325,6 +348,16 @@ impl Config {
         if llm.parallel == 0 || llm.context_tokens < 256 || llm.batch_tokens == 0 {
             return Err(Error::Config(
                 "llm.parallel and llm.batch_tokens must be at least 1 and llm.context_tokens at least 256".into(),
+            ));
+        }
+        let tools = &self.tools;
+        if tools.timeout_ms == 0
+            || tools.max_result_chars == 0
+            || tools.max_calls_per_answer == 0
+            || tools.max_rounds == 0
+        {
+            return Err(Error::Config(
+                "tools.timeout_ms, tools.max_result_chars, tools.max_calls_per_answer and tools.max_rounds must be at least 1".into(),
             ));
         }
         if !(0.0..=1.0).contains(&llm.min_answerable) {

@@ -300,6 +300,28 @@ fn the_served_limits_are_the_enforced_ones() {
         assert!(message(&body).contains(&max.to_string()), "{body}");
     }
 
+    // Tools: as many as the limit, not one more.
+    let tools_max = n(&bot["tools_max"]) as usize;
+    let tools = |count: usize| -> Vec<Value> {
+        (0..count)
+            .map(|i| json!({"type": "http", "name": format!("t{i}"), "description": "d", "url": "https://a.example/"}))
+            .collect()
+    };
+    let (status, body) = server.patch(
+        &format!("/api/bots/{id}"),
+        json!({"tools": tools(tools_max)}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = server.patch(
+        &format!("/api/bots/{id}"),
+        json!({"tools": tools(tools_max + 1)}),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        message(&body).contains(&format!("at most {tools_max} tools")),
+        "{body}"
+    );
+
     // A chat message one character too long is refused before anything runs.
     let chars = n(&limits["question_chars"]) as usize;
     let (status, events) = server.chat(
@@ -318,4 +340,84 @@ fn the_served_limits_are_the_enforced_ones() {
     assert!(n(&split["min_tokens"]) < n(&split["auto_tokens"]));
     assert!(n(&split["auto_tokens"]) <= n(&split["max_tokens"]));
     assert!(!limits["accepted_types"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn bot_tools_are_saved_with_their_secrets_sealed_and_never_shown() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let weather = json!({
+        "type": "http",
+        "name": "get_weather",
+        "description": "某城市今天的天气",
+        "method": "GET",
+        "url": "https://api.example.com/weather/{city}",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+        "headers": [
+            {"name": "X-Api-Key", "value": "sk-live-s3cret-42", "secret": true},
+            {"name": "Accept", "value": "application/json"}
+        ]
+    });
+    let (status, bot) = server.post(
+        "/api/bots",
+        json!({"name": "天气", "tools": [weather, {"type": "calculator"}]}),
+    );
+    assert_eq!(status, 201, "{bot}");
+    let id = bot["id"].as_str().unwrap().to_string();
+    let shown = |bot: &Value| {
+        let text = bot.to_string();
+        assert!(
+            !text.contains("s3cret") && !text.contains("sealed"),
+            "{text}"
+        );
+        bot["draft"]["tools"].clone()
+    };
+    let tools = shown(&bot);
+    assert_eq!(
+        tools[0]["headers"][0],
+        json!({"name": "X-Api-Key", "value": null, "secret": true})
+    );
+    assert_eq!(tools[0]["headers"][1]["value"], "application/json");
+    assert_eq!(tools[1], json!({"type": "calculator"}));
+
+    // The tools sent back as shown (the secret without its value) keep the secret.
+    let (status, patched) = server.patch(&format!("/api/bots/{id}"), json!({"tools": tools}));
+    assert_eq!(status, 200, "{patched}");
+    shown(&patched);
+    let (status, version) = server.post(&format!("/api/bots/{id}/publish"), json!({}));
+    assert_eq!(status, 200, "{version}");
+    assert!(!version.to_string().contains("s3cret"), "{version}");
+    // At rest the key is encrypted: the database file does not hold it.
+    let db = std::fs::read(data.path().join("zhiku.db")).unwrap();
+    let wal = std::fs::read(data.path().join("zhiku.db-wal")).unwrap_or_default();
+    for bytes in [db, wal] {
+        assert!(!bytes.windows(17).any(|w| w == b"sk-live-s3cret-42"));
+    }
+
+    // Bad tools are refused with the reason.
+    let renamed = {
+        let mut t = tools[0].clone();
+        t["name"] = json!("new_tool");
+        t
+    };
+    for (tools, want) in [
+        (
+            json!([{"type": "http", "name": "x", "urll": "https://a.example/"}]),
+            "unknown tool setting 'tools[0].urll'",
+        ),
+        (json!([{"type": "time_machine"}]), "invalid bot settings"),
+        (json!([renamed]), "secret header 'X-Api-Key' has no value"),
+        (
+            json!([{"type": "calculator"}, {"type": "calculator"}]),
+            "two tools are named 'calculator'",
+        ),
+        (
+            json!([{"type": "http", "name": "x", "description": "d", "url": "http://a.example/{id}"}]),
+            "not one of its parameters",
+        ),
+    ] {
+        let (status, body) = server.patch(&format!("/api/bots/{id}"), json!({"tools": tools}));
+        assert_eq!(status, 400, "{body}");
+        assert!(message(&body).contains(want), "{want}: {body}");
+    }
 }

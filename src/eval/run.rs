@@ -404,7 +404,7 @@ async fn ask(state: &AppState, how: &AskSettings, question: &str) -> Result<Answ
         match event {
             ChatEvent::Token(t) => answer.push_str(&t),
             // The eval offers no tools.
-            ChatEvent::ToolCall(_) => {}
+            ChatEvent::ToolCall(_) | ChatEvent::ToolRun(_) | ChatEvent::ToolResult(_) => {}
             ChatEvent::Done(outcome) => {
                 let outcome = *outcome;
                 // What the model read: the passages given to it, and the prompt's last

@@ -59,7 +59,7 @@ impl From<BotRow> for BotView {
         Self {
             id: b.bot_id,
             name: b.name,
-            draft: b.draft,
+            draft: b.draft.redacted(),
             published_version: b.published_version,
             published_at: b.published_at,
             unpublished_changes: b.unpublished_changes,
@@ -87,7 +87,7 @@ impl From<BotVersion> for BotVersionView {
         Self {
             bot_id: v.bot_id,
             version: v.version,
-            settings: v.settings,
+            settings: v.settings.redacted(),
             published_at: v.published_at,
         }
     }

@@ -241,7 +241,8 @@ fn sse(stream: ChatStream) -> Sse<impl Stream<Item = Result<Event, Infallible>>>
         while let Some(event) = events.recv().await {
             match event {
                 ChatEvent::Token(text) => yield Ok(json_event("token", &json!({"text": text}))),
-                ChatEvent::ToolCall(call) => yield Ok(json_event("tool_call", &call)),
+                ChatEvent::ToolCall(call) | ChatEvent::ToolRun(call) => yield Ok(json_event("tool_call", &call)),
+                ChatEvent::ToolResult(step) => yield Ok(json_event("tool_result", &step)),
                 ChatEvent::Done(outcome) => yield Ok(json_event("done", &outcome)),
                 ChatEvent::Failed { answer, message, code } => yield Ok(json_event(
                     "error",

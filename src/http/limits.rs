@@ -134,6 +134,8 @@ pub(crate) struct BotLimitsView {
     max_tokens_max: u32,
     /// Largest `model.history_turns`.
     history_turns_max: u32,
+    /// Most tools of one bot.
+    tools_max: usize,
 }
 
 impl From<Limits> for LimitsView {
@@ -188,6 +190,7 @@ impl From<BotLimits> for BotLimitsView {
             temperature_max: b.temperature_max,
             max_tokens_max: b.max_tokens_max,
             history_turns_max: b.history_turns_max,
+            tools_max: b.tools_max,
         }
     }
 }

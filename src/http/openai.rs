@@ -455,7 +455,8 @@ async fn chat_completions(
             match event {
                 ChatEvent::Token(t) => answer.push_str(&t),
                 // The outcome lists the calls.
-                ChatEvent::ToolCall(_) => {}
+                // The bot's own tools run inside the answer; the caller sees the answer.
+                ChatEvent::ToolCall(_) | ChatEvent::ToolRun(_) | ChatEvent::ToolResult(_) => {}
                 ChatEvent::Done(outcome) => {
                     return Ok(
                         Json(completion(&id, created, &bot_id, &fingerprint, &outcome))
@@ -493,6 +494,7 @@ async fn chat_completions(
                         "function": {"arguments": call.arguments}}]}), None));
                     calls += 1;
                 }
+                ChatEvent::ToolRun(_) | ChatEvent::ToolResult(_) => {}
                 ChatEvent::Done(outcome) => {
                     let mut last = chunk(json!({}), Some(finish_reason(outcome.finish_reason)));
                     add_evidence(&mut last, &outcome);

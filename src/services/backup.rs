@@ -2,7 +2,8 @@
 //!
 //! A backup is a folder: `zhiku.db` (a consistent snapshot taken with SQLite's
 //! `VACUUM INTO`, safe while the server writes), `files/` (the uploaded originals the
-//! snapshot's documents point to; they never change once written), the admin token, and
+//! snapshot's documents point to; they never change once written), the admin token and
+//! the secret key, and
 //! `zhiku-backup.json` describing it. The BM25 and vector indexes are not copied: SQLite holds
 //! every chunk and its vector, and a data dir without indexes rebuilds them from SQLite when
 //! the server starts, so a restored copy can never disagree with its database.
@@ -10,6 +11,11 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+/// The data dir's keys a backup carries: the admin token, and the key the stored secrets
+/// (tool API keys) are encrypted with, without which a restored copy could not open them.
+/// A backup is therefore to be kept as safe as the data dir itself.
+const KEY_FILES: [&str; 2] = ["admin_token", "secret_key"];
 
 use crate::error::{Error, Result};
 use crate::store::Store;
@@ -71,9 +77,11 @@ pub async fn backup(database: &Path, data_dir: &Path, out: &Path) -> Result<Mani
             Err(e) => return Err(e.into()),
         }
     }
-    let token = data_dir.join("admin_token");
-    if token.is_file() {
-        std::fs::copy(&token, out.join("admin_token"))?;
+    for name in KEY_FILES {
+        let key = data_dir.join(name);
+        if key.is_file() {
+            std::fs::copy(&key, out.join(name))?;
+        }
     }
     let manifest = Manifest {
         zhiku_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -134,9 +142,11 @@ pub fn restore(from: &Path, data_dir: &Path, replace: bool) -> Result<Manifest> 
     std::fs::rename(staging.join("files"), data_dir.join("files"))?;
     std::fs::rename(staging.join("zhiku.db"), &database)?;
     std::fs::remove_dir_all(&staging)?;
-    let token = from.join("admin_token");
-    if token.is_file() && !data_dir.join("admin_token").exists() {
-        std::fs::copy(token, data_dir.join("admin_token"))?;
+    for name in KEY_FILES {
+        let key = from.join(name);
+        if key.is_file() && !data_dir.join(name).exists() {
+            std::fs::copy(key, data_dir.join(name))?;
+        }
     }
     Ok(manifest)
 }

@@ -8,10 +8,15 @@
 //! misspelt setting is an error instead of silently doing nothing.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use std::sync::Arc;
 
+use serde_json::{Map, Value, json};
+
+use super::secrets::SecretBox;
+use super::tools;
 use crate::error::{Error, Result};
 use crate::store::Store;
+use crate::store::bot_tools::{BotTool, HttpTool, ToolHeader};
 use crate::store::bots::{BotRow, BotSettings, BotVersion, NoRecallMode};
 use crate::store::conversations::{Channel, ConversationRow, MessageRow};
 use crate::store::keys::KeyRow;
@@ -21,6 +26,8 @@ use crate::store::keys::KeyRow;
 pub struct BotService {
     /// Database.
     pub store: Store,
+    /// Seals the secrets of the bots' tools.
+    pub secrets: Arc<SecretBox>,
 }
 
 // Limits on settings, named in the errors that enforce them and served by
@@ -145,10 +152,58 @@ pub fn settings_from_json(base: &BotSettings, body: &Value) -> Result<BotSetting
             "unknown bot setting '{field}' (expected one of: {known})"
         )));
     }
+    if let Some(Value::Array(tools)) = body.get("tools") {
+        check_tool_fields(tools)?;
+    }
     let mut merged = to_value(base)?;
     merge_patch(&mut merged, body);
     serde_json::from_value(merged)
         .map_err(|e| Error::InvalidInput(format!("invalid bot settings: {e}")))
+}
+
+/// Refuse fields a tool (or a header of an HTTP tool) does not have, as for the settings
+/// themselves (a misspelt `url` would otherwise leave an empty one).
+fn check_tool_fields(tools: &[Value]) -> Result<()> {
+    let http = serde_json::to_value(BotTool::Http(HttpTool::default()))
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    let header =
+        serde_json::to_value(ToolHeader::default()).map_err(|e| Error::Internal(e.to_string()))?;
+    for (i, tool) in tools.iter().enumerate() {
+        let Value::Object(fields) = tool else {
+            return Err(Error::InvalidInput(format!(
+                "tools[{i}] must be an object with a \"type\" (http, current_time, calculator)"
+            )));
+        };
+        let mut schema = http.clone();
+        if fields.get("type").and_then(Value::as_str) != Some("http") {
+            schema = json!({"type": ""});
+        }
+        // The headers are checked one by one below; the parameters are a JSON schema,
+        // free in form.
+        let mut flat = tool.clone();
+        let headers = flat.as_object_mut().and_then(|f| f.remove("headers"));
+        if let Some(f) = flat.as_object_mut() {
+            f.remove("parameters");
+        }
+        if let Some((field, known)) = unknown_field(&flat, &schema, &format!("tools[{i}]")) {
+            return Err(Error::InvalidInput(format!(
+                "unknown tool setting '{field}' (expected one of: {known})"
+            )));
+        }
+        for (j, h) in headers
+            .iter()
+            .flat_map(|h| h.as_array().into_iter().flatten())
+            .enumerate()
+        {
+            let here = format!("tools[{i}].headers[{j}]");
+            if let Some((field, known)) = unknown_field(h, &header, &here) {
+                return Err(Error::InvalidInput(format!(
+                    "unknown tool setting '{field}' (expected one of: {known})"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn to_value(settings: &BotSettings) -> Result<Value> {
@@ -232,6 +287,7 @@ fn check_settings(mut s: BotSettings) -> Result<BotSettings> {
     check(m.history_turns <= MAX_HISTORY_TURNS, || {
         format!("model.history_turns must be at most {MAX_HISTORY_TURNS}")
     })?;
+    tools::check_tools(&s.tools)?;
     Ok(s)
 }
 
@@ -271,7 +327,8 @@ impl BotService {
 
     /// Create a bot from settings.
     pub async fn create(&self, settings: BotSettings) -> Result<BotRow> {
-        let settings = self.validate(settings).await?;
+        let mut settings = self.validate(settings).await?;
+        tools::seal_secrets(&mut settings.tools, &[], &self.secrets)?;
         self.store.create_bot(&settings).await
     }
 
@@ -284,9 +341,10 @@ impl BotService {
     /// Edit a bot's draft with a JSON merge patch.
     pub async fn patch(&self, id_or_name: &str, patch: &Value) -> Result<BotRow> {
         let bot = self.store.bot(id_or_name).await?;
-        let settings = self
+        let mut settings = self
             .validate(settings_from_json(&bot.draft, patch)?)
             .await?;
+        tools::seal_secrets(&mut settings.tools, &bot.draft.tools, &self.secrets)?;
         self.store.update_bot_draft(&bot.bot_id, &settings).await
     }
 

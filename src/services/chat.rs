@@ -19,6 +19,7 @@ use super::evidence;
 use super::focus::{self, focus};
 use super::prompt::{self, Grounding, Passage, PastTurn, PromptParts};
 use super::search::{SearchRequest, SearchResult, SearchService};
+use super::tools::{ToolService, ToolStep};
 use crate::error::{Error, Result};
 use crate::llm::{
     ChatMessage, FinishReason, Gate, GenerateRequest, GenerationStats, LlmBackend, LlmEvent,
@@ -27,6 +28,7 @@ use crate::llm::{
 use crate::store::Store;
 use crate::store::bots::{BotSettings, NoRecallMode};
 use crate::store::conversations::{Channel, MessageRow, MessageStatus, Role};
+use tool_rounds::ToolRounds;
 
 /// Longest chat message (a question) accepted, in characters, on every channel: the
 /// workspace's test chat, a published bot's chat and `/v1`.
@@ -43,6 +45,8 @@ pub struct ChatService {
     pub llm: Arc<dyn LlmBackend>,
     /// `llm.min_answerable`: for bots that set no threshold of their own.
     pub default_min_answerable: f32,
+    /// Runs the bots' own tools.
+    pub tools: Arc<ToolService>,
 }
 
 /// Where the history comes from and where the turn is recorded.
@@ -259,6 +263,8 @@ pub struct ChatOutcome {
     /// The tools the model called (finish reason `tool_calls`): their results are wanted
     /// before it answers.
     pub tool_calls: Vec<ToolCall>,
+    /// The bot's own tools called while answering, with their results, in order.
+    pub tool_steps: Vec<ToolStep>,
     /// Token counts.
     pub usage: Usage,
     /// Timings.
@@ -273,8 +279,13 @@ pub struct ChatOutcome {
 pub enum ChatEvent {
     /// Text of the answer.
     Token(String),
-    /// A complete call of one of the turn's tools.
+    /// A complete call of one of the caller's tools (the OpenAI API's `tools`): the
+    /// answer ends, waiting for its result.
     ToolCall(ToolCall),
+    /// A call of one of the bot's own tools, about to run here.
+    ToolRun(ToolCall),
+    /// What one of the bot's own tools returned; the model goes on with it.
+    ToolResult(ToolStep),
     /// The end, with citations and figures.
     Done(Box<ChatOutcome>),
     /// Generation failed after it started; the partial answer is recorded as interrupted.
@@ -335,7 +346,14 @@ impl ChatService {
         let settings = &turn.settings;
         let has_knowledge = !settings.knowledge_bases.is_empty();
         let nothing_found = has_knowledge && prepared.passages.is_empty();
-        let uses_tools = turn.uses_tools();
+        // The bot's own tools, run here, unless the caller brings tools of its own (it
+        // runs those itself).
+        let bot_tools = match &turn.tools {
+            None if !settings.tools.is_empty() => Some(ToolService::offer(&settings.tools)?),
+            _ => None,
+        };
+        let offered = turn.tools.clone().or_else(|| bot_tools.clone());
+        let uses_tools = turn.uses_tools() || bot_tools.is_some();
         if nothing_found && settings.no_recall.mode == NoRecallMode::Fixed && !uses_tools {
             let reply = settings.no_recall.reply.clone();
             return self
@@ -375,7 +393,7 @@ impl ChatService {
                 grounding,
                 answer_tokens: max_tokens as usize,
                 tool_steps: &turn.tool_steps,
-                tools_tokens: turn.tools.as_ref().map_or(0, prompt::tools_tokens),
+                tools_tokens: offered.as_ref().map_or(0, prompt::tools_tokens),
             },
         )?;
         let asked = prepared.rewritten.as_deref().unwrap_or(&question);
@@ -421,17 +439,36 @@ impl ChatService {
             refuse: question_asked.refuse.into(),
             min_proceed: decline.min_proceed,
         });
-        let mut request = GenerateRequest::new(
-            built.messages,
-            max_tokens,
-            turn.temperature.unwrap_or(settings.model.temperature),
-        );
+        let temperature = turn.temperature.unwrap_or(settings.model.temperature);
+        let mut request = GenerateRequest::new(built.messages, max_tokens, temperature);
         request.stop = turn.stop.clone();
         request.seed = turn.seed;
         request.gate = gate;
         request.opening = opening;
-        request.tools = turn.tools.clone();
+        request.tools = offered;
         let llm_stream = self.llm.generate(request)?;
+        let rounds = bot_tools.map(|offer| {
+            ToolRounds::new(
+                self.tools.clone(),
+                self.llm.clone(),
+                settings.tools.clone(),
+                offer,
+                tool_rounds::Parts {
+                    persona: settings.persona.clone(),
+                    extra_system: prepared.extra_system.clone(),
+                    history: prepared.history.clone(),
+                    question: question.clone(),
+                    passages: built.passages.clone(),
+                    grounding,
+                },
+                tool_rounds::Sampling {
+                    max_tokens,
+                    temperature,
+                    stop: turn.stop.clone(),
+                    seed: turn.seed,
+                },
+            )
+        });
 
         trace.passages_dropped_for_context = built.passages_dropped;
         trace.history_turns = built.history_turns;
@@ -466,6 +503,7 @@ impl ChatService {
             no_recall: nothing_found && !uses_tools,
             has_knowledge,
             uses_tools,
+            rounds,
             question: question.clone(),
             decline: check,
             trace: turn.trace.then_some(trace),
@@ -734,6 +772,7 @@ impl ChatService {
             grounding_score: no_recall.then_some(0.0),
             citations: Vec::new(),
             tool_calls: Vec::new(),
+            tool_steps: Vec::new(),
             usage: Usage::default(),
             timings: ChatTimings {
                 rewrite_ms: prepared.rewrite_ms,
@@ -780,6 +819,8 @@ struct Relay {
     has_knowledge: bool,
     /// Tools take part: an answer from their results is not the passages' to support.
     uses_tools: bool,
+    /// The bot's own tools, run here between rounds of the model.
+    rounds: Option<ToolRounds>,
     question: String,
     /// What stands in for an answer the passages do not hold.
     decline: Option<Decline>,
@@ -794,6 +835,9 @@ impl Relay {
         let mut first_token: Option<u64> = None;
         let mut answerable: Option<f32> = None;
         let mut tool_calls = Vec::new();
+        // Calls of the bot's own tools in the round under way, and the rounds before.
+        let mut pending: Vec<ToolCall> = Vec::new();
+        let mut earlier = GenerationStats::default();
         let ending = loop {
             tokio::select! {
                 event = llm.recv() => match event {
@@ -804,14 +848,31 @@ impl Relay {
                             break Ending::ClientLeft;
                         }
                     }
-                    Some(LlmEvent::Done { finish_reason, stats }) => break Ending::Done(finish_reason, stats),
+                    Some(LlmEvent::Done { stats, .. }) if !pending.is_empty() && self.rounds.is_some() => {
+                        let calls = std::mem::take(&mut pending);
+                        add_stats(&mut earlier, &stats);
+                        match self.next_round(calls).await {
+                            Ok(next) => llm = next,
+                            Err(ending) => break ending,
+                        }
+                    }
+                    Some(LlmEvent::Done { finish_reason, mut stats }) => {
+                        add_stats(&mut stats, &earlier);
+                        break Ending::Done(finish_reason, stats);
+                    }
                     Some(LlmEvent::Failed(message)) => break Ending::Failed { message, code: "llm_failed" },
                     Some(LlmEvent::Busy(message)) => break Ending::Failed { message, code: "overloaded" },
                     Some(LlmEvent::Verdict(yes)) => answerable = Some(yes),
                     Some(LlmEvent::ToolCall(call)) => {
                         first_token.get_or_insert_with(|| ms(self.started));
-                        tool_calls.push(call.clone());
-                        if self.out.send(ChatEvent::ToolCall(call)).await.is_err() {
+                        let event = if self.rounds.is_some() {
+                            pending.push(call.clone());
+                            ChatEvent::ToolRun(call)
+                        } else {
+                            tool_calls.push(call.clone());
+                            ChatEvent::ToolCall(call)
+                        };
+                        if self.out.send(event).await.is_err() {
                             break Ending::ClientLeft;
                         }
                     }
@@ -842,6 +903,7 @@ impl Relay {
                 let mut outcome = self.outcome(answer, finish_reason, &stats, first_token);
                 outcome.answerable = answerable;
                 outcome.tool_calls = tool_calls;
+                outcome.tool_steps = self.rounds.take().map(|r| r.done).unwrap_or_default();
                 self.save(
                     &outcome.answer,
                     MessageStatus::Complete,
@@ -883,6 +945,35 @@ impl Relay {
         }
     }
 
+    /// Run the calls of the bot's tools the round that ended made, telling the client what
+    /// each returned, and start the next round; how the answer ends instead when the
+    /// client leaves meanwhile or the model cannot go on.
+    async fn next_round(
+        &mut self,
+        calls: Vec<ToolCall>,
+    ) -> std::result::Result<crate::llm::LlmStream, Ending> {
+        let Some(rounds) = self.rounds.as_mut() else {
+            return Err(Ending::Failed {
+                message: "tool calls without tools".into(),
+                code: "llm_failed",
+            });
+        };
+        let next = tokio::select! {
+            next = rounds.next(calls) => next,
+            () = self.out.closed() => return Err(Ending::ClientLeft),
+        };
+        let (steps, stream) = next.map_err(|e| Ending::Failed {
+            message: e.to_string(),
+            code: e.code(),
+        })?;
+        for step in steps {
+            if self.out.send(ChatEvent::ToolResult(step)).await.is_err() {
+                return Err(Ending::ClientLeft);
+            }
+        }
+        Ok(stream)
+    }
+
     fn outcome(
         &mut self,
         answer: String,
@@ -890,7 +981,11 @@ impl Relay {
         stats: &GenerationStats,
         first_token: Option<u64>,
     ) -> ChatOutcome {
-        let support = match (self.has_knowledge && !self.uses_tools, self.no_recall) {
+        // With the bot's own tools, what they returned supports the answer as passages do
+        // (a tool's words are not shown as a citation); the caller's tools' results are
+        // the caller's to judge.
+        let judged = self.has_knowledge && (!self.uses_tools || self.rounds.is_some());
+        let support = match (judged, self.no_recall) {
             (false, _) => None,
             (true, true) => Some(evidence::Support {
                 score: 0.0,
@@ -898,7 +993,27 @@ impl Relay {
                 markers: Vec::new(),
                 inferred: false,
             }),
-            (true, false) => Some(evidence::support(&answer, &self.question, &self.passages)),
+            (true, false) => {
+                let mut evidence_passages = self.passages.clone();
+                for step in self.rounds.iter().flat_map(|r| &r.done) {
+                    evidence_passages.push(Passage {
+                        marker: evidence_passages.len() + 1,
+                        chunk_id: 0,
+                        document_id: String::new(),
+                        document_name: step.name.clone(),
+                        source_url: None,
+                        page: None,
+                        label: None,
+                        text: step.result.clone(),
+                        score: 0.0,
+                    });
+                }
+                Some(evidence::support(
+                    &answer,
+                    &self.question,
+                    &evidence_passages,
+                ))
+            }
         };
         let citations = match &support {
             Some(support) if self.show_sources => support
@@ -940,6 +1055,7 @@ impl Relay {
                 .map(|s| (s.score * 1000.0).round() / 1000.0),
             citations,
             tool_calls: Vec::new(),
+            tool_steps: Vec::new(),
             usage: Usage {
                 prompt_tokens: stats.prompt_tokens,
                 cached_prompt_tokens: stats.cached_prompt_tokens,
@@ -969,6 +1085,20 @@ enum Ending {
     Done(FinishReason, GenerationStats),
     ClientLeft,
     Failed { message: String, code: &'static str },
+}
+
+/// `more`'s counts and times added to `total` (the rounds of an answer with tools); the
+/// speed is the last round's.
+fn add_stats(total: &mut GenerationStats, more: &GenerationStats) {
+    total.prompt_tokens += more.prompt_tokens;
+    total.cached_prompt_tokens += more.cached_prompt_tokens;
+    total.completion_tokens += more.completion_tokens;
+    total.queue_ms += more.queue_ms;
+    total.prompt_ms += more.prompt_ms;
+    total.generation_ms += more.generation_ms;
+    if total.tokens_per_s == 0.0 {
+        total.tokens_per_s = more.tokens_per_s;
+    }
 }
 
 /// The probability the model must give that the passages answer, for a bot whose
@@ -1004,6 +1134,7 @@ fn answer_context(outcome: &ChatOutcome) -> String {
         "grounded": outcome.grounded,
         "grounding_score": outcome.grounding_score,
         "finish_reason": outcome.finish_reason,
+        "tool_steps": outcome.tool_steps,
         "usage": outcome.usage,
         "timings": outcome.timings,
     })
@@ -1065,6 +1196,8 @@ fn given_turns(messages: &[ChatMessage]) -> Vec<PastTurn> {
 fn ms(since: Instant) -> u64 {
     u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
+
+mod tool_rounds;
 
 #[cfg(test)]
 mod tests;

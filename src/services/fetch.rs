@@ -20,7 +20,7 @@ use reqwest::header::{
     LOCATION,
 };
 
-use crate::config::IngestConfig;
+use crate::config::{IngestConfig, ToolsConfig};
 use crate::error::{Error, Result};
 
 /// Most redirects followed for one URL; one more fails the fetch.
@@ -38,7 +38,34 @@ pub struct Fetcher {
     pub timeout: Duration,
     /// Whether loopback, link-local and private addresses may be reached.
     pub allow_private: bool,
+    /// The config keys of these limits, named in errors.
+    pub keys: LimitKeys,
 }
+
+/// The config keys behind a fetcher's limits, so an error names the one to change.
+#[derive(Debug, Clone, Copy)]
+pub struct LimitKeys {
+    /// The size cap's key.
+    pub max_bytes: &'static str,
+    /// The time limit's key.
+    pub timeout: &'static str,
+    /// The private-address switch's key.
+    pub allow_private: &'static str,
+}
+
+/// Web pages added to knowledge bases: `[ingest]`.
+pub const INGEST_KEYS: LimitKeys = LimitKeys {
+    max_bytes: "ingest.max_fetch_bytes",
+    timeout: "ingest.fetch_timeout_ms",
+    allow_private: "ingest.url_allow_private",
+};
+
+/// Bots' HTTP tools: `[tools]`.
+pub const TOOL_KEYS: LimitKeys = LimitKeys {
+    max_bytes: "tools.max_response_bytes",
+    timeout: "tools.timeout_ms",
+    allow_private: "tools.allow_private",
+};
 
 /// What the last fetch of a page said, sent back so an unchanged page costs a 304.
 #[derive(Debug, Clone, Default)]
@@ -86,6 +113,17 @@ impl Fetcher {
             max_bytes: config.max_fetch_bytes,
             timeout: Duration::from_millis(config.fetch_timeout_ms),
             allow_private: config.url_allow_private,
+            keys: INGEST_KEYS,
+        }
+    }
+
+    /// The fetcher `[tools]` configures, for HTTP tools.
+    pub fn for_tools(config: &ToolsConfig) -> Self {
+        Self {
+            max_bytes: config.max_response_bytes,
+            timeout: Duration::from_millis(config.timeout_ms),
+            allow_private: config.allow_private,
+            keys: TOOL_KEYS,
         }
     }
 
@@ -132,7 +170,8 @@ impl Fetcher {
             .await
             .map_err(|_| {
                 fetch_error(format!(
-                    "fetching {url} took longer than {limit_ms} ms (ingest.fetch_timeout_ms)"
+                    "fetching {url} took longer than {limit_ms} ms ({})",
+                    self.keys.timeout
                 ))
             })?
     }
@@ -140,17 +179,7 @@ impl Fetcher {
     async fn follow(&self, start: &Url, validators: &Validators) -> Result<Fetched> {
         let mut url = start.clone();
         for hop in 0..=MAX_REDIRECTS {
-            let addrs = self.resolve(&url).await?;
-            let host = url.host_str().unwrap_or_default().to_string();
-            let client = reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                // A proxy would resolve the name itself and undo the address check.
-                .no_proxy()
-                .resolve_to_addrs(&host, &addrs)
-                .user_agent(USER_AGENT)
-                .timeout(self.timeout)
-                .build()
-                .map_err(|e| Error::Internal(format!("HTTP client: {e}")))?;
+            let client = self.pinned_client(&url).await?;
             let mut request = client.get(url.clone());
             if let Some(etag) = &validators.etag {
                 request = request.header(IF_NONE_MATCH, etag);
@@ -219,14 +248,30 @@ impl Fetcher {
         )))
     }
 
+    /// A client for one request to `url` that follows no redirect, pinned to the addresses
+    /// its host resolves to now, every one of them checked.
+    pub async fn pinned_client(&self, url: &Url) -> Result<reqwest::Client> {
+        let addrs = self.resolve(url).await?;
+        let host = url.host_str().unwrap_or_default().to_string();
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            // A proxy would resolve the name itself and undo the address check.
+            .no_proxy()
+            .resolve_to_addrs(&host, &addrs)
+            .user_agent(USER_AGENT)
+            .timeout(self.timeout)
+            .build()
+            .map_err(|e| Error::Internal(format!("HTTP client: {e}")))
+    }
+
     /// Read the body, stopping as soon as it passes the cap (a declared length over it is
     /// refused before reading).
-    async fn read_body(&self, url: &Url, mut response: reqwest::Response) -> Result<Vec<u8>> {
+    pub async fn read_body(&self, url: &Url, mut response: reqwest::Response) -> Result<Vec<u8>> {
         let too_large = || {
             Error::Ingest(ingest::Error::TooLarge {
                 detail: format!(
-                    "{url} is larger than the limit of {} bytes (ingest.max_fetch_bytes)",
-                    self.max_bytes
+                    "{url} is larger than the limit of {} bytes ({})",
+                    self.max_bytes, self.keys.max_bytes
                 ),
             })
         };
@@ -268,8 +313,9 @@ impl Fetcher {
             && let Some(bad) = addrs.iter().find(|a| !is_public(a.ip()))
         {
             return Err(refused(format!(
-                "{url} leads to {}, a loopback, link-local or private address; such URLs are refused (ingest.url_allow_private)",
-                bad.ip()
+                "{url} leads to {}, a loopback, link-local or private address; such URLs are refused ({})",
+                bad.ip(),
+                self.keys.allow_private
             )));
         }
         Ok(addrs)
@@ -284,7 +330,7 @@ fn header(headers: &HeaderMap, name: reqwest::header::HeaderName) -> Option<Stri
 }
 
 /// reqwest's error with its causes, which hold the useful part ("connection refused").
-fn error_chain(e: &reqwest::Error) -> String {
+pub fn error_chain(e: &reqwest::Error) -> String {
     let mut text = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(cause) = source {
@@ -385,6 +431,7 @@ mod tests {
             max_bytes: 1_000,
             timeout: Duration::from_secs(5),
             allow_private: false,
+            keys: INGEST_KEYS,
         };
         for url in [
             "http://127.0.0.1:9/",

@@ -112,6 +112,8 @@ pub struct BotLimits {
     pub max_tokens_max: u32,
     /// Largest `model.history_turns`.
     pub history_turns_max: u32,
+    /// Most tools of one bot.
+    pub tools_max: usize,
 }
 
 /// The limits in force under `config`.
@@ -156,6 +158,7 @@ pub fn limits(config: &Config) -> Limits {
             temperature_max: bots::MAX_TEMPERATURE,
             max_tokens_max: bots::MAX_MAX_TOKENS,
             history_turns_max: bots::MAX_HISTORY_TURNS,
+            tools_max: super::tools::MAX_TOOLS,
         },
     }
 }

@@ -26,8 +26,10 @@ pub mod metrics;
 pub mod prompt;
 pub mod reembed;
 pub mod search;
+pub mod secrets;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod tools;
 pub mod web_pages;
 pub mod web_schedule;
 pub mod web_sync;

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::FromRow;
 
 use super::Store;
+use super::bot_tools::{self, BotTool};
 use crate::error::{Error, Result};
 use ingest::on_db;
 
@@ -54,6 +55,9 @@ pub struct BotSettings {
     pub model: ModelSettings,
     /// Rewrite a follow-up question into a standalone one before retrieval.
     pub rewrite_query: bool,
+    /// Tools the model may call while it answers (HTTP endpoints, built-ins).
+    #[schema(max_items = 16)]
+    pub tools: Vec<BotTool>,
 }
 
 impl Default for BotSettings {
@@ -69,7 +73,16 @@ impl Default for BotSettings {
             no_recall: NoRecallSettings::default(),
             model: ModelSettings::default(),
             rewrite_query: true,
+            tools: Vec::new(),
         }
+    }
+}
+
+impl BotSettings {
+    /// The settings as the API shows them: secrets of tools left out.
+    pub fn redacted(mut self) -> Self {
+        self.tools = bot_tools::redacted(&self.tools);
+        self
     }
 }
 

@@ -8,6 +8,7 @@
 
 #[cfg(test)]
 pub(crate) mod backends;
+pub mod bot_tools;
 pub mod bots;
 pub mod chunks;
 pub mod conversations;

@@ -25,6 +25,17 @@ fn chat(f: &Fixture, llm: &Arc<ScriptedLlm>) -> ChatService {
         search: f.search.clone(),
         llm: llm.clone(),
         default_min_answerable: 0.5,
+        tools: Arc::new(ToolService::new(
+            &crate::config::ToolsConfig {
+                timeout_ms: 2_000,
+                max_response_bytes: 10_000,
+                max_result_chars: 500,
+                max_calls_per_answer: 6,
+                max_rounds: 3,
+                allow_private: true,
+            },
+            Arc::new(crate::services::secrets::SecretBox::with_key("test")),
+        )),
     }
 }
 
@@ -58,7 +69,7 @@ async fn answer(chat: &ChatService, turn: Turn) -> (String, ChatOutcome) {
         match event {
             ChatEvent::Token(t) => text.push_str(&t),
             // The outcome lists them.
-            ChatEvent::ToolCall(_) => {}
+            ChatEvent::ToolCall(_) | ChatEvent::ToolRun(_) | ChatEvent::ToolResult(_) => {}
             ChatEvent::Done(outcome) => return (text, *outcome),
             ChatEvent::Failed { message, .. } => panic!("the answer failed: {message}"),
         }
@@ -310,4 +321,73 @@ async fn the_model_goes_on_from_the_tool_results_after_the_question() {
     use crate::llm::Role as R;
     assert_eq!(roles, [R::System, R::User, R::Assistant, R::Tool]);
     assert_eq!(messages[3].content, "sunny, 21 °C");
+}
+
+#[tokio::test]
+async fn the_bots_own_tools_run_and_the_model_answers_with_their_results() {
+    use crate::store::bot_tools::BotTool;
+    let f = fixture().await;
+    let llm = Arc::new(ScriptedLlm::new([
+        r#"<tool_call>{"name": "calculator", "arguments": {"expression": "15*2"}}</tool_call>"#,
+        // The same call again: not run twice, and the model must then answer.
+        r#"<tool_call>{"arguments": {"expression":"15*2"}, "name": "calculator"}</tool_call>"#,
+        "Every employee has fifteen days a year, so 30 days in two years [1].",
+    ]));
+    let mut s = settings(&f);
+    s.tools = vec![BotTool::Calculator, BotTool::CurrentTime];
+    let chat = chat(&f, &llm);
+    let mut stream = chat
+        .start(turn(s, "how many days of paid leave in two years"))
+        .await
+        .unwrap();
+    let mut events = Vec::new();
+    let outcome = loop {
+        match stream.events.recv().await.expect("an outcome") {
+            ChatEvent::Done(outcome) => break *outcome,
+            ChatEvent::Failed { message, .. } => panic!("{message}"),
+            ChatEvent::ToolCall(_) => panic!("a bot tool's call is not the caller's"),
+            ChatEvent::ToolRun(call) => events.push(format!("run {}", call.name)),
+            ChatEvent::ToolResult(step) => events.push(format!("result {}", step.result)),
+            ChatEvent::Token(_) => {}
+        }
+    };
+    assert_eq!(
+        events,
+        [
+            "run calculator",
+            "result 15*2 = 30",
+            "run calculator",
+            "result 15*2 = 30"
+        ]
+    );
+    assert_eq!(
+        outcome.answer,
+        "Every employee has fifteen days a year, so 30 days in two years [1]."
+    );
+    assert_eq!(outcome.finish_reason, FinishReason::Stop);
+    assert!(outcome.tool_calls.is_empty());
+    assert_eq!(outcome.tool_steps.len(), 2);
+    // Supported by the passage and the tool's result together, cited by the passage.
+    assert_eq!(
+        outcome.grounded,
+        Some(true),
+        "{:?}",
+        outcome.grounding_score
+    );
+    assert_eq!(outcome.citations.len(), 1, "{:?}", outcome.citations);
+    let asked = llm.requests();
+    assert_eq!(asked.len(), 3);
+    let offered = |i: usize| asked[i].tools.as_ref().map(|t| t.callable().len());
+    assert_eq!(offered(0), Some(2));
+    assert_eq!(offered(1), Some(2));
+    assert_eq!(
+        offered(2),
+        Some(0),
+        "after a repeat the model answers without tools"
+    );
+    let last = &asked[2].messages;
+    assert!(
+        last.iter()
+            .any(|m| m.role == crate::llm::Role::Tool && m.content == "15*2 = 30")
+    );
 }

@@ -1,0 +1,173 @@
+//! An answer with the bot's own tools: the model calls some, they run here, their results
+//! go back to it, and it goes on — until it answers, or the rounds or calls allowed are
+//! spent and it must answer with what it has.
+//!
+//! A call repeating an earlier one (same tool, same arguments) is not run again: it gets
+//! the earlier result, and the model is then asked to answer without tools. Small models
+//! given a tool's result with the tools still on offer often call the same tool again
+//! (the 1.5B did so for most questions of `scripts/bench_tools.py`).
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::error::Result;
+use crate::llm::{
+    ChatMessage, GenerateRequest, LlmBackend, LlmStream, Role, ToolCall, ToolChoice, ToolUse,
+};
+use crate::services::prompt::{self, Grounding, Passage, PastTurn, PromptParts};
+use crate::services::tools::{ToolService, ToolStep};
+use crate::store::bot_tools::BotTool;
+
+/// What a prompt is built from, kept for the rounds after the first.
+pub(super) struct Parts {
+    pub(super) persona: String,
+    pub(super) extra_system: String,
+    pub(super) history: Vec<PastTurn>,
+    pub(super) question: String,
+    pub(super) passages: Vec<Passage>,
+    pub(super) grounding: Grounding,
+}
+
+/// How the answer is generated, kept for the rounds after the first.
+pub(super) struct Sampling {
+    pub(super) max_tokens: u32,
+    pub(super) temperature: f32,
+    pub(super) stop: Vec<String>,
+    pub(super) seed: Option<u32>,
+}
+
+/// The tool rounds of one answer.
+pub(super) struct ToolRounds {
+    pub(super) service: Arc<ToolService>,
+    pub(super) llm: Arc<dyn LlmBackend>,
+    pub(super) tools: Vec<BotTool>,
+    pub(super) offer: ToolUse,
+    pub(super) parts: Parts,
+    pub(super) sampling: Sampling,
+    /// Every call and result so far, as the model reads them.
+    steps: Vec<ChatMessage>,
+    /// Every step so far, as the client sees them.
+    pub(super) done: Vec<ToolStep>,
+    rounds: usize,
+    calls_run: usize,
+}
+
+impl ToolRounds {
+    pub(super) fn new(
+        service: Arc<ToolService>,
+        llm: Arc<dyn LlmBackend>,
+        tools: Vec<BotTool>,
+        offer: ToolUse,
+        parts: Parts,
+        sampling: Sampling,
+    ) -> Self {
+        Self {
+            service,
+            llm,
+            tools,
+            offer,
+            parts,
+            sampling,
+            steps: Vec::new(),
+            done: Vec::new(),
+            rounds: 0,
+            calls_run: 0,
+        }
+    }
+
+    /// Run `calls` (the round that just ended made them) and start the model again with
+    /// their results: the steps of this round, and the next round's stream.
+    pub(super) async fn next(
+        &mut self,
+        calls: Vec<ToolCall>,
+    ) -> Result<(Vec<ToolStep>, LlmStream)> {
+        self.rounds += 1;
+        let max_calls = self.service.max_calls_per_answer;
+        let mut steps: Vec<Option<ToolStep>> = vec![None; calls.len()];
+        let mut to_run = Vec::new();
+        let mut repeats = 0;
+        for (i, call) in calls.iter().enumerate() {
+            if let Some(earlier) = self.done.iter().find(|s| same_call(s, call)) {
+                repeats += 1;
+                steps[i] = Some(ToolStep {
+                    id: call.id.clone(),
+                    elapsed_ms: 0,
+                    ..earlier.clone()
+                });
+            } else if self.calls_run + to_run.len() >= max_calls {
+                steps[i] = Some(ToolStep {
+                    id: call.id.clone(),
+                    name: call.name.clone(),
+                    arguments: call.arguments.clone(),
+                    result: format!(
+                        "error: not run: an answer may make at most {max_calls} tool calls (tools.max_calls_per_answer)"
+                    ),
+                    ok: false,
+                    elapsed_ms: 0,
+                });
+            } else {
+                to_run.push((i, call.clone()));
+            }
+        }
+        let run: Vec<ToolCall> = to_run.iter().map(|(_, c)| c.clone()).collect();
+        self.calls_run += run.len();
+        let results = self.service.run_all(&self.tools, &run).await;
+        for ((i, _), step) in to_run.into_iter().zip(results) {
+            steps[i] = Some(step);
+        }
+        let steps: Vec<ToolStep> = steps.into_iter().flatten().collect();
+
+        let mut call_message = ChatMessage::new(Role::Assistant, "");
+        call_message.tool_calls = calls;
+        self.steps.push(call_message);
+        for step in &steps {
+            let mut result = ChatMessage::new(Role::Tool, step.result.clone());
+            result.tool_call_id = Some(step.id.clone());
+            self.steps.push(result);
+        }
+        self.done.extend(steps.iter().cloned());
+
+        // Answer now, without tools, when the model only repeated itself or nothing more
+        // may be called.
+        let spent = self.rounds >= self.service.max_rounds || self.calls_run >= max_calls;
+        let mut offer = self.offer.clone();
+        if repeats == steps.len() || spent {
+            offer.choice = ToolChoice::None;
+        }
+        let built = prompt::build(
+            self.llm.as_ref(),
+            PromptParts {
+                persona: &self.parts.persona,
+                extra_system: &self.parts.extra_system,
+                history: &self.parts.history,
+                question: &self.parts.question,
+                passages: self.parts.passages.clone(),
+                grounding: self.parts.grounding,
+                answer_tokens: self.sampling.max_tokens as usize,
+                tool_steps: &self.steps,
+                tools_tokens: prompt::tools_tokens(&offer),
+            },
+        )?;
+        let mut request = GenerateRequest::new(
+            built.messages,
+            self.sampling.max_tokens,
+            self.sampling.temperature,
+        );
+        request.stop = self.sampling.stop.clone();
+        request.seed = self.sampling.seed;
+        request.tools = Some(offer);
+        Ok((steps, self.llm.generate(request)?))
+    }
+}
+
+/// Whether `call` asks what `step` already asked: the same tool with the same arguments
+/// (compared as JSON, so spacing and key order do not matter).
+fn same_call(step: &ToolStep, call: &ToolCall) -> bool {
+    let parse = |text: &str| serde_json::from_str::<Value>(text).ok();
+    step.name == call.name
+        && match (parse(&step.arguments), parse(&call.arguments)) {
+            (Some(a), Some(b)) => a == b,
+            _ => step.arguments == call.arguments,
+        }
+}

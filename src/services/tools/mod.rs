@@ -1,0 +1,131 @@
+//! Running the tools of a bot (Coze's plugins) while it answers: the functions offered to
+//! the model, each call it makes run here (independent ones at the same time), and what
+//! each returned, given back to it.
+//!
+//! A tool that fails, times out or answers too much is never a failed answer: the model is
+//! told what happened in the tool's result and answers with that.
+
+mod builtin;
+mod http;
+mod settings;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+
+pub use settings::{MAX_TOOLS, check_tools, seal_secrets};
+
+use super::fetch::Fetcher;
+use super::secrets::SecretBox;
+use crate::config::ToolsConfig;
+use crate::error::Result;
+use crate::llm::{ToolCall, ToolChoice, ToolSpec, ToolUse};
+use crate::store::bot_tools::BotTool;
+
+/// Runs bots' tools under the limits `[tools]` sets.
+#[derive(Debug, Clone)]
+pub struct ToolService {
+    /// HTTP calls: time limit, size cap, address rules.
+    pub fetcher: Fetcher,
+    /// Opens the tools' secret headers.
+    pub secrets: Arc<SecretBox>,
+    /// Most characters of a result the model reads.
+    pub max_result_chars: usize,
+    /// Most calls in one answer.
+    pub max_calls_per_answer: usize,
+    /// Most model rounds with tools in one answer.
+    pub max_rounds: usize,
+}
+
+/// One tool call and what came of it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ToolStep {
+    /// The call's id.
+    pub id: String,
+    /// The tool.
+    pub name: String,
+    /// Its arguments, a JSON object as text.
+    pub arguments: String,
+    /// What the model was given back: the tool's answer, or what went wrong.
+    pub result: String,
+    /// Whether the tool answered (an HTTP 2xx, a value); false: `result` says why not.
+    pub ok: bool,
+    /// How long it took.
+    pub elapsed_ms: u64,
+}
+
+impl ToolService {
+    /// The service `[tools]` configures.
+    pub fn new(config: &ToolsConfig, secrets: Arc<SecretBox>) -> Self {
+        Self {
+            fetcher: Fetcher::for_tools(config),
+            secrets,
+            max_result_chars: config.max_result_chars,
+            max_calls_per_answer: config.max_calls_per_answer,
+            max_rounds: config.max_rounds,
+        }
+    }
+
+    /// The bot's tools as the model is offered them, to call as it sees fit.
+    pub fn offer(tools: &[BotTool]) -> Result<ToolUse> {
+        let specs = tools
+            .iter()
+            .map(|t| ToolSpec::new(t.name(), t.description(), Some(t.parameters())))
+            .collect::<Result<Vec<_>>>()?;
+        ToolUse::new(specs, ToolChoice::Auto, true)
+    }
+
+    /// Run `calls` (at the same time) with the bot's `tools`; the results in call order.
+    pub async fn run_all(&self, tools: &[BotTool], calls: &[ToolCall]) -> Vec<ToolStep> {
+        let runs = calls.iter().map(|call| self.run(tools, call));
+        futures::future::join_all(runs).await
+    }
+
+    async fn run(&self, tools: &[BotTool], call: &ToolCall) -> ToolStep {
+        let started = Instant::now();
+        let span = tracing::info_span!("tool", name = %call.name);
+        let outcome = match tools.iter().find(|t| t.name() == call.name) {
+            None => Err(format!("there is no tool named '{}'", call.name)),
+            Some(tool) => {
+                let arguments = call.arguments_json();
+                let run = async {
+                    match tool {
+                        BotTool::Http(http) => {
+                            http::call(&self.fetcher, &self.secrets, http, &arguments).await
+                        }
+                        BotTool::CurrentTime => Ok(builtin::current_time()),
+                        BotTool::Calculator => builtin::calculate(&arguments),
+                    }
+                };
+                tracing::Instrument::instrument(run, span).await
+            }
+        };
+        let (result, ok) = match outcome {
+            Ok(text) => (text, true),
+            Err(why) => (format!("error: {why}"), false),
+        };
+        let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        tracing::info!(tool = %call.name, ok, elapsed_ms, "tool called");
+        ToolStep {
+            id: call.id.clone(),
+            name: call.name.clone(),
+            arguments: call.arguments.clone(),
+            result: cut(&result, self.max_result_chars),
+            ok,
+            elapsed_ms,
+        }
+    }
+}
+
+/// `text` cut to `max_chars`, saying so.
+fn cut(text: &str, max_chars: usize) -> String {
+    if text.chars().count() <= max_chars {
+        return text.to_string();
+    }
+    let kept: String = text.chars().take(max_chars).collect();
+    format!("{kept}… (cut at {max_chars} characters)")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,159 @@
+//! The tools a bot may call while it answers (Coze's plugins): part of a bot's settings,
+//! stored with them as JSON. No SQL here; `services::tools` runs them.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// One tool of a bot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum BotTool {
+    /// An HTTP endpoint the server calls with the model's arguments.
+    Http(HttpTool),
+    /// Today's date and the time now, in the server's time zone.
+    CurrentTime,
+    /// Arithmetic the model should not do in its head (`(3+4)*2.5`, `sqrt(2)`).
+    Calculator,
+}
+
+/// The function name of the built-in [`BotTool::CurrentTime`].
+pub const CURRENT_TIME: &str = "current_time";
+/// The function name of the built-in [`BotTool::Calculator`].
+pub const CALCULATOR: &str = "calculator";
+
+impl BotTool {
+    /// The function name the model calls it by.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Http(tool) => &tool.name,
+            Self::CurrentTime => CURRENT_TIME,
+            Self::Calculator => CALCULATOR,
+        }
+    }
+
+    /// What the model is told the tool does.
+    pub fn description(&self) -> &str {
+        match self {
+            Self::Http(tool) => &tool.description,
+            Self::CurrentTime => {
+                "今天的日期、星期和现在的时间。Today's date, weekday and the time now."
+            }
+            Self::Calculator => {
+                "计算一个算术表达式，如 (1200-950)/950*100 或 sqrt(2)。Evaluates an arithmetic expression."
+            }
+        }
+    }
+
+    /// The JSON schema of its arguments.
+    pub fn parameters(&self) -> Value {
+        match self {
+            Self::Http(tool) => tool.parameters.clone(),
+            Self::CurrentTime => json!({"type": "object", "properties": {}}),
+            Self::Calculator => json!({
+                "type": "object",
+                "properties": {
+                    "expression": {
+                        "type": "string",
+                        "description": "the arithmetic expression, e.g. (1200-950)/950*100"
+                    }
+                },
+                "required": ["expression"]
+            }),
+        }
+    }
+}
+
+/// HTTP methods a tool may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum HttpMethod {
+    /// Arguments not in the URL template go in the query string.
+    #[default]
+    Get,
+    /// Arguments not in the URL template go in a JSON body.
+    Post,
+    /// As POST.
+    Put,
+    /// As POST.
+    Patch,
+    /// As GET.
+    Delete,
+}
+
+impl HttpMethod {
+    /// Whether the arguments left over after the URL template go in a JSON body.
+    pub fn has_body(self) -> bool {
+        matches!(self, Self::Post | Self::Put | Self::Patch)
+    }
+}
+
+/// An endpoint the server calls for the model: the one-endpoint form of the UI, or one
+/// operation of an OpenAPI document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(default)]
+pub struct HttpTool {
+    /// Function name (letters, digits, `_` and `-`; up to 64), unique within the bot.
+    pub name: String,
+    /// What it does and when to call it: the model decides from this.
+    pub description: String,
+    /// HTTP method.
+    pub method: HttpMethod,
+    /// The URL, with `{parameter}` where an argument goes
+    /// (`https://api.example.com/orders/{order_id}`).
+    pub url: String,
+    /// JSON schema of the arguments (an object schema).
+    #[schema(value_type = Object)]
+    pub parameters: Value,
+    /// Headers sent with every call.
+    pub headers: Vec<ToolHeader>,
+}
+
+impl Default for HttpTool {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            description: String::new(),
+            method: HttpMethod::Get,
+            url: String::new(),
+            parameters: json!({"type": "object", "properties": {}}),
+            headers: Vec::new(),
+        }
+    }
+}
+
+/// A header of an HTTP tool. A secret one (an API key) is kept encrypted and never shown
+/// again: the API returns it with `value: null`, and a setting saved with `value: null`
+/// keeps the stored secret.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(default)]
+pub struct ToolHeader {
+    /// Header name.
+    pub name: String,
+    /// Its value (null for a stored secret).
+    pub value: Option<String>,
+    /// Keep it encrypted and never return it.
+    pub secret: bool,
+    /// The encrypted value of a secret header (stored only; never in the API).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(ignore)]
+    pub sealed: Option<String>,
+}
+
+/// `tools` with every secret's stored form removed: what the API shows.
+pub fn redacted(tools: &[BotTool]) -> Vec<BotTool> {
+    tools
+        .iter()
+        .cloned()
+        .map(|mut tool| {
+            if let BotTool::Http(http) = &mut tool {
+                for header in &mut http.headers {
+                    header.sealed = None;
+                    if header.secret {
+                        header.value = None;
+                    }
+                }
+            }
+            tool
+        })
+        .collect()
+}
