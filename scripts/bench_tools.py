@@ -13,17 +13,26 @@ order's status, and a few that need no tool):
      none, as docs/api.md advises for small models) and check the answer holds the value.
 Questions that need no tool count as right when no tool is called.
 
-Usage: .venv/bin/python scripts/bench_tools.py [--models a,b] [--threads 2] [--json out.json]
+With --bot-tools the same questions go to a bot that has the three tools as its own HTTP
+tools (issue 23 §2), served by a stand-in API on loopback: the server calls them and the
+model answers from their results in the same request (the debug chat's SSE stream: its
+`tool_call` events and the answer of its `done` event are scored the same way).
+
+Usage: .venv/bin/python scripts/bench_tools.py [--models a,b] [--threads 2] [--bot-tools]
+       [--json out.json]
 (builds nothing: run `cargo build --release` first; CARGO_TARGET_DIR is read as cargo
 reads it).
 """
 import argparse
+import http.server
 import json
 import os
 import platform
 import sys
 import tempfile
+import threading
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -185,13 +194,115 @@ def bench_model(model, threads):
         server.wait(timeout=30)
 
 
+class StandInApi(http.server.BaseHTTPRequestHandler):
+    """The three tools as an HTTP API: /weather/{city}, /rate?from_currency=&to_currency=,
+    /orders/{order_id}, answering what result_of() says."""
+
+    def do_GET(self):  # noqa: N802 (the standard library's name)
+        url = urllib.parse.urlparse(self.path)
+        parts = [urllib.parse.unquote(p) for p in url.path.strip("/").split("/")]
+        query = {k: v[0] for k, v in urllib.parse.parse_qs(url.query).items()}
+        if parts[0] == "weather" and len(parts) == 2:
+            result, _ = result_of("get_weather", {"city": parts[1]})
+        elif parts[0] == "rate":
+            result, _ = result_of("get_exchange_rate", query)
+        elif parts[0] == "orders" and len(parts) == 2:
+            result, _ = result_of("get_order_status", {"order_id": parts[1]})
+        else:
+            self.send_error(404)
+            return
+        body = json.dumps(result, ensure_ascii=False).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json; charset=utf-8")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def bot_tools(api):
+    """TOOLS as a bot's HTTP tools calling the stand-in API at `api`."""
+    urls = {"get_weather": f"{api}/weather/{{city}}", "get_exchange_rate": f"{api}/rate",
+            "get_order_status": f"{api}/orders/{{order_id}}"}
+    return [{"type": "http", "name": t["function"]["name"], "description": t["function"]["description"],
+             "method": "GET", "url": urls[t["function"]["name"]], "parameters": t["function"]["parameters"]}
+            for t in TOOLS]
+
+
+def debug_chat(base, bot, question):
+    """The debug chat's SSE events for `question`, as (event, data) pairs."""
+    req = urllib.request.Request(f"{base}/api/bots/{bot}/chat", method="POST",
+                                 data=json.dumps({"message": question}).encode())
+    req.add_header("Authorization", f"Bearer {TOKEN}")
+    req.add_header("content-type", "application/json")
+    events, name = [], None
+    with urllib.request.urlopen(req, timeout=900) as r:
+        for raw in r:
+            line = raw.decode().rstrip("\n")
+            if line.startswith("event:"):
+                name = line[6:].strip()
+            elif line.startswith("data:"):
+                events.append((name, json.loads(line[5:])))
+    return events
+
+
+def bench_bot_model(model, threads):
+    models_dir = Path(os.environ.get("ZHIKU_MODELS_DIR", ROOT / "models"))
+    data = tempfile.mkdtemp(prefix="zhiku-bench-bot-tools-")
+    api_server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), StandInApi)
+    threading.Thread(target=api_server.serve_forever, daemon=True).start()
+    api = f"http://127.0.0.1:{api_server.server_address[1]}"
+    env = dict(os.environ, ZHIKU_BIND="127.0.0.1:0", ZHIKU_DATA_DIR=data, ZHIKU_MODELS_DIR=str(models_dir),
+               ZHIKU_ADMIN_TOKEN=TOKEN, ZHIKU_LLM__MODEL=model, ZHIKU_LLM__THREADS=str(threads),
+               ZHIKU_TOOLS__ALLOW_PRIVATE="true", ZHIKU_LOG="warn")
+    server, base = zhiku_server.start(TARGET / "release/zhiku", env)
+    try:
+        bot = admin(base, "POST", "/api/bots", {"name": "tools", "persona": "你是一个助手。",
+                                                 "model": {"temperature": 0, "max_tokens": 96},
+                                                 "tools": bot_tools(api)})["id"]
+        rows = []
+        for question, tool, want in QUESTIONS:
+            started = time.time()
+            events = debug_chat(base, bot, question)
+            got = [(d["function"]["name"], json.loads(d["function"]["arguments"] or "{}"))
+                   for e, d in events if e == "tool_call"]
+            done = next((d for e, d in events if e == "done"), {})
+            said = done.get("answer", "")
+            if tool is None:
+                right_tool = right_args = not got
+            else:
+                right_tool = any(name == tool for name, _ in got)
+                right_args = any(name == tool and same_args(args, want) for name, args in got)
+            holds = None
+            if tool is not None and right_tool:
+                _, value = result_of(*next((n, a) for n, a in got if n == tool))
+                holds = norm(value) in norm(said)
+            rows.append({"question": question, "tool": tool, "called": got, "right_tool": right_tool,
+                         "right_args": right_args, "answer_holds_value": holds, "answer": said,
+                         "rounds": len(done.get("tool_steps", [])), "seconds": round(time.time() - started, 1),
+                         "first_token_ms": done.get("timings", {}).get("first_token_ms")})
+            print(f"{model} (bot tools): {question} → {got or said[:40]!r} "
+                  f"tool {'✓' if right_tool else '✗'} args {'✓' if right_args else '✗'} value {holds} "
+                  f"({rows[-1]['seconds']} s)", flush=True)
+        return {"model": f"{model} (bot tools)", "rows": rows}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        api_server.shutdown()
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--models", default="qwen2.5-coder-1.5b-instruct-q4_k_m,qwen2.5-coder-0.5b-instruct-q4_k_m")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--bot-tools", action="store_true",
+                        help="the tools as the bot's own HTTP tools, run by the server")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    results = [bench_model(m, args.threads) for m in args.models.split(",")]
+    bench = bench_bot_model if args.bot_tools else bench_model
+    results = [bench(m, args.threads) for m in args.models.split(",")]
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, threads {args.threads}")
     print("| model | questions | right tool (or none) | right arguments | answer holds the value |")
     print("|---|---:|---:|---:|---:|")

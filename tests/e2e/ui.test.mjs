@@ -144,6 +144,33 @@ try {
   assert.match(key, /^zk-/);
   await shot(page, 'desktop-bot-keys');
 
+  step('tools: an HTTP tool with a secret key and the calculator; the key is never shown again');
+  await page.keyboard.press('Escape');
+  await page.locator('.backdrop').waitFor({ state: 'detached' });
+  await page.locator('[data-testid=add-http-tool]').click();
+  const card = page.locator('[data-testid=tool-card]').last();
+  await card.locator('[data-testid=tool-name]').fill('get_weather');
+  await card.locator('textarea').first().fill('查询一个城市现在的天气');
+  await card.locator('[data-testid=tool-url]').fill('https://api.example.com/weather/{city}');
+  await card.locator('[data-testid=tool-parameters]').fill(JSON.stringify({ type: 'object', properties: { city: { type: 'string' } }, required: ['city'] }));
+  await card.getByRole('button', { name: /请求头|Header/ }).click();
+  await card.locator('.tool-header input.input').nth(0).fill('X-Api-Key');
+  await card.locator('.tool-header input.input').nth(1).fill('sk-ui-secret-77');
+  await card.locator('.tool-header input[type=checkbox]').check();
+  await page.locator('button[data-type=calculator]').click();
+  await page.locator('[data-testid=bot-save]').click();
+  await page.locator('.toast').last().waitFor();
+  await page.reload();
+  await page.locator('[data-testid=tool-card]').first().waitFor();
+  assert.equal(await page.locator('[data-testid=tool-card]').count(), 2);
+  const secretInput = page.locator('.tool-header input.input').nth(1);
+  assert.equal(await secretInput.inputValue(), '', 'the secret came back');
+  assert.ok((await secretInput.getAttribute('placeholder')).length > 0, 'no "stored" placeholder');
+  assert.ok(!(await page.content()).includes('sk-ui-secret-77'), 'the secret is on the page');
+  assert.equal(await page.locator('[data-testid=bot-save]').evaluate((b) => b.classList.contains('btn-primary')), false, 'a reloaded draft looks unsaved');
+  await page.locator('[data-testid=tool-card]').first().scrollIntoViewIfNeeded();
+  await shot(page, 'desktop-bot-tools');
+
   step('the bot editor on a phone');
   const phone = await newPage(PHONE);
   await phone.goto(base + '/');

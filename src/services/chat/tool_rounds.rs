@@ -3,18 +3,23 @@
 //! spent and it must answer with what it has.
 //!
 //! A call repeating an earlier one (same tool, same arguments) is not run again: it gets
-//! the earlier result, and the model is then asked to answer without tools. Small models
-//! given a tool's result with the tools still on offer often call the same tool again
-//! (the 1.5B did so for most questions of `scripts/bench_tools.py`).
+//! the earlier result, and the model is then asked to answer. Small models given a tool's
+//! result with the tools still on offer often call the same tool again (the 1.5B did so
+//! for 14 of the first 23 questions of `scripts/bench_tools.py --bot-tools` allowed three
+//! rounds), which is why
+//! `tools.max_rounds` is 1 by default.
+//!
+//! The answer is asked for as one from passages: the tools' results join the knowledge
+//! base's passages in the user message, and no tool is offered. Asked with the results as
+//! the chat template's tool messages and `tool_choice` none, the 1.5B often wrote the call
+//! again as its answer.
 
 use std::sync::Arc;
 
 use serde_json::Value;
 
 use crate::error::Result;
-use crate::llm::{
-    ChatMessage, GenerateRequest, LlmBackend, LlmStream, Role, ToolCall, ToolChoice, ToolUse,
-};
+use crate::llm::{ChatMessage, GenerateRequest, LlmBackend, LlmStream, Role, ToolCall, ToolUse};
 use crate::services::prompt::{self, Grounding, Passage, PastTurn, PromptParts};
 use crate::services::tools::{ToolService, ToolStep};
 use crate::store::bot_tools::BotTool;
@@ -128,13 +133,19 @@ impl ToolRounds {
         }
         self.done.extend(steps.iter().cloned());
 
-        // Answer now, without tools, when the model only repeated itself or nothing more
-        // may be called.
+        // Answer now when the model only repeated itself or nothing more may be called.
         let spent = self.rounds >= self.service.max_rounds || self.calls_run >= max_calls;
-        let mut offer = self.offer.clone();
-        if repeats == steps.len() || spent {
-            offer.choice = ToolChoice::None;
-        }
+        let stream = if repeats == steps.len() || spent {
+            self.answer()?
+        } else {
+            self.call_again()?
+        };
+        Ok((steps, stream))
+    }
+
+    /// The model goes on with the tools' results as tool messages, tools still offered.
+    fn call_again(&self) -> Result<LlmStream> {
+        let offer = self.offer.clone();
         let built = prompt::build(
             self.llm.as_ref(),
             PromptParts {
@@ -157,7 +168,60 @@ impl ToolRounds {
         request.stop = self.sampling.stop.clone();
         request.seed = self.sampling.seed;
         request.tools = Some(offer);
-        Ok((steps, self.llm.generate(request)?))
+        self.llm.generate(request)
+    }
+
+    /// The model answers from the passages and the tools' results, no tool offered.
+    fn answer(&self) -> Result<LlmStream> {
+        let known = self.parts.passages.len();
+        let mut results: Vec<Passage> = Vec::new();
+        for step in &self.done {
+            let seen = results
+                .iter()
+                .any(|r| r.text == step.result && r.document_name.contains(&step.name));
+            if seen {
+                continue;
+            }
+            results.push(Passage {
+                // After the knowledge base's markers, so none of them is cited as one.
+                marker: known + results.len() + 1,
+                chunk_id: 0,
+                document_id: String::new(),
+                document_name: format!("工具 {} 的结果", step.name),
+                source_url: None,
+                page: None,
+                label: None,
+                text: step.result.clone(),
+                score: 0.0,
+            });
+        }
+        // The results first: passages that do not fit are dropped from the end.
+        let passages: Vec<Passage> = results
+            .into_iter()
+            .chain(self.parts.passages.iter().cloned())
+            .collect();
+        let built = prompt::build(
+            self.llm.as_ref(),
+            PromptParts {
+                persona: &self.parts.persona,
+                extra_system: &self.parts.extra_system,
+                history: &self.parts.history,
+                question: &self.parts.question,
+                passages,
+                grounding: Grounding::Passages,
+                answer_tokens: self.sampling.max_tokens as usize,
+                tool_steps: &[],
+                tools_tokens: 0,
+            },
+        )?;
+        let mut request = GenerateRequest::new(
+            built.messages,
+            self.sampling.max_tokens,
+            self.sampling.temperature,
+        );
+        request.stop = self.sampling.stop.clone();
+        request.seed = self.sampling.seed;
+        self.llm.generate(request)
     }
 }
 

@@ -81,6 +81,15 @@ export function sourcesRow(citations, onCite = showCitation) {
 }
 
 /** An error from the chat stream in words. */
+/** JSON text indented to read, anything else as it is. */
+function prettyJson(text) {
+  try {
+    return JSON.stringify(JSON.parse(text), null, 2);
+  } catch (_) {
+    return text ?? '';
+  }
+}
+
 export function chatErrorText(err) {
   if (!err) return '';
   if (!err.code && err instanceof TypeError) return t('error.network');
@@ -246,7 +255,9 @@ export function chatView(options = {}) {
 
   /** Fill an answer's tools, sources and trace after it ends. */
   function finishAnswer(parts, data) {
-    const { bubble, tools, extra } = parts;
+    const { bubble, tools, extra, steps } = parts;
+    // A recorded answer shows the steps it took; a streamed one has shown them already.
+    if (!steps.childElementCount) for (const s of data.tool_steps || []) showStepResult(steps, s);
     const citations = data.citations || [];
     renderAnswer(bubble, data.answer || '', citations, showCitation);
     markCites(bubble);
@@ -270,12 +281,37 @@ export function chatView(options = {}) {
     );
   }
 
+  /** The collapsible step of tool call `id` in `steps`, made when first seen. */
+  function toolStep(steps, id, name, args) {
+    let step = [...steps.children].find((x) => x.dataset.id === id);
+    if (step) return step;
+    step = h('details.tool-step', { 'data-testid': 'tool-step', 'data-state': 'running', 'data-id': id },
+      h('summary', h('span.tool-step-name', t('chat.toolCalling', { name })), h('span.faint.small.tool-step-status', '…')),
+      h('div.tool-step-body',
+        h('div.faint.small', t('chat.toolArgs')), h('pre.tool-step-pre', prettyJson(args)),
+        h('div.tool-step-result')));
+    steps.append(step);
+    return step;
+  }
+
+  /** Step `s` ({id, name, arguments, result, ok, elapsed_ms}) with its result. */
+  function showStepResult(steps, s) {
+    const step = toolStep(steps, s.id, s.name, s.arguments);
+    step.dataset.state = s.ok ? 'ok' : 'failed';
+    step.querySelector('.tool-step-name').textContent = t('chat.toolCalled', { name: s.name });
+    step.querySelector('.tool-step-status').textContent = s.ok
+      ? t('chat.toolOk', { ms: s.elapsed_ms ?? 0 }) : t('chat.toolFailed');
+    mount(step.querySelector('.tool-step-result'),
+      h('div.faint.small', t('chat.toolResult')), h('pre.tool-step-pre', prettyJson(s.result)));
+  }
+
   function answerParts() {
+    const steps = h('div.tool-steps');
     const bubble = h('div.bubble', { 'data-testid': 'answer', 'data-state': 'streaming' });
     const tools = h('div.msg-tools');
     const extra = h('div.answer-extra');
-    const row = assistantRow(bubble, extra, tools);
-    return { row, bubble, tools, extra };
+    const row = assistantRow(steps, bubble, extra, tools);
+    return { row, bubble, tools, extra, steps };
   }
 
   async function send(text) {
@@ -311,6 +347,11 @@ export function chatView(options = {}) {
             o.onConversation?.(conversationId);
           }
         },
+        onToolCall: (call) => {
+          toolStep(parts.steps, call.id, call.function?.name, call.function?.arguments);
+          scrollDown();
+        },
+        onToolResult: (step) => showStepResult(parts.steps, step),
         onToken: (piece) => {
           text_ += piece;
           // Markdown is re-rendered at most once a frame, however fast tokens come.
@@ -396,6 +437,7 @@ export function chatView(options = {}) {
         const parts = answerParts();
         const ctx = (m.context && typeof m.context === 'object') ? m.context : {};
         const data = {
+          tool_steps: ctx.tool_steps,
           answer: m.content,
           citations: m.citations ?? ctx.citations ?? [],
           no_recall: m.no_recall ?? ctx.no_recall,

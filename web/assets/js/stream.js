@@ -1,6 +1,8 @@
 // Reading a chat answer as it streams (server-sent events over a POST, so fetch + a
 // reader rather than EventSource). Events: start {conversation_id}, token {text},
-// done {answer, citations, usage, timings, trace?}, error {code, message, answer}.
+// tool_call {id, function: {name, arguments}} and tool_result {id, name, result, ok,
+// elapsed_ms} (a bot's tools at work), done {answer, citations, usage, timings,
+// tool_steps, trace?}, error {code, message, answer}.
 // Aborting the signal closes the connection, which makes the server stop generating.
 
 import { errorFrom } from './api.js';
@@ -10,7 +12,7 @@ import { errorFrom } from './api.js';
  * event's data (or null if the stream was stopped); rejects with an ApiError when the
  * request is refused (401, 404, 429 …) or the answer fails midway.
  */
-export async function streamChat(url, token, body, { onStart, onToken, signal } = {}) {
+export async function streamChat(url, token, body, { onStart, onToken, onToolCall, onToolResult, signal } = {}) {
   const response = await fetch(url, {
     method: 'POST',
     headers: { Authorization: 'Bearer ' + token, 'content-type': 'application/json', accept: 'text/event-stream' },
@@ -40,6 +42,8 @@ export async function streamChat(url, token, body, { onStart, onToken, signal } 
         if (!event) continue;
         if (event.name === 'start') onStart?.(event.data);
         else if (event.name === 'token') onToken?.(event.data.text);
+        else if (event.name === 'tool_call') onToolCall?.(event.data);
+        else if (event.name === 'tool_result') onToolResult?.(event.data);
         else if (event.name === 'done') done = event.data;
         else if (event.name === 'error') {
           const err = new Error(event.data.message);

@@ -8,6 +8,7 @@ import { limits } from '../limits.js';
 import { errorText, field, h } from '../ui.js';
 import { kbPicker } from './knowledge.js';
 import { personaOptimizer } from './persona.js';
+import { normTools, toolsEditor } from './tools.js';
 
 /** The bounds of a bot's settings, as the server enforces them. */
 const LIMITS = limits.bot;
@@ -20,7 +21,7 @@ const FIELD_LABELS = [
   ['model.temperature', 'editor.temperature'], ['model.max_tokens', 'editor.maxTokens'],
   ['model.history_turns', 'editor.historyTurns'], ['suggested_questions', 'editor.questions'],
   ['opening_message', 'editor.opening'], ['knowledge_bases', 'editor.kbs'], ['persona', 'editor.persona'],
-  ['description', 'editor.description'], ['name', 'editor.name'],
+  ['description', 'editor.description'], ['name', 'editor.name'], ['tools', 'editor.tools'],
 ];
 
 /** A refused save or publish as {message, path?}: path when the message names a setting. */
@@ -63,6 +64,7 @@ export function botSettings({ botId, isAlive, onEdit, onSubmit, foot }) {
   const minScoreHint = h('span.field-hint');
   const formError = h('div.alert.alert-error.hidden', { role: 'alert' });
   const kbs = kbPicker({ isAlive, onLoaded: onEdit });
+  const toolsEd = toolsEditor({ onEdit });
   const optimizer = personaOptimizer({ botId, textarea: c.persona, isAlive });
 
   function refreshHints() {
@@ -97,6 +99,7 @@ export function botSettings({ botId, isAlive, onEdit, onSubmit, foot }) {
   panel(t('editor.opening'), t('editor.openingHint'), c.opening),
   panel(t('editor.questions'), t('editor.questionsHint', { max: LIMITS.suggested_questions }), c.questions),
   panel(t('editor.kbs'), t('editor.kbsHint'), kbs.element),
+  panel(t('editor.tools'), t('editor.toolsHint'), toolsEd.element),
   panel(t('editor.retrieval'), null,
     field(t('editor.mode'), c.mode),
     h('div.grid-2', field(t('editor.topK'), c.topK, t('editor.topKHint', { max: LIMITS.top_k_max })), field(t('editor.minScore'), c.minScore)),
@@ -137,6 +140,7 @@ export function botSettings({ botId, isAlive, onEdit, onSubmit, foot }) {
     c.rewrite.checked = draft.rewrite_query !== false;
     c.quoteFirst.checked = draft.model?.quote_first !== false;
     kbs.set(draft.knowledge_bases);
+    toolsEd.set(draft.tools);
     refreshHints();
   }
 
@@ -155,6 +159,7 @@ export function botSettings({ botId, isAlive, onEdit, onSubmit, foot }) {
       no_recall: { mode: c.noRecallMode.value, reply: c.noRecallReply.value, min_answerable: c.minAnswerable.value.trim() === '' ? null : Number(c.minAnswerable.value) },
       model: { temperature: num(c.temperature), max_tokens: num(c.maxTokens), history_turns: num(c.historyTurns), quote_first: c.quoteFirst.checked },
       rewrite_query: c.rewrite.checked,
+      tools: toolsEd.current(),
     };
   }
 
@@ -175,6 +180,8 @@ export function botSettings({ botId, isAlive, onEdit, onSubmit, foot }) {
       }
     }
     if (!s.name) return { path: 'name', message: t('bots.nameRequired') };
+    const toolProblem = toolsEd.problem();
+    if (toolProblem) return { path: 'tools', message: toolProblem.message };
     return null;
   }
 
@@ -230,8 +237,10 @@ function snapshot(d) {
     no_recall: { mode: d.no_recall.mode, reply: d.no_recall.reply, min_answerable: d.no_recall.min_answerable ?? null },
     model: { temperature: n(d.model.temperature), max_tokens: n(d.model.max_tokens), history_turns: n(d.model.history_turns), quote_first: d.model.quote_first !== false },
     rewrite_query: d.rewrite_query,
+    tools: d.tools || [],
   };
 }
 
 // The order of the checked knowledge bases is the list's, not the draft's: not a change.
-const comparable = (x) => JSON.stringify({ ...x, knowledge_bases: [...x.knowledge_bases].sort() });
+// Tools compare in one shape, whichever side they come from.
+const comparable = (x) => JSON.stringify({ ...x, knowledge_bases: [...x.knowledge_bases].sort(), tools: normTools(x.tools) });
