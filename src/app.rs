@@ -20,6 +20,7 @@ use crate::services::indexing::IndexRegistry;
 use crate::services::jobs::JobService;
 use crate::services::knowledge::KnowledgeService;
 use crate::services::metrics::{HttpMetrics, MetricsService};
+use crate::services::replicas::ReplicaLag;
 use crate::services::search::SearchService;
 use crate::services::secrets::SecretBox;
 use crate::services::tools::ToolService;
@@ -159,6 +160,7 @@ impl AppState {
             store: store.clone(),
             llm: llm.clone(),
             embedder: embedder.clone(),
+            replica_lag: Arc::new(ReplicaLag::default()),
         });
         let metrics = Arc::new(MetricsService {
             http: HttpMetrics::default(),

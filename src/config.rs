@@ -72,9 +72,12 @@ pub struct DatabaseConfig {
     /// `sqlite://<path>` or `postgres://user:password@host:port/db`; empty: the SQLite file
     /// `<data_dir>/zhiku.db`.
     pub url: String,
-    /// Let several nodes write to one PostgreSQL database (off: a second one refuses to
-    /// start; see `config.toml` for what does not work yet).
+    /// Let several nodes write to one PostgreSQL database, each with index replicas that
+    /// follow the others' writes (off: a second one refuses to start).
     pub several_nodes: bool,
+    /// With several nodes: how often each node compares its indexes with the chunk log,
+    /// catching up what a lost notification left behind.
+    pub replica_poll_ms: u64,
 }
 
 /// `[http]`.
@@ -440,6 +443,16 @@ impl Config {
     /// How often this node renews its job leases (`ingest.job_heartbeat_ms`).
     pub fn job_heartbeat(&self) -> Duration {
         Duration::from_millis(self.ingest.job_heartbeat_ms)
+    }
+
+    /// How often index replicas poll the chunk log (`database.replica_poll_ms`).
+    pub fn replica_poll(&self) -> Duration {
+        Duration::from_millis(self.database.replica_poll_ms.max(1))
+    }
+
+    /// Whether this node follows other nodes' writes: several nodes on PostgreSQL.
+    pub fn follows_other_nodes(&self) -> bool {
+        self.database.several_nodes && self.uses_postgres()
     }
 
     /// Whether the database is PostgreSQL.

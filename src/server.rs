@@ -1,5 +1,6 @@
 //! `zhiku serve`: take the data dir lock, recover interrupted jobs, catch the indexes up,
-//! start the ingestion workers and the HTTP server, and shut down cleanly on Ctrl-C/SIGTERM
+//! follow other nodes' writes (several nodes on PostgreSQL), start the ingestion workers
+//! and the HTTP server, and shut down cleanly on Ctrl-C/SIGTERM
 //! (workers stop claiming, vector indexes are saved).
 
 use std::time::Duration;
@@ -37,6 +38,15 @@ pub async fn serve(config: Config) -> Result<()> {
     state.jobs.recover().await?;
     state.indexes.catch_up_all().await?;
 
+    // With several nodes, this node's indexes follow the others' writes too.
+    let replicas = state.config.follows_other_nodes().then(|| {
+        crate::services::replicas::start(
+            state.indexes.clone(),
+            state.knowledge.store.clone(),
+            state.config.replica_poll(),
+            state.health.replica_lag.clone(),
+        )
+    });
     let workers_running = state.start_workers(workers);
     let schedule = crate::services::web_schedule::start(
         state.knowledge.clone(),
@@ -56,6 +66,9 @@ pub async fn serve(config: Config) -> Result<()> {
     info!("shutting down");
     schedule.stop(STOP_GRACE).await;
     let busy = workers_running.stop(STOP_GRACE).await;
+    if let Some(replicas) = replicas {
+        replicas.stop(STOP_GRACE).await;
+    }
     state.indexes.save_all().await?;
     if busy > 0 {
         // Said as it is: their threads are abandoned when the process exits, and the jobs

@@ -2,15 +2,19 @@
 //! the test starts (`ingest::testing`): upload → search → chat with citations, the queue's
 //! jobs, a restart that finds everything again, `zhiku doctor` naming the database, and a second
 //! node on the same database refused unless `database.several_nodes` allows it. Two nodes
-//! on one database: one killed while it ingests, the other takes its jobs over. A node
-//! without an admin token in its config refuses to start.
+//! on one database: one killed while it ingests, the other takes its jobs over. Three
+//! nodes on one database: what one writes is searchable on the others within seconds,
+//! and every node's indexes equal the database. A node without an admin token in its
+//! config refuses to start.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::common::{ANSWER_LLM, Server, TOKEN, cli_with, mixed_folder, serve_command};
+use crate::common::{
+    ANSWER_LLM, Server, TOKEN, cli_with, llm_intro_files, mixed_folder, serve_command,
+};
 
 /// A new database in this test binary's cluster.
 fn database() -> String {
@@ -70,7 +74,7 @@ fn upload_search_and_chat_on_postgres_and_a_restart_keeps_everything() {
     let key = server.publish_with_key(&bot);
 
     // A second node on the same database is refused while this one runs, unless
-    // `database.several_nodes` allows it (their indexes do not follow each other yet).
+    // `database.several_nodes` allows it (on by choice, on every node).
     let other = tempfile::tempdir().unwrap();
     let (ok, refused) = cli_with(other.path(), &env, &["kb", "list"]);
     assert!(!ok && refused.contains("another zhiku node"), "{refused}");
@@ -288,4 +292,182 @@ fn a_killed_nodes_jobs_are_finished_by_another_node_each_document_once() {
         assert_eq!(live.get(id), Some(&(count, count)), "{doc}");
     }
     assert_eq!(live.len(), files.len());
+}
+
+/// The names of the documents a node's search returns for `query`.
+fn found_on(node: &Server, kb: &str, query: &str) -> Vec<String> {
+    let (status, found) = node.post(&format!("/api/kbs/{kb}/search"), json!({"query": query}));
+    assert_eq!(status, 200, "{found}");
+    found["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["document_name"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Poll every node until `done(node)` holds on each; returns how long each took.
+fn on_every_node(
+    nodes: &[(&str, &Server)],
+    what: &str,
+    mut done: impl FnMut(&Server) -> bool,
+) -> Vec<(String, Duration)> {
+    let started = Instant::now();
+    let mut took = Vec::new();
+    for (name, node) in nodes {
+        wait_for(
+            Duration::from_secs(20),
+            &format!("{what} on {name}"),
+            || done(node),
+        );
+        took.push((name.to_string(), started.elapsed()));
+    }
+    took
+}
+
+/// A node's index-check, the parts that must agree with the database.
+fn index_check(node: &Server, kb: &str) -> serde_json::Value {
+    let (status, check) = node.get(&format!("/api/kbs/{kb}/index-check"));
+    assert_eq!(status, 200, "{check}");
+    json!({
+        "db_chunks": check["db_chunks"],
+        "bm25_docs": check["bm25_docs"],
+        "vector_hits": check["vector_hits"],
+        "bm25_matches": check["bm25_matches"],
+        "consistent": check["bm25_matches"] == true
+            && check["vector_missing"].as_array().is_some_and(|m| m.is_empty())
+            && check["vector_hits"] == check["db_chunks"],
+    })
+}
+
+/// Three nodes on one PostgreSQL, each with its own indexes. Every node has the KB open
+/// (a search) before anything is written to it, so what they find later came through
+/// the index replica's catch-up (notification or poll), not through opening the KB. A
+/// document uploaded on A is searchable on B and C within seconds (the delays are
+/// printed); a document deleted on B, a chunk disabled on C and a chunk edited on A are
+/// followed by every node; every node's index-check agrees with the database; a KB made
+/// on B gets indexes on A and C, and once deleted on C they go everywhere.
+#[test]
+fn three_nodes_follow_each_others_writes() {
+    let url = database();
+    let dirs = [
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    ];
+    // Any node may take an upload's job: the uploaded files are one shared directory.
+    std::fs::create_dir_all(dirs[0].path().join("files")).unwrap();
+    for d in &dirs[1..] {
+        std::os::unix::fs::symlink(dirs[0].path().join("files"), d.path().join("files")).unwrap();
+    }
+    let env = [
+        ("ZHIKU_DATABASE__URL", url.as_str()),
+        ("ZHIKU_DATABASE__SEVERAL_NODES", "true"),
+        ("ZHIKU_INGEST__WORKERS", "1"),
+    ];
+    let a = Server::start_with(dirs[0].path(), &env);
+    let b = Server::start_with(dirs[1].path(), &env);
+    let c = Server::start_with(dirs[2].path(), &env);
+    let nodes = [("A", &a), ("B", &b), ("C", &c)];
+
+    let kb = a.create_kb("replicas");
+    for (_, node) in &nodes {
+        assert!(found_on(node, &kb, "大模型").is_empty());
+    }
+    let base: Vec<_> = llm_intro_files().into_iter().take(2).collect();
+    let (status, body) = a.upload(&kb, &base);
+    assert_eq!(status, 202, "{body}");
+    let docs = a.wait_settled(&kb, Duration::from_secs(300));
+    assert!(docs.iter().all(|d| d["status"] == "indexed"), "{docs:?}");
+    on_every_node(&nodes, "the first documents", |n| {
+        found_on(n, &kb, "大模型").len() >= 2
+    });
+
+    // A new document: searchable everywhere soon after it is indexed (by whichever node
+    // took its job; the others through their replicas).
+    let probe_dir = tempfile::tempdir().unwrap();
+    let probe = probe_dir.path().join("replica-probe.txt");
+    let phrase = "副本探针：银杏湖畔的七号气象站记录了罕见的冰雹";
+    std::fs::write(&probe, format!("{phrase}。\n\n{phrase}，持续十二分钟。\n")).unwrap();
+    let (status, body) = a.upload(&kb, &[(probe, "replica-probe.txt".into())]);
+    assert_eq!(status, 202, "{body}");
+    wait_for(Duration::from_secs(120), "the probe indexed", || {
+        let (_, docs) = a.get(&format!("/api/kbs/{kb}/documents?limit=100"));
+        docs.as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["name"] == "replica-probe.txt" && d["status"] == "indexed")
+    });
+    let delays = on_every_node(&nodes, "the probe searchable", |n| {
+        found_on(n, &kb, phrase).first().map(String::as_str) == Some("replica-probe.txt")
+    });
+    eprintln!("a new document was searchable after (from indexed): {delays:?}");
+
+    // A document deleted on B, a chunk disabled on C, a chunk edited on A.
+    let by_name = |name: &str| -> String {
+        let (_, docs) = b.get(&format!("/api/kbs/{kb}/documents?limit=100"));
+        docs.as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["name"] == name)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (first, second) = (by_name(&base[0].1), by_name(&base[1].1));
+    assert_eq!(b.delete(&format!("/api/kbs/{kb}/documents/{first}")), 204);
+    let (status, chunks) = c.get(&format!("/api/kbs/{kb}/documents/{second}/chunks"));
+    assert_eq!(status, 200, "{chunks}");
+    let chunks = chunks["chunks"].as_array().unwrap().clone();
+    assert!(chunks.len() >= 2, "{chunks:?}");
+    let path = |chunk: &serde_json::Value| {
+        format!("/api/kbs/{kb}/documents/{second}/chunks/{}", chunk["id"])
+    };
+    let (status, body) = c.patch(&path(&chunks[0]), json!({"enabled": false}));
+    assert_eq!(status, 200, "{body}");
+    let edited = "副本编辑：北岸渡口的灯塔在午夜改为蓝色信号";
+    let (status, body) = a.patch(&path(&chunks[1]), json!({"text": edited}));
+    assert_eq!(status, 200, "{body}");
+    let delays = on_every_node(&nodes, "the edits followed", |n| {
+        let hits = found_on(n, &kb, edited);
+        hits.first().map(String::as_str) == Some(base[1].1.as_str())
+            && !found_on(n, &kb, "大模型").contains(&base[0].1)
+    });
+    eprintln!("deletes and edits were followed after: {delays:?}");
+
+    // Every node's indexes agree with the database, and so with each other.
+    let mut checks = Vec::new();
+    on_every_node(&nodes, "index-check consistent", |n| {
+        index_check(n, &kb)["consistent"] == true
+    });
+    for (name, node) in &nodes {
+        let check = index_check(node, &kb);
+        eprintln!("index-check on {name}: {check}");
+        checks.push(check);
+    }
+    assert!(checks.iter().all(|c| *c == checks[0]), "{checks:?}");
+
+    // A KB made on B: its indexes appear on A and C (the poll opens it); deleted on C,
+    // they go from every node's disk.
+    let other = b.create_kb("made-on-b");
+    let kb_dir = |d: &tempfile::TempDir| d.path().join("kbs").join(&other);
+    wait_for(
+        Duration::from_secs(20),
+        "the new KB's indexes everywhere",
+        || dirs.iter().all(|d| kb_dir(d).exists()),
+    );
+    assert_eq!(c.delete(&format!("/api/kbs/{other}")), 204);
+    wait_for(
+        Duration::from_secs(20),
+        "the deleted KB's indexes gone",
+        || dirs.iter().all(|d| !kb_dir(d).exists()),
+    );
+
+    // Caught up everywhere: no node is degraded by replica lag.
+    for (name, node) in &nodes {
+        let (_, health) = node.get("/health");
+        let reasons = health["reasons"].to_string();
+        assert!(!reasons.contains("replica"), "{name}: {health}");
+    }
 }

@@ -211,6 +211,11 @@ impl VectorIndex {
         Ok(Some((graph, meta)))
     }
 
+    /// Dimensions of its vectors.
+    pub fn dims(&self) -> usize {
+        self.dims
+    }
+
     /// The highest chunk seq applied.
     pub fn applied_seq(&self) -> i64 {
         self.applied_seq.load(Ordering::SeqCst)

@@ -1,5 +1,6 @@
 //! Whether this node can do its work, for load balancers and operators (`GET /health`):
-//! the database answers, the chat model is available, the embedding model is loaded.
+//! the database answers, the chat model is available, the embedding model is loaded, and
+//! (several nodes) its indexes are not left behind the others' writes.
 //! Each failing check adds a reason; any reason makes the node `degraded`, which the HTTP
 //! layer answers with 503 so that a load balancer takes the node out of rotation.
 //!
@@ -10,6 +11,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::replicas::{REPLICA_BEHIND_GRACE, ReplicaLag};
 use super::search::QueryEmbedder;
 use crate::llm::LlmBackend;
 use crate::store::Store;
@@ -27,6 +29,8 @@ pub struct HealthService {
     pub llm: Arc<dyn LlmBackend>,
     /// The embedding model (the server does not start without it).
     pub embedder: Arc<dyn QueryEmbedder>,
+    /// How far this node's indexes are behind the other nodes' writes (several nodes).
+    pub replica_lag: Arc<ReplicaLag>,
 }
 
 /// `ready` when every check passes, `degraded` when one does not.
@@ -94,6 +98,15 @@ impl HealthService {
         }
         if !embedder.ok {
             reasons.push("embedding model unavailable".to_string());
+        }
+        if let Some((chunks, since)) = self
+            .replica_lag
+            .behind_for_longer_than(REPLICA_BEHIND_GRACE)
+        {
+            reasons.push(format!(
+                "index replica behind by {chunks} chunks for {} s",
+                since.as_secs()
+            ));
         }
         Health {
             status: match reasons.is_empty() {
@@ -167,6 +180,7 @@ mod tests {
             store: fixture.store.clone(),
             llm,
             embedder: Arc::new(HashEmbedder::new(MODEL)),
+            replica_lag: Arc::new(ReplicaLag::default()),
         }
     }
 

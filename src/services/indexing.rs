@@ -1,11 +1,17 @@
-//! Keeping each KB's indexes in step with SQLite, and the [`ingest::pipeline::ChunkSink`]
-//! that stores a processed document.
+//! Keeping each KB's indexes in step with the database, and the
+//! [`ingest::pipeline::ChunkSink`] that stores a processed document.
 //!
 //! Catch-up is the only way indexes change: read chunk rows with `seq` above the index's
 //! mark, apply them, move the mark. It runs after every write, at start-up, and on open,
-//! so a crash at any point is repaired by the next catch-up.
+//! so a crash at any point is repaired by the next catch-up; with several nodes on one
+//! PostgreSQL database it also runs when another node writes ([`super::replicas`]).
+//!
+//! Indexes whose mark a rebuild's tombstone purge has passed (`kb.reindexed_through_seq`,
+//! a rebuild on another node, or on this one while it was down), or whose vectors no
+//! longer have the KB's dimensions (a re-embedding), cannot be caught up: they start
+//! afresh in a new generation at mark 0, which the same catch-up then fills.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
@@ -36,7 +42,22 @@ pub struct IndexRegistry {
     save_every_points: usize,
     read_only: bool,
     open: RwLock<HashMap<String, Arc<KbIndexes>>>,
+    /// Held while a KB's indexes are opened, started afresh or dropped, so that two of
+    /// these never pick the same new generation or undo each other.
+    opening: tokio::sync::Mutex<()>,
 }
+
+/// What one pass of catch-up found.
+enum CatchUp {
+    /// The indexes hold every change up to the log's end when the pass began.
+    Done,
+    /// They cannot be caught up (why): start afresh.
+    Stale(&'static str),
+}
+
+/// How many times in a row a KB's indexes are started afresh before catch-up gives up
+/// (each time a rebuild elsewhere purged tombstones while this one read).
+const MAX_FRESH_STARTS: usize = 3;
 
 /// Result of comparing a KB's indexes with the database.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
@@ -78,13 +99,29 @@ impl IndexRegistry {
             save_every_points: search.hnsw_save_every_points,
             read_only,
             open: RwLock::new(HashMap::new()),
+            opening: tokio::sync::Mutex::new(()),
         }
     }
 
     /// The indexes of a KB, opened and caught up on first use.
     pub async fn get(&self, kb_id: &str) -> Result<Arc<KbIndexes>> {
-        if let Some(found) = self.open.read().map_err(poisoned)?.get(kb_id) {
-            return Ok(found.clone());
+        if let Some(found) = self.open_indexes(kb_id)? {
+            return Ok(found);
+        }
+        let indexes = self.open_kb(kb_id).await?;
+        self.catch_up_indexes(kb_id, indexes).await
+    }
+
+    /// The indexes of a KB if they are open.
+    fn open_indexes(&self, kb_id: &str) -> Result<Option<Arc<KbIndexes>>> {
+        Ok(self.open.read().map_err(poisoned)?.get(kb_id).cloned())
+    }
+
+    /// Open a KB's current generation (or start a fresh one when it is unreadable).
+    async fn open_kb(&self, kb_id: &str) -> Result<Arc<KbIndexes>> {
+        let _opening = self.opening.lock().await;
+        if let Some(found) = self.open_indexes(kb_id)? {
+            return Ok(found);
         }
         let kb = self.store.kb(kb_id).await?;
         let dir = retrieval::kb_dir(&self.data_dir, kb_id);
@@ -94,60 +131,135 @@ impl IndexRegistry {
             match KbIndexes::open_current(&dir, dims, params, read_only) {
                 Ok(found) => Ok(found),
                 // Damaged or unreadable indexes: start a fresh generation at mark 0; the
-                // catch-up below then replays every chunk from SQLite.
+                // catch-up that follows then replays every chunk from the database.
                 Err(e) if !read_only => {
-                    warn!(dir = %dir.display(), error = %e, "indexes unreadable; rebuilding them from SQLite");
-                    let generation = retrieval::current_generation(&dir).unwrap_or(0) + 1;
-                    let fresh = KbIndexes::create(&dir, generation, dims, params)?;
-                    retrieval::make_current(&dir, generation)?;
-                    Ok(fresh)
+                    warn!(dir = %dir.display(), error = %e, "indexes unreadable; rebuilding them from the database");
+                    fresh_generation(&dir, dims, params)
                 }
                 Err(e) => Err(e),
             }
         })
         .await??;
-        let indexes = {
-            let mut open = self.open.write().map_err(poisoned)?;
-            open.entry(kb_id.to_string())
-                .or_insert_with(|| Arc::new(opened))
-                .clone()
-        };
-        self.catch_up_indexes(kb_id, &indexes).await?;
-        Ok(indexes)
+        let opened = Arc::new(opened);
+        self.open
+            .write()
+            .map_err(poisoned)?
+            .insert(kb_id.to_string(), opened.clone());
+        Ok(opened)
     }
 
-    /// At start-up: bring every KB's indexes up to date with SQLite. A KB whose indexes
-    /// cannot be opened is logged and skipped, so one damaged KB leaves the rest served.
+    /// Replace `stale` (if it is still the KB's open indexes) with empty ones in a new
+    /// generation at mark 0, for catch-up to fill from the database. Searches meanwhile
+    /// find fewer chunks, never wrong ones: results are checked against the database.
+    async fn start_afresh(&self, kb_id: &str, stale: &Arc<KbIndexes>) -> Result<Arc<KbIndexes>> {
+        let _opening = self.opening.lock().await;
+        match self.open_indexes(kb_id)? {
+            Some(current) if !Arc::ptr_eq(&current, stale) => return Ok(current),
+            _ => {}
+        }
+        // No catch-up of the old indexes runs while their generation is replaced.
+        let _apply = stale.apply_lock.lock().await;
+        let kb = self.store.kb(kb_id).await?;
+        let dir = retrieval::kb_dir(&self.data_dir, kb_id);
+        let (params, dims) = (self.params, kb.embedding_dims as usize);
+        let fresh = Arc::new(
+            tokio::task::spawn_blocking(move || fresh_generation(&dir, dims, params)).await??,
+        );
+        self.open
+            .write()
+            .map_err(poisoned)?
+            .insert(kb_id.to_string(), fresh.clone());
+        Ok(fresh)
+    }
+
+    /// At start-up: bring every KB's indexes up to date with the database, and remove the
+    /// indexes of KBs deleted meanwhile (by another node). A KB whose indexes cannot be
+    /// opened is logged and skipped, so one damaged KB leaves the rest served.
     pub async fn catch_up_all(&self) -> Result<()> {
         for kb in self.store.list_kbs().await? {
             if let Err(e) = self.catch_up(&kb.kb_id).await {
                 warn!(kb = %kb.name, error = %e, "cannot open the indexes of this knowledge base");
             }
         }
+        if !self.read_only {
+            let existing = self
+                .store
+                .list_kbs()
+                .await?
+                .into_iter()
+                .map(|kb| kb.kb_id)
+                .collect();
+            self.drop_deleted_kbs(&existing).await?;
+        }
         Ok(())
     }
 
-    /// Apply SQLite changes newer than the indexes' marks.
+    /// Apply database changes newer than the indexes' marks.
     pub async fn catch_up(&self, kb_id: &str) -> Result<()> {
-        let indexes = self.get(kb_id).await?;
-        self.catch_up_indexes(kb_id, &indexes).await
+        let indexes = match self.open_indexes(kb_id)? {
+            Some(found) => found,
+            None => self.open_kb(kb_id).await?,
+        };
+        self.catch_up_indexes(kb_id, indexes).await.map(|_| ())
     }
 
-    async fn catch_up_indexes(&self, kb_id: &str, indexes: &Arc<KbIndexes>) -> Result<()> {
+    /// Catch up, starting afresh when the indexes cannot be caught up; returns the
+    /// indexes that are open at the end.
+    async fn catch_up_indexes(
+        &self,
+        kb_id: &str,
+        mut indexes: Arc<KbIndexes>,
+    ) -> Result<Arc<KbIndexes>> {
+        for _ in 0..MAX_FRESH_STARTS {
+            match self.apply_changes(kb_id, &indexes).await? {
+                CatchUp::Done => return Ok(indexes),
+                CatchUp::Stale(why) => {
+                    warn!(
+                        kb_id,
+                        why, "indexes cannot be caught up; building them afresh"
+                    );
+                    indexes = self.start_afresh(kb_id, &indexes).await?;
+                }
+            }
+        }
+        Err(Error::Busy(format!(
+            "the indexes of knowledge base {kb_id} were started afresh {MAX_FRESH_STARTS} times while rebuilds removed tombstones; try again"
+        )))
+    }
+
+    async fn apply_changes(&self, kb_id: &str, indexes: &Arc<KbIndexes>) -> Result<CatchUp> {
         // Group commit: the rows this caller needs are those committed before now. If a
         // catch-up that ran while we waited for the lock already covered them, there is
         // nothing left to do — so workers finishing together share one tantivy commit.
-        let needed = self.store.max_kb_seq(kb_id).await?;
+        let Some(log) = self.store.kb_log_state(kb_id).await? else {
+            return Err(Error::not_found(format!("knowledge base '{kb_id}'")));
+        };
+        let needed = log.max_seq;
         let _guard = indexes.apply_lock.lock().await;
         let started = Instant::now();
         if self.read_only {
             indexes.bm25.refresh()?;
         }
         let bm25_mark = indexes.bm25.applied_seq()?;
-        if !self.read_only && bm25_mark >= needed && indexes.vectors.applied_seq() >= needed {
-            return Ok(());
+        let start_mark = bm25_mark.min(indexes.vectors.applied_seq());
+        // A CLI beside a running server reads what the server built and rebuilds nothing.
+        if !self.read_only {
+            if indexes.vectors.dims() != log.embedding_dims as usize {
+                return Ok(CatchUp::Stale("the KB's vectors changed dimensions"));
+            }
+            // Tombstones above the mark were purged unread (a mark of 0 needs none: it
+            // has nothing to remove). BM25's mark only: the vector index never removes a
+            // point (search drops those of dead chunks), so it needs no tombstone.
+            if bm25_mark > 0 && bm25_mark < log.reindexed_through_seq {
+                return Ok(CatchUp::Stale(
+                    "a rebuild removed tombstones not applied yet",
+                ));
+            }
+            if bm25_mark >= needed && indexes.vectors.applied_seq() >= needed {
+                return Ok(CatchUp::Done);
+            }
         }
-        let mut from = bm25_mark.min(indexes.vectors.applied_seq());
+        let mut from = start_mark;
         let mut applied = 0usize;
         loop {
             let rows = self.store.changes_since(kb_id, from, CATCH_UP_PAGE).await?;
@@ -187,6 +299,11 @@ impl IndexRegistry {
             })
             .await??;
             from = last;
+            // What was committed when this pass began is applied; later commits are the
+            // next pass's, so a pass ends under a steady stream of writes.
+            if from >= needed {
+                break;
+            }
         }
         if !self.read_only && indexes.vectors.unsaved_points() >= self.save_every_points {
             let idx = indexes.clone();
@@ -199,6 +316,86 @@ impl IndexRegistry {
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "indexes caught up"
             );
+        }
+        if !self.read_only && (applied > 0 || from < log.reindexed_through_seq) {
+            let Some(after) = self.store.kb_log_state(kb_id).await? else {
+                return Err(Error::not_found(format!("knowledge base '{kb_id}'")));
+            };
+            // A purge while the pages were read may have taken a tombstone before this
+            // pass reached it.
+            if after.reindexed_through_seq != log.reindexed_through_seq
+                && after.reindexed_through_seq > bm25_mark
+            {
+                return Ok(CatchUp::Stale(
+                    "a rebuild removed tombstones during catch-up",
+                ));
+            }
+            // Every row up to the purge's mark was read (the tombstones among them are
+            // gone, and were not needed from this pass's start), so the mark moves there:
+            // otherwise it would stay below it and look stale to the next pass.
+            if from < log.reindexed_through_seq {
+                let (idx, through) = (indexes.clone(), log.reindexed_through_seq);
+                tokio::task::spawn_blocking(move || -> Result<()> {
+                    idx.bm25.apply(&[], through)?;
+                    idx.vectors.advance(through);
+                    Ok(())
+                })
+                .await??;
+            }
+        }
+        Ok(CatchUp::Done)
+    }
+
+    /// The mark of a KB's open indexes: every change up to it is applied (`None`: not
+    /// open).
+    pub async fn mark(&self, kb_id: &str) -> Result<Option<i64>> {
+        let Some(indexes) = self.open_indexes(kb_id)? else {
+            return Ok(None);
+        };
+        // BM25's mark is read from its commit's metadata file.
+        let mark = tokio::task::spawn_blocking(move || -> Result<i64> {
+            Ok(indexes
+                .bm25
+                .applied_seq()?
+                .min(indexes.vectors.applied_seq()))
+        })
+        .await??;
+        Ok(Some(mark))
+    }
+
+    /// The KBs whose indexes are open.
+    pub fn open_kb_ids(&self) -> Result<Vec<String>> {
+        Ok(self
+            .open
+            .read()
+            .map_err(poisoned)?
+            .keys()
+            .cloned()
+            .collect())
+    }
+
+    /// Remove the indexes of KBs that no longer exist: open ones, and folders in the data
+    /// directory (a KB deleted by another node while this one was down). `existing` is a
+    /// recent list of the KBs; one not in it is looked up again before its indexes go,
+    /// since it may have been created since.
+    pub async fn drop_deleted_kbs(&self, existing: &HashSet<String>) -> Result<()> {
+        let mut known: Vec<String> = self.open_kb_ids()?;
+        let kbs_dir = self.data_dir.join("kbs");
+        if let Ok(entries) = std::fs::read_dir(&kbs_dir) {
+            known.extend(
+                entries
+                    .flatten()
+                    .filter_map(|e| e.file_name().to_str().map(str::to_string)),
+            );
+        }
+        known.sort_unstable();
+        known.dedup();
+        for kb_id in known.into_iter().filter(|id| !existing.contains(id)) {
+            // Ids are never reused, so a KB not found now is gone for good.
+            if let Err(Error::NotFound { .. }) = self.store.kb(&kb_id).await {
+                info!(kb_id, "knowledge base deleted; removing its indexes");
+                self.drop_kb(&kb_id).await?;
+            }
         }
         Ok(())
     }
@@ -216,16 +413,10 @@ impl IndexRegistry {
             .map(|(kb_id, indexes)| (kb_id.clone(), indexes.clone()))
             .collect();
         let mut lag = 0;
-        for (kb_id, indexes) in open {
-            // BM25's mark is read from its commit's metadata file.
-            let mark = tokio::task::spawn_blocking(move || -> Result<i64> {
-                Ok(indexes
-                    .bm25
-                    .applied_seq()?
-                    .min(indexes.vectors.applied_seq()))
-            })
-            .await??;
-            lag += self.store.count_changes_after(&kb_id, mark).await?;
+        for (kb_id, _) in open {
+            if let Some(mark) = self.mark(&kb_id).await? {
+                lag += self.store.count_changes_after(&kb_id, mark).await?;
+            }
         }
         Ok(lag)
     }
@@ -254,6 +445,7 @@ impl IndexRegistry {
 
     /// Forget a KB's open indexes and remove its folder (the KB was deleted).
     pub async fn drop_kb(&self, kb_id: &str) -> Result<()> {
+        let _opening = self.opening.lock().await;
         self.open.write().map_err(poisoned)?.remove(kb_id);
         let dir = retrieval::kb_dir(&self.data_dir, kb_id);
         if dir.exists() {
@@ -323,7 +515,7 @@ impl IndexRegistry {
         .await??;
         drop(_guard);
         self.open.write().map_err(poisoned)?.remove(kb_id);
-        self.store.purge_tombstones(kb_id).await?;
+        self.store.purge_tombstones(kb_id, mark).await?;
         // Changes made during the rebuild (seq > mark) are applied on the next get().
         self.catch_up(kb_id).await?;
         Ok(done)
@@ -413,6 +605,14 @@ impl VectorTally {
         self.self_checked += page.self_checked;
         self.self_found += page.self_found;
     }
+}
+
+/// Empty indexes in the generation after `dir`'s current one, made current (blocking).
+fn fresh_generation(dir: &std::path::Path, dims: usize, params: HnswParams) -> Result<KbIndexes> {
+    let generation = retrieval::current_generation(dir).unwrap_or(0) + 1;
+    let fresh = KbIndexes::create(dir, generation, dims, params)?;
+    retrieval::make_current(dir, generation)?;
+    Ok(fresh)
 }
 
 fn poisoned<T>(_: T) -> Error {
@@ -595,7 +795,203 @@ impl ChunkSink for IndexingSink {
 mod tests {
     use super::*;
     use crate::eval::scale::{SyntheticChunk, write_document};
+    use crate::store::backends::{chunk, doc, kb, test_store};
     use crate::store::kbs::NewKb;
+    use ingest::db::Backend;
+    use rand::{Rng, SeedableRng};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    fn registry(store: &Store, data_dir: &std::path::Path) -> Arc<IndexRegistry> {
+        let config = crate::config::Config::load(None).unwrap();
+        Arc::new(IndexRegistry::new(
+            store.clone(),
+            data_dir.to_path_buf(),
+            &config.search,
+            false,
+        ))
+    }
+
+    /// Indexes that hold exactly the live chunks, BM25 and vectors alike.
+    fn assert_consistent(check: &Consistency) {
+        assert!(check.bm25_matches, "{check:?}");
+        assert!(
+            check.bm25_missing.is_empty() && check.bm25_extra.is_empty(),
+            "{check:?}"
+        );
+        assert!(check.vector_missing.is_empty(), "{check:?}");
+        assert_eq!(check.vector_hits, check.db_chunks, "{check:?}");
+    }
+
+    /// The out-of-order commit case: writers storing, editing, disabling and deleting
+    /// chunks at once, each transaction's seqs reserved some time before its commit, while
+    /// another node's indexes catch up (`seq > mark`) over and over. Were a seq able to
+    /// commit after a higher one was read, its row would stay behind the mark and the
+    /// indexes would differ from the database at the end.
+    async fn concurrent_writers_skip_nothing(backend: Backend) {
+        const WRITERS: u64 = 4;
+        const OPS: usize = 40;
+        const MIN_PASSES: usize = 20;
+        let (dir, store) = test_store(backend).await;
+        let k = store.insert_kb(&kb("k")).await.unwrap();
+        let kb_id = k.kb_id.clone();
+        for w in 0..WRITERS {
+            for d in 0..3 {
+                let (id, sha) = (format!("w{w}d{d}"), format!("s{w}-{d}"));
+                store
+                    .insert_document(&doc(&id, &kb_id, &sha))
+                    .await
+                    .unwrap();
+            }
+        }
+        let reader = registry(&store, &dir.path().join("reader"));
+        reader.catch_up(&kb_id).await.unwrap();
+        let done = Arc::new(AtomicBool::new(false));
+        let passes = Arc::new(AtomicUsize::new(0));
+        let catching_up = tokio::spawn({
+            let (reader, done, kb_id) = (reader.clone(), done.clone(), kb_id.clone());
+            let passes = passes.clone();
+            async move {
+                let mut rng = rand::rngs::StdRng::seed_from_u64(99);
+                while !done.load(Ordering::SeqCst) {
+                    reader.catch_up(&kb_id).await.unwrap();
+                    passes.fetch_add(1, Ordering::SeqCst);
+                    let pause = rng.random_range(0..3);
+                    tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                }
+            }
+        });
+        let writers = (0..WRITERS).map(|w| {
+            let store = store.clone();
+            let passes = passes.clone();
+            tokio::spawn(async move {
+                let mut rng = rand::rngs::StdRng::seed_from_u64(w);
+                // At least OPS each, and on until the reader has caught up many times in
+                // the middle of the writing (its passes take longer than the writes).
+                for op in 0..OPS * 20 {
+                    if op >= OPS && passes.load(Ordering::SeqCst) >= MIN_PASSES {
+                        break;
+                    }
+                    let document = format!("w{w}d{}", rng.random_range(0..3));
+                    let (live, _) = store.list_chunks(&document, None, 0, 100).await.unwrap();
+                    let picked =
+                        (!live.is_empty()).then(|| live[rng.random_range(0..live.len())].chunk_id);
+                    let v = [rng.random_range(-1.0f32..1.0), 1.0];
+                    match (rng.random_range(0..6), picked) {
+                        (3, Some(chunk_id)) => {
+                            let text = format!("edit {w} {op}");
+                            let enabled = rng.random_bool(0.7);
+                            store
+                                .update_chunk(chunk_id, Some((&text, 2, &text, &v)), Some(enabled))
+                                .await
+                                .unwrap();
+                        }
+                        (4, Some(chunk_id)) => store.delete_chunk(chunk_id).await.unwrap(),
+                        (5, _) => store
+                            .set_document_enabled(&document, rng.random_bool(0.7))
+                            .await
+                            .unwrap(),
+                        _ => {
+                            let texts: Vec<String> = (0..rng.random_range(1..5))
+                                .map(|i| format!("writer {w} op {op} chunk {i}"))
+                                .collect();
+                            let chunks: Vec<NewChunk<'_>> = texts
+                                .iter()
+                                .enumerate()
+                                .map(|(i, t)| chunk(i as i64, t, &v))
+                                .collect();
+                            store
+                                .replace_document_chunks(None, &document, "text", None, &chunks)
+                                .await
+                                .unwrap();
+                        }
+                    }
+                    let pause = rng.random_range(0..3);
+                    tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                }
+            })
+        });
+        for writer in futures::future::join_all(writers).await {
+            writer.unwrap();
+        }
+        done.store(true, Ordering::SeqCst);
+        catching_up.await.unwrap();
+        let passes = passes.load(Ordering::SeqCst);
+        assert!(
+            passes >= MIN_PASSES,
+            "the reader caught up {passes} times only"
+        );
+        // One more pass for the writes after the reader's last one. It reads above the
+        // mark only, so it cannot bring back a row an earlier pass skipped.
+        reader.catch_up(&kb_id).await.unwrap();
+        let check = reader.check(&kb_id).await.unwrap();
+        assert!(check.db_chunks > 0, "{check:?}");
+        assert_consistent(&check);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_writers_skip_nothing_on_sqlite() {
+        concurrent_writers_skip_nothing(Backend::Sqlite).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_writers_skip_nothing_on_postgres() {
+        concurrent_writers_skip_nothing(Backend::Postgres).await
+    }
+
+    /// Two nodes' indexes over one database. A rebuild on A purges a tombstone B has not
+    /// read yet: B notices and builds afresh instead of keeping the deleted chunk; and once
+    /// the KB is deleted, B's indexes go too.
+    async fn a_rebuild_elsewhere_sends_lagging_indexes_afresh(backend: Backend) {
+        let (dir, store) = test_store(backend).await;
+        let k = store.insert_kb(&kb("k")).await.unwrap();
+        store
+            .insert_document(&doc("d", &k.kb_id, "s"))
+            .await
+            .unwrap();
+        let v = [1.0_f32, 0.0];
+        store
+            .replace_document_chunks(
+                None,
+                "d",
+                "text",
+                None,
+                &[chunk(0, "a", &v), chunk(1, "b", &v), chunk(2, "c", &v)],
+            )
+            .await
+            .unwrap();
+        let (a, b) = (
+            registry(&store, &dir.path().join("a")),
+            registry(&store, &dir.path().join("b")),
+        );
+        a.catch_up(&k.kb_id).await.unwrap();
+        b.catch_up(&k.kb_id).await.unwrap();
+        let before = b.get(&k.kb_id).await.unwrap().generation;
+
+        let (rows, _) = store.list_chunks("d", None, 0, 10).await.unwrap();
+        store.delete_chunk(rows[0].chunk_id).await.unwrap();
+        a.rebuild(&k.kb_id, |_, _| {}).await.unwrap();
+        assert!(store.kb(&k.kb_id).await.unwrap().reindexed_through_seq > 0);
+        assert_consistent(&a.check(&k.kb_id).await.unwrap());
+
+        b.catch_up(&k.kb_id).await.unwrap();
+        let check = b.check(&k.kb_id).await.unwrap();
+        assert_eq!(check.db_chunks, 2);
+        assert_consistent(&check);
+        assert!(b.get(&k.kb_id).await.unwrap().generation > before);
+        // Caught up after the rebuild, it is not sent afresh again.
+        let after = b.get(&k.kb_id).await.unwrap().generation;
+        store.delete_chunk(rows[1].chunk_id).await.unwrap();
+        b.catch_up(&k.kb_id).await.unwrap();
+        assert_eq!(b.get(&k.kb_id).await.unwrap().generation, after);
+        assert_consistent(&b.check(&k.kb_id).await.unwrap());
+
+        store.delete_kb(&k.kb_id).await.unwrap();
+        b.drop_deleted_kbs(&HashSet::new()).await.unwrap();
+        assert!(b.open_kb_ids().unwrap().is_empty());
+        assert!(!retrieval::kb_dir(&dir.path().join("b"), &k.kb_id).exists());
+    }
+
+    ingest::on_both_backends!(a_rebuild_elsewhere_sends_lagging_indexes_afresh);
 
     /// More live chunks than SQLite takes parameters in one statement (32,766), so a check
     /// that listed them in one `IN (…)` would fail.

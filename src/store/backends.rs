@@ -25,7 +25,7 @@ pub(crate) async fn test_store(backend: Backend) -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
-fn kb(name: &str) -> NewKb<'_> {
+pub(crate) fn kb(name: &str) -> NewKb<'_> {
     NewKb {
         name,
         description: "",
@@ -37,7 +37,7 @@ fn kb(name: &str) -> NewKb<'_> {
     }
 }
 
-fn doc<'a>(id: &'a str, kb_id: &'a str, sha: &'a str) -> NewDocument<'a> {
+pub(crate) fn doc<'a>(id: &'a str, kb_id: &'a str, sha: &'a str) -> NewDocument<'a> {
     NewDocument {
         document_id: id,
         kb_id,
@@ -53,7 +53,7 @@ fn doc<'a>(id: &'a str, kb_id: &'a str, sha: &'a str) -> NewDocument<'a> {
     }
 }
 
-fn chunk<'a>(ordinal: i64, text: &'a str, vector: &'a [f32]) -> NewChunk<'a> {
+pub(crate) fn chunk<'a>(ordinal: i64, text: &'a str, vector: &'a [f32]) -> NewChunk<'a> {
     NewChunk {
         ordinal,
         page: Some(1),
@@ -148,7 +148,12 @@ async fn knowledge_round_trip(backend: Backend) {
         store.max_kb_seq(&k.kb_id).await.unwrap(),
         store.max_seq().await.unwrap()
     );
-    assert_eq!(store.purge_tombstones(&k.kb_id).await.unwrap(), 1);
+    let through = store.max_seq().await.unwrap();
+    assert_eq!(store.purge_tombstones(&k.kb_id, through).await.unwrap(), 1);
+    assert_eq!(
+        store.kb(&k.kb_id).await.unwrap().reindexed_through_seq,
+        through
+    );
 
     store.set_document_enabled("d1", false).await.unwrap();
     assert!(store.live_chunk_ids(&k.kb_id).await.unwrap().is_empty());
@@ -455,6 +460,78 @@ async fn web_pages_due_for_a_sync(backend: Backend) {
     assert!(store.kbs_with_web_sync().await.unwrap().is_empty());
 }
 
+/// Seqs commit in the order they are given out, which index catch-up (`seq > mark`, on
+/// every node) relies on (`Store::reserve_seqs` says why): while a transaction holds an
+/// uncommitted seq, no other transaction can obtain a higher one, so a reader can never see
+/// a seq above one that commits later.
+async fn seqs_commit_in_order(backend: Backend) {
+    let (_dir, store) = test_store(backend).await;
+    let k = store.insert_kb(&kb("k")).await.unwrap();
+    for (id, sha) in [("a", "sa"), ("b", "sb"), ("c", "sc")] {
+        store
+            .insert_document(&doc(id, &k.kb_id, sha))
+            .await
+            .unwrap();
+    }
+    let v = [1.0_f32, 0.0];
+    // A takes a seq and writes its chunk, and does not commit yet.
+    let mut a = store.begin_write().await.unwrap();
+    let seq_a = Store::reserve_seqs(&mut a, 1).await.unwrap();
+    ingest::on_db!(
+        &mut a,
+        "INSERT INTO chunk (kb_id, document_id, ordinal, start_byte, end_byte, text, token_count,
+                            text_sha256, embedding, seq)
+         VALUES (?, 'a', 0, 0, 1, 'a', 1, 'a', ?, ?)",
+        |e, q| sqlx::query(q)
+            .bind(&k.kb_id)
+            .bind(super::vector_to_blob(&v))
+            .bind(seq_a)
+            .execute(e)
+            .await
+            .map(|r| r.rows_affected())
+    )
+    .unwrap();
+    // B (storing a document's chunks) and C (disabling a document) want seqs meanwhile:
+    // both must wait for A.
+    let b = tokio::spawn({
+        let store = store.clone();
+        async move {
+            let chunks = [chunk(0, "b0", &v), chunk(1, "b1", &v)];
+            store
+                .replace_document_chunks(None, "b", "text", None, &chunks)
+                .await
+        }
+    });
+    let c = tokio::spawn({
+        let store = store.clone();
+        async move { store.set_document_enabled("c", false).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !b.is_finished() && !c.is_finished(),
+        "a writer went ahead of an uncommitted lower seq"
+    );
+    assert!(
+        store
+            .changes_since(&k.kb_id, 0, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    a.commit().await.unwrap();
+    b.await.unwrap().unwrap();
+    c.await.unwrap().unwrap();
+    let seqs: Vec<i64> = store
+        .changes_since(&k.kb_id, 0, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.seq)
+        .collect();
+    assert_eq!(seqs.len(), 3, "{seqs:?}");
+    assert_eq!(seqs[0], seq_a, "A's seq is the lowest: {seqs:?}");
+}
+
 async fn version_names_the_database(backend: Backend) {
     let (_dir, store) = test_store(backend).await;
     let version = store.version().await.unwrap();
@@ -549,6 +626,7 @@ ingest::on_both_backends!(
     a_run_out_lease_is_run_again_and_its_chunks_tombstoned,
     knowledge_round_trip,
     re_embedding_stages_and_swaps,
+    seqs_commit_in_order,
     bots_publish_versions,
     concurrent_publishes_take_distinct_versions,
     messages_keep_their_order,

@@ -481,18 +481,28 @@ impl Store {
         Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
-    /// Remove tombstones of a KB (after a full rebuild no index refers to them).
-    pub async fn purge_tombstones(&self, kb_id: &str) -> Result<u64> {
-        Ok(on_db!(
-            &self.pool,
-            "DELETE FROM chunk WHERE kb_id = ? AND (is_deleted = TRUE
+    /// Remove a KB's tombstones up to `through_seq`, the mark of a rebuild that no longer
+    /// needs them, and record that in the KB ([`Store::record_reindex`]) in the same
+    /// transaction. Later tombstones stay: the rebuilt indexes may still hold their chunks
+    /// (deleted while the rebuild read) and remove them on catch-up. Other nodes' indexes
+    /// below `through_seq` may lack a removal they can no longer read; the record tells
+    /// them to build afresh.
+    pub async fn purge_tombstones(&self, kb_id: &str, through_seq: i64) -> Result<u64> {
+        let mut tx = self.begin_write().await?;
+        let purged = on_db!(
+            &mut tx,
+            "DELETE FROM chunk WHERE kb_id = ? AND seq <= ? AND (is_deleted = TRUE
                 OR document_id NOT IN (SELECT document_id FROM document))",
             |e, q| sqlx::query(q)
                 .bind(kb_id)
+                .bind(through_seq)
                 .execute(e)
                 .await
                 .map(|r| r.rows_affected())
-        )?)
+        )?;
+        Store::record_reindex(&mut tx, kb_id, through_seq).await?;
+        tx.commit().await?;
+        Ok(purged)
     }
 
     /// Give every live chunk of a document a new seq (and tombstone them if `delete`).
@@ -501,6 +511,7 @@ impl Store {
         document_id: &str,
         delete: bool,
     ) -> Result<u64> {
+        Store::lock_seqs(conn).await?;
         let (n,): (i64,) = on_db!(
             &mut *conn,
             "SELECT COUNT(*) FROM chunk WHERE document_id = ? AND is_deleted = FALSE",

@@ -461,6 +461,8 @@ impl Store {
     /// Enable or disable a document; its chunks get new seqs so the indexes follow.
     pub async fn set_document_enabled(&self, document_id: &str, enabled: bool) -> Result<()> {
         let mut tx = self.begin_write().await?;
+        // The counter before the document's row: the lock order (`Store::reserve_seqs`).
+        Self::bump_document_chunks(&mut tx, document_id, false).await?;
         on_db!(
             &mut tx,
             "UPDATE document SET is_enabled = ?, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
@@ -472,7 +474,6 @@ impl Store {
                 .await
                 .map(|r| r.rows_affected())
         )?;
-        Self::bump_document_chunks(&mut tx, document_id, false).await?;
         tx.commit().await?;
         Ok(())
     }

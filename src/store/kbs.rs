@@ -28,6 +28,8 @@ pub struct KbRow {
     pub embedding_dims: i64,
     /// How often its web pages are re-synced by the server, in minutes (`None`: never).
     pub web_sync_interval_minutes: Option<i64>,
+    /// The highest seq whose tombstones a rebuild removed ([`Store::purge_tombstones`]).
+    pub reindexed_through_seq: i64,
     /// Documents in it (only from [`Store::kb_with_counts`] and [`Store::list_kbs`]).
     pub document_count: Option<i64>,
     /// Chunks in it, not deleted (same).
@@ -202,6 +204,23 @@ impl Store {
              WHERE web_sync_interval_minutes IS NOT NULL ORDER BY name",
             |e, q| sqlx::query_as(q).fetch_all(e).await
         )?)
+    }
+
+    /// Record that a rebuild removed this KB's tombstones up to `through_seq`, inside the
+    /// transaction that removes them (never lowered).
+    pub(crate) async fn record_reindex(conn: &mut Tx, kb_id: &str, through_seq: i64) -> Result<()> {
+        on_db!(
+            &mut *conn,
+            "UPDATE kb SET reindexed_through_seq = ? WHERE kb_id = ? AND reindexed_through_seq < ?",
+            |e, q| sqlx::query(q)
+                .bind(through_seq)
+                .bind(kb_id)
+                .bind(through_seq)
+                .execute(e)
+                .await
+                .map(|r| r.rows_affected())
+        )?;
+        Ok(())
     }
 
     /// Record the model a KB's vectors now come from, inside the re-embedding's swap.

@@ -13,6 +13,7 @@ pub mod bots;
 pub mod chunks;
 pub mod conversations;
 pub mod documents;
+pub mod index_log;
 pub mod kbs;
 pub mod keys;
 pub mod reembed;
@@ -156,10 +157,11 @@ impl Store {
     }
 
     /// On PostgreSQL, make this the one process that writes to the database, or say that
-    /// another one already does. Several nodes share the job queue safely (job leases), but
-    /// their indexes do not follow each other's writes reliably yet (no shared chunk log),
-    /// so unless `database.several_nodes` allows it a second writer must not start. On
-    /// SQLite the data directory's lock already says this; nothing to do.
+    /// another one already does: the default, `database.several_nodes` off, for a
+    /// deployment that means to run one node and would rather be told of a second one
+    /// started by mistake. With it on, nodes share the job queue (job leases) and each
+    /// node's indexes follow the others' writes ([`index_log`]); then this is not called.
+    /// On SQLite the data directory's lock already says this; nothing to do.
     pub async fn lock_single_writer(&mut self) -> Result<()> {
         let Pool::Postgres(pool) = &self.pool else {
             return Ok(());
@@ -171,7 +173,7 @@ impl Store {
             .await?;
         if !locked {
             return Err(Error::Busy(
-                "another zhiku node is writing to this PostgreSQL database, and database.several_nodes is off (docs/postgres.md): stop it first, or use its HTTP API".into(),
+                "another zhiku node is writing to this PostgreSQL database, and database.several_nodes is off: stop that node, use its HTTP API, or set database.several_nodes = true on every node to run several (supported: each node's indexes follow the others', docs/postgres.md)".into(),
             ));
         }
         self.writer_lock = Some(Arc::new(Mutex::new(conn)));
@@ -231,10 +233,39 @@ impl Store {
     }
 
     /// Reserve `n` consecutive chunk seqs inside a transaction; returns the first.
+    ///
+    /// Every seq is given out here, by an `UPDATE` of the one `counter` row inside the
+    /// transaction that writes the chunks carrying it, and nowhere else. That makes seqs
+    /// commit in order, which the indexes' catch-up (`seq > mark`, on every node) needs:
+    ///
+    /// - SQLite: a write transaction holds the database's one write lock from `BEGIN
+    ///   IMMEDIATE` to its end, so writers run one after the other.
+    /// - PostgreSQL: the `UPDATE` takes the counter row's lock, held to the end of the
+    ///   transaction. A second writer's `UPDATE` waits for it, and the lock is released
+    ///   only after the first transaction is visible to new snapshots (commit) or gone
+    ///   (rollback: its seqs are never seen, a harmless gap). So a transaction holding
+    ///   seq `s` commits before any transaction can even obtain a seq above `s`: a reader
+    ///   that sees seq `s` sees every lower seq that will ever commit. A `SEQUENCE`
+    ///   (`nextval`) would not do: it hands out values without waiting, and a late commit
+    ///   of a lower value would be skipped by a reader already past it.
+    ///
+    /// The price is that chunk writes are serialised from their reservation to their
+    /// commit, so a transaction reserves as late as it can. Lock order, to keep
+    /// PostgreSQL free of deadlocks: a job's row, then this counter, then a document's
+    /// row. Tests: `seqs_commit_in_order` (src/store/backends.rs) and
+    /// `concurrent_writers_skip_nothing` (src/services/indexing.rs).
     pub async fn reserve_seqs(tx: &mut Tx, n: i64) -> Result<i64> {
         let sql = "UPDATE counter SET value = value + ? WHERE name = 'chunk_seq' RETURNING value";
         let (last,): (i64,) = on_db!(tx, sql, |e, q| sqlx::query_as(q).bind(n).fetch_one(e).await)?;
         Ok(last - n + 1)
+    }
+
+    /// Take the counter's lock now, reserving nothing: for a transaction that reads chunk
+    /// rows to size its reservation, so that no other writer's chunks appear between the
+    /// read and the reservation (on PostgreSQL a row inserted meanwhile would get a seq
+    /// outside the reserved range, one another transaction may also hold).
+    pub(crate) async fn lock_seqs(tx: &mut Tx) -> Result<()> {
+        Self::reserve_seqs(tx, 0).await.map(|_| ())
     }
 }
 
