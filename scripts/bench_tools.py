@@ -105,6 +105,13 @@ QUESTIONS = [
 
 ALIASES = {"东京": "Tokyo", "伦敦": "London", "Shanghai": "上海", "巴黎": "Paris", "柏林": "Berlin"}
 
+# An answer holds a tool's value when it says it in either language: the sky for the
+# weather as well as the temperature, an order's status translated.
+SAME_VALUE = {"晴": ["sunny"], "sunny": ["晴"], "小雨": ["rain", "下雨"], "rain": ["雨"], "多云": ["cloudy"],
+              "cloudy": ["多云", "阴"], "阵雨": ["shower", "rain"], "snow": ["雪"],
+              "已发货": ["shipped"], "待付款": ["awaiting payment", "unpaid", "pending payment"],
+              "shipped": ["已发货", "发货"], "delivered": ["送达", "签收"], "已签收": ["delivered", "signed"]}
+
 
 def norm(value):
     return str(value).replace(" ", "").lower()
@@ -121,19 +128,25 @@ def same_args(got, want):
     return True
 
 
+def holds_value(answer, values):
+    """Whether `answer` says one of `values` (or one of their translations)."""
+    said = norm(answer)
+    return any(norm(v) in said or any(norm(w) in said for w in SAME_VALUE.get(v, [])) for v in values)
+
+
 def result_of(name, args):
-    """The stand-in API: the tool's result and the value the answer should hold."""
+    """The stand-in API: the tool's result and the values the answer may hold (any one)."""
     if name == "get_weather":
         city = args.get("city", "")
         key = ALIASES.get(city, city) if ALIASES.get(city, city) in WEATHER else city
         sky, temp = WEATHER.get(key, ("unknown", "?"))
-        return {"city": city, "weather": sky, "temperature_c": temp}, temp
+        return {"city": city, "weather": sky, "temperature_c": temp}, [sky, temp]
     if name == "get_exchange_rate":
         pair = (args.get("from_currency", "").upper(), args.get("to_currency", "").upper())
         rate = RATES.get(pair, "?")
-        return {"from": pair[0], "to": pair[1], "rate": rate}, rate
+        return {"from": pair[0], "to": pair[1], "rate": rate}, [rate]
     status = ORDERS.get(args.get("order_id", "").upper(), "not found")
-    return {"order_id": args.get("order_id"), "status": status}, status
+    return {"order_id": args.get("order_id"), "status": status}, [status]
 
 
 def admin(base, method, path, body=None):
@@ -182,7 +195,7 @@ def bench_model(model, threads):
                               {"role": "tool", "tool_call_id": calls[0].id,
                                "content": json.dumps(result, ensure_ascii=False)}])
                 said = answer.choices[0].message.content or ""
-                holds = norm(value) in norm(said)
+                holds = holds_value(said, value)
             rows.append({"question": question, "tool": tool, "called": got, "right_tool": right_tool,
                          "right_args": right_args, "answer_holds_value": holds, "answer": said,
                          "seconds": round(time.time() - started, 1)})
@@ -278,7 +291,7 @@ def bench_bot_model(model, threads):
             holds = None
             if tool is not None and right_tool:
                 _, value = result_of(*next((n, a) for n, a in got if n == tool))
-                holds = norm(value) in norm(said)
+                holds = holds_value(said, value)
             rows.append({"question": question, "tool": tool, "called": got, "right_tool": right_tool,
                          "right_args": right_args, "answer_holds_value": holds, "answer": said,
                          "rounds": len(done.get("tool_steps", [])), "seconds": round(time.time() - started, 1),

@@ -145,7 +145,7 @@ export default {
   'editor.tools.descriptionHint': '写清做什么、何时调用：模型据此决定。',
   'editor.tools.descriptionPlaceholder': '查询一个城市现在的天气',
   'editor.tools.url': 'URL',
-  'editor.tools.urlHint': '{参数名} 处填入参数值；其余参数放在查询串（GET/DELETE）或 JSON 请求体（POST/PUT/PATCH）。内网地址默认不允许（tools.allow_private）。',
+  'editor.tools.urlHint': 'URL 中用花括号括起的参数名处填入参数值；其余参数放在查询串（GET/DELETE）或 JSON 请求体（POST/PUT/PATCH）。内网地址默认不允许（tools.allow_private）。',
   'editor.tools.parameters': '参数（JSON Schema）',
   'editor.tools.parametersHint': 'object 类型的 JSON Schema，properties 中列出每个参数及其说明。',
   'editor.tools.headers': '请求头',
