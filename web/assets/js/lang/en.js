@@ -144,7 +144,7 @@ export default {
   'editor.tools.descriptionHint': 'What it does and when to call it: the model decides from this.',
   'editor.tools.descriptionPlaceholder': 'Current weather in a city',
   'editor.tools.url': 'URL',
-  'editor.tools.urlHint': 'A parameter's name in curly brackets in the URL takes its value; the others go in the query string (GET/DELETE) or a JSON body (POST/PUT/PATCH). Private addresses are refused unless tools.allow_private.',
+  'editor.tools.urlHint': 'A parameter named in curly brackets in the URL takes its value there; the others go in the query string (GET/DELETE) or a JSON body (POST/PUT/PATCH). Private addresses are refused unless tools.allow_private.',
   'editor.tools.parameters': 'Parameters (JSON Schema)',
   'editor.tools.parametersHint': 'A JSON Schema of type object; list each parameter with a description under properties.',
   'editor.tools.headers': 'Headers',
