@@ -109,8 +109,8 @@ ALIASES = {"东京": "Tokyo", "伦敦": "London", "Shanghai": "上海", "巴黎"
 # weather as well as the temperature, an order's status translated.
 SAME_VALUE = {"晴": ["sunny"], "sunny": ["晴"], "小雨": ["rain", "下雨"], "rain": ["雨"], "多云": ["cloudy"],
               "cloudy": ["多云", "阴"], "阵雨": ["shower", "rain"], "snow": ["雪"],
-              "已发货": ["shipped"], "待付款": ["awaiting payment", "unpaid", "pending payment"],
-              "shipped": ["已发货", "发货"], "delivered": ["送达", "签收"], "已签收": ["delivered", "signed"]}
+              "已发货": ["shipped", "发货"], "待付款": ["awaiting payment", "unpaid", "pending payment"],
+              "shipped": ["已发货", "发货"], "delivered": ["送达", "签收", "交付"], "已签收": ["delivered", "signed"]}
 
 
 def norm(value):
