@@ -38,8 +38,9 @@ impl BotTool {
             Self::CurrentTime => {
                 "今天的日期、星期和现在的时间。Today's date, weekday and the time now."
             }
+            // No worked example: the 1.5B copied one's numbers into its own expression.
             Self::Calculator => {
-                "计算一个算术表达式，如 (1200-950)/950*100 或 sqrt(2)。Evaluates an arithmetic expression."
+                "计算算术表达式的准确值：用问题里的数字写出表达式（+ - * / ^、括号、sqrt）。Evaluates an arithmetic expression written with the question's numbers."
             }
         }
     }
@@ -54,7 +55,7 @@ impl BotTool {
                 "properties": {
                     "expression": {
                         "type": "string",
-                        "description": "the arithmetic expression, e.g. (1200-950)/950*100"
+                        "description": "the expression, with the question's numbers"
                     }
                 },
                 "required": ["expression"]
