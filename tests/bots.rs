@@ -394,6 +394,22 @@ fn bot_tools_are_saved_with_their_secrets_sealed_and_never_shown() {
         assert!(!bytes.windows(17).any(|w| w == b"sk-live-s3cret-42"));
     }
 
+    // An OpenAPI document gives tools to add; what is not one says why.
+    let document = serde_json::to_string(&json!({
+        "openapi": "3.0.3",
+        "servers": [{"url": "https://shop.example.com"}],
+        "paths": {"/orders/{id}": {"get": {"operationId": "getOrder", "summary": "订单状态",
+            "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}]}}}
+    }))
+    .unwrap();
+    let (status, imported) = server.post("/api/tools/openapi", json!({ "document": document }));
+    assert_eq!(status, 200, "{imported}");
+    assert_eq!(imported["tools"][0]["name"], "getOrder");
+    assert_eq!(imported["tools"][0]["url"], "https://shop.example.com/orders/{id}");
+    let (status, body) = server.post("/api/tools/openapi", json!({"document": "swagger: '2.0'"}));
+    assert_eq!(status, 400, "{body}");
+    assert!(message(&body).contains("OpenAPI 3"), "{body}");
+
     // Bad tools are refused with the reason.
     let renamed = {
         let mut t = tools[0].clone();

@@ -14,6 +14,7 @@ pub mod limits;
 pub mod metrics;
 pub mod openai;
 pub mod openapi;
+pub mod tools;
 pub mod web;
 
 use axum::http::{HeaderName, Request};
@@ -59,6 +60,7 @@ fn api_routes(
     let mut api = OpenApiRouter::new()
         .merge(knowledge::router())
         .merge(bots::router())
+        .merge(tools::router())
         .merge(conversations::router())
         .merge(chat::admin_router())
         .merge(documents::router(max_body))

@@ -158,11 +158,24 @@ try {
   await card.locator('.tool-header input.input').nth(1).fill('sk-ui-secret-77');
   await card.locator('.tool-header input[type=checkbox]').check();
   await page.locator('button[data-type=calculator]').click();
+  // An OpenAPI document gives a card per operation; a bad one says why in the dialog.
+  await page.locator('[data-testid=import-openapi]').click();
+  await page.locator('[data-testid=openapi-document]').fill('swagger: "2.0"');
+  await page.locator('.modal-actions .btn-primary').click();
+  await page.locator('.modal .form-error', { hasText: 'OpenAPI 3' }).waitFor();
+  await page.locator('[data-testid=openapi-document]').fill([
+    'openapi: 3.0.3', 'servers: [{url: "https://shop.example.com"}]', 'paths:', '  /orders/{id}:',
+    '    get: {operationId: getOrder, summary: 订单状态, parameters: [{name: id, in: path, required: true, schema: {type: string}}]}',
+  ].join('\n'));
+  await page.locator('.modal-actions .btn-primary').click();
+  await page.locator('.backdrop').waitFor({ state: 'detached' });
+  await page.locator('[data-testid=tool-name]').last().evaluate((x) => { if (x.value !== 'getOrder') throw new Error('imported ' + x.value); });
+  // Kept for the reload below: three tools.
   await page.locator('[data-testid=bot-save]').click();
   await page.locator('.toast').last().waitFor();
   await page.reload();
   await page.locator('[data-testid=tool-card]').first().waitFor();
-  assert.equal(await page.locator('[data-testid=tool-card]').count(), 2);
+  assert.equal(await page.locator('[data-testid=tool-card]').count(), 3);
   const secretInput = page.locator('.tool-header input.input').nth(1);
   assert.equal(await secretInput.inputValue(), '', 'the secret came back');
   assert.ok((await secretInput.getAttribute('placeholder')).length > 0, 'no "stored" placeholder');

@@ -2,9 +2,10 @@
 // the parameters' JSON schema, headers, secret ones kept by the server and never shown
 // again) and the built-in calculator and date. Reads `draft.tools` into cards and back.
 
+import { api } from '../api.js';
 import { t } from '../i18n.js';
 import { limits } from '../limits.js';
-import { field, h, mount } from '../ui.js';
+import { errorText, field, h, modal, mount } from '../ui.js';
 
 const BUILTINS = ['calculator', 'current_time'];
 const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'];
@@ -28,7 +29,32 @@ export function toolsEditor({ onEdit }) {
   const list = h('div.stack.tool-list');
   const addHttp = h('button.btn.btn-small', { type: 'button', 'data-testid': 'add-http-tool', onclick: () => add({ type: 'http', headers: [] }) }, '+ ' + t('editor.tools.http'));
   const addBuiltin = BUILTINS.map((type) => h('button.btn.btn-small', { type: 'button', 'data-type': type, onclick: () => add({ type }) }, '+ ' + t('editor.tools.' + type)));
-  const element = h('div.stack', { 'data-path': 'tools' }, list, h('div.row.wrap', addHttp, addBuiltin));
+  const importBtn = h('button.btn.btn-small', { type: 'button', 'data-testid': 'import-openapi', onclick: () => importOpenApi() }, t('editor.tools.import'));
+  const element = h('div.stack', { 'data-path': 'tools' }, list, h('div.row.wrap', addHttp, importBtn, addBuiltin));
+
+  /** Ask for an OpenAPI document and add a card per operation the server reads in it. */
+  function importOpenApi() {
+    const text = h('textarea.textarea.mono', { rows: 14, 'data-testid': 'openapi-document', placeholder: 'openapi: 3.0.3\nservers:\n  - url: https://api.example.com\npaths: …' });
+    const problem = h('div.form-error', { role: 'alert' });
+    modal({
+      title: t('editor.tools.import'),
+      wide: true,
+      body: h('div.stack', h('p.field-hint', t('editor.tools.importHint')), text, problem),
+      actions: [{ label: t('editor.tools.importDo'), kind: 'primary', onClick: async () => {
+        problem.textContent = '';
+        try {
+          const got = await api.post('/api/tools/openapi', { document: text.value });
+          for (const tool of got.tools) list.append(httpCard(tool));
+          refreshButtons();
+          onEdit();
+          return false;
+        } catch (err) {
+          problem.textContent = errorText(err);
+          return true;
+        }
+      } }],
+    });
+  }
 
   function refreshButtons() {
     const present = new Set(cards().map((c) => c.read().type));
