@@ -405,7 +405,10 @@ fn bot_tools_are_saved_with_their_secrets_sealed_and_never_shown() {
     let (status, imported) = server.post("/api/tools/openapi", json!({ "document": document }));
     assert_eq!(status, 200, "{imported}");
     assert_eq!(imported["tools"][0]["name"], "getOrder");
-    assert_eq!(imported["tools"][0]["url"], "https://shop.example.com/orders/{id}");
+    assert_eq!(
+        imported["tools"][0]["url"],
+        "https://shop.example.com/orders/{id}"
+    );
     let (status, body) = server.post("/api/tools/openapi", json!({"document": "swagger: '2.0'"}));
     assert_eq!(status, 400, "{body}");
     assert!(message(&body).contains("OpenAPI 3"), "{body}");

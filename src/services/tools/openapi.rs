@@ -31,15 +31,22 @@ pub fn tools_from_openapi(document: &str) -> Result<Vec<HttpTool>> {
     let doc: Value = match serde_json::from_str(document) {
         Ok(doc) => doc,
         Err(_) => serde_yaml_ng::from_str(document).map_err(|e| {
-            invalid(format!("not an OpenAPI document (neither JSON nor YAML): {e}"))
+            invalid(format!(
+                "not an OpenAPI document (neither JSON nor YAML): {e}"
+            ))
         })?,
     };
-    let version = doc.get("openapi").and_then(Value::as_str).unwrap_or_default();
+    let version = doc
+        .get("openapi")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if !version.starts_with('3') {
         let found = doc
             .get("swagger")
             .and_then(Value::as_str)
-            .map_or("no \"openapi\" field".to_string(), |v| format!("Swagger {v}"));
+            .map_or("no \"openapi\" field".to_string(), |v| {
+                format!("Swagger {v}")
+            });
         return Err(invalid(format!(
             "only OpenAPI 3 documents can be imported ({found}); convert it first"
         )));
@@ -57,11 +64,22 @@ pub fn tools_from_openapi(document: &str) -> Result<Vec<HttpTool>> {
             ("delete", HttpMethod::Delete),
         ] {
             let Some(op) = item.get(verb) else { continue };
-            tools.push(operation(&doc, &base, path, item, verb, method, op, key_header.as_deref()));
+            tools.push(operation(
+                &doc,
+                &base,
+                path,
+                item,
+                verb,
+                method,
+                op,
+                key_header.as_deref(),
+            ));
         }
     }
     if tools.is_empty() {
-        return Err(invalid("the OpenAPI document has no operations under \"paths\"".into()));
+        return Err(invalid(
+            "the OpenAPI document has no operations under \"paths\"".into(),
+        ));
     }
     if tools.len() > MAX_TOOLS {
         return Err(invalid(format!(
@@ -112,9 +130,10 @@ fn api_key_header(doc: &Value) -> Option<String> {
     required.into_iter().find_map(|name| {
         let scheme = schemes.get(name)?;
         match scheme.get("type").and_then(Value::as_str)? {
-            "apiKey" if scheme.get("in").and_then(Value::as_str) == Some("header") => {
-                scheme.get("name").and_then(Value::as_str).map(str::to_string)
-            }
+            "apiKey" if scheme.get("in").and_then(Value::as_str) == Some("header") => scheme
+                .get("name")
+                .and_then(Value::as_str)
+                .map(str::to_string),
             "http" => Some("Authorization".to_string()),
             _ => None,
         }
@@ -132,7 +151,12 @@ fn operation(
     op: &Value,
     key_header: Option<&str>,
 ) -> HttpTool {
-    let text = |key: &str| op.get(key).and_then(Value::as_str).unwrap_or_default().trim();
+    let text = |key: &str| {
+        op.get(key)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .trim()
+    };
     let name = match op.get("operationId").and_then(Value::as_str) {
         Some(id) => function_name(id),
         None => function_name(&format!("{verb}_{path}")),
@@ -149,7 +173,12 @@ fn operation(
     let mut properties = Map::new();
     let mut required: Vec<Value> = Vec::new();
     let parameters = [item.get("parameters"), op.get("parameters")];
-    for param in parameters.into_iter().flatten().filter_map(Value::as_array).flatten() {
+    for param in parameters
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_array)
+        .flatten()
+    {
         let param = resolve(doc, param, 0);
         let place = param.get("in").and_then(Value::as_str).unwrap_or_default();
         let Some(pname) = param.get("name").and_then(Value::as_str) else {
@@ -172,7 +201,12 @@ fn operation(
     }
     if let Some(body) = op.pointer("/requestBody/content/application~1json/schema") {
         let body = resolve(doc, body, 0);
-        for (pname, schema) in body.get("properties").and_then(Value::as_object).into_iter().flatten() {
+        for (pname, schema) in body
+            .get("properties")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
             properties.insert(pname.clone(), schema.clone());
         }
         if let Some(names) = body.get("required").and_then(Value::as_array) {
@@ -206,11 +240,21 @@ fn operation(
 fn function_name(raw: &str) -> String {
     let name: String = raw
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let name = name.trim_matches('_');
     let name: String = name.chars().take(64).collect();
-    if name.is_empty() { "operation".into() } else { name }
+    if name.is_empty() {
+        "operation".into()
+    } else {
+        name
+    }
 }
 
 /// `value` with the document's local `$ref`s (`#/components/…`) replaced by what they
@@ -286,19 +330,31 @@ paths:
         let get = &tools[0];
         assert_eq!(get.url, "https://cn.shop.example.com/v1/orders/{order_id}");
         assert_eq!(get.description, "查询订单状态");
-        assert_eq!(get.parameters["properties"]["order_id"]["description"], "订单号");
+        assert_eq!(
+            get.parameters["properties"]["order_id"]["description"],
+            "订单号"
+        );
         assert_eq!(get.parameters["required"], json!(["order_id"]));
         assert_eq!(get.headers[0].name, "X-Api-Key");
         assert!(get.headers[0].secret && get.headers[0].value.is_none());
         let list = &tools[1];
-        assert_eq!(list.parameters["properties"]["status"]["enum"], json!(["paid", "shipped"]));
+        assert_eq!(
+            list.parameters["properties"]["status"]["enum"],
+            json!(["paid", "shipped"])
+        );
         assert!(list.parameters["properties"].get("X-Trace").is_none());
         let create = &tools[2];
         assert_eq!(create.method, HttpMethod::Post);
-        assert_eq!(create.parameters["properties"]["sku"]["description"], "商品编号");
+        assert_eq!(
+            create.parameters["properties"]["sku"]["description"],
+            "商品编号"
+        );
         assert_eq!(create.parameters["required"], json!(["sku"]));
         // What it gives passes the checks a saved tool must pass, but for the key's value.
-        let as_tools: Vec<_> = tools.into_iter().map(crate::store::bot_tools::BotTool::Http).collect();
+        let as_tools: Vec<_> = tools
+            .into_iter()
+            .map(crate::store::bot_tools::BotTool::Http)
+            .collect();
         super::super::check_tools(&as_tools).unwrap();
     }
 
@@ -307,8 +363,14 @@ paths:
         for (document, want) in [
             ("swagger: '2.0'\npaths: {}", "Swagger 2.0"),
             ("{not json: [", "neither JSON nor YAML"),
-            (r#"{"openapi": "3.1.0", "paths": {"/a": {"get": {}}}}"#, "servers[0].url"),
-            (r#"{"openapi": "3.1.0", "servers": [{"url": "https://a.example"}], "paths": {}}"#, "no operations"),
+            (
+                r#"{"openapi": "3.1.0", "paths": {"/a": {"get": {}}}}"#,
+                "servers[0].url",
+            ),
+            (
+                r#"{"openapi": "3.1.0", "servers": [{"url": "https://a.example"}], "paths": {}}"#,
+                "no operations",
+            ),
         ] {
             let e = tools_from_openapi(document).unwrap_err().to_string();
             assert!(e.contains(want), "{want}: {e}");
