@@ -326,8 +326,9 @@ paths:
     fn each_operation_becomes_a_tool() {
         let tools = tools_from_openapi(PETSTORE).unwrap();
         let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
-        assert_eq!(names, ["getOrder", "get__orders", "createOrder"]);
-        let get = &tools[0];
+        // Paths in name order (JSON objects here keep no order of their own).
+        assert_eq!(names, ["get__orders", "createOrder", "getOrder"]);
+        let get = &tools[2];
         assert_eq!(get.url, "https://cn.shop.example.com/v1/orders/{order_id}");
         assert_eq!(get.description, "查询订单状态");
         assert_eq!(
@@ -337,13 +338,13 @@ paths:
         assert_eq!(get.parameters["required"], json!(["order_id"]));
         assert_eq!(get.headers[0].name, "X-Api-Key");
         assert!(get.headers[0].secret && get.headers[0].value.is_none());
-        let list = &tools[1];
+        let list = &tools[0];
         assert_eq!(
             list.parameters["properties"]["status"]["enum"],
             json!(["paid", "shipped"])
         );
         assert!(list.parameters["properties"].get("X-Trace").is_none());
-        let create = &tools[2];
+        let create = &tools[1];
         assert_eq!(create.method, HttpMethod::Post);
         assert_eq!(
             create.parameters["properties"]["sku"]["description"],
