@@ -996,17 +996,8 @@ impl Relay {
             (true, false) => {
                 let mut evidence_passages = self.passages.clone();
                 for step in self.rounds.iter().flat_map(|r| &r.done) {
-                    evidence_passages.push(Passage {
-                        marker: evidence_passages.len() + 1,
-                        chunk_id: 0,
-                        document_id: String::new(),
-                        document_name: step.name.clone(),
-                        source_url: None,
-                        page: None,
-                        label: None,
-                        text: step.result.clone(),
-                        score: 0.0,
-                    });
+                    let marker = evidence_passages.len() + 1;
+                    evidence_passages.push(tool_rounds::result_passage(step, marker));
                 }
                 Some(evidence::support(
                     &answer,

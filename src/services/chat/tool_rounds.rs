@@ -145,30 +145,13 @@ impl ToolRounds {
 
     /// The model goes on with the tools' results as tool messages, tools still offered.
     fn call_again(&self) -> Result<LlmStream> {
-        let offer = self.offer.clone();
-        let built = prompt::build(
-            self.llm.as_ref(),
-            PromptParts {
-                persona: &self.parts.persona,
-                extra_system: &self.parts.extra_system,
-                history: &self.parts.history,
-                question: &self.parts.question,
-                passages: self.parts.passages.clone(),
-                grounding: self.parts.grounding,
-                answer_tokens: self.sampling.max_tokens as usize,
-                tool_steps: &self.steps,
-                tools_tokens: prompt::tools_tokens(&offer),
-            },
-        )?;
-        let mut request = GenerateRequest::new(
-            built.messages,
-            self.sampling.max_tokens,
-            self.sampling.temperature,
-        );
-        request.stop = self.sampling.stop.clone();
-        request.seed = self.sampling.seed;
-        request.tools = Some(offer);
-        self.llm.generate(request)
+        let passages = self.parts.passages.clone();
+        self.generate(
+            passages,
+            self.parts.grounding,
+            &self.steps,
+            Some(self.offer.clone()),
+        )
     }
 
     /// The model answers from the passages and the tools' results, no tool offered.
@@ -178,28 +161,27 @@ impl ToolRounds {
         for step in &self.done {
             let seen = results
                 .iter()
-                .any(|r| r.text == step.result && r.document_name.contains(&step.name));
-            if seen {
-                continue;
-            }
-            results.push(Passage {
+                .any(|r| r.text == step.result && r.document_name == result_name(step));
+            if !seen {
                 // After the knowledge base's markers, so none of them is cited as one.
-                marker: known + results.len() + 1,
-                chunk_id: 0,
-                document_id: String::new(),
-                document_name: format!("工具 {} 的结果", step.name),
-                source_url: None,
-                page: None,
-                label: None,
-                text: step.result.clone(),
-                score: 0.0,
-            });
+                results.push(result_passage(step, known + results.len() + 1));
+            }
         }
         // The results first: passages that do not fit are dropped from the end.
         let passages: Vec<Passage> = results
             .into_iter()
             .chain(self.parts.passages.iter().cloned())
             .collect();
+        self.generate(passages, Grounding::Passages, &[], None)
+    }
+
+    fn generate(
+        &self,
+        passages: Vec<Passage>,
+        grounding: Grounding,
+        tool_steps: &[ChatMessage],
+        offer: Option<ToolUse>,
+    ) -> Result<LlmStream> {
         let built = prompt::build(
             self.llm.as_ref(),
             PromptParts {
@@ -208,10 +190,10 @@ impl ToolRounds {
                 history: &self.parts.history,
                 question: &self.parts.question,
                 passages,
-                grounding: Grounding::Passages,
+                grounding,
                 answer_tokens: self.sampling.max_tokens as usize,
-                tool_steps: &[],
-                tools_tokens: 0,
+                tool_steps,
+                tools_tokens: offer.as_ref().map_or(0, prompt::tools_tokens),
             },
         )?;
         let mut request = GenerateRequest::new(
@@ -221,7 +203,29 @@ impl ToolRounds {
         );
         request.stop = self.sampling.stop.clone();
         request.seed = self.sampling.seed;
+        request.tools = offer;
         self.llm.generate(request)
+    }
+}
+
+/// What a tool's result is called as a passage.
+fn result_name(step: &ToolStep) -> String {
+    format!("工具 {} 的结果", step.name)
+}
+
+/// A tool's result as a passage with `marker`: what the model answers from, and what an
+/// answer's support is judged against beside the knowledge base's passages.
+pub(super) fn result_passage(step: &ToolStep, marker: usize) -> Passage {
+    Passage {
+        marker,
+        chunk_id: 0,
+        document_id: String::new(),
+        document_name: result_name(step),
+        source_url: None,
+        page: None,
+        label: None,
+        text: step.result.clone(),
+        score: 0.0,
     }
 }
 
