@@ -248,6 +248,7 @@ mod tests {
         ("delete", "/api/bots/{bot}/keys/{key_id}"),
         ("post", "/api/bots/{bot}/chat"),
         ("post", "/api/bots/{bot}/optimize-persona"),
+        ("post", "/api/tools/openapi"),
         ("get", "/api/bots/{bot}/conversations"),
         ("get", "/api/conversations/{id}"),
         ("delete", "/api/conversations/{id}"),
@@ -305,6 +306,7 @@ mod tests {
             ("knowledge.rs", include_str!("knowledge.rs")),
             ("limits.rs", include_str!("limits.rs")),
             ("openai.rs", include_str!("openai.rs")),
+            ("tools.rs", include_str!("tools.rs")),
         ];
         for (name, source) in sources {
             assert!(
