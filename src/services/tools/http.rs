@@ -97,25 +97,33 @@ fn fill_template(
     template: &str,
     arguments: &Map<String, Value>,
 ) -> std::result::Result<(String, Map<String, Value>), String> {
-    let mut url = String::with_capacity(template.len());
+    let mut url = template.to_string();
     let mut rest = arguments.clone();
+    for name in placeholders(template) {
+        let value = arguments
+            .get(name)
+            .filter(|v| !v.is_null())
+            .ok_or_else(|| format!("the argument '{name}' is required (the URL needs it)"))?;
+        // Encoded, a value holds no brace: a later placeholder cannot be found inside it.
+        let encoded = utf8_percent_encode(&plain(value), ARGUMENT).to_string();
+        url = url.replace(&format!("{{{name}}}"), &encoded);
+        rest.remove(name);
+    }
+    Ok((url, rest))
+}
+
+/// The `{names}` of a URL template, in order.
+pub(super) fn placeholders(template: &str) -> Vec<&str> {
+    let mut found = Vec::new();
     let mut left = template;
     while let Some(open) = left.find('{') {
         let Some(close) = left[open..].find('}') else {
             break;
         };
-        let name = &left[open + 1..open + close];
-        url.push_str(&left[..open]);
-        let value = arguments
-            .get(name)
-            .filter(|v| !v.is_null())
-            .ok_or_else(|| format!("the argument '{name}' is required (the URL needs it)"))?;
-        url.extend(utf8_percent_encode(&plain(value), ARGUMENT));
-        rest.remove(name);
+        found.push(&left[open + 1..open + close]);
         left = &left[open + close + 1..];
     }
-    url.push_str(left);
-    Ok((url, rest))
+    found
 }
 
 /// An argument as text: a string as it is, anything else as JSON.

@@ -3,6 +3,7 @@
 use reqwest::header::{HeaderName, HeaderValue};
 use serde_json::Value;
 
+use super::http::placeholders;
 use crate::error::{Error, Result};
 use crate::llm::ToolSpec;
 use crate::services::fetch::Fetcher;
@@ -88,20 +89,6 @@ fn check_http(tool: &HttpTool) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// The `{names}` of a URL template.
-fn placeholders(template: &str) -> Vec<&str> {
-    let mut found = Vec::new();
-    let mut left = template;
-    while let Some(open) = left.find('{') {
-        let Some(close) = left[open..].find('}') else {
-            break;
-        };
-        found.push(&left[open + 1..open + close]);
-        left = &left[open + close + 1..];
-    }
-    found
 }
 
 /// Seal the secret headers of `tools` before they are stored: a value given now is
