@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-pub use openapi::{MAX_OPENAPI_BYTES, tools_from_openapi};
+pub use openapi::tools_from_openapi;
 pub use settings::{MAX_TOOLS, check_tools, seal_secrets};
 
 use super::fetch::Fetcher;

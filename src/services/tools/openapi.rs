@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::store::bot_tools::{HttpMethod, HttpTool, ToolHeader};
 
 /// Longest document read, in bytes.
-pub const MAX_OPENAPI_BYTES: usize = 1 << 20;
+const MAX_OPENAPI_BYTES: usize = 1 << 20;
 /// How deep `$ref`s are followed inside a schema (a recursive schema stops there).
 const MAX_REF_DEPTH: usize = 8;
 
