@@ -117,6 +117,7 @@ impl AppState {
             },
             split_timeout: std::time::Duration::from_millis(config.ingest.split_timeout_ms),
             slice_passages: config.ingest.embed_slice_passages,
+            max_table_cells: config.ingest.max_table_cells,
         };
         let knowledge = Arc::new(KnowledgeService {
             store: store.clone(),
@@ -154,7 +155,7 @@ impl AppState {
             search: search.clone(),
             llm: llm.clone(),
             default_min_answerable: config.llm.min_answerable,
-            tools: Arc::new(ToolService::new(&config.tools, secrets)),
+            tools: Arc::new(ToolService::new(&config.tools, secrets, store.clone())),
         });
         let health = Arc::new(HealthService {
             store: store.clone(),

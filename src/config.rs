@@ -63,6 +63,10 @@ pub struct ToolsConfig {
     pub max_rounds: usize,
     /// Let HTTP tools reach loopback, link-local and private addresses.
     pub allow_private: bool,
+    /// Most rows of a table query's result given to the model.
+    pub table_max_rows: usize,
+    /// Time limit of one table query.
+    pub table_query_timeout_ms: u64,
 }
 
 /// `[database]`.
@@ -127,6 +131,9 @@ pub struct IngestConfig {
     pub split_timeout_ms: u64,
     /// Passages embedded between two looks at the queue (small jobs, shutdown).
     pub embed_slice_passages: usize,
+    /// Most cells a document's sheets may hold together to be loaded as typed tables
+    /// for the `table_query` tool.
+    pub max_table_cells: usize,
     /// Zip container cap on uncompressed bytes.
     pub max_uncompressed_bytes: u64,
     /// Zip container cap on entries.

@@ -55,6 +55,7 @@ fn main() -> Result<()> {
         },
         split_timeout: Duration::from_secs(120),
         slice_passages: SLICE_PASSAGES,
+        max_table_cells: 2_000_000,
     };
     let name = file
         .file_name()

@@ -32,6 +32,7 @@ pub mod jobs;
 mod passage_batches;
 pub mod pipeline;
 pub mod split;
+pub mod tables;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
 

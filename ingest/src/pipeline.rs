@@ -19,6 +19,7 @@ use crate::extract::guard::{Outcome, run_guarded};
 use crate::extract::{self, DocKind, ExtractLimits, Extracted};
 use crate::jobs::{BatchLimits, Job, JobQueue};
 use crate::split::{ChunkDraft, SplitSettings, split};
+use crate::tables::{Table, tables_of};
 use crate::{Error, Result};
 
 /// What the sink hands the pipeline for one job.
@@ -57,6 +58,8 @@ pub struct ProcessedDocument {
     pub page_count: Option<u32>,
     /// The chunks in document order.
     pub chunks: Vec<EmbeddedChunk>,
+    /// Its sheets (or its CSV) as typed tables, for table queries.
+    pub tables: Vec<Table>,
 }
 
 /// Where documents come from and where their chunks go; implemented by the server.
@@ -99,6 +102,9 @@ pub struct Pipeline {
     /// slices of this many, and between slices the worker runs the small documents queued
     /// meanwhile (and stops, if the server is stopping).
     pub slice_passages: usize,
+    /// Most cells a document's tables may hold together to be loaded as typed tables
+    /// (see [`crate::tables`]).
+    pub max_table_cells: usize,
 }
 
 /// hex sha256 of a text.
@@ -195,6 +201,7 @@ struct Prepared {
     kind: DocKind,
     page_count: Option<u32>,
     drafts: Vec<ChunkDraft>,
+    tables: Vec<Table>,
     hashes: Vec<String>,
     known: HashMap<String, Vec<f32>>,
     times: StageTimes,
@@ -231,13 +238,21 @@ async fn run_batch<S: ChunkSink>(
             .instrument(span.clone())
             .await
         {
-            Ok((extracted, drafts, hashes, known, times)) => prepared.push(Prepared {
+            Ok(Split {
+                extracted,
+                drafts,
+                tables,
+                hashes,
+                known,
+                times,
+            }) => prepared.push(Prepared {
                 job,
                 span,
                 started,
                 kind: extracted.kind,
                 page_count: extracted.page_count,
                 drafts,
+                tables,
                 hashes,
                 known,
                 times,
@@ -296,6 +311,7 @@ async fn run_batch<S: ChunkSink>(
             kind,
             page_count,
             drafts,
+            tables,
             hashes,
             known,
             times: _,
@@ -330,6 +346,7 @@ async fn run_batch<S: ChunkSink>(
                     kind,
                     page_count,
                     chunks,
+                    tables,
                 },
             )
             .await
@@ -418,27 +435,35 @@ async fn settle_failure<S: ChunkSink>(
 
 /// Fetch, extract, clean and split one job, and look up the vectors its KB already has.
 /// The job's stage says which of these runs now, so a document stuck in one shows where.
+/// A job's document extracted, split and read as tables, with what is known of its chunks.
+struct Split {
+    extracted: Extracted,
+    drafts: Vec<ChunkDraft>,
+    tables: Vec<Table>,
+    hashes: Vec<String>,
+    known: HashMap<String, Vec<f32>>,
+    times: StageTimes,
+}
+
 async fn prepare<S: ChunkSink>(
     queue: &JobQueue,
     pipeline: &Pipeline,
     sink: &S,
     job: &Job,
-) -> Result<(
-    Extracted,
-    Vec<ChunkDraft>,
-    Vec<String>,
-    HashMap<String, Vec<f32>>,
-    StageTimes,
-)> {
+) -> Result<Split> {
     sink.started(job).await?;
     let source = Arc::new(sink.fetch(job).await?);
     let started = Instant::now();
     let extracted = extract_recording_ocr(queue, pipeline, job.job_id, source.clone()).await?;
     let extracted_at = Instant::now();
     queue.progress_many(&[job.job_id], "split", 0.05).await?;
-    let (extracted, drafts) = blocking("pipeline", {
+    let (extracted, drafts, tables) = blocking("pipeline", {
         let p = pipeline.clone();
-        move || p.clean_and_split(extracted, &source)
+        move || {
+            let (extracted, drafts) = p.clean_and_split(extracted, &source)?;
+            let tables = tables_of(&extracted, &source.name, p.max_table_cells);
+            Ok((extracted, drafts, tables))
+        }
     })
     .await?;
     let times = StageTimes {
@@ -451,7 +476,14 @@ async fn prepare<S: ChunkSink>(
         .map(|d| sha256_hex(d.text.as_bytes()))
         .collect();
     let known = sink.known_vectors(job, &hashes).await?;
-    Ok((extracted, drafts, hashes, known, times))
+    Ok(Split {
+        extracted,
+        drafts,
+        tables,
+        hashes,
+        known,
+        times,
+    })
 }
 
 /// Extract a job's document on the blocking pool, recording on the job how far OCR is

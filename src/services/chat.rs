@@ -349,7 +349,11 @@ impl ChatService {
         // The bot's own tools, run here, unless the caller brings tools of its own (it
         // runs those itself).
         let bot_tools = match &turn.tools {
-            None if !settings.tools.is_empty() => Some(ToolService::offer(&settings.tools)?),
+            None if !settings.tools.is_empty() => {
+                self.tools
+                    .offer(&settings.tools, &settings.knowledge_bases)
+                    .await?
+            }
             _ => None,
         };
         let offered = turn.tools.clone().or_else(|| bot_tools.clone());
@@ -452,6 +456,7 @@ impl ChatService {
                 self.tools.clone(),
                 self.llm.clone(),
                 settings.tools.clone(),
+                settings.knowledge_bases.clone(),
                 offer,
                 tool_rounds::Parts {
                     persona: settings.persona.clone(),
@@ -974,6 +979,44 @@ impl Relay {
         Ok(stream)
     }
 
+    /// The documents behind the tools' results that support the answer (a table query's
+    /// spreadsheet), cited with the query as the snippet. A tool's result is evidence
+    /// number `passages + i + 1` for the `i`-th step, as in [`Self::outcome`].
+    fn tool_citations(&self, support: &evidence::Support) -> Vec<Citation> {
+        let steps = self.rounds.iter().flat_map(|r| &r.done);
+        let mut citations: Vec<Citation> = Vec::new();
+        for (i, step) in steps.enumerate() {
+            let marker = self.passages.len() + i + 1;
+            if !step.ok || !support.markers.contains(&marker) {
+                continue;
+            }
+            for source in &step.sources {
+                let query = serde_json::from_str::<serde_json::Value>(&step.arguments)
+                    .ok()
+                    .and_then(|a| a.get("sql").and_then(|q| q.as_str()).map(str::to_string))
+                    .unwrap_or_else(|| step.arguments.clone());
+                let seen = citations
+                    .iter()
+                    .any(|c| c.document_id == source.document_id && c.snippet == query);
+                if !seen {
+                    citations.push(Citation {
+                        marker,
+                        chunk_id: 0,
+                        document_id: source.document_id.clone(),
+                        document_name: source.document_name.clone(),
+                        source_url: None,
+                        page: None,
+                        label: Some(source.label.clone()),
+                        snippet: query,
+                        score: 0.0,
+                        inferred: support.inferred,
+                    });
+                }
+            }
+        }
+        citations
+    }
+
     fn outcome(
         &mut self,
         answer: String,
@@ -1007,23 +1050,27 @@ impl Relay {
             }
         };
         let citations = match &support {
-            Some(support) if self.show_sources => support
-                .markers
-                .iter()
-                .filter_map(|&n| self.passages.get(n - 1))
-                .map(|p| Citation {
-                    marker: p.marker,
-                    chunk_id: p.chunk_id,
-                    document_id: p.document_id.clone(),
-                    document_name: p.document_name.clone(),
-                    source_url: p.source_url.clone(),
-                    page: p.page,
-                    label: p.label.clone(),
-                    snippet: p.text.chars().take(200).collect(),
-                    score: p.score,
-                    inferred: support.inferred,
-                })
-                .collect(),
+            Some(support) if self.show_sources => {
+                let mut citations: Vec<Citation> = support
+                    .markers
+                    .iter()
+                    .filter_map(|&n| self.passages.get(n - 1))
+                    .map(|p| Citation {
+                        marker: p.marker,
+                        chunk_id: p.chunk_id,
+                        document_id: p.document_id.clone(),
+                        document_name: p.document_name.clone(),
+                        source_url: p.source_url.clone(),
+                        page: p.page,
+                        label: p.label.clone(),
+                        snippet: p.text.chars().take(200).collect(),
+                        score: p.score,
+                        inferred: support.inferred,
+                    })
+                    .collect();
+                citations.extend(self.tool_citations(support));
+                citations
+            }
             _ => Vec::new(),
         };
         let mut timings = std::mem::take(&mut self.timings);

@@ -700,12 +700,13 @@ impl IndexingSink {
             })
             .collect();
         self.store
-            .replace_document_chunks(
+            .replace_document_content(
                 Some((&self.queue, job.job_id)),
                 &job.document_id,
                 doc.kind.as_str(),
                 doc.page_count.map(i64::from),
                 &chunks,
+                &doc.tables,
             )
             .await
     }

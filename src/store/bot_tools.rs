@@ -14,12 +14,17 @@ pub enum BotTool {
     CurrentTime,
     /// Arithmetic the model should not do in its head (`(3+4)*2.5`, `sqrt(2)`).
     Calculator,
+    /// One read-only SQL SELECT over the knowledge bases' spreadsheets, loaded as tables:
+    /// exact counts, sums and averages.
+    TableQuery,
 }
 
 /// The function name of the built-in [`BotTool::CurrentTime`].
 pub const CURRENT_TIME: &str = "current_time";
 /// The function name of the built-in [`BotTool::Calculator`].
 pub const CALCULATOR: &str = "calculator";
+/// The function name of the built-in [`BotTool::TableQuery`].
+pub const TABLE_QUERY: &str = "table_query";
 
 impl BotTool {
     /// The function name the model calls it by.
@@ -28,6 +33,7 @@ impl BotTool {
             Self::Http(tool) => &tool.name,
             Self::CurrentTime => CURRENT_TIME,
             Self::Calculator => CALCULATOR,
+            Self::TableQuery => TABLE_QUERY,
         }
     }
 
@@ -42,6 +48,10 @@ impl BotTool {
             Self::Calculator => {
                 "计算算术表达式的准确值：用问题里的数字写出表达式（+ - * / ^、括号、sqrt）。Evaluates an arithmetic expression written with the question's numbers."
             }
+            // The tables themselves are added by `services::tools` (they depend on the KBs).
+            Self::TableQuery => {
+                "对知识库里的表格执行一条只读 SQL 查询（SQLite 语法，SELECT），得到准确的行数、合计、平均、最大最小值和筛选结果；问到表格里的数量、总和、平均、排名时调用。Runs one read-only SQL SELECT over the tables below. 表格："
+            }
         }
     }
 
@@ -50,6 +60,16 @@ impl BotTool {
         match self {
             Self::Http(tool) => tool.parameters.clone(),
             Self::CurrentTime => json!({"type": "object", "properties": {}}),
+            Self::TableQuery => json!({
+                "type": "object",
+                "properties": {
+                    "sql": {
+                        "type": "string",
+                        "description": "one SELECT statement over the tables, e.g. SELECT SUM(列) FROM 表 WHERE 列 = '值'"
+                    }
+                },
+                "required": ["sql"]
+            }),
             Self::Calculator => json!({
                 "type": "object",
                 "properties": {

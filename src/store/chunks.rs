@@ -191,6 +191,21 @@ impl Store {
         page_count: Option<i64>,
         chunks: &[NewChunk<'_>],
     ) -> Result<()> {
+        self.replace_document_content(held, document_id, kind, page_count, chunks, &[])
+            .await
+    }
+
+    /// [`Store::replace_document_chunks`], and the document's tables (its sheets, for
+    /// table queries) replaced by `tables` in the same transaction.
+    pub async fn replace_document_content(
+        &self,
+        held: Option<(&JobQueue, i64)>,
+        document_id: &str,
+        kind: &str,
+        page_count: Option<i64>,
+        chunks: &[NewChunk<'_>],
+        tables: &[ingest::tables::Table],
+    ) -> Result<()> {
         let mut tx = self.begin_write().await?;
         if let Some((queue, job_id)) = held {
             // First, so the job's row is locked before the chunks and the document, in the
@@ -211,6 +226,7 @@ impl Store {
         }
         Store::set_document_chunks(&mut tx, document_id, kind, page_count, chunks.len() as i64)
             .await?;
+        Store::write_document_tables(&mut tx, &kb_id, document_id, tables).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -17,6 +17,7 @@ pub mod index_log;
 pub mod kbs;
 pub mod keys;
 pub mod reembed;
+pub mod tables;
 
 use std::path::Path;
 use std::str::FromStr;

@@ -39,5 +39,6 @@ pub(crate) fn pipeline(split_timeout: Duration) -> Pipeline {
         },
         split_timeout,
         slice_passages: 128,
+        max_table_cells: 2_000_000,
     }
 }

@@ -33,8 +33,11 @@ fn chat(f: &Fixture, llm: &Arc<ScriptedLlm>) -> ChatService {
                 max_calls_per_answer: 6,
                 max_rounds: 3,
                 allow_private: true,
+                table_max_rows: 30,
+                table_query_timeout_ms: 2_000,
             },
             Arc::new(crate::services::secrets::SecretBox::with_key("test")),
+            f.store.clone(),
         )),
     }
 }

@@ -47,6 +47,8 @@ pub(super) struct ToolRounds {
     pub(super) service: Arc<ToolService>,
     pub(super) llm: Arc<dyn LlmBackend>,
     pub(super) tools: Vec<BotTool>,
+    /// The bot's knowledge bases (whose tables `table_query` reads).
+    pub(super) kb_ids: Vec<String>,
     pub(super) offer: ToolUse,
     pub(super) parts: Parts,
     pub(super) sampling: Sampling,
@@ -63,6 +65,7 @@ impl ToolRounds {
         service: Arc<ToolService>,
         llm: Arc<dyn LlmBackend>,
         tools: Vec<BotTool>,
+        kb_ids: Vec<String>,
         offer: ToolUse,
         parts: Parts,
         sampling: Sampling,
@@ -71,6 +74,7 @@ impl ToolRounds {
             service,
             llm,
             tools,
+            kb_ids,
             offer,
             parts,
             sampling,
@@ -110,6 +114,7 @@ impl ToolRounds {
                     ),
                     ok: false,
                     elapsed_ms: 0,
+                    sources: Vec::new(),
                 });
             } else {
                 to_run.push((i, call.clone()));
@@ -117,7 +122,7 @@ impl ToolRounds {
         }
         let run: Vec<ToolCall> = to_run.iter().map(|(_, c)| c.clone()).collect();
         self.calls_run += run.len();
-        let results = self.service.run_all(&self.tools, &run).await;
+        let results = self.service.run_all(&self.tools, &run, &self.kb_ids).await;
         for ((i, _), step) in to_run.into_iter().zip(results) {
             steps[i] = Some(step);
         }

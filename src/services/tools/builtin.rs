@@ -47,7 +47,7 @@ pub(super) fn calculate(arguments: &Value) -> std::result::Result<String, String
 
 /// A number as a person writes it: whole numbers without a fraction, others to 10
 /// significant digits without trailing zeros.
-fn number(value: f64) -> String {
+pub(super) fn number(value: f64) -> String {
     if value.fract() == 0.0 && value.abs() < 1e15 {
         return format!("{value:.0}");
     }

@@ -9,20 +9,23 @@ mod builtin;
 mod http;
 mod openapi;
 mod settings;
+mod table_query;
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use openapi::tools_from_openapi;
 pub use settings::{MAX_TOOLS, check_tools, seal_secrets};
+pub use table_query::TableQueries;
 
 use super::fetch::Fetcher;
 use super::secrets::SecretBox;
 use crate::config::ToolsConfig;
 use crate::error::Result;
 use crate::llm::{ToolCall, ToolChoice, ToolSpec, ToolUse};
+use crate::store::Store;
 use crate::store::bot_tools::BotTool;
 
 /// Runs bots' tools under the limits `[tools]` sets.
@@ -38,6 +41,8 @@ pub struct ToolService {
     pub max_calls_per_answer: usize,
     /// Most model rounds with tools in one answer.
     pub max_rounds: usize,
+    /// The knowledge bases' spreadsheets as SQL tables (`table_query`).
+    pub tables: Arc<TableQueries>,
 }
 
 /// One tool call and what came of it.
@@ -55,38 +60,81 @@ pub struct ToolStep {
     pub ok: bool,
     /// How long it took.
     pub elapsed_ms: u64,
+    /// The documents the result comes from (a table query's spreadsheets), cited with
+    /// the answer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<ToolSource>,
+}
+
+/// A document a tool's result comes from.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ToolSource {
+    /// The document.
+    pub document_id: String,
+    /// Its name.
+    pub document_name: String,
+    /// Where in it: the sheet (`工作表 订单`).
+    pub label: String,
 }
 
 impl ToolService {
-    /// The service `[tools]` configures.
-    pub fn new(config: &ToolsConfig, secrets: Arc<SecretBox>) -> Self {
+    /// The service `[tools]` configures; table queries read `store`'s tables.
+    pub fn new(config: &ToolsConfig, secrets: Arc<SecretBox>, store: Store) -> Self {
         Self {
             fetcher: Fetcher::for_tools(config),
             secrets,
             max_result_chars: config.max_result_chars,
             max_calls_per_answer: config.max_calls_per_answer,
             max_rounds: config.max_rounds,
+            tables: Arc::new(TableQueries::new(
+                store,
+                config.table_max_rows,
+                config.table_query_timeout_ms,
+            )),
         }
     }
 
-    /// The bot's tools as the model is offered them, to call as it sees fit.
-    pub fn offer(tools: &[BotTool]) -> Result<ToolUse> {
-        let specs = tools
-            .iter()
-            .map(|t| ToolSpec::new(t.name(), t.description(), Some(t.parameters())))
-            .collect::<Result<Vec<_>>>()?;
-        ToolUse::new(specs, ToolChoice::Auto, true)
+    /// The bot's tools as the model is offered them, to call as it sees fit, for a bot
+    /// over `kb_ids`. `table_query` is described with the tables it can read, and left
+    /// out where there are none; `None` when no tool is left.
+    pub async fn offer(&self, tools: &[BotTool], kb_ids: &[String]) -> Result<Option<ToolUse>> {
+        let mut specs = Vec::with_capacity(tools.len());
+        for tool in tools {
+            let description = match tool {
+                BotTool::TableQuery => match self.tables.describe(kb_ids).await? {
+                    Some(tables) => format!("{}\n{tables}", tool.description()),
+                    None => continue,
+                },
+                _ => tool.description().to_string(),
+            };
+            specs.push(ToolSpec::new(
+                tool.name(),
+                &description,
+                Some(tool.parameters()),
+            )?);
+        }
+        if specs.is_empty() {
+            return Ok(None);
+        }
+        ToolUse::new(specs, ToolChoice::Auto, true).map(Some)
     }
 
-    /// Run `calls` (at the same time) with the bot's `tools`; the results in call order.
-    pub async fn run_all(&self, tools: &[BotTool], calls: &[ToolCall]) -> Vec<ToolStep> {
-        let runs = calls.iter().map(|call| self.run(tools, call));
+    /// Run `calls` (at the same time) with the tools of a bot over `kb_ids`; the results
+    /// in call order.
+    pub async fn run_all(
+        &self,
+        tools: &[BotTool],
+        calls: &[ToolCall],
+        kb_ids: &[String],
+    ) -> Vec<ToolStep> {
+        let runs = calls.iter().map(|call| self.run(tools, call, kb_ids));
         futures::future::join_all(runs).await
     }
 
-    async fn run(&self, tools: &[BotTool], call: &ToolCall) -> ToolStep {
+    async fn run(&self, tools: &[BotTool], call: &ToolCall, kb_ids: &[String]) -> ToolStep {
         let started = Instant::now();
         let span = tracing::info_span!("tool", name = %call.name);
+        let mut sources = Vec::new();
         let outcome = match tools.iter().find(|t| t.name() == call.name) {
             None => Err(format!("there is no tool named '{}'", call.name)),
             Some(tool) => {
@@ -98,6 +146,21 @@ impl ToolService {
                         }
                         BotTool::CurrentTime => Ok(builtin::current_time()),
                         BotTool::Calculator => builtin::calculate(&arguments),
+                        BotTool::TableQuery => match self.tables.run(kb_ids, &arguments).await {
+                            Ok(result) => {
+                                sources = result
+                                    .tables
+                                    .iter()
+                                    .map(|t| ToolSource {
+                                        document_id: t.info.document_id.clone(),
+                                        document_name: t.info.document_name.clone(),
+                                        label: format!("表 {}", t.sql_name),
+                                    })
+                                    .collect();
+                                Ok(result.text)
+                            }
+                            Err(e) => Err(e.to_string()),
+                        },
                     }
                 };
                 tracing::Instrument::instrument(run, span).await
@@ -116,6 +179,7 @@ impl ToolService {
             result: cut(&result, self.max_result_chars),
             ok,
             elapsed_ms,
+            sources,
         }
     }
 }

@@ -49,8 +49,13 @@ async fn stand_in_api() -> String {
 
 use axum::response::IntoResponse;
 
-fn service(allow_private: bool) -> ToolService {
-    ToolService {
+/// The tools' service; its table queries read an empty store.
+async fn service(allow_private: bool) -> (tempfile::TempDir, ToolService) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::store::Store::open(&dir.path().join("t.sqlite"))
+        .await
+        .unwrap();
+    let service = ToolService {
         fetcher: Fetcher {
             max_bytes: 10_000,
             timeout: Duration::from_millis(1_000),
@@ -61,7 +66,9 @@ fn service(allow_private: bool) -> ToolService {
         max_result_chars: 200,
         max_calls_per_answer: 6,
         max_rounds: 3,
-    }
+        tables: Arc::new(super::TableQueries::new(store, 30, 2_000)),
+    };
+    (dir, service)
 }
 
 fn http_tool(name: &str, method: HttpMethod, url: String, headers: Vec<ToolHeader>) -> BotTool {
@@ -78,7 +85,7 @@ fn http_tool(name: &str, method: HttpMethod, url: String, headers: Vec<ToolHeade
 #[tokio::test]
 async fn tools_run_together_and_a_failing_one_is_a_result() {
     let base = stand_in_api().await;
-    let tools_service = service(true);
+    let (_dir, tools_service) = service(true).await;
     let mut tools = vec![
         http_tool(
             "weather",
@@ -105,7 +112,7 @@ async fn tools_run_together_and_a_failing_one_is_a_result() {
         ToolCall::new("nothing", "{}"),
     ];
     let started = Instant::now();
-    let steps = tools_service.run_all(&tools, &calls).await;
+    let steps = tools_service.run_all(&tools, &calls, &[]).await;
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "calls ran together"
@@ -134,7 +141,7 @@ async fn tools_run_together_and_a_failing_one_is_a_result() {
 #[tokio::test]
 async fn a_secret_is_stored_sealed_and_kept_when_resent_without_a_value() {
     let base = stand_in_api().await;
-    let tools_service = service(true);
+    let (_dir, tools_service) = service(true).await;
     let key = |value: Option<&str>| ToolHeader {
         name: "X-Api-Key".into(),
         value: value.map(str::to_string),
@@ -170,7 +177,11 @@ async fn a_secret_is_stored_sealed_and_kept_when_resent_without_a_value() {
     )];
     seal_secrets(&mut resent, &stored, &tools_service.secrets).unwrap();
     let steps = tools_service
-        .run_all(&resent, &[ToolCall::new("weather", r#"{"city":"广州"}"#)])
+        .run_all(
+            &resent,
+            &[ToolCall::new("weather", r#"{"city":"广州"}"#)],
+            &[],
+        )
         .await;
     assert!(steps[0].ok, "{:?}", steps[0]);
 
@@ -189,8 +200,9 @@ async fn a_tool_cannot_reach_a_private_address_unless_allowed() {
         format!("{base}/weather/{{city}}"),
         vec![],
     )];
-    let steps = service(false)
-        .run_all(&tools, &[ToolCall::new("weather", r#"{"city":"x"}"#)])
+    let (_dir, tools_service) = service(false).await;
+    let steps = tools_service
+        .run_all(&tools, &[ToolCall::new("weather", r#"{"city":"x"}"#)], &[])
         .await;
     assert!(!steps[0].ok);
     assert!(
@@ -199,8 +211,9 @@ async fn a_tool_cannot_reach_a_private_address_unless_allowed() {
         steps[0].result
     );
     // Allowed, the stand-in answers 401 without the key: a result the model reads.
-    let steps = service(true)
-        .run_all(&tools, &[ToolCall::new("weather", r#"{"city":"x"}"#)])
+    let (_dir, tools_service) = service(true).await;
+    let steps = tools_service
+        .run_all(&tools, &[ToolCall::new("weather", r#"{"city":"x"}"#)], &[])
         .await;
     assert!(!steps[0].ok);
     assert!(
@@ -273,4 +286,137 @@ fn a_long_result_is_cut_and_says_so() {
     let cut_text = cut(&text, 200);
     assert!(cut_text.starts_with(&"长".repeat(200)));
     assert!(cut_text.ends_with("(cut at 200 characters)"));
+}
+
+/// A KB with one indexed spreadsheet document: sheet 订单 (日期, 地区, 销售额).
+async fn kb_with_sheet(store: &crate::store::Store) -> (String, String) {
+    use crate::store::backends::{doc, kb};
+    use ingest::extract::{DocKind, Extracted, Section, TableLines};
+    let k = store.insert_kb(&kb("sales")).await.unwrap();
+    store
+        .insert_document(&doc("d1", &k.kb_id, "s1"))
+        .await
+        .unwrap();
+    let text = "日期 | 地区 | 销售额\n2024-01-05 | 华东 | 1,200\n2024-01-09 | 华南 | 800.5\n2024-02-01 | 华东 | 300";
+    let sheet = Extracted {
+        kind: DocKind::Xlsx,
+        sections: vec![Section {
+            page: None,
+            title: Some("订单".into()),
+            text: text.into(),
+            ocr: false,
+            table: Some(TableLines {
+                header_lines: 1,
+                rows: vec![1, 2, 3, 4],
+            }),
+        }],
+        page_count: None,
+        title: None,
+    };
+    let tables = ingest::tables::tables_of(&sheet, "sales.xlsx", 1_000);
+    let v = [0.5_f32, -1.0];
+    store
+        .replace_document_content(
+            None,
+            "d1",
+            "xlsx",
+            None,
+            &[crate::store::backends::chunk(0, text, &v)],
+            &tables,
+        )
+        .await
+        .unwrap();
+    store
+        .set_document_status("d1", "indexed", None)
+        .await
+        .unwrap();
+    (k.kb_id, "d1".into())
+}
+
+#[tokio::test]
+async fn a_table_query_counts_sums_and_refuses_anything_but_one_select() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::store::Store::open(&dir.path().join("t.sqlite"))
+        .await
+        .unwrap();
+    // At most 2 rows back, 300 ms a query.
+    let (_other, service) = service(true).await;
+    let service = ToolService {
+        tables: Arc::new(super::TableQueries::new(store.clone(), 2, 300)),
+        ..service
+    };
+    let (kb, _doc) = kb_with_sheet(&store).await;
+    let kbs = vec![kb];
+    let tools = vec![BotTool::TableQuery];
+
+    // The model is told the table, its columns and a text column's values.
+    let offer = service.offer(&tools, &kbs).await.unwrap().unwrap();
+    let description = &offer.tools[0].description;
+    assert!(description.contains("表 订单（a.txt 的工作表「订单」"), "{description}");
+    assert!(description.contains("3 行"), "{description}");
+    assert!(description.contains("销售额 REAL"), "{description}");
+    assert!(
+        description.contains("日期 TEXT 日期YYYY-MM-DD"),
+        "{description}"
+    );
+    assert!(description.contains("取值:华东/华南"), "{description}");
+    // Without tables, the tool is not offered.
+    assert!(service.offer(&tools, &[]).await.unwrap().is_none());
+
+    let run = |sql: &str| {
+        let call = ToolCall::new("table_query", serde_json::json!({ "sql": sql }).to_string());
+        let (service, tools, kbs) = (&service, &tools, &kbs);
+        async move { service.run_all(tools, &[call], kbs).await.remove(0) }
+    };
+    let sum = run("SELECT SUM(销售额) FROM 订单 WHERE 地区 = '华东'").await;
+    assert!(sum.ok, "{}", sum.result);
+    assert!(sum.result.ends_with("\n1500"), "{}", sum.result);
+    assert_eq!(sum.sources.len(), 1);
+    assert_eq!(sum.sources[0].document_name, "a.txt");
+    assert_eq!(sum.sources[0].label, "表 订单");
+    let months = run("SELECT COUNT(*) AS n FROM 订单 WHERE 日期 LIKE '2024-01%';").await;
+    assert!(months.result.ends_with("n\n2"), "{}", months.result);
+    let average = run("SELECT AVG(销售额) FROM 订单").await;
+    assert!(
+        average.result.ends_with("\n766.8333333"),
+        "{}",
+        average.result
+    );
+    // At most 2 rows here, and the model is told there are more.
+    let all = run("SELECT * FROM 订单").await;
+    assert!(all.result.contains("前 2 行"), "{}", all.result);
+
+    for refused in [
+        "DELETE FROM 订单",
+        "SELECT 1; DROP TABLE 订单",
+        "ATTACH DATABASE 'x.db' AS x",
+        "PRAGMA query_only = 0",
+        "SELECT * FROM 客户",
+    ] {
+        let step = run(refused).await;
+        assert!(!step.ok, "{refused}: {}", step.result);
+        assert!(step.result.starts_with("error: "), "{}", step.result);
+    }
+    // A query that would run for ever is stopped at the time limit.
+    let endless = run(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT COUNT(*) FROM n",
+    )
+    .await;
+    assert!(
+        endless.result.contains("table_query_timeout_ms"),
+        "{}",
+        endless.result
+    );
+    // The table still answers afterwards.
+    assert!(
+        run("SELECT COUNT(*) FROM 订单")
+            .await
+            .result
+            .ends_with("\n3")
+    );
+
+    // A deleted document's tables are gone at the next query.
+    store.delete_document("d1").await.unwrap();
+    let gone = run("SELECT COUNT(*) FROM 订单").await;
+    assert!(gone.result.contains("hold no tables"), "{}", gone.result);
 }

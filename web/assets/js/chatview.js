@@ -51,7 +51,8 @@ const placeOf = (c) => c.label || (c.page != null ? t('chat.page', { n: c.page }
 export function showCitation(c) {
   const meta = [
     placeOf(c),
-    typeof c.score === 'number' ? t('chat.citationScore', { score: c.score.toFixed(3) }) : null,
+    // A table query's citation (chunk 0) has no retrieval score; its snippet is the query.
+    typeof c.score === 'number' && c.chunk_id ? t('chat.citationScore', { score: c.score.toFixed(3) }) : null,
   ].filter(Boolean).join(' · ');
   modal({
     title: t('chat.citation', { n: c.marker }),
@@ -63,7 +64,8 @@ export function showCitation(c) {
           : null,
         meta ? h('span.muted.small', meta) : null,
         c.inferred ? h('span.badge.badge-warning', { style: { alignSelf: 'flex-start' } }, t('chat.citationInferred')) : null),
-      h('div.chunk', h('div.chunk-text.citation-text', c.snippet || '')),
+      c.chunk_id === 0 ? h('span.muted.small', t('chat.tableQuery')) : null,
+      h('div.chunk', h(c.chunk_id === 0 ? 'pre.chunk-text.citation-text.mono' : 'div.chunk-text.citation-text', c.snippet || '')),
     ],
   });
 }

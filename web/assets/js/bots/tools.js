@@ -1,13 +1,13 @@
 // The bot editor's tools: HTTP endpoints the bot may call (method, URL with {parameters},
 // the parameters' JSON schema, headers, secret ones kept by the server and never shown
-// again) and the built-in calculator and date. Reads `draft.tools` into cards and back.
+// again) and the built-in table query, calculator and date. Reads `draft.tools` into cards and back.
 
 import { api } from '../api.js';
 import { t } from '../i18n.js';
 import { limits } from '../limits.js';
 import { errorText, field, h, modal, mount } from '../ui.js';
 
-const BUILTINS = ['calculator', 'current_time'];
+const BUILTINS = ['table_query', 'calculator', 'current_time'];
 const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'];
 const EMPTY_SCHEMA = { type: 'object', properties: {} };
 
