@@ -90,8 +90,8 @@ pub struct Embedder {
 
 /// Where vectors come from: the one place the backend is chosen.
 enum Backend {
-    /// The ONNX model in this process.
-    Local(LocalModel),
+    /// The ONNX model in this process (boxed: its sessions are large beside a client).
+    Local(Box<LocalModel>),
     /// An OpenAI-compatible server; `tokens` sizes chunks (see `remote_tokens`).
     Remote {
         server: RemoteModel,
@@ -507,7 +507,7 @@ impl LocalModel {
             passage_idle_release: (config.passage_idle_release_s > 0)
                 .then(|| Duration::from_secs(config.passage_idle_release_s)),
         };
-        Ok((info, Backend::Local(local)))
+        Ok((info, Backend::Local(Box::new(local))))
     }
 
     /// The passage model, started if it was released (or not used yet).
