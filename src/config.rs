@@ -588,4 +588,28 @@ mod tests {
             Ok(())
         });
     }
+
+    #[test]
+    fn a_remote_embedding_backend_needs_a_url_and_takes_its_key_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            let c = Config::load(None).unwrap();
+            assert_eq!(c.embedding.backend, EmbeddingBackendKind::Local);
+            assert!(c.remote_embedding().is_none());
+            jail.set_env("ZHIKU_EMBEDDING__BACKEND", "remote");
+            let err = Config::load(None).unwrap_err().to_string();
+            assert!(err.contains("needs embedding.url"), "{err}");
+            jail.set_env("ZHIKU_EMBEDDING__URL", "http://10.0.0.5:8080/v1");
+            jail.set_env("ZHIKU_EMBEDDING__API_KEY", "sk-fleet");
+            jail.set_env("ZHIKU_EMBEDDING__PREFIXES", "input_type");
+            let remote = Config::load(None).unwrap().remote_embedding().unwrap();
+            assert_eq!(remote.url, "http://10.0.0.5:8080/v1");
+            assert_eq!(remote.model, "multilingual-e5-small");
+            assert_eq!(remote.api_key, "sk-fleet");
+            assert!(remote.input_type);
+            assert_eq!((remote.retries, remote.timeout_ms), (3, 30_000));
+            jail.set_env("ZHIKU_EMBEDDING__PREFIXES", "both");
+            assert!(Config::load(None).is_err());
+            Ok(())
+        });
+    }
 }
