@@ -11,6 +11,7 @@ use ingest::pipeline::Pipeline;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::llm::metered::{LlmUsage, Metered};
+use crate::llm::server_check::ServerCheck;
 use crate::llm::{LlmBackend, Unavailable};
 use crate::services::bots::BotService;
 use crate::services::chat::ChatService;
@@ -71,6 +72,7 @@ pub fn load_embedder(config: &Config) -> Result<Embedder> {
         batch_size: config.embedding.batch_size,
         batch_tokens: config.embedding.batch_tokens,
         passage_idle_release_s: config.embedding.passage_idle_release_s,
+        remote: config.remote_embedding(),
     })
     .map_err(|e| Error::ModelUnavailable(e.to_string()))
 }
@@ -161,6 +163,15 @@ impl AppState {
             store: store.clone(),
             llm: llm.clone(),
             embedder: embedder.clone(),
+            embedding_server: match config.remote_embedding() {
+                Some(remote) => Some(Arc::new(ServerCheck::new(
+                    &remote.url,
+                    &remote.api_key,
+                    "the embedding server",
+                    "embedding.api_key",
+                )?)),
+                None => None,
+            },
             replica_lag: Arc::new(ReplicaLag::default()),
         });
         let metrics = Arc::new(MetricsService {

@@ -103,7 +103,10 @@ pub struct HttpConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmbeddingConfig {
-    /// Model folder name under `models_dir`, or a path.
+    /// The model here (local) or on an embedding server (remote).
+    pub backend: EmbeddingBackendKind,
+    /// Model folder name under `models_dir`, or a path; with a remote backend the id the
+    /// server knows the model by (its folder, if any, gives the tokenizer).
     pub model: String,
     /// ONNX Runtime library path; empty = the one `./scripts/run` fetches.
     pub ort_library: String,
@@ -115,6 +118,40 @@ pub struct EmbeddingConfig {
     pub batch_tokens: usize,
     /// Release the passage model after this many seconds without a passage (0: never).
     pub passage_idle_release_s: u64,
+    /// Remote: the server's base URL, ending in `/v1`.
+    pub url: String,
+    /// Remote: bearer token (empty: none).
+    pub api_key: String,
+    /// Remote: time limit of one request.
+    pub timeout_ms: u64,
+    /// Remote: further tries after a connection error, a timeout, 429 or 5xx.
+    pub retries: u32,
+    /// Remote: wait before the first retry, doubled for each next one.
+    pub retry_backoff_ms: u64,
+    /// Remote: how the model's query and passage prefixes reach the server.
+    pub prefixes: RemotePrefixes,
+}
+
+/// `embedding.backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmbeddingBackendKind {
+    /// The ONNX model in this process.
+    Local,
+    /// An OpenAI-compatible `/v1/embeddings` server.
+    Remote,
+}
+
+/// `embedding.prefixes`: how e5's "query: " and "passage: " reach a remote server, so that
+/// it embeds what the local backend would.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RemotePrefixes {
+    /// Put before each text here (text-embeddings-inference, vLLM, Ollama, infinity).
+    Text,
+    /// Send texts bare with `input_type` = `query` or `passage`; the server adds them
+    /// (another zhiku).
+    InputType,
 }
 
 /// `[ingest]`.
@@ -375,6 +412,20 @@ impl Config {
                 "llm.min_answerable must be between 0 and 1 (0: no check)".into(),
             ));
         }
+        let embedding = &self.embedding;
+        if embedding.backend == EmbeddingBackendKind::Remote
+            && (embedding.url.is_empty() || embedding.model.is_empty())
+        {
+            return Err(Error::Config(
+                "embedding.backend = \"remote\" needs embedding.url (e.g. http://10.0.0.5:8080/v1) and embedding.model (the id the server knows it by)"
+                    .into(),
+            ));
+        }
+        if embedding.backend == EmbeddingBackendKind::Remote && embedding.timeout_ms == 0 {
+            return Err(Error::Config(
+                "embedding.timeout_ms must be at least 1".into(),
+            ));
+        }
         if llm.backend == LlmBackendKind::Remote && llm.remote_url.is_empty() {
             return Err(Error::Config(
                 "llm.backend = \"remote\" needs llm.remote_url (e.g. http://127.0.0.1:8000/v1)"
@@ -415,6 +466,20 @@ impl Config {
         } else {
             self.models_dir.join(model)
         }
+    }
+
+    /// What `embedding.backend = "remote"` talks to; `None` for the local backend.
+    pub fn remote_embedding(&self) -> Option<ingest::embed::RemoteConfig> {
+        let e = &self.embedding;
+        (e.backend == EmbeddingBackendKind::Remote).then(|| ingest::embed::RemoteConfig {
+            url: e.url.clone(),
+            model: e.model.clone(),
+            api_key: e.api_key.clone(),
+            timeout_ms: e.timeout_ms,
+            retries: e.retries,
+            retry_backoff_ms: e.retry_backoff_ms,
+            input_type: e.prefixes == RemotePrefixes::InputType,
+        })
     }
 
     /// The ONNX Runtime library file.
@@ -527,6 +592,30 @@ mod tests {
             let err = Config::load(None).unwrap_err().to_string();
             assert!(err.contains("neither sqlite://"), "{err}");
             assert!(!err.contains("hunter2"), "the password is not shown: {err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_remote_embedding_backend_needs_a_url_and_takes_its_key_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            let c = Config::load(None).unwrap();
+            assert_eq!(c.embedding.backend, EmbeddingBackendKind::Local);
+            assert!(c.remote_embedding().is_none());
+            jail.set_env("ZHIKU_EMBEDDING__BACKEND", "remote");
+            let err = Config::load(None).unwrap_err().to_string();
+            assert!(err.contains("needs embedding.url"), "{err}");
+            jail.set_env("ZHIKU_EMBEDDING__URL", "http://10.0.0.5:8080/v1");
+            jail.set_env("ZHIKU_EMBEDDING__API_KEY", "sk-fleet");
+            jail.set_env("ZHIKU_EMBEDDING__PREFIXES", "input_type");
+            let remote = Config::load(None).unwrap().remote_embedding().unwrap();
+            assert_eq!(remote.url, "http://10.0.0.5:8080/v1");
+            assert_eq!(remote.model, "multilingual-e5-small");
+            assert_eq!(remote.api_key, "sk-fleet");
+            assert!(remote.input_type);
+            assert_eq!((remote.retries, remote.timeout_ms), (3, 30_000));
+            jail.set_env("ZHIKU_EMBEDDING__PREFIXES", "both");
+            assert!(Config::load(None).is_err());
             Ok(())
         });
     }

@@ -27,6 +27,7 @@ mod load;
 mod openai;
 mod postgres;
 mod reembed;
+mod remote_embeddings;
 mod schema;
 mod web;
 mod web_pages;

@@ -45,6 +45,7 @@ fn main() -> Result<()> {
         batch_size: 8,
         batch_tokens: 1024,
         passage_idle_release_s: 0,
+        remote: None,
     })?;
     let pipeline = Pipeline {
         embedder: Arc::new(embedder),

@@ -91,6 +91,17 @@ pub enum Error {
     /// The embedding model could not be loaded or failed on a batch.
     #[error("embedding model: {0}")]
     Model(String),
+    /// The remote embedding server (`embedding.backend = "remote"`) did not embed: no
+    /// connection, an error status, or an answer that holds no embeddings. The message
+    /// names the URL and what came back.
+    #[error("{message}")]
+    EmbeddingServer {
+        /// What happened, with the URL and the status.
+        message: String,
+        /// Whether asking again later may succeed (no connection, a timeout, 429, 5xx)
+        /// rather than get the same answer (a refused key, a bad request).
+        transient: bool,
+    },
     /// Invalid split or clean settings.
     #[error("invalid settings: {0}")]
     InvalidSettings(String),
@@ -140,6 +151,7 @@ impl Error {
             Error::ToolMissing { .. } => "tool_missing",
             Error::Ocr(_) => "ocr_failed",
             Error::Model(_) => "model",
+            Error::EmbeddingServer { .. } => "embedding_server",
             Error::InvalidSettings(_) => "invalid_settings",
             Error::Database(_) => "database",
             Error::Io(_) => "io",
@@ -156,7 +168,14 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            Error::Database(_) | Error::Io(_) | Error::Busy(_) | Error::Sink(_)
+            Error::Database(_)
+                | Error::Io(_)
+                | Error::Busy(_)
+                | Error::Sink(_)
+                | Error::EmbeddingServer {
+                    transient: true,
+                    ..
+                }
         )
     }
 }

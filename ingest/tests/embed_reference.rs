@@ -22,6 +22,7 @@ fn embedder_releasing_after(passage_idle_release_s: u64) -> Embedder {
         batch_size: 32,
         batch_tokens: 16384,
         passage_idle_release_s,
+        remote: None,
     })
     .unwrap()
 }
@@ -121,7 +122,6 @@ fn the_passage_model_is_released_when_idle_and_comes_back_the_same() {
 
 #[test]
 fn chunks_are_sized_by_the_whole_text_without_special_tokens() {
-    use ingest::split::TokenCount;
     let e = embedder();
     let sizer = e.tokens().unwrap();
     let sentence = "员工每年可以享受带薪年假。";
@@ -147,6 +147,7 @@ fn a_missing_model_folder_is_a_clear_error() {
         batch_size: 8,
         batch_tokens: 1024,
         passage_idle_release_s: 0,
+        remote: None,
     })
     .unwrap_err()
     .to_string();

@@ -1,5 +1,6 @@
 //! `zhiku doctor`: what this installation has — models and their sizes, the ONNX Runtime
-//! library, threads, GPU offload, the data dir — and whether the model loads.
+//! library, threads, GPU offload, the data dir — and whether the model loads (with
+//! `embedding.backend = "remote"`: whether its server embeds a test text).
 
 use std::path::Path;
 use std::time::Instant;
@@ -64,7 +65,10 @@ pub(super) async fn run(config: Config, args: DoctorArgs) -> Result<()> {
     let database = crate::store::Store::describe(&config.database_url())
         .await
         .map_err(|e| e.to_string());
+    let remote = config.remote_embedding();
     let report = json!({
+        "embedding_backend": config.embedding.backend,
+        "embedding_url": remote.as_ref().map(|r| r.url.clone()),
         "embedding_model_dir": model_dir.display().to_string(),
         "embedding_files": files.iter().map(|f| json!({"file": f, "bytes": size(&model_dir.join(f))})).collect::<Vec<_>>(),
         "ort_library": ort.display().to_string(),
@@ -89,18 +93,39 @@ pub(super) async fn run(config: Config, args: DoctorArgs) -> Result<()> {
     if args.json {
         return print_json(&report);
     }
-    println!("embedding model  {}", model_dir.display());
-    for f in files {
-        println!("  {}", describe(&model_dir.join(f)));
+    match &remote {
+        None => {
+            println!("embedding        local");
+            println!("embedding model  {}", model_dir.display());
+            for f in files {
+                println!("  {}", describe(&model_dir.join(f)));
+            }
+            println!("onnx runtime     {}", describe(&ort));
+        }
+        Some(r) => {
+            println!("embedding        remote {} at {}", r.model, r.url);
+            let tokenizer = model_dir.join("tokenizer.json");
+            println!(
+                "chunk sizes      {}",
+                match size(&tokenizer) {
+                    Some(_) => format!("counted by {}", tokenizer.display()),
+                    None => format!("estimated from characters (no {})", tokenizer.display()),
+                }
+            );
+        }
     }
-    println!("onnx runtime     {}", describe(&ort));
+    let loads = if remote.is_some() {
+        "server answers  "
+    } else {
+        "model loads     "
+    };
     match &loaded {
         Ok(e) => println!(
-            "model loads      ok: {} ({} dims) in {load_ms} ms",
+            "{loads} ok: {} ({} dims) in {load_ms} ms",
             e.info().id,
             e.info().dims
         ),
-        Err(e) => println!("model loads      FAILED: {e}"),
+        Err(e) => println!("{loads} FAILED: {e}"),
     }
     println!(
         "threads          {threads} cores; embedding uses {}",

@@ -41,7 +41,7 @@ pub fn status_of(error: &Error) -> StatusCode {
         "unauthorized" => StatusCode::UNAUTHORIZED,
         "forbidden" => StatusCode::FORBIDDEN,
         "overloaded" | "rate_limited" => StatusCode::TOO_MANY_REQUESTS,
-        "llm_failed" | "fetch_failed" | "page_gone" => StatusCode::BAD_GATEWAY,
+        "llm_failed" | "fetch_failed" | "page_gone" | "embedding_server" => StatusCode::BAD_GATEWAY,
         "not_found" => StatusCode::NOT_FOUND,
         "conflict" | "model_mismatch" => StatusCode::CONFLICT,
         "payload_too_large" | "too_large" => StatusCode::PAYLOAD_TOO_LARGE,

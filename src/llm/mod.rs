@@ -9,6 +9,7 @@ pub mod metered;
 pub mod remote;
 #[cfg(test)]
 pub mod scripted;
+pub mod server_check;
 pub mod stop;
 pub mod template;
 pub mod tool_grammar;

@@ -2,7 +2,6 @@
 //! model: `POST {remote_url}/chat/completions` with `stream: true`, read as server-sent
 //! events. The path for teams that outgrow one machine.
 
-use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -10,6 +9,7 @@ use futures::future::BoxFuture;
 use serde_json::{Value, json};
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 
+use super::server_check::ServerCheck;
 use super::tools::{ToolCall, ToolChoice, ToolUse};
 use super::{
     ChatMessage, FinishReason, GenerateRequest, GenerationStats, LlmBackend, LlmEvent, LlmInfo,
@@ -25,18 +25,9 @@ pub struct RemoteLlm {
     api_key: String,
     model: String,
     info: LlmInfo,
-    /// `GET {remote_url}/models`, what [`LlmBackend::check`] asks.
-    models_url: String,
-    /// The last check's time and outcome, reused for [`CHECK_REUSE`].
-    last_check: Mutex<Option<(Instant, std::result::Result<(), String>)>>,
+    /// What [`LlmBackend::check`] asks.
+    server_check: ServerCheck,
 }
-
-/// How long a check's outcome is reused: load balancers ask `/health` every few seconds,
-/// and every node would otherwise ask the model server as often.
-const CHECK_REUSE: Duration = Duration::from_secs(10);
-/// How long a check waits for the model server (`/health` must answer within a load
-/// balancer's timeout, usually 5 s).
-const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl RemoteLlm {
     /// A client for the configured server; nothing is sent until the first question.
@@ -51,8 +42,12 @@ impl RemoteLlm {
         Ok(Self {
             client,
             url: format!("{base}/chat/completions"),
-            models_url: format!("{base}/models"),
-            last_check: Mutex::new(None),
+            server_check: ServerCheck::new(
+                base,
+                &llm.remote_api_key,
+                "the chat model server",
+                "llm.remote_api_key",
+            )?,
             api_key: llm.remote_api_key.clone(),
             model: llm.remote_model.clone(),
             info: LlmInfo {
@@ -71,31 +66,13 @@ impl LlmBackend for RemoteLlm {
         self.info.clone()
     }
 
-    /// The server answers `GET /models` (the OpenAI API's list, which vLLM, llama-server
-    /// and Ollama all serve) and takes the key. A 404 still shows a server that answers;
-    /// a refused key, a 5xx, no answer in [`CHECK_TIMEOUT`] or no connection do not.
+    /// The server answers `GET /models` with the key ([`ServerCheck`]).
     fn check(&self) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
-            let reused = self
-                .last_check
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .as_ref()
-                .filter(|(at, _)| at.elapsed() < CHECK_REUSE)
-                .map(|(_, outcome)| outcome.clone());
-            let outcome = match reused {
-                Some(outcome) => outcome,
-                None => {
-                    let outcome = self.probe().await;
-                    *self
-                        .last_check
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner) =
-                        Some((Instant::now(), outcome.clone()));
-                    outcome
-                }
-            };
-            outcome.map_err(Error::ModelUnavailable)
+            self.server_check
+                .check()
+                .await
+                .map_err(Error::ModelUnavailable)
         })
     }
 
@@ -178,34 +155,6 @@ impl LlmBackend for RemoteLlm {
 }
 
 impl RemoteLlm {
-    async fn probe(&self) -> std::result::Result<(), String> {
-        let mut request = self.client.get(&self.models_url).timeout(CHECK_TIMEOUT);
-        if !self.api_key.is_empty() {
-            request = request.bearer_auth(&self.api_key);
-        }
-        let server = &self.models_url;
-        match request.send().await {
-            Ok(r) if r.status().is_success() || r.status() == reqwest::StatusCode::NOT_FOUND => {
-                Ok(())
-            }
-            Ok(r) if matches!(r.status().as_u16(), 401 | 403) => Err(format!(
-                "the chat model server ({server}) refuses llm.remote_api_key: {}",
-                r.status()
-            )),
-            Ok(r) => Err(format!(
-                "the chat model server ({server}) answers {}",
-                r.status()
-            )),
-            Err(e) if e.is_timeout() => Err(format!(
-                "the chat model server ({server}) did not answer within {} s",
-                CHECK_TIMEOUT.as_secs()
-            )),
-            Err(e) => Err(format!(
-                "the chat model server ({server}) cannot be reached: {e}"
-            )),
-        }
-    }
-
     fn call(&self, body: &Value) -> reqwest::RequestBuilder {
         let call = self.client.post(&self.url).json(body);
         if self.api_key.is_empty() {

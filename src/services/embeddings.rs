@@ -46,7 +46,6 @@ impl EmbeddingService {
                     .collect::<ingest::Result<Vec<_>>>()?;
                 return Ok((vectors, tokens));
             }
-            use ingest::split::TokenCount as _;
             let counter = embedder.tokens()?;
             let tokens: usize = inputs.iter().map(|t| counter.count(t)).sum();
             Ok((embedder.embed_passages(&inputs, |_, _| {})?, tokens))

@@ -1,5 +1,6 @@
 //! Whether this node can do its work, for load balancers and operators (`GET /health`):
-//! the database answers, the chat model is available, the embedding model is loaded, and
+//! the database answers, the chat model is available, the embedding model is loaded (or
+//! its server answers), and
 //! (several nodes) its indexes are not left behind the others' writes.
 //! Each failing check adds a reason; any reason makes the node `degraded`, which the HTTP
 //! layer answers with 503 so that a load balancer takes the node out of rotation.
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 use super::replicas::{REPLICA_BEHIND_GRACE, ReplicaLag};
 use super::search::QueryEmbedder;
 use crate::llm::LlmBackend;
+use crate::llm::server_check::ServerCheck;
 use crate::store::Store;
 
 /// How long the database has to answer `SELECT 1`: well under the 5 s a load balancer
@@ -29,6 +31,9 @@ pub struct HealthService {
     pub llm: Arc<dyn LlmBackend>,
     /// The embedding model (the server does not start without it).
     pub embedder: Arc<dyn QueryEmbedder>,
+    /// With `embedding.backend = "remote"`: its server, checked as a remote chat model's
+    /// is.
+    pub embedding_server: Option<Arc<ServerCheck>>,
     /// How far this node's indexes are behind the other nodes' writes (several nodes).
     pub replica_lag: Arc<ReplicaLag>,
 }
@@ -62,7 +67,7 @@ pub struct Checks {
     pub database: Check,
     /// The chat model is loaded (local) or its server answers (remote).
     pub llm: Check,
-    /// The embedding model is loaded.
+    /// The embedding model is loaded (local) or its server answers (remote).
     pub embedder: Check,
 }
 
@@ -81,8 +86,11 @@ pub struct Health {
 impl HealthService {
     /// Run every check (the database's and the chat model's at once).
     pub async fn check(&self) -> Health {
-        let (database, llm) = tokio::join!(self.check_database(), self.check_llm());
-        let embedder = self.check_embedder();
+        let (database, llm, embedder) = tokio::join!(
+            self.check_database(),
+            self.check_llm(),
+            self.check_embedder()
+        );
         let mut reasons = Vec::new();
         if !database.ok {
             reasons.push(match database.error.as_deref() {
@@ -144,15 +152,21 @@ impl HealthService {
         finished(&about, started, error)
     }
 
-    /// `AppState::build` fails when the embedding model cannot be loaded, so a serving
-    /// node has one; the check says which.
-    fn check_embedder(&self) -> Check {
+    /// `AppState::build` fails when the embedding model cannot be loaded (or its server
+    /// did not embed a test text), so a serving node has one; the check says which, and
+    /// whether a remote one's server still answers.
+    async fn check_embedder(&self) -> Check {
+        let started = Instant::now();
         let info = self.embedder.info();
-        finished(
-            &format!("{} ({} dimensions)", info.id, info.dims),
-            Instant::now(),
-            None,
-        )
+        let about = format!("{} ({} dimensions)", info.id, info.dims);
+        match &self.embedding_server {
+            None => finished(&about, started, None),
+            Some(server) => finished(
+                &format!("remote {about}"),
+                started,
+                server.check().await.err(),
+            ),
+        }
     }
 }
 
@@ -180,6 +194,7 @@ mod tests {
             store: fixture.store.clone(),
             llm,
             embedder: Arc::new(HashEmbedder::new(MODEL)),
+            embedding_server: None,
             replica_lag: Arc::new(ReplicaLag::default()),
         }
     }

@@ -715,7 +715,6 @@ impl KnowledgeService {
                 let input = vec![t.clone()];
                 let (vector, tokens) =
                     tokio::task::spawn_blocking(move || -> ingest::Result<(Vec<f32>, usize)> {
-                        use ingest::split::TokenCount as _;
                         let tokens = embedder.tokens()?.count(&input[0]);
                         let v = embedder
                             .embed_passages(&input, |_, _| {})?

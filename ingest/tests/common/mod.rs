@@ -28,6 +28,7 @@ pub(crate) fn pipeline(split_timeout: Duration) -> Pipeline {
         batch_size: 8,
         batch_tokens: 1024,
         passage_idle_release_s: 0,
+        remote: None,
     })
     .unwrap();
     Pipeline {
