@@ -9,8 +9,8 @@ every run asks about the same rows), written as CSV. The expected answers are co
 here from the same data.
 
 An answer is exact when a number in it equals the expected one (integers exactly; other
-numbers within 0.01 or 0.1 %, so 68.33 counts for 68.333…) or, for a name, when it holds
-the name. Each question is asked once per bot, temperature 0, through the debug chat.
+numbers within 0.01 or 0.1 %, so 68.33 counts for 68.333…; the answer's first echo of
+each number the question holds does not count) or, for a name, when it holds the name. Each question is asked once per bot, temperature 0, through the debug chat.
 
 Usage: .venv/bin/python scripts/bench_tables.py [--models a,b] [--threads 2] [--json out.json]
        [--only table|plain]
@@ -124,10 +124,13 @@ def questions(o):
 NUMBER = re.compile(r"-?\d[\d,，]*(?:\.\d+)?")
 
 
-def exact(answer, want):
-    """Whether `answer` holds `want` (see the module's doc)."""
+def exact(answer, want, question=""):
+    """Whether `answer` holds `want` (see the module's doc); the answer's echo of a number
+    the question holds (the 2 of "2月份") does not count."""
     if isinstance(want, str):
         return want in answer
+    for echoed in NUMBER.findall(question):
+        answer = answer.replace(echoed, " ", 1)
     for text in NUMBER.findall(answer):
         text = text.replace(",", "").replace("，", "")
         try:
@@ -184,7 +187,7 @@ def bench_model(model, threads, only):
                 started = time.time()
                 done, calls, tool_results = ask(base, bot, question)
                 answer = done.get("answer", "")
-                ok = exact(answer, want)
+                ok = exact(answer, want, question)
                 sql = [json.loads(c["function"]["arguments"] or "{}").get("sql") for c in calls]
                 scored.append({"question": question, "want": want, "answer": answer, "exact": ok,
                                "sql": sql, "tool_ok": [r.get("ok") for r in tool_results],

@@ -348,7 +348,7 @@ impl ChatService {
         let nothing_found = has_knowledge && prepared.passages.is_empty();
         // The bot's own tools, run here, unless the caller brings tools of its own (it
         // runs those itself).
-        let bot_tools = match &turn.tools {
+        let bot_offer = match &turn.tools {
             None if !settings.tools.is_empty() => {
                 self.tools
                     .offer(&settings.tools, &settings.knowledge_bases)
@@ -356,7 +356,19 @@ impl ChatService {
             }
             _ => None,
         };
-        let offered = turn.tools.clone().or_else(|| bot_tools.clone());
+        // A question for the bot's tables: the first round must query them, and the
+        // sheets' rows are not given as passages (the query's result stands for them).
+        let mut passages = prepared.passages.clone();
+        let mut first_offer = bot_offer.as_ref().map(|o| o.tools.clone());
+        if let Some(offer) = bot_offer
+            .as_ref()
+            .filter(|o| o.is_for_tables(passages.first()))
+        {
+            passages.retain(|p| !offer.table_documents.contains(&p.document_id));
+            first_offer = Some(offer.query_first());
+        }
+        let bot_tools = bot_offer.map(|o| o.tools);
+        let offered = turn.tools.clone().or(first_offer);
         let uses_tools = turn.uses_tools() || bot_tools.is_some();
         if nothing_found && settings.no_recall.mode == NoRecallMode::Fixed && !uses_tools {
             let reply = settings.no_recall.reply.clone();
@@ -393,7 +405,7 @@ impl ChatService {
                 extra_system: &prepared.extra_system,
                 history: &prepared.history,
                 question: &question,
-                passages: prepared.passages.clone(),
+                passages,
                 grounding,
                 answer_tokens: max_tokens as usize,
                 tool_steps: &turn.tool_steps,

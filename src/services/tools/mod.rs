@@ -25,8 +25,9 @@ use super::secrets::SecretBox;
 use crate::config::ToolsConfig;
 use crate::error::Result;
 use crate::llm::{ToolCall, ToolChoice, ToolSpec, ToolUse};
+use crate::services::prompt::Passage;
 use crate::store::Store;
-use crate::store::bot_tools::BotTool;
+use crate::store::bot_tools::{BotTool, TABLE_QUERY};
 
 /// Runs bots' tools under the limits `[tools]` sets.
 #[derive(Debug, Clone)]
@@ -66,6 +67,35 @@ pub struct ToolStep {
     pub sources: Vec<ToolSource>,
 }
 
+/// The tools offered to the model for one answer.
+#[derive(Debug, Clone)]
+pub struct Offer {
+    /// The functions, to call as the model sees fit.
+    pub tools: ToolUse,
+    /// The documents whose tables `table_query` reads (none without it).
+    pub table_documents: Vec<String>,
+}
+
+impl Offer {
+    /// Whether a question whose best passage is `best` is one for the tables: the
+    /// passage comes from a spreadsheet that `table_query` reads. Small models given a
+    /// sheet's rows as passages and the tool answer from the ten rows they see (the
+    /// 1.5B called the tool for 1 of the first 8 questions of `scripts/bench_tables.py`),
+    /// so such a question is asked to query, and the sheet's rows are left to the query.
+    pub fn is_for_tables(&self, best: Option<&Passage>) -> bool {
+        best.is_some_and(|p| self.table_documents.contains(&p.document_id))
+    }
+
+    /// The tools as offered for a question [`Offer::is_for_tables`]: `table_query` must
+    /// be called first.
+    pub fn query_first(&self) -> ToolUse {
+        ToolUse {
+            choice: ToolChoice::Function(TABLE_QUERY.to_string()),
+            ..self.tools.clone()
+        }
+    }
+}
+
 /// A document a tool's result comes from.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ToolSource {
@@ -97,12 +127,16 @@ impl ToolService {
     /// The bot's tools as the model is offered them, to call as it sees fit, for a bot
     /// over `kb_ids`. `table_query` is described with the tables it can read, and left
     /// out where there are none; `None` when no tool is left.
-    pub async fn offer(&self, tools: &[BotTool], kb_ids: &[String]) -> Result<Option<ToolUse>> {
+    pub async fn offer(&self, tools: &[BotTool], kb_ids: &[String]) -> Result<Option<Offer>> {
         let mut specs = Vec::with_capacity(tools.len());
+        let mut table_documents = Vec::new();
         for tool in tools {
             let description = match tool {
                 BotTool::TableQuery => match self.tables.describe(kb_ids).await? {
-                    Some(tables) => format!("{}\n{tables}", tool.description()),
+                    Some((tables, documents)) => {
+                        table_documents = documents;
+                        format!("{}\n{tables}", tool.description())
+                    }
                     None => continue,
                 },
                 _ => tool.description().to_string(),
@@ -116,7 +150,10 @@ impl ToolService {
         if specs.is_empty() {
             return Ok(None);
         }
-        ToolUse::new(specs, ToolChoice::Auto, true).map(Some)
+        Ok(Some(Offer {
+            tools: ToolUse::new(specs, ToolChoice::Auto, true)?,
+            table_documents,
+        }))
     }
 
     /// Run `calls` (at the same time) with the tools of a bot over `kb_ids`; the results

@@ -87,12 +87,18 @@ impl TableQueries {
     }
 
     /// What the model is told of the tables of `kb_ids` (names, rows, columns with types
-    /// and, for a text column with few values, the values); `None` when they have none.
-    pub async fn describe(&self, kb_ids: &[String]) -> Result<Option<String>> {
-        Ok(self
-            .database(kb_ids)
-            .await?
-            .map(|loaded| loaded.description.clone()))
+    /// and, for a text column with few values, the values), and the documents they come
+    /// from; `None` when they have none.
+    pub async fn describe(&self, kb_ids: &[String]) -> Result<Option<(String, Vec<String>)>> {
+        Ok(self.database(kb_ids).await?.map(|loaded| {
+            let mut documents: Vec<String> = loaded
+                .tables
+                .iter()
+                .map(|t| t.info.document_id.clone())
+                .collect();
+            documents.dedup();
+            (loaded.description.clone(), documents)
+        }))
     }
 
     /// Run the model's `{"sql": …}` on the tables of `kb_ids`.
@@ -240,47 +246,46 @@ fn quoted(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// The tables as the model reads them: one line per table, then its columns.
+/// The tables as the model reads them: a `CREATE TABLE` per table, as text-to-SQL
+/// prompts give a schema (coder models know the form; given the tables in prose, the
+/// 1.5B once wrote the prose as the table's name), with a comment saying where it comes
+/// from and, per column, what its values are.
 fn describe(connection: &rusqlite::Connection, tables: &[LoadedTable]) -> Result<String> {
     let mut out = String::new();
     for (shown, table) in tables.iter().enumerate() {
-        let mut text = format!(
-            "表 {}（{}{}，{} 行",
-            table.sql_name,
-            table.info.document_name,
-            if table.info.source != table.info.document_name
-                && !table.info.document_name.starts_with(&table.info.source)
-            {
-                format!(" 的工作表「{}」", table.info.source)
-            } else {
-                String::new()
-            },
-            table.info.row_count
+        let mut origin = format!(
+            "{} 行，来自 {}",
+            table.info.row_count, table.info.document_name
         );
-        if let Some(title) = &table.info.title {
-            text.push_str(&format!("，标题「{title}」"));
+        if !table.info.document_name.starts_with(&table.info.source) {
+            origin.push_str(&format!(" 的工作表「{}」", table.info.source));
         }
-        text.push_str("）列：");
+        if let Some(title) = &table.info.title {
+            origin.push_str(&format!("，标题「{title}」"));
+        }
         let mut columns = Vec::new();
         for column in &table.info.columns {
             let mut line = format!("{} {}", column.name, column.kind.sql());
             match column.note {
-                Some(ColumnNote::Date) => line.push_str(" 日期YYYY-MM-DD"),
-                Some(ColumnNote::Percent) => line.push_str(" 百分数(12.5 即 12.5%)"),
+                Some(ColumnNote::Date) => line.push_str(" /* 日期 YYYY-MM-DD */"),
+                Some(ColumnNote::Percent) => line.push_str(" /* 百分数：12.5 即 12.5% */"),
                 None => {}
             }
             if column.kind == ColumnType::Text && column.note.is_none() {
                 let values = distinct_values(connection, &table.sql_name, &column.name)?;
                 if !values.is_empty() {
-                    line.push_str(&format!(" 取值:{}", values.join("/")));
+                    line.push_str(&format!(" /* 取值：{} */", values.join("、")));
                 }
             }
             columns.push(line);
         }
-        text.push_str(&columns.join("，"));
-        text.push('\n');
+        let text = format!(
+            "CREATE TABLE {} ({}); -- {origin}\n",
+            table.sql_name,
+            columns.join(", ")
+        );
         if out.chars().count() + text.chars().count() > MAX_DESCRIPTION_CHARS && shown > 0 {
-            out.push_str(&format!("（另有 {} 张表未列出）\n", tables.len() - shown));
+            out.push_str(&format!("-- 另有 {} 张表未列出\n", tables.len() - shown));
             break;
         }
         out.push_str(&text);
