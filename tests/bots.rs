@@ -1,10 +1,13 @@
 //! Bots over HTTP: create with a KB, read, merge-patch, list; bad settings refused with
 //! the reason; publish versions; API keys shown once, listed without the key, revoked;
-//! delete; and every bot route behind the admin token.
+//! delete; and every bot route behind the admin token; bot tools, and a sheet queried as a
+//! table.
 
 use serde_json::{Value, json};
 
-use crate::common::Server;
+use std::time::Duration;
+
+use crate::common::{self, Server};
 
 fn message(body: &Value) -> String {
     body["error"]["message"]
@@ -439,4 +442,49 @@ fn bot_tools_are_saved_with_their_secrets_sealed_and_never_shown() {
         assert_eq!(status, 400, "{body}");
         assert!(message(&body).contains(want), "{want}: {body}");
     }
+}
+
+#[test]
+fn a_question_over_a_sheet_makes_the_bot_query_its_table() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let kb = server.create_kb("销售");
+    let sheet = common::fixtures_dir().join("docs/zh-sales.xlsx");
+    let (status, body) = server.upload(&kb, &[(sheet, "zh-sales.xlsx".into())]);
+    assert_eq!(status, 202, "{body}");
+    let docs = server.wait_settled(&kb, Duration::from_secs(120));
+    assert!(docs.iter().all(|d| d["status"] == "indexed"), "{docs:?}");
+    let bot = server.create_bot(json!({
+        "name": "销售表",
+        "knowledge_bases": [kb],
+        "tools": [{"type": "table_query"}],
+        "model": {"max_tokens": 160}
+    }));
+    let (status, events) = server.chat(
+        &format!("/api/bots/{bot}/chat"),
+        common::TOKEN,
+        json!({"message": "2024年第一季度智能音箱一共卖了多少台？"}),
+    );
+    assert_eq!(status, 200, "{events:?}");
+    // The best passage is the sheet: the model must query it (under the call grammar,
+    // whatever SQL the small test model writes), and the server runs the query.
+    let calls: Vec<&Value> = events
+        .iter()
+        .filter(|(e, _)| e == "tool_call")
+        .map(|(_, d)| d)
+        .collect();
+    assert!(!calls.is_empty(), "{events:?}");
+    assert_eq!(calls[0]["function"]["name"], "table_query", "{events:?}");
+    let sql =
+        serde_json::from_str::<Value>(calls[0]["function"]["arguments"].as_str().unwrap()).unwrap();
+    assert!(sql["sql"].is_string(), "{sql}");
+    let results: Vec<&Value> = events
+        .iter()
+        .filter(|(e, _)| e == "tool_result")
+        .map(|(_, d)| d)
+        .collect();
+    assert_eq!(results.len(), calls.len(), "{events:?}");
+    assert_eq!(results[0]["name"], "table_query");
+    let (_, done) = events.iter().find(|(e, _)| e == "done").expect("done");
+    assert_eq!(done["tool_steps"][0]["name"], "table_query", "{done}");
 }

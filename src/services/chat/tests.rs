@@ -399,3 +399,47 @@ async fn the_bots_own_tools_run_and_the_model_answers_with_their_results() {
     );
     assert!(user.contains(LEAVE), "{user}");
 }
+
+#[tokio::test]
+async fn a_call_that_failed_fixably_is_shown_its_error_and_called_once_more() {
+    use crate::llm::ToolChoice;
+    use crate::store::bot_tools::BotTool;
+    let f = fixture().await;
+    let llm = Arc::new(ScriptedLlm::new([
+        r#"<tool_call>{"name": "calculator", "arguments": {"expression": "15 x 2"}}</tool_call>"#,
+        r#"<tool_call>{"name": "calculator", "arguments": {"expression": "15*2"}}</tool_call>"#,
+        "30 days in two years [1].",
+    ]));
+    let mut s = settings(&f);
+    s.tools = vec![BotTool::Calculator];
+    let mut chat = chat(&f, &llm);
+    Arc::get_mut(&mut chat.tools).unwrap().max_rounds = 1;
+    let mut stream = chat
+        .start(turn(s, "how many days of paid leave in two years"))
+        .await
+        .unwrap();
+    let mut results = Vec::new();
+    let outcome = loop {
+        match stream.events.recv().await.expect("an outcome") {
+            ChatEvent::Done(outcome) => break *outcome,
+            ChatEvent::Failed { message, .. } => panic!("{message}"),
+            ChatEvent::ToolResult(step) => results.push(step.ok),
+            _ => {}
+        }
+    };
+    assert_eq!(
+        results,
+        [false, true],
+        "the second call put the first right"
+    );
+    assert_eq!(outcome.answer, "30 days in two years [1].");
+    let asked = llm.requests();
+    assert_eq!(asked.len(), 3, "one round beyond tools.max_rounds = 1");
+    let choice = |i: usize| asked[i].tools.as_ref().map(|t| t.choice.clone());
+    assert_eq!(
+        choice(1),
+        Some(ToolChoice::Required),
+        "shown its error, it must call"
+    );
+    assert_eq!(choice(2), None);
+}

@@ -23,7 +23,7 @@ pub use table_query::TableQueries;
 use super::fetch::Fetcher;
 use super::secrets::SecretBox;
 use crate::config::ToolsConfig;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::llm::{ToolCall, ToolChoice, ToolSpec, ToolUse};
 use crate::services::prompt::Passage;
 use crate::store::Store;
@@ -65,6 +65,10 @@ pub struct ToolStep {
     /// the answer.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<ToolSource>,
+    /// It failed for a reason the model can put right (SQL the database refused, an
+    /// expression that does not parse): it may call again once.
+    #[serde(skip)]
+    pub fixable: bool,
 }
 
 /// The tools offered to the model for one answer.
@@ -172,6 +176,8 @@ impl ToolService {
         let started = Instant::now();
         let span = tracing::info_span!("tool", name = %call.name);
         let mut sources = Vec::new();
+        // Whether a failure is one the model can put right by calling again.
+        let mut fixable = false;
         let outcome = match tools.iter().find(|t| t.name() == call.name) {
             None => Err(format!("there is no tool named '{}'", call.name)),
             Some(tool) => {
@@ -182,7 +188,9 @@ impl ToolService {
                             http::call(&self.fetcher, &self.secrets, http, &arguments).await
                         }
                         BotTool::CurrentTime => Ok(builtin::current_time()),
-                        BotTool::Calculator => builtin::calculate(&arguments),
+                        BotTool::Calculator => builtin::calculate(&arguments).inspect_err(|_| {
+                            fixable = true;
+                        }),
                         BotTool::TableQuery => match self.tables.run(kb_ids, &arguments).await {
                             Ok(result) => {
                                 sources = result
@@ -196,7 +204,10 @@ impl ToolService {
                                     .collect();
                                 Ok(result.text)
                             }
-                            Err(e) => Err(e.to_string()),
+                            Err(e) => {
+                                fixable = matches!(e, Error::InvalidInput(_));
+                                Err(e.to_string())
+                            }
                         },
                     }
                 };
@@ -217,6 +228,7 @@ impl ToolService {
             ok,
             elapsed_ms,
             sources,
+            fixable: fixable && !ok,
         }
     }
 }
