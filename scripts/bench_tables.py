@@ -129,9 +129,11 @@ def exact(answer, want, question=""):
     the question holds (the 2 of "2月份") does not count."""
     if isinstance(want, str):
         return want in answer
+    numbers = NUMBER.findall(answer)
     for echoed in NUMBER.findall(question):
-        answer = answer.replace(echoed, " ", 1)
-    for text in NUMBER.findall(answer):
+        if echoed in numbers:
+            numbers.remove(echoed)
+    for text in numbers:
         text = text.replace(",", "").replace("，", "")
         try:
             got = float(text)
