@@ -50,7 +50,7 @@ impl BotTool {
             }
             // The tables themselves are added by `services::tools` (they depend on the KBs).
             Self::TableQuery => {
-                "对知识库里的表格执行一条只读 SQL 查询（SQLite 语法，SELECT），得到准确的行数、合计、平均、最大最小值和筛选结果；问到表格里的数量、总和、平均、排名时调用。只按问题里说到的条件筛选（WHERE），问合计用 SUM，问多少个用 COUNT。Runs one read-only SQL SELECT over the tables below. 表格："
+                "对知识库里的表格执行一条只读 SQL 查询（SQLite 语法，SELECT），得到准确的行数、合计、平均、最大最小值和筛选结果；问到表格里的数量、总和、平均、排名时调用。Runs one read-only SQL SELECT over the tables below. 表格："
             }
         }
     }
