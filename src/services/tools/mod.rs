@@ -228,7 +228,7 @@ impl ToolService {
             ok,
             elapsed_ms,
             sources,
-            fixable: fixable && !ok,
+            fixable,
         }
     }
 }

@@ -121,18 +121,17 @@ impl TableQueries {
         };
         let (max_rows, timeout) = (self.max_rows, self.timeout);
         let worker = loaded.clone();
+        let tables = named_tables(&loaded.tables, &sql);
         let text = tokio::task::spawn_blocking(move || {
             let connection = worker
                 .connection
                 .lock()
                 .map_err(|_| Error::Internal("a table query panicked earlier".into()))?;
-            query(&connection, &sql, max_rows, timeout).map(|rows| (rows, sql))
+            query(&connection, &sql, max_rows, timeout)
         })
         .await
         .map_err(|e| Error::Internal(format!("table query: {e}")))??;
-        let (rows, sql) = text;
-        let tables = named_tables(&loaded.tables, &sql);
-        Ok(QueryResult { text: rows, tables })
+        Ok(QueryResult { text, tables })
     }
 
     /// The loaded database of these KBs' tables, loading it where the tables changed.
@@ -337,13 +336,14 @@ fn query(
         )));
     }
     // SQLite's own reading of the text: one statement, and nothing after it.
-    let sql_error = |e: rusqlite::Error| Error::InvalidInput(format!("SQL error: {e}"));
+    // The model's SQL refused: an error it can put right (unlike `sql_error`, ours).
+    let refused = |e: rusqlite::Error| Error::InvalidInput(format!("SQL error: {e}"));
     let mut batch = rusqlite::Batch::new(connection, sql);
     let mut statement = batch
         .next()
-        .map_err(sql_error)?
+        .map_err(refused)?
         .ok_or_else(|| Error::InvalidInput("the SQL holds no statement".into()))?;
-    if batch.next().map_err(sql_error)?.is_some() {
+    if batch.next().map_err(refused)?.is_some() {
         return Err(Error::InvalidInput("only one statement is allowed".into()));
     }
     if !statement.readonly() {
@@ -382,7 +382,7 @@ fn query(
                 timeout.as_millis()
             ))
         }
-        other => Error::InvalidInput(format!("SQL error: {other}")),
+        other => refused(other),
     })?;
     let mut out = format!("{}\n", names.join(" | "));
     if lines.is_empty() {
