@@ -157,7 +157,12 @@ impl AppState {
             search: search.clone(),
             llm: llm.clone(),
             default_min_answerable: config.llm.min_answerable,
-            tools: Arc::new(ToolService::new(&config.tools, secrets, store.clone())),
+            tools: Arc::new(ToolService::new(
+                &config.tools,
+                secrets,
+                store.clone(),
+                search.clone(),
+            )),
         });
         let health = Arc::new(HealthService {
             store: store.clone(),

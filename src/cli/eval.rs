@@ -18,6 +18,7 @@ use crate::eval::dataset::{self, QueryRecord};
 use crate::eval::metrics::ModeReport;
 use crate::eval::run::{self, AnswerReport, AskSettings, BotOverrides, EvalKb, RejectionReport};
 use crate::services::search::SearchMode;
+use crate::store::bot_tools::BotTool;
 use crate::store::bots::DEFAULT_READ_TOKENS;
 
 /// Arguments of `zhiku eval`.
@@ -84,6 +85,11 @@ pub struct EvalArgs {
     /// their sentences word for word (default: a new bot's).
     #[arg(long)]
     quote_first: Option<bool>,
+    /// Built-in tools the eval bot has, comma-separated: knowledge_search (it searches
+    /// when its model asks, instead of before every answer), calculator, current_time,
+    /// table_query. To see what tools cost answers that need none.
+    #[arg(long, value_delimiter = ',', value_parser = parse_builtin_tool)]
+    tools: Vec<BotTool>,
     /// Longest answer in tokens (short answers keep a CPU run quick; gold answers are
     /// short facts).
     #[arg(long, default_value_t = 128)]
@@ -293,6 +299,16 @@ fn print_passages(r: &Report, ks: &[usize]) {
 }
 
 /// A `--split` value: the JSON of a knowledge base's split setting, checked.
+/// A built-in tool by its function name.
+fn parse_builtin_tool(name: &str) -> std::result::Result<BotTool, String> {
+    let tool: BotTool = serde_json::from_value(serde_json::json!({ "type": name }))
+        .map_err(|_| format!("'{name}' is not a built-in tool"))?;
+    match tool {
+        BotTool::Http(_) => Err(format!("'{name}' is not a built-in tool")),
+        builtin => Ok(builtin),
+    }
+}
+
 fn parse_split(json: &str) -> std::result::Result<SplitSettings, String> {
     let split: SplitSettings = serde_json::from_str(json).map_err(|e| {
         format!(
@@ -336,6 +352,7 @@ async fn ask_bot(
         read_tokens: args.read_tokens,
         min_answerable: args.min_answerable,
         quote_first: args.quote_first,
+        tools: args.tools.clone(),
     };
     let (bot_id, bot) = run::eval_bot(&state, &kb.kb_id, overrides, throw_away).await?;
     let how = AskSettings {
@@ -410,6 +427,9 @@ fn print_report(r: &Report, ks: &[usize]) {
             a.p50_ms,
             a.p95_ms
         );
+        if a.with_tool_calls > 0 {
+            println!("  {} of those answers called a tool", a.with_tool_calls);
+        }
     }
     match &r.negative_rejection {
         Some(n) => println!(

@@ -304,7 +304,7 @@ pub struct AskSettings {
 }
 
 /// What an eval bot changes from a new bot's defaults.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct BotOverrides {
     /// `retrieval.min_score`.
     pub min_score: Option<f32>,
@@ -314,6 +314,8 @@ pub struct BotOverrides {
     pub min_answerable: Option<f32>,
     /// `model.quote_first`.
     pub quote_first: Option<bool>,
+    /// `tools`: built-in ones (none by default).
+    pub tools: Vec<crate::store::bot_tools::BotTool>,
 }
 
 /// The settings of a throw-away bot over `kb_id`: the defaults a new bot gets, with no
@@ -345,6 +347,7 @@ pub async fn eval_bot(
     if let Some(quote) = overrides.quote_first {
         settings.model.quote_first = quote;
     }
+    settings.tools = overrides.tools;
     let bots = &state.bots;
     if save {
         let row = bots.create(settings).await?;
@@ -376,6 +379,8 @@ pub struct AnswerSample {
     pub read_scores: Vec<crate::services::search::RawScores>,
     /// The share of what the question asks about that those passages hold.
     pub question_coverage: Option<f32>,
+    /// The bot's tools the answer called, in call order.
+    pub tools_called: Vec<String>,
     /// From the question to the first token of the answer, in ms.
     pub first_token_ms: f64,
     /// From the question to the end of the answer, in ms.
@@ -403,7 +408,7 @@ async fn ask(state: &AppState, how: &AskSettings, question: &str) -> Result<Answ
     while let Some(event) = stream.events.recv().await {
         match event {
             ChatEvent::Token(t) => answer.push_str(&t),
-            // The eval offers no tools.
+            // The bot's own tools run in the chat service; the eval brings none.
             ChatEvent::ToolCall(_) | ChatEvent::ToolRun(_) | ChatEvent::ToolResult(_) => {}
             ChatEvent::Done(outcome) => {
                 let outcome = *outcome;
@@ -432,6 +437,7 @@ async fn ask(state: &AppState, how: &AskSettings, question: &str) -> Result<Answ
                     question_coverage,
                     read,
                     read_scores,
+                    tools_called: outcome.tool_steps.iter().map(|s| s.name.clone()).collect(),
                     first_token_ms: outcome.timings.first_token_ms as f64,
                     total_ms: started.elapsed().as_secs_f64() * 1000.0,
                 });
@@ -487,6 +493,8 @@ pub struct AnswerReport {
     pub no_recall: usize,
     /// Answers the passages support (`grounded`).
     pub grounded: usize,
+    /// Answers that called one of the bot's tools.
+    pub with_tool_calls: usize,
     /// Median time to the first token.
     pub first_token_p50_ms: f64,
     /// Median time per answer.
@@ -520,6 +528,10 @@ pub async fn answer_hits(
         hit_rate: ratio(hits, samples.len()),
         no_recall: samples.iter().filter(|s| s.no_recall).count(),
         grounded: grounded_count(&samples),
+        with_tool_calls: samples
+            .iter()
+            .filter(|s| !s.tools_called.is_empty())
+            .count(),
         first_token_p50_ms: percentile(&first_tokens, 50.0),
         p50_ms: percentile(&times, 50.0),
         p95_ms: percentile(&times, 95.0),

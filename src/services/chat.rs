@@ -16,16 +16,19 @@ use tokio::sync::mpsc;
 use tracing::{Instrument, warn};
 
 use super::evidence;
-use super::focus::{self, focus};
+use super::focus;
 use super::prompt::{self, Grounding, Passage, PastTurn, PromptParts};
-use super::search::{SearchRequest, SearchResult, SearchService};
-use super::tools::{ToolService, ToolStep};
+pub use super::retrieve::TracedChunk;
+use super::retrieve::{Retrieved, retrieve};
+use super::search::SearchService;
+use super::tools::{Scope, ToolService, ToolStep};
 use crate::error::{Error, Result};
 use crate::llm::{
     ChatMessage, FinishReason, Gate, GenerateRequest, GenerationStats, LlmBackend, LlmEvent,
     ToolCall, ToolUse,
 };
 use crate::store::Store;
+use crate::store::bot_tools::BotTool;
 use crate::store::bots::{BotSettings, NoRecallMode};
 use crate::store::conversations::{Channel, MessageRow, MessageStatus, Role};
 use tool_rounds::ToolRounds;
@@ -120,6 +123,15 @@ impl Turn {
     /// their results. The passages' checks (the quote, the answerability verdict, the
     /// live-data reply) are then left to the model: a tool may answer what the
     /// knowledge does not.
+    /// Whether the bot searches its knowledge bases with `knowledge_search` when its model
+    /// asks, rather than before the answer: it has the tool and knowledge bases, and the
+    /// caller brings no tools of its own (the bot's are not offered then).
+    fn searches_on_demand(&self) -> bool {
+        self.tools.is_none()
+            && !self.settings.knowledge_bases.is_empty()
+            && self.settings.tools.contains(&BotTool::KnowledgeSearch)
+    }
+
     fn uses_tools(&self) -> bool {
         !self.tool_steps.is_empty()
             || self
@@ -188,18 +200,6 @@ pub struct ChatTimings {
     pub tokens_per_s: f64,
     /// The whole request.
     pub total_ms: u64,
-}
-
-/// A retrieved chunk in the debug trace.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct TracedChunk {
-    /// Its knowledge base.
-    pub kb_id: String,
-    /// The marker it got in the prompt (`None`: not given to the model).
-    pub marker: Option<usize>,
-    /// The search result: scores and per-retriever ranks.
-    #[serde(flatten)]
-    pub result: SearchResult,
 }
 
 /// What retrieval did (debug chat).
@@ -345,31 +345,50 @@ impl ChatService {
         let prepared = self.prepare(&turn, &question).await?;
         let settings = &turn.settings;
         let has_knowledge = !settings.knowledge_bases.is_empty();
-        let nothing_found = has_knowledge && prepared.passages.is_empty();
+        let on_demand = turn.searches_on_demand();
+        let nothing_found = has_knowledge && !on_demand && prepared.passages.is_empty();
         // The bot's own tools, run here, unless the caller brings tools of its own (it
         // runs those itself).
+        let scope = Scope {
+            kb_ids: settings.knowledge_bases.clone(),
+            retrieval: settings.retrieval.clone(),
+        };
         let bot_offer = match &turn.tools {
-            None if !settings.tools.is_empty() => {
-                self.tools
-                    .offer(&settings.tools, &settings.knowledge_bases)
-                    .await?
-            }
+            None if !settings.tools.is_empty() => self.tools.offer(&settings.tools, &scope).await?,
             _ => None,
         };
         // A question for the bot's tables: the first round must query them, and the
         // sheets' rows are not given as passages (the query's result stands for them).
         let mut passages = prepared.passages.clone();
         let mut first_offer = bot_offer.as_ref().map(|o| o.tools.clone());
-        if let Some(offer) = bot_offer
+        let query_first = bot_offer
             .as_ref()
-            .filter(|o| o.is_for_tables(passages.first()))
-        {
+            .is_some_and(|o| o.is_for_tables(passages.first()));
+        if let Some(offer) = bot_offer.as_ref().filter(|_| query_first) {
             passages.retain(|p| !offer.table_documents.contains(&p.document_id));
             first_offer = Some(offer.query_first());
         }
+        let min_answerable = settings
+            .no_recall
+            .min_answerable
+            .unwrap_or(self.default_min_answerable);
+        // Passages that may hold the answer are first answered from as a bot without
+        // tools answers (the quote, the answerability check), and the bot's tools are
+        // offered only when the check says they do not hold it: offered the tools beside
+        // the passages, the 1.5B held the gold answer less often (docs/benchmarks.md).
+        let tools_after_check = bot_offer.is_some()
+            && !query_first
+            && has_knowledge
+            && !nothing_found
+            && !on_demand
+            && settings.no_recall.mode == NoRecallMode::Fixed
+            && min_answerable > 0.0;
         let bot_tools = bot_offer.map(|o| o.tools);
-        let offered = turn.tools.clone().or(first_offer);
-        let uses_tools = turn.uses_tools() || bot_tools.is_some();
+        let offered = match tools_after_check {
+            true => None,
+            false => turn.tools.clone().or(first_offer),
+        };
+        let uses_tools = turn.uses_tools() || (bot_tools.is_some() && !tools_after_check);
         if nothing_found && settings.no_recall.mode == NoRecallMode::Fixed && !uses_tools {
             let reply = settings.no_recall.reply.clone();
             return self
@@ -378,10 +397,6 @@ impl ChatService {
         }
         // A bot without knowledge has no live data; a small model asked for today's
         // weather describes a sunny 20 °C day all the same.
-        let min_answerable = settings
-            .no_recall
-            .min_answerable
-            .unwrap_or(self.default_min_answerable);
         if !has_knowledge
             && min_answerable > 0.0
             && !uses_tools
@@ -394,6 +409,7 @@ impl ChatService {
         }
         let grounding = match (has_knowledge, nothing_found) {
             (false, _) => Grounding::None,
+            (true, _) if on_demand => Grounding::OnDemand,
             (true, true) => Grounding::NothingFound,
             (true, false) => Grounding::Passages,
         };
@@ -468,7 +484,7 @@ impl ChatService {
                 self.tools.clone(),
                 self.llm.clone(),
                 settings.tools.clone(),
-                settings.knowledge_bases.clone(),
+                scope,
                 offer,
                 tool_rounds::Parts {
                     persona: settings.persona.clone(),
@@ -521,6 +537,7 @@ impl ChatService {
             has_knowledge,
             uses_tools,
             rounds,
+            tools_after_decline: tools_after_check,
             question: question.clone(),
             decline: check,
             trace: turn.trace.then_some(trace),
@@ -586,81 +603,39 @@ impl ChatService {
         let query = rewritten.as_deref().unwrap_or(question);
 
         let retrieval_started = Instant::now();
-        let mut chunks = Vec::new();
-        let mut errors = Vec::new();
-        let request = SearchRequest {
-            query: query.to_string(),
-            mode: settings.retrieval.mode,
-            top_k: Some(settings.retrieval.top_k),
-            min_score: Some(settings.retrieval.min_score),
-            semantic_weight: None,
+        // A bot that searches with `knowledge_search` searches when its model asks.
+        let retrieved = match turn.searches_on_demand() {
+            true => Retrieved::default(),
+            false => {
+                retrieve(
+                    &self.search,
+                    &settings.knowledge_bases,
+                    &settings.retrieval,
+                    query,
+                )
+                .await?
+            }
         };
-        for kb_id in &settings.knowledge_bases {
-            match self.search.search(kb_id, &request).await {
-                Ok(found) => chunks.extend(found.results.into_iter().map(|result| TracedChunk {
-                    kb_id: kb_id.clone(),
-                    marker: None,
-                    result,
-                })),
-                Err(e) => {
-                    warn!(kb = %kb_id, error = %e, "knowledge base skipped in retrieval");
-                    errors.push(format!("{kb_id}: {e}"));
-                }
-            }
-        }
-        if has_knowledge && errors.len() == settings.knowledge_bases.len() {
-            // Every knowledge base failed: answering "nothing found" would be a lie.
-            return Err(Error::InvalidInput(format!(
-                "the bot's knowledge could not be searched: {}",
-                errors.join("; ")
-            )));
-        }
-        chunks.sort_by(|a, b| b.result.score.total_cmp(&a.result.score));
-        chunks.truncate(settings.retrieval.top_k);
-        // The model reads the sentences of the passages that matter to the question; a
-        // passage left with none is not given to it (and gets no marker).
-        let whole: Vec<&str> = chunks.iter().map(|c| c.result.text.as_str()).collect();
-        let read = focus(&whole, query, settings.retrieval.read_tokens);
-        let mut passages: Vec<Passage> = Vec::with_capacity(chunks.len());
-        for (chunk, text) in chunks.iter_mut().zip(read) {
-            if text.is_empty() {
-                continue;
-            }
-            let marker = passages.len() + 1;
-            chunk.marker = Some(marker);
-            let r = &chunk.result;
-            passages.push(Passage {
-                marker,
-                chunk_id: r.chunk_id,
-                document_id: r.document_id.clone(),
-                document_name: r.document_name.clone(),
-                source_url: r.source_url.clone(),
-                page: r.page,
-                label: r.label.clone(),
-                text,
-                score: r.score,
-            });
-        }
         let retrieval_ms = ms(retrieval_started);
         Ok(Prepared {
             conversation_id,
             history,
             extra_system,
             rewritten: rewritten.clone(),
-            passages,
+            passages: retrieved.passages,
             trace: RetrievalTrace {
                 question: question.to_string(),
                 rewritten_query: rewritten,
                 mode: settings.retrieval.mode,
                 top_k: settings.retrieval.top_k,
                 min_score: settings.retrieval.min_score,
-                chunks,
+                chunks: retrieved.chunks,
                 passages_dropped_for_context: 0,
                 history_turns: 0,
                 question_coverage: None,
                 answerable_bar: None,
                 prompt: Vec::new(),
-                errors,
+                errors: retrieved.errors,
             },
             rewrite_ms,
             retrieval_ms,
@@ -838,6 +813,9 @@ struct Relay {
     uses_tools: bool,
     /// The bot's own tools, run here between rounds of the model.
     rounds: Option<ToolRounds>,
+    /// The bot's tools are offered when the check declines the passages, once: the
+    /// decline's reply stands unless the model then calls one.
+    tools_after_decline: bool,
     question: String,
     /// What stands in for an answer the passages do not hold.
     decline: Option<Decline>,
@@ -855,9 +833,13 @@ impl Relay {
         // Calls of the bot's own tools in the round under way, and the rounds before.
         let mut pending: Vec<ToolCall> = Vec::new();
         let mut earlier = GenerationStats::default();
+        // The round after a decline: its text is held back, since the decline's reply
+        // replaces it unless it calls a tool.
+        let mut holding = false;
         let ending = loop {
             tokio::select! {
                 event = llm.recv() => match event {
+                    Some(LlmEvent::Token(_)) if holding => {}
                     Some(LlmEvent::Token(text)) => {
                         first_token.get_or_insert_with(|| ms(self.started));
                         answer.push_str(&text);
@@ -868,12 +850,29 @@ impl Relay {
                     Some(LlmEvent::Done { stats, .. }) if !pending.is_empty() && self.rounds.is_some() => {
                         let calls = std::mem::take(&mut pending);
                         add_stats(&mut earlier, &stats);
+                        if holding {
+                            // A tool answers what the passages did not.
+                            holding = false;
+                            self.decline = None;
+                        }
                         match self.next_round(calls).await {
                             Ok(next) => llm = next,
                             Err(ending) => break ending,
                         }
                     }
                     Some(LlmEvent::Done { finish_reason, mut stats }) => {
+                        if self.tools_after_decline && self.declined(answerable) {
+                            self.tools_after_decline = false;
+                            add_stats(&mut earlier, &stats);
+                            match self.offer_tools() {
+                                Ok(next) => {
+                                    holding = true;
+                                    llm = next;
+                                    continue;
+                                }
+                                Err(ending) => break ending,
+                            }
+                        }
                         add_stats(&mut stats, &earlier);
                         break Ending::Done(finish_reason, stats);
                     }
@@ -905,10 +904,8 @@ impl Relay {
         drop(llm);
         match ending {
             Ending::Done(finish_reason, stats) => {
-                let decline = self
-                    .decline
-                    .take()
-                    .filter(|d| answerable.is_some_and(|p| p < d.min_proceed));
+                let declined = self.declined(answerable);
+                let decline = self.decline.take().filter(|_| declined);
                 if let Some(decline) = decline {
                     // The model judged that the passages do not hold the answer: the bot's
                     // no-recall reply stands in for an answer they would not support.
@@ -962,6 +959,28 @@ impl Relay {
         }
     }
 
+    /// Whether the model's verdict `answerable` is under the bar the passages must pass.
+    fn declined(&self, answerable: Option<f32>) -> bool {
+        self.decline
+            .as_ref()
+            .is_some_and(|d| answerable.is_some_and(|p| p < d.min_proceed))
+    }
+
+    /// The model goes on with the bot's tools offered, after the passages were judged
+    /// not to hold the answer.
+    fn offer_tools(&self) -> std::result::Result<crate::llm::LlmStream, Ending> {
+        let Some(rounds) = self.rounds.as_ref() else {
+            return Err(Ending::Failed {
+                message: "tools offered without tools".into(),
+                code: "llm_failed",
+            });
+        };
+        rounds.offer_tools().map_err(|e| Ending::Failed {
+            message: e.to_string(),
+            code: e.code(),
+        })
+    }
+
     /// Run the calls of the bot's tools the round that ended made, telling the client what
     /// each returned, and start the next round; how the answer ends instead when the
     /// client leaves meanwhile or the model cannot go on.
@@ -992,13 +1011,14 @@ impl Relay {
     }
 
     /// The documents behind the tools' results that support the answer (a table query's
-    /// spreadsheet), cited with the query as the snippet. A tool's result is evidence
-    /// number `passages + i + 1` for the `i`-th step, as in [`Self::outcome`].
-    fn tool_citations(&self, support: &evidence::Support) -> Vec<Citation> {
-        let steps = self.rounds.iter().flat_map(|r| &r.done);
+    /// spreadsheet), cited with the query as the snippet.
+    fn tool_citations(
+        results: &[(Passage, &ToolStep)],
+        support: &evidence::Support,
+    ) -> Vec<Citation> {
         let mut citations: Vec<Citation> = Vec::new();
-        for (i, step) in steps.enumerate() {
-            let marker = self.passages.len() + i + 1;
+        for (passage, step) in results {
+            let marker = passage.marker;
             if !step.ok || !support.markers.contains(&marker) {
                 continue;
             }
@@ -1040,6 +1060,15 @@ impl Relay {
         // (a tool's words are not shown as a citation); the caller's tools' results are
         // the caller's to judge.
         let judged = self.has_knowledge && (!self.uses_tools || self.rounds.is_some());
+        // With the bot's tools, the passages the answer had are the rounds' (a search's
+        // among them), and the tools' results count beside them.
+        let (passages, results) = match &self.rounds {
+            Some(rounds) => {
+                let evidence = rounds.evidence();
+                (evidence.passages, evidence.results)
+            }
+            None => (self.passages.clone(), Vec::new()),
+        };
         let support = match (judged, self.no_recall) {
             (false, _) => None,
             (true, true) => Some(evidence::Support {
@@ -1049,11 +1078,8 @@ impl Relay {
                 inferred: false,
             }),
             (true, false) => {
-                let mut evidence_passages = self.passages.clone();
-                for step in self.rounds.iter().flat_map(|r| &r.done) {
-                    let marker = evidence_passages.len() + 1;
-                    evidence_passages.push(tool_rounds::result_passage(step, marker));
-                }
+                let mut evidence_passages = passages.clone();
+                evidence_passages.extend(results.iter().map(|(p, _)| p.clone()));
                 Some(evidence::support(
                     &answer,
                     &self.question,
@@ -1066,7 +1092,7 @@ impl Relay {
                 let mut citations: Vec<Citation> = support
                     .markers
                     .iter()
-                    .filter_map(|&n| self.passages.get(n - 1))
+                    .filter_map(|&n| passages.get(n - 1))
                     .map(|p| Citation {
                         marker: p.marker,
                         chunk_id: p.chunk_id,
@@ -1080,7 +1106,7 @@ impl Relay {
                         inferred: support.inferred,
                     })
                     .collect();
-                citations.extend(self.tool_citations(support));
+                citations.extend(Self::tool_citations(&results, support));
                 citations
             }
             _ => Vec::new(),

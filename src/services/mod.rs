@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod prompt;
 pub mod reembed;
 pub mod replicas;
+pub mod retrieve;
 pub mod search;
 pub mod secrets;
 #[cfg(test)]

@@ -160,6 +160,14 @@ pub struct SearchService {
     pub config: SearchConfig,
 }
 
+impl std::fmt::Debug for SearchService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SearchService")
+            .field("embedder", &self.embedder.info().id)
+            .finish_non_exhaustive()
+    }
+}
+
 fn ms(since: Instant) -> f64 {
     (since.elapsed().as_secs_f64() * 1e5).round() / 100.0
 }

@@ -17,6 +17,10 @@ pub enum BotTool {
     /// One read-only SQL SELECT over the knowledge bases' spreadsheets, loaded as tables:
     /// exact counts, sums and averages.
     TableQuery,
+    /// A search of the bot's knowledge bases with a query the model writes: the bot
+    /// searches when its model decides to, and may search again with other words,
+    /// instead of before every answer.
+    KnowledgeSearch,
 }
 
 /// The function name of the built-in [`BotTool::CurrentTime`].
@@ -25,6 +29,8 @@ pub const CURRENT_TIME: &str = "current_time";
 pub const CALCULATOR: &str = "calculator";
 /// The function name of the built-in [`BotTool::TableQuery`].
 pub const TABLE_QUERY: &str = "table_query";
+/// The function name of the built-in [`BotTool::KnowledgeSearch`].
+pub const KNOWLEDGE_SEARCH: &str = "knowledge_search";
 
 impl BotTool {
     /// The function name the model calls it by.
@@ -34,6 +40,7 @@ impl BotTool {
             Self::CurrentTime => CURRENT_TIME,
             Self::Calculator => CALCULATOR,
             Self::TableQuery => TABLE_QUERY,
+            Self::KnowledgeSearch => KNOWLEDGE_SEARCH,
         }
     }
 
@@ -52,6 +59,9 @@ impl BotTool {
             Self::TableQuery => {
                 "对知识库里的表格执行一条只读 SQL 查询（SQLite 语法，SELECT），得到准确的行数、合计、平均、最大最小值和筛选结果；问到表格里的数量、总和、平均、排名时调用。Runs one read-only SQL SELECT over the tables below. 表格："
             }
+            Self::KnowledgeSearch => {
+                "在知识库中检索资料：回答知识库里的事实、数字、人名、规定或文档内容之前调用，用问题的关键词作查询；没找到时可以换个说法再查。Searches the knowledge base for passages."
+            }
         }
     }
 
@@ -69,6 +79,16 @@ impl BotTool {
                     }
                 },
                 "required": ["sql"]
+            }),
+            Self::KnowledgeSearch => json!({
+                "type": "object",
+                "properties": {
+                    "query": {
+                        "type": "string",
+                        "description": "what to look for: the question's key words"
+                    }
+                },
+                "required": ["query"]
             }),
             Self::Calculator => json!({
                 "type": "object",

@@ -38,6 +38,7 @@ fn chat(f: &Fixture, llm: &Arc<ScriptedLlm>) -> ChatService {
             },
             Arc::new(crate::services::secrets::SecretBox::with_key("test")),
             f.store.clone(),
+            f.search.clone(),
         )),
     }
 }
@@ -335,7 +336,9 @@ async fn the_bots_own_tools_run_and_the_model_answers_with_their_results() {
         // The same call again: not run twice, and the model must then answer.
         r#"<tool_call>{"arguments": {"expression":"15*2"}, "name": "calculator"}</tool_call>"#,
         "Every employee has fifteen days a year, so 30 days in two years [1].",
-    ]));
+    ])
+    // Judged not to hold the answer, the passages are answered from with the tools.
+    .with_verdict(0.2));
     let mut s = settings(&f);
     s.tools = vec![BotTool::Calculator, BotTool::CurrentTime];
     let chat = chat(&f, &llm);
@@ -378,10 +381,14 @@ async fn the_bots_own_tools_run_and_the_model_answers_with_their_results() {
         outcome.grounding_score
     );
     assert_eq!(outcome.citations.len(), 1, "{:?}", outcome.citations);
-    let asked = llm.requests();
-    assert_eq!(asked.len(), 3);
+    let mut asked = llm.requests();
+    assert_eq!(asked.len(), 4);
+    // First asked as a bot without tools is: the check, no tools.
+    let checked = asked.remove(0);
+    assert!(checked.gate.is_some() && checked.tools.is_none());
     let offered = |i: usize| asked[i].tools.as_ref().map(|t| t.callable().len());
     assert_eq!(offered(0), Some(2));
+    assert!(asked[0].gate.is_none() && asked[0].opening.is_none());
     assert_eq!(offered(1), Some(2), "a second round offers the tools again");
     assert_eq!(
         offered(2),
@@ -409,7 +416,8 @@ async fn a_call_that_failed_fixably_is_shown_its_error_and_called_once_more() {
         r#"<tool_call>{"name": "calculator", "arguments": {"expression": "15 x 2"}}</tool_call>"#,
         r#"<tool_call>{"name": "calculator", "arguments": {"expression": "15*2"}}</tool_call>"#,
         "30 days in two years [1].",
-    ]));
+    ])
+    .with_verdict(0.2));
     let mut s = settings(&f);
     s.tools = vec![BotTool::Calculator];
     let mut chat = chat(&f, &llm);
@@ -433,7 +441,9 @@ async fn a_call_that_failed_fixably_is_shown_its_error_and_called_once_more() {
         "the second call put the first right"
     );
     assert_eq!(outcome.answer, "30 days in two years [1].");
-    let asked = llm.requests();
+    let mut asked = llm.requests();
+    // The check that declined the passages, then the rounds with tools.
+    assert!(asked.remove(0).gate.is_some());
     assert_eq!(asked.len(), 3, "one round beyond tools.max_rounds = 1");
     let choice = |i: usize| asked[i].tools.as_ref().map(|t| t.choice.clone());
     assert_eq!(
@@ -442,4 +452,89 @@ async fn a_call_that_failed_fixably_is_shown_its_error_and_called_once_more() {
         "shown its error, it must call"
     );
     assert_eq!(choice(2), None);
+}
+
+#[tokio::test]
+async fn a_bots_tools_wait_until_the_passages_are_judged_not_to_hold_the_answer() {
+    use crate::store::bot_tools::BotTool;
+    let f = fixture().await;
+    let mut s = settings(&f);
+    s.tools = vec![BotTool::Calculator];
+    let reply = s.no_recall.reply.clone();
+
+    // Passages that hold it: answered as a bot without tools answers, quote first.
+    let llm = Arc::new(ScriptedLlm::new(["Fifteen days [1]."]));
+    let (text, outcome) = answer(&chat(&f, &llm), turn(s.clone(), "paid leave days")).await;
+    assert_eq!(text, "Fifteen days [1].");
+    assert!(outcome.tool_steps.is_empty());
+    let asked = llm.requests();
+    assert_eq!(asked.len(), 1);
+    assert!(asked[0].tools.is_none() && asked[0].gate.is_some());
+    assert!(asked[0].opening.is_some());
+
+    // Passages that do not, and a model that calls nothing: the no-recall reply, and the
+    // model's own words are never shown.
+    let llm = Arc::new(ScriptedLlm::new(["Mars is sunny today."]).with_verdict(0.1));
+    let (text, outcome) = answer(&chat(&f, &llm), turn(s, "paid leave on Mars")).await;
+    assert_eq!(text, reply);
+    assert_eq!(outcome.answer, reply);
+    assert!(outcome.no_recall);
+    let asked = llm.requests();
+    assert_eq!(asked.len(), 2, "the tools were offered after the decline");
+    assert!(asked[1].tools.is_some());
+}
+
+#[tokio::test]
+async fn knowledge_search_searches_when_the_model_asks_and_its_passages_are_cited() {
+    use crate::store::bot_tools::BotTool;
+    let f = fixture().await;
+    let llm = Arc::new(ScriptedLlm::new([
+        r#"<tool_call>{"name": "knowledge_search", "arguments": {"query": "paid leave"}}</tool_call>"#,
+        "Fifteen days of paid leave a year [1].",
+    ]));
+    let mut s = settings(&f);
+    s.tools = vec![BotTool::KnowledgeSearch];
+    let (text, outcome) = answer(&chat(&f, &llm), turn(s.clone(), "How long is my leave?")).await;
+    assert_eq!(text, "Fifteen days of paid leave a year [1].");
+    assert_eq!(outcome.tool_steps.len(), 1);
+    assert!(outcome.tool_steps[0].ok, "{:?}", outcome.tool_steps[0]);
+    assert!(outcome.tool_steps[0].result.contains(LEAVE));
+    // The passage it found is cited as the knowledge base's own.
+    assert_eq!(outcome.grounded, Some(true));
+    assert_eq!(outcome.citations.len(), 1, "{:?}", outcome.citations);
+    assert!(outcome.citations[0].chunk_id > 0);
+    assert!(outcome.citations[0].snippet.starts_with("Leave:"));
+    let asked = llm.requests();
+    assert_eq!(asked.len(), 2);
+    // Nothing was searched before the model asked: the question came alone.
+    let first = &asked[0];
+    assert_eq!(
+        first.messages.last().unwrap().content,
+        "How long is my leave?"
+    );
+    assert!(first.messages[0].content.contains("knowledge_search"));
+    assert!(first.gate.is_none());
+    let answer_prompt = &asked[1].messages.last().unwrap().content;
+    assert!(answer_prompt.contains(LEAVE), "{answer_prompt}");
+
+    // A search that finds nothing may search again; found nothing twice, the bot says
+    // the knowledge base does not hold it.
+    let llm = Arc::new(ScriptedLlm::new([
+        r#"<tool_call>{"name": "knowledge_search", "arguments": {"query": "Mars"}}</tool_call>"#,
+        r#"<tool_call>{"name": "knowledge_search", "arguments": {"query": "planet"}}</tool_call>"#,
+        "The knowledge base does not say.",
+    ]));
+    let mut chat = chat(&f, &llm);
+    Arc::get_mut(&mut chat.tools).unwrap().max_rounds = 1;
+    let (_, outcome) = answer(&chat, turn(s, "weather on Mars")).await;
+    assert_eq!(outcome.tool_steps.len(), 2);
+    assert!(outcome.tool_steps.iter().all(|s| !s.ok));
+    assert!(outcome.citations.is_empty());
+    let asked = llm.requests();
+    assert_eq!(asked.len(), 3);
+    assert_eq!(
+        asked[1].tools.as_ref().map(|t| t.choice.clone()),
+        Some(crate::llm::ToolChoice::Required)
+    );
+    assert!(asked[2].tools.is_none());
 }

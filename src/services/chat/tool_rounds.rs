@@ -23,8 +23,8 @@ use crate::llm::{
     ChatMessage, GenerateRequest, LlmBackend, LlmStream, Role, ToolCall, ToolChoice, ToolUse,
 };
 use crate::services::prompt::{self, Grounding, Passage, PastTurn, PromptParts};
-use crate::services::tools::{ToolService, ToolStep};
-use crate::store::bot_tools::BotTool;
+use crate::services::tools::{Scope, ToolService, ToolStep};
+use crate::store::bot_tools::{BotTool, KNOWLEDGE_SEARCH};
 
 /// What a prompt is built from, kept for the rounds after the first.
 pub(super) struct Parts {
@@ -49,8 +49,8 @@ pub(super) struct ToolRounds {
     pub(super) service: Arc<ToolService>,
     pub(super) llm: Arc<dyn LlmBackend>,
     pub(super) tools: Vec<BotTool>,
-    /// The bot's knowledge bases (whose tables `table_query` reads).
-    pub(super) kb_ids: Vec<String>,
+    /// What the bot's tools reach: its knowledge bases' tables and indexes.
+    pub(super) scope: Scope,
     pub(super) offer: ToolUse,
     pub(super) parts: Parts,
     pub(super) sampling: Sampling,
@@ -69,7 +69,7 @@ impl ToolRounds {
         service: Arc<ToolService>,
         llm: Arc<dyn LlmBackend>,
         tools: Vec<BotTool>,
-        kb_ids: Vec<String>,
+        scope: Scope,
         offer: ToolUse,
         parts: Parts,
         sampling: Sampling,
@@ -78,7 +78,7 @@ impl ToolRounds {
             service,
             llm,
             tools,
-            kb_ids,
+            scope,
             offer,
             parts,
             sampling,
@@ -121,6 +121,7 @@ impl ToolRounds {
                     elapsed_ms: 0,
                     sources: Vec::new(),
                     fixable: false,
+                    passages: Vec::new(),
                 });
             } else {
                 to_run.push((i, call.clone()));
@@ -128,7 +129,7 @@ impl ToolRounds {
         }
         let run: Vec<ToolCall> = to_run.iter().map(|(_, c)| c.clone()).collect();
         self.calls_run += run.len();
-        let results = self.service.run_all(&self.tools, &run, &self.kb_ids).await;
+        let results = self.service.run_all(&self.tools, &run, &self.scope).await;
         for ((i, _), step) in to_run.into_iter().zip(results) {
             steps[i] = Some(step);
         }
@@ -161,6 +162,12 @@ impl ToolRounds {
         Ok((steps, stream))
     }
 
+    /// The model is offered the tools with the question and its passages (which were
+    /// judged not to hold the answer).
+    pub(super) fn offer_tools(&self) -> Result<LlmStream> {
+        self.call_again(false)
+    }
+
     /// The model goes on with the tools' results as tool messages, tools still offered;
     /// to `fix` a failed call, it must call one.
     fn call_again(&self, fix: bool) -> Result<LlmStream> {
@@ -172,30 +179,53 @@ impl ToolRounds {
         self.generate(passages, self.parts.grounding, &self.steps, Some(offer))
     }
 
-    /// The model answers from the passages and the tools' results, no tool offered.
-    fn answer(&self) -> Result<LlmStream> {
-        let known = self.parts.passages.len();
-        let mut results: Vec<Passage> = Vec::new();
-        for step in &self.done {
-            let seen = results
-                .iter()
-                .any(|r| r.text == step.result && r.document_name == result_name(step));
-            if !seen {
-                // After the knowledge base's markers, so none of them is cited as one.
-                results.push(result_passage(step, known + results.len() + 1));
+    /// What the answer is given and judged against: the knowledge base's passages — the
+    /// question's own, then what `knowledge_search` found, numbered on — and after them
+    /// the other tools' results, each with the step it comes from.
+    pub(super) fn evidence(&self) -> Evidence<'_> {
+        let mut passages = self.parts.passages.clone();
+        for step in self.done.iter().filter(|s| s.ok) {
+            for found in &step.passages {
+                if !passages.iter().any(|p| p.chunk_id == found.chunk_id) {
+                    passages.push(Passage {
+                        marker: passages.len() + 1,
+                        ..found.clone()
+                    });
+                }
             }
         }
-        // Nothing to answer from: every call failed and a bot with knowledge was given no
-        // passage (a sheet's rows are left to the query). Given only the errors, the 1.5B
-        // made up figures.
+        let mut results: Vec<(Passage, &ToolStep)> = Vec::new();
+        // A search's passages stand for its result; one that found nothing said so to
+        // the model already.
+        let results_of = self.done.iter().filter(|s| s.name != KNOWLEDGE_SEARCH);
+        for step in results_of {
+            let seen = results
+                .iter()
+                .any(|(r, _)| r.text == step.result && r.document_name == result_name(step));
+            if !seen {
+                let marker = passages.len() + results.len() + 1;
+                results.push((result_passage(step, marker), step));
+            }
+        }
+        Evidence { passages, results }
+    }
+
+    /// The model answers from the passages and the tools' results, no tool offered.
+    fn answer(&self) -> Result<LlmStream> {
+        let evidence = self.evidence();
+        // Nothing to answer from: every call failed and a bot with knowledge has no
+        // passage (a sheet's rows are left to the query; a search found nothing). Given
+        // only the errors, the 1.5B made up figures.
         let has_knowledge = !matches!(self.parts.grounding, Grounding::None);
-        if has_knowledge && self.parts.passages.is_empty() && self.done.iter().all(|s| !s.ok) {
+        if has_knowledge && evidence.passages.is_empty() && self.done.iter().all(|s| !s.ok) {
             return self.generate(Vec::new(), Grounding::NothingFound, &[], None);
         }
         // The results first: passages that do not fit are dropped from the end.
-        let passages: Vec<Passage> = results
+        let passages: Vec<Passage> = evidence
+            .results
             .into_iter()
-            .chain(self.parts.passages.iter().cloned())
+            .map(|(p, _)| p)
+            .chain(evidence.passages)
             .collect();
         self.generate(passages, Grounding::Passages, &[], None)
     }
@@ -233,6 +263,14 @@ impl ToolRounds {
     }
 }
 
+/// What an answer with tools is given: see [`ToolRounds::evidence`].
+pub(super) struct Evidence<'a> {
+    /// The knowledge base's passages, numbered from 1.
+    pub(super) passages: Vec<Passage>,
+    /// The other tools' results as passages, numbered after them, with their steps.
+    pub(super) results: Vec<(Passage, &'a ToolStep)>,
+}
+
 /// What a tool's result is called as a passage.
 fn result_name(step: &ToolStep) -> String {
     format!("工具 {} 的结果", step.name)
@@ -240,7 +278,7 @@ fn result_name(step: &ToolStep) -> String {
 
 /// A tool's result as a passage with `marker`: what the model answers from, and what an
 /// answer's support is judged against beside the knowledge base's passages.
-pub(super) fn result_passage(step: &ToolStep, marker: usize) -> Passage {
+fn result_passage(step: &ToolStep, marker: usize) -> Passage {
     Passage {
         marker,
         chunk_id: 0,

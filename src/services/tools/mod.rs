@@ -21,13 +21,16 @@ pub use settings::{MAX_TOOLS, check_tools, seal_secrets};
 pub use table_query::TableQueries;
 
 use super::fetch::Fetcher;
+use super::retrieve::retrieve;
+use super::search::SearchService;
 use super::secrets::SecretBox;
 use crate::config::ToolsConfig;
 use crate::error::{Error, Result};
 use crate::llm::{ToolCall, ToolChoice, ToolSpec, ToolUse};
-use crate::services::prompt::Passage;
+use crate::services::prompt::{self, Passage};
 use crate::store::Store;
 use crate::store::bot_tools::{BotTool, TABLE_QUERY};
+use crate::store::bots::RetrievalSettings;
 
 /// Runs bots' tools under the limits `[tools]` sets.
 #[derive(Debug, Clone)]
@@ -44,6 +47,18 @@ pub struct ToolService {
     pub max_rounds: usize,
     /// The knowledge bases' spreadsheets as SQL tables (`table_query`).
     pub tables: Arc<TableQueries>,
+    /// The knowledge bases' indexes (`knowledge_search`).
+    pub search: Arc<SearchService>,
+}
+
+/// What a bot's tools reach: its knowledge bases, and how it searches them.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    /// The bot's knowledge bases (their tables for `table_query`, their indexes for
+    /// `knowledge_search`).
+    pub kb_ids: Vec<String>,
+    /// The bot's retrieval settings, which `knowledge_search` searches with.
+    pub retrieval: RetrievalSettings,
 }
 
 /// One tool call and what came of it.
@@ -69,6 +84,10 @@ pub struct ToolStep {
     /// expression that does not parse): it may call again once.
     #[serde(skip)]
     pub fixable: bool,
+    /// What `knowledge_search` found: they join the answer's passages and are cited as
+    /// the knowledge base's own.
+    #[serde(skip)]
+    pub passages: Vec<Passage>,
 }
 
 /// The tools offered to the model for one answer.
@@ -78,6 +97,8 @@ pub struct Offer {
     pub tools: ToolUse,
     /// The documents whose tables `table_query` reads (none without it).
     pub table_documents: Vec<String>,
+    /// `knowledge_search` is offered: the bot searches when its model asks.
+    pub searches: bool,
 }
 
 impl Offer {
@@ -112,8 +133,14 @@ pub struct ToolSource {
 }
 
 impl ToolService {
-    /// The service `[tools]` configures; table queries read `store`'s tables.
-    pub fn new(config: &ToolsConfig, secrets: Arc<SecretBox>, store: Store) -> Self {
+    /// The service `[tools]` configures; table queries read `store`'s tables, knowledge
+    /// searches `search`'s indexes.
+    pub fn new(
+        config: &ToolsConfig,
+        secrets: Arc<SecretBox>,
+        store: Store,
+        search: Arc<SearchService>,
+    ) -> Self {
         Self {
             fetcher: Fetcher::for_tools(config),
             secrets,
@@ -125,18 +152,26 @@ impl ToolService {
                 config.table_max_rows,
                 config.table_query_timeout_ms,
             )),
+            search,
         }
     }
 
     /// The bot's tools as the model is offered them, to call as it sees fit, for a bot
-    /// over `kb_ids`. `table_query` is described with the tables it can read, and left
-    /// out where there are none; `None` when no tool is left.
-    pub async fn offer(&self, tools: &[BotTool], kb_ids: &[String]) -> Result<Option<Offer>> {
+    /// reaching `scope`. `table_query` is described with the tables it can read, and left
+    /// out where there are none, as `knowledge_search` is without a knowledge base;
+    /// `None` when no tool is left.
+    pub async fn offer(&self, tools: &[BotTool], scope: &Scope) -> Result<Option<Offer>> {
         let mut specs = Vec::with_capacity(tools.len());
         let mut table_documents = Vec::new();
+        let mut searches = false;
         for tool in tools {
             let description = match tool {
-                BotTool::TableQuery => match self.tables.describe(kb_ids).await? {
+                BotTool::KnowledgeSearch if scope.kb_ids.is_empty() => continue,
+                BotTool::KnowledgeSearch => {
+                    searches = true;
+                    tool.description().to_string()
+                }
+                BotTool::TableQuery => match self.tables.describe(&scope.kb_ids).await? {
                     Some((tables, documents)) => {
                         table_documents = documents;
                         format!("{}\n{tables}", tool.description())
@@ -157,25 +192,27 @@ impl ToolService {
         Ok(Some(Offer {
             tools: ToolUse::new(specs, ToolChoice::Auto, true)?,
             table_documents,
+            searches,
         }))
     }
 
-    /// Run `calls` (at the same time) with the tools of a bot over `kb_ids`; the results
-    /// in call order.
+    /// Run `calls` (at the same time) with the tools of a bot reaching `scope`; the
+    /// results in call order.
     pub async fn run_all(
         &self,
         tools: &[BotTool],
         calls: &[ToolCall],
-        kb_ids: &[String],
+        scope: &Scope,
     ) -> Vec<ToolStep> {
-        let runs = calls.iter().map(|call| self.run(tools, call, kb_ids));
+        let runs = calls.iter().map(|call| self.run(tools, call, scope));
         futures::future::join_all(runs).await
     }
 
-    async fn run(&self, tools: &[BotTool], call: &ToolCall, kb_ids: &[String]) -> ToolStep {
+    async fn run(&self, tools: &[BotTool], call: &ToolCall, scope: &Scope) -> ToolStep {
         let started = Instant::now();
         let span = tracing::info_span!("tool", name = %call.name);
         let mut sources = Vec::new();
+        let mut passages = Vec::new();
         // Whether a failure is one the model can put right by calling again.
         let mut fixable = false;
         let outcome = match tools.iter().find(|t| t.name() == call.name) {
@@ -191,24 +228,39 @@ impl ToolService {
                         BotTool::Calculator => builtin::calculate(&arguments).inspect_err(|_| {
                             fixable = true;
                         }),
-                        BotTool::TableQuery => match self.tables.run(kb_ids, &arguments).await {
-                            Ok(result) => {
-                                sources = result
-                                    .tables
-                                    .iter()
-                                    .map(|t| ToolSource {
-                                        document_id: t.info.document_id.clone(),
-                                        document_name: t.info.document_name.clone(),
-                                        label: format!("表 {}", t.sql_name),
-                                    })
-                                    .collect();
-                                Ok(result.text)
+                        BotTool::KnowledgeSearch => {
+                            match self.knowledge_search(scope, &arguments).await {
+                                Ok(found) => {
+                                    let text = prompt::passages_text(&found);
+                                    passages = found;
+                                    Ok(text)
+                                }
+                                Err((why, can_fix)) => {
+                                    fixable = can_fix;
+                                    Err(why)
+                                }
                             }
-                            Err(e) => {
-                                fixable = matches!(e, Error::InvalidInput(_));
-                                Err(e.to_string())
+                        }
+                        BotTool::TableQuery => {
+                            match self.tables.run(&scope.kb_ids, &arguments).await {
+                                Ok(result) => {
+                                    sources = result
+                                        .tables
+                                        .iter()
+                                        .map(|t| ToolSource {
+                                            document_id: t.info.document_id.clone(),
+                                            document_name: t.info.document_name.clone(),
+                                            label: format!("表 {}", t.sql_name),
+                                        })
+                                        .collect();
+                                    Ok(result.text)
+                                }
+                                Err(e) => {
+                                    fixable = matches!(e, Error::InvalidInput(_));
+                                    Err(e.to_string())
+                                }
                             }
-                        },
+                        }
                     }
                 };
                 tracing::Instrument::instrument(run, span).await
@@ -229,7 +281,35 @@ impl ToolService {
             elapsed_ms,
             sources,
             fixable,
+            passages,
         }
+    }
+
+    /// The passages `{"query": …}` finds in the bot's knowledge bases; what went wrong
+    /// instead, and whether the model can put it right (another query).
+    async fn knowledge_search(
+        &self,
+        scope: &Scope,
+        arguments: &serde_json::Value,
+    ) -> std::result::Result<Vec<Passage>, (String, bool)> {
+        let query = arguments
+            .get("query")
+            .and_then(serde_json::Value::as_str)
+            .map(str::trim)
+            .filter(|q| !q.is_empty())
+            .ok_or_else(|| ("give the query as {\"query\": \"…\"}".to_string(), true))?;
+        let found = retrieve(&self.search, &scope.kb_ids, &scope.retrieval, query)
+            .await
+            .map_err(|e| (e.to_string(), false))?;
+        if found.passages.is_empty() {
+            return Err((
+                format!(
+                    "nothing in the knowledge base matches '{query}': search again with other words (fewer words, another term for the same thing)"
+                ),
+                true,
+            ));
+        }
+        Ok(found.passages)
     }
 }
 

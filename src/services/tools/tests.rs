@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::services::fetch::TOOL_KEYS;
+use crate::services::testing::Fixture;
 use crate::store::bot_tools::{HttpMethod, HttpTool, ToolHeader};
 
 /// A stand-in API on loopback: weather by city (wants an API key), orders by id, a slow
@@ -49,12 +50,10 @@ async fn stand_in_api() -> String {
 
 use axum::response::IntoResponse;
 
-/// The tools' service; its table queries read an empty store.
-async fn service(allow_private: bool) -> (tempfile::TempDir, ToolService) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = crate::store::Store::open(&dir.path().join("t.sqlite"))
-        .await
-        .unwrap();
+/// The tools' service over a fixture's store and empty knowledge base.
+async fn service(allow_private: bool) -> (Fixture, ToolService) {
+    let f = Fixture::new().await;
+    let store = f.store.clone();
     let service = ToolService {
         fetcher: Fetcher {
             max_bytes: 10_000,
@@ -67,8 +66,9 @@ async fn service(allow_private: bool) -> (tempfile::TempDir, ToolService) {
         max_calls_per_answer: 6,
         max_rounds: 3,
         tables: Arc::new(super::TableQueries::new(store, 30, 2_000)),
+        search: f.search.clone(),
     };
-    (dir, service)
+    (f, service)
 }
 
 fn http_tool(name: &str, method: HttpMethod, url: String, headers: Vec<ToolHeader>) -> BotTool {
@@ -112,7 +112,9 @@ async fn tools_run_together_and_a_failing_one_is_a_result() {
         ToolCall::new("nothing", "{}"),
     ];
     let started = Instant::now();
-    let steps = tools_service.run_all(&tools, &calls, &[]).await;
+    let steps = tools_service
+        .run_all(&tools, &calls, &Scope::default())
+        .await;
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "calls ran together"
@@ -180,7 +182,7 @@ async fn a_secret_is_stored_sealed_and_kept_when_resent_without_a_value() {
         .run_all(
             &resent,
             &[ToolCall::new("weather", r#"{"city":"广州"}"#)],
-            &[],
+            &Scope::default(),
         )
         .await;
     assert!(steps[0].ok, "{:?}", steps[0]);
@@ -202,7 +204,11 @@ async fn a_tool_cannot_reach_a_private_address_unless_allowed() {
     )];
     let (_dir, tools_service) = service(false).await;
     let steps = tools_service
-        .run_all(&tools, &[ToolCall::new("weather", r#"{"city":"x"}"#)], &[])
+        .run_all(
+            &tools,
+            &[ToolCall::new("weather", r#"{"city":"x"}"#)],
+            &Scope::default(),
+        )
         .await;
     assert!(!steps[0].ok);
     assert!(
@@ -213,7 +219,11 @@ async fn a_tool_cannot_reach_a_private_address_unless_allowed() {
     // Allowed, the stand-in answers 401 without the key: a result the model reads.
     let (_dir, tools_service) = service(true).await;
     let steps = tools_service
-        .run_all(&tools, &[ToolCall::new("weather", r#"{"city":"x"}"#)], &[])
+        .run_all(
+            &tools,
+            &[ToolCall::new("weather", r#"{"city":"x"}"#)],
+            &Scope::default(),
+        )
         .await;
     assert!(!steps[0].ok);
     assert!(
@@ -346,7 +356,10 @@ async fn a_table_query_counts_sums_and_refuses_anything_but_one_select() {
         ..service
     };
     let (kb, _doc) = kb_with_sheet(&store).await;
-    let kbs = vec![kb];
+    let kbs = Scope {
+        kb_ids: vec![kb],
+        ..Scope::default()
+    };
     let tools = vec![BotTool::TableQuery];
 
     // The model is told the table, its columns and a text column's values.
@@ -360,7 +373,13 @@ async fn a_table_query_counts_sums_and_refuses_anything_but_one_select() {
         "{description}"
     );
     // Without tables, the tool is not offered.
-    assert!(service.offer(&tools, &[]).await.unwrap().is_none());
+    assert!(
+        service
+            .offer(&tools, &Scope::default())
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     let run = |sql: &str| {
         let call = ToolCall::new("table_query", serde_json::json!({ "sql": sql }).to_string());

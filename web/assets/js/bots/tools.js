@@ -7,7 +7,7 @@ import { t } from '../i18n.js';
 import { limits } from '../limits.js';
 import { errorText, field, h, modal, mount } from '../ui.js';
 
-const BUILTINS = ['table_query', 'calculator', 'current_time'];
+const BUILTINS = ['knowledge_search', 'table_query', 'calculator', 'current_time'];
 const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'];
 const EMPTY_SCHEMA = { type: 'object', properties: {} };
 
