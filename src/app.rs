@@ -16,6 +16,7 @@ use crate::llm::{LlmBackend, Unavailable};
 use crate::services::bots::BotService;
 use crate::services::chat::ChatService;
 use crate::services::embeddings::EmbeddingService;
+use crate::services::files::FileStore;
 use crate::services::health::HealthService;
 use crate::services::indexing::IndexRegistry;
 use crate::services::jobs::JobService;
@@ -126,7 +127,7 @@ impl AppState {
             indexes: indexes.clone(),
             queue: queue.clone(),
             pipeline: pipeline.clone(),
-            data_dir: config.data_dir.clone(),
+            files: FileStore::new(&config, &store),
             max_upload_bytes: config.ingest.max_upload_bytes,
             fetcher: crate::services::fetch::Fetcher::new(&config.ingest),
             job_heartbeat: config.job_heartbeat(),

@@ -1,6 +1,7 @@
 //! What zhiku does, independent of how it is asked (HTTP or CLI): [`knowledge`] (KBs,
 //! documents, chunks; [`web_pages`]: documents fetched from URLs through [`fetch`], which
 //! keeps them off private addresses, synced and re-crawled by [`web_sync`], on a KB's schedule by [`web_schedule`]), [`indexing`] (keeping BM25 and vectors in step with the database; [`replicas`]: with the other nodes' writes too),
+//! [`files`] (uploaded files and fetched pages, in the data directory or the database),
 //! [`jobs`] (the ingestion queue) and [`workers`] (ingesting in this process), [`search`] (hit testing), [`embeddings`] (the embedding
 //! model for `/v1`), [`limits`] (every limit a client should know, from their homes), [`bots`] (bot drafts, versions, API keys, recorded conversations),
 //! [`chat`] (answers: [`prompt`] builds what the model reads, [`focus`] cuts passages to
@@ -16,6 +17,7 @@ pub mod chat;
 pub mod embeddings;
 pub mod evidence;
 pub mod fetch;
+pub mod files;
 pub mod focus;
 pub mod health;
 pub mod indexing;

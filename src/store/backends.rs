@@ -622,6 +622,28 @@ async fn a_run_out_lease_is_run_again_and_its_chunks_tombstoned(backend: Backend
     );
 }
 
+/// Files kept in the database: stored, replaced, read and deleted by their path.
+async fn stored_files_round_trip(backend: Backend) {
+    let (_dir, store) = test_store(backend).await;
+    assert_eq!(store.stored_file("files/a").await.unwrap(), None);
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    store.put_stored_file("files/a", &big).await.unwrap();
+    store
+        .put_stored_file("files/b", b"\0bytes\xff")
+        .await
+        .unwrap();
+    assert_eq!(store.stored_file("files/a").await.unwrap(), Some(big));
+    store.put_stored_file("files/a", b"again").await.unwrap();
+    assert_eq!(
+        store.stored_file("files/a").await.unwrap().as_deref(),
+        Some(&b"again"[..])
+    );
+    assert!(store.delete_stored_file("files/a").await.unwrap());
+    assert!(!store.delete_stored_file("files/a").await.unwrap());
+    assert_eq!(store.stored_file("files/a").await.unwrap(), None);
+    assert!(store.stored_file("files/b").await.unwrap().is_some());
+}
+
 ingest::on_both_backends!(
     a_run_out_lease_is_run_again_and_its_chunks_tombstoned,
     knowledge_round_trip,
@@ -633,4 +655,5 @@ ingest::on_both_backends!(
     keys_authenticate_until_revoked,
     version_names_the_database,
     web_pages_due_for_a_sync,
+    stored_files_round_trip,
 );
