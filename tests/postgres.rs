@@ -4,9 +4,9 @@
 //! node on the same database refused unless `database.several_nodes` allows it. Two nodes
 //! on one database: one killed while it ingests, the other takes its jobs over. Three
 //! nodes on one database: what one writes is searchable on the others within seconds,
-//! and every node's indexes equal the database, and any node reads the files uploaded to
-//! another from the database. A node without an admin token in its config refuses to
-//! start.
+//! and every node's indexes equal the database, any node reads the files uploaded to
+//! another from the database, and a key's rate limit counts on all of them together. A
+//! node without an admin token in its config refuses to start.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -354,7 +354,7 @@ fn index_check(node: &Server, kb: &str) -> serde_json::Value {
 /// followed by every node; every node's index-check agrees with the database; a KB made
 /// on B gets indexes on A and C, and once deleted on C they go everywhere. Any node may
 /// take an upload's job: it reads the file from the database, and no node's data
-/// directory holds one.
+/// directory holds one. A key made on A is limited across the three nodes together.
 #[test]
 fn three_nodes_follow_each_others_writes() {
     let url = database();
@@ -367,6 +367,7 @@ fn three_nodes_follow_each_others_writes() {
         ("ZHIKU_DATABASE__URL", url.as_str()),
         ("ZHIKU_DATABASE__SEVERAL_NODES", "true"),
         ("ZHIKU_INGEST__WORKERS", "1"),
+        ("ZHIKU_HTTP__KEY_REQUESTS_PER_MINUTE", "4"),
     ];
     let a = Server::start_with(dirs[0].path(), &env);
     let b = Server::start_with(dirs[1].path(), &env);
@@ -475,5 +476,48 @@ fn three_nodes_follow_each_others_writes() {
     }
     for d in &dirs {
         assert!(!d.path().join("files").exists(), "{}", d.path().display());
+    }
+
+    key_is_limited_across_nodes(&url, &nodes, 4);
+}
+
+/// A key made on the first node is refused with 429 once `per_minute` requests have
+/// reached the nodes in all, spread over them, with a Retry-After up to the minute's end.
+fn key_is_limited_across_nodes(url: &str, nodes: &[(&str, &Server)], per_minute: usize) {
+    let bot = nodes[0].1.create_bot(json!({"name": "limited"}));
+    let key = nodes[0].1.publish_with_key(&bot);
+    // The count is per minute of the database's clock: start early in one, so that the
+    // requests below fall in the same minute.
+    let (rt, db) = pool(url);
+    let (left,): (i64,) = rt
+        .block_on(sqlx::query_as("SELECT 60 - unixepoch() % 60").fetch_one(&db))
+        .unwrap();
+    if left < 10 {
+        std::thread::sleep(Duration::from_secs(left.unsigned_abs() + 1));
+    }
+    let http = reqwest::blocking::Client::new();
+    let models = |node: &Server| {
+        http.get(node.url("/v1/models"))
+            .bearer_auth(&key)
+            .send()
+            .unwrap()
+    };
+    for i in 0..per_minute {
+        let (name, node) = nodes[i % nodes.len()];
+        assert_eq!(models(node).status(), 200, "request {i} on {name}");
+    }
+    for (name, node) in nodes {
+        let refused = models(node);
+        assert_eq!(
+            refused.status(),
+            429,
+            "on {name}: the key's limit is shared"
+        );
+        let retry: u64 = refused.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&retry), "{retry}");
     }
 }
