@@ -31,7 +31,7 @@ use crate::store::Store;
 use crate::store::bot_tools::BotTool;
 use crate::store::bots::{BotSettings, NoRecallMode};
 use crate::store::conversations::{Channel, MessageRow, MessageStatus, Role};
-use tool_rounds::ToolRounds;
+use tool_rounds::{Next, ToolRounds};
 
 /// Longest chat message (a question) accepted, in characters, on every channel: the
 /// workspace's test chat, a published bot's chat and `/v1`.
@@ -493,6 +493,8 @@ impl ChatService {
                     question: question.clone(),
                     passages: built.passages.clone(),
                     grounding,
+                    no_recall_reply: (settings.no_recall.mode == NoRecallMode::Fixed)
+                        .then(|| settings.no_recall.reply.clone()),
                 },
                 tool_rounds::Sampling {
                     max_tokens,
@@ -856,7 +858,18 @@ impl Relay {
                             self.decline = None;
                         }
                         match self.next_round(calls).await {
-                            Ok(next) => llm = next,
+                            Ok(Next::Model(next)) => llm = next,
+                            Ok(Next::NoRecall(reply)) => {
+                                // The tools left nothing to answer from.
+                                first_token = Some(ms(self.started));
+                                self.no_recall = true;
+                                self.decline = None;
+                                answer = reply;
+                                if self.out.send(ChatEvent::Token(answer.clone())).await.is_err() {
+                                    break Ending::ClientLeft;
+                                }
+                                break Ending::Done(FinishReason::Stop, earlier);
+                            }
                             Err(ending) => break ending,
                         }
                     }
@@ -984,10 +997,7 @@ impl Relay {
     /// Run the calls of the bot's tools the round that ended made, telling the client what
     /// each returned, and start the next round; how the answer ends instead when the
     /// client leaves meanwhile or the model cannot go on.
-    async fn next_round(
-        &mut self,
-        calls: Vec<ToolCall>,
-    ) -> std::result::Result<crate::llm::LlmStream, Ending> {
+    async fn next_round(&mut self, calls: Vec<ToolCall>) -> std::result::Result<Next, Ending> {
         let Some(rounds) = self.rounds.as_mut() else {
             return Err(Ending::Failed {
                 message: "tool calls without tools".into(),

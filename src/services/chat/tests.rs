@@ -331,14 +331,16 @@ async fn the_model_goes_on_from_the_tool_results_after_the_question() {
 async fn the_bots_own_tools_run_and_the_model_answers_with_their_results() {
     use crate::store::bot_tools::BotTool;
     let f = fixture().await;
-    let llm = Arc::new(ScriptedLlm::new([
-        r#"<tool_call>{"name": "calculator", "arguments": {"expression": "15*2"}}</tool_call>"#,
-        // The same call again: not run twice, and the model must then answer.
-        r#"<tool_call>{"arguments": {"expression":"15*2"}, "name": "calculator"}</tool_call>"#,
-        "Every employee has fifteen days a year, so 30 days in two years [1].",
-    ])
-    // Judged not to hold the answer, the passages are answered from with the tools.
-    .with_verdict(0.2));
+    let llm = Arc::new(
+        ScriptedLlm::new([
+            r#"<tool_call>{"name": "calculator", "arguments": {"expression": "15*2"}}</tool_call>"#,
+            // The same call again: not run twice, and the model must then answer.
+            r#"<tool_call>{"arguments": {"expression":"15*2"}, "name": "calculator"}</tool_call>"#,
+            "Every employee has fifteen days a year, so 30 days in two years [1].",
+        ])
+        // Judged not to hold the answer, the passages are answered from with the tools.
+        .with_verdict(0.2),
+    );
     let mut s = settings(&f);
     s.tools = vec![BotTool::Calculator, BotTool::CurrentTime];
     let chat = chat(&f, &llm);
@@ -517,24 +519,37 @@ async fn knowledge_search_searches_when_the_model_asks_and_its_passages_are_cite
     let answer_prompt = &asked[1].messages.last().unwrap().content;
     assert!(answer_prompt.contains(LEAVE), "{answer_prompt}");
 
-    // A search that finds nothing may search again; found nothing twice, the bot says
-    // the knowledge base does not hold it.
-    let llm = Arc::new(ScriptedLlm::new([
+    // A search that finds nothing may search again; found nothing twice, the bot gives
+    // its no-recall reply, as when its own retrieval finds nothing.
+    let searches = [
         r#"<tool_call>{"name": "knowledge_search", "arguments": {"query": "Mars"}}</tool_call>"#,
         r#"<tool_call>{"name": "knowledge_search", "arguments": {"query": "planet"}}</tool_call>"#,
         "The knowledge base does not say.",
-    ]));
-    let mut chat = chat(&f, &llm);
-    Arc::get_mut(&mut chat.tools).unwrap().max_rounds = 1;
-    let (_, outcome) = answer(&chat, turn(s, "weather on Mars")).await;
+    ];
+    let llm = Arc::new(ScriptedLlm::new(searches));
+    let mut fixed = chat(&f, &llm);
+    Arc::get_mut(&mut fixed.tools).unwrap().max_rounds = 1;
+    let (text, outcome) = answer(&fixed, turn(s.clone(), "weather on Mars")).await;
+    assert_eq!(text, s.no_recall.reply);
+    assert!(outcome.no_recall);
+    assert_eq!(outcome.grounded, Some(false));
     assert_eq!(outcome.tool_steps.len(), 2);
     assert!(outcome.tool_steps.iter().all(|s| !s.ok));
     assert!(outcome.citations.is_empty());
     let asked = llm.requests();
-    assert_eq!(asked.len(), 3);
+    assert_eq!(asked.len(), 2);
     assert_eq!(
         asked[1].tools.as_ref().map(|t| t.choice.clone()),
         Some(crate::llm::ToolChoice::Required)
     );
-    assert!(asked[2].tools.is_none());
+
+    // A bot that lets the model answer when nothing is found asks it.
+    let llm = Arc::new(ScriptedLlm::new(searches));
+    let mut free = chat(&f, &llm);
+    Arc::get_mut(&mut free.tools).unwrap().max_rounds = 1;
+    let mut model_says = s;
+    model_says.no_recall.mode = NoRecallMode::Model;
+    let (text, _) = answer(&free, turn(model_says, "weather on Mars")).await;
+    assert_eq!(text, "The knowledge base does not say.");
+    assert!(llm.requests()[2].tools.is_none());
 }

@@ -34,6 +34,17 @@ pub(super) struct Parts {
     pub(super) question: String,
     pub(super) passages: Vec<Passage>,
     pub(super) grounding: Grounding,
+    /// The bot's fixed no-recall reply (`no_recall.mode` fixed): what it says when the
+    /// tools leave nothing to answer from.
+    pub(super) no_recall_reply: Option<String>,
+}
+
+/// What comes after a round of calls.
+pub(super) enum Next {
+    /// The model goes on.
+    Model(LlmStream),
+    /// Nothing to answer from: the bot's no-recall reply is the answer.
+    NoRecall(String),
 }
 
 /// How the answer is generated, kept for the rounds after the first.
@@ -92,10 +103,7 @@ impl ToolRounds {
 
     /// Run `calls` (the round that just ended made them) and start the model again with
     /// their results: the steps of this round, and the next round's stream.
-    pub(super) async fn next(
-        &mut self,
-        calls: Vec<ToolCall>,
-    ) -> Result<(Vec<ToolStep>, LlmStream)> {
+    pub(super) async fn next(&mut self, calls: Vec<ToolCall>) -> Result<(Vec<ToolStep>, Next)> {
         self.rounds += 1;
         let max_calls = self.service.max_calls_per_answer;
         let mut steps: Vec<Option<ToolStep>> = vec![None; calls.len()];
@@ -154,12 +162,12 @@ impl ToolRounds {
         let rounds = self.service.max_rounds + usize::from(self.fixed_once);
         // Answer now when the model only repeated itself or nothing more may be called.
         let spent = self.rounds >= rounds || self.calls_run >= max_calls;
-        let stream = if repeats == steps.len() || spent {
+        let next = if repeats == steps.len() || spent {
             self.answer()?
         } else {
-            self.call_again(fix)?
+            Next::Model(self.call_again(fix)?)
         };
-        Ok((steps, stream))
+        Ok((steps, next))
     }
 
     /// The model is offered the tools with the question and its passages (which were
@@ -211,14 +219,20 @@ impl ToolRounds {
     }
 
     /// The model answers from the passages and the tools' results, no tool offered.
-    fn answer(&self) -> Result<LlmStream> {
+    fn answer(&self) -> Result<Next> {
         let evidence = self.evidence();
         // Nothing to answer from: every call failed and a bot with knowledge has no
         // passage (a sheet's rows are left to the query; a search found nothing). Given
-        // only the errors, the 1.5B made up figures.
+        // only the errors, the 1.5B made up figures, and told that nothing was found, the
+        // 0.5B repeated what it was told: the bot's fixed reply says it, as when its
+        // retrieval finds nothing.
         let has_knowledge = !matches!(self.parts.grounding, Grounding::None);
         if has_knowledge && evidence.passages.is_empty() && self.done.iter().all(|s| !s.ok) {
-            return self.generate(Vec::new(), Grounding::NothingFound, &[], None);
+            if let Some(reply) = &self.parts.no_recall_reply {
+                return Ok(Next::NoRecall(reply.clone()));
+            }
+            let stream = self.generate(Vec::new(), Grounding::NothingFound, &[], None)?;
+            return Ok(Next::Model(stream));
         }
         // The results first: passages that do not fit are dropped from the end.
         let passages: Vec<Passage> = evidence
@@ -227,7 +241,12 @@ impl ToolRounds {
             .map(|(p, _)| p)
             .chain(evidence.passages)
             .collect();
-        self.generate(passages, Grounding::Passages, &[], None)
+        Ok(Next::Model(self.generate(
+            passages,
+            Grounding::Passages,
+            &[],
+            None,
+        )?))
     }
 
     fn generate(
