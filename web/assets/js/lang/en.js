@@ -133,7 +133,7 @@ export default {
   'editor.toolsHint': "Tools the bot may call while it answers (like Coze plugins): HTTP endpoints, a calculator, today's date. The model decides from the description when to call one and answers with its result.",
   'editor.tools.http': 'HTTP tool',
   'editor.tools.knowledge_search': 'Knowledge search (on demand)',
-  'editor.tools.knowledge_searchHint': 'The model searches the knowledge bases when it decides to, with words it chooses, and may search again with other words; without it, the bot searches before every answer. Greetings then skip the search.',
+  'editor.tools.knowledge_searchHint': 'The model searches the knowledge bases when it decides to, with words it chooses, and may search again with other words; without it, the bot searches before every answer. Greetings then skip the search. For models that call tools reliably: the small default model rarely searches and answers from its own knowledge.',
   'editor.tools.table_query': 'Table query (SQL)',
   'editor.tools.table_queryHint': 'The spreadsheets and CSV files of the knowledge bases as tables: the model writes one read-only SELECT for exact counts, sums and averages; the answer cites the sheet and shows the query.',
   'editor.tools.calculator': 'Calculator',

@@ -134,7 +134,7 @@ export default {
   'editor.toolsHint': '机器人回答时可以调用的工具（类似 Coze 插件）：HTTP 接口、计算器、当前日期。模型根据描述决定何时调用，结果会交给它继续回答。',
   'editor.tools.http': 'HTTP 工具',
   'editor.tools.knowledge_search': '知识库检索（按需）',
-  'editor.tools.knowledge_searchHint': '由模型决定何时检索知识库、用什么词检索，没找到时可以换个说法再查；不加此工具时，每次回答前都会先检索。问候和闲聊因此不必检索。',
+  'editor.tools.knowledge_searchHint': '由模型决定何时检索知识库、用什么词检索，没找到时可以换个说法再查；不加此工具时，每次回答前都会先检索。问候和闲聊因此不必检索。适合能可靠调用工具的模型：默认的小模型很少主动检索，会凭自己的知识作答。',
   'editor.tools.table_query': '表格查询（SQL）',
   'editor.tools.table_queryHint': '把知识库里的表格和 CSV 当作数据表：模型写一条只读 SELECT，得到准确的计数、合计和平均；回答引用所用的工作表并显示查询语句。',
   'editor.tools.calculator': '计算器',
