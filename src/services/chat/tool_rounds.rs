@@ -170,10 +170,13 @@ impl ToolRounds {
         Ok((steps, next))
     }
 
-    /// The model is offered the tools with the question and its passages (which were
-    /// judged not to hold the answer).
+    /// The model is offered the tools with the question alone, its passages having been
+    /// judged not to hold the answer (they come back in the answer, beside the results).
+    /// Shown the passages and the rules for answering from them, the 1.5B called no tool
+    /// for any of 21 declined questions, "37乘以48等于多少？" among them; with the question
+    /// alone it calls tools as a bot without knowledge does.
     pub(super) fn offer_tools(&self) -> Result<LlmStream> {
-        self.call_again(false)
+        self.generate(Vec::new(), Grounding::None, &[], Some(self.offer.clone()))
     }
 
     /// The model goes on with the tools' results as tool messages, tools still offered;
