@@ -23,8 +23,7 @@ use serde::Deserialize;
 use tracing::{info, instrument, warn};
 
 use super::fetch::{Fetched, FetchedPage, Fetcher, Validators};
-use super::files::FileStore;
-use super::knowledge::{KnowledgeService, UploadOutcome, UploadSettings};
+use super::knowledge::{KnowledgeService, UploadOutcome, UploadSettings, write_file};
 use crate::error::{Error, Result};
 use crate::store::Store;
 use crate::store::documents::{CrawlPlace, DocumentRow, FetchRecord, NewDocument};
@@ -436,7 +435,7 @@ impl KnowledgeService {
 pub(crate) async fn fetch_for_job(
     store: &Store,
     fetcher: &Fetcher,
-    files: &FileStore,
+    data_dir: &Path,
     doc: &DocumentRow,
     url: &str,
 ) -> Result<(String, Vec<u8>)> {
@@ -449,8 +448,8 @@ pub(crate) async fn fetch_for_job(
     let sha = sha256_hex(&page.body);
     let ext = extension_for(&page);
     let path = body_path(&doc.document_id, &sha, ext.as_deref());
-    files.put(&path, &page.body).await?;
-    let recorded = store
+    write_file(data_dir, &path, &page.body)?;
+    store
         .record_first_fetch(
             &doc.document_id,
             &FetchRecord {
@@ -461,15 +460,9 @@ pub(crate) async fn fetch_for_job(
                 last_modified: page.validators.last_modified.as_deref(),
             },
         )
-        .await;
-    if let Err(e) = recorded {
-        if path != doc.file_path {
-            files.remove(&path).await;
-        }
-        return Err(e);
-    }
+        .await?;
     if path != doc.file_path {
-        files.remove(&doc.file_path).await;
+        let _ = tokio::fs::remove_file(data_dir.join(&doc.file_path)).await;
     }
     if ext.as_deref() == Some("html") {
         crawl_links(store, doc, &url, &page.final_url, &page.body).await?;

@@ -14,7 +14,7 @@ use serde::Serialize;
 use tracing::{Instrument, info, instrument, warn};
 
 use super::fetch::{Fetched, FetchedPage, Fetcher, Validators};
-use super::knowledge::{DocumentView, KnowledgeService};
+use super::knowledge::{DocumentView, KnowledgeService, write_file};
 use super::web_pages::{
     CrawlSettings, MAX_CRAWL_PAGES, body_path, crawl_links, extension_for, insert_pages,
 };
@@ -117,7 +117,9 @@ impl KnowledgeService {
         let (job_id, base, body, is_html) = match fetched {
             Fetched::NotModified => {
                 self.store.record_unchanged(document_id, None, None).await?;
-                let stored = self.files.get(&doc.file_path).await.unwrap_or_default();
+                let stored = tokio::fs::read(self.data_dir.join(&doc.file_path))
+                    .await
+                    .unwrap_or_default();
                 (None, url.clone(), stored, doc.file_path.ends_with(".html"))
             }
             Fetched::Page(page) => {
@@ -163,7 +165,7 @@ impl KnowledgeService {
     ) -> Result<i64> {
         let ext = extension_for(page);
         let path = body_path(&doc.document_id, sha, ext.as_deref());
-        self.files.put(&path, &page.body).await?;
+        write_file(&self.data_dir, &path, &page.body)?;
         let record = FetchRecord {
             file_path: &path,
             bytes: page.body.len() as i64,
@@ -179,13 +181,13 @@ impl KnowledgeService {
             Ok(job_id) => job_id,
             Err(e) => {
                 if path != doc.file_path {
-                    self.files.remove(&path).await;
+                    let _ = tokio::fs::remove_file(self.data_dir.join(&path)).await;
                 }
                 return Err(e);
             }
         };
         if path != doc.file_path {
-            self.files.remove(&doc.file_path).await;
+            let _ = tokio::fs::remove_file(self.data_dir.join(&doc.file_path)).await;
         }
         self.queue.notify();
         Ok(job_id)
