@@ -16,9 +16,11 @@ use crate::llm::{LlmBackend, Unavailable};
 use crate::services::bots::BotService;
 use crate::services::chat::ChatService;
 use crate::services::embeddings::EmbeddingService;
+use crate::services::files::FileStore;
 use crate::services::health::HealthService;
 use crate::services::indexing::IndexRegistry;
 use crate::services::jobs::JobService;
+use crate::services::key_rate::KeyRateLimit;
 use crate::services::knowledge::KnowledgeService;
 use crate::services::metrics::{HttpMetrics, MetricsService};
 use crate::services::replicas::ReplicaLag;
@@ -27,9 +29,6 @@ use crate::services::secrets::SecretBox;
 use crate::services::tools::ToolService;
 pub use crate::services::workers::Workers;
 use crate::store::Store;
-
-/// A rate limiter keyed by API key id.
-pub type KeyLimiter = governor::DefaultKeyedRateLimiter<String>;
 
 /// Everything a request or a command needs.
 #[derive(Clone)]
@@ -52,8 +51,8 @@ pub struct AppState {
     pub jobs: Arc<JobService>,
     /// The admin token in force.
     pub admin_token: Arc<str>,
-    /// Requests per minute per bot API key (`None`: unlimited).
-    pub key_limits: Option<Arc<KeyLimiter>>,
+    /// Requests per minute per bot API key, on this node or across nodes.
+    pub key_limits: Arc<KeyRateLimit>,
     /// The chat model (loaded by `zhiku serve` with [`AppState::load_llm`]).
     pub llm: Arc<dyn LlmBackend>,
     /// Whether this node can work (`/health`; rebuilt by [`AppState::load_llm`]).
@@ -126,7 +125,7 @@ impl AppState {
             indexes: indexes.clone(),
             queue: queue.clone(),
             pipeline: pipeline.clone(),
-            data_dir: config.data_dir.clone(),
+            files: FileStore::new(&config, &store),
             max_upload_bytes: config.ingest.max_upload_bytes,
             fetcher: crate::services::fetch::Fetcher::new(&config.ingest),
             job_heartbeat: config.job_heartbeat(),
@@ -188,6 +187,7 @@ impl AppState {
             embedder,
         });
         let config_http = config.http.clone();
+        let follows_other_nodes = config.follows_other_nodes();
         Ok(Self {
             config: Arc::new(config),
             indexes,
@@ -198,8 +198,11 @@ impl AppState {
             chat,
             jobs,
             admin_token: admin_token.into(),
-            key_limits: std::num::NonZeroU32::new(config_http.key_requests_per_minute)
-                .map(|n| Arc::new(KeyLimiter::keyed(governor::Quota::per_minute(n)))),
+            key_limits: Arc::new(KeyRateLimit::new(
+                config_http.key_requests_per_minute,
+                // Several nodes count a key's requests together, in the database.
+                follows_other_nodes.then(|| store.clone()),
+            )),
             llm,
             health,
             metrics,

@@ -82,6 +82,20 @@ pub struct DatabaseConfig {
     /// With several nodes: how often each node compares its indexes with the chunk log,
     /// catching up what a lost notification left behind.
     pub replica_poll_ms: u64,
+    /// Where uploaded files and fetched pages are kept.
+    pub files: FilesBacking,
+}
+
+/// `database.files`: where uploaded files and fetched web pages are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FilesBacking {
+    /// In the database on PostgreSQL, in the data directory on SQLite.
+    Auto,
+    /// In the database (PostgreSQL only): every node reads every file.
+    Database,
+    /// In `<data_dir>/files`; with several nodes, one directory they all mount.
+    Directory,
 }
 
 /// `[http]`.
@@ -391,6 +405,11 @@ impl Config {
                 crate::store::redact_url(url)
             )));
         }
+        if self.database.files == FilesBacking::Database && !self.uses_postgres() {
+            return Err(Error::Config(
+                "database.files = \"database\" needs PostgreSQL (database.url = \"postgres://…\"); on SQLite files live in <data_dir>/files".into(),
+            ));
+        }
         let llm = &self.llm;
         if llm.parallel == 0 || llm.context_tokens < 256 || llm.batch_tokens == 0 {
             return Err(Error::Config(
@@ -527,6 +546,16 @@ impl Config {
         self.database.several_nodes && self.uses_postgres()
     }
 
+    /// Whether uploaded files and fetched pages live in the database (`database.files`:
+    /// `database`, or `auto` on PostgreSQL) rather than in `<data_dir>/files`.
+    pub fn files_in_database(&self) -> bool {
+        match self.database.files {
+            FilesBacking::Database => true,
+            FilesBacking::Directory => false,
+            FilesBacking::Auto => self.uses_postgres(),
+        }
+    }
+
     /// Whether the database is PostgreSQL.
     pub fn uses_postgres(&self) -> bool {
         self.database.url.starts_with("postgres")
@@ -592,6 +621,23 @@ mod tests {
             let err = Config::load(None).unwrap_err().to_string();
             assert!(err.contains("neither sqlite://"), "{err}");
             assert!(!err.contains("hunter2"), "the password is not shown: {err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn files_live_in_the_database_on_postgres_unless_told_otherwise() {
+        figment::Jail::expect_with(|jail| {
+            assert!(!Config::load(None).unwrap().files_in_database());
+            jail.set_env("ZHIKU_DATABASE__FILES", "database");
+            let err = Config::load(None).unwrap_err().to_string();
+            assert!(err.contains("needs PostgreSQL"), "{err}");
+            jail.set_env("ZHIKU_DATABASE__URL", "postgres://zhiku@db/zhiku");
+            assert!(Config::load(None).unwrap().files_in_database());
+            jail.set_env("ZHIKU_DATABASE__FILES", "auto");
+            assert!(Config::load(None).unwrap().files_in_database());
+            jail.set_env("ZHIKU_DATABASE__FILES", "directory");
+            assert!(!Config::load(None).unwrap().files_in_database());
             Ok(())
         });
     }

@@ -4,8 +4,9 @@
 //! node on the same database refused unless `database.several_nodes` allows it. Two nodes
 //! on one database: one killed while it ingests, the other takes its jobs over. Three
 //! nodes on one database: what one writes is searchable on the others within seconds,
-//! and every node's indexes equal the database. A node without an admin token in its
-//! config refuses to start.
+//! and every node's indexes equal the database, any node reads the files uploaded to
+//! another from the database, and a key's rate limit counts on all of them together. A
+//! node without an admin token in its config refuses to start.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -190,15 +191,13 @@ fn wait_for(deadline: Duration, what: &str, mut done: impl FnMut() -> bool) {
 /// while A lives, takes them over once A's leases run out, and finishes every document:
 /// each indexed once, its chunks live exactly once in the database.
 ///
-/// Uploaded files live in the data directory of the node that took them (files shared
-/// between nodes are a later step), so B's `files` is a link to A's: the shared directory
-/// a fleet would mount.
+/// The uploaded files are in the database (`database.files`, "database" by default on
+/// PostgreSQL): B reads the files of the jobs it takes over from there, and neither data
+/// directory ever holds one.
 #[test]
 fn a_killed_nodes_jobs_are_finished_by_another_node_each_document_once() {
     let url = database();
     let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    std::fs::create_dir_all(a_dir.path().join("files")).unwrap();
-    std::os::unix::fs::symlink(a_dir.path().join("files"), b_dir.path().join("files")).unwrap();
     let env = [
         ("ZHIKU_DATABASE__URL", url.as_str()),
         ("ZHIKU_DATABASE__SEVERAL_NODES", "true"),
@@ -271,6 +270,13 @@ fn a_killed_nodes_jobs_are_finished_by_another_node_each_document_once() {
             "job {id}: {after:?}"
         );
         assert!(*attempts >= 2, "job {id} ran again: {after:?}");
+    }
+    for dir in [&a_dir, &b_dir] {
+        assert!(
+            !dir.path().join("files").exists(),
+            "no file on a node's disk: {}",
+            dir.path().display()
+        );
     }
 
     // Each document's chunks live exactly once: as many as it counts, each ordinal once.
@@ -346,7 +352,9 @@ fn index_check(node: &Server, kb: &str) -> serde_json::Value {
 /// document uploaded on A is searchable on B and C within seconds (the delays are
 /// printed); a document deleted on B, a chunk disabled on C and a chunk edited on A are
 /// followed by every node; every node's index-check agrees with the database; a KB made
-/// on B gets indexes on A and C, and once deleted on C they go everywhere.
+/// on B gets indexes on A and C, and once deleted on C they go everywhere. Any node may
+/// take an upload's job: it reads the file from the database, and no node's data
+/// directory holds one. A key made on A is limited across the three nodes together.
 #[test]
 fn three_nodes_follow_each_others_writes() {
     let url = database();
@@ -355,15 +363,11 @@ fn three_nodes_follow_each_others_writes() {
         tempfile::tempdir().unwrap(),
         tempfile::tempdir().unwrap(),
     ];
-    // Any node may take an upload's job: the uploaded files are one shared directory.
-    std::fs::create_dir_all(dirs[0].path().join("files")).unwrap();
-    for d in &dirs[1..] {
-        std::os::unix::fs::symlink(dirs[0].path().join("files"), d.path().join("files")).unwrap();
-    }
     let env = [
         ("ZHIKU_DATABASE__URL", url.as_str()),
         ("ZHIKU_DATABASE__SEVERAL_NODES", "true"),
         ("ZHIKU_INGEST__WORKERS", "1"),
+        ("ZHIKU_HTTP__KEY_REQUESTS_PER_MINUTE", "4"),
     ];
     let a = Server::start_with(dirs[0].path(), &env);
     let b = Server::start_with(dirs[1].path(), &env);
@@ -469,5 +473,51 @@ fn three_nodes_follow_each_others_writes() {
         let (_, health) = node.get("/health");
         let reasons = health["reasons"].to_string();
         assert!(!reasons.contains("replica"), "{name}: {health}");
+    }
+    for d in &dirs {
+        assert!(!d.path().join("files").exists(), "{}", d.path().display());
+    }
+
+    key_is_limited_across_nodes(&url, &nodes, 4);
+}
+
+/// A key made on the first node is refused with 429 once `per_minute` requests have
+/// reached the nodes in all, spread over them, with a Retry-After up to the minute's end.
+fn key_is_limited_across_nodes(url: &str, nodes: &[(&str, &Server)], per_minute: usize) {
+    let bot = nodes[0].1.create_bot(json!({"name": "limited"}));
+    let key = nodes[0].1.publish_with_key(&bot);
+    // The count is per minute of the database's clock: start early in one, so that the
+    // requests below fall in the same minute.
+    let (rt, db) = pool(url);
+    let (left,): (i64,) = rt
+        .block_on(sqlx::query_as("SELECT 60 - unixepoch() % 60").fetch_one(&db))
+        .unwrap();
+    if left < 10 {
+        std::thread::sleep(Duration::from_secs(left.unsigned_abs() + 1));
+    }
+    let http = reqwest::blocking::Client::new();
+    let models = |node: &Server| {
+        http.get(node.url("/v1/models"))
+            .bearer_auth(&key)
+            .send()
+            .unwrap()
+    };
+    for i in 0..per_minute {
+        let (name, node) = nodes[i % nodes.len()];
+        assert_eq!(models(node).status(), 200, "request {i} on {name}");
+    }
+    for (name, node) in nodes {
+        let refused = models(node);
+        assert_eq!(
+            refused.status(),
+            429,
+            "on {name}: the key's limit is shared"
+        );
+        let retry: u64 = refused.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&retry), "{retry}");
     }
 }

@@ -1,7 +1,8 @@
 //! Per-bot API keys for the published chat and the OpenAI-compatible API: the
 //! [`BotKey`] extractor authenticates `Authorization: Bearer <key>` (hashed lookup,
 //! constant-time compare, revoked keys refused, `http.key_requests_per_minute` enforced
-//! per key) and [`BotKey::opens`] keeps a key to its own bot.
+//! per key, across nodes when there are several: [`crate::services::key_rate`]) and
+//! [`BotKey::opens`] keeps a key to its own bot.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -26,17 +27,7 @@ impl FromRequestParts<AppState> for BotKey {
         let Some(key) = state.bots.authenticate_key(token).await? else {
             return Err(Error::Unauthorized);
         };
-        if let Some(limits) = &state.key_limits
-            && let Err(not_until) = limits.check_key(&key.key_id)
-        {
-            let wait = not_until.wait_time_from(governor::clock::Clock::now(
-                &governor::clock::DefaultClock::default(),
-            ));
-            return Err(Error::RateLimited {
-                per_minute: state.config.http.key_requests_per_minute,
-                retry_after_s: wait.as_secs() + 1,
-            });
-        }
+        state.key_limits.check(&key.key_id).await?;
         Ok(Self(key))
     }
 }

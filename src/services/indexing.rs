@@ -21,6 +21,7 @@ use ingest::pipeline::{ChunkSink, ProcessedDocument, SourceDocument};
 use tracing::{info, warn};
 
 use super::fetch::Fetcher;
+use super::files::FileStore;
 use crate::config::SearchConfig;
 use crate::error::{Error, Result};
 use crate::retrieval::bm25::Bm25Change;
@@ -625,8 +626,8 @@ pub struct IndexingSink {
     pub store: Store,
     /// Indexes.
     pub indexes: Arc<IndexRegistry>,
-    /// Data dir (stored files are relative to it).
-    pub data_dir: PathBuf,
+    /// Uploaded files and fetched pages.
+    pub files: FileStore,
     /// Fetches web documents the first time their job runs.
     pub fetcher: Fetcher,
     /// The queue the jobs come from: storing a job's chunks checks that this node still
@@ -644,20 +645,11 @@ impl IndexingSink {
             // A web page not fetched yet: its job fetches it (a crash before the fetch
             // was recorded fetches it again).
             (Some(url), None) => {
-                super::web_pages::fetch_for_job(
-                    &self.store,
-                    &self.fetcher,
-                    &self.data_dir,
-                    &doc,
-                    url,
-                )
-                .await?
+                super::web_pages::fetch_for_job(&self.store, &self.fetcher, &self.files, &doc, url)
+                    .await?
             }
             _ => {
-                let path = self.data_dir.join(&doc.file_path);
-                let bytes = tokio::fs::read(&path).await.map_err(|e| {
-                    Error::Internal(format!("stored file {} is missing: {e}", path.display()))
-                })?;
+                let bytes = self.files.get(&doc.file_path).await?;
                 // A web page's stored file is named with the extension its type gave it.
                 let name = match doc.source_url {
                     Some(_) => doc

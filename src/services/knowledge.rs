@@ -1,11 +1,10 @@
 //! Knowledge bases, documents and chunks: what users create, upload, list, edit and delete.
 //!
-//! An upload is stored under a fresh UUID (written to a `.part` file, fsynced, renamed)
-//! before the document row and its job are inserted in one transaction, so a crash never
-//! leaves a job without its file.
+//! An upload is stored under a fresh UUID ([`FileStore::put`]: durably, in the data
+//! directory or the database) before the document row and its job are inserted in one
+//! transaction, and removed if they cannot be, so a crash never leaves a job without its
+//! file.
 
-use std::io::Write;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use ingest::clean::CleanSettings;
@@ -18,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use tracing::instrument;
 
 use super::fetch::Fetcher;
+use super::files::FileStore;
 use super::indexing::{Consistency, IndexRegistry, IndexingSink};
 use super::reembed::{ReEmbedReport, re_embed_kb};
 use super::web_schedule::check_sync_interval;
@@ -38,8 +38,8 @@ pub struct KnowledgeService {
     pub queue: JobQueue,
     /// Pipeline (for previews and chunk edits).
     pub pipeline: Pipeline,
-    /// Data directory.
-    pub data_dir: PathBuf,
+    /// Uploaded files and fetched pages.
+    pub files: FileStore,
     /// Upload cap.
     pub max_upload_bytes: u64,
     /// Fetches web pages (URL documents, syncs, sitemaps).
@@ -424,7 +424,7 @@ impl KnowledgeService {
         let sink = IndexingSink {
             store: self.store.clone(),
             indexes: self.indexes.clone(),
-            data_dir: self.data_dir.clone(),
+            files: self.files.clone(),
             fetcher: self.fetcher.clone(),
             queue: self.queue.clone(),
         };
@@ -546,7 +546,7 @@ impl KnowledgeService {
         let files = self.store.delete_kb(&kb.kb_id).await?;
         self.indexes.drop_kb(&kb.kb_id).await?;
         for f in files {
-            let _ = tokio::fs::remove_file(self.data_dir.join(f)).await;
+            self.files.remove(&f).await;
         }
         Ok(())
     }
@@ -582,7 +582,7 @@ impl KnowledgeService {
         }
         let document_id = uuid::Uuid::new_v4().to_string();
         let file_path = format!("files/{document_id}");
-        self.write_file(&file_path, &bytes).await?;
+        self.files.put(&file_path, &bytes).await?;
         let split = settings.split.as_ref().map(to_json).transpose()?;
         let clean = settings.clean.as_ref().map(to_json).transpose()?;
         let inserted = self
@@ -604,7 +604,7 @@ impl KnowledgeService {
         let job_id = match inserted {
             Ok(job_id) => job_id,
             Err(e) => {
-                let _ = tokio::fs::remove_file(self.data_dir.join(&file_path)).await;
+                self.files.remove(&file_path).await;
                 if let Error::Conflict(_) = e
                     && let Some(existing) =
                         self.store.document_by_sha256(&kb.kb_id, &sha256).await?
@@ -617,10 +617,6 @@ impl KnowledgeService {
         };
         self.queue.notify();
         Ok(UploadOutcome::queued(document_id, name, job_id))
-    }
-
-    async fn write_file(&self, relative: &str, bytes: &[u8]) -> Result<()> {
-        write_file(&self.data_dir, relative, bytes)
     }
 
     /// Documents of a KB.
@@ -672,7 +668,7 @@ impl KnowledgeService {
         let kb = self.store.kb(id_or_name).await?;
         self.store.document(Some(&kb.kb_id), document_id).await?;
         let file = self.store.delete_document(document_id).await?;
-        let _ = tokio::fs::remove_file(self.data_dir.join(file)).await;
+        self.files.remove(&file).await;
         self.indexes.catch_up(&kb.kb_id).await
     }
 
@@ -794,29 +790,6 @@ impl KnowledgeService {
         let (_, chunks) = tokio::task::spawn_blocking(move || pipeline.chunk(&source)).await??;
         Ok(chunks.into_iter().map(PreviewChunk::from).collect())
     }
-}
-
-/// Store `bytes` at `relative` under the data dir: written to a `.part` file, fsynced and
-/// renamed, so a crash leaves the old file or the new one, never half of one.
-pub(crate) fn write_file(data_dir: &std::path::Path, relative: &str, bytes: &[u8]) -> Result<()> {
-    let path = data_dir.join(relative);
-    let part = path.with_extension("part");
-    // std::fs on purpose: tokio's File reports an error of its last buffered write only
-    // on a later write or flush, so a write cut short by a full disk looked like success
-    // and left a truncated file behind.
-    let written = tokio::task::block_in_place(|| -> std::io::Result<()> {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        let mut file = std::fs::File::create(&part)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&part, &path)
-    });
-    if written.is_err() {
-        let _ = std::fs::remove_file(&part);
-    }
-    Ok(written?)
 }
 
 /// The last path component of a client-supplied name, without control characters: a

@@ -23,7 +23,8 @@ use serde::Deserialize;
 use tracing::{info, instrument, warn};
 
 use super::fetch::{Fetched, FetchedPage, Fetcher, Validators};
-use super::knowledge::{KnowledgeService, UploadOutcome, UploadSettings, write_file};
+use super::files::FileStore;
+use super::knowledge::{KnowledgeService, UploadOutcome, UploadSettings};
 use crate::error::{Error, Result};
 use crate::store::Store;
 use crate::store::documents::{CrawlPlace, DocumentRow, FetchRecord, NewDocument};
@@ -435,7 +436,7 @@ impl KnowledgeService {
 pub(crate) async fn fetch_for_job(
     store: &Store,
     fetcher: &Fetcher,
-    data_dir: &Path,
+    files: &FileStore,
     doc: &DocumentRow,
     url: &str,
 ) -> Result<(String, Vec<u8>)> {
@@ -448,8 +449,8 @@ pub(crate) async fn fetch_for_job(
     let sha = sha256_hex(&page.body);
     let ext = extension_for(&page);
     let path = body_path(&doc.document_id, &sha, ext.as_deref());
-    write_file(data_dir, &path, &page.body)?;
-    store
+    files.put(&path, &page.body).await?;
+    let recorded = store
         .record_first_fetch(
             &doc.document_id,
             &FetchRecord {
@@ -460,9 +461,15 @@ pub(crate) async fn fetch_for_job(
                 last_modified: page.validators.last_modified.as_deref(),
             },
         )
-        .await?;
+        .await;
+    if let Err(e) = recorded {
+        if path != doc.file_path {
+            files.remove(&path).await;
+        }
+        return Err(e);
+    }
     if path != doc.file_path {
-        let _ = tokio::fs::remove_file(data_dir.join(&doc.file_path)).await;
+        files.remove(&doc.file_path).await;
     }
     if ext.as_deref() == Some("html") {
         crawl_links(store, doc, &url, &page.final_url, &page.body).await?;

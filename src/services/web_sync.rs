@@ -14,7 +14,7 @@ use serde::Serialize;
 use tracing::{Instrument, info, instrument, warn};
 
 use super::fetch::{Fetched, FetchedPage, Fetcher, Validators};
-use super::knowledge::{DocumentView, KnowledgeService, write_file};
+use super::knowledge::{DocumentView, KnowledgeService};
 use super::web_pages::{
     CrawlSettings, MAX_CRAWL_PAGES, body_path, crawl_links, extension_for, insert_pages,
 };
@@ -117,9 +117,7 @@ impl KnowledgeService {
         let (job_id, base, body, is_html) = match fetched {
             Fetched::NotModified => {
                 self.store.record_unchanged(document_id, None, None).await?;
-                let stored = tokio::fs::read(self.data_dir.join(&doc.file_path))
-                    .await
-                    .unwrap_or_default();
+                let stored = self.files.get(&doc.file_path).await.unwrap_or_default();
                 (None, url.clone(), stored, doc.file_path.ends_with(".html"))
             }
             Fetched::Page(page) => {
@@ -165,7 +163,7 @@ impl KnowledgeService {
     ) -> Result<i64> {
         let ext = extension_for(page);
         let path = body_path(&doc.document_id, sha, ext.as_deref());
-        write_file(&self.data_dir, &path, &page.body)?;
+        self.files.put(&path, &page.body).await?;
         let record = FetchRecord {
             file_path: &path,
             bytes: page.body.len() as i64,
@@ -181,13 +179,13 @@ impl KnowledgeService {
             Ok(job_id) => job_id,
             Err(e) => {
                 if path != doc.file_path {
-                    let _ = tokio::fs::remove_file(self.data_dir.join(&path)).await;
+                    self.files.remove(&path).await;
                 }
                 return Err(e);
             }
         };
         if path != doc.file_path {
-            let _ = tokio::fs::remove_file(self.data_dir.join(&doc.file_path)).await;
+            self.files.remove(&doc.file_path).await;
         }
         self.queue.notify();
         Ok(job_id)

@@ -3,6 +3,7 @@
 //! both dialects.
 
 use ingest::db::Backend;
+use ingest::on_db;
 
 use super::Store;
 use super::bots::BotSettings;
@@ -622,6 +623,72 @@ async fn a_run_out_lease_is_run_again_and_its_chunks_tombstoned(backend: Backend
     );
 }
 
+/// Files kept in the database: stored, replaced, read and deleted by their path.
+async fn stored_files_round_trip(backend: Backend) {
+    let (_dir, store) = test_store(backend).await;
+    assert_eq!(store.stored_file("files/a").await.unwrap(), None);
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    store.put_stored_file("files/a", &big).await.unwrap();
+    store
+        .put_stored_file("files/b", b"\0bytes\xff")
+        .await
+        .unwrap();
+    assert_eq!(store.stored_file("files/a").await.unwrap(), Some(big));
+    store.put_stored_file("files/a", b"again").await.unwrap();
+    assert_eq!(
+        store.stored_file("files/a").await.unwrap().as_deref(),
+        Some(&b"again"[..])
+    );
+    assert!(store.delete_stored_file("files/a").await.unwrap());
+    assert!(!store.delete_stored_file("files/a").await.unwrap());
+    assert_eq!(store.stored_file("files/a").await.unwrap(), None);
+    assert!(store.stored_file("files/b").await.unwrap().is_some());
+}
+
+/// A key's requests are counted per minute of the database's clock, one statement each,
+/// and windows over a minute old are forgotten.
+async fn key_requests_are_counted_per_minute(backend: Backend) {
+    let (_dir, store) = test_store(backend).await;
+    let mut counts = Vec::new();
+    for _ in 0..3 {
+        let counted = store.count_key_request("k1").await.unwrap();
+        assert!((1..=60).contains(&counted.seconds_left), "{counted:?}");
+        counts.push(counted.count);
+    }
+    // [1, 2, 3], unless a minute turned in between and the count started again.
+    assert!(
+        counts == [1, 2, 3] || counts.windows(2).any(|w| w[1] == 1),
+        "{counts:?}"
+    );
+    assert_eq!(store.count_key_request("k2").await.unwrap().count, 1);
+
+    // Many at once: each gets its own number.
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store.count_key_request("k3").await.unwrap().count
+        }));
+    }
+    let mut got = Vec::new();
+    for t in tasks {
+        got.push(t.await.unwrap());
+    }
+    got.sort_unstable();
+    got.dedup();
+    assert_eq!(got.len(), 8, "{got:?}");
+
+    // A window from long ago goes; the current ones stay.
+    on_db!(
+        &store.pool,
+        "INSERT INTO key_rate (key_id, window_start, count) VALUES ('k1', 60, 5)",
+        |e, q| sqlx::query(q).execute(e).await.map(|r| r.rows_affected())
+    )
+    .unwrap();
+    assert_eq!(store.forget_old_key_rates().await.unwrap(), 1);
+    assert!(store.count_key_request("k2").await.unwrap().count >= 1);
+}
+
 ingest::on_both_backends!(
     a_run_out_lease_is_run_again_and_its_chunks_tombstoned,
     knowledge_round_trip,
@@ -633,4 +700,6 @@ ingest::on_both_backends!(
     keys_authenticate_until_revoked,
     version_names_the_database,
     web_pages_due_for_a_sync,
+    stored_files_round_trip,
+    key_requests_are_counted_per_minute,
 );

@@ -1,8 +1,9 @@
 //! The database, the source of truth (SQLite by default, or PostgreSQL): knowledge bases, documents, chunks with their vectors,
 //! (through the ingest crate) the job queue, and bots with their keys and conversations.
 //! Split by table: [`kbs`], [`documents`], [`chunks`], [`reembed`] (staged vectors),
-//! [`bots`] (with their versions), [`keys`], [`conversations`] (with their messages); this
-//! module owns the `counter`. Each table is written only by its module: an operation that
+//! [`bots`] (with their versions), [`keys`], [`key_rate`] (requests per key and minute),
+//! [`conversations`] (with their messages), [`files`] (stored files, when they live in the
+//! database); this module owns the `counter`. Each table is written only by its module: an operation that
 //! spans tables (deleting a KB, storing a document's chunks, a re-embedding's swap) calls
 //! each owner inside one transaction. Reads may join other tables.
 
@@ -13,8 +14,10 @@ pub mod bots;
 pub mod chunks;
 pub mod conversations;
 pub mod documents;
+pub mod files;
 pub mod index_log;
 pub mod kbs;
+pub mod key_rate;
 pub mod keys;
 pub mod reembed;
 pub mod tables;
