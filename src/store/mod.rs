@@ -84,6 +84,15 @@ impl Store {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            // A connection whose ROLLBACK failed — SQLite may roll a transaction back by
+            // itself when a write hits a full disk, so sqlx's own ROLLBACK then errs — still
+            // counts as inside a transaction, and every BEGIN on it fails ("attempted to
+            // call begin_with at non-zero transaction depth"). Such a connection is closed
+            // instead of handed out: the pool's ping before this check has let any queued
+            // rollback run, so an idle connection is otherwise never in one.
+            .before_acquire(|conn, _meta| {
+                Box::pin(async move { Ok(!sqlx::Connection::is_in_transaction(conn)) })
+            })
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
