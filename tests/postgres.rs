@@ -104,17 +104,10 @@ fn upload_search_and_chat_on_postgres_and_a_restart_keeps_everything() {
     assert_eq!(found["results"][0]["document_name"], "01.txt", "{found}");
     drop(server);
 
-    // The CLI on the same settings: doctor names the database, backup refuses clearly.
+    // The CLI on the same settings: doctor names the database.
     let (ok, doctor) = cli_with(data.path(), &env, &["doctor"]);
     assert!(ok, "{doctor}");
     assert!(doctor.contains("database         PostgreSQL "), "{doctor}");
-    let out = tempfile::tempdir().unwrap();
-    let (ok, backup) = cli_with(
-        data.path(),
-        &env,
-        &["backup", out.path().join("b").to_str().unwrap()],
-    );
-    assert!(!ok && backup.contains("pg_dump"), "{backup}");
 }
 
 #[test]

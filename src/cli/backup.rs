@@ -1,5 +1,6 @@
 //! `zhiku backup DIR` (works beside a running server) and `zhiku restore DIR` (needs the
-//! server stopped): see `services::backup` for what a backup holds.
+//! server stopped, every node of a PostgreSQL deployment): see `services::backup` for what
+//! a backup holds, on either database.
 
 use std::path::PathBuf;
 
@@ -7,9 +8,10 @@ use clap::Args;
 
 use super::print_json;
 use crate::config::Config;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::lock::DataDirLock;
-use crate::services::backup;
+use crate::services::{backup, backup_postgres};
+use crate::store::Store;
 
 /// Arguments of `zhiku backup`.
 #[derive(Debug, Args)]
@@ -22,16 +24,6 @@ pub struct BackupArgs {
 }
 
 /// Arguments of `zhiku restore`.
-/// Backups copy the SQLite file; on PostgreSQL they would copy an unrelated, empty one.
-fn refuse_postgres(config: &Config, command: &str) -> Result<()> {
-    if config.uses_postgres() {
-        return Err(crate::error::Error::InvalidInput(format!(
-            "zhiku {command} works on SQLite only for now; with a PostgreSQL database use pg_dump / pg_restore for the database and copy the data dir's files and kbs folders"
-        )));
-    }
-    Ok(())
-}
-
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
     /// The backup folder.
@@ -45,8 +37,20 @@ pub struct RestoreArgs {
 }
 
 pub(super) async fn backup(config: Config, args: BackupArgs) -> Result<()> {
-    refuse_postgres(&config, "backup")?;
-    let manifest = backup::backup(&config.database_path(), &config.data_dir, &args.out).await?;
+    let manifest = if config.uses_postgres() {
+        let url = config.database_url();
+        let store = Store::connect(&url).await?;
+        backup_postgres::backup(
+            &store,
+            &url,
+            config.files_in_database(),
+            &config.data_dir,
+            &args.out,
+        )
+        .await?
+    } else {
+        backup::backup(&config.database_path(), &config.data_dir, &args.out).await?
+    };
     if args.json {
         return print_json(&manifest);
     }
@@ -63,13 +67,42 @@ pub(super) async fn backup(config: Config, args: BackupArgs) -> Result<()> {
             manifest.missing_files.len()
         );
     }
+    if config.uses_postgres() {
+        println!(
+            "the admin token and the secret key come from the config on PostgreSQL: keep them with the backup, or the restored tools' secrets cannot be opened"
+        );
+    }
     Ok(())
 }
 
 pub(super) async fn restore(config: Config, args: RestoreArgs) -> Result<()> {
-    refuse_postgres(&config, "restore")?;
     let _lock = DataDirLock::acquire(&config.data_dir)?;
-    let manifest = backup::restore(&args.from, &config.data_dir, args.replace)?;
+    let manifest = backup::read_manifest(&args.from)?;
+    let of_postgres = manifest.database == backup_postgres::POSTGRESQL;
+    match (of_postgres, config.uses_postgres()) {
+        (true, true) => {
+            backup_postgres::restore(
+                &args.from,
+                &config.database_url(),
+                &config.data_dir,
+                args.replace,
+            )
+            .await?
+        }
+        (false, false) => {
+            backup::restore(&args.from, &config.data_dir, args.replace)?;
+        }
+        (true, false) => {
+            return Err(Error::InvalidInput(
+                "this is a backup of a PostgreSQL deployment: restore it with [database] url (ZHIKU_DATABASE__URL) naming an empty PostgreSQL database".into(),
+            ));
+        }
+        (false, true) => {
+            return Err(Error::InvalidInput(
+                "this is a backup of a SQLite deployment: restore it into a data dir without [database] url, then copy it to PostgreSQL with zhiku migrate --to".into(),
+            ));
+        }
+    }
     if args.json {
         return print_json(&manifest);
     }
@@ -77,7 +110,11 @@ pub(super) async fn restore(config: Config, args: RestoreArgs) -> Result<()> {
         "restored {} documents from the backup of {} into {}; the indexes are rebuilt from the database when the server starts",
         manifest.documents,
         manifest.created_at,
-        config.data_dir.display()
+        if of_postgres {
+            crate::store::redact_url(&config.database_url())
+        } else {
+            config.data_dir.display().to_string()
+        }
     );
     Ok(())
 }

@@ -55,9 +55,9 @@ pub enum Command {
     Reindex(reindex::ReindexArgs),
     /// Check models, runtime, data dir and indexes.
     Doctor(doctor::DoctorArgs),
-    /// Snapshot the database and uploaded files into a folder (safe while serving).
+    /// Snapshot the database and uploaded files into a folder (safe while serving; pg_dump on PostgreSQL).
     Backup(backup::BackupArgs),
-    /// Restore a backup into the data dir (stop the server first).
+    /// Restore a backup into the data dir, or an empty PostgreSQL database (stop the server first).
     Restore(backup::RestoreArgs),
     /// Measure retrieval (recall@k, MRR, nDCG, latency) and answers on a labelled query set.
     Eval(eval::EvalArgs),

@@ -1,12 +1,13 @@
-//! Backup and restore of a data dir.
+//! Backup and restore of a deployment.
 //!
-//! A backup is a folder: `zhiku.db` (a consistent snapshot taken with SQLite's
-//! `VACUUM INTO`, safe while the server writes), `files/` (the uploaded originals the
-//! snapshot's documents point to; they never change once written), the admin token and
-//! the secret key, and
-//! `zhiku-backup.json` describing it. The BM25 and vector indexes are not copied: SQLite holds
-//! every chunk and its vector, and a data dir without indexes rebuilds them from SQLite when
-//! the server starts, so a restored copy can never disagree with its database.
+//! A backup is a folder with `zhiku-backup.json` describing it. Of a SQLite deployment:
+//! `zhiku.db` (a consistent snapshot taken with SQLite's `VACUUM INTO`, safe while the
+//! server writes), `files/` (the uploaded originals the snapshot's documents point to; they
+//! never change once written), the admin token and the secret key. Of a PostgreSQL one:
+//! `zhiku.pgdump` ([`super::backup_postgres`]). The BM25 and vector indexes are never copied:
+//! the database holds every chunk and its vector, and a data dir without indexes rebuilds
+//! them from it when the server starts, so a restored copy can never disagree with its
+//! database.
 
 use std::path::{Path, PathBuf};
 
@@ -26,15 +27,20 @@ pub const MANIFEST: &str = "zhiku-backup.json";
 /// What a backup holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
+    /// The database it is a copy of: `sqlite` (also what backups written before this
+    /// field existed are) or `postgresql`.
+    #[serde(default = "sqlite")]
+    pub database: String,
     /// zhiku version that wrote it.
     pub zhiku_version: String,
     /// When (UTC, RFC 3339).
     pub created_at: String,
-    /// Bytes of the database snapshot.
+    /// Bytes of the database snapshot (`zhiku.db` or `zhiku.pgdump`).
     pub database_bytes: u64,
     /// Documents in the snapshot.
     pub documents: usize,
-    /// Uploaded files copied.
+    /// Uploaded files copied into `files/` (on PostgreSQL, those not kept in the
+    /// database itself).
     pub files: usize,
     /// Files the snapshot names that were gone (their documents were deleted meanwhile).
     pub missing_files: Vec<String>,
@@ -47,13 +53,7 @@ pub async fn backup(database: &Path, data_dir: &Path, out: &Path) -> Result<Mani
         return Err(Error::not_found(format!("database {}", database.display())));
     }
     let store = Store::open(database).await?;
-    if out.exists() && std::fs::read_dir(out)?.next().is_some() {
-        return Err(Error::InvalidInput(format!(
-            "{} is not empty; back up into a new folder",
-            out.display()
-        )));
-    }
-    std::fs::create_dir_all(out.join("files"))?;
+    prepare_out(out)?;
     let snapshot = out.join("zhiku.db");
     store.snapshot_into(&snapshot).await?;
 
@@ -61,29 +61,10 @@ pub async fn backup(database: &Path, data_dir: &Path, out: &Path) -> Result<Mani
     let snap = Store::open(&snapshot).await?;
     let paths = snap.document_file_paths().await?;
     snap.close().await;
-    let mut files = 0;
-    let mut missing_files = Vec::new();
-    for relative in &paths {
-        let source = safe_join(data_dir, relative)?;
-        let dest = safe_join(out, relative)?;
-        if let Some(parent) = dest.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        match std::fs::copy(&source, &dest) {
-            Ok(_) => files += 1,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                missing_files.push(relative.clone())
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    for name in KEY_FILES {
-        let key = data_dir.join(name);
-        if key.is_file() {
-            std::fs::copy(&key, out.join(name))?;
-        }
-    }
+    let (files, missing_files) = copy_files(&paths, data_dir, out)?;
+    copy_key_files(data_dir, out)?;
     let manifest = Manifest {
+        database: sqlite(),
         zhiku_version: env!("CARGO_PKG_VERSION").to_string(),
         created_at: chrono::Utc::now().to_rfc3339(),
         database_bytes: std::fs::metadata(&snapshot)?.len(),
@@ -99,17 +80,7 @@ pub async fn backup(database: &Path, data_dir: &Path, out: &Path) -> Result<Mani
 /// `replace` is set, in which case its database, files and indexes are replaced. The
 /// caller holds the data dir lock (the server is stopped).
 pub fn restore(from: &Path, data_dir: &Path, replace: bool) -> Result<Manifest> {
-    let manifest: Manifest = std::fs::read(from.join(MANIFEST))
-        .map_err(|e| {
-            Error::InvalidInput(format!(
-                "{} is not a zhiku backup ({MANIFEST}: {e})",
-                from.display()
-            ))
-        })
-        .and_then(|bytes| {
-            serde_json::from_slice(&bytes)
-                .map_err(|e| Error::InvalidInput(format!("{MANIFEST} is damaged: {e}")))
-        })?;
+    let manifest = read_manifest(from)?;
     let database = data_dir.join("zhiku.db");
     if database.exists() && !replace {
         return Err(Error::Conflict(format!(
@@ -142,16 +113,92 @@ pub fn restore(from: &Path, data_dir: &Path, replace: bool) -> Result<Manifest> 
     std::fs::rename(staging.join("files"), data_dir.join("files"))?;
     std::fs::rename(staging.join("zhiku.db"), &database)?;
     std::fs::remove_dir_all(&staging)?;
+    restore_key_files(from, data_dir)?;
+    Ok(manifest)
+}
+
+/// The manifest of the backup in `from`.
+pub fn read_manifest(from: &Path) -> Result<Manifest> {
+    std::fs::read(from.join(MANIFEST))
+        .map_err(|e| {
+            Error::InvalidInput(format!(
+                "{} is not a zhiku backup ({MANIFEST}: {e})",
+                from.display()
+            ))
+        })
+        .and_then(|bytes| {
+            serde_json::from_slice(&bytes)
+                .map_err(|e| Error::InvalidInput(format!("{MANIFEST} is damaged: {e}")))
+        })
+}
+
+/// The manifest's name for a SQLite backup.
+pub(super) fn sqlite() -> String {
+    "sqlite".into()
+}
+
+/// Make `out` the new, empty backup folder (with its `files/`): a backup never mixes with
+/// whatever a folder already holds.
+pub(super) fn prepare_out(out: &Path) -> Result<()> {
+    if out.exists() && std::fs::read_dir(out)?.next().is_some() {
+        return Err(Error::InvalidInput(format!(
+            "{} is not empty; back up into a new folder",
+            out.display()
+        )));
+    }
+    std::fs::create_dir_all(out.join("files"))?;
+    Ok(())
+}
+
+/// Copy each of the stored files `paths` (relative to the data dir) that is in `data_dir`
+/// into `out`; returns how many were copied and which were not there.
+pub(super) fn copy_files(
+    paths: &[String],
+    data_dir: &Path,
+    out: &Path,
+) -> Result<(usize, Vec<String>)> {
+    let mut files = 0;
+    let mut missing_files = Vec::new();
+    for relative in paths {
+        let source = safe_join(data_dir, relative)?;
+        let dest = safe_join(out, relative)?;
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        match std::fs::copy(&source, &dest) {
+            Ok(_) => files += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                missing_files.push(relative.clone())
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok((files, missing_files))
+}
+
+/// Copy the data dir's key files that exist into the backup.
+pub(super) fn copy_key_files(data_dir: &Path, out: &Path) -> Result<()> {
+    for name in KEY_FILES {
+        let key = data_dir.join(name);
+        if key.is_file() {
+            std::fs::copy(&key, out.join(name))?;
+        }
+    }
+    Ok(())
+}
+
+/// Copy the backup's key files into the data dir, never over one it already has.
+pub(super) fn restore_key_files(from: &Path, data_dir: &Path) -> Result<()> {
     for name in KEY_FILES {
         let key = from.join(name);
         if key.is_file() && !data_dir.join(name).exists() {
             std::fs::copy(key, data_dir.join(name))?;
         }
     }
-    Ok(manifest)
+    Ok(())
 }
 
-fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+pub(super) fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     std::fs::create_dir_all(to)?;
     if !from.is_dir() {
         return Ok(());
@@ -184,7 +231,7 @@ fn safe_join(base: &Path, relative: &str) -> Result<PathBuf> {
     }
 }
 
-fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
+pub(super) fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
     let text = serde_json::to_vec_pretty(value).map_err(|e| Error::Internal(e.to_string()))?;
     std::fs::write(path, text)?;
     Ok(())

@@ -12,6 +12,7 @@
 //! them.
 
 pub mod backup;
+pub mod backup_postgres;
 pub mod bots;
 pub mod chat;
 pub mod embeddings;
@@ -26,6 +27,7 @@ pub mod key_rate;
 pub mod knowledge;
 pub mod limits;
 pub mod metrics;
+pub mod pg_tools;
 pub mod prompt;
 pub mod reembed;
 pub mod replicas;

@@ -481,11 +481,9 @@ impl Store {
     /// The stored file of every document, relative to the data dir (what a backup copies);
     /// a web page not fetched yet has none.
     pub async fn document_file_paths(&self) -> Result<Vec<String>> {
-        let paths: Vec<(String,)> = on_db!(
-            &self.pool,
-            "SELECT file_path FROM document WHERE source_url IS NULL OR source_fetched_at IS NOT NULL",
-            |e, q| sqlx::query_as(q).fetch_all(e).await
-        )?;
+        let paths: Vec<(String,)> = on_db!(&self.pool, FILE_PATHS_SQL, |e, q| sqlx::query_as(q)
+            .fetch_all(e)
+            .await)?;
         Ok(paths.into_iter().map(|(p,)| p).collect())
     }
 
@@ -569,4 +567,16 @@ impl Store {
         )?;
         Ok(files.into_iter().map(|(f,)| f).collect())
     }
+}
+
+/// Every document's stored file: a web page not fetched yet has none.
+const FILE_PATHS_SQL: &str =
+    "SELECT file_path FROM document WHERE source_url IS NULL OR source_fetched_at IS NOT NULL";
+
+/// [`Store::document_file_paths`] inside a transaction (a backup's exported snapshot).
+pub(super) async fn file_paths(tx: &mut Tx) -> Result<Vec<String>> {
+    let paths: Vec<(String,)> = on_db!(tx, FILE_PATHS_SQL, |e, q| sqlx::query_as(q)
+        .fetch_all(e)
+        .await)?;
+    Ok(paths.into_iter().map(|(p,)| p).collect())
 }

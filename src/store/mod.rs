@@ -14,6 +14,7 @@ pub mod bots;
 pub mod chunks;
 pub mod conversations;
 pub mod documents;
+pub mod dump;
 pub mod files;
 pub mod index_log;
 pub mod kbs;
@@ -221,11 +222,11 @@ impl Store {
 
     /// Write a consistent copy of the whole database to `path` (SQLite's `VACUUM INTO`),
     /// safe while other connections write: the backup's snapshot. PostgreSQL has no such
-    /// statement; its backups are not part of zhiku yet (`pg_dump` meanwhile).
+    /// statement; its backups are `pg_dump`s of an exported snapshot ([`Store::export_snapshot`]).
     pub async fn snapshot_into(&self, path: &Path) -> Result<()> {
         if self.backend() == Backend::Postgres {
             return Err(Error::InvalidInput(
-                "zhiku backup works on SQLite only for now; back a PostgreSQL database up with pg_dump".into(),
+                "VACUUM INTO copies a SQLite database; a PostgreSQL backup is a pg_dump".into(),
             ));
         }
         let target = path
