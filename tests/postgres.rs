@@ -6,7 +6,8 @@
 //! nodes on one database: what one writes is searchable on the others within seconds,
 //! and every node's indexes equal the database, any node reads the files uploaded to
 //! another from the database, and a key's rate limit counts on all of them together. A
-//! node without an admin token in its config refuses to start.
+//! node without an admin token in its config refuses to start. PostgreSQL stopped and
+//! started again while two nodes ingest: nothing lost or doubled.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -272,25 +273,101 @@ fn a_killed_nodes_jobs_are_finished_by_another_node_each_document_once() {
         );
     }
 
-    // Each document's chunks live exactly once: as many as it counts, each ordinal once.
+    assert_each_document_once(&rt, &db, &settled);
+}
+
+/// Each settled document's chunks live exactly once in the database: as many as it counts,
+/// each ordinal once, and no live chunk of any other document.
+fn assert_each_document_once(
+    rt: &tokio::runtime::Runtime,
+    db: &sqlx::PgPool,
+    settled: &[serde_json::Value],
+) {
     let live: Vec<(String, i64, i64)> = rt
         .block_on(
             sqlx::query_as(
                 "SELECT document_id, COUNT(*), COUNT(DISTINCT ordinal) FROM chunk
                  WHERE is_deleted = FALSE GROUP BY document_id",
             )
-            .fetch_all(&db),
+            .fetch_all(db),
         )
         .unwrap();
     let live: BTreeMap<String, (i64, i64)> =
         live.into_iter().map(|(d, n, o)| (d, (n, o))).collect();
-    for doc in &settled {
+    for doc in settled {
         let id = doc["id"].as_str().unwrap();
         let count = doc["chunk_count"].as_i64().unwrap();
         assert!(count > 0, "{doc}");
         assert_eq!(live.get(id), Some(&(count, count)), "{doc}");
     }
-    assert_eq!(live.len(), files.len());
+    assert_eq!(live.len(), settled.len());
+}
+
+/// PostgreSQL stopped (`-m fast`: every connection cut, open transactions rolled back) for
+/// a few seconds while two nodes ingest a folder, then started again: the nodes reconnect
+/// by themselves and finish every document, each indexed once, and their indexes equal
+/// the database. The cluster is this test's own, so that the other tests' databases stay
+/// up.
+#[test]
+fn a_database_restart_mid_ingestion_loses_and_doubles_nothing() {
+    let cluster = ingest::testing::PgCluster::start().unwrap();
+    let url = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(cluster.fresh_database())
+        .unwrap();
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let env = [
+        ("ZHIKU_DATABASE__URL", url.as_str()),
+        ("ZHIKU_DATABASE__SEVERAL_NODES", "true"),
+        ("ZHIKU_INGEST__JOB_LEASE_MS", "4000"),
+        ("ZHIKU_INGEST__JOB_HEARTBEAT_MS", "1000"),
+        ("ZHIKU_INGEST__BATCH_MAX_JOBS", "2"),
+        ("ZHIKU_INGEST__WORKERS", "1"),
+    ];
+    let a = Server::start_with(a_dir.path(), &env);
+    let b = Server::start_with(b_dir.path(), &env);
+    let kb = a.create_kb("restart");
+    let files = mixed_folder();
+    let (status, body) = a.upload(&kb, &files);
+    assert_eq!(status, 202, "{body}");
+
+    // Stop the database while the nodes hold jobs, after some documents are done.
+    let (rt, db) = pool(&url);
+    wait_for(
+        Duration::from_secs(300),
+        "jobs running and one done",
+        || {
+            let now = jobs(&rt, &db);
+            now.iter().any(|(_, s, ..)| s == "processing")
+                && now.iter().any(|(_, s, ..)| s == "succeeded")
+        },
+    );
+    rt.block_on(db.close());
+    cluster.stop().unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    cluster.start_server().unwrap();
+
+    let settled = b.wait_settled(&kb, Duration::from_secs(900));
+    assert_eq!(settled.len(), files.len());
+    assert!(
+        settled.iter().all(|d| d["status"] == "indexed"),
+        "{settled:?}"
+    );
+    let (rt, db) = pool(&url);
+    let after = jobs(&rt, &db);
+    assert!(after.iter().all(|(_, s, ..)| s == "succeeded"), "{after:?}");
+    assert_eq!(after.len(), files.len(), "one job per document: {after:?}");
+    assert_each_document_once(&rt, &db, &settled);
+    for node in [&a, &b] {
+        wait_for(
+            Duration::from_secs(60),
+            "the node's indexes equal the database",
+            || index_check(node, &kb)["consistent"] == true,
+        );
+        wait_for(Duration::from_secs(60), "the node ready again", || {
+            node.get("/health").0 == 200
+        });
+    }
 }
 
 /// The names of the documents a node's search returns for `query`.

@@ -111,17 +111,7 @@ impl PgCluster {
         let mut last = String::new();
         for _ in 0..3 {
             cluster.port = free_port()?;
-            let options = format!(
-                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
-                cluster.port,
-                cluster.dir_str()
-            );
-            let log = cluster.dir.join("log").to_string_lossy().into_owned();
-            match cluster.run(
-                "pg_ctl",
-                &["-D", &data, "-o", &options, "-l", &log, "-w", "start"],
-                true,
-            ) {
+            match cluster.start_server() {
                 Ok(()) => return Ok(cluster),
                 Err(e) => {
                     let tail = std::fs::read_to_string(cluster.dir.join("log")).unwrap_or_default();
@@ -130,6 +120,30 @@ impl PgCluster {
             }
         }
         Err(last)
+    }
+
+    /// Start the server on the cluster's port: when the cluster is made, and again after
+    /// [`PgCluster::stop`].
+    pub fn start_server(&self) -> Result<(), String> {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+            self.port,
+            self.dir_str()
+        );
+        let data = self.dir.join("data").to_string_lossy().into_owned();
+        let log = self.dir.join("log").to_string_lossy().into_owned();
+        self.run(
+            "pg_ctl",
+            &["-D", &data, "-o", &options, "-l", &log, "-w", "start"],
+            true,
+        )
+    }
+
+    /// Stop the server as an administrator's restart does (`-m fast`: every session is
+    /// disconnected, open transactions roll back), keeping its data.
+    pub fn stop(&self) -> Result<(), String> {
+        let data = self.dir.join("data").to_string_lossy().into_owned();
+        self.run("pg_ctl", &["-D", &data, "-m", "fast", "-w", "stop"], true)
     }
 
     fn dir_str(&self) -> String {
