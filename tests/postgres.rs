@@ -168,6 +168,21 @@ fn jobs(
     .unwrap()
 }
 
+/// Settings of nodes on the database at `url` that share its queue, with short leases and
+/// small batches: shorter than the shipped 30 s / 10 s only to keep the tests short
+/// (nothing depends on timing but the deadlines, which are generous), and small batches so
+/// that a node finishes some documents while it holds others.
+fn ingesting_nodes(url: &str) -> [(&'static str, &str); 6] {
+    [
+        ("ZHIKU_DATABASE__URL", url),
+        ("ZHIKU_DATABASE__SEVERAL_NODES", "true"),
+        ("ZHIKU_INGEST__JOB_LEASE_MS", "4000"),
+        ("ZHIKU_INGEST__JOB_HEARTBEAT_MS", "1000"),
+        ("ZHIKU_INGEST__BATCH_MAX_JOBS", "2"),
+        ("ZHIKU_INGEST__WORKERS", "1"),
+    ]
+}
+
 /// Poll `done` every 100 ms until it holds; panics with `what` after `deadline`.
 fn wait_for(deadline: Duration, what: &str, mut done: impl FnMut() -> bool) {
     let started = Instant::now();
@@ -192,18 +207,7 @@ fn wait_for(deadline: Duration, what: &str, mut done: impl FnMut() -> bool) {
 fn a_killed_nodes_jobs_are_finished_by_another_node_each_document_once() {
     let url = database();
     let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let env = [
-        ("ZHIKU_DATABASE__URL", url.as_str()),
-        ("ZHIKU_DATABASE__SEVERAL_NODES", "true"),
-        // Shorter than the shipped 30 s / 10 s only to keep the test short; nothing below
-        // depends on timing but the deadlines, which are generous.
-        ("ZHIKU_INGEST__JOB_LEASE_MS", "4000"),
-        ("ZHIKU_INGEST__JOB_HEARTBEAT_MS", "1000"),
-        // Small batches, so that A finishes some documents before it is killed and holds
-        // others when it is.
-        ("ZHIKU_INGEST__BATCH_MAX_JOBS", "2"),
-        ("ZHIKU_INGEST__WORKERS", "1"),
-    ];
+    let env = ingesting_nodes(&url);
     let (rt, db) = pool(&url);
     let mut a = Server::start_with(a_dir.path(), &env);
     let a_node = std::fs::read_to_string(a_dir.path().join("node_id")).unwrap();
@@ -316,14 +320,7 @@ fn a_database_restart_mid_ingestion_loses_and_doubles_nothing() {
         .block_on(cluster.fresh_database())
         .unwrap();
     let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let env = [
-        ("ZHIKU_DATABASE__URL", url.as_str()),
-        ("ZHIKU_DATABASE__SEVERAL_NODES", "true"),
-        ("ZHIKU_INGEST__JOB_LEASE_MS", "4000"),
-        ("ZHIKU_INGEST__JOB_HEARTBEAT_MS", "1000"),
-        ("ZHIKU_INGEST__BATCH_MAX_JOBS", "2"),
-        ("ZHIKU_INGEST__WORKERS", "1"),
-    ];
+    let env = ingesting_nodes(&url);
     let a = Server::start_with(a_dir.path(), &env);
     let b = Server::start_with(b_dir.path(), &env);
     let kb = a.create_kb("restart");
