@@ -24,6 +24,7 @@ mod image;
 mod json;
 mod links;
 mod markdown;
+mod misread;
 mod ocr;
 mod ods;
 mod odt;

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::misread::{east_asian_alone, read_again, replaces};
 use super::subprocess::{self, ChildError};
 use crate::{Error, Result};
 
@@ -192,7 +193,9 @@ pub(crate) enum PageFailure {
 ///
 /// The text is tesseract's, pages separated by form feeds, with the spaces it puts between
 /// Chinese characters removed ([`join_cjk`]) and the lines the page wrapped joined again
-/// ([`join_wrapped_lines`]).
+/// ([`join_wrapped_lines`]). A reading with Chinese text taken for Latin capitals is read
+/// again with the Chinese languages alone ([`misread`](super::misread)), within the same
+/// deadline, and kept when it has far fewer capitals.
 pub(crate) fn recognise(
     image: &Path,
     out: &Path,
@@ -200,15 +203,29 @@ pub(crate) fn recognise(
     settings: &OcrSettings,
     deadline: Instant,
 ) -> Result<String, PageFailure> {
-    recognise_with("tesseract", image, out, dpi, settings, deadline)
+    let languages = &settings.languages;
+    let mut text = recognise_with("tesseract", image, out, dpi, languages, settings, deadline)?;
+    if let Some(capitals) = read_again(&text)
+        && let Some(asian) = east_asian_alone(languages)
+    {
+        // A second reading that fails or runs out of time leaves the first.
+        if let Ok(again) = recognise_with("tesseract", image, out, dpi, &asian, settings, deadline)
+            && replaces(&again, capitals)
+        {
+            text = again;
+        }
+    }
+    Ok(join_wrapped_lines(&text))
 }
 
-/// [`recognise`] with the program named, so a test can name one that isn't installed.
+/// One tesseract run in `languages`, with the program named so that a test can name one
+/// that isn't installed: its text with [`join_cjk`] applied.
 fn recognise_with(
     program: &str,
     image: &Path,
     out: &Path,
     dpi: Option<u32>,
+    languages: &str,
     settings: &OcrSettings,
     deadline: Instant,
 ) -> Result<String, PageFailure> {
@@ -216,7 +233,7 @@ fn recognise_with(
     command
         .arg(image)
         .arg("stdout")
-        .args(["-l", &settings.languages])
+        .args(["-l", languages])
         .args(ENGINE_ARGS);
     if let Some(dpi) = dpi {
         command.args(["--dpi", &dpi.to_string()]);
@@ -259,9 +276,7 @@ fn recognise_with(
     }
     let text =
         std::fs::read(out).map_err(|e| PageFailure::Page(format!("tesseract output: {e}")))?;
-    Ok(join_wrapped_lines(&join_cjk(&String::from_utf8_lossy(
-        &text,
-    ))))
+    Ok(join_cjk(&String::from_utf8_lossy(&text)))
 }
 
 /// The language tesseract could not load, from its stderr ("Failed loading language 'xyz'").
@@ -460,6 +475,7 @@ mod tests {
             &image,
             &dir.path().join("out.txt"),
             None,
+            "chi_sim+eng",
             &OcrSettings::default(),
             deadline,
         );
