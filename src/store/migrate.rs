@@ -520,4 +520,36 @@ mod tests {
             "{before:?} {new:?}"
         );
     }
+
+    /// A copy dropped before its commit (what a failure midway does) leaves the target
+    /// empty, and a second copy into it succeeds.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_copy_that_does_not_finish_leaves_the_target_empty_for_a_retry() {
+        let (_dir, source) = test_store(Backend::Sqlite).await;
+        let k = source.insert_kb(&kb("k")).await.unwrap();
+        source
+            .insert_document(&doc("d1", &k.kb_id, "s1"))
+            .await
+            .unwrap();
+        let (_tdir, target) = test_store(Backend::Postgres).await;
+        let mut copy = source.begin_copy_into(&target).await.unwrap();
+        copy.copy_table("kb").await.unwrap();
+        copy.copy_table("document").await.unwrap();
+        drop(copy);
+        let counts = target.row_counts(&["kb", "document"]).await.unwrap();
+        assert!(counts.iter().all(|(_, n)| *n == 0), "{counts:?}");
+
+        let mut copy = source.begin_copy_into(&target).await.unwrap();
+        for table in COPIED_TABLES {
+            copy.copy_table(table).await.unwrap();
+        }
+        copy.finish().await.unwrap();
+        let counts = target.row_counts(&["kb", "document"]).await.unwrap();
+        assert!(counts.iter().all(|(_, n)| *n == 1), "{counts:?}");
+        // Copying the other way is refused.
+        assert!(matches!(
+            target.begin_copy_into(&source).await,
+            Err(Error::InvalidInput(_))
+        ));
+    }
 }
