@@ -20,7 +20,10 @@ use futures::TryStreamExt;
 use sha2::{Digest, Sha256};
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row, SqlitePool, Transaction};
+use sqlx::{
+    ConnectOptions, Connection, PgConnection, Postgres, QueryBuilder, Row, SqliteConnection,
+    SqlitePool, Transaction,
+};
 
 use super::{Pool, Store};
 use crate::error::{Error, Result};
@@ -270,6 +273,9 @@ async fn insert_rows(
 #[derive(Debug)]
 pub struct CopyInto {
     source: SqlitePool,
+    /// The connection the tables are streamed from, without sqlx's slow-statement warning:
+    /// one `SELECT` is read while its rows are written, for as long as the copy takes.
+    reader: SqliteConnection,
     tx: Transaction<'static, Postgres>,
     /// Each table's digest as written, by table.
     digests: BTreeMap<String, TableDigest>,
@@ -298,8 +304,14 @@ impl Store {
                 "zhiku migrate copies from SQLite into PostgreSQL only".into(),
             ));
         };
+        let reader = (*source.connect_options())
+            .clone()
+            .disable_statement_logging()
+            .connect()
+            .await?;
         Ok(CopyInto {
             source: source.clone(),
+            reader,
             tx: pg.begin().await?,
             digests: BTreeMap::new(),
         })
@@ -312,19 +324,25 @@ impl Store {
                 "table digests are read from PostgreSQL".into(),
             ));
         };
-        let columns = pg_columns(&mut *pool.acquire().await?, table).await?;
-        digest_pg(pool, table, &columns).await
+        // A connection of its own, without sqlx's slow-statement warning: reading a big
+        // table back is meant to take a while.
+        let mut conn = (*pool.connect_options())
+            .clone()
+            .disable_statement_logging()
+            .connect()
+            .await?;
+        let columns = pg_columns(&mut conn, table).await?;
+        let sql = format!("SELECT {} FROM {}", column_list(&columns), quoted(table));
+        let mut digest = TableDigest::default();
+        {
+            let mut rows = sqlx::query(&sql).fetch(&mut conn);
+            while let Some(row) = rows.try_next().await? {
+                digest.add(&read_pg(&row, &columns)?);
+            }
+        }
+        conn.close().await?;
+        Ok(digest)
     }
-}
-
-async fn digest_pg(pool: &PgPool, table: &str, columns: &[Column]) -> Result<TableDigest> {
-    let sql = format!("SELECT {} FROM {}", column_list(columns), quoted(table));
-    let mut digest = TableDigest::default();
-    let mut rows = sqlx::query(&sql).fetch(pool);
-    while let Some(row) = rows.try_next().await? {
-        digest.add(&read_pg(&row, columns)?);
-    }
-    Ok(digest)
 }
 
 impl CopyInto {
@@ -347,7 +365,7 @@ impl CopyInto {
         let sql = format!("SELECT {} FROM {}", column_list(&columns), quoted(table));
         let mut digest = TableDigest::default();
         let mut batch = Vec::with_capacity(per_batch);
-        let mut rows = sqlx::query(&sql).fetch(&self.source);
+        let mut rows = sqlx::query(&sql).fetch(&mut self.reader);
         while let Some(row) = rows.try_next().await? {
             let values = read_sqlite(&row, &columns)?;
             digest.add(&values);
@@ -428,6 +446,7 @@ impl CopyInto {
                 .await?;
         }
         self.tx.commit().await?;
+        self.reader.close().await?;
         Ok(self.digests)
     }
 }
