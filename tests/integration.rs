@@ -24,6 +24,7 @@ mod injection;
 mod knowledge;
 mod labels;
 mod load;
+mod migrate;
 mod openai;
 mod postgres;
 mod reembed;

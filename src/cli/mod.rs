@@ -12,6 +12,7 @@ mod ingest_files;
 mod jobs;
 mod kb;
 mod limits;
+mod migrate;
 mod openapi;
 mod reindex;
 mod search;
@@ -59,6 +60,8 @@ pub enum Command {
     Backup(backup::BackupArgs),
     /// Restore a backup into the data dir, or an empty PostgreSQL database (stop the server first).
     Restore(backup::RestoreArgs),
+    /// Copy this SQLite deployment into an empty PostgreSQL database, and verify it (stop the server first).
+    Migrate(migrate::MigrateArgs),
     /// Measure retrieval (recall@k, MRR, nDCG, latency) and answers on a labelled query set.
     Eval(eval::EvalArgs),
     /// Print the OpenAPI description of the HTTP API (as `GET /openapi.json` serves it).
@@ -87,6 +90,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Doctor(args) => doctor::run(config, args).await,
         Command::Backup(args) => backup::backup(config, args).await,
         Command::Restore(args) => backup::restore(config, args).await,
+        Command::Migrate(args) => migrate::run(config, args).await,
         Command::Eval(args) => eval::run(config, args).await,
         Command::Openapi(args) => openapi::run(&args),
         Command::Bench(cmd) => bench::run(config, cmd).await,

@@ -8,6 +8,7 @@
 //! what the question asks, [`evidence`] checks what the answer says against them),
 //! [`health`] (whether this node can work) and [`metrics`] (what it has done, for
 //! Prometheus).
+//! [`migrate`] moves an SQLite deployment to PostgreSQL.
 //! Services never import axum. Handlers and CLI commands reach the store only through
 //! them.
 
@@ -27,6 +28,7 @@ pub mod key_rate;
 pub mod knowledge;
 pub mod limits;
 pub mod metrics;
+pub mod migrate;
 pub mod pg_tools;
 pub mod prompt;
 pub mod reembed;

@@ -3,7 +3,8 @@
 //! Split by table: [`kbs`], [`documents`], [`chunks`], [`reembed`] (staged vectors),
 //! [`bots`] (with their versions), [`keys`], [`key_rate`] (requests per key and minute),
 //! [`conversations`] (with their messages), [`files`] (stored files, when they live in the
-//! database); this module owns the `counter`. Each table is written only by its module: an operation that
+//! database); this module owns the `counter`. [`migrate`] copies every table from SQLite
+//! into PostgreSQL (`zhiku migrate`), the one place that reads one backend and writes the other. Each table is written only by its module: an operation that
 //! spans tables (deleting a KB, storing a document's chunks, a re-embedding's swap) calls
 //! each owner inside one transaction. Reads may join other tables.
 
@@ -20,6 +21,7 @@ pub mod index_log;
 pub mod kbs;
 pub mod key_rate;
 pub mod keys;
+pub mod migrate;
 pub mod reembed;
 pub mod tables;
 
