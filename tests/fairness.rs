@@ -110,11 +110,14 @@ fn a_note_is_indexed_while_a_big_csv_is_still_embedding() {
 fn a_server_stopping_mid_embedding_stops_within_a_slice_and_requeues_the_document() {
     let data = tempfile::tempdir().unwrap();
     let files = tempfile::tempdir().unwrap();
+    // Small slices: the stop waits for the slice being embedded, and the server gives its
+    // workers 10 s. 32 passages took longer than that once, with the whole integration
+    // suite sharing the two cores; 8 leave room for four times the load.
     let mut server = Server::start_with(
         data.path(),
         &[
             ("ZHIKU_INGEST__WORKERS", "1"),
-            ("ZHIKU_INGEST__EMBED_SLICE_PASSAGES", "32"),
+            ("ZHIKU_INGEST__EMBED_SLICE_PASSAGES", "8"),
         ],
     );
     let kb = server.create_kb("stop");
