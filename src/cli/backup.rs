@@ -54,10 +54,19 @@ pub(super) async fn backup(config: Config, args: BackupArgs) -> Result<()> {
     if args.json {
         return print_json(&manifest);
     }
-    println!(
-        "backed up {} documents ({} files, database {} bytes) into {}",
-        manifest.documents,
+    // On PostgreSQL the files kept in the database are in the dump; `files` counts those
+    // copied beside it from the data dir.
+    let files = match (
+        config.uses_postgres() && config.files_in_database(),
         manifest.files,
+    ) {
+        (true, 0) => "files in the dump".to_string(),
+        (true, n) => format!("files in the dump, {n} more from the data dir"),
+        (false, n) => format!("{n} files"),
+    };
+    println!(
+        "backed up {} documents ({files}, database {} bytes) into {}",
+        manifest.documents,
         manifest.database_bytes,
         args.out.display()
     );
