@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::common::{Server, TOKEN, cli, cli_with};
+use crate::common::{Server, TOKEN, cli, cli_with, postgres_database};
 
 #[test]
 fn a_backup_taken_while_serving_restores_into_a_working_server() {
@@ -105,13 +105,6 @@ fn assert_holds_the_backup(copy: &Server, kb: &str, bot: &str) {
         1,
         "{conversations}"
     );
-}
-
-/// A new database in this test binary's PostgreSQL cluster.
-fn postgres_database() -> String {
-    tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(ingest::testing::postgres_url())
 }
 
 /// How many uploaded files the PostgreSQL database at `url` keeps.

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{Server, TOKEN, llm_intro_files};
+use crate::common::{Server, TOKEN, llm_intro_files, postgres_database};
 
 /// One sample line: (name, labels as written, value); `None` for anything else.
 fn sample(line: &str) -> Option<(&str, &str, f64)> {
@@ -265,9 +265,7 @@ fn a_node_without_its_chat_model_is_degraded_and_says_why() {
 /// On PostgreSQL the same checks and counts run on the other backend.
 #[test]
 fn on_postgres_the_database_check_and_the_queue_counts_work_too() {
-    let url = tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(ingest::testing::postgres_url());
+    let url = postgres_database();
     let data = tempfile::tempdir().unwrap();
     let server = Server::start_with(data.path(), &[("ZHIKU_DATABASE__URL", url.as_str())]);
     let (status, body) = health(&server, None);

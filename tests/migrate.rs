@@ -11,14 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::common::{Server, TOKEN, cli, cli_with, fixtures_dir};
-
-/// A new database in this test binary's cluster.
-fn database() -> String {
-    tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(ingest::testing::postgres_url())
-}
+use crate::common::{Server, TOKEN, cli, cli_with, fixtures_dir, postgres_database};
 
 /// The chunk ids a search returns, in order.
 fn search_ids(server: &Server, kb: &str, query: &str) -> Vec<i64> {
@@ -85,7 +78,7 @@ fn an_sqlite_deployment_migrated_to_postgres_serves_the_same() {
 
     // Refused: while the server runs, into what is not PostgreSQL, from a deployment
     // already on PostgreSQL, into a database that cannot be reached.
-    let url = database();
+    let url = postgres_database();
     let (ok, out) = cli(data.path(), &["migrate", "--to", &url]);
     assert!(!ok && out.contains("another zhiku process"), "{out}");
     drop(server);
@@ -147,7 +140,7 @@ fn an_sqlite_deployment_migrated_to_postgres_serves_the_same() {
     assert!(!ok && out.contains("already holds data"), "{out}");
     // What a person reads: a line per table and a summary; files left in a directory are
     // said to be so.
-    let other = database();
+    let other = postgres_database();
     let (ok, out) = cli(
         data.path(),
         &["migrate", "--to", &other, "--files", "directory"],

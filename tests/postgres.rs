@@ -15,19 +15,13 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::common::{
-    ANSWER_LLM, Server, TOKEN, cli_with, llm_intro_files, mixed_folder, serve_command,
+    ANSWER_LLM, Server, TOKEN, cli_with, llm_intro_files, mixed_folder, postgres_database,
+    serve_command,
 };
-
-/// A new database in this test binary's cluster.
-fn database() -> String {
-    tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(ingest::testing::postgres_url())
-}
 
 #[test]
 fn upload_search_and_chat_on_postgres_and_a_restart_keeps_everything() {
-    let url = database();
+    let url = postgres_database();
     let data = tempfile::tempdir().unwrap();
     let env = [
         ("ZHIKU_DATABASE__URL", url.as_str()),
@@ -127,7 +121,7 @@ fn a_database_that_cannot_be_reached_stops_the_start_with_the_reason() {
 
 #[test]
 fn a_node_without_an_admin_token_in_its_config_refuses_to_start() {
-    let url = database();
+    let url = postgres_database();
     let data = tempfile::tempdir().unwrap();
     let out = serve_command(data.path(), &[("ZHIKU_DATABASE__URL", url.as_str())])
         .env_remove("ZHIKU_ADMIN_TOKEN")
@@ -205,7 +199,7 @@ fn wait_for(deadline: Duration, what: &str, mut done: impl FnMut() -> bool) {
 /// directory ever holds one.
 #[test]
 fn a_killed_nodes_jobs_are_finished_by_another_node_each_document_once() {
-    let url = database();
+    let url = postgres_database();
     let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let env = ingesting_nodes(&url);
     let (rt, db) = pool(&url);
@@ -424,7 +418,7 @@ fn index_check(node: &Server, kb: &str) -> serde_json::Value {
 /// directory holds one. A key made on A is limited across the three nodes together.
 #[test]
 fn three_nodes_follow_each_others_writes() {
-    let url = database();
+    let url = postgres_database();
     let dirs = [
         tempfile::tempdir().unwrap(),
         tempfile::tempdir().unwrap(),

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::common::{Server, fixtures_dir};
+use crate::common::{Server, fixtures_dir, postgres_database};
 
 /// One answer of the test site.
 #[derive(Clone)]
@@ -523,9 +523,7 @@ fn a_kb_schedule_re_syncs_its_web_pages() {
 /// must order the same there.
 #[test]
 fn a_kb_schedule_re_syncs_its_web_pages_on_postgres() {
-    let url = tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(ingest::testing::postgres_url());
+    let url = postgres_database();
     schedule_re_syncs_web_pages(Some(&url));
 }
 

@@ -457,16 +457,23 @@ mod tests {
     use crate::store::backends::{chunk, doc, kb, test_store};
     use ingest::db::Backend;
 
-    /// A small SQLite database copied: every table's rows arrive (flags as booleans, vectors
-    /// as bytes), the digests agree, and the ids and seqs given out next follow the copied ones.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn an_sqlite_database_is_copied_whole_and_new_ids_follow_it() {
-        let (_dir, source) = test_store(Backend::Sqlite).await;
+    /// An SQLite store with a knowledge base "k" holding one document "d1": the source
+    /// of a copy.
+    async fn source_with_a_document() -> (tempfile::TempDir, Store, crate::store::kbs::KbRow) {
+        let (dir, source) = test_store(Backend::Sqlite).await;
         let k = source.insert_kb(&kb("k")).await.unwrap();
         source
             .insert_document(&doc("d1", &k.kb_id, "s1"))
             .await
             .unwrap();
+        (dir, source, k)
+    }
+
+    /// A small SQLite database copied: every table's rows arrive (flags as booleans, vectors
+    /// as bytes), the digests agree, and the ids and seqs given out next follow the copied ones.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_sqlite_database_is_copied_whole_and_new_ids_follow_it() {
+        let (_dir, source, k) = source_with_a_document().await;
         let v = [0.5_f32, -1.0];
         source
             .replace_document_chunks(
@@ -544,12 +551,7 @@ mod tests {
     /// empty, and a second copy into it succeeds.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_copy_that_does_not_finish_leaves_the_target_empty_for_a_retry() {
-        let (_dir, source) = test_store(Backend::Sqlite).await;
-        let k = source.insert_kb(&kb("k")).await.unwrap();
-        source
-            .insert_document(&doc("d1", &k.kb_id, "s1"))
-            .await
-            .unwrap();
+        let (_dir, source, _k) = source_with_a_document().await;
         let (_tdir, target) = test_store(Backend::Postgres).await;
         let mut copy = source.begin_copy_into(&target).await.unwrap();
         copy.copy_table("kb").await.unwrap();

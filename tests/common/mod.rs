@@ -428,3 +428,10 @@ pub fn mixed_folder() -> Vec<(PathBuf, String)> {
     }
     files
 }
+
+/// A new, empty database in this test binary's PostgreSQL cluster (started on first use).
+pub fn postgres_database() -> String {
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(ingest::testing::postgres_url())
+}
