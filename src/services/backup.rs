@@ -216,8 +216,8 @@ pub(super) fn copy_tree(from: &Path, to: &Path) -> Result<()> {
 }
 
 /// `base/relative`, refusing paths that leave `base` (a damaged row must not make a backup
-/// read or write outside its folders).
-fn safe_join(base: &Path, relative: &str) -> Result<PathBuf> {
+/// or a migration read or write outside its folders).
+pub(super) fn safe_join(base: &Path, relative: &str) -> Result<PathBuf> {
     let path = Path::new(relative);
     if path
         .components()

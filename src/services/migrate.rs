@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use super::backup::safe_join;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::store::migrate::{COPIED_TABLES, SKIPPED_TABLES};
@@ -143,7 +144,7 @@ pub async fn migrate(
     let document_files = copy.document_files().await?;
     if files == FilesTo::Database {
         for (relative, created_at) in &document_files {
-            let bytes = match tokio::fs::read(config.data_dir.join(relative)).await {
+            let bytes = match tokio::fs::read(safe_join(&config.data_dir, relative)?).await {
                 Ok(bytes) => bytes,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     missing_files.push(relative.clone());
@@ -160,11 +161,11 @@ pub async fn migrate(
             "copied {files_copied} files ({file_bytes} bytes) into stored_file"
         ));
     } else {
-        missing_files = document_files
-            .iter()
-            .filter(|(relative, _)| !config.data_dir.join(relative).is_file())
-            .map(|(relative, _)| relative.clone())
-            .collect();
+        for (relative, _) in &document_files {
+            if !safe_join(&config.data_dir, relative)?.is_file() {
+                missing_files.push(relative.clone());
+            }
+        }
     }
     let digests = copy.finish().await?;
     let copy_seconds = started.elapsed().as_secs_f64();
