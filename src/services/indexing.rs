@@ -256,6 +256,14 @@ impl IndexRegistry {
                     "a rebuild removed tombstones not applied yet",
                 ));
             }
+            // Marks above every seq the database has handed out: it was restored from a
+            // backup taken after these indexes were built. Its next seqs would fall under
+            // the mark and never be read, and rows the indexes hold may be gone.
+            if bm25_mark.max(indexes.vectors.applied_seq()) > log.seq_counter {
+                return Ok(CatchUp::Stale(
+                    "the database is behind these indexes (restored from an earlier backup)",
+                ));
+            }
             if bm25_mark >= needed && indexes.vectors.applied_seq() >= needed {
                 return Ok(CatchUp::Done);
             }
@@ -985,6 +993,68 @@ mod tests {
     }
 
     ingest::on_both_backends!(a_rebuild_elsewhere_sends_lagging_indexes_afresh);
+
+    /// The database restored from a backup taken before a document this node's indexes
+    /// hold: new chunks get the seqs that document had, under the indexes' mark. The
+    /// indexes notice (their mark is above the seq counter) and are built afresh, with the
+    /// new chunks and without the lost document's.
+    async fn indexes_ahead_of_a_restored_database_start_afresh(backend: Backend) {
+        let (dir, store) = test_store(backend).await;
+        let k = store.insert_kb(&kb("k")).await.unwrap();
+        let v = [1.0_f32, 0.0];
+        for (id, sha) in [("kept", "s1"), ("lost", "s2"), ("new", "s3")] {
+            store
+                .insert_document(&doc(id, &k.kb_id, sha))
+                .await
+                .unwrap();
+        }
+        store
+            .replace_document_chunks(None, "kept", "text", None, &[chunk(0, "kept", &v)])
+            .await
+            .unwrap();
+        let backup_seq = store.max_seq().await.unwrap();
+        let lost = [chunk(0, "lost one", &v), chunk(1, "lost two", &v)];
+        store
+            .replace_document_chunks(None, "lost", "text", None, &lost)
+            .await
+            .unwrap();
+        let node = registry(&store, &dir.path().join("node"));
+        node.catch_up(&k.kb_id).await.unwrap();
+        let before = node.get(&k.kb_id).await.unwrap().generation;
+
+        // What a restore of the earlier backup leaves: the rows and the counter as they
+        // were then.
+        let sql = "DELETE FROM chunk WHERE document_id = 'lost'";
+        ingest::on_db!(&store.pool, sql, |e, q| sqlx::query(q)
+            .execute(e)
+            .await
+            .map(|r| r.rows_affected()))
+        .unwrap();
+        ingest::on_db!(
+            &store.pool,
+            "UPDATE counter SET value = ? WHERE name = 'chunk_seq'",
+            |e, q| {
+                sqlx::query(q)
+                    .bind(backup_seq)
+                    .execute(e)
+                    .await
+                    .map(|r| r.rows_affected())
+            }
+        )
+        .unwrap();
+        store
+            .replace_document_chunks(None, "new", "text", None, &[chunk(0, "new", &v)])
+            .await
+            .unwrap();
+
+        node.catch_up(&k.kb_id).await.unwrap();
+        let check = node.check(&k.kb_id).await.unwrap();
+        assert_eq!(check.db_chunks, 2, "{check:?}");
+        assert_consistent(&check);
+        assert!(node.get(&k.kb_id).await.unwrap().generation > before);
+    }
+
+    ingest::on_both_backends!(indexes_ahead_of_a_restored_database_start_afresh);
 
     /// More live chunks than SQLite takes parameters in one statement (32,766), so a check
     /// that listed them in one `IN (…)` would fail.

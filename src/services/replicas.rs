@@ -203,7 +203,10 @@ async fn poll_all(indexes: &IndexRegistry, store: &Store, lag: &ReplicaLag) -> R
     let existing: HashSet<String> = states.iter().map(|s| s.kb_id.clone()).collect();
     let mut behind = 0;
     for state in &states {
-        let caught_up = |mark: Option<i64>| mark.is_some_and(|m| m >= state.max_seq);
+        // A mark above the seq counter is not ahead but wrong (a restored database):
+        // catch-up sends those indexes afresh.
+        let caught_up =
+            |mark: Option<i64>| mark.is_some_and(|m| m >= state.max_seq && m <= state.seq_counter);
         if caught_up(indexes.mark(&state.kb_id).await?) {
             continue;
         }

@@ -28,6 +28,9 @@ pub struct KbLogState {
     pub reindexed_through_seq: i64,
     /// The highest seq of its chunks (0 when it has none).
     pub max_seq: i64,
+    /// The highest seq handed out to any KB (the counter, which only a restore from a
+    /// backup moves back): indexes whose mark is above it are ahead of the database.
+    pub seq_counter: i64,
 }
 
 /// Notifications of changed KBs, on a connection of its own that reconnects by itself.
@@ -54,7 +57,8 @@ impl Store {
         Ok(on_db!(
             &self.pool,
             "SELECT k.kb_id, k.embedding_dims, k.reindexed_through_seq,
-                    COALESCE((SELECT MAX(c.seq) FROM chunk c WHERE c.kb_id = k.kb_id), 0) AS max_seq
+                    COALESCE((SELECT MAX(c.seq) FROM chunk c WHERE c.kb_id = k.kb_id), 0) AS max_seq,
+                    (SELECT value FROM counter WHERE name = 'chunk_seq') AS seq_counter
                FROM kb k ORDER BY k.kb_id",
             |e, q| sqlx::query_as(q).fetch_all(e).await
         )?)
@@ -65,7 +69,8 @@ impl Store {
         Ok(on_db!(
             &self.pool,
             "SELECT k.kb_id, k.embedding_dims, k.reindexed_through_seq,
-                    COALESCE((SELECT MAX(c.seq) FROM chunk c WHERE c.kb_id = k.kb_id), 0) AS max_seq
+                    COALESCE((SELECT MAX(c.seq) FROM chunk c WHERE c.kb_id = k.kb_id), 0) AS max_seq,
+                    (SELECT value FROM counter WHERE name = 'chunk_seq') AS seq_counter
                FROM kb k WHERE k.kb_id = ?",
             |e, q| sqlx::query_as(q).bind(kb_id).fetch_optional(e).await
         )?)
