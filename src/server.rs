@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tracing::{info, warn};
+use tracing::{Instrument, info, warn};
 
 use crate::app::{AppState, admin_token};
 use crate::config::Config;
@@ -37,6 +37,7 @@ pub async fn serve(config: Config) -> Result<()> {
     info!(node = %state.jobs.queue.lease().node, "this node's id (on the jobs it holds)");
     state.jobs.recover().await?;
     state.indexes.catch_up_all().await?;
+    remove_orphan_files(&state);
 
     // With several nodes, this node's indexes follow the others' writes too.
     let replicas = state.config.follows_other_nodes().then(|| {
@@ -82,6 +83,25 @@ pub async fn serve(config: Config) -> Result<()> {
         info!("stopped");
     }
     Ok(())
+}
+
+/// Remove, in the background, the stored files a crash left without a document (best
+/// effort: a failure is logged, and the next start tries again).
+fn remove_orphan_files(state: &AppState) {
+    let knowledge = state.knowledge.clone();
+    let sweep = async move {
+        let min_age = crate::services::files::ORPHAN_MIN_AGE;
+        match knowledge
+            .files
+            .remove_orphans(&knowledge.store, min_age)
+            .await
+        {
+            Ok(0) => {}
+            Ok(removed) => info!(removed, "removed stored files no document points at"),
+            Err(e) => warn!(error = %e, "stored files no document points at were not removed"),
+        }
+    };
+    tokio::spawn(sweep.instrument(tracing::info_span!("orphan_files")));
 }
 
 async fn shutdown_signal() {

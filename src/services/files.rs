@@ -15,16 +15,25 @@
 //!
 //! Callers write a file before the rows that point at it, and remove it when those rows
 //! could not be written (or once a row no longer points at it), so a crash may leave a
-//! file without a document but never a document without its file.
+//! file without a document but never a document without its file. Such files, and `.part`
+//! files a crash left mid-write, are removed when a server starts
+//! ([`FileStore::remove_orphans`]) once they are older than [`ORPHAN_MIN_AGE`].
 
+use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use tracing::warn;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::store::Store;
+
+/// How old a stored file no document points at must be before it is removed: a file is
+/// written a moment before its document row, and a younger file may be an upload (on this
+/// node or another) whose row is on its way.
+pub const ORPHAN_MIN_AGE: Duration = Duration::from_secs(3600);
 
 /// Stored files, in the data directory or the database.
 #[derive(Debug, Clone)]
@@ -113,6 +122,57 @@ impl FileStore {
     }
 }
 
+impl FileStore {
+    /// Remove the stored files no document of `store` points at, older than `min_age`:
+    /// what a crash between a file and its row, or mid-write, left behind. Both places
+    /// are swept (the data directory also holds files stored before they moved to the
+    /// database). Returns how many were removed.
+    pub async fn remove_orphans(&self, store: &Store, min_age: Duration) -> Result<u64> {
+        let mut removed = 0;
+        if let Some(database) = &self.database {
+            removed += database
+                .delete_orphan_stored_files(min_age.as_secs())
+                .await?;
+        }
+        let dir = self.data_dir.join(FILES_DIR);
+        if dir.is_dir() {
+            // Read before the directory: a document deleted meanwhile keeps its file
+            // until the next sweep, never the other way round.
+            let kept: HashSet<String> = store.document_file_paths().await?.into_iter().collect();
+            removed += tokio::task::block_in_place(|| remove_old_orphans(&dir, &kept, min_age))?;
+        }
+        Ok(removed)
+    }
+}
+
+/// The folder under the data dir that holds stored files (`files/<name>`).
+const FILES_DIR: &str = "files";
+
+/// Remove the files of `dir` (the data dir's `files/`) whose `files/<name>` is not in
+/// `kept` and that were last written more than `min_age` ago.
+fn remove_old_orphans(dir: &Path, kept: &HashSet<String>, min_age: Duration) -> Result<u64> {
+    let now = SystemTime::now();
+    let mut removed = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        let relative = format!("{FILES_DIR}/{}", entry.file_name().to_string_lossy());
+        let old_enough = meta
+            .modified()
+            .ok()
+            .and_then(|m| now.duration_since(m).ok())
+            .is_some_and(|age| age >= min_age);
+        if !meta.is_file() || !old_enough || kept.contains(&relative) {
+            continue;
+        }
+        match std::fs::remove_file(entry.path()) {
+            Ok(()) => removed += 1,
+            Err(e) => warn!(path = relative, error = %e, "orphan file not removed"),
+        }
+    }
+    Ok(removed)
+}
+
 /// Store `bytes` at `relative` under the data dir: written to a `.part` file, fsynced and
 /// renamed, so a crash leaves the old file or the new one, never half of one.
 fn write_file(data_dir: &Path, relative: &str, bytes: &[u8]) -> Result<()> {
@@ -139,7 +199,7 @@ fn write_file(data_dir: &Path, relative: &str, bytes: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::backends::test_store;
+    use crate::store::backends::{doc, kb, test_store};
     use ingest::db::Backend;
 
     /// Put, get, replace and remove, the same through either backing.
@@ -174,6 +234,50 @@ mod tests {
             let (dir, store) = test_store(backend).await;
             let files = FileStore::in_database(store, dir.path().join("data"));
             round_trip(&files, &dir.path().join("data")).await;
+        }
+    }
+
+    /// Files no document points at — a crash between a file and its row, a `.part` left
+    /// mid-write — are removed once old enough, in either backing, on either database; a
+    /// document's file stays, and so does a young orphan (an upload on its way).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn orphan_files_are_removed_once_old_enough() {
+        for backend in [Backend::Sqlite, Backend::Postgres] {
+            let (dir, store) = test_store(backend).await;
+            let data = dir.path().join("data");
+            let k = store.insert_kb(&kb("k")).await.unwrap();
+            // Its file_path is files/a.
+            store
+                .insert_document(&doc("d", &k.kb_id, "s"))
+                .await
+                .unwrap();
+            let backings = [
+                FileStore::in_directory(data.clone()),
+                FileStore::in_database(store.clone(), data.clone()),
+            ];
+            for (files, orphans) in backings.iter().zip([2, 1]) {
+                files.put("files/a", b"the document's").await.unwrap();
+                files.put("files/orphan", b"no row").await.unwrap();
+                if !files.is_in_database() {
+                    std::fs::write(data.join("files/b.part"), b"half").unwrap();
+                }
+                assert_eq!(
+                    files.remove_orphans(&store, ORPHAN_MIN_AGE).await.unwrap(),
+                    0
+                );
+                assert_eq!(files.get("files/orphan").await.unwrap(), b"no row");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let removed = files.remove_orphans(&store, Duration::ZERO).await.unwrap();
+                assert_eq!(
+                    removed,
+                    orphans,
+                    "{backend:?}, in database: {}",
+                    files.is_in_database()
+                );
+                assert!(files.get("files/orphan").await.is_err());
+                assert!(!data.join("files/b.part").exists());
+                assert_eq!(files.get("files/a").await.unwrap(), b"the document's");
+            }
         }
     }
 

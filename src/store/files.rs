@@ -36,6 +36,25 @@ impl Store {
         Ok(row.map(|(bytes,)| bytes))
     }
 
+    /// Delete the stored files no document points at that were stored more than
+    /// `min_age_s` seconds ago (a younger one may be an upload whose document row is being
+    /// written); returns how many. One statement, so a document committed meanwhile keeps
+    /// its file.
+    pub async fn delete_orphan_stored_files(&self, min_age_s: u64) -> Result<u64> {
+        let modifier = format!("-{min_age_s} seconds");
+        Ok(on_db!(
+            &self.pool,
+            "DELETE FROM stored_file
+              WHERE created_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?)
+                AND path NOT IN (SELECT file_path FROM document)",
+            |e, q| sqlx::query(q)
+                .bind(&modifier)
+                .execute(e)
+                .await
+                .map(|r| r.rows_affected())
+        )?)
+    }
+
     /// Delete the file stored under `path`; returns whether there was one.
     pub async fn delete_stored_file(&self, path: &str) -> Result<bool> {
         let deleted = on_db!(
