@@ -8,9 +8,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use sqlx::Connection;
 
-use crate::common::{Server, TOKEN, llm_intro_files, models_dir, open_db};
+use crate::common::{
+    Server, copy_deployment, llm_intro_files, models_dir, query_rows, zhiku_command,
+};
 
 /// A model folder with e5-small's files under another id. A different passage prefix gives
 /// vectors that differ from e5-small's, so a mix of the two would show.
@@ -32,28 +33,20 @@ fn other_model(dir: &Path, id: &str, passage_prefix: &str) {
 
 /// `zhiku reindex --kb handbook --re-embed` with `model`, started (not waited for).
 fn re_embed(data: &Path, model: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_zhiku"));
+    let mut cmd = zhiku_command(data, &[]);
     cmd.args(["reindex", "--kb", "handbook", "--re-embed"])
-        .env("ZHIKU_DATA_DIR", data)
-        .env("ZHIKU_MODELS_DIR", models_dir())
-        .env("ZHIKU_ADMIN_TOKEN", TOKEN)
         .env("ZHIKU_EMBEDDING__THREADS", "2")
         .env("ZHIKU_EMBEDDING__MODEL", model);
     cmd
 }
 
-/// The KB's model and every chunk's vector, read straight from SQLite.
+/// The KB's model and every chunk's vector, read straight from the database.
 fn stored_vectors(data: &Path) -> (String, BTreeMap<i64, Vec<f32>>) {
-    let (rt, mut db) = open_db(data);
-    let (model,): (String,) = rt
-        .block_on(sqlx::query_as("SELECT embedding_model FROM kb").fetch_one(&mut db))
-        .unwrap();
-    let rows: Vec<(i64, Vec<u8>)> = rt
-        .block_on(
-            sqlx::query_as("SELECT chunk_id, embedding FROM chunk WHERE is_deleted = 0")
-                .fetch_all(&mut db),
-        )
-        .unwrap();
+    let models: Vec<(String,)> = query_rows(data, "SELECT embedding_model FROM kb");
+    let rows: Vec<(i64, Vec<u8>)> = query_rows(
+        data,
+        "SELECT chunk_id, embedding FROM chunk WHERE NOT is_deleted",
+    );
     let vectors = rows
         .into_iter()
         .map(|(id, b)| {
@@ -64,20 +57,13 @@ fn stored_vectors(data: &Path) -> (String, BTreeMap<i64, Vec<f32>>) {
             (id, v)
         })
         .collect();
-    // Closed before returning: a dropped connection closes on sqlx's worker thread later,
-    // and SQLite's removal of zhiku.db-shm then raced the `cp -a` of the data dir.
-    rt.block_on(db.close()).unwrap();
-    (model, vectors)
+    (models[0].0.clone(), vectors)
 }
 
 /// Vectors staged by a re-embedding in progress.
 fn staged_rows(data: &Path) -> i64 {
-    let (rt, mut db) = open_db(data);
-    let (n,): (i64,) = rt
-        .block_on(sqlx::query_as("SELECT COUNT(*) FROM chunk_vector_staging").fetch_one(&mut db))
-        .unwrap();
-    rt.block_on(db.close()).unwrap();
-    n
+    let counts: Vec<(i64,)> = query_rows(data, "SELECT COUNT(*) FROM chunk_vector_staging");
+    counts[0].0
 }
 
 /// Whether two vector sets are the same up to batching noise (a different prefix moves
@@ -89,16 +75,6 @@ fn same_vectors(a: &BTreeMap<i64, Vec<f32>>, b: &BTreeMap<i64, Vec<f32>>) -> boo
                 va.len() == vb.len() && va.iter().zip(vb).all(|(x, y)| (x - y).abs() < 2e-3)
             })
         })
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    let status = Command::new("cp")
-        .arg("-a")
-        .arg(format!("{}/.", from.display()))
-        .arg(to)
-        .status()
-        .unwrap();
-    assert!(status.success());
 }
 
 /// kill -9 `zhiku reindex --re-embed` once vectors are being staged, and at moments spread
@@ -121,7 +97,7 @@ fn kill_during_re_embed_and_rebuild_leaves_old_or_new_state() {
 
     // Reference: an uninterrupted run, timed.
     let reference = tempfile::tempdir().unwrap();
-    copy_dir(base.path(), reference.path());
+    copy_deployment(base.path(), reference.path());
     let started = Instant::now();
     let out = re_embed(reference.path(), other.path()).output().unwrap();
     let full_run = started.elapsed();
@@ -134,7 +110,7 @@ fn kill_during_re_embed_and_rebuild_leaves_old_or_new_state() {
     // 0.0: as soon as the first page of vectors is staged.
     for fraction in [0.0, 0.5, 0.8, 0.95] {
         let data = tempfile::tempdir().unwrap();
-        copy_dir(base.path(), data.path());
+        copy_deployment(base.path(), data.path());
         let mut child = re_embed(data.path(), other.path()).spawn().unwrap();
         if fraction == 0.0 {
             while staged_rows(data.path()) == 0 {
@@ -248,11 +224,8 @@ fn model_change_is_refused_until_reindex_re_embed() {
     assert_eq!(status, 200);
     server.kill();
 
-    let out = Command::new(env!("CARGO_BIN_EXE_zhiku"))
+    let out = zhiku_command(data.path(), &[])
         .args(["reindex", "--kb", "handbook", "--re-embed"])
-        .env("ZHIKU_DATA_DIR", data.path())
-        .env("ZHIKU_MODELS_DIR", models_dir())
-        .env("ZHIKU_ADMIN_TOKEN", TOKEN)
         .env("ZHIKU_EMBEDDING__MODEL", model)
         .output()
         .unwrap();

@@ -231,6 +231,34 @@ impl PgCluster {
         let _ = admin.close().await;
         Ok(self.url(&name))
     }
+
+    /// A new database made from the one at `source_url` (its template), for a copy of a
+    /// stopped deployment; its url. PostgreSQL refuses a template that still has sessions,
+    /// and a killed server's sessions end a moment after it: retried for up to 10 s.
+    pub async fn copy_database(&self, source_url: &str) -> Result<String, String> {
+        let source = source_url
+            .rsplit('/')
+            .next()
+            .ok_or_else(|| format!("no database name in {source_url}"))?;
+        let name = format!("t{}", NEXT.fetch_add(1, Ordering::Relaxed));
+        let mut admin = sqlx::PgConnection::connect(&self.url("postgres"))
+            .await
+            .map_err(|e| format!("connecting to the test cluster: {e}"))?;
+        let sql = format!("CREATE DATABASE {name} TEMPLATE {source}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match sqlx::query(&sql).execute(&mut admin).await {
+                Ok(_) => break,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    tracing::debug!(error = %e, "the template is still in use");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(format!("{sql}: {e}")),
+            }
+        }
+        let _ = admin.close().await;
+        Ok(self.url(&name))
+    }
 }
 
 impl Drop for PgCluster {

@@ -301,18 +301,106 @@ impl Drop for Server {
     }
 }
 
-/// `zhiku serve` on `data_dir` with the test models and settings, plus `env`.
-pub fn serve_command(data_dir: &Path, env: &[(&str, &str)]) -> Command {
+/// The `zhiku` binary on `data_dir` with the test models, token and threads, and the
+/// database the run is on ([`database_of`]) unless `env` names one. Arguments and the
+/// rest of `env` are the caller's.
+pub fn zhiku_command(data_dir: &Path, env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_zhiku"));
-    cmd.arg("serve")
-        .env("ZHIKU_BIND", "127.0.0.1:0")
-        .env("ZHIKU_DATA_DIR", data_dir)
+    cmd.env("ZHIKU_DATA_DIR", data_dir)
         .env("ZHIKU_MODELS_DIR", models_dir())
         .env("ZHIKU_ADMIN_TOKEN", TOKEN)
+        .env("ZHIKU_LLM__THREADS", LLM_THREADS);
+    if !env.iter().any(|(k, _)| *k == "ZHIKU_DATABASE__URL")
+        && let Some(url) = database_of(data_dir)
+    {
+        cmd.env("ZHIKU_DATABASE__URL", url);
+    }
+    cmd
+}
+
+/// Whether this run's servers keep their data in PostgreSQL: `TEST_DATABASE=postgres`
+/// (`./scripts/test` runs the knowledge, chat, auth, crash and re-embed suites so a second
+/// time). Not a `ZHIKU_*` name: the servers inherit the environment and refuse unknown
+/// configuration keys.
+pub fn on_postgres() -> bool {
+    match std::env::var("TEST_DATABASE").as_deref() {
+        Err(_) | Ok("") | Ok("sqlite") => false,
+        Ok("postgres") => true,
+        Ok(other) => panic!("TEST_DATABASE={other}: expected sqlite or postgres"),
+    }
+}
+
+/// On a PostgreSQL run, the database that stands for `data_dir`'s SQLite file: a new one
+/// in this test binary's cluster the first time, the same one for every later server and
+/// command on that dir (a restart finds its data). None on SQLite.
+pub fn database_of(data_dir: &Path) -> Option<String> {
+    if !on_postgres() {
+        return None;
+    }
+    let mut databases = DATABASES.lock().unwrap();
+    let url = databases
+        .entry(data_dir.to_path_buf())
+        .or_insert_with(postgres_database);
+    Some(url.clone())
+}
+
+static DATABASES: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<PathBuf, String>>,
+> = std::sync::LazyLock::new(Default::default);
+
+/// Copy a stopped deployment: its data dir (`cp -a`) and, on a PostgreSQL run, its
+/// database (a new database made from it as a template) for the copy's dir.
+pub fn copy_deployment(from: &Path, to: &Path) {
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", from.display()))
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    if let Some(source) = database_of(from) {
+        let copy = tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(ingest::testing::cluster().copy_database(&source))
+            .unwrap_or_else(|e| panic!("{e}"));
+        DATABASES.lock().unwrap().insert(to.to_path_buf(), copy);
+    }
+}
+
+/// Rows of one query on a stopped deployment's database (SQLite or PostgreSQL: write SQL
+/// both read the same, e.g. `NOT is_deleted`).
+pub fn query_rows<T>(data_dir: &Path, sql: &str) -> Vec<T>
+where
+    T: Send + Unpin,
+    T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>,
+    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+{
+    use sqlx::Connection;
+    if let Some(url) = database_of(data_dir) {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        return rt.block_on(async {
+            let mut db = sqlx::PgConnection::connect(&url).await.unwrap();
+            let rows = sqlx::query_as(sql).fetch_all(&mut db).await.unwrap();
+            db.close().await.unwrap();
+            rows
+        });
+    }
+    let (rt, mut db) = open_db(data_dir);
+    let rows = rt.block_on(sqlx::query_as(sql).fetch_all(&mut db)).unwrap();
+    // Closed before returning: a dropped connection closes on sqlx's worker thread later,
+    // and SQLite's removal of zhiku.db-shm then raced a `cp -a` of the data dir.
+    rt.block_on(db.close()).unwrap();
+    rows
+}
+
+/// `zhiku serve` on `data_dir` with the test models and settings, plus `env`.
+pub fn serve_command(data_dir: &Path, env: &[(&str, &str)]) -> Command {
+    let mut cmd = zhiku_command(data_dir, env);
+    cmd.arg("serve")
+        .env("ZHIKU_BIND", "127.0.0.1:0")
         .env("ZHIKU_EMBEDDING__THREADS", "2")
         .env("ZHIKU_LLM__MODEL", PLUMBING_LLM)
         .env("ZHIKU_LLM__CONTEXT_TOKENS", "2048")
-        .env("ZHIKU_LLM__THREADS", LLM_THREADS)
         // The plumbing model's verdict on whether passages answer a question means
         // nothing; the tests of that check turn it on themselves.
         .env("ZHIKU_LLM__MIN_ANSWERABLE", "0");
@@ -346,12 +434,8 @@ pub fn cli(data_dir: &Path, args: &[&str]) -> (bool, String) {
 
 /// [`cli`] with more environment (`ZHIKU_DATABASE__URL`, …).
 pub fn cli_with(data_dir: &Path, env: &[(&str, &str)], args: &[&str]) -> (bool, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_zhiku"));
-    cmd.args(args)
-        .env("ZHIKU_DATA_DIR", data_dir)
-        .env("ZHIKU_MODELS_DIR", models_dir())
-        .env("ZHIKU_ADMIN_TOKEN", TOKEN)
-        .env("ZHIKU_LLM__THREADS", LLM_THREADS);
+    let mut cmd = zhiku_command(data_dir, env);
+    cmd.args(args);
     for (k, v) in env {
         cmd.env(k, v);
     }
