@@ -1,8 +1,9 @@
 //! The server on PostgreSQL (`[database] url = "postgres://…"`), in a throw-away cluster
 //! the test starts (`ingest::testing`): upload → search → chat with citations, the queue's
 //! jobs, a restart that finds everything again, `zhiku doctor` naming the database, and a second
-//! node on the same database refused unless `database.several_nodes` allows it. Two nodes
-//! on one database: one killed while it ingests, the other takes its jobs over. Three
+//! node on the same database refused unless `database.several_nodes` allows it. Three nodes
+//! on one database: one killed while it ingests twenty documents, the others take its jobs
+//! over, a bot made on one answers on another, the killed one catches up. Three
 //! nodes on one database: what one writes is searchable on the others within seconds,
 //! and every node's indexes equal the database, any node reads the files uploaded to
 //! another from the database, and a key's rate limit counts on all of them together. A
@@ -189,28 +190,59 @@ fn wait_for(deadline: Duration, what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-/// Two nodes on one PostgreSQL, each with its own data directory. Node A ingests a folder
-/// and is killed (-9) while it holds jobs; node B, started meanwhile, leaves A's jobs alone
-/// while A lives, takes them over once A's leases run out, and finishes every document:
-/// each indexed once, its chunks live exactly once in the database.
+/// Twenty documents: the mixed folder (text, Markdown, HTML, GBK, CSV, Word) and ten
+/// short inspection notes, one per room, written into `dir` (`note-01.md`…).
+fn twenty_documents(dir: &std::path::Path) -> Vec<(std::path::PathBuf, String)> {
+    const ROOMS: [&str; 10] = [
+        "锅炉房",
+        "配电室",
+        "冷库",
+        "仓库",
+        "食堂",
+        "停车场",
+        "机房",
+        "实验室",
+        "档案室",
+        "会议室",
+    ];
+    let mut files = mixed_folder();
+    for (i, room) in ROOMS.iter().enumerate() {
+        let name = format!("note-{:02}.md", i + 1);
+        let text = format!(
+            "# {room}巡检记录\n\n{room}今天巡检一切正常，{room}的温度是 {} 摄氏度。\n",
+            3 + 2 * i
+        );
+        std::fs::write(dir.join(&name), text).unwrap();
+        files.push((dir.join(&name), name));
+    }
+    files
+}
+
+/// Three nodes on one PostgreSQL, each with its own data directory. Node A ingests twenty
+/// mixed documents and is killed (-9) while it holds jobs; nodes B and C, started
+/// meanwhile, leave A's jobs alone while A lives, take them over once A's leases run out,
+/// and finish every document: each indexed once, its chunks live exactly once in the
+/// database, B's and C's indexes equal to it. A bot made on C answers on B with citations
+/// from the documents uploaded on A. A started again catches up.
 ///
 /// The uploaded files are in the database (`database.files`, "database" by default on
-/// PostgreSQL): B reads the files of the jobs it takes over from there, and neither data
+/// PostgreSQL): B and C read the files of the jobs they take over from there, and no data
 /// directory ever holds one.
 #[test]
-fn a_killed_nodes_jobs_are_finished_by_another_node_each_document_once() {
+fn a_killed_nodes_jobs_are_finished_by_the_others_each_document_once() {
     let url = postgres_database();
-    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let dirs = [(); 4].map(|_| tempfile::tempdir().unwrap());
+    let (a_dir, b_dir, c_dir) = (&dirs[0], &dirs[1], &dirs[2]);
     let env = ingesting_nodes(&url);
     let (rt, db) = pool(&url);
     let mut a = Server::start_with(a_dir.path(), &env);
     let a_node = std::fs::read_to_string(a_dir.path().join("node_id")).unwrap();
     let kb = a.create_kb("fleet");
-    let files = mixed_folder();
+    let files = twenty_documents(dirs[3].path());
     let (status, body) = a.upload(&kb, &files);
     assert_eq!(status, 202, "{body}");
 
-    // A holds a job; B starts beside it and takes none of A's at its start.
+    // A holds a job; B and C start beside it and take none of A's at their start.
     let held_by_a = |jobs: &[(i64, String, i64, Option<String>)]| -> Vec<i64> {
         jobs.iter()
             .filter(|(_, status, _, owner)| {
@@ -222,9 +254,19 @@ fn a_killed_nodes_jobs_are_finished_by_another_node_each_document_once() {
     wait_for(Duration::from_secs(300), "A processing a job", || {
         !held_by_a(&jobs(&rt, &db)).is_empty()
     });
-    let b = Server::start_with(b_dir.path(), &env);
-    let b_node = std::fs::read_to_string(b_dir.path().join("node_id")).unwrap();
-    assert_ne!(a_node, b_node);
+    // B answers the chat below: the model whose answers are right.
+    let answering = [
+        &env[..],
+        &[
+            ("ZHIKU_LLM__MODEL", ANSWER_LLM),
+            ("ZHIKU_LLM__CONTEXT_TOKENS", "4096"),
+        ],
+    ]
+    .concat();
+    let b = Server::start_with(b_dir.path(), &answering);
+    let c = Server::start_with(c_dir.path(), &env);
+    let others = [b_dir, c_dir].map(|d| std::fs::read_to_string(d.path().join("node_id")).unwrap());
+    assert!(!others.contains(&a_node));
 
     // Kill A while it holds a job (after at least one document is done, if it gets there).
     let started = Instant::now();
@@ -244,7 +286,7 @@ fn a_killed_nodes_jobs_are_finished_by_another_node_each_document_once() {
         std::thread::sleep(Duration::from_millis(50));
     }
 
-    // B finishes everything, A's interrupted jobs included.
+    // B and C finish everything, A's interrupted jobs included.
     let settled = b.wait_settled(&kb, Duration::from_secs(900));
     assert_eq!(settled.len(), files.len());
     assert!(
@@ -256,22 +298,56 @@ fn a_killed_nodes_jobs_are_finished_by_another_node_each_document_once() {
     assert_eq!(after.len(), files.len(), "one job per document: {after:?}");
     for id in &killed_holding {
         let (_, _, attempts, owner) = after.iter().find(|(j, ..)| j == id).unwrap();
-        assert_eq!(
-            owner.as_deref(),
-            Some(b_node.as_str()),
+        assert!(
+            owner.as_ref().is_some_and(|o| others.contains(o)),
             "job {id}: {after:?}"
         );
         assert!(*attempts >= 2, "job {id} ran again: {after:?}");
     }
-    for dir in [&a_dir, &b_dir] {
+    assert_each_document_once(&rt, &db, &settled);
+    let nodes = [("B", &b), ("C", &c)];
+    on_every_node(&nodes, "indexes equal to the database", |n| {
+        index_check(n, &kb)["consistent"] == true
+    });
+    assert_eq!(index_check(&b, &kb), index_check(&c, &kb));
+
+    // A bot made on C answers on B from what A ingested, with citations.
+    let bot = c.create_bot(json!({
+        "name": "值班助手",
+        "knowledge_bases": [kb],
+        "model": {"temperature": 0, "max_tokens": 32},
+    }));
+    let (status, events) = b.chat(
+        &format!("/api/bots/{bot}/chat"),
+        TOKEN,
+        json!({"message": "冷库今天的温度是多少？"}),
+    );
+    assert_eq!(status, 200, "{events:?}");
+    let (_, done) = events
+        .iter()
+        .find(|(n, _)| n == "done")
+        .expect("no done event");
+    let cited: Vec<&str> = done["citations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["document_name"].as_str())
+        .collect();
+    assert!(cited.contains(&"note-03.md"), "{done}");
+
+    // A, started again on its data dir, catches up with what B and C wrote.
+    let a = Server::start_with(a_dir.path(), &env);
+    on_every_node(&[("A", &a)], "A's indexes equal to the database", |n| {
+        index_check(n, &kb)["consistent"] == true
+    });
+    assert_eq!(index_check(&a, &kb), index_check(&b, &kb));
+    for dir in [a_dir, b_dir, c_dir] {
         assert!(
             !dir.path().join("files").exists(),
             "no file on a node's disk: {}",
             dir.path().display()
         );
     }
-
-    assert_each_document_once(&rt, &db, &settled);
 }
 
 /// Each settled document's chunks live exactly once in the database: as many as it counts,
