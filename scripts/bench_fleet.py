@@ -19,13 +19,16 @@ Measured per N:
   node_id); jobs that ran more than once;
 - replica lag, two ways: each node's `zhiku_index_lag_chunks` gauge (GET /metrics, every
   0.25 s), max and p95; and for every 10th document (--probe-every), the seconds from the
-  poll that first saw it `indexed` until each node's full-text search finds its marker
-  (the poll's interval makes this up to ~0.25 s short);
+  commit of its marker's chunk (PostgreSQL's track_commit_timestamp, turned on in the
+  throw-away cluster) until each node's full-text search finds the marker (searched every
+  0.2 s from when the poll sees the document `processing`), on every node and on the
+  nodes that did not ingest it;
 - correctness at the end: every node's GET /api/kbs/{kb}/index-check equal to the database
   (BM25 and vectors hold exactly the live chunks), awaited up to --settle-s; every
   document's marker found on every node in exactly one chunk of that document alone; one
-  document per upload, no failed one; the chunks of the documents add up to the
-  database's;
+  document per upload, no failed one; in the database, each document's live chunks equal
+  its chunk_count, its marker in exactly one live chunk, and no deleted chunks (a job run
+  twice would leave some); the same chunk count per document whatever the fleet size;
 - memory per node: peak resident (VmHWM) and resident at the end (VmRSS); CPU seconds.
 
 Prints the machine (nproc, load average at start and end, kernel), the commit, the
@@ -71,6 +74,7 @@ TOKEN = "bench-fleet-token"
 SECRET = "bench-fleet-secret-0123456789abcdef"
 UPLOADERS = 5
 POLL_S = 0.25
+PROBE_S = 0.2
 LAG_METRIC = "zhiku_index_lag_chunks"
 
 
@@ -121,7 +125,8 @@ class PgCluster:
         err = ""
         for _ in range(3):  # the port may be taken between asking and binding
             self.port = free_port()
-            opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1"
+            # Commit times of rows, for the lag from a chunk's commit to a search that finds it.
+            opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c track_commit_timestamp=on"
             try:
                 self._run("pg_ctl", "-D", str(self.data), "-o", opts, "-l", str(self.log), "-w", "start")
                 self.running = True
@@ -366,13 +371,17 @@ class Sampler(threading.Thread):
 
 
 class Prober:
-    """For the sampled documents: from the moment the poll saw one indexed, each node's
-    full-text search for its marker every 0.1 s until it finds it (one thread per node)."""
+    """For the sampled documents: from the moment the poll saw one `processing` (or
+    `indexed`, if it never saw it processing), each node's full-text search for its marker
+    every PROBE_S until it finds it (one thread per node). Records the wall-clock time of
+    each node's first hit, to be set against the chunk's commit time in PostgreSQL."""
 
     def __init__(self, nodes: list[Node], kb: str, deadline_s: float) -> None:
         self.nodes, self.kb, self.deadline_s = nodes, kb, deadline_s
-        self.pending: dict[int, dict[str, tuple[str, float]]] = {n.index: {} for n in nodes}
-        self.found: dict[str, dict[int, float]] = {}  # doc id -> node -> seconds after indexed
+        self.pending: dict[int, dict[str, str]] = {n.index: {} for n in nodes}  # node -> doc id -> marker
+        self.found: dict[str, dict[int, float]] = {}  # doc id -> node -> time.time() of the first hit
+        self.indexed: dict[str, float] = {}  # doc id -> time.time() the poll first saw it indexed
+        self.late: set[str] = set()  # documents first seen already indexed
         self.errors: list[str] = []
         self.lock = threading.Lock()
         self.halt = threading.Event()
@@ -380,12 +389,22 @@ class Prober:
         for t in self.threads:
             t.start()
 
-    def add(self, doc_id: str, mark: str, seen_indexed: float) -> None:
-        """Start looking for a document seen indexed at `seen_indexed` (monotonic)."""
+    def add(self, doc_id: str, mark: str) -> None:
+        """Start looking for a document (once)."""
         with self.lock:
+            if doc_id in self.found:
+                return
             self.found[doc_id] = {}
             for n in self.nodes:
-                self.pending[n.index][doc_id] = (mark, seen_indexed)
+                self.pending[n.index][doc_id] = mark
+
+    def saw_indexed(self, doc_id: str, mark: str, at: float) -> None:
+        """The poll saw the document indexed at `at` (time.time())."""
+        with self.lock:
+            if doc_id not in self.found:
+                self.late.add(doc_id)
+            self.indexed[doc_id] = at
+        self.add(doc_id, mark)
 
     def busy(self) -> bool:
         """Whether some node has not found some sampled document yet."""
@@ -396,22 +415,22 @@ class Prober:
         while not self.halt.is_set():
             with self.lock:
                 todo = list(self.pending[node.index].items())
-            for doc_id, (mark, since) in todo:
+            for doc_id, mark in todo:
                 try:
                     hits = node.finds(self.kb, mark)
                 except (OSError, urllib.error.URLError) as e:
                     self.errors.append(f"{node.name()}: search failed: {e}")
                     continue
-                now = time.monotonic()
-                if any(h["document_id"] == doc_id for h in hits):
-                    with self.lock:
-                        self.found[doc_id][node.index] = now - since
+                now = time.time()
+                with self.lock:
+                    if any(h["document_id"] == doc_id for h in hits):
+                        self.found[doc_id][node.index] = now
                         del self.pending[node.index][doc_id]
-                elif now - since > self.deadline_s:
-                    with self.lock:
-                        self.errors.append(f"{node.name()} never found {mark} ({doc_id}) in {self.deadline_s:.0f} s")
+                    elif doc_id in self.indexed and now - self.indexed[doc_id] > self.deadline_s:
+                        self.errors.append(f"{node.name()} never found {mark} ({doc_id}) "
+                                           f"{self.deadline_s:.0f} s after it was indexed")
                         del self.pending[node.index][doc_id]
-            self.halt.wait(0.1)
+            self.halt.wait(PROBE_S)
 
     def stop(self) -> None:
         self.halt.set()
@@ -475,6 +494,29 @@ def every_marker(nodes: list[Node], kb: str, made: list[dict]) -> list[str]:
     return wrong
 
 
+def database_view(cluster: PgCluster, db: str) -> dict[str, dict]:
+    """Per document, from PostgreSQL: live and deleted (tombstone) chunks, live chunks
+    holding a marker, the commit time (epoch s) of the live marker chunk
+    (track_commit_timestamp), the document's chunk_count and the node that ran its job."""
+    out: dict[str, dict] = {}
+    rows = cluster.psql(db, """
+        SELECT d.document_id, d.chunk_count,
+               count(c.chunk_id) FILTER (WHERE NOT c.is_deleted),
+               count(c.chunk_id) FILTER (WHERE c.is_deleted),
+               count(c.chunk_id) FILTER (WHERE NOT c.is_deleted AND c.text LIKE '%zkmark%'),
+               coalesce(max(extract(epoch FROM pg_xact_commit_timestamp(c.xmin)))
+                        FILTER (WHERE NOT c.is_deleted AND c.text LIKE '%zkmark%'), 0),
+               coalesce((SELECT string_agg(coalesce(j.lease_owner, '-'), ',') FROM ingest_job j
+                         WHERE j.document_id = d.document_id), '')
+        FROM document d LEFT JOIN chunk c ON c.document_id = d.document_id
+        GROUP BY d.document_id, d.chunk_count""")
+    for line in rows.splitlines():
+        doc, count, live, dead, marked, commit, owners = line.split("|")
+        out[doc] = {"chunk_count": int(count), "live": int(live), "dead": int(dead), "marked": int(marked),
+                    "commit": float(commit), "owners": owners}
+    return out
+
+
 def run_fleet(cluster: PgCluster, size: int, args: argparse.Namespace,
               docs: list[tuple[str, bytes]]) -> dict:
     """One fleet of `size` nodes on a fresh database: every figure of one table row."""
@@ -503,7 +545,7 @@ def run_fleet(cluster: PgCluster, size: int, args: argparse.Namespace,
         upload_thread = threading.Thread(target=lambda: up.update(zip(("made", "errors", "seconds"),
                                                                        uploaders(nodes, kb, docs))))
         upload_thread.start()
-        seen_indexed: dict[str, float] = {}
+        seen_indexed: set[str] = set()
         settled: list[dict] = []
         turn = 0
         while True:
@@ -511,11 +553,14 @@ def run_fleet(cluster: PgCluster, size: int, args: argparse.Namespace,
             turn += 1
             now = time.monotonic()
             for d in listed:
-                if d["status"] == "indexed" and d["id"] not in seen_indexed:
-                    seen_indexed[d["id"]] = now
-                    i = int(d["name"][:4])
-                    if i % args.probe_every == 0:
-                        prober.add(d["id"], marker(i), now)
+                i = int(d["name"][:4])
+                if i % args.probe_every:
+                    continue
+                if d["status"] == "processing":
+                    prober.add(d["id"], marker(i))
+                elif d["status"] == "indexed" and d["id"] not in seen_indexed:
+                    seen_indexed.add(d["id"])
+                    prober.saw_indexed(d["id"], marker(i), time.time())
             settled = [d for d in listed if d["status"] in ("indexed", "failed")]
             if not upload_thread.is_alive() and len(settled) == len(listed) >= len(up.get("made", [])):
                 done["t"] = now - t0
@@ -545,12 +590,26 @@ def run_fleet(cluster: PgCluster, size: int, args: argparse.Namespace,
             key = f"node {by_id[owner]}" if owner in by_id else f"{owner} ({status})"
             ran[key] = ran.get(key, 0) + int(count)
             retried += int(more)
+        view = database_view(cluster, db)
+        db_wrong = [f"{doc}: {v}" for doc, v in view.items()
+                    if v["live"] != v["chunk_count"] or v["marked"] != 1 or not v["commit"]]
+        # Commit of the marker's chunk → each node's first hit; "own": the node that ran the job.
+        everywhere, own, others = [], [], []
+        for doc, hits in prober.found.items():
+            commit = view.get(doc, {}).get("commit")
+            if len(hits) < size or not commit:
+                continue
+            everywhere.append(max(hits.values()) - commit)
+            owner = view[doc]["owners"].split(",")[-1]
+            for i, at in hits.items():
+                (own if nodes[i].node_id == owner else others).append(at - commit)
+        after_indexed = [max(0.0, max(prober.found[d].values()) - t) for d, t in prober.indexed.items()
+                         if len(prober.found.get(d, {})) == size]
         health = {n.index: request(n.base, "GET", "/health", timeout=30) for n in nodes}
         mem = {n.index: proc_status(n.proc.pid) for n in nodes}
         cpu = {n.index: cpu_seconds(n.proc.pid) - n.cpu_start for n in nodes}
         names = [d["name"] for d in final]
         chunks = sum(d["chunk_count"] for d in final)
-        visible = [max(f.values()) for f in prober.found.values() if len(f) == size]
         row.update({
             "db": db, "kb": kb, "docs": len(docs), "uploaded": len(made), "upload_errors": up["errors"],
             "upload_s": up["seconds"], "wall_s": wall, "listed": len(final),
@@ -564,12 +623,15 @@ def run_fleet(cluster: PgCluster, size: int, args: argparse.Namespace,
             "lag_p95": {i: percentile(v, 95) for i, v in sampler.lags.items()},
             "lag_samples": {i: len(v) for i, v in sampler.lags.items()},
             "metrics_failures": sampler.failures,
-            "probe_docs": len(prober.found), "probe_complete": len(visible),
-            "probe_errors": prober.errors,
-            "visible_p50": percentile(visible, 50), "visible_p95": percentile(visible, 95),
-            "visible_max": max(visible, default=float("nan")),
-            "visible_by_node": {n.index: percentile([f[n.index] for f in prober.found.values() if n.index in f], 95)
-                                for n in nodes},
+            "probe_docs": len(prober.found), "probe_complete": len(everywhere),
+            "probe_late": len(prober.late), "probe_errors": prober.errors,
+            "visible_p50": percentile(everywhere, 50), "visible_p95": percentile(everywhere, 95),
+            "visible_max": max(everywhere, default=float("nan")),
+            "visible_own_p95": percentile(own, 95), "visible_others_p95": percentile(others, 95),
+            "visible_others_max": max(others, default=float("nan")),
+            "after_indexed_p50": percentile(after_indexed, 50), "after_indexed_p95": percentile(after_indexed, 95),
+            "after_indexed_max": max(after_indexed, default=float("nan")),
+            "db_problems": db_wrong, "tombstones": sum(v["dead"] for v in view.values()),
             "index_check": {i: {k: c[k] for k in ("db_chunks", "bm25_docs", "vector_hits", "bm25_matches",
                                                    "vector_self_checked", "vector_self_found", "consistent",
                                                    "waited_s")} for i, c in checks.items()},
@@ -613,10 +675,10 @@ def report(rows: list[dict], machine: dict, corpus_name: str, command: str) -> s
         out.append(f"| {r['nodes']} | {r['threads']} | {r['listed']} → {r['chunks']:,} | {r['wall_s']:.1f} "
                    f"| {r['docs_per_s']:.2f} | {r['chunks_per_s']:.1f} | {len(r['failed'])} | {ran} ({r['retried_jobs']}) "
                    f"| {r['load_start'][0]:.1f} → {r['load_end'][0]:.1f} |")
-    out += ["", "| nodes | lag gauge max, by node (chunks) | lag gauge p95, by node | indexed → searchable on every node, "
-                "p50 / p95 / max s (documents) | index-check equal to the database | every marker found once, everywhere "
+    out += ["", "| nodes | lag gauge max, by node (chunks) | lag gauge p95, by node | commit → searchable on every node, "
+                "p50 / p95 / max s (documents) | on the nodes that did not ingest it, p95 / max s | index-check equal to the database | every marker found once, everywhere "
                 "| peak RSS by node (MiB) | RSS at the end (MiB) | CPU s by node |",
-            "|---:|---|---|---|---|---|---|---|---|"]
+            "|---:|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         checks = r["index_check"]
         equal = "yes, all" if all(c["consistent"] for c in checks.values()) else \
@@ -625,6 +687,7 @@ def report(rows: list[dict], machine: dict, corpus_name: str, command: str) -> s
         markers = "yes" if not r["marker_problems"] else f"NO ({len(r['marker_problems'])})"
         out.append(f"| {r['nodes']} | {fmt_nodes(r['lag_max'])} | {fmt_nodes(r['lag_p95'])} "
                    f"| {r['visible_p50']:.2f} / {r['visible_p95']:.2f} / {r['visible_max']:.2f} ({r['probe_complete']}) "
+                   f"| {r['visible_others_p95']:.2f} / {r['visible_others_max']:.2f} "
                    f"| {equal} ({', '.join(map(str, db_chunks))} chunks) | {markers} "
                    f"| {fmt_nodes(r['rss_peak_mib'])} | {fmt_nodes(r['rss_end_mib'])} | {fmt_nodes(r['cpu_s'])} |")
     return "\n".join(out)
@@ -648,6 +711,11 @@ def problems(rows: list[dict]) -> list[str]:
             if c["db_chunks"] != r["chunks"]:
                 out.append(f"N={n}: node {i}: the database has {c['db_chunks']} live chunks, "
                            f"the documents say {r['chunks']}")
+        if r.get("db_problems"):
+            out.append(f"N={n}: the database: {len(r['db_problems'])} documents whose live chunks differ from "
+                       f"chunk_count or hold the marker not exactly once, e.g. {r['db_problems'][:3]}")
+        if r.get("tombstones"):
+            out.append(f"N={n}: {r['tombstones']} deleted chunks (tombstones): some document was split twice")
         if r.get("marker_problems"):
             out.append(f"N={n}: markers: {r['marker_problems'][:5]}")
         if r.get("probe_errors"):
