@@ -354,6 +354,8 @@ class Sampler(threading.Thread):
         super().__init__(daemon=True)
         self.nodes = nodes
         self.lags: dict[int, list[float]] = {n.index: [] for n in nodes}
+        self.series: dict[int, list[tuple[float, float]]] = {n.index: [] for n in nodes}  # (s, lag)
+        self.started = time.monotonic()
         self.failures: dict[int, int] = {n.index: 0 for n in nodes}
         self.rss: dict[int, list[int]] = {n.index: [] for n in nodes}
         self.halt = threading.Event()
@@ -366,6 +368,7 @@ class Sampler(threading.Thread):
                     self.failures[n.index] += 1
                 else:
                     self.lags[n.index].append(lag)
+                    self.series[n.index].append((round(time.monotonic() - self.started, 2), lag))
                 self.rss[n.index].append(proc_status(n.proc.pid).get("VmRSS", 0))
             self.halt.wait(POLL_S)
 
@@ -622,6 +625,7 @@ def run_fleet(cluster: PgCluster, size: int, args: argparse.Namespace,
             "lag_max": {i: max(v, default=float("nan")) for i, v in sampler.lags.items()},
             "lag_p95": {i: percentile(v, 95) for i, v in sampler.lags.items()},
             "lag_samples": {i: len(v) for i, v in sampler.lags.items()},
+            "lag_series": sampler.series,
             "metrics_failures": sampler.failures,
             "probe_docs": len(prober.found), "probe_complete": len(everywhere),
             "probe_late": len(prober.late), "probe_errors": prober.errors,
@@ -655,6 +659,11 @@ def run_fleet(cluster: PgCluster, size: int, args: argparse.Namespace,
 
 # --- the report ---------------------------------------------------------------------------
 
+def seconds(v: float) -> str:
+    """Seconds to two decimals, — for none."""
+    return "—" if v != v else f"{v:.2f}"
+
+
 def fmt_nodes(values: dict, digits: int = 0) -> str:
     """Per-node figures, node 0 first: `a · b · c`."""
     return " · ".join("—" if v != v else f"{v:,.{digits}f}" for _, v in sorted(values.items()))
@@ -686,9 +695,9 @@ def report(rows: list[dict], machine: dict, corpus_name: str, command: str) -> s
         db_chunks = sorted({c["db_chunks"] for c in checks.values()})
         markers = "yes" if not r["marker_problems"] else f"NO ({len(r['marker_problems'])})"
         out.append(f"| {r['nodes']} | {fmt_nodes(r['lag_max'])} | {fmt_nodes(r['lag_p95'])} "
-                   f"| {r['visible_p50']:.2f} / {r['visible_p95']:.2f} / {r['visible_max']:.2f} ({r['probe_complete']}) "
-                   f"| {r['visible_others_p95']:.2f} / {r['visible_others_max']:.2f} "
-                   f"| {equal} ({', '.join(map(str, db_chunks))} chunks) | {markers} "
+                   f"| {seconds(r['visible_p50'])} / {seconds(r['visible_p95'])} / {seconds(r['visible_max'])} "
+                   f"({r['probe_complete']}) | {seconds(r['visible_others_p95'])} / {seconds(r['visible_others_max'])} "
+                   f"| {equal} ({', '.join(f'{c:,}' for c in db_chunks)} chunks) | {markers} "
                    f"| {fmt_nodes(r['rss_peak_mib'])} | {fmt_nodes(r['rss_end_mib'])} | {fmt_nodes(r['cpu_s'])} |")
     return "\n".join(out)
 
