@@ -41,7 +41,9 @@ the repository has them, else $ZHIKU_SHARED_DIR/data/eval (default ../shared/dat
 llm-intro-zh (in the repository) if neither is there.
 
 Usage: python3 scripts/bench_fleet.py [--binary target/release/zhiku] [--nodes 1,2,3]
-                                      [--docs 300] [--threads 0] [--keep]
+                                      [--docs 300] [--threads 0] [--keep] [--json FILE]
+(--keep leaves each node's data dir and server.log; --json writes every figure, each
+node's lag gauge as a time series among them.) Exits 1 when a check failed, listing why.
 """
 from __future__ import annotations
 
