@@ -56,17 +56,8 @@ fn upload_search_and_chat_on_postgres_and_a_restart_keeps_everything() {
         json!({"message": ask}),
     );
     assert_eq!(status, 200, "{events:?}");
-    let (_, done) = events
-        .iter()
-        .find(|(n, _)| n == "done")
-        .expect("no done event");
-    let cited: Vec<&str> = done["citations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|c| c["document_name"].as_str())
-        .collect();
-    assert!(cited.contains(&"01.txt"), "{done}");
+    let cited = cited_documents(&events);
+    assert!(cited.iter().any(|d| d == "01.txt"), "{events:?}");
     let conversation = events[0].1["conversation_id"].as_str().unwrap().to_string();
     let key = server.publish_with_key(&bot);
 
@@ -188,6 +179,20 @@ fn wait_for(deadline: Duration, what: &str, mut done: impl FnMut() -> bool) {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// The documents an answer's `done` event cites.
+fn cited_documents(events: &[(String, serde_json::Value)]) -> Vec<String> {
+    let (_, done) = events
+        .iter()
+        .find(|(n, _)| n == "done")
+        .expect("no done event");
+    done["citations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["document_name"].as_str().map(str::to_string))
+        .collect()
 }
 
 /// Twenty documents: the mixed folder (text, Markdown, HTML, GBK, CSV, Word) and ten
@@ -323,17 +328,8 @@ fn a_killed_nodes_jobs_are_finished_by_the_others_each_document_once() {
         json!({"message": "冷库今天的温度是多少？"}),
     );
     assert_eq!(status, 200, "{events:?}");
-    let (_, done) = events
-        .iter()
-        .find(|(n, _)| n == "done")
-        .expect("no done event");
-    let cited: Vec<&str> = done["citations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|c| c["document_name"].as_str())
-        .collect();
-    assert!(cited.contains(&"note-03.md"), "{done}");
+    let cited = cited_documents(&events);
+    assert!(cited.iter().any(|d| d == "note-03.md"), "{events:?}");
 
     // A, started again on its data dir, catches up with what B and C wrote.
     let a = Server::start_with(a_dir.path(), &env);
