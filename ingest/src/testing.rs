@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use sqlx::Connection;
 
@@ -220,16 +221,7 @@ impl PgCluster {
 
     /// Create an empty database of its own for one test; its url.
     pub async fn fresh_database(&self) -> Result<String, String> {
-        let name = format!("t{}", NEXT.fetch_add(1, Ordering::Relaxed));
-        let mut admin = sqlx::PgConnection::connect(&self.url("postgres"))
-            .await
-            .map_err(|e| format!("connecting to the test cluster: {e}"))?;
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .await
-            .map_err(|e| format!("CREATE DATABASE {name}: {e}"))?;
-        let _ = admin.close().await;
-        Ok(self.url(&name))
+        self.create_database("", Duration::ZERO).await
     }
 
     /// A new database made from the one at `source_url` (its template), for a copy of a
@@ -240,18 +232,25 @@ impl PgCluster {
             .rsplit('/')
             .next()
             .ok_or_else(|| format!("no database name in {source_url}"))?;
+        self.create_database(&format!(" TEMPLATE {source}"), Duration::from_secs(10))
+            .await
+    }
+
+    /// `CREATE DATABASE t<N><clause>` under a new name, tried again every 100 ms for
+    /// `retry_for`; the new database's url.
+    async fn create_database(&self, clause: &str, retry_for: Duration) -> Result<String, String> {
         let name = format!("t{}", NEXT.fetch_add(1, Ordering::Relaxed));
         let mut admin = sqlx::PgConnection::connect(&self.url("postgres"))
             .await
             .map_err(|e| format!("connecting to the test cluster: {e}"))?;
-        let sql = format!("CREATE DATABASE {name} TEMPLATE {source}");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let sql = format!("CREATE DATABASE {name}{clause}");
+        let deadline = Instant::now() + retry_for;
         loop {
             match sqlx::query(&sql).execute(&mut admin).await {
                 Ok(_) => break,
-                Err(e) if std::time::Instant::now() < deadline => {
-                    tracing::debug!(error = %e, "the template is still in use");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                Err(e) if Instant::now() < deadline => {
+                    tracing::debug!(error = %e, "CREATE DATABASE refused; trying again");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                 }
                 Err(e) => return Err(format!("{sql}: {e}")),
             }
