@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::common::{Server, fixtures_dir, llm_intro_files};
+use crate::common::{self, Server, fixtures_dir, llm_intro_files};
 
 fn queries() -> Vec<(String, String)> {
     let path = fixtures_dir().join("eval/llm-intro-zh/queries.jsonl");
@@ -381,4 +381,73 @@ fn an_idle_server_gives_back_the_passage_models_memory_and_still_ingests() {
         json!({"query": "年假需要提前多久申请", "mode": "semantic", "top_k": 1}),
     );
     assert_eq!(r["results"][0]["document_name"], "leave.txt", "{r}");
+}
+
+/// A deployment from before spreadsheets were also kept as tables (migration 0012) has
+/// its sheets' chunks but no tables, so a bot's `table_query` cannot see them. Upgrading
+/// reads those sheets once more: their tables appear, their chunks stay the same, and a
+/// text document is left alone.
+#[test]
+fn sheets_indexed_before_tables_existed_get_their_tables_after_an_upgrade() {
+    let data = tempfile::tempdir().unwrap();
+    let docs = fixtures_dir().join("docs");
+    let uploads = [
+        (docs.join("zh-sales.xlsx"), "zh-sales.xlsx".to_string()),
+        (docs.join("zh-faq.csv"), "zh-faq.csv".to_string()),
+        (docs.join("zh-guide.md"), "zh-guide.md".to_string()),
+    ];
+    let (kb, before) = {
+        let server = Server::start(data.path());
+        let kb = server.create_kb("升级");
+        let (status, body) = server.upload(&kb, &uploads);
+        assert_eq!(status, 202, "{body}");
+        let docs = server.wait_settled(&kb, Duration::from_secs(300));
+        assert!(docs.iter().all(|d| d["status"] == "indexed"), "{docs:?}");
+        (kb, docs)
+    };
+    let tables = |sql: &str| -> Vec<(String,)> { common::query_rows(data.path(), sql) };
+    let with_tables = tables("SELECT DISTINCT document_id FROM document_table");
+    assert_eq!(
+        with_tables.len(),
+        2,
+        "both sheets have tables: {with_tables:?}"
+    );
+    // As the database of an older version was: no tables, and this migration not run.
+    tables("DELETE FROM document_table RETURNING table_id");
+    let undone = tables(
+        "DELETE FROM _sqlx_migrations WHERE description = 'spreadsheet tables backfill' RETURNING description",
+    );
+    assert_eq!(undone.len(), 1, "the migration was recorded: {undone:?}");
+
+    let server = Server::start(data.path());
+    let after = server.wait_settled(&kb, Duration::from_secs(300));
+    let named = |docs: &[Value], name: &str| -> Value {
+        docs.iter().find(|d| d["name"] == name).cloned().unwrap()
+    };
+    for (_, name) in &uploads {
+        let (old, new) = (named(&before, name), named(&after, name));
+        assert_eq!(new["status"], "indexed", "{new}");
+        assert_eq!(
+            old["chunk_count"], new["chunk_count"],
+            "{name}: {old} {new}"
+        );
+    }
+    let with_tables = tables(
+        "SELECT DISTINCT d.name FROM document_table t JOIN document d ON d.document_id = t.document_id ORDER BY d.name",
+    );
+    let names: Vec<&str> = with_tables.iter().map(|(n,)| n.as_str()).collect();
+    assert_eq!(names, ["zh-faq.csv", "zh-sales.xlsx"]);
+    // Read again, not uploaded again: the text document had no job, the sheets one more.
+    let jobs: Vec<(String, i64)> = common::query_rows(
+        data.path(),
+        "SELECT d.name, COUNT(*) FROM ingest_job j JOIN document d ON d.document_id = j.document_id GROUP BY d.name ORDER BY d.name",
+    );
+    assert_eq!(
+        jobs,
+        [
+            ("zh-faq.csv".to_string(), 2),
+            ("zh-guide.md".to_string(), 1),
+            ("zh-sales.xlsx".to_string(), 2)
+        ]
+    );
 }
