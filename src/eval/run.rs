@@ -381,6 +381,9 @@ pub struct AnswerSample {
     pub question_coverage: Option<f32>,
     /// The bot's tools the answer called, in call order.
     pub tools_called: Vec<String>,
+    /// A bot that searches on demand: the model's probability that the question needs
+    /// the knowledge base (it searched first from 0.5).
+    pub search_verdict: Option<f32>,
     /// From the question to the first token of the answer, in ms.
     pub first_token_ms: f64,
     /// From the question to the end of the answer, in ms.
@@ -414,7 +417,7 @@ async fn ask(state: &AppState, how: &AskSettings, question: &str) -> Result<Answ
                 let outcome = *outcome;
                 // What the model read: the passages given to it, and the prompt's last
                 // message (they and the question).
-                let (question_coverage, read, read_scores) = match outcome.trace {
+                let (question_coverage, read, read_scores, search_verdict) = match outcome.trace {
                     Some(trace) => (
                         trace.question_coverage,
                         trace.prompt.into_iter().last().map(|m| m.content),
@@ -424,8 +427,9 @@ async fn ask(state: &AppState, how: &AskSettings, question: &str) -> Result<Answ
                             .filter(|c| c.marker.is_some())
                             .map(|c| c.result.raw)
                             .collect(),
+                        trace.search_verdict,
                     ),
-                    None => (None, None, Vec::new()),
+                    None => (None, None, Vec::new(), None),
                 };
                 return Ok(AnswerSample {
                     id: String::new(),
@@ -438,6 +442,7 @@ async fn ask(state: &AppState, how: &AskSettings, question: &str) -> Result<Answ
                     read,
                     read_scores,
                     tools_called: outcome.tool_steps.iter().map(|s| s.name.clone()).collect(),
+                    search_verdict,
                     first_token_ms: outcome.timings.first_token_ms as f64,
                     total_ms: started.elapsed().as_secs_f64() * 1000.0,
                 });

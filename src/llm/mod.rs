@@ -275,6 +275,37 @@ pub async fn complete(llm: &dyn LlmBackend, request: GenerateRequest) -> Result<
     Err(Error::Llm("the model stopped without finishing".into()))
 }
 
+/// The model's answer to a yes/no question and nothing more: the probability, over the
+/// two, that its reply starts with `proceed` rather than `refuse` (a [`Gate`] that never
+/// lets an answer follow). `messages` ask the question.
+pub async fn verdict(
+    llm: &dyn LlmBackend,
+    messages: Vec<ChatMessage>,
+    proceed: &str,
+    refuse: &str,
+) -> Result<f32> {
+    let mut request = GenerateRequest::new(messages.clone(), 1, 0.0);
+    request.gate = Some(Gate {
+        messages,
+        proceed: proceed.into(),
+        refuse: refuse.into(),
+        // No probability reaches it: the stream ends after the verdict.
+        min_proceed: 2.0,
+    });
+    let mut stream = llm.generate(request)?;
+    let mut proceed_probability = None;
+    while let Some(event) = stream.recv().await {
+        match event {
+            LlmEvent::Verdict(p) => proceed_probability = Some(p),
+            LlmEvent::Done { .. } => break,
+            LlmEvent::Failed(e) => return Err(Error::Llm(e)),
+            LlmEvent::Busy(e) => return Err(Error::Busy(e)),
+            LlmEvent::Token(_) | LlmEvent::ToolCall(_) => {}
+        }
+    }
+    proceed_probability.ok_or_else(|| Error::Llm("the model gave no verdict".into()))
+}
+
 /// The backend used when the model could not be loaded: every call explains why.
 pub struct Unavailable {
     /// Why the model is not loaded.

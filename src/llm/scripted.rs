@@ -18,10 +18,12 @@ use super::{
 use crate::error::Result;
 
 /// The stand-in model: each generation takes the next scripted reply (an empty answer once
-/// they run out) and a gated one first gets `verdict`.
+/// they run out) and a gated one first gets the next of `verdicts`, or `verdict` once they
+/// run out.
 pub struct ScriptedLlm {
     replies: Mutex<VecDeque<String>>,
     verdict: f32,
+    verdicts: Mutex<VecDeque<f32>>,
     requests: Mutex<Vec<GenerateRequest>>,
 }
 
@@ -32,8 +34,16 @@ impl ScriptedLlm {
         Self {
             replies: Mutex::new(replies.into_iter().map(Into::into).collect()),
             verdict: 1.0,
+            verdicts: Mutex::new(VecDeque::new()),
             requests: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The same, giving the first gates `verdicts` in turn (then the usual verdict).
+    pub fn with_verdicts(self, verdicts: impl IntoIterator<Item = f32>) -> Self {
+        *self.verdicts.lock().unwrap_or_else(PoisonError::into_inner) =
+            verdicts.into_iter().collect();
+        self
     }
 
     /// The same, giving `verdict` as P(proceed) to every gate.
@@ -90,8 +100,14 @@ impl LlmBackend for ScriptedLlm {
             },
         };
         if let Some(min_proceed) = gate {
-            let _ = tx.send(LlmEvent::Verdict(self.verdict));
-            if self.verdict < min_proceed {
+            let verdict = self
+                .verdicts
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop_front()
+                .unwrap_or(self.verdict);
+            let _ = tx.send(LlmEvent::Verdict(verdict));
+            if verdict < min_proceed {
                 let _ = tx.send(done(0, FinishReason::Stop));
                 return Ok(rx);
             }

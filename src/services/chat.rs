@@ -37,6 +37,11 @@ use tool_rounds::{Next, ToolRounds};
 /// workspace's test chat, a published bot's chat and `/v1`.
 pub const MAX_QUESTION_CHARS: usize = 4000;
 
+/// A bot that searches on demand searches before answering when its model's probability
+/// that the question needs the knowledge base ([`prompt::NEEDS_SEARCH`]) is at least
+/// this; the default 1.5B's verdicts are in docs/benchmarks.md.
+const SEARCH_AT: f32 = 0.5;
+
 /// Chat: retrieval, prompt, model, records.
 #[derive(Clone)]
 pub struct ChatService {
@@ -227,6 +232,9 @@ pub struct RetrievalTrace {
     pub question_coverage: Option<f32>,
     /// The verdict the model had to reach to answer (`None`: the check was off).
     pub answerable_bar: Option<f32>,
+    /// A bot that searches on demand: the model's probability that the question needs
+    /// the knowledge base, asked before anything else (`None`: not asked).
+    pub search_verdict: Option<f32>,
     /// The messages the model was given, as sent (before the chat template).
     pub prompt: Vec<ChatMessage>,
     /// Knowledge bases that could not be searched, with why.
@@ -326,6 +334,9 @@ struct Prepared {
     trace: RetrievalTrace,
     rewrite_ms: u64,
     retrieval_ms: u64,
+    /// The bot searches when its model calls `knowledge_search` (see
+    /// [`ChatService::needs_search`]); otherwise it searched before the answer.
+    on_demand: bool,
 }
 
 impl ChatService {
@@ -345,7 +356,17 @@ impl ChatService {
         let prepared = self.prepare(&turn, &question).await?;
         let settings = &turn.settings;
         let has_knowledge = !settings.knowledge_bases.is_empty();
-        let on_demand = turn.searches_on_demand();
+        let on_demand = prepared.on_demand;
+        // A bot that searches on demand, for a question its model said needs the
+        // knowledge, searched first as a bot without the tool does, and is not offered
+        // it: after the check declined, the tool would search the same words again and
+        // the answer would come from passages the check turned down.
+        let tools_of_bot: Vec<BotTool> = settings
+            .tools
+            .iter()
+            .filter(|t| on_demand || !turn.searches_on_demand() || **t != BotTool::KnowledgeSearch)
+            .cloned()
+            .collect();
         let nothing_found = has_knowledge && !on_demand && prepared.passages.is_empty();
         // The bot's own tools, run here, unless the caller brings tools of its own (it
         // runs those itself).
@@ -354,7 +375,7 @@ impl ChatService {
             retrieval: settings.retrieval.clone(),
         };
         let bot_offer = match &turn.tools {
-            None if !settings.tools.is_empty() => self.tools.offer(&settings.tools, &scope).await?,
+            None if !tools_of_bot.is_empty() => self.tools.offer(&tools_of_bot, &scope).await?,
             _ => None,
         };
         // A question for the bot's tables: the first round must query them, and the
@@ -483,7 +504,7 @@ impl ChatService {
             ToolRounds::new(
                 self.tools.clone(),
                 self.llm.clone(),
-                settings.tools.clone(),
+                tools_of_bot,
                 scope,
                 offer,
                 tool_rounds::Parts {
@@ -591,9 +612,15 @@ impl ChatService {
         };
 
         let has_knowledge = !settings.knowledge_bases.is_empty();
-        // A bot that searches on demand searches with the query its model writes: a
-        // rewritten question would be made (about 1.8 s on a CPU) and never searched.
-        let on_demand = turn.searches_on_demand();
+        // A bot that searches on demand searches as a bot without the tool does unless
+        // its model judges that the question needs no knowledge (a greeting).
+        let search_verdict = match turn.searches_on_demand() {
+            true => Some(self.needs_search(&settings.persona, question).await),
+            false => None,
+        };
+        // Otherwise it searches with the query its model writes: a rewritten question
+        // would be made (about 1.8 s on a CPU) and never searched.
+        let on_demand = search_verdict.is_some_and(|p| p.is_some_and(|p| p < SEARCH_AT));
         let rewrite_started = Instant::now();
         let rewritten = if settings.rewrite_query
             && has_knowledge
@@ -640,12 +667,35 @@ impl ChatService {
                 history_turns: 0,
                 question_coverage: None,
                 answerable_bar: None,
+                search_verdict: search_verdict.flatten(),
                 prompt: Vec::new(),
                 errors: retrieved.errors,
             },
             rewrite_ms,
             retrieval_ms,
+            on_demand,
         })
+    }
+
+    /// The model's probability that `question` needs the knowledge base (of a bot that
+    /// searches on demand); `None` when it could not say (busy, failed), which searches.
+    async fn needs_search(&self, persona: &str, question: &str) -> Option<f32> {
+        let question_asked = prompt::NEEDS_SEARCH;
+        let messages = prompt::search_verdict_messages(persona, question);
+        match crate::llm::verdict(
+            self.llm.as_ref(),
+            messages,
+            question_asked.proceed,
+            question_asked.refuse,
+        )
+        .await
+        {
+            Ok(p) => Some(p),
+            Err(e) => {
+                warn!(error = %e, "the search verdict was not given; searching");
+                None
+            }
+        }
     }
 
     /// A standalone version of a follow-up question; `None` (search the question as asked)

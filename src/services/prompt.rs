@@ -129,6 +129,30 @@ pub const QUOTE_ANSWERS: GateQuestion = GateQuestion {
     bar_scale: 0.82 / 0.88,
 };
 
+/// Does the question need the knowledge base? Asked first of a bot that searches on
+/// demand (`knowledge_search`), on its persona and the question alone, as "is this a
+/// greeting or small talk?" with "否" (no: search) as the reply that proceeds. Left to
+/// decide with the tool on offer, the default 1.5B searched for 2 of 40 questions and
+/// answered the others from its own knowledge, wrong and sure (docs/benchmarks.md,
+/// "Tools and answers from passages"). Asked whether a question needs the knowledge
+/// base, it said yes to greetings as readily as to questions (P 0.80–0.93 against
+/// 0.74–0.95); asked whether it is small talk, it tells them apart.
+pub const NEEDS_SEARCH: GateQuestion = GateQuestion {
+    text: "\n\n（先不要回答。请判断上面这句话属于哪一类：A. 问候、寒暄、感谢或闲聊；B. 询问事实、数字、人名、规定或文档内容的问题。只回答A或B。）",
+    proceed: "B",
+    refuse: "A",
+    bar_scale: 1.0,
+};
+
+/// The messages that ask [`NEEDS_SEARCH`] of `question`: the bot's persona, and the
+/// question with the verdict's question after it.
+pub fn search_verdict_messages(persona: &str, question: &str) -> Vec<ChatMessage> {
+    vec![
+        ChatMessage::new(Role::System, persona_text(persona)),
+        ChatMessage::new(Role::User, format!("{question}{}", NEEDS_SEARCH.text)),
+    ]
+}
+
 /// The text put after the person's question to ask `question`: for [`QUOTE_ANSWERS`],
 /// followed by the quote.
 pub fn gate_text(question: &GateQuestion, quote: Option<&str>) -> String {
@@ -146,12 +170,7 @@ const NOTHING_FOUND: &str = "（知识库中没有找到与这个问题相关的
 
 /// The system message.
 pub fn system_message(persona: &str, grounding: Grounding, extra: &str) -> ChatMessage {
-    let persona = persona.trim();
-    let mut text = if persona.is_empty() {
-        DEFAULT_PERSONA.to_string()
-    } else {
-        persona.to_string()
-    };
+    let mut text = persona_text(persona);
     text.push_str("\n\n");
     text.push_str(match grounding {
         Grounding::None => NO_KNOWLEDGE_RULES,
@@ -163,6 +182,14 @@ pub fn system_message(persona: &str, grounding: Grounding, extra: &str) -> ChatM
         text.push_str(extra.trim());
     }
     ChatMessage::new(Role::System, text)
+}
+
+/// The bot's persona, or the default one when it has none.
+fn persona_text(persona: &str) -> String {
+    match persona.trim() {
+        "" => DEFAULT_PERSONA.to_string(),
+        persona => persona.to_string(),
+    }
 }
 
 /// The user message: passages fenced in `<passages>`, then the question.

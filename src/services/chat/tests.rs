@@ -490,10 +490,15 @@ async fn a_bots_tools_wait_until_the_passages_are_judged_not_to_hold_the_answer(
 async fn knowledge_search_searches_when_the_model_asks_and_its_passages_are_cited() {
     use crate::store::bot_tools::BotTool;
     let f = fixture().await;
-    let llm = Arc::new(ScriptedLlm::new([
-        r#"<tool_call>{"name": "knowledge_search", "arguments": {"query": "paid leave"}}</tool_call>"#,
-        "Fifteen days of paid leave a year [1].",
-    ]));
+    // The model judged that the question needs no search (its first verdict), and then
+    // searched all the same.
+    let llm = Arc::new(
+        ScriptedLlm::new([
+            r#"<tool_call>{"name": "knowledge_search", "arguments": {"query": "paid leave"}}</tool_call>"#,
+            "Fifteen days of paid leave a year [1].",
+        ])
+        .with_verdicts([0.1]),
+    );
     let mut s = settings(&f);
     s.tools = vec![BotTool::KnowledgeSearch];
     let (text, outcome) = answer(&chat(&f, &llm), turn(s.clone(), "How long is my leave?")).await;
@@ -506,9 +511,18 @@ async fn knowledge_search_searches_when_the_model_asks_and_its_passages_are_cite
     assert_eq!(outcome.citations.len(), 1, "{:?}", outcome.citations);
     assert!(outcome.citations[0].chunk_id > 0);
     assert!(outcome.citations[0].snippet.starts_with("Leave:"));
-    let asked = llm.requests();
-    assert_eq!(asked.len(), 2);
-    // Nothing was searched before the model asked: the question came alone.
+    let mut asked = llm.requests();
+    assert_eq!(asked.len(), 3);
+    // First the verdict on the question alone, then nothing was searched before the
+    // model asked: the question came alone.
+    let verdict = asked.remove(0);
+    assert!(verdict.gate.is_some() && verdict.tools.is_none());
+    let verdict_asked = &verdict.messages.last().unwrap().content;
+    assert!(
+        verdict_asked.starts_with("How long is my leave?"),
+        "{verdict_asked}"
+    );
+    assert!(verdict_asked.contains("闲聊"), "{verdict_asked}");
     let first = &asked[0];
     assert_eq!(
         first.messages.last().unwrap().content,
@@ -526,7 +540,7 @@ async fn knowledge_search_searches_when_the_model_asks_and_its_passages_are_cite
         r#"<tool_call>{"name": "knowledge_search", "arguments": {"query": "planet"}}</tool_call>"#,
         "The knowledge base does not say.",
     ];
-    let llm = Arc::new(ScriptedLlm::new(searches));
+    let llm = Arc::new(ScriptedLlm::new(searches).with_verdicts([0.1]));
     let mut fixed = chat(&f, &llm);
     Arc::get_mut(&mut fixed.tools).unwrap().max_rounds = 1;
     let (text, outcome) = answer(&fixed, turn(s.clone(), "weather on Mars")).await;
@@ -537,19 +551,64 @@ async fn knowledge_search_searches_when_the_model_asks_and_its_passages_are_cite
     assert!(outcome.tool_steps.iter().all(|s| !s.ok));
     assert!(outcome.citations.is_empty());
     let asked = llm.requests();
-    assert_eq!(asked.len(), 2);
+    assert_eq!(asked.len(), 3);
     assert_eq!(
-        asked[1].tools.as_ref().map(|t| t.choice.clone()),
+        asked[2].tools.as_ref().map(|t| t.choice.clone()),
         Some(crate::llm::ToolChoice::Required)
     );
 
     // A bot that lets the model answer when nothing is found asks it.
-    let llm = Arc::new(ScriptedLlm::new(searches));
+    let llm = Arc::new(ScriptedLlm::new(searches).with_verdicts([0.1]));
     let mut free = chat(&f, &llm);
     Arc::get_mut(&mut free.tools).unwrap().max_rounds = 1;
     let mut model_says = s;
     model_says.no_recall.mode = NoRecallMode::Model;
     let (text, _) = answer(&free, turn(model_says, "weather on Mars")).await;
     assert_eq!(text, "The knowledge base does not say.");
-    assert!(llm.requests()[2].tools.is_none());
+    assert!(llm.requests()[3].tools.is_none());
+}
+
+#[tokio::test]
+async fn a_question_the_model_says_needs_the_knowledge_is_searched_first_and_checked() {
+    use crate::store::bot_tools::BotTool;
+    let f = fixture().await;
+    let mut s = settings(&f);
+    s.tools = vec![BotTool::KnowledgeSearch, BotTool::Calculator];
+
+    // Searched before the answer, as a bot without the tool: quote, check, citation.
+    let llm = Arc::new(ScriptedLlm::new(["Fifteen days [1]."]).with_verdicts([0.9]));
+    let (text, outcome) = answer(&chat(&f, &llm), turn(s.clone(), "paid leave days")).await;
+    assert_eq!(text, "Fifteen days [1].");
+    assert!(outcome.tool_steps.is_empty());
+    assert_eq!(outcome.grounded, Some(true));
+    assert_eq!(outcome.citations.len(), 1, "{:?}", outcome.citations);
+    let asked = llm.requests();
+    assert_eq!(asked.len(), 2, "the verdict, then the answer");
+    let answering = &asked[1];
+    assert!(answering.gate.is_some() && answering.opening.is_some());
+    assert!(answering.tools.is_none());
+    assert!(answering.messages.last().unwrap().content.contains(LEAVE));
+
+    // Declined by the check: the other tools are offered, not the search again (it
+    // would find the passages the check turned down), and calling none, the bot gives
+    // its no-recall reply.
+    let llm = Arc::new(ScriptedLlm::new(["Mars is sunny today."]).with_verdicts([0.9, 0.1]));
+    let (text, outcome) = answer(&chat(&f, &llm), turn(s.clone(), "paid leave on Mars")).await;
+    assert_eq!(text, s.no_recall.reply);
+    assert!(outcome.no_recall);
+    let asked = llm.requests();
+    assert_eq!(
+        asked.len(),
+        3,
+        "the verdict, the declined answer, the tools"
+    );
+    let offered: Vec<String> = asked[2]
+        .tools
+        .as_ref()
+        .unwrap()
+        .callable()
+        .iter()
+        .map(|t| t.name.clone())
+        .collect();
+    assert_eq!(offered, ["calculator"]);
 }
