@@ -136,6 +136,33 @@ fn a_300_dpi_image_is_scaled_down_and_read_under_the_page_limit() {
 }
 
 #[test]
+fn a_300_dpi_tiff_keeps_every_page_when_scaled() {
+    // The two-page 200 dpi fixture made a 300 dpi scan: the scaled copy must keep both.
+    let dir = tempfile::tempdir().unwrap();
+    let tiff = dir.path().join("scan-300.tif");
+    let made = Command::new("gm")
+        .arg("convert")
+        .arg(fixtures_dir().join("zh-scan-2p.tif"))
+        .args([
+            "-resize",
+            "150%",
+            "-units",
+            "PixelsPerInch",
+            "-density",
+            "300x300",
+        ])
+        .arg(&tiff)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let bytes: Arc<[u8]> = std::fs::read(&tiff).unwrap().into();
+    let doc = extract("扫描.tif", bytes, &ExtractLimits::default()).unwrap();
+    assert_eq!(doc.sections.len(), 2, "{:?}", doc.sections);
+    assert!(squashed(&doc, Some(1)).contains("行政处罚决定书"));
+    assert!(squashed(&doc, Some(2)).contains("以上行为有手册备案资料"));
+}
+
+#[test]
 fn a_missing_language_names_its_package() {
     let limits = with_ocr(OcrSettings {
         languages: "chi_sim+zzz_notalang".into(),
