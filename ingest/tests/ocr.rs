@@ -105,6 +105,64 @@ fn an_image_is_a_document() {
 }
 
 #[test]
+fn a_300_dpi_image_is_scaled_down_and_read_under_the_page_limit() {
+    // The same page as a 300 dpi PNG (pdftoppm writes the resolution into the file), as a
+    // flatbed scanner saves it: scaled to 200 dpi by GraphicsMagick before tesseract.
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = dir.path().join("page");
+    let rendered = Command::new("pdftoppm")
+        .args(["-f", "1", "-l", "1", "-r", "300", "-png", "-singlefile"])
+        .arg(fixtures_dir().join("zh-scanned-no-text.pdf"))
+        .arg(&prefix)
+        .status()
+        .unwrap();
+    assert!(rendered.success());
+    let png: Arc<[u8]> = std::fs::read(prefix.with_extension("png")).unwrap().into();
+    let doc = extract("扫描.png", png.clone(), &ExtractLimits::default()).unwrap();
+    assert_eq!(doc.kind, DocKind::Image);
+    assert_eq!(doc.sections.len(), 1);
+    let text = squashed(&doc, None);
+    assert!(text.contains("行政处罚决定书"), "{text}");
+    // Scaling runs under the page's limit like the reading: over it, the image fails with
+    // the page's reason, not later.
+    let per_page = with_ocr(OcrSettings {
+        page_timeout_ms: 1,
+        ..OcrSettings::default()
+    });
+    match extract("扫描.png", png, &per_page) {
+        Err(Error::Ocr(detail)) => assert!(detail.contains("longer than 1 ms"), "{detail}"),
+        other => panic!("expected Ocr, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_300_dpi_tiff_keeps_every_page_when_scaled() {
+    // The two-page 200 dpi fixture made a 300 dpi scan: the scaled copy must keep both.
+    let dir = tempfile::tempdir().unwrap();
+    let tiff = dir.path().join("scan-300.tif");
+    let made = Command::new("gm")
+        .arg("convert")
+        .arg(fixtures_dir().join("zh-scan-2p.tif"))
+        .args([
+            "-resize",
+            "150%",
+            "-units",
+            "PixelsPerInch",
+            "-density",
+            "300x300",
+        ])
+        .arg(&tiff)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let bytes: Arc<[u8]> = std::fs::read(&tiff).unwrap().into();
+    let doc = extract("扫描.tif", bytes, &ExtractLimits::default()).unwrap();
+    assert_eq!(doc.sections.len(), 2, "{:?}", doc.sections);
+    assert!(squashed(&doc, Some(1)).contains("行政处罚决定书"));
+    assert!(squashed(&doc, Some(2)).contains("以上行为有手册备案资料"));
+}
+
+#[test]
 fn a_missing_language_names_its_package() {
     let limits = with_ocr(OcrSettings {
         languages: "chi_sim+zzz_notalang".into(),

@@ -33,6 +33,7 @@ mod pdf;
 mod pptx;
 mod render;
 mod rows;
+mod scale;
 mod scanned;
 mod sniff;
 mod spreadsheet;

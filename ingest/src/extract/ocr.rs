@@ -39,9 +39,10 @@ pub struct OcrSettings {
     /// Tesseract languages joined with `+`, most likely first (`chi_sim+eng`,
     /// `chi_tra+eng`, `eng`). Each needs its Debian package (`tesseract-ocr-chi-sim` …).
     pub languages: String,
-    /// Resolution PDF pages are rendered at for OCR. 200 read Chinese best in
-    /// docs/benchmarks.md ("OCR"): a lower error rate than 150, 300 and 400 for 11.5 pt and
-    /// 8 pt text alike, and faster than 300.
+    /// Resolution PDF pages are rendered at for OCR, and that image files well above it
+    /// are scaled down to (`scale`). 200 read Chinese best in docs/benchmarks.md ("OCR"):
+    /// a lower error rate than 150, 300 and 400 for 11.5 pt and 8 pt text alike, and faster
+    /// than 300.
     pub dpi: u32,
     /// Wall-clock limit for one page (rendering and recognition together).
     pub page_timeout_ms: u64,

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use super::Section;
 use super::ocr::{OcrSettings, PageFailure, recognise};
 use super::render::render_page;
+use super::scale;
 use crate::{Error, Result};
 
 /// What OCR made of a document.
@@ -106,7 +107,9 @@ pub(crate) fn read_pdf_pages(
     Ok(outcome)
 }
 
-/// OCR an image file (every frame of a multi-page TIFF); frame `n` becomes page `n`.
+/// OCR an image file (every frame of a multi-page TIFF); frame `n` becomes page `n`. An
+/// image whose file gives a resolution well above `settings.dpi` is scaled down to it first
+/// ([`scale`]).
 pub(crate) fn read_image(image: &[u8], settings: &OcrSettings) -> Result<OcrOutcome> {
     let clock = Clock::start(settings);
     let dir = tempfile::Builder::new().prefix("zhiku-ocr-").tempdir()?;
@@ -120,7 +123,23 @@ pub(crate) fn read_image(image: &[u8], settings: &OcrSettings) -> Result<OcrOutc
         clock.page_deadline()
     };
     let mut outcome = OcrOutcome::default();
-    match recognise(&path, &dir.path().join("out.txt"), None, settings, deadline) {
+    // A 300 dpi scan reads better scaled down to the resolution PDF pages are rendered at
+    // (`scale`); the scaled copy has that resolution in it, which tesseract then uses.
+    let scaled = scale::scaled_for_ocr(
+        &path,
+        dir.path(),
+        settings.dpi,
+        deadline,
+        settings.max_memory_bytes,
+    );
+    let read = scaled.and_then(|scaled| {
+        let (image, dpi) = match &scaled {
+            Some(scaled) => (scaled.as_path(), Some(settings.dpi)),
+            None => (path.as_path(), None),
+        };
+        recognise(image, &dir.path().join("out.txt"), dpi, settings, deadline)
+    });
+    match read {
         Ok(text) => {
             // Tesseract ends every page with a form feed.
             let text = text.strip_suffix('\u{0c}').unwrap_or(&text);
