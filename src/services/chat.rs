@@ -892,10 +892,15 @@ impl Relay {
         // The round after a decline: its text is held back, since the decline's reply
         // replaces it unless it calls a tool.
         let mut holding = false;
+        // After a decline a tool was called: the answer is held back until it is judged,
+        // and stands only where the tools' results (or the passages) support it. Shown
+        // the question alone, the 1.5B once called the date tool for "…什么时候去世的？"
+        // and answered a year no result held.
+        let mut answer_after_decline = false;
         let ending = loop {
             tokio::select! {
                 event = llm.recv() => match event {
-                    Some(LlmEvent::Token(_)) if holding => {}
+                    Some(LlmEvent::Token(text)) if holding => answer.push_str(&text),
                     Some(LlmEvent::Token(text)) => {
                         first_token.get_or_insert_with(|| ms(self.started));
                         answer.push_str(&text);
@@ -907,9 +912,9 @@ impl Relay {
                         let calls = std::mem::take(&mut pending);
                         add_stats(&mut earlier, &stats);
                         if holding {
-                            // A tool answers what the passages did not.
-                            holding = false;
-                            self.decline = None;
+                            // A tool may answer what the passages did not.
+                            answer_after_decline = true;
+                            answer.clear();
                         }
                         match self.next_round(calls).await {
                             Ok(Next::Model(next)) => llm = next,
@@ -971,6 +976,11 @@ impl Relay {
         drop(llm);
         match ending {
             Ending::Done(finish_reason, stats) => {
+                if answer_after_decline && self.supported(&answer) {
+                    self.decline = None;
+                    first_token = Some(ms(self.started));
+                    let _ = self.out.send(ChatEvent::Token(answer.clone())).await;
+                }
                 let declined = self.declined(answerable);
                 let decline = self.decline.take().filter(|_| declined);
                 if let Some(decline) = decline {
@@ -1024,6 +1034,17 @@ impl Relay {
                     .await;
             }
         }
+    }
+
+    /// Whether what the bot's tools returned, or its passages, support `answer`.
+    fn supported(&self, answer: &str) -> bool {
+        let Some(rounds) = &self.rounds else {
+            return false;
+        };
+        let evidence = rounds.evidence();
+        let mut all = evidence.passages;
+        all.extend(evidence.results.into_iter().map(|(p, _)| p));
+        evidence::support(answer, &self.question, &all).grounded
     }
 
     /// Whether the model's verdict `answerable` is under the bar the passages must pass.

@@ -410,6 +410,32 @@ async fn the_bots_own_tools_run_and_the_model_answers_with_their_results() {
 }
 
 #[tokio::test]
+async fn an_answer_after_a_decline_that_no_tool_result_supports_is_not_given() {
+    use crate::store::bot_tools::BotTool;
+    let f = fixture().await;
+    let mut s = settings(&f);
+    s.tools = vec![BotTool::CurrentTime];
+    let reply = s.no_recall.reply.clone();
+    // Declined, the model calls the date tool for a question about a date in the past,
+    // and answers with a year neither the result nor the passages hold.
+    let llm = Arc::new(
+        ScriptedLlm::new([
+            r#"<tool_call>{"name": "current_time", "arguments": {}}</tool_call>"#,
+            "Paid leave was introduced in 1860.",
+        ])
+        .with_verdict(0.1),
+    );
+    let (text, outcome) = answer(&chat(&f, &llm), turn(s, "when was paid leave introduced")).await;
+    assert_eq!(text, reply, "the invented year was never shown");
+    assert_eq!(outcome.answer, reply);
+    assert!(outcome.no_recall);
+    assert_eq!(outcome.tool_steps.len(), 1);
+    let asked = llm.requests();
+    assert_eq!(asked.len(), 3, "the check, the tools, the answer");
+    assert!(asked[0].gate.is_some() && asked[1].tools.is_some());
+}
+
+#[tokio::test]
 async fn a_call_that_failed_fixably_is_shown_its_error_and_called_once_more() {
     use crate::llm::ToolChoice;
     use crate::store::bot_tools::BotTool;
