@@ -562,6 +562,7 @@ impl ChatService {
             rounds,
             tools_after_decline: tools_after_check,
             question: question.clone(),
+            small_talk: on_demand,
             decline: check,
             trace: turn.trace.then_some(trace),
             timings: ChatTimings {
@@ -873,6 +874,10 @@ struct Relay {
     /// decline's reply stands unless the model then calls one.
     tools_after_decline: bool,
     question: String,
+    /// The model judged the question small talk (a bot that searches on demand): an
+    /// answer that searched nothing is not judged against the knowledge, since "你好！"
+    /// marked "知识库中未找到依据" tells the person nothing.
+    small_talk: bool,
     /// What stands in for an answer the passages do not hold.
     decline: Option<Decline>,
     trace: Option<RetrievalTrace>,
@@ -1144,7 +1149,10 @@ impl Relay {
         // With the bot's own tools, what they returned supports the answer as passages do
         // (a tool's words are not shown as a citation); the caller's tools' results are
         // the caller's to judge.
-        let judged = self.has_knowledge && (!self.uses_tools || self.rounds.is_some());
+        let no_tool_ran = self.rounds.as_ref().is_none_or(|r| r.done.is_empty());
+        let judged = self.has_knowledge
+            && (!self.uses_tools || self.rounds.is_some())
+            && !(self.small_talk && no_tool_ran);
         // With the bot's tools, the passages the answer had are the rounds' (a search's
         // among them), and the tools' results count beside them.
         let (passages, results) = match &self.rounds {

@@ -595,6 +595,32 @@ async fn knowledge_search_searches_when_the_model_asks_and_its_passages_are_cite
 }
 
 #[tokio::test]
+async fn small_talk_is_answered_without_a_search_and_not_judged_against_the_knowledge() {
+    use crate::store::bot_tools::BotTool;
+    let f = fixture().await;
+    let mut s = settings(&f);
+    s.tools = vec![BotTool::KnowledgeSearch];
+    let llm = Arc::new(ScriptedLlm::new(["Hello! How can I help?"]).with_verdicts([0.3]));
+    let mut greeting = turn(s, "hello");
+    greeting.trace = true;
+    let (text, outcome) = answer(&chat(&f, &llm), greeting).await;
+    assert_eq!(text, "Hello! How can I help?");
+    assert!(!outcome.no_recall);
+    assert_eq!(
+        outcome.grounded, None,
+        "a greeting is not marked unsupported"
+    );
+    assert!(outcome.citations.is_empty());
+    assert_eq!(
+        outcome.trace.as_ref().and_then(|t| t.search_verdict),
+        Some(0.3)
+    );
+    let asked = llm.requests();
+    assert_eq!(asked.len(), 2, "the verdict, then the answer");
+    assert!(asked[1].tools.is_some(), "the search is still on offer");
+}
+
+#[tokio::test]
 async fn a_question_the_model_says_needs_the_knowledge_is_searched_first_and_checked() {
     use crate::store::bot_tools::BotTool;
     let f = fixture().await;

@@ -110,6 +110,9 @@ function traceView(trace, timings, usage, judged) {
       answerable: fmt(judged.answerable, 2), grounding: fmt(judged.grounding_score, 2),
     })));
   }
+  if (trace?.search_verdict != null) {
+    body.push(h('div', t('chat.trace.searchVerdict', { p: fmt(trace.search_verdict, 2) })));
+  }
   if (trace?.answerable_bar != null) {
     body.push(h('div', t('chat.trace.bar', {
       bar: fmt(trace.answerable_bar, 2), coverage: Math.round((trace.question_coverage ?? 1) * 100),
