@@ -979,6 +979,11 @@ impl Relay {
         };
         // Dropping the model's stream cancels the generation if it is still running.
         drop(llm);
+        // Text held back was never shown: an answer that failed or was left keeps none
+        // of it, so none is recorded or sent as the partial answer.
+        if holding && !matches!(ending, Ending::Done(..)) {
+            answer.clear();
+        }
         match ending {
             Ending::Done(finish_reason, stats) => {
                 if answer_after_decline && self.supported(&answer) {
