@@ -81,19 +81,34 @@ fn an_undecodable_text_layer_is_read_by_ocr() {
     assert!(raw.contains("上海证券交易所"), "spaces left inside: {raw}");
 }
 
-#[test]
-fn an_image_is_a_document() {
-    // A PNG made the way a scanner app would: page 1 of the scan, rendered at 200 dpi.
+/// Page 1 of the scanned fixture as a PNG at `dpi`, the resolution written into the file
+/// (pdftoppm does), as a scanner app saves it.
+fn scanned_page_png(dpi: u32) -> Arc<[u8]> {
     let dir = tempfile::tempdir().unwrap();
     let prefix = dir.path().join("page");
     let rendered = Command::new("pdftoppm")
-        .args(["-f", "1", "-l", "1", "-r", "200", "-png", "-singlefile"])
+        .args([
+            "-f",
+            "1",
+            "-l",
+            "1",
+            "-r",
+            &dpi.to_string(),
+            "-png",
+            "-singlefile",
+        ])
         .arg(fixtures_dir().join("zh-scanned-no-text.pdf"))
         .arg(&prefix)
         .status()
         .unwrap();
     assert!(rendered.success());
-    let png: Arc<[u8]> = std::fs::read(prefix.with_extension("png")).unwrap().into();
+    std::fs::read(prefix.with_extension("png")).unwrap().into()
+}
+
+#[test]
+fn an_image_is_a_document() {
+    // A PNG made the way a scanner app would: page 1 of the scan, rendered at 200 dpi.
+    let png = scanned_page_png(200);
     let doc = extract("拍照.png", png, &ExtractLimits::default()).unwrap();
     assert_eq!(doc.kind, DocKind::Image);
     assert_eq!(doc.page_count, Some(1));
@@ -108,16 +123,7 @@ fn an_image_is_a_document() {
 fn a_300_dpi_image_is_scaled_down_and_read_under_the_page_limit() {
     // The same page as a 300 dpi PNG (pdftoppm writes the resolution into the file), as a
     // flatbed scanner saves it: scaled to 200 dpi by GraphicsMagick before tesseract.
-    let dir = tempfile::tempdir().unwrap();
-    let prefix = dir.path().join("page");
-    let rendered = Command::new("pdftoppm")
-        .args(["-f", "1", "-l", "1", "-r", "300", "-png", "-singlefile"])
-        .arg(fixtures_dir().join("zh-scanned-no-text.pdf"))
-        .arg(&prefix)
-        .status()
-        .unwrap();
-    assert!(rendered.success());
-    let png: Arc<[u8]> = std::fs::read(prefix.with_extension("png")).unwrap().into();
+    let png = scanned_page_png(300);
     let doc = extract("扫描.png", png.clone(), &ExtractLimits::default()).unwrap();
     assert_eq!(doc.kind, DocKind::Image);
     assert_eq!(doc.sections.len(), 1);
