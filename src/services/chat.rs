@@ -361,10 +361,11 @@ impl ChatService {
         // knowledge, searched first as a bot without the tool does, and is not offered
         // it: after the check declined, the tool would search the same words again and
         // the answer would come from passages the check turned down.
+        let searched_first = turn.searches_on_demand() && !on_demand;
         let tools_of_bot: Vec<BotTool> = settings
             .tools
             .iter()
-            .filter(|t| on_demand || !turn.searches_on_demand() || **t != BotTool::KnowledgeSearch)
+            .filter(|t| !(searched_first && **t == BotTool::KnowledgeSearch))
             .cloned()
             .collect();
         let nothing_found = has_knowledge && !on_demand && prepared.passages.is_empty();
