@@ -35,7 +35,7 @@ pub struct EvalArgs {
     /// documents by name, name without extension, or id.
     #[arg(long)]
     kb: Option<String>,
-    /// Queries, one JSON object a line: {"id","query","answers":[…],"positive_ids":[…]}.
+    /// Queries, one JSON object a line: {"id","query","answers":[…],"positive_ids":[…]}, and "history":[…] (earlier questions) for a follow-up.
     #[arg(long)]
     queries: PathBuf,
     /// Search modes to measure.
@@ -85,6 +85,10 @@ pub struct EvalArgs {
     /// their sentences word for word (default: a new bot's).
     #[arg(long)]
     quote_first: Option<bool>,
+    /// The eval bot's rewrite_query: whether a follow-up (a query with `history`) is
+    /// rewritten into a standalone question before it is searched (default: a new bot's).
+    #[arg(long)]
+    rewrite_query: Option<bool>,
     /// Built-in tools the eval bot has, comma-separated: knowledge_search (it searches
     /// when its model asks, instead of before every answer), calculator, current_time,
     /// table_query. To see what tools cost answers that need none.
@@ -352,6 +356,7 @@ async fn ask_bot(
         read_tokens: args.read_tokens,
         min_answerable: args.min_answerable,
         quote_first: args.quote_first,
+        rewrite_query: args.rewrite_query,
         tools: args.tools.clone(),
     };
     let (bot_id, bot) = run::eval_bot(&state, &kb.kb_id, overrides, throw_away).await?;

@@ -36,6 +36,11 @@ pub struct QueryRecord {
     pub answers: Vec<String>,
     /// Corpus ids (or, with `--kb`, document names or ids) that answer it.
     pub positive_ids: Vec<String>,
+    /// Earlier questions of the same conversation, oldest first: with `--answers` the bot
+    /// answers each of them first, and `query` is asked as their follow-up (which may say
+    /// "它" for what they named). Retrieval figures search `query` as it is written.
+    #[serde(default)]
+    pub history: Vec<String>,
 }
 
 /// Parse a JSON-lines file; blank lines are skipped.
@@ -190,6 +195,7 @@ mod tests {
             query: "a".into(),
             answers: vec![],
             positive_ids: vec!["nope".into()],
+            history: vec![],
         }];
         let known = HashSet::from(["d".to_string()]);
         let e = check_positives(&q, &known).unwrap_err().to_string();

@@ -15,6 +15,7 @@ use super::metrics::{
 };
 use crate::app::AppState;
 use crate::error::{Error, Result};
+use crate::llm::{ChatMessage, Role};
 use crate::services::chat::{ChatEvent, History, Turn};
 use crate::services::focus::focus;
 use crate::services::knowledge::{CreateKb, UploadSettings};
@@ -314,12 +315,15 @@ pub struct BotOverrides {
     pub min_answerable: Option<f32>,
     /// `model.quote_first`.
     pub quote_first: Option<bool>,
+    /// `rewrite_query`: whether a follow-up is rewritten before it is searched.
+    pub rewrite_query: Option<bool>,
     /// `tools`: built-in ones (none by default).
     pub tools: Vec<crate::store::bot_tools::BotTool>,
 }
 
-/// The settings of a throw-away bot over `kb_id`: the defaults a new bot gets, with no
-/// query rewriting (every question is asked on its own). Saved as a bot when `save`.
+/// The settings of a throw-away bot over `kb_id`: the defaults a new bot gets (a query
+/// with `history` is rewritten as a bot's follow-up is), with `overrides`. Saved as a bot
+/// when `save`.
 pub async fn eval_bot(
     state: &AppState,
     kb_id: &str,
@@ -332,9 +336,11 @@ pub async fn eval_bot(
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         ),
         knowledge_bases: vec![kb_id.to_string()],
-        rewrite_query: false,
         ..BotSettings::default()
     };
+    if let Some(rewrite) = overrides.rewrite_query {
+        settings.rewrite_query = rewrite;
+    }
     if let Some(min) = overrides.min_score {
         settings.retrieval.min_score = min;
     }
@@ -384,22 +390,48 @@ pub struct AnswerSample {
     /// A bot that searches on demand: the model's probability that the question needs
     /// the knowledge base (it searched first from 0.5).
     pub search_verdict: Option<f32>,
+    /// A follow-up: the standalone question the bot searched instead (`None`: searched
+    /// as asked).
+    pub rewritten_query: Option<String>,
     /// From the question to the first token of the answer, in ms.
     pub first_token_ms: f64,
     /// From the question to the end of the answer, in ms.
     pub total_ms: f64,
 }
 
-async fn ask(state: &AppState, how: &AskSettings, question: &str) -> Result<AnswerSample> {
+/// Ask `question` as the follow-up of `earlier` questions: the bot answers each of those
+/// first, in one conversation the eval passes along (as an OpenAI client does), so the
+/// follow-up is rewritten and answered as a person's would be.
+async fn ask(
+    state: &AppState,
+    how: &AskSettings,
+    earlier: &[String],
+    question: &str,
+) -> Result<AnswerSample> {
+    let mut messages = Vec::new();
+    for asked in earlier {
+        let sample = ask_once(state, how, &messages, asked).await?;
+        messages.push(ChatMessage::new(Role::User, asked.clone()));
+        messages.push(ChatMessage::new(Role::Assistant, sample.answer));
+    }
+    ask_once(state, how, &messages, question).await
+}
+
+/// Ask one question after the conversation `messages`; nothing is recorded.
+async fn ask_once(
+    state: &AppState,
+    how: &AskSettings,
+    messages: &[ChatMessage],
+    question: &str,
+) -> Result<AnswerSample> {
     let started = Instant::now();
     let mut turn = Turn::new(
         how.bot_id.clone(),
         how.bot.clone(),
         question.to_string(),
-        // Given (empty) history: each question stands alone and nothing is recorded.
         History::Given {
             extra_system: String::new(),
-            messages: Vec::new(),
+            messages: messages.to_vec(),
         },
     );
     turn.max_tokens = Some(how.max_tokens);
@@ -417,20 +449,22 @@ async fn ask(state: &AppState, how: &AskSettings, question: &str) -> Result<Answ
                 let outcome = *outcome;
                 // What the model read: the passages given to it, and the prompt's last
                 // message (they and the question).
-                let (question_coverage, read, read_scores, search_verdict) = match outcome.trace {
-                    Some(trace) => (
-                        trace.question_coverage,
-                        trace.prompt.into_iter().last().map(|m| m.content),
-                        trace
-                            .chunks
-                            .into_iter()
-                            .filter(|c| c.marker.is_some())
-                            .map(|c| c.result.raw)
-                            .collect(),
-                        trace.search_verdict,
-                    ),
-                    None => (None, None, Vec::new(), None),
-                };
+                let (question_coverage, read, read_scores, search_verdict, rewritten_query) =
+                    match outcome.trace {
+                        Some(trace) => (
+                            trace.question_coverage,
+                            trace.prompt.into_iter().last().map(|m| m.content),
+                            trace
+                                .chunks
+                                .into_iter()
+                                .filter(|c| c.marker.is_some())
+                                .map(|c| c.result.raw)
+                                .collect(),
+                            trace.search_verdict,
+                            trace.rewritten_query,
+                        ),
+                        None => (None, None, Vec::new(), None, None),
+                    };
                 return Ok(AnswerSample {
                     id: String::new(),
                     answer: outcome.answer,
@@ -443,6 +477,7 @@ async fn ask(state: &AppState, how: &AskSettings, question: &str) -> Result<Answ
                     read_scores,
                     tools_called: outcome.tool_steps.iter().map(|s| s.name.clone()).collect(),
                     search_verdict,
+                    rewritten_query,
                     first_token_ms: outcome.timings.first_token_ms as f64,
                     total_ms: started.elapsed().as_secs_f64() * 1000.0,
                 });
@@ -468,7 +503,7 @@ async fn ask_all(
     let mut done = 0;
     let mut samples = Vec::with_capacity(queries.len());
     let mut answers = futures::stream::iter(queries.iter().map(|q| async move {
-        let mut sample = ask(state, how, &q.query)
+        let mut sample = ask(state, how, &q.history, &q.query)
             .await
             .map_err(|e| Error::Llm(format!("query '{}': {e}", q.id)))?;
         sample.id = q.id.clone();
