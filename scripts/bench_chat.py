@@ -9,7 +9,7 @@ For each model: start `zhiku serve` on a scratch data dir, index llm-intro-zh, t
     for the very prompt zhiku built (from the debug trace) + zhiku's retrieval time;
   - a follow-up turn in the same conversation: TTFT with the KV cache of the earlier turns
     reused, against bare llama.cpp reading that whole prompt; one follow-up that refers
-    back ("它…", rewritten before retrieval) and one that stands alone (searched as asked);
+    back ("它…", searched with the question before it) and one that stands alone (searched as asked);
   - throughput with 1, 4 and 8 chats at once (`--concurrency`): all answers' tokens over
     the wall time, each answer's TTFT (queueing included) and its own rate;
   - the server's RSS.
@@ -194,13 +194,13 @@ def bench_model(model, threads, max_tokens, concurrency, rag_settings):
 
 def table(rows):
     lines = [
-        "| model | case | prompt tokens (cached) | zhiku TTFT | bare prompt time | zhiku retrieval + rewrite | TTFT − (bare + retrieval + rewrite) | zhiku gen tok/s | bare gen tok/s | ratio |",
+        "| model | case | prompt tokens (cached) | zhiku TTFT | bare prompt time | zhiku retrieval | TTFT − (bare + retrieval) | zhiku gen tok/s | bare gen tok/s | ratio |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         for case in ("plain", "plain-2", "rag-2", "rag", "follow_up", "follow_up_alone"):
             z, b = row[case]["zhiku"], row[case]["bare"]
-            overhead = z["retrieval_ms"] + z["rewrite_ms"]
+            overhead = z["retrieval_ms"]
             ratio = z["tokens_per_s"] / b["tokens_per_s"] if b["tokens_per_s"] else 0
             lines.append(
                 f"| {row['model']} | {case.replace('_', '-')} | {z['prompt_tokens']} ({z['cached_prompt_tokens']}) | "
@@ -241,8 +241,8 @@ def main():
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, threads {args.threads}")
     print(table(rows))
     for row in rows:
-        print(f"{row['model']}: follow-up rewritten to {row['follow_up']['rewritten_query']!r}; "
-              f"the standalone one to {row['follow_up_alone']['rewritten_query']!r}")
+        print(f"{row['model']}: follow-up searched as {row['follow_up']['rewritten_query']!r}; "
+              f"the standalone one as {row['follow_up_alone']['rewritten_query']!r}")
     if args.json:
         args.json.write_text(json.dumps(rows, ensure_ascii=False, indent=1))
 

@@ -1,5 +1,5 @@
-//! Answering a question with a bot: read the conversation so far, rewrite a follow-up into
-//! a standalone query, retrieve passages from the bot's knowledge bases, build the prompt
+//! Answering a question with a bot: read the conversation so far, search a follow-up with
+//! the earlier questions it leans on, retrieve passages from the bot's knowledge bases, build the prompt
 //! within the model's window, stream the answer, and record both turns.
 //!
 //! [`ChatService::start`] does everything up to the first token and fails as a whole (a
@@ -189,8 +189,6 @@ pub struct Usage {
 /// Where the time went, in milliseconds.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChatTimings {
-    /// Rewriting the question.
-    pub rewrite_ms: u64,
     /// Searching the knowledge bases.
     pub retrieval_ms: u64,
     /// Waiting for a model slot.
@@ -212,7 +210,9 @@ pub struct ChatTimings {
 pub struct RetrievalTrace {
     /// The question as asked.
     pub question: String,
-    /// The standalone query searched, when rewriting changed it.
+    /// What was searched instead of the question: a follow-up that leans on the
+    /// conversation with the earlier questions it leans on
+    /// ([`prompt::follow_up_context`]).
     pub rewritten_query: Option<String>,
     /// Retrieval settings used.
     pub mode: super::search::SearchMode,
@@ -329,10 +329,11 @@ struct Prepared {
     conversation_id: Option<String>,
     history: Vec<PastTurn>,
     extra_system: String,
-    rewritten: Option<String>,
+    /// The earlier questions a follow-up leans on (searched with it; its quote prefers
+    /// their words); `None` for a question that stands alone.
+    follow_up_context: Option<String>,
     passages: Vec<Passage>,
     trace: RetrievalTrace,
-    rewrite_ms: u64,
     retrieval_ms: u64,
     /// The bot searches when its model calls `knowledge_search` (see
     /// [`ChatService::needs_search`]); otherwise it searched before the answer.
@@ -450,14 +451,17 @@ impl ChatService {
                 tools_tokens: offered.as_ref().map_or(0, prompt::tools_tokens),
             },
         )?;
-        let asked = prepared.rewritten.as_deref().unwrap_or(&question);
+        // A follow-up is measured as it was searched, with the earlier questions: passages
+        // about another subject hold its "身高" but not whose.
+        let searched = prepared.trace.rewritten_query.as_deref();
         let coverage = (grounding == Grounding::Passages).then(|| {
             let read: Vec<&str> = built.passages.iter().map(|p| p.text.as_str()).collect();
-            focus::question_coverage(&read, asked)
+            focus::question_coverage(&read, searched.unwrap_or(&question))
         });
+        let context = prepared.follow_up_context.as_deref().unwrap_or("");
         let opening =
             (grounding == Grounding::Passages && settings.model.quote_first && !uses_tools)
-                .then(|| prompt::quote_opening(&built.passages, asked))
+                .then(|| prompt::quote_opening(&built.passages, &question, context))
                 .flatten()
                 .filter(|quote| fits_twice(quote, built.tokens, self.llm.info().context_tokens));
         // An answer that opens with a quote is mostly that quote: whether it answers is
@@ -536,7 +540,7 @@ impl ChatService {
             }
         }
         let user_context = UserContext {
-            rewritten_query: prepared.rewritten.clone(),
+            rewritten_query: trace.rewritten_query.clone(),
             passages: built.passages.clone(),
             no_recall: nothing_found,
         };
@@ -567,7 +571,6 @@ impl ChatService {
             decline: check,
             trace: turn.trace.then_some(trace),
             timings: ChatTimings {
-                rewrite_ms: prepared.rewrite_ms,
                 retrieval_ms: prepared.retrieval_ms,
                 ..ChatTimings::default()
             },
@@ -580,7 +583,7 @@ impl ChatService {
         })
     }
 
-    /// History, query rewriting and retrieval.
+    /// History, the follow-up's context and retrieval.
     async fn prepare(&self, turn: &Turn, question: &str) -> Result<Prepared> {
         let settings = &turn.settings;
         let (conversation_id, history, extra_system) = match &turn.history {
@@ -620,22 +623,16 @@ impl ChatService {
             true => Some(self.needs_search(&settings.persona, question).await),
             false => None,
         };
-        // Otherwise it searches with the query its model writes: a rewritten question
-        // would be made (about 1.8 s on a CPU) and never searched.
+        // Otherwise it searches with the query its model writes.
         let on_demand = search_verdict.is_some_and(|p| p.is_some_and(|p| p < SEARCH_AT));
-        let rewrite_started = Instant::now();
-        let rewritten = if settings.rewrite_query
-            && has_knowledge
-            && !on_demand
-            && !history.is_empty()
-            && prompt::leans_on_history(question)
-        {
-            self.rewrite(&history, question).await
-        } else {
-            None
+        let follow_up_context = match settings.rewrite_query && has_knowledge && !on_demand {
+            true => prompt::follow_up_context(&history, question),
+            false => None,
         };
-        let rewrite_ms = ms(rewrite_started);
-        let query = rewritten.as_deref().unwrap_or(question);
+        let searched = follow_up_context
+            .as_ref()
+            .map(|earlier| format!("{earlier} {question}"));
+        let query = searched.as_deref().unwrap_or(question);
 
         let retrieval_started = Instant::now();
         // A bot that searches with `knowledge_search` searches when its model asks.
@@ -656,11 +653,11 @@ impl ChatService {
             conversation_id,
             history,
             extra_system,
-            rewritten: rewritten.clone(),
+            follow_up_context,
             passages: retrieved.passages,
             trace: RetrievalTrace {
                 question: question.to_string(),
-                rewritten_query: rewritten,
+                rewritten_query: searched,
                 mode: settings.retrieval.mode,
                 top_k: settings.retrieval.top_k,
                 min_score: settings.retrieval.min_score,
@@ -673,7 +670,6 @@ impl ChatService {
                 prompt: Vec::new(),
                 errors: retrieved.errors,
             },
-            rewrite_ms,
             retrieval_ms,
             on_demand,
         })
@@ -698,22 +694,6 @@ impl ChatService {
                 None
             }
         }
-    }
-
-    /// A standalone version of a follow-up question; `None` (search the question as asked)
-    /// when the model is busy, fails or answers with nothing usable.
-    async fn rewrite(&self, history: &[PastTurn], question: &str) -> Option<String> {
-        let recent = &history[history.len().saturating_sub(3)..];
-        let mut request = GenerateRequest::new(prompt::rewrite_messages(recent, question), 64, 0.0);
-        request.stop = vec!["\n".into()];
-        let text = match crate::llm::complete(self.llm.as_ref(), request).await {
-            Ok(text) => text,
-            Err(e) => {
-                warn!(error = %e, "query rewriting skipped");
-                return None;
-            }
-        };
-        prompt::clean_rewrite(&text, question).filter(|q| q != question)
     }
 
     /// The LLM's structured rewrite of a persona (role, skills, constraints, output
@@ -804,7 +784,7 @@ impl ChatService {
         no_recall: bool,
     ) -> Result<ChatStream> {
         let context = UserContext {
-            rewritten_query: prepared.rewritten.clone(),
+            rewritten_query: prepared.trace.rewritten_query.clone(),
             passages: Vec::new(),
             no_recall,
         };
@@ -825,7 +805,6 @@ impl ChatService {
             tool_steps: Vec::new(),
             usage: Usage::default(),
             timings: ChatTimings {
-                rewrite_ms: prepared.rewrite_ms,
                 retrieval_ms: prepared.retrieval_ms,
                 first_token_ms: ms(started),
                 total_ms: ms(started),

@@ -141,13 +141,57 @@ pub fn question_coverage(passages: &[&str], question: &str) -> f32 {
 
 /// The sentences of `passages` (best first) that share anything with `question`, the
 /// one that shares most first, each with the index of its passage.
-pub(crate) fn best_sentences<'a>(passages: &[&'a str], question: &str) -> Vec<(usize, &'a str)> {
+///
+/// A follow-up's `context` (the earlier questions it leans on; "" for none) says what
+/// "它" is: the sentences of the passage that holds most of its words come first. Its own
+/// sentence often says "它" too ("它是一个占地约两平方公里的热带植物公园"), so the passage
+/// decides, and another page's "占地面积70亩" is not taken for the park's size.
+pub(crate) fn best_sentences<'a>(
+    passages: &[&'a str],
+    question: &str,
+    context: &str,
+) -> Vec<(usize, &'a str)> {
     let (pool, scores, order) = scored(passages, question);
-    order
+    let subject = naming_passage(passages, context);
+    let mut best: Vec<(usize, &'a str)> = order
         .into_iter()
         .filter(|&i| scores[i] > 0.0)
         .map(|i| (pool[i].passage, pool[i].text))
-        .collect()
+        .collect();
+    // Stable: each side keeps its order.
+    best.sort_by_key(|(passage, _)| Some(*passage) != subject);
+    best
+}
+
+/// The passage that holds most of `context`'s words, each weighted by how few passages
+/// hold it; `None` when none holds any (or there is no context).
+fn naming_passage(passages: &[&str], context: &str) -> Option<usize> {
+    let named = asked_units(context);
+    if named.is_empty() {
+        return None;
+    }
+    let held: Vec<HashSet<Unit>> = passages.iter().map(|p| units(p)).collect();
+    let n = passages.len() as f32;
+    let weight = |u: &Unit| {
+        let holding = held.iter().filter(|h| h.contains(u)).count();
+        match holding {
+            0 => 0.0,
+            k => (1.0 + n / k as f32).ln(),
+        }
+    };
+    let scores: Vec<f32> = held
+        .iter()
+        .map(|h| named.iter().filter(|u| h.contains(*u)).map(weight).sum())
+        .collect();
+    // The first of the best: passages come best first.
+    let (index, best) = scores
+        .iter()
+        .enumerate()
+        .fold((0, 0.0_f32), |(bi, bs), (i, &s)| match s > bs {
+            true => (i, s),
+            false => (bi, bs),
+        });
+    (best > 0.0).then_some(index)
 }
 
 /// One passage's kept sentences in order, "…" where sentences were left out.

@@ -249,12 +249,15 @@ const MIN_QUOTE_CHARS: usize = 6;
 /// with its first token, mostly to one starting with the question's subject, and held the
 /// gold answer less often than the closest sentence alone (docs/benchmarks.md); chosen
 /// here, the model reads the quote at prompt speed and the person sees it at once.
-pub fn quote_opening(passages: &[Passage], question: &str) -> Option<String> {
+///
+/// `context`: the earlier questions a follow-up leans on ([`follow_up_context`]), "" for
+/// a question that stands alone.
+pub fn quote_opening(passages: &[Passage], question: &str, context: &str) -> Option<String> {
     // A cut passage joins the sentences it kept with "…" (`services::focus`): text on
     // both sides of one was not written together, so no quote spans it.
     let texts: Vec<String> = passages.iter().map(|p| p.text.replace('…', "\n")).collect();
     let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
-    focus::best_sentences(&texts, question)
+    focus::best_sentences(&texts, question, context)
         .into_iter()
         .find_map(|(index, sentence)| {
             let sentence = sentence.trim();
@@ -472,29 +475,6 @@ pub fn persona_messages(persona: &str) -> Vec<ChatMessage> {
     ]
 }
 
-/// The question rewriting prompt: the conversation so far and the follow-up, asking for one
-/// standalone question.
-pub fn rewrite_messages(history: &[PastTurn], question: &str) -> Vec<ChatMessage> {
-    let mut transcript = String::new();
-    for turn in history {
-        transcript.push_str("用户：");
-        transcript.push_str(&turn.question);
-        transcript.push_str("\n助手：");
-        transcript.extend(turn.answer.chars().take(200));
-        transcript.push('\n');
-    }
-    vec![
-        ChatMessage::new(
-            Role::System,
-            "你把对话中的最后一个问题改写成一个独立、完整、可直接用于搜索的问题：补全其中指代的对象（它、这个、那里等），保持原来的语言，不要回答问题。只输出改写后的问题，一行。",
-        ),
-        ChatMessage::new(
-            Role::User,
-            format!("对话记录：\n{transcript}\n最后的问题：{question}\n\n改写后的问题："),
-        ),
-    ]
-}
-
 /// Whether a question asks for live data: a subject that changes by the hour (weather,
 /// prices, news, traffic, scores) asked about now, or the date or time itself. A bot
 /// without knowledge bases has none, and the small models asked this were not stopped by
@@ -587,8 +567,7 @@ pub fn needs_live_data(question: &str) -> bool {
 
 /// Whether a follow-up may lean on the conversation so far: it refers back (它, 这个,
 /// that…) or is too short to stand alone ("为什么？", "多少钱"). A question that does
-/// neither is searched as asked, which saves the rewrite's model call (about 2 s on a
-/// CPU) before the first token.
+/// neither is searched as asked, without the earlier questions.
 pub fn leans_on_history(question: &str) -> bool {
     const REFERRING_ZH: &[&str] = &[
         "它", "他", "她", "这", "那", "其", "该", "此", "上述", "上面", "前面", "刚才", "之前",
@@ -613,16 +592,31 @@ pub fn leans_on_history(question: &str) -> bool {
         || words.iter().any(|w| REFERRING_EN.contains(w))
 }
 
-/// Clean a rewritten question; `None` when the model produced nothing usable.
-pub fn clean_rewrite(text: &str, original: &str) -> Option<String> {
-    let line = text.lines().find(|l| !l.trim().is_empty())?.trim();
-    let line = line
-        .trim_start_matches("改写后的问题：")
-        .trim_start_matches("改写后的问题:")
-        .trim_matches(|c: char| c == '"' || c == '“' || c == '”' || c == '「' || c == '」')
-        .trim();
-    let limit = original.chars().count() * 4 + 40;
-    (!line.is_empty() && line.chars().count() <= limit).then(|| line.to_string())
+/// What a follow-up leans on: the earlier questions back to the last one that stood
+/// alone (the one that named what "它" means), at most three, oldest first; `None` when
+/// the question stands alone ([`leans_on_history`]) or nothing came before. The bot
+/// searches the follow-up with them and prefers the sentences that share their words.
+///
+/// No model call: the rewrite this replaces cost 2–4 s on 2 cores before the first token
+/// and found the paragraph less often (docs/benchmarks.md: of 32 follow-ups, the 1.5B's
+/// rewrites put it in the first three for 29, these questions for all 32).
+pub fn follow_up_context(history: &[PastTurn], question: &str) -> Option<String> {
+    const MOST_EARLIER: usize = 3;
+    if !leans_on_history(question) {
+        return None;
+    }
+    let mut earlier: Vec<&str> = Vec::new();
+    for turn in history.iter().rev().take(MOST_EARLIER) {
+        let asked = turn.question.trim();
+        if !asked.is_empty() {
+            earlier.push(asked);
+        }
+        if !leans_on_history(asked) {
+            break;
+        }
+    }
+    earlier.reverse();
+    (!earlier.is_empty()).then(|| earlier.join(" "))
 }
 
 #[cfg(test)]
@@ -685,13 +679,19 @@ mod tests {
         assert_eq!(
             quote_opening(
                 &[kangaroo.clone(), leave.clone()],
-                "尤金袋鼠有多重？8公斤？"
+                "尤金袋鼠有多重？8公斤？",
+                ""
             )
             .as_deref(),
             Some("尤金袋鼠约只有8公斤重 [1]。")
         );
         assert_eq!(
-            quote_opening(&[kangaroo.clone(), leave], "How many days of leave a year?").as_deref(),
+            quote_opening(
+                &[kangaroo.clone(), leave],
+                "How many days of leave a year?",
+                ""
+            )
+            .as_deref(),
             Some("Leave is fifteen days a year [2].")
         );
         // No quote spans the "…" where a cut passage left sentences out.
@@ -701,7 +701,8 @@ mod tests {
                     1,
                     "LangChain 是一个开源框架：…LangChain 的价值在于组件"
                 )],
-                "LangChain 是什么框架"
+                "LangChain 是什么框架",
+                ""
             )
             .as_deref(),
             Some("LangChain 是一个开源框架： [1]")
@@ -709,13 +710,20 @@ mod tests {
         // Halves of a sentence split inside its brackets are not offered; a heading is
         // too short to answer anything, and the next sentence is taken.
         let split = passage(1, "纽西兰鸡毛松（学名：；毛利语：kahikatea）是一种树。");
-        assert_eq!(quote_opening(&[split], "纽西兰鸡毛松的学名"), None);
+        assert_eq!(quote_opening(&[split], "纽西兰鸡毛松的学名", ""), None);
         let headed = passage(1, "休假。\n员工每年休假十五天。");
         assert_eq!(
-            quote_opening(&[headed], "休假几天").as_deref(),
+            quote_opening(&[headed], "休假几天", "").as_deref(),
             Some("员工每年休假十五天 [1]。")
         );
-        assert_eq!(quote_opening(&[kangaroo], "天气"), None);
+        assert_eq!(quote_opening(&[kangaroo], "天气", ""), None);
+        // A follow-up's earlier question says which passage "它" is about.
+        let park = passage(1, "萱侬律位于泰国春武里府。萱侬律占地约两平方公里。");
+        let school = passage(2, "新民校区位于新民路29号，占地面积70亩。");
+        assert_eq!(
+            quote_opening(&[park, school], "它占地面积多大？", "萱侬律位于什么地方？").as_deref(),
+            Some("萱侬律占地约两平方公里 [1]。")
+        );
     }
 
     #[test]
@@ -798,11 +806,23 @@ mod tests {
     }
 
     #[test]
-    fn rewrites_are_cleaned_or_refused() {
+    fn a_follow_up_leans_on_the_questions_back_to_the_one_that_named_its_subject() {
+        let turn = |question: &str| PastTurn {
+            question: question.into(),
+            passages: Vec::new(),
+            no_recall: false,
+            answer: "…".into(),
+        };
+        let history = [
+            turn("会议室每次最长可以预订多久？"),
+            turn("萱侬律位于什么地方？"),
+            turn("它占地面积多大？"),
+        ];
         assert_eq!(
-            clean_rewrite("“会议室最长能用多久？”\n", "那它呢"),
-            Some("会议室最长能用多久？".into())
+            follow_up_context(&history, "那里什么时候开放？").as_deref(),
+            Some("萱侬律位于什么地方？ 它占地面积多大？")
         );
-        assert_eq!(clean_rewrite("   \n", "q"), None);
+        assert_eq!(follow_up_context(&history, "萱侬律门票多少钱一张？"), None);
+        assert_eq!(follow_up_context(&[], "它在哪里？"), None);
     }
 }

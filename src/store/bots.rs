@@ -53,7 +53,8 @@ pub struct BotSettings {
     pub no_recall: NoRecallSettings,
     /// Generation settings.
     pub model: ModelSettings,
-    /// Rewrite a follow-up question into a standalone one before retrieval.
+    /// Search a follow-up that refers back ("它…") together with the earlier questions it
+    /// leans on (`prompt::follow_up_context`).
     pub rewrite_query: bool,
     /// Tools the model may call while it answers (HTTP endpoints, built-ins).
     #[schema(max_items = 16)]

@@ -664,3 +664,34 @@ async fn a_question_the_model_says_needs_the_knowledge_is_searched_first_and_che
         .collect();
     assert_eq!(offered, ["calculator"]);
 }
+
+#[tokio::test]
+async fn a_follow_up_is_searched_with_the_question_it_leans_on_and_no_model_call() {
+    let f = fixture().await;
+    let llm = Arc::new(ScriptedLlm::new(["Yes, per night."]).with_verdict(0.9));
+    let mut follow_up = turn(settings(&f), "Is it per night?");
+    follow_up.history = History::Given {
+        extra_system: String::new(),
+        messages: vec![
+            ChatMessage::new(
+                crate::llm::Role::User,
+                "What do the travel rules refund for hotel rooms?",
+            ),
+            ChatMessage::new(crate::llm::Role::Assistant, "Up to 500 yuan [1]."),
+        ],
+    };
+    follow_up.trace = true;
+    let (_, outcome) = answer(&chat(&f, &llm), follow_up).await;
+    let trace = outcome.trace.expect("a traced answer");
+    assert_eq!(
+        trace.rewritten_query.as_deref(),
+        Some("What do the travel rules refund for hotel rooms? Is it per night?")
+    );
+    // The model is asked once: the answer (and its check), nothing before the search.
+    let requests = llm.requests();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(
+        requests[0].opening.as_deref(),
+        Some("Travel: hotel rooms are refunded up to 500 yuan a night [1]."),
+    );
+}

@@ -147,7 +147,7 @@ function traceView(trace, timings, usage, judged) {
   }
   if (timings) {
     body.push(h('div', h('strong', t('chat.trace.timings') + '：'), t('chat.trace.timingLine', {
-      rewrite: timings.rewrite_ms ?? 0, retrieval: timings.retrieval_ms ?? 0, queue: timings.queue_ms ?? 0,
+      retrieval: timings.retrieval_ms ?? 0, queue: timings.queue_ms ?? 0,
       first: timings.first_token_ms ?? 0, gen: timings.generation_ms ?? 0, total: timings.total_ms ?? 0,
       tps: fmt(timings.tokens_per_s, 1),
     })));
