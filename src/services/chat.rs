@@ -1,6 +1,7 @@
-//! Answering a question with a bot: read the conversation so far, search a follow-up with
-//! the earlier questions it leans on, retrieve passages from the bot's knowledge bases, build the prompt
-//! within the model's window, stream the answer, and record both turns.
+//! Answering a question with a bot: read the conversation so far, retrieve passages from
+//! the bot's knowledge bases (a follow-up together with the earlier questions it leans
+//! on), build the prompt within the model's window, stream the answer, and record both
+//! turns.
 //!
 //! [`ChatService::start`] does everything up to the first token and fails as a whole (a
 //! full queue is an error the caller can answer with 429); the answer then streams from a
@@ -210,9 +211,8 @@ pub struct ChatTimings {
 pub struct RetrievalTrace {
     /// The question as asked.
     pub question: String,
-    /// What was searched instead of the question: a follow-up that leans on the
-    /// conversation with the earlier questions it leans on
-    /// ([`prompt::follow_up_context`]).
+    /// What was searched instead of the question: for a follow-up, the earlier questions
+    /// it leans on and the follow-up ([`prompt::follow_up_context`]).
     pub rewritten_query: Option<String>,
     /// Retrieval settings used.
     pub mode: super::search::SearchMode,
@@ -329,8 +329,8 @@ struct Prepared {
     conversation_id: Option<String>,
     history: Vec<PastTurn>,
     extra_system: String,
-    /// The earlier questions a follow-up leans on (searched with it; its quote prefers
-    /// their words); `None` for a question that stands alone.
+    /// The earlier questions a follow-up leans on (searched with it; its quote comes from
+    /// the passage holding most of their words); `None` for a question that stands alone.
     follow_up_context: Option<String>,
     passages: Vec<Passage>,
     trace: RetrievalTrace,
