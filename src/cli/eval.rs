@@ -86,7 +86,7 @@ pub struct EvalArgs {
     #[arg(long)]
     quote_first: Option<bool>,
     /// The eval bot's rewrite_query: whether a follow-up (a query with `history`) is
-    /// rewritten into a standalone question before it is searched (default: a new bot's).
+    /// searched together with the earlier questions it leans on (default: a new bot's).
     #[arg(long)]
     rewrite_query: Option<bool>,
     /// Built-in tools the eval bot has, comma-separated: knowledge_search (it searches

@@ -315,14 +315,15 @@ pub struct BotOverrides {
     pub min_answerable: Option<f32>,
     /// `model.quote_first`.
     pub quote_first: Option<bool>,
-    /// `rewrite_query`: whether a follow-up is rewritten before it is searched.
+    /// `rewrite_query`: whether a follow-up is searched with the earlier questions it
+    /// leans on.
     pub rewrite_query: Option<bool>,
     /// `tools`: built-in ones (none by default).
     pub tools: Vec<crate::store::bot_tools::BotTool>,
 }
 
 /// The settings of a throw-away bot over `kb_id`: the defaults a new bot gets (a query
-/// with `history` is rewritten as a bot's follow-up is), with `overrides`. Saved as a bot
+/// with `history` is searched as a bot's follow-up is), with `overrides`. Saved as a bot
 /// when `save`.
 pub async fn eval_bot(
     state: &AppState,
@@ -390,8 +391,8 @@ pub struct AnswerSample {
     /// A bot that searches on demand: the model's probability that the question needs
     /// the knowledge base (it searched first from 0.5).
     pub search_verdict: Option<f32>,
-    /// A follow-up: the standalone question the bot searched instead (`None`: searched
-    /// as asked).
+    /// A follow-up: what the bot searched instead (the earlier questions and the
+    /// follow-up; `None`: searched as asked).
     pub rewritten_query: Option<String>,
     /// From the question to the first token of the answer, in ms.
     pub first_token_ms: f64,
@@ -401,7 +402,7 @@ pub struct AnswerSample {
 
 /// Ask `question` as the follow-up of `earlier` questions: the bot answers each of those
 /// first, in one conversation the eval passes along (as an OpenAI client does), so the
-/// follow-up is rewritten and answered as a person's would be.
+/// follow-up is searched and answered as a person's would be.
 async fn ask(
     state: &AppState,
     how: &AskSettings,
