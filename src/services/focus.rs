@@ -218,19 +218,48 @@ fn joined(mine: &[usize], kept: &[bool], pool: &[Sentence<'_>]) -> String {
     out
 }
 
-/// Sentences, each keeping its end mark.
+/// Brackets and quotation marks, each with what closes it: within them "；" or "。" ends
+/// no sentence.
+pub(crate) const BRACKETS: [(char, char); 6] = [
+    ('（', '）'),
+    ('(', ')'),
+    ('“', '”'),
+    ('《', '》'),
+    ('「', '」'),
+    ('【', '】'),
+];
+
+/// The longest bracket a sentence is kept whole across: a bracket left open by a typo
+/// must not swallow the rest of its paragraph.
+const MAX_BRACKET_CHARS: usize = 160;
+
+/// Sentences, each keeping its end mark. A mark inside brackets ends nothing: an
+/// encyclopedia's first sentence, "萱侬律(又名：「东芭乐园」；泰文：…)位于泰国…", says what
+/// its subject is only after the bracket.
 fn sentences(text: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let mut start = 0;
+    // Byte offset where the table row or bracket being read through ends, when in one.
+    let mut inside_until: Option<usize> = None;
     let mut iter = text.char_indices().peekable();
     while let Some((i, c)) = iter.next() {
-        let ends = match c {
-            '。' | '！' | '？' | '；' | '\n' => true,
-            // An English full stop ends a sentence only before a space (not in 3.5 or
-            // e.g.).
-            '.' | '!' | '?' | ';' => iter.peek().is_none_or(|&(_, next)| next.is_whitespace()),
-            _ => false,
-        };
+        if inside_until.is_some_and(|until| i >= until) {
+            inside_until = None;
+        }
+        if i == 0 || text[..i].ends_with('\n') {
+            inside_until = table_row_end(text, i);
+        }
+        if inside_until.is_none() {
+            inside_until = closing_bracket(text, i, c);
+        }
+        let ends = inside_until.is_none()
+            && match c {
+                '。' | '！' | '？' | '；' | '\n' => true,
+                // An English full stop ends a sentence only before a space (not in 3.5
+                // or e.g.).
+                '.' | '!' | '?' | ';' => iter.peek().is_none_or(|&(_, next)| next.is_whitespace()),
+                _ => false,
+            };
         if !ends {
             continue;
         }
@@ -252,6 +281,42 @@ fn sentences(text: &str) -> Vec<&str> {
     }
     out.retain(|s| !s.trim().is_empty());
     out
+}
+
+/// The longest table row kept whole.
+const MAX_ROW_CHARS: usize = 200;
+
+/// Where the line starting at byte `at` of `text` ends, when it is a table row (cells
+/// joined with " | ", as extraction writes a sheet's or a document's table, or a
+/// Markdown row) of at most [`MAX_ROW_CHARS`]: a row is one record, and a "。" in its
+/// first cell must not part it from the cell that answers ("不会用工具: 不能利用外部的工具。
+/// 比如,用计算器来算sin(x) | 函数调用 |").
+fn table_row_end(text: &str, at: usize) -> Option<usize> {
+    let line_bytes = text[at..].find('\n').unwrap_or(text.len() - at);
+    let line = &text[at..at + line_bytes];
+    let row = line.contains(" | ") || line.trim_start().starts_with('|');
+    (row && line.chars().count() <= MAX_ROW_CHARS).then_some(at + line_bytes)
+}
+
+/// Where the bracket `open` at byte `at` of `text` closes, when it does within the line
+/// and [`MAX_BRACKET_CHARS`]; `None` when `open` opens no bracket.
+fn closing_bracket(text: &str, at: usize, open: char) -> Option<usize> {
+    let &(_, close) = BRACKETS.iter().find(|(o, _)| *o == open)?;
+    let mut depth = 0usize;
+    for (offset, c) in text[at..].char_indices().take(MAX_BRACKET_CHARS) {
+        if c == '\n' {
+            return None;
+        }
+        if c == open {
+            depth += 1;
+        } else if c == close {
+            depth -= 1;
+            if depth == 0 {
+                return Some(at + offset);
+            }
+        }
+    }
+    None
 }
 
 /// The start of `text` within `budget_tokens`, marked as cut.
@@ -323,6 +388,36 @@ mod tests {
         let focused = focus(&[text], "How many parameters does the model have?", 12);
         assert!(focused[0].contains("175 billion parameters"), "{focused:?}");
         assert!(!focused[0].contains("3.5"), "{focused:?}");
+    }
+
+    #[test]
+    fn a_mark_inside_brackets_ends_no_sentence() {
+        let text = "萱侬律(又名：「东芭乐园」；泰文：สวนนงนุช)位于泰国春武里府。\
+                    园内有兰花园（约五千种；多为杂交种）。有人漏写了括号（后面的话。第三句。";
+        assert_eq!(
+            sentences(text),
+            [
+                "萱侬律(又名：「东芭乐园」；泰文：สวนนงนุช)位于泰国春武里府。",
+                "园内有兰花园（约五千种；多为杂交种）。",
+                "有人漏写了括号（后面的话。",
+                "第三句。",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_table_row_is_one_sentence() {
+        let text = "LLM局限 | 解决办法 |\n不会用工具: 不能利用外部的工具。比如,用计算器来算sin(x) | 函数调用 |\n\
+                    学废了。有些知识学的不对。";
+        assert_eq!(
+            sentences(text),
+            [
+                "LLM局限 | 解决办法 |\n",
+                "不会用工具: 不能利用外部的工具。比如,用计算器来算sin(x) | 函数调用 |\n",
+                "学废了。",
+                "有些知识学的不对。",
+            ]
+        );
     }
 
     #[test]

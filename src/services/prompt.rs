@@ -267,8 +267,10 @@ pub fn quote_opening(passages: &[Passage], question: &str, context: &str) -> Opt
                 }
                 _ => (sentence, ""),
             };
-            let body = body.trim_end();
-            // A "；" inside brackets splits a sentence into halves that each leave one open.
+            // A table row's closing "|" would stand between its last cell and the marker.
+            let body = body.trim_end().trim_end_matches('|').trim_end();
+            // A bracket left open (a typo, or one longer than the splitter reads through)
+            // would be quoted half.
             (body.chars().count() >= MIN_QUOTE_CHARS && balanced(body))
                 .then(|| format!("{body} [{}]{end}", passages[index].marker))
         })
@@ -276,19 +278,11 @@ pub fn quote_opening(passages: &[Passage], question: &str, context: &str) -> Opt
 
 /// Whether every bracket and quotation mark `text` opens it also closes, in order.
 fn balanced(text: &str) -> bool {
-    const PAIRS: [(char, char); 6] = [
-        ('（', '）'),
-        ('(', ')'),
-        ('“', '”'),
-        ('《', '》'),
-        ('「', '」'),
-        ('【', '】'),
-    ];
     let mut open = Vec::new();
     for c in text.chars() {
-        if let Some(&(_, close)) = PAIRS.iter().find(|(o, _)| *o == c) {
+        if let Some(&(_, close)) = focus::BRACKETS.iter().find(|(o, _)| *o == c) {
             open.push(close);
-        } else if PAIRS.iter().any(|(_, close)| *close == c) && open.pop() != Some(c) {
+        } else if focus::BRACKETS.iter().any(|(_, close)| *close == c) && open.pop() != Some(c) {
             return false;
         }
     }
@@ -707,10 +701,25 @@ mod tests {
             .as_deref(),
             Some("LangChain 是一个开源框架： [1]")
         );
-        // Halves of a sentence split inside its brackets are not offered; a heading is
-        // too short to answer anything, and the next sentence is taken.
-        let split = passage(1, "纽西兰鸡毛松（学名：；毛利语：kahikatea）是一种树。");
-        assert_eq!(quote_opening(&[split], "纽西兰鸡毛松的学名", ""), None);
+        // A sentence with a "；" in its brackets is quoted whole; one whose bracket never
+        // closes is not offered. A heading is too short to answer anything, and the next
+        // sentence is taken.
+        let bracketed = passage(1, "纽西兰鸡毛松（学名：；毛利语：kahikatea）是一种树。");
+        assert_eq!(
+            quote_opening(&[bracketed], "纽西兰鸡毛松是什么", "").as_deref(),
+            Some("纽西兰鸡毛松（学名：；毛利语：kahikatea）是一种树 [1]。")
+        );
+        let unclosed = passage(1, "纽西兰鸡毛松（毛利语：kahikatea是一种树。");
+        assert_eq!(quote_opening(&[unclosed], "纽西兰鸡毛松是什么", ""), None);
+        // A table row is quoted whole, with the cell that answers.
+        let row = passage(
+            1,
+            "LLM局限 | 解决办法 |\n不会用工具: 不能利用外部的工具。比如,用计算器来算sin(x) | 函数调用 |",
+        );
+        assert_eq!(
+            quote_opening(&[row], "大模型不会用计算器这类工具怎么办", "").as_deref(),
+            Some("不会用工具: 不能利用外部的工具。比如,用计算器来算sin(x) | 函数调用 [1]")
+        );
         let headed = passage(1, "休假。\n员工每年休假十五天。");
         assert_eq!(
             quote_opening(&[headed], "休假几天", "").as_deref(),
