@@ -114,9 +114,9 @@ async fn a_verdict_below_the_threshold_declines() {
     assert_eq!(asked.len(), 1);
     let gate = asked[0].gate.as_ref().expect("the gate is asked");
     // The passages hold 3 of the question's 4 words (many, days, paid, leave): the bar is
-    // 5 % below the bot's 0.5.
+    // 7.5 % below the bot's 0.5.
     assert!(
-        (gate.min_proceed - 0.475).abs() < 1e-6,
+        (gate.min_proceed - 0.4625).abs() < 1e-6,
         "{}",
         gate.min_proceed
     );
@@ -136,7 +136,7 @@ async fn the_bar_rises_when_the_passages_hold_little_of_the_question() {
     assert!(outcome.no_recall);
     let gate = llm.requests()[0].gate.clone().expect("the gate is asked");
     assert!(
-        (gate.min_proceed - 0.51).abs() < 1e-6,
+        (gate.min_proceed - 0.515).abs() < 1e-6,
         "{}",
         gate.min_proceed
     );
@@ -145,8 +145,8 @@ async fn the_bar_rises_when_the_passages_hold_little_of_the_question() {
 #[test]
 fn the_bar_is_the_threshold_at_half_the_question_and_scales_with_it() {
     assert!((answerable_bar(0.88, 0.5) - 0.88).abs() < 1e-6);
-    assert!((answerable_bar(0.88, 0.0) - 0.968).abs() < 1e-6);
-    assert!((answerable_bar(0.88, 1.0) - 0.792).abs() < 1e-6);
+    assert!((answerable_bar(0.88, 0.0) - 1.0).abs() < 1e-6);
+    assert!((answerable_bar(0.88, 1.0) - 0.748).abs() < 1e-6);
     // "Ask, never decline" stays that way.
     assert!(answerable_bar(0.000_001, 0.0) < 0.000_002);
     assert_eq!(answerable_bar(0.0, 0.0), 0.0);
