@@ -194,23 +194,30 @@ fn naming_passage(passages: &[&str], context: &str) -> Option<usize> {
     (best > 0.0).then_some(index)
 }
 
-/// One passage's kept sentences in order, "…" where sentences were left out.
+/// One passage's kept sentences in order, "…" where sentences were left out, and a line
+/// break where two kept ones were on separate lines: a heading run into the sentence
+/// under it ("萱侬律萱侬律(又名…") would be read, and quoted, as one sentence.
 fn joined(mine: &[usize], kept: &[bool], pool: &[Sentence<'_>]) -> String {
     if !mine.iter().any(|&i| kept[i]) {
         return String::new();
     }
     let mut out = String::new();
     let mut gap = false;
+    let mut line_ended = false;
     for &i in mine {
+        let text = pool[i].text;
         if kept[i] {
             if gap {
                 out.push('…');
+            } else if line_ended || text.trim_start_matches([' ', '\t']).starts_with('\n') {
+                out.push('\n');
             }
-            out.push_str(pool[i].text.trim());
+            out.push_str(text.trim());
             gap = false;
         } else {
             gap = true;
         }
+        line_ended = text.trim_end_matches([' ', '\t']).ends_with('\n');
     }
     if gap {
         out.push('…');
@@ -388,6 +395,17 @@ mod tests {
         let focused = focus(&[text], "How many parameters does the model have?", 12);
         assert!(focused[0].contains("175 billion parameters"), "{focused:?}");
         assert!(!focused[0].contains("3.5"), "{focused:?}");
+    }
+
+    #[test]
+    fn kept_sentences_on_separate_lines_stay_on_separate_lines() {
+        let text = "萱侬律\n\n萱侬律位于泰国春武里府。它占地约两平方公里。园内有兰花园。\
+                    园内有法国花园。园内有欧洲花园。园内有石景园。";
+        let focused = focus(&[text], "萱侬律位于哪里，占地多大？", 30);
+        assert!(
+            focused[0].starts_with("萱侬律\n萱侬律位于泰国春武里府。它占地约两平方公里。…"),
+            "{focused:?}"
+        );
     }
 
     #[test]
