@@ -1266,8 +1266,8 @@ fn add_stats(total: &mut GenerationStats, more: &GenerationStats) {
 /// as sure of them. What the passages hold of the question tells the two apart better
 /// and costs no model time. Weighed at 10 %, documents that all discuss one subject
 /// (docs-zh: five articles on language models) still had 30 % of their unanswerable
-/// questions answered; at 15 % each of five sets declines at least 80 %, for 3 of 160
-/// answers (docs/benchmarks.md). Scaled, not shifted, so a tiny threshold (the eval's
+/// questions answered; at 15 % each of the four development sets declines at least 80 %,
+/// for 3 of 160 answers (docs/benchmarks.md). Scaled, not shifted, so a tiny threshold (the eval's
 /// "ask, never decline") stays tiny.
 fn answerable_bar(min_answerable: f32, coverage: f32) -> f32 {
     const WEIGHT: f32 = 0.3;
