@@ -33,6 +33,8 @@ struct Sentence<'a> {
     text: &'a str,
     units: HashSet<Unit>,
     cost: usize,
+    /// The pool index of the sentence that leads in to this one ([`lead_ins`]).
+    lead: Option<usize>,
 }
 
 /// `passages` (best first) cut to about `budget_tokens` (estimated) in all, around what
@@ -47,9 +49,19 @@ pub fn focus(passages: &[&str], question: &str, budget_tokens: usize) -> Vec<Str
     let mut kept = vec![false; pool.len()];
     let mut used = 0;
     for &i in &order {
-        if used + pool[i].cost <= budget_tokens {
-            kept[i] = true;
-            used += pool[i].cost;
+        if kept[i] || used + pool[i].cost > budget_tokens {
+            continue;
+        }
+        kept[i] = true;
+        used += pool[i].cost;
+        // A sentence is read with what leads in to it (the heading or question it
+        // answers), when that fits too.
+        if let Some(lead) = pool[i].lead
+            && !kept[lead]
+            && used + pool[lead].cost <= budget_tokens
+        {
+            kept[lead] = true;
+            used += pool[lead].cost;
         }
     }
     if !kept.iter().any(|k| *k) {
@@ -74,39 +86,117 @@ pub fn focus(passages: &[&str], question: &str, budget_tokens: usize) -> Vec<Str
 /// their indexes from the one that shares most.
 fn scored<'a>(passages: &[&'a str], question: &str) -> (Vec<Sentence<'a>>, Vec<f32>, Vec<usize>) {
     let asked = asked_units(question);
-    let pool: Vec<Sentence<'a>> = passages
-        .iter()
-        .enumerate()
-        .flat_map(|(passage, text)| {
-            sentences(text).into_iter().map(move |s| Sentence {
+    let mut pool: Vec<Sentence<'a>> = Vec::new();
+    for (passage, text) in passages.iter().enumerate() {
+        let mine = sentences(text);
+        let first = pool.len();
+        for (s, lead) in mine.iter().zip(lead_ins(text, &mine)) {
+            pool.push(Sentence {
                 passage,
                 text: s,
                 units: units(s),
                 cost: estimate_tokens(s),
-            })
-        })
-        .collect();
-    let mut holding: HashMap<&Unit, usize> = HashMap::new();
-    for s in &pool {
-        for u in s.units.intersection(&asked) {
-            *holding.entry(u).or_default() += 1;
+                lead: lead.map(|l| first + l),
+            });
         }
     }
+    // The question's words each sentence holds or is led in to.
+    let held: Vec<Vec<&Unit>> = pool
+        .iter()
+        .map(|s| {
+            let lead = s.lead.map(|l| &pool[l].units);
+            asked
+                .iter()
+                .filter(|u| s.units.contains(*u) || lead.is_some_and(|l| l.contains(*u)))
+                .collect()
+        })
+        .collect();
+    // A document's title leads in to all its sentences, so its words tell them apart
+    // no more than a name every sentence repeats.
+    let mut holding: HashMap<&Unit, usize> = HashMap::new();
+    for u in held.iter().flatten() {
+        *holding.entry(*u).or_default() += 1;
+    }
     let n = pool.len() as f32;
-    let score = |s: &Sentence<'_>| {
-        let words: f32 = s
-            .units
-            .intersection(&asked)
-            .map(|u| (1.0 + n / holding.get(u).copied().unwrap_or(1) as f32).ln())
+    let score = |(s, held): (&Sentence<'_>, &Vec<&Unit>)| {
+        let words: f32 = held
+            .iter()
+            .map(|u| (1.0 + n / holding.get(*u).copied().unwrap_or(1) as f32).ln())
             .sum();
         // The first passage's sentences count double, the third's a third more.
         words * (1.0 + 1.0 / (s.passage + 1) as f32)
     };
-    let scores: Vec<f32> = pool.iter().map(score).collect();
+    let scores: Vec<f32> = pool.iter().zip(&held).map(score).collect();
     let mut order: Vec<usize> = (0..pool.len()).collect();
     // Best first; ties to the better passage, then to the earlier sentence.
     order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
     (pool, scores, order)
+}
+
+/// The longest line taken for a heading.
+const MAX_HEADING_CHARS: usize = 40;
+
+/// How many sentences a heading, question or "…如下：" leads in to (a table's header
+/// leads in to all its rows): a document's title is not what its fifth sentence says.
+const MAX_LED_SENTENCES: usize = 3;
+
+/// For each of `sentences` (of `text`, in order), the index of the one that leads in to
+/// it, when one does: the nearest earlier heading (a short line of its own with no closing
+/// mark), question, or line ending in "：" — and for a table's row, the table's header
+/// row. The person's question mostly restates the heading or the FAQ's question, not the
+/// sentence under it that answers: "部门经理级别的人出差可以坐什么交通工具？" shares its
+/// words with "第三条乘坐交通工具的标准如下：", and only "部门经理" with the line under it
+/// that says "飞机经济舱". So a sentence is scored with the words of its lead-in as well
+/// as its own, and one that adds a word asked about is preferred to the lead-in itself.
+fn lead_ins(text: &str, sentences: &[&str]) -> Vec<Option<usize>> {
+    let mut out = Vec::with_capacity(sentences.len());
+    let mut lead = None;
+    // While in a table: the lead-in before it (its header row leads in to its rows).
+    let mut outside_table: Option<Option<usize>> = None;
+    for (i, sentence) in sentences.iter().enumerate() {
+        let start = offset_in(text, sentence);
+        let whole_line = (start == 0
+            || text[..start].ends_with('\n')
+            || sentence.trim_start_matches([' ', '\t']).starts_with('\n'))
+            && (sentence.trim_end_matches([' ', '\t']).ends_with('\n')
+                || start + sentence.len() == text.len());
+        let body = sentence.trim();
+        if whole_line && is_row(body) {
+            out.push(lead);
+            if outside_table.is_none() {
+                outside_table = Some(lead);
+                lead = Some(i);
+            }
+            continue;
+        }
+        if let Some(outside) = outside_table.take() {
+            lead = outside;
+        }
+        if lead.is_some_and(|l| i - l > MAX_LED_SENTENCES) {
+            lead = None;
+        }
+        // Where a cut passage left sentences out, what led in to the ones before may
+        // not lead in to the ones after.
+        if body == "…" {
+            lead = None;
+        }
+        out.push(lead);
+        // A bulleted item is one of a list, not the heading of the next.
+        let heading = whole_line
+            && body.chars().count() <= MAX_HEADING_CHARS
+            && !body.starts_with(['-', '*', '•', '·', '+'])
+            && !body.ends_with(['。', '！', '；', '，', '、', '.', '!', ';', ',']);
+        let asks_or_introduces = body.ends_with(['：', ':', '？', '?']);
+        if (heading || asks_or_introduces) && body.chars().any(char::is_alphanumeric) {
+            lead = Some(i);
+        }
+    }
+    out
+}
+
+/// The byte offset of `part` (a slice of `text`) in `text`.
+fn offset_in(text: &str, part: &str) -> usize {
+    (part.as_ptr() as usize).saturating_sub(text.as_ptr() as usize)
 }
 
 /// The units of what `question` asks about: its words less the words that ask.
@@ -156,11 +246,40 @@ pub(crate) fn best_sentences<'a>(
     let mut best: Vec<(usize, &'a str)> = order
         .into_iter()
         .filter(|&i| scores[i] > 0.0)
-        .map(|i| (pool[i].passage, pool[i].text))
+        .map(|i| (pool[i].passage, with_lead_in(&pool, i, passages, question)))
         .collect();
     // Stable: each side keeps its order.
     best.sort_by_key(|(passage, _)| Some(*passage) != subject);
     best
+}
+
+/// The longest lead-in quoted with the sentence under it.
+const MAX_QUOTED_LEAD_IN_CHARS: usize = 60;
+
+/// Sentence `i` of `pool`, from its lead-in on when that is the sentence right before it,
+/// short, and holds a word of `question` that `i` lacks: "LLM应用范式3——API微调" says
+/// which paradigm the steps under it are, and a table's header says what the figure in
+/// the row under it is.
+fn with_lead_in<'a>(
+    pool: &[Sentence<'a>],
+    i: usize,
+    passages: &[&'a str],
+    question: &str,
+) -> &'a str {
+    let sentence = &pool[i];
+    let Some(lead) = sentence.lead.filter(|&l| l + 1 == i).map(|l| &pool[l]) else {
+        return sentence.text;
+    };
+    let text = passages[sentence.passage];
+    let start = offset_in(text, lead.text);
+    let end = offset_in(text, sentence.text) + sentence.text.len();
+    let adds = asked_units(question)
+        .iter()
+        .any(|u| lead.units.contains(u) && !sentence.units.contains(u));
+    match adds && lead.text.trim().chars().count() <= MAX_QUOTED_LEAD_IN_CHARS {
+        true => &text[start..end],
+        false => sentence.text,
+    }
 }
 
 /// The passage that holds most of `context`'s words, each weighted by how few passages
@@ -271,9 +390,13 @@ fn sentences(text: &str) -> Vec<&str> {
             continue;
         }
         let mut end = i + c.len_utf8();
-        // Closing quotes and brackets stay with the sentence they close.
+        // Closing quotes and brackets stay with the sentence they close, and so does the
+        // line break after it: it says the next sentence starts a line.
+        let mut line_ended = c == '\n';
         while let Some(&(j, next)) = iter.peek() {
-            if matches!(next, '”' | '」' | '）' | ')' | '"') {
+            let closes = matches!(next, '”' | '」' | '）' | ')' | '"');
+            if closes || (next == '\n' && !line_ended) {
+                line_ended |= next == '\n';
                 end = j + next.len_utf8();
                 iter.next();
             } else {
@@ -301,8 +424,12 @@ const MAX_ROW_CHARS: usize = 200;
 fn table_row_end(text: &str, at: usize) -> Option<usize> {
     let line_bytes = text[at..].find('\n').unwrap_or(text.len() - at);
     let line = &text[at..at + line_bytes];
-    let row = line.contains(" | ") || line.trim_start().starts_with('|');
-    (row && line.chars().count() <= MAX_ROW_CHARS).then_some(at + line_bytes)
+    (is_row(line) && line.chars().count() <= MAX_ROW_CHARS).then_some(at + line_bytes)
+}
+
+/// Whether `line` is a table row: cells joined with " | ", or a Markdown row.
+fn is_row(line: &str) -> bool {
+    line.contains(" | ") || line.trim_start().starts_with('|')
 }
 
 /// Where the bracket `open` at byte `at` of `text` closes, when it does within the line
@@ -349,6 +476,86 @@ mod tests {
     const POLICY: &str = "公司制度汇编。第一章总则，适用于全体员工。\
         第二章考勤，上班时间为九点。第三章出差，住宿标准为一线城市每晚不超过六百元。\
         出差需提前在系统中申请。第四章附则，本制度自发布之日起施行。";
+
+    const TRAVEL: &str = "员工差旅报销制度\n第一章总则\n第一条为规范差旅费用管理，特制定本制度。\n\
+        第二条出差须事先提交出差申请，经部门负责人审批。\n第三条乘坐交通工具的标准如下：\n\
+        部门经理及以上人员可乘坐飞机经济舱或高铁一等座；\n其他员工乘坐高铁二等座；\n\
+        第四条住宿费按城市类别限额报销，标准见下表：\n城市类别 | 代表城市 | 每晚住宿上限（元）\n\
+        一类 | 北京、上海 | 600\n二类 | 省会城市及计划单列市 | 450\n三类 | 其他城市 | 350\n\
+        第五条本制度由财务部负责解释。";
+
+    fn best(passages: &[&str], question: &str) -> String {
+        best_sentences(passages, question, "")
+            .first()
+            .map(|(_, s)| s.trim().to_string())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn the_sentence_under_a_heading_the_question_restates_answers_it() {
+        // The list item is scored with its heading's words, and quoted with it.
+        assert_eq!(
+            best(&[TRAVEL], "部门经理级别的人出差可以坐什么交通工具？"),
+            "第三条乘坐交通工具的标准如下：\n部门经理及以上人员可乘坐飞机经济舱或高铁一等座；"
+        );
+        // A table's row with its header's words: the header says what "450" is.
+        assert_eq!(
+            best(&[TRAVEL], "去省会城市出差，每晚住宿最多能报多少钱？"),
+            "二类 | 省会城市及计划单列市 | 450"
+        );
+        // A FAQ's question leads in to its answer.
+        let faq = "编号,问题,答案\n1,如何重置密码？,在登录页点击“忘记密码”。\n\
+                   2,发票多久能开出来？,付款成功后 3 个工作日内开具电子发票。";
+        assert_eq!(
+            best(&[faq], "付完款以后多久能拿到电子发票？"),
+            "2,发票多久能开出来？,付款成功后 3 个工作日内开具电子发票。"
+        );
+        // A heading that answers is still quoted when nothing under it adds a word asked.
+        assert_eq!(
+            best(&[TRAVEL], "第三条说的是什么标准？"),
+            "第三条乘坐交通工具的标准如下："
+        );
+    }
+
+    #[test]
+    fn a_title_leads_in_to_its_first_sentences_only() {
+        let sentences = sentences(TRAVEL);
+        let leads = lead_ins(TRAVEL, &sentences);
+        assert_eq!(sentences[0].trim(), "员工差旅报销制度");
+        // "第一章总则" is a heading of its own, and "第三条…如下：" leads in to its list.
+        assert_eq!(leads[1], Some(0));
+        assert_eq!(leads[3], Some(1));
+        assert_eq!(leads[5], Some(4), "{:?}", sentences[5]);
+        // Three sentences on, a heading leads in no more.
+        let long = "标题\n一。二。三。四。";
+        assert_eq!(
+            lead_ins(long, &super::sentences(long)),
+            [None, Some(0), Some(0), Some(0), None]
+        );
+        // Every row of a table is led in to by its header, whatever its length.
+        let header = sentences
+            .iter()
+            .position(|s| s.starts_with("城市类别"))
+            .unwrap();
+        assert_eq!(leads[header + 3], Some(header));
+        // And after the table, what led in to it does again, within its reach.
+        assert_eq!(leads[header + 1], Some(header));
+        // A gap where a cut passage left sentences out ends what a lead-in reaches.
+        let cut = "第三条交通标准如下：\n…\n其他员工乘坐高铁二等座；";
+        let sentences_cut = super::sentences(cut);
+        assert_eq!(lead_ins(cut, &sentences_cut), [None, None, None]);
+    }
+
+    #[test]
+    fn a_kept_sentence_is_read_with_its_heading() {
+        let focused = focus(&[TRAVEL], "去省会城市出差，每晚住宿最多能报多少钱？", 40);
+        assert!(
+            focused[0].contains(
+                "城市类别 | 代表城市 | 每晚住宿上限（元）…二类 | 省会城市及计划单列市 | 450"
+            ),
+            "{focused:?}"
+        );
+    }
 
     #[test]
     fn passages_that_fit_are_left_whole() {

@@ -253,9 +253,21 @@ const MIN_QUOTE_CHARS: usize = 6;
 /// `context`: the earlier questions a follow-up leans on ([`follow_up_context`]), "" for
 /// a question that stands alone.
 pub fn quote_opening(passages: &[Passage], question: &str, context: &str) -> Option<String> {
+    let texts: Vec<&str> = passages.iter().map(|p| p.text.as_str()).collect();
+    let (index, body, end) = opening_sentence(&texts, question, context)?;
+    Some(format!("{body} [{}]{end}", passages[index].marker))
+}
+
+/// The sentence [`quote_opening`] quotes from `passages` (their texts as read, best
+/// first): the index of its passage, its text less its closing mark, and that mark.
+pub fn opening_sentence(
+    passages: &[&str],
+    question: &str,
+    context: &str,
+) -> Option<(usize, String, String)> {
     // A cut passage joins the sentences it kept with "…" (`services::focus`): text on
     // both sides of one was not written together, so no quote spans it.
-    let texts: Vec<String> = passages.iter().map(|p| p.text.replace('…', "\n")).collect();
+    let texts: Vec<String> = passages.iter().map(|p| p.replace('…', "\n…\n")).collect();
     let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
     focus::best_sentences(&texts, question, context)
         .into_iter()
@@ -272,7 +284,7 @@ pub fn quote_opening(passages: &[Passage], question: &str, context: &str) -> Opt
             // A bracket left open (a typo, or one longer than the splitter reads through)
             // would be quoted half.
             (body.chars().count() >= MIN_QUOTE_CHARS && balanced(body))
-                .then(|| format!("{body} [{}]{end}", passages[index].marker))
+                .then(|| (index, body.to_string(), end.to_string()))
         })
 }
 
