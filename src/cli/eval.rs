@@ -285,6 +285,7 @@ fn print_passages(r: &Report, ks: &[usize]) {
         for (what, answer, chars) in [
             ("", &m.answer, &m.chars),
             (" read", &m.answer_read, &m.chars_read),
+            (" quoted", &m.answer_quoted, &Vec::new()),
         ] {
             let mut line = format!("{:<14}", format!("{}{what}", m.mode));
             for a in answer {
@@ -297,7 +298,7 @@ fn print_passages(r: &Report, ks: &[usize]) {
         }
     }
     println!(
-        "(answer@k: a gold answer is in one of the first k chunks; chars@k: their mean length; read: the first k cut together to the question's sentences, {} tokens in all (0: whole), as the bot reads them)",
+        "(answer@k: a gold answer is in one of the first k chunks; chars@k: their mean length; read: the first k cut together to the question's sentences, {} tokens in all (0: whole), as the bot reads them; quoted: the sentence of those its answer opens with)",
         r.read_tokens
     );
 }

@@ -21,7 +21,11 @@
 //! contain one (compared as [`super::answers::contains_gold`] does), and chars@k the mean
 //! characters of those k chunks. A bot does not read whole chunks: it reads the sentences
 //! of each that match the question (`services::focus`), so both are also reported for
-//! the text as read: that is what the model pays for before its first token.
+//! the text as read: that is what the model pays for before its first token. And a bot's
+//! answer opens with one sentence of what it read, quoted word for word
+//! (`services::prompt::quote_opening`): answer@k as quoted is the share whose quote holds a
+//! gold answer — what the answer holds when the model stops after the quote, measured
+//! without running the model.
 
 use std::collections::HashSet;
 use std::hash::Hash;
@@ -139,6 +143,8 @@ pub struct ModeReport {
     pub answer_read: Vec<RecallAt>,
     /// `chars` for the chunks as the bot reads them.
     pub chars_read: Vec<CharsAt>,
+    /// `answer` for the sentence a bot's answer opens with, quoted from what it reads.
+    pub answer_quoted: Vec<RecallAt>,
 }
 
 /// Mean passage text at one cut-off.
@@ -168,6 +174,9 @@ pub struct ReadEvidence<'a> {
     pub holds_answer: Option<&'a [bool]>,
     /// Characters read.
     pub chars: &'a [usize],
+    /// Whether the sentence the answer opens with holds a gold answer; `None` when the
+    /// query has none.
+    pub quote_holds_answer: Option<&'a [bool]>,
 }
 
 /// Per-cut-off sums of chunk evidence.
@@ -175,6 +184,7 @@ pub struct ReadEvidence<'a> {
 struct EvidenceSums {
     answer: Vec<f64>,
     chars: Vec<f64>,
+    quoted: Vec<f64>,
 }
 
 impl EvidenceSums {
@@ -182,6 +192,7 @@ impl EvidenceSums {
         Self {
             answer: vec![0.0; cut_offs],
             chars: vec![0.0; cut_offs],
+            quoted: vec![0.0; cut_offs],
         }
     }
 
@@ -201,9 +212,12 @@ impl EvidenceSums {
         for (i, chars) in read.chars.iter().enumerate().take(self.chars.len()) {
             self.chars[i] += *chars as f64;
         }
-        for (i, holds) in read.holds_answer.unwrap_or(&[]).iter().enumerate() {
-            if *holds && i < self.answer.len() {
-                self.answer[i] += 1.0;
+        for (sums, holds) in [
+            (&mut self.answer, read.holds_answer),
+            (&mut self.quoted, read.quote_holds_answer),
+        ] {
+            for (sum, holds) in sums.iter_mut().zip(holds.unwrap_or(&[])) {
+                *sum += f64::from(u8::from(*holds));
             }
         }
     }
@@ -295,6 +309,10 @@ impl ModeAccumulator {
             chars_read: self.per_k(&self.read.chars, |k, sum| CharsAt {
                 k,
                 chars: mean(sum),
+            }),
+            answer_quoted: self.per_k(&self.read.quoted, |k, sum| RecallAt {
+                k,
+                recall: mean_over(sum, answered),
             }),
         }
     }
@@ -392,12 +410,14 @@ mod tests {
             chars: &[10, 20, 30],
         };
         let read = ReadEvidence {
-            holds_answer: Some(&[false, false]),
+            holds_answer: Some(&[false, true]),
             chars: &[40, 70],
+            quote_holds_answer: Some(&[false, false]),
         };
         let second_read = ReadEvidence {
             holds_answer: None,
             chars: &[10, 60],
+            quote_holds_answer: None,
         };
         acc.add(&[true], 1, first, read, 10.0, 2.0);
         acc.add(&[false, false, true], 1, second, second_read, 30.0, 4.0);
@@ -408,8 +428,10 @@ mod tests {
         assert!(close(r.answer[1].recall, 1.0));
         assert!(close(r.chars[0].chars, (100.0 + 10.0) / 2.0));
         assert!(close(r.chars[1].chars, (150.0 + 60.0) / 2.0));
-        // As read, the first query's answer was cut away.
-        assert!(close(r.answer_read[1].recall, 0.0));
+        // As read, the first query's answer was cut away at k 1, and its quote missed it.
+        assert!(close(r.answer_read[0].recall, 0.0));
+        assert!(close(r.answer_read[1].recall, 1.0));
+        assert!(close(r.answer_quoted[1].recall, 0.0));
         assert!(close(r.chars_read[0].chars, (40.0 + 10.0) / 2.0));
         assert!(close(r.hit[1].hit, 1.0));
         assert_eq!(r.queries, 2);

@@ -19,6 +19,7 @@ use crate::llm::{ChatMessage, Role};
 use crate::services::chat::{ChatEvent, History, Turn};
 use crate::services::focus::focus;
 use crate::services::knowledge::{CreateKb, UploadSettings};
+use crate::services::prompt::opening_sentence;
 use crate::services::search::{SearchMode, SearchRequest};
 use crate::store::bots::BotSettings;
 
@@ -233,7 +234,8 @@ pub async fn evaluate_mode(
         let positives = q.positive_ids.iter().collect::<HashSet<_>>().len();
         let whole: Vec<&str> = response.results.iter().map(|r| r.text.as_str()).collect();
         let (whole_holds, whole_chars) = evidence_of(&whole, &q.answers);
-        let (read_holds, read_chars) = read_evidence(&whole, &q.query, &q.answers, ks, read_tokens);
+        let (read_holds, read_chars, quote_holds) =
+            read_evidence(&whole, &q.query, &q.answers, ks, read_tokens);
         let has_answers = !q.answers.is_empty();
         let whole = ChunkEvidence {
             holds_answer: has_answers.then_some(whole_holds.as_slice()),
@@ -242,6 +244,7 @@ pub async fn evaluate_mode(
         let read = ReadEvidence {
             holds_answer: has_answers.then_some(read_holds.as_slice()),
             chars: &read_chars,
+            quote_holds_answer: has_answers.then_some(quote_holds.as_slice()),
         };
         acc.add(
             &relevant,
@@ -257,23 +260,29 @@ pub async fn evaluate_mode(
 }
 
 /// The chunks as a bot with `top_k = k` reads them, for each cut-off k: the first k cut
-/// together to `read_tokens` ([`focus`]): whether that text holds a gold answer, and its
-/// characters.
+/// together to `read_tokens` ([`focus`]): whether that text holds a gold answer, its
+/// characters, and whether the sentence an answer opens with ([`opening_sentence`]) holds
+/// one.
 fn read_evidence(
     whole: &[&str],
     query: &str,
     answers: &[String],
     ks: &[usize],
     read_tokens: usize,
-) -> (Vec<bool>, Vec<usize>) {
-    ks.iter()
-        .map(|&k| {
-            let read = focus(&whole[..k.min(whole.len())], query, read_tokens);
-            let read: Vec<&str> = read.iter().map(String::as_str).collect();
-            let (holds, chars) = evidence_of(&read, answers);
-            (holds.iter().any(|h| *h), chars.iter().sum::<usize>())
-        })
-        .unzip()
+) -> (Vec<bool>, Vec<usize>, Vec<bool>) {
+    let mut holds = Vec::with_capacity(ks.len());
+    let mut chars = Vec::with_capacity(ks.len());
+    let mut quote_holds = Vec::with_capacity(ks.len());
+    for &k in ks {
+        let read = focus(&whole[..k.min(whole.len())], query, read_tokens);
+        let read: Vec<&str> = read.iter().map(String::as_str).collect();
+        let (read_holds, read_chars) = evidence_of(&read, answers);
+        holds.push(read_holds.iter().any(|h| *h));
+        chars.push(read_chars.iter().sum::<usize>());
+        let quote = opening_sentence(&read, query, "");
+        quote_holds.push(quote.is_some_and(|(_, body, _)| contains_gold(&body, answers)));
+    }
+    (holds, chars, quote_holds)
 }
 
 /// For each text: whether it holds a gold answer, and its length in characters.
