@@ -242,11 +242,12 @@ pub(crate) fn best_sentences<'a>(
     context: &str,
 ) -> Vec<(usize, &'a str)> {
     let (pool, scores, order) = scored(passages, question);
+    let asked = asked_units(question);
     let subject = naming_passage(passages, context);
     let mut best: Vec<(usize, &'a str)> = order
         .into_iter()
         .filter(|&i| scores[i] > 0.0)
-        .map(|i| (pool[i].passage, with_lead_in(&pool, i, passages, question)))
+        .map(|i| (pool[i].passage, with_lead_in(&pool, i, passages, &asked)))
         .collect();
     // Stable: each side keeps its order.
     best.sort_by_key(|(passage, _)| Some(*passage) != subject);
@@ -257,14 +258,14 @@ pub(crate) fn best_sentences<'a>(
 const MAX_QUOTED_LEAD_IN_CHARS: usize = 60;
 
 /// Sentence `i` of `pool`, from its lead-in on when that is the sentence right before it,
-/// short, and holds a word of `question` that `i` lacks: "LLM应用范式3——API微调" says
+/// short, and holds a word `asked` that `i` lacks: "LLM应用范式3——API微调" says
 /// which paradigm the steps under it are, and a table's header says what the figure in
 /// the row under it is.
 fn with_lead_in<'a>(
     pool: &[Sentence<'a>],
     i: usize,
     passages: &[&'a str],
-    question: &str,
+    asked: &HashSet<Unit>,
 ) -> &'a str {
     let sentence = &pool[i];
     let Some(lead) = sentence.lead.filter(|&l| l + 1 == i).map(|l| &pool[l]) else {
@@ -273,7 +274,7 @@ fn with_lead_in<'a>(
     let text = passages[sentence.passage];
     let start = offset_in(text, lead.text);
     let end = offset_in(text, sentence.text) + sentence.text.len();
-    let adds = asked_units(question)
+    let adds = asked
         .iter()
         .any(|u| lead.units.contains(u) && !sentence.units.contains(u));
     match adds && lead.text.trim().chars().count() <= MAX_QUOTED_LEAD_IN_CHARS {
