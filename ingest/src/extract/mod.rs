@@ -33,6 +33,7 @@ mod pdf;
 mod pptx;
 mod render;
 mod rows;
+mod running_lines;
 mod scale;
 mod scanned;
 mod sniff;
@@ -126,6 +127,12 @@ impl DocKind {
     /// Whether a document of this kind with no text is "no extractable text" (a scan)
     /// rather than "empty".
     pub fn may_be_scanned(self) -> bool {
+        matches!(self, DocKind::Pdf | DocKind::Image)
+    }
+
+    /// Whether its sections are printed pages, which repeat a running header and footer
+    /// (a JSON file's records and a deck's slides are pages too, but alike by design).
+    pub fn prints_pages(self) -> bool {
         matches!(self, DocKind::Pdf | DocKind::Image)
     }
 }
@@ -526,6 +533,9 @@ fn read_the_rest(
 fn finish(mut doc: Extracted) -> Result<Extracted> {
     for section in &mut doc.sections {
         section.rewrite(decode::normalise);
+    }
+    if doc.kind.prints_pages() {
+        running_lines::remove(&mut doc.sections);
     }
     doc.sections.retain(|s| !s.text.is_empty());
     doc.title = doc
