@@ -111,8 +111,9 @@ fn scored<'a>(passages: &[&'a str], question: &str) -> (Vec<Sentence<'a>>, Vec<f
                 .collect()
         })
         .collect();
-    // A document's title leads in to all its sentences, so its words tell them apart
-    // no more than a name every sentence repeats.
+    // A word counts for every sentence that holds it or is led in to it: a heading's
+    // words, held by the sentences under it too, tell those apart no more than a name
+    // they all repeat.
     let mut holding: HashMap<&Unit, usize> = HashMap::new();
     for u in held.iter().flatten() {
         *holding.entry(*u).or_default() += 1;
