@@ -451,14 +451,15 @@ impl ChatService {
                 tools_tokens: offered.as_ref().map_or(0, prompt::tools_tokens),
             },
         )?;
-        // A follow-up is measured as it was searched, with the earlier questions: passages
-        // about another subject hold its "身高" but not whose.
-        let searched = prepared.trace.rewritten_query.as_deref();
+        // A follow-up is measured by the earlier questions it leans on: its own words are
+        // mostly what is asked about "他" ("身高多少？"), which passages about someone else
+        // hold as well; whether they are about him the earlier question tells.
+        let context = prepared.follow_up_context.as_deref().unwrap_or("");
         let coverage = (grounding == Grounding::Passages).then(|| {
             let read: Vec<&str> = built.passages.iter().map(|p| p.text.as_str()).collect();
-            focus::question_coverage(&read, searched.unwrap_or(&question))
+            let about = prepared.follow_up_context.as_deref();
+            focus::question_coverage(&read, about.unwrap_or(&question))
         });
-        let context = prepared.follow_up_context.as_deref().unwrap_or("");
         let opening =
             (grounding == Grounding::Passages && settings.model.quote_first && !uses_tools)
                 .then(|| prompt::quote_opening(&built.passages, &question, context))

@@ -695,3 +695,40 @@ async fn a_follow_up_is_searched_with_the_question_it_leans_on_and_no_model_call
         Some("Travel: hotel rooms are refunded up to 500 yuan a night [1]."),
     );
 }
+
+#[tokio::test]
+async fn a_follow_up_is_measured_by_the_question_it_leans_on() {
+    let f = fixture().await;
+    // Sure enough when the passages hold 40 % of what was searched, not when they hold
+    // 20 % of what the follow-up is about.
+    let llm = Arc::new(ScriptedLlm::new(["Up to 500 yuan [1]."]).with_verdict(0.53));
+    let mut s = settings(&f);
+    s.model.quote_first = false;
+    let reply = s.no_recall.reply.clone();
+    let mut follow_up = turn(s, "Are its rooms refunded per night?");
+    follow_up.history = History::Given {
+        extra_system: String::new(),
+        messages: vec![
+            ChatMessage::new(
+                crate::llm::Role::User,
+                "Which hotel do visitors to the Berlin office book?",
+            ),
+            ChatMessage::new(crate::llm::Role::Assistant, "The Adlon."),
+        ],
+    };
+    follow_up.trace = true;
+    let (text, outcome) = answer(&chat(&f, &llm), follow_up).await;
+    // The travel passage holds the follow-up's rooms, refunds and nights, and of the
+    // earlier question only "hotel": not who stays there.
+    assert_eq!(text, reply);
+    assert!(outcome.no_recall);
+    let trace = outcome.trace.expect("a traced answer");
+    let coverage = trace.question_coverage.expect("passages were read");
+    assert!((coverage - 0.2).abs() < 1e-6, "{coverage}");
+    let gate = llm.requests()[0].gate.clone().expect("the gate is asked");
+    assert!(
+        (gate.min_proceed - 0.545).abs() < 1e-6,
+        "{}",
+        gate.min_proceed
+    );
+}
