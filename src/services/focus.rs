@@ -21,6 +21,11 @@ use super::evidence::{Unit, units};
 const QUESTION_WORDS: &str = "什么 哪些 哪个 哪里 哪一 多少 几个 怎么 如何 为什么 是否 是谁 谁是 吗 呢 \
                               what which who whom whose when where why how is are was were does did do the of a an in to";
 
+/// Characters that mostly join words rather than name anything: particles, pronouns,
+/// prepositions and conjunctions.
+const FUNCTION_CHARS: &str =
+    "的了是在和与及或而也都就还又把被让给对从向于以之其这那些么吗呢吧啊着过得地所将";
+
 /// A rough token count, the same estimate the remote backend uses: a CJK character is
 /// about one token, other text about four bytes a token.
 pub fn estimate_tokens(text: &str) -> usize {
@@ -217,8 +222,16 @@ fn asked_units(question: &str) -> HashSet<Unit> {
 /// the passages of answerable questions held 29–100 %, most over half. The model's own
 /// verdict overlaps more between the two, and by a different amount in each knowledge
 /// base; the answerability check weighs both (`services::chat`).
+///
+/// Two characters of which one is a particle, pronoun or preposition ("了攻", "计的", "是为")
+/// mostly straddle two words and are held by any passage, so they are not counted: with
+/// them a paraphrased question ("LSTM…当初是为了攻克什么难题而设计的？") seemed barely
+/// covered by the sentence that answers it, and the bar rose against it (docs/benchmarks.md).
 pub fn question_coverage(passages: &[&str], question: &str) -> f32 {
-    let asked = asked_units(question);
+    let asked: HashSet<Unit> = asked_units(question)
+        .into_iter()
+        .filter(|u| !matches!(u, Unit::Pair(a, b) if FUNCTION_CHARS.contains([*a, *b])))
+        .collect();
     if asked.is_empty() {
         return 1.0;
     }
@@ -665,5 +678,17 @@ mod tests {
         assert!((half - 1.0 / 3.0).abs() < 1e-6, "{half}");
         // A question made only of the words that ask leaves nothing to check.
         assert_eq!(question_coverage(&[POLICY], "什么？"), 1.0);
+    }
+
+    #[test]
+    fn pairs_that_straddle_a_particle_do_not_count_against_a_paraphrase() {
+        let answer = "LSTM是RNN的一种变体,专门设计用来解决长期依赖问题。";
+        // Of lstm, rnn, 变体, 体当, 当初, 攻克, 克什, 难题 and 设计 it holds four; the nine
+        // pairs such as "为了", "了攻" and "计的" are counted neither way (with them, 4 of 18).
+        let held = question_coverage(
+            &[answer],
+            "LSTM 这种 RNN 变体当初是为了攻克什么难题而设计的？",
+        );
+        assert!((held - 4.0 / 9.0).abs() < 1e-6, "{held}");
     }
 }

@@ -120,13 +120,14 @@ pub const ANSWERABLE: GateQuestion = GateQuestion {
 /// answerable questions, but not that the closest sentence did: asked this, it declined
 /// 16 of 20 such questions where [`ANSWERABLE`] declined 13. It says yes less readily to
 /// either kind, so its bar is lower: the thresholds that kept hits and rejection balanced
-/// were 0.82 for it and 0.88 for [`ANSWERABLE`] on the three development sets
-/// (docs/benchmarks.md).
+/// were 0.82 for it and 0.88 for [`ANSWERABLE`] on the three development sets; 0.83 since
+/// the coverage that scales the bar leaves out pairs around particles, which raised the
+/// coverage of answerable and unanswerable questions alike (docs/benchmarks.md).
 pub const QUOTE_ANSWERS: GateQuestion = GateQuestion {
     text: "\n\n（先不要回答。请判断：资料中的这句话是否回答了这个问题？只回答“是”或“否”。\n",
     proceed: "是",
     refuse: "否",
-    bar_scale: 0.82 / 0.88,
+    bar_scale: 0.83 / 0.88,
 };
 
 /// Does the question need the knowledge base? Asked first of a bot that searches on
