@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -20,8 +20,14 @@ pub struct CorpusRecord {
     /// Article title (indexed only with `--titles`).
     #[serde(default)]
     pub title: String,
-    /// The passage.
+    /// The passage (empty when `file` holds the document).
+    #[serde(default)]
     pub text: String,
+    /// A document file instead of `text` (PDF, DOCX, CSV…), relative to the corpus file's
+    /// folder; resolved by [`load_corpus`]. It is uploaded as it is, so the set measures
+    /// the text zhiku extracts from it, as a user's bot reads it.
+    #[serde(default)]
+    pub file: Option<PathBuf>,
 }
 
 /// One question with what counts as a right answer.
@@ -68,14 +74,27 @@ pub fn load_corpus(paths: &[&Path]) -> Result<Vec<CorpusRecord>> {
     let mut records = Vec::new();
     let mut seen = HashSet::new();
     for path in paths {
-        let part: Vec<CorpusRecord> = read_jsonl(path)?;
-        for (i, r) in part.iter().enumerate() {
-            if r.id.trim().is_empty() || r.text.trim().is_empty() {
+        let mut part: Vec<CorpusRecord> = read_jsonl(path)?;
+        let folder = path.parent().unwrap_or(Path::new(""));
+        for (i, r) in part.iter_mut().enumerate() {
+            let has_text = !r.text.trim().is_empty();
+            if r.id.trim().is_empty() || has_text == r.file.is_some() {
                 return Err(Error::InvalidInput(format!(
-                    "{}: record {} has an empty id or text",
+                    "{}: record {} needs an id and either a text or a file",
                     path.display(),
                     i + 1
                 )));
+            }
+            if let Some(file) = r.file.as_mut() {
+                *file = folder.join(&*file);
+                if !file.is_file() {
+                    return Err(Error::InvalidInput(format!(
+                        "{}: record {}: no file {}",
+                        path.display(),
+                        i + 1,
+                        file.display()
+                    )));
+                }
             }
             if !seen.insert(r.id.clone()) {
                 return Err(Error::InvalidInput(format!(
@@ -182,6 +201,34 @@ mod tests {
         let q = load_queries(f.path(), Some(1)).unwrap();
         assert_eq!(q.len(), 1);
         assert_eq!(q[0].id, "q1");
+    }
+
+    #[test]
+    fn a_record_holds_a_text_or_names_a_file_beside_the_corpus() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("policy.csv"), "问题,答案\n").unwrap();
+        let corpus = dir.path().join("corpus.jsonl");
+        std::fs::write(
+            &corpus,
+            "{\"id\":\"a\",\"text\":\"x\"}\n{\"id\":\"b\",\"file\":\"policy.csv\"}\n",
+        )
+        .unwrap();
+        let records = load_corpus(&[&corpus]).unwrap();
+        assert_eq!(records[0].file, None);
+        assert_eq!(records[1].file, Some(dir.path().join("policy.csv")));
+
+        for (line, why) in [
+            ("{\"id\":\"c\",\"file\":\"gone.pdf\"}", "no file"),
+            (
+                "{\"id\":\"c\",\"text\":\"x\",\"file\":\"policy.csv\"}",
+                "either a text or a file",
+            ),
+            ("{\"id\":\"c\"}", "either a text or a file"),
+        ] {
+            std::fs::write(&corpus, format!("{line}\n")).unwrap();
+            let e = load_corpus(&[&corpus]).unwrap_err().to_string();
+            assert!(e.contains(why) && e.contains("record 1"), "{e}");
+        }
     }
 
     #[test]

@@ -73,8 +73,8 @@ fn file_name(id: &str) -> String {
 }
 
 /// Create a KB named `name` that splits with `split` (`None`: a new KB's default) and
-/// ingest every record as one text document, through the upload pipeline and this
-/// process's workers, waiting until all are settled.
+/// ingest every record as one document (its text, or the file it names), through the
+/// upload pipeline and this process's workers, waiting until all are settled.
 pub async fn build_kb(
     state: &AppState,
     name: &str,
@@ -108,18 +108,25 @@ async fn ingest_records(
     let total = corpus.len() as u64;
     let mut labels: HashMap<String, Vec<String>> = HashMap::new();
     for (i, record) in corpus.iter().enumerate() {
-        let text = match with_titles && !record.title.trim().is_empty() {
-            true => format!("{}\n\n{}", record.title.trim(), record.text),
-            false => record.text.clone(),
+        let (name, bytes) = match &record.file {
+            Some(file) => (
+                file.file_name()
+                    .map_or_else(|| file_name(&record.id), |n| n.to_string_lossy().into()),
+                std::fs::read(file).map_err(|e| {
+                    Error::InvalidInput(format!("corpus record '{}': {e}", record.id))
+                })?,
+            ),
+            None => {
+                let text = match with_titles && !record.title.trim().is_empty() {
+                    true => format!("{}\n\n{}", record.title.trim(), record.text),
+                    false => record.text.clone(),
+                };
+                (file_name(&record.id), text.into_bytes())
+            }
         };
         let outcome = state
             .knowledge
-            .upload(
-                kb_id,
-                &file_name(&record.id),
-                text.into_bytes(),
-                &UploadSettings::default(),
-            )
+            .upload(kb_id, &name, bytes, &UploadSettings::default())
             .await
             .map_err(|e| Error::InvalidInput(format!("corpus record '{}': {e}", record.id)))?;
         // Identical texts become one document (uploads are deduplicated by content);
