@@ -65,6 +65,20 @@ fn turn(settings: BotSettings, question: &str) -> Turn {
     )
 }
 
+/// A traced `question` asked after one earlier turn, `earlier` (question, answer).
+fn follow_up(settings: BotSettings, earlier: (&str, &str), question: &str) -> Turn {
+    let mut asked = turn(settings, question);
+    asked.history = History::Given {
+        extra_system: String::new(),
+        messages: vec![
+            ChatMessage::new(crate::llm::Role::User, earlier.0),
+            ChatMessage::new(crate::llm::Role::Assistant, earlier.1),
+        ],
+    };
+    asked.trace = true;
+    asked
+}
+
 /// The streamed text and the outcome of an answer.
 async fn answer(chat: &ChatService, turn: Turn) -> (String, ChatOutcome) {
     let mut stream = chat.start(turn).await.unwrap();
@@ -669,19 +683,15 @@ async fn a_question_the_model_says_needs_the_knowledge_is_searched_first_and_che
 async fn a_follow_up_is_searched_with_the_question_it_leans_on_and_no_model_call() {
     let f = fixture().await;
     let llm = Arc::new(ScriptedLlm::new(["Yes, per night."]).with_verdict(0.9));
-    let mut follow_up = turn(settings(&f), "Is it per night?");
-    follow_up.history = History::Given {
-        extra_system: String::new(),
-        messages: vec![
-            ChatMessage::new(
-                crate::llm::Role::User,
-                "What do the travel rules refund for hotel rooms?",
-            ),
-            ChatMessage::new(crate::llm::Role::Assistant, "Up to 500 yuan [1]."),
-        ],
-    };
-    follow_up.trace = true;
-    let (_, outcome) = answer(&chat(&f, &llm), follow_up).await;
+    let asked = follow_up(
+        settings(&f),
+        (
+            "What do the travel rules refund for hotel rooms?",
+            "Up to 500 yuan [1].",
+        ),
+        "Is it per night?",
+    );
+    let (_, outcome) = answer(&chat(&f, &llm), asked).await;
     let trace = outcome.trace.expect("a traced answer");
     assert_eq!(
         trace.rewritten_query.as_deref(),
@@ -705,19 +715,15 @@ async fn a_follow_up_is_measured_by_the_question_it_leans_on() {
     let mut s = settings(&f);
     s.model.quote_first = false;
     let reply = s.no_recall.reply.clone();
-    let mut follow_up = turn(s, "Are its rooms refunded per night?");
-    follow_up.history = History::Given {
-        extra_system: String::new(),
-        messages: vec![
-            ChatMessage::new(
-                crate::llm::Role::User,
-                "Which hotel do visitors to the Berlin office book?",
-            ),
-            ChatMessage::new(crate::llm::Role::Assistant, "The Adlon."),
-        ],
-    };
-    follow_up.trace = true;
-    let (text, outcome) = answer(&chat(&f, &llm), follow_up).await;
+    let asked = follow_up(
+        s,
+        (
+            "Which hotel do visitors to the Berlin office book?",
+            "The Adlon.",
+        ),
+        "Are its rooms refunded per night?",
+    );
+    let (text, outcome) = answer(&chat(&f, &llm), asked).await;
     // The travel passage holds the follow-up's rooms, refunds and nights, and of the
     // earlier question only "hotel": not who stays there.
     assert_eq!(text, reply);
