@@ -226,9 +226,9 @@ pub struct RetrievalTrace {
     pub passages_dropped_for_context: usize,
     /// Earlier turns included in the prompt.
     pub history_turns: usize,
-    /// The share of what the question asks about that the passages given to the model
-    /// hold, 0–1 (`None`: no passages); the answerability check asks more of the model's
-    /// verdict when it is low.
+    /// The share of what the question asks about (for a follow-up, the earlier questions
+    /// it leans on) that the passages given to the model hold, 0–1 (`None`: no passages);
+    /// the answerability check asks more of the model's verdict when it is low.
     pub question_coverage: Option<f32>,
     /// The verdict the model had to reach to answer (`None`: the check was off).
     pub answerable_bar: Option<f32>,
