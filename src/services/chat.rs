@@ -454,15 +454,14 @@ impl ChatService {
         // A follow-up is measured by the earlier questions it leans on: its own words are
         // mostly what is asked about "他" ("身高多少？"), which passages about someone else
         // hold as well; whether they are about him the earlier question tells.
-        let context = prepared.follow_up_context.as_deref().unwrap_or("");
+        let earlier = prepared.follow_up_context.as_deref();
         let coverage = (grounding == Grounding::Passages).then(|| {
             let read: Vec<&str> = built.passages.iter().map(|p| p.text.as_str()).collect();
-            let about = prepared.follow_up_context.as_deref();
-            focus::question_coverage(&read, about.unwrap_or(&question))
+            focus::question_coverage(&read, earlier.unwrap_or(&question))
         });
         let opening =
             (grounding == Grounding::Passages && settings.model.quote_first && !uses_tools)
-                .then(|| prompt::quote_opening(&built.passages, &question, context))
+                .then(|| prompt::quote_opening(&built.passages, &question, earlier.unwrap_or("")))
                 .flatten()
                 .filter(|quote| fits_twice(quote, built.tokens, self.llm.info().context_tokens));
         // An answer that opens with a quote is mostly that quote: whether it answers is
