@@ -491,7 +491,7 @@ impl ChatService {
         let gate = check.as_ref().map(|decline| Gate {
             messages: prompt::gate_messages(
                 &built.messages,
-                &prompt::gate_text(&question_asked, opening.as_deref()),
+                &prompt::gate_text(&question_asked, opening.as_deref(), earlier),
             ),
             proceed: question_asked.proceed.into(),
             refuse: question_asked.refuse.into(),

@@ -156,11 +156,19 @@ pub fn search_verdict_messages(persona: &str, question: &str) -> Vec<ChatMessage
 }
 
 /// The text put after the person's question to ask `question`: for [`QUOTE_ANSWERS`],
-/// followed by the quote.
-pub fn gate_text(question: &GateQuestion, quote: Option<&str>) -> String {
+/// followed by the quote. A follow-up's check first names the earlier questions it leans
+/// on (`earlier`, [`follow_up_context`]): asked whether "于海…目前效力于上海上港" answers
+/// "他现在效力于哪支球队？", the 1.5B said yes (0.88) though the conversation is about 杨昊,
+/// whom the knowledge base does not cover; told that the question follows "杨昊的职业是
+/// 什么？", 0.77. It declined 19 of 20 such follow-ups where it had declined 15, and answered
+/// as many (docs/benchmarks.md).
+pub fn gate_text(question: &GateQuestion, quote: Option<&str>, earlier: Option<&str>) -> String {
+    let leans_on = earlier
+        .map(|earlier| format!("\n\n（这个问题接着前面的问题：{earlier}）"))
+        .unwrap_or_default();
     match quote {
-        Some(quote) => format!("{}{quote}）", question.text),
-        None => question.text.to_string(),
+        Some(quote) => format!("{leans_on}{}{quote}）", question.text),
+        None => format!("{leans_on}{}", question.text),
     }
 }
 
@@ -776,17 +784,40 @@ mod tests {
             ChatMessage::new(Role::System, "persona"),
             ChatMessage::new(Role::User, "<passages>\n</passages>\n\n问题：几点上班？"),
         ];
-        let gate = gate_messages(&answer, &gate_text(&ANSWERABLE, None));
+        let gate = gate_messages(&answer, &gate_text(&ANSWERABLE, None, None));
         assert_eq!(gate[0], answer[0]);
         assert!(gate[1].content.starts_with(&answer[1].content));
         assert!(gate[1].content.ends_with("只回答“是”或“否”。）"));
-        let quoted = gate_messages(&answer, &gate_text(&QUOTE_ANSWERS, Some("九点上班 [1]。")));
+        let quoted = gate_messages(
+            &answer,
+            &gate_text(&QUOTE_ANSWERS, Some("九点上班 [1]。"), None),
+        );
         assert!(quoted[1].content.starts_with(&answer[1].content));
         assert!(
             quoted[1]
                 .content
                 .ends_with("这句话是否回答了这个问题？只回答“是”或“否”。\n九点上班 [1]。）")
         );
+    }
+
+    #[test]
+    fn a_follow_ups_check_names_the_question_it_leans_on() {
+        let text = gate_text(
+            &QUOTE_ANSWERS,
+            Some("该银行成立于1991年 [1]。"),
+            Some("西贡商业信用银行的英文名是什么？"),
+        );
+        assert!(
+            text.starts_with("\n\n（这个问题接着前面的问题：西贡商业信用银行的英文名是什么？）"),
+            "{text}"
+        );
+        assert!(text.ends_with(&gate_text(
+            &QUOTE_ANSWERS,
+            Some("该银行成立于1991年 [1]。"),
+            None
+        )));
+        let unquoted = gate_text(&ANSWERABLE, None, Some("杨昊的职业是什么？"));
+        assert!(unquoted.contains("杨昊的职业是什么？") && unquoted.ends_with(ANSWERABLE.text));
     }
 
     #[test]

@@ -737,4 +737,10 @@ async fn a_follow_up_is_measured_by_the_question_it_leans_on() {
         "{}",
         gate.min_proceed
     );
+    // The check itself is told what "its" refers to.
+    let asked = &gate.messages.last().expect("a question").content;
+    assert!(
+        asked.contains("接着前面的问题：Which hotel do visitors to the Berlin office book?"),
+        "{asked}"
+    );
 }
