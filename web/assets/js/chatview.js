@@ -114,7 +114,8 @@ function traceView(trace, timings, usage, judged) {
     body.push(h('div', t('chat.trace.searchVerdict', { p: fmt(trace.search_verdict, 2) })));
   }
   if (trace?.answerable_bar != null) {
-    body.push(h('div', t('chat.trace.bar', {
+    // A follow-up's coverage is measured over the earlier questions it leans on.
+    body.push(h('div', t(trace.rewritten_query ? 'chat.trace.barFollowUp' : 'chat.trace.bar', {
       bar: fmt(trace.answerable_bar, 2), coverage: Math.round((trace.question_coverage ?? 1) * 100),
     })));
   }

@@ -122,6 +122,7 @@ export default {
   'chat.trace.judgedLine': 'probability the passages answer {answerable} · grounding score {grounding} (how much of the answer the passages hold)',
   'chat.trace.searchVerdict': 'search on demand: probability that the question needs the knowledge base {p}',
   'chat.trace.bar': 'to answer, the probability had to reach {bar}: the passages hold {coverage} % of what the question asks about (the less they hold, the higher the bar)',
+  'chat.trace.barFollowUp': 'to answer, the probability had to reach {bar}: the passages hold {coverage} % of what the earlier questions ask about (a follow-up is measured by the questions it leans on; the less they hold, the higher the bar)',
   'chat.ungroundedTitle': 'Most of this answer is not in the retrieved passages (grounding score {score}); the model may have made it up. Check it.',
   'chat.copy': 'Copy',
   'chat.toolCalling': 'Calling {name}',

@@ -123,6 +123,7 @@ export default {
   'chat.trace.judgedLine': '资料可回答的概率 {answerable} · 回答的依据分数 {grounding}（回答里有多少内容能在资料中找到）',
   'chat.trace.searchVerdict': '按需检索：这个问题需要查知识库的概率 {p}',
   'chat.trace.bar': '回答所需的概率至少 {bar}：资料包含问题所问内容的 {coverage}%（包含越少，要求越高）',
+  'chat.trace.barFollowUp': '回答所需的概率至少 {bar}：资料包含前面问题所问内容的 {coverage}%（这是追问，看的是它接着的问题；包含越少，要求越高）',
   'chat.ungroundedTitle': '这个回答的内容大多不在检索到的资料里（依据分数 {score}），可能是模型自己编的，请核实。',
   'chat.copy': '复制',
   'chat.toolCalling': '正在调用 {name}',
