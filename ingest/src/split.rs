@@ -3,7 +3,9 @@
 //! Each chunk stays inside one section (a PDF page, a sheet), so it keeps its page number
 //! and the byte range it came from. Markdown-shaped documents (Markdown, DOCX and HTML,
 //! which extraction renders with `#` headings) use the markdown-aware splitter so a heading
-//! stays with its paragraph.
+//! stays with its paragraph; it reads their blocks and headings only, so a long paragraph
+//! is cut between sentences, not at a quote, and a heading leads the first chunk of a
+//! section too long for one.
 //!
 //! A table (a sheet, a CSV file: a section with [`TableLines`]) is cut between rows, never
 //! through one: as many whole rows as the size allows go in a chunk, under the table's
@@ -421,10 +423,96 @@ fn split_auto<'t>(
 ) -> Result<Vec<(usize, &'t str)>> {
     let cfg = config(AUTO_MAX_TOKENS, AUTO_OVERLAP_TOKENS, tokens)?;
     Ok(if kind.writes_markdown() {
-        MarkdownSplitter::new(cfg).chunk_indices(text).collect()
+        // The splitter reads the structure from a copy whose inline syntax is made inert
+        // (same bytes long), and the pieces are cut from the text at the same offsets.
+        let structure = inert_inline_syntax(text);
+        let splitter = MarkdownSplitter::new(cfg);
+        let pieces = splitter
+            .chunk_indices(&structure)
+            .map(|(start, piece)| (start, &text[start..start + piece.len()]));
+        headings_lead(pieces, text, AUTO_MAX_TOKENS + AUTO_OVERLAP_TOKENS, tokens)
     } else {
         TextSplitter::new(cfg).chunk_indices(text).collect()
     })
+}
+
+/// `pieces` of `text` (in order) with each piece that is only headings joined to the
+/// piece after it, when the two together take at most `most_tokens`.
+///
+/// The splitter keeps a heading with its section when the section fits a chunk; when it
+/// does not, the heading ("## 概述", "# 第二章交通与住宿标准") was a chunk of its own, which
+/// answers nothing and matches every question that names the section, while the
+/// paragraphs under it lost the heading that says what they are about. A chunk may
+/// outgrow the splitter's size by the heading (up to the overlap's worth of tokens).
+fn headings_lead<'t>(
+    pieces: impl Iterator<Item = (usize, &'t str)>,
+    text: &'t str,
+    most_tokens: usize,
+    tokens: &dyn TokenCount,
+) -> Vec<(usize, &'t str)> {
+    let mut out: Vec<(usize, &'t str)> = Vec::new();
+    let mut heading: Option<(usize, &'t str)> = None;
+    for (start, piece) in pieces {
+        let piece = match heading.take() {
+            Some((at, lead)) if start >= at + lead.len() => {
+                let joined = &text[at..start + piece.len()];
+                if tokens.count(joined) <= most_tokens {
+                    (at, joined)
+                } else {
+                    out.push((at, lead));
+                    (start, piece)
+                }
+            }
+            Some(lead) => {
+                out.push(lead);
+                (start, piece)
+            }
+            None => (start, piece),
+        };
+        if is_only_headings(piece.1) {
+            heading = Some(piece);
+        } else {
+            out.push(piece);
+        }
+    }
+    out.extend(heading);
+    out
+}
+
+/// Whether every line of `piece` with text is an ATX heading (`#`…).
+fn is_only_headings(piece: &str) -> bool {
+    let mut lines = piece.lines().map(str::trim).filter(|l| !l.is_empty());
+    lines.clone().next().is_some() && lines.all(|l| l.starts_with('#'))
+}
+
+/// `text` with what the Markdown parser could read as inline syntax replaced, byte for
+/// byte, by characters it reads as plain text; the start of each line (its indent and its
+/// run of a marker character: `#`, `-`, `>`, `|`, a fence) is kept, and so is every block.
+///
+/// The Markdown splitter ranks inline elements above sentences, and the parser ends a text
+/// element at each quote (smart punctuation), emphasis mark, bracket, backtick, `<`, `&` or
+/// `$`. So a paragraph longer than a chunk was cut where a quote happened to fall rather than
+/// between sentences: "漂泊信天翁（学名：\"\"" became a chunk of its own, apart from the
+/// "）是一种大型的信天翁…" that says what it is, and "It doesn't…" was cut after "doesn".
+/// Quotes and brackets become `}` and the other marks `,`: neither is Markdown syntax, and
+/// both end or continue a sentence as the mark they replace does.
+fn inert_inline_syntax(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let body = line.trim_start();
+        let marker_len = body
+            .chars()
+            .next()
+            .map_or(0, |first| body.len() - body.trim_start_matches(first).len());
+        let (kept, rest) = line.split_at(line.len() - body.len() + marker_len);
+        out.push_str(kept);
+        out.extend(rest.chars().map(|c| match c {
+            '"' | '\'' | '[' | ']' => '}',
+            '*' | '_' | '`' | '<' | '>' | '&' | '\\' | '~' | '^' | '$' => ',',
+            c => c,
+        }));
+    }
+    out
 }
 
 fn split_custom<'t>(
@@ -524,6 +612,71 @@ mod tests {
         assert_eq!(
             &text[chunks[1].start_byte..chunks[1].end_byte],
             chunks[1].text
+        );
+    }
+
+    #[test]
+    fn a_long_paragraph_is_cut_between_sentences_not_at_its_quotes() {
+        let zh = "漂泊信天翁（学名：\"\"）是一种大型的信天翁，生活在南冰洋附近。".to_string()
+            + &"它的翼展是现存鸟类中最长的，平均达到三米以上。".repeat(12);
+        let en =
+            "The albatross doesn't flap its wings for hours, sailors say \"it follows ships\". "
+                .to_string()
+                + &"It glides twenty metres for every metre it loses in height. ".repeat(6);
+        for (paragraph, ends, first) in [
+            (
+                zh,
+                '。',
+                "漂泊信天翁（学名：\"\"）是一种大型的信天翁，生活在南冰洋附近。",
+            ),
+            (en, '.', "sailors say \"it follows ships\"."),
+        ] {
+            let text = format!("## 概述\n\n{paragraph}\n\n## 速查表\n\n- **要点**：见上文\n");
+            let d = doc(DocKind::Html, &[(None, text.as_str())]);
+            let chunks = split(&d, &SplitSettings::Auto, &Chars).unwrap();
+            assert!(chunks.len() >= 2, "{chunks:#?}");
+            for c in &chunks {
+                assert_eq!(&text[c.start_byte..c.end_byte], c.text);
+            }
+            // Every chunk but the last ends a sentence, and the first sentence is whole.
+            for c in &chunks[..chunks.len() - 1] {
+                assert!(c.text.ends_with(ends), "{:?}", c.text);
+            }
+            assert!(chunks[0].text.contains(first), "{chunks:#?}");
+            // The Markdown around it is still read as Markdown: the heading leads its list.
+            assert!(
+                chunks
+                    .iter()
+                    .any(|c| c.text.contains("## 速查表\n\n- **要点**"))
+            );
+        }
+    }
+
+    #[test]
+    fn a_heading_leads_the_first_piece_of_a_section_too_long_for_a_chunk() {
+        let long = "第三条乘坐交通工具的标准以职级为准，出差前须在系统中登记。".repeat(12);
+        let text = format!(
+            "# 第二章交通与住宿标准\n\n## 第一节\n\n{long}\n\n# 附则\n\n本制度自发布之日起施行。"
+        );
+        let d = doc(DocKind::Docx, &[(None, text.as_str())]);
+        let chunks = split(&d, &SplitSettings::Auto, &Chars).unwrap();
+        assert!(
+            chunks.iter().all(|c| !is_only_headings(&c.text)),
+            "{chunks:#?}"
+        );
+        assert!(
+            chunks[0]
+                .text
+                .starts_with("# 第二章交通与住宿标准\n\n## 第一节\n\n第三条")
+        );
+        for c in &chunks {
+            assert_eq!(&text[c.start_byte..c.end_byte], c.text);
+            assert!(c.token_count <= AUTO_MAX_TOKENS + AUTO_OVERLAP_TOKENS);
+        }
+        assert!(
+            chunks
+                .iter()
+                .any(|c| c.text.ends_with("# 附则\n\n本制度自发布之日起施行。"))
         );
     }
 
